@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// serveConfig is what `vestnik serve` is told by flags and environment.
+type serveConfig struct {
+	domain  string
+	dbURL   string
+	httpAt  string
+	c2sAt   string
+	tlsCert string
+	tlsKey  string
+	dataDir string
+	demo    string
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&c.domain, "domain", "localhost", "XMPP domain")
+	fs.StringVar(&c.dbURL, "db", defaultDB, "database URL: sqlite:PATH or postgres://…")
+	fs.StringVar(&c.httpAt, "http", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&c.c2sAt, "c2s", "127.0.0.1:5222", "XMPP client-to-server listen address")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS key file (PEM)")
+	fs.StringVar(&c.dataDir, "data", "./data", "data directory (self-signed certificate, uploads)")
+	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	switch c.demo {
+	case "auto", "on", "off":
+	default:
+		return fmt.Errorf("serve: --demo must be auto, on or off, not %q", c.demo)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("serve: --tls-cert and --tls-key go together")
+	}
+	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
+		return fmt.Errorf("serve: data directory: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	db, err := openDB(ctx, c.dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := db.PingContext(r.Context()); err != nil {
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, "<!doctype html><title>Vestnik</title><p>Vestnik is running.</p>")
+	})
+
+	httpLn, err := net.Listen("tcp", c.httpAt)
+	if err != nil {
+		return fmt.Errorf("serve: http: %w", err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(httpLn) }()
+
+	fmt.Fprintf(stdout, "Vestnik is running: open http://%s (database %s, data %s)\n", httpLn.Addr(), c.dbURL, filepath.Clean(c.dataDir))
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("serve: http: %w", err)
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
