@@ -53,6 +53,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
+	tlsConf, err := tlsConfig(c.tlsCert, c.tlsKey, c.dataDir, c.domain)
+	if err != nil {
+		return err
+	}
+	_ = tlsConf // used by the XMPP listener
+
 	db, err := openDB(ctx, c.dbURL)
 	if err != nil {
 		return err
