@@ -49,6 +49,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdServe(ctx, rest, stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, rest, stdout)
+	case "org":
+		return cmdOrg(ctx, rest, stdout)
+	case "user":
+		return cmdUser(ctx, rest, stdin, stdout)
+	case "token":
+		return cmdToken(ctx, rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"vestnik/metrics"
+	"vestnik/roster"
 )
 
 // serveConfig is what `vestnik serve` is told by flags and environment.
@@ -66,6 +67,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer db.Close()
+	if err := loadDemo(ctx, roster.NewStore(db), c.demo, stdout); err != nil {
+		return err
+	}
 
 	reg := metrics.New()
 	mux := http.NewServeMux()

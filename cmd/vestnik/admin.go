@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"vestnik/roster"
+)
+
+// cmdOrg runs `vestnik org import FILE [--db URL] [--dry-run]`.
+func cmdOrg(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "import" {
+		return subErr("org", args, "import")
+	}
+	fs := flag.NewFlagSet("org import", flag.ContinueOnError)
+	dbURL := fs.String("db", defaultDB, "database URL")
+	dryRun := fs.Bool("dry-run", false, "show what would change, change nothing")
+	pos, err := parseFlags(fs, args[1:], 1)
+	if err != nil {
+		return err
+	}
+	snap, err := readSnapshot(pos[0])
+	if err != nil {
+		return fmt.Errorf("org import: %w", err)
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rep, err := roster.NewStore(db).Import(ctx, snap, *dryRun)
+	if err != nil {
+		return fmt.Errorf("org import: %w", err)
+	}
+	printReport(stdout, rep)
+	return nil
+}
+
+// readSnapshot parses an HR import file by its extension.
+func readSnapshot(path string) (*roster.Snapshot, error) {
+	ext := strings.ToLower(filepath.Ext(path))
+	if ext != ".json" && ext != ".csv" {
+		return nil, fmt.Errorf("%s: want a .json or .csv file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var snap *roster.Snapshot
+	if ext == ".json" {
+		snap, err = roster.ParseJSON(f)
+	} else {
+		snap, err = roster.ParseCSV(f)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return snap, nil
+}
+
+func printReport(w io.Writer, rep *roster.Report) {
+	for _, l := range rep.Lines {
+		fmt.Fprintln(w, l)
+	}
+	if rep.More > 0 {
+		fmt.Fprintf(w, "… and %d more changes\n", rep.More)
+	}
+	fmt.Fprintln(w, rep.String())
+}
+
+// cmdUser runs `vestnik user passwd LOGIN [--db URL]`, the password being
+// the first line of standard input.
+func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "passwd" {
+		return subErr("user", args, "passwd")
+	}
+	fs := flag.NewFlagSet("user passwd", flag.ContinueOnError)
+	dbURL := fs.String("db", defaultDB, "database URL")
+	pos, err := parseFlags(fs, args[1:], 1)
+	if err != nil {
+		return err
+	}
+	login := pos[0]
+	password, err := readPassword(stdin)
+	if err != nil {
+		return fmt.Errorf("user passwd: %w", err)
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := roster.NewStore(db).SetPassword(ctx, login, password); err != nil {
+		if errors.Is(err, roster.ErrNotFound) {
+			return fmt.Errorf("user passwd: no user with login %q", login)
+		}
+		return fmt.Errorf("user passwd: %w", err)
+	}
+	fmt.Fprintf(stdout, "password of %s changed\n", login)
+	return nil
+}
+
+// readPassword returns the first line of r, without its line ending.
+func readPassword(r io.Reader) (string, error) {
+	if r == nil {
+		return "", errors.New("no password on standard input")
+	}
+	br := bufio.NewReaderSize(io.LimitReader(r, roster.MaxPasswordLen+2), roster.MaxPasswordLen+2)
+	line, err := br.ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", fmt.Errorf("read standard input: %w", err)
+	}
+	if err == io.EOF && len(line) > roster.MaxPasswordLen {
+		return "", fmt.Errorf("password longer than %d bytes", roster.MaxPasswordLen)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password on standard input (want it on the first line)")
+	}
+	return line, nil
+}
+
+// cmdToken runs `vestnik token create NAME [--db URL]`.
+func cmdToken(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return subErr("token", args, "create")
+	}
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	dbURL := fs.String("db", defaultDB, "database URL")
+	pos, err := parseFlags(fs, args[1:], 1)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tok, err := roster.NewStore(db).CreateToken(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("token create: %w", err)
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func subErr(cmd string, args []string, want string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%s: missing subcommand (want '%s %s')", cmd, cmd, want)
+	}
+	return fmt.Errorf("%s: unknown subcommand %q (want '%s %s')", cmd, args[0], cmd, want)
+}
+
+// loadDemo loads the demo company per --demo: "auto" into an empty
+// database, "on" always, "off" never. It prints how to log in when the demo
+// accounts are there.
+func loadDemo(ctx context.Context, st *roster.Store, mode string, stdout io.Writer) error {
+	if mode == "off" {
+		return nil
+	}
+	load := mode == "on"
+	if mode == "auto" {
+		us, err := st.Users(ctx)
+		if err != nil {
+			return err
+		}
+		load = len(us) == 0
+		if !load {
+			// Already loaded on an earlier start, or real data: say how
+			// to log in only when the demo accounts are still there.
+			if _, err := st.CheckPassword(ctx, "director", roster.DemoPassword); err != nil {
+				return nil
+			}
+		}
+	}
+	if load {
+		rep, err := st.Import(ctx, roster.DemoSnapshot(), false)
+		if err != nil {
+			return fmt.Errorf("demo company: %w", err)
+		}
+		fmt.Fprintf(stdout, "Demo company loaded: %d employees.\n", rep.Created)
+	}
+	fmt.Fprintf(stdout, "Log in as director, ivanov, petrova, alice or bob with password %q.\n", roster.DemoPassword)
+	return nil
+}
