@@ -1,0 +1,159 @@
+package mam
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Appends use group commit: concurrent callers queue their messages; one of
+// them (the leader) writes the queue in one transaction, up to
+// Options.MaxBatch messages, and wakes each caller only after the commit.
+// When the leader's own message is stored it hands leadership to the oldest
+// waiting caller, so no caller works for others indefinitely. There is no
+// background goroutine: an idle store holds nothing.
+
+type appendReq struct {
+	m          *Message
+	id         int64
+	created    int64
+	newContact bool
+	err        error
+	finished   bool          // set by the leader before waking
+	wake       chan struct{} // one send: finished, or promoted to leader
+}
+
+// Append stores m, assigning m.ID (the one monotonic archive id, also the
+// MAM and stanza id) and m.CreatedAt (now, unless already set), and returns
+// only after the message is committed. For a personal message it also
+// records both directions of personal_contacts in the same transaction and
+// reports newContact=true when the pair had never exchanged a message.
+func (s *Store) Append(ctx context.Context, m *Message) (newContact bool, err error) {
+	if err := validate(m); err != nil {
+		return false, err
+	}
+	r := &appendReq{m: m, wake: make(chan struct{}, 1)}
+	s.mu.Lock()
+	s.queue = append(s.queue, r)
+	if s.leading {
+		s.mu.Unlock()
+		<-r.wake
+		if r.finished {
+			return r.result()
+		}
+		s.mu.Lock() // promoted: lead the next batches
+	} else {
+		s.leading = true
+	}
+	for !r.finished {
+		n := min(len(s.queue), s.opts.MaxBatch)
+		batch := make([]*appendReq, n)
+		copy(batch, s.queue)
+		s.queue = s.queue[n:]
+		if len(s.queue) == 0 {
+			s.queue = nil
+		}
+		s.mu.Unlock()
+		s.commitBatch(ctx, batch)
+		for _, b := range batch {
+			b.finished = true
+			if b != r {
+				b.wake <- struct{}{}
+			}
+		}
+		s.mu.Lock()
+	}
+	if len(s.queue) > 0 {
+		s.queue[0].wake <- struct{}{}
+	} else {
+		s.leading = false
+	}
+	s.mu.Unlock()
+	return r.result()
+}
+
+func (r *appendReq) result() (bool, error) {
+	if r.err != nil {
+		return false, r.err
+	}
+	r.m.ID = r.id
+	r.m.CreatedAt = time.UnixMicro(r.created).UTC()
+	return r.newContact, nil
+}
+
+// commitBatch writes batch in one transaction. Should that fail, each
+// message is retried in a transaction of its own, so one bad message cannot
+// fail the others.
+func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
+	// The batch carries other callers' messages: the leader's cancellation
+	// must not abort it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultTimeout)
+	defer cancel()
+	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+		for _, r := range batch {
+			if err := s.insert(ctx, tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return
+	}
+	if len(batch) == 1 {
+		batch[0].err = fmt.Errorf("mam: append: %w", err)
+		return
+	}
+	for _, r := range batch {
+		if err := s.withTx(ctx, func(tx *sqlx.Tx) error { return s.insert(ctx, tx, r) }); err != nil {
+			r.err = fmt.Errorf("mam: append: %w", err)
+		}
+	}
+}
+
+func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq) error {
+	m := r.m
+	r.created = m.CreatedAt.UnixMicro()
+	if m.CreatedAt.IsZero() {
+		r.created = time.Now().UnixMicro()
+	}
+	var lo, hi sql.NullInt64
+	if m.Kind == KindChat {
+		lo, hi = nullID(min(m.FromID, m.ToID)), nullID(max(m.FromID, m.ToID))
+	}
+	terms := docTerms(m)
+	args := []any{r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
+		m.FromResource, m.OriginID, m.Body, m.Payload}
+	q := `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
+		from_resource, origin_id, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	if s.pg {
+		q = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
+		from_resource, origin_id, body, payload, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
+		args = append(args, sql.NullString{String: terms, Valid: terms != ""})
+	}
+	r.newContact = false
+	if err := tx.QueryRowxContext(ctx, tx.Rebind(q), args...).Scan(&r.id); err != nil {
+		return err
+	}
+	if !s.pg && terms != "" {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO messages_fts (rowid, terms) VALUES (?, ?)`, r.id, terms); err != nil {
+			return err
+		}
+	}
+	if m.Kind == KindChat && m.FromID != m.ToID {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO personal_contacts (user_id, contact_id)
+			VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING`), m.FromID, m.ToID, m.ToID, m.FromID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		r.newContact = n > 0
+	}
+	return nil
+}

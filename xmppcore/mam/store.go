@@ -1,0 +1,210 @@
+// Package mam is Vestnik's one message archive. Every personal and chat
+// message is appended here before anyone acknowledges it; the same rows serve
+// offline delivery (a per-user delivery mark over the archive), history for
+// XMPP clients (XEP-0313 Message Archive Management), the bridge and REST,
+// full-text search, and retention.
+//
+// Who may read a message is decided in one place (access.go): personal
+// messages by their sender and recipient, chat messages by members inside
+// their membership windows (chat_periods).
+package mam
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Message kinds.
+const (
+	KindChat      = "chat"      // personal message: FromID and ToID
+	KindGroupchat = "groupchat" // chat message: FromID and ChatID
+	KindSystem    = "system"    // chat system message: ChatID, no author
+	KindHeadline  = "headline"  // notification to ToID
+)
+
+// Limits.
+const (
+	MaxBody        = 64 << 10  // bytes of a message body
+	MaxPayload     = 192 << 10 // bytes of the verbatim extra XML
+	maxOriginID    = 256
+	maxResource    = 1024
+	defaultTimeout = 10 * time.Second
+)
+
+var (
+	ErrNotFound  = errors.New("mam: not found")
+	ErrForbidden = errors.New("mam: forbidden")
+	ErrInvalid   = errors.New("mam: invalid message")
+)
+
+// Message is one archived message. IDs are internal user and chat ids; 0
+// means none.
+type Message struct {
+	ID        int64
+	CreatedAt time.Time
+	Kind      string
+	// Personal: FromID and ToID. Chat: FromID (0 for system) and ChatID.
+	FromID, ToID, ChatID int64
+	FromResource         string
+	OriginID             string
+	Body                 string
+	// Payload holds extra child elements kept verbatim as XML (receipt
+	// requests, markers, …); may be "".
+	Payload  string
+	EditedAt *time.Time
+	Deleted  bool
+}
+
+// Options tune the store; zero values are the documented defaults.
+type Options struct {
+	// Retention is how long messages are kept; 0 keeps them forever.
+	Retention time.Duration
+	// MaxBatch is how many concurrent appends share one transaction
+	// (default 256).
+	MaxBatch int
+}
+
+// Store is the archive over one database (SQLite or PostgreSQL).
+type Store struct {
+	db   *sqlx.DB
+	pg   bool
+	opts Options
+
+	// Group commit state (append.go).
+	mu      sync.Mutex
+	queue   []*appendReq
+	leading bool
+}
+
+// NewStore returns the archive stored in db with default options.
+func NewStore(db *sqlx.DB) *Store {
+	return NewStoreOptions(db, Options{})
+}
+
+// NewStoreOptions returns the archive stored in db.
+func NewStoreOptions(db *sqlx.DB, opts Options) *Store {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	return &Store{db: db, pg: db.DriverName() == "postgres", opts: opts}
+}
+
+// columns selected for a Message, with the alias m.
+const msgColumns = `m.id, m.created_at, m.kind, m.from_id, m.to_id, m.chat_id, m.from_resource,
+	m.origin_id, m.body, m.payload, m.edited_at, m.deleted`
+
+type msgRow struct {
+	ID           int64         `db:"id"`
+	CreatedAt    int64         `db:"created_at"`
+	Kind         string        `db:"kind"`
+	FromID       sql.NullInt64 `db:"from_id"`
+	ToID         sql.NullInt64 `db:"to_id"`
+	ChatID       sql.NullInt64 `db:"chat_id"`
+	FromResource string        `db:"from_resource"`
+	OriginID     string        `db:"origin_id"`
+	Body         string        `db:"body"`
+	Payload      string        `db:"payload"`
+	EditedAt     sql.NullInt64 `db:"edited_at"`
+	Deleted      bool          `db:"deleted"`
+}
+
+func (r *msgRow) message() Message {
+	m := Message{
+		ID:           r.ID,
+		CreatedAt:    time.UnixMicro(r.CreatedAt).UTC(),
+		Kind:         r.Kind,
+		FromID:       r.FromID.Int64,
+		ToID:         r.ToID.Int64,
+		ChatID:       r.ChatID.Int64,
+		FromResource: r.FromResource,
+		OriginID:     r.OriginID,
+		Body:         r.Body,
+		Payload:      r.Payload,
+		Deleted:      r.Deleted,
+	}
+	if r.EditedAt.Valid {
+		t := time.UnixMicro(r.EditedAt.Int64).UTC()
+		m.EditedAt = &t
+	}
+	return m
+}
+
+func messages(rows []msgRow) []Message {
+	out := make([]Message, len(rows))
+	for i := range rows {
+		out[i] = rows[i].message()
+	}
+	return out
+}
+
+func nullID(id int64) sql.NullInt64 {
+	return sql.NullInt64{Int64: id, Valid: id != 0}
+}
+
+// Get returns the message with the given id, whoever may read it. Use
+// GetFor on behalf of a user.
+func (s *Store) Get(ctx context.Context, id int64) (*Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+	var r msgRow
+	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+msgColumns+` FROM messages m WHERE m.id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mam: get %d: %w", id, err)
+	}
+	m := r.message()
+	return &m, nil
+}
+
+func (s *Store) withTx(ctx context.Context, f func(tx *sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func validate(m *Message) error {
+	switch m.Kind {
+	case KindChat:
+		if m.FromID == 0 || m.ToID == 0 || m.ChatID != 0 {
+			return fmt.Errorf("%w: a personal message needs a sender and a recipient and no chat", ErrInvalid)
+		}
+	case KindGroupchat:
+		if m.FromID == 0 || m.ChatID == 0 || m.ToID != 0 {
+			return fmt.Errorf("%w: a chat message needs a sender and a chat", ErrInvalid)
+		}
+	case KindSystem:
+		if m.ChatID == 0 || m.ToID != 0 {
+			return fmt.Errorf("%w: a system message needs a chat", ErrInvalid)
+		}
+	case KindHeadline:
+		if m.ToID == 0 || m.ChatID != 0 {
+			return fmt.Errorf("%w: a headline needs a recipient", ErrInvalid)
+		}
+	default:
+		return fmt.Errorf("%w: unknown kind %q", ErrInvalid, m.Kind)
+	}
+	if len(m.Body) > MaxBody {
+		return fmt.Errorf("%w: body longer than %d bytes", ErrInvalid, MaxBody)
+	}
+	if len(m.Payload) > MaxPayload {
+		return fmt.Errorf("%w: payload longer than %d bytes", ErrInvalid, MaxPayload)
+	}
+	if len(m.OriginID) > maxOriginID || len(m.FromResource) > maxResource {
+		return fmt.Errorf("%w: origin id or resource too long", ErrInvalid)
+	}
+	return nil
+}
