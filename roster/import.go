@@ -133,27 +133,8 @@ func (im *importer) run(ctx context.Context) error {
 	if err := im.checkLogins(); err != nil {
 		return err
 	}
-	im.affected = map[int64]bool{}
-	// Departments whose name changes alter the groups of their members.
-	for i := range im.snap.Departments {
-		d := &im.snap.Departments[i]
-		if cur := im.depts[string(d.ID)]; cur != nil && cur.Name != d.Name {
-			for uid, ds := range im.members {
-				if slices.Contains(ds, cur.ID) {
-					im.affected[uid] = true
-				}
-			}
-		}
-	}
-
-	if err := im.applyUsers(ctx); err != nil {
-		return err
-	}
-	if err := im.applyDepartments(ctx); err != nil {
-		return err
-	}
-	plan := im.planMemberships()
-	managers := im.planManagers()
+	im.affected, im.gone = map[int64]bool{}, map[int64]bool{}
+	im.markAffected()
 
 	// The generated relation before the writes, around the affected users.
 	scoped := len(im.stable) > 0 && len(im.affected) > 0
@@ -167,6 +148,15 @@ func (im *importer) run(ctx context.Context) error {
 			return err
 		}
 	}
+
+	if err := im.applyUsers(ctx); err != nil {
+		return err
+	}
+	if err := im.applyDepartments(ctx); err != nil {
+		return err
+	}
+	plan := im.planMemberships()
+	managers := im.planManagers()
 	if err := im.applyMemberships(ctx, plan); err != nil {
 		return err
 	}
@@ -177,6 +167,9 @@ func (im *importer) run(ctx context.Context) error {
 		return err
 	}
 	if scoped {
+		if err := im.fillScope(ctx); err != nil { // now with new users
+			return err
+		}
 		after, err := im.relation(ctx)
 		if err != nil {
 			return err
@@ -233,6 +226,56 @@ func (im *importer) load(ctx context.Context) error {
 	return nil
 }
 
+// markAffected finds, before anything is written, the existing users whose
+// generated roster relations may change: those activated or deactivated,
+// moved between departments, given another effective manager, or members
+// of a renamed department. New users are added as they are created.
+func (im *importer) markAffected() {
+	deptExt := make(map[int64]string, len(im.depts))
+	for _, d := range im.depts {
+		deptExt[d.ID] = d.ExtID
+	}
+	userExt := make(map[int64]string, len(im.users))
+	for _, u := range im.users {
+		userExt[u.ID] = u.ExtID
+	}
+	renamed := map[int64]bool{}
+	for i := range im.snap.Departments {
+		d := &im.snap.Departments[i]
+		if cur := im.depts[string(d.ID)]; cur != nil && cur.Name != d.Name {
+			renamed[cur.ID] = true
+		}
+	}
+	eff := im.snap.effectiveManagers()
+	inSnap := make(map[string]bool, len(im.snap.Employees))
+	for i := range im.snap.Employees {
+		e := &im.snap.Employees[i]
+		inSnap[string(e.ID)] = true
+		cur := im.users[string(e.ID)]
+		if cur == nil {
+			continue
+		}
+		mine := im.members[cur.ID]
+		changed := cur.Active != e.active() || len(mine) != len(e.Departments) ||
+			userExt[cur.ManagerID.Int64] != string(eff[i])
+		for j := 0; !changed && j < len(mine); j++ {
+			changed = deptExt[mine[j]] != string(e.Departments[j]) || renamed[mine[j]]
+		}
+		if changed {
+			im.affected[cur.ID] = true
+		}
+		if cur.Active && !e.active() {
+			im.gone[cur.ID] = true
+		}
+	}
+	for _, u := range im.users {
+		if !inSnap[u.ExtID] && u.Active {
+			im.affected[u.ID] = true
+			im.gone[u.ID] = true
+		}
+	}
+}
+
 // checkLogins refuses a login still held by a user who is not in the
 // snapshot (deactivated users keep theirs).
 func (im *importer) checkLogins() error {
@@ -263,7 +306,7 @@ func nullID(id int64) any {
 
 func (im *importer) applyUsers(ctx context.Context) error {
 	im.userID = make(map[ExtID]int64, len(im.snap.Employees))
-	im.gone, im.updated = map[int64]bool{}, map[int64]bool{}
+	im.updated = map[int64]bool{}
 	im.logins = make(map[int64]string, len(im.users)+len(im.snap.Employees))
 	for _, u := range im.users {
 		im.logins[u.ID] = u.Login
@@ -347,7 +390,7 @@ func (im *importer) applyUsers(ctx context.Context) error {
 		var temp [][]any
 		for _, x := range updates {
 			if x.temp {
-				temp = append(temp, []any{x.u.ID, fmt.Sprintf("\x00rename%d", x.u.ID)})
+				temp = append(temp, []any{x.u.ID, fmt.Sprintf(" rename %d", x.u.ID)})
 			}
 		}
 		if err := updateRows(ctx, im.tx, "users", []string{"login"}, []string{"TEXT"}, temp); err != nil {
