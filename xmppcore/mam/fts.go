@@ -167,8 +167,12 @@ func (s *Store) ftsQuery(words, scope []string) string {
 // matching word wrapped in <mark>…</mark>. Both backends use it, so hits look
 // the same everywhere.
 func Snippet(body, query string) string {
-	want := map[string]bool{}
-	for _, t := range textTerms(query, maxQueryTerms) {
+	return snippet(body, textTerms(query, maxQueryTerms))
+}
+
+func snippet(body string, terms []string) string {
+	want := make(map[string]bool, len(terms))
+	for _, t := range terms {
 		want[t] = true
 	}
 	spans := wordSpans(body)

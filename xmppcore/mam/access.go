@@ -1,0 +1,57 @@
+package mam
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// The access rule, in one place. A viewer may read:
+//   - a message outside any chat (personal, headline) they sent or received;
+//   - a chat message (groupchat or system) when its id lies inside one of the
+//     viewer's membership windows of that chat: chat_periods with
+//     from_id <= id AND (to_id IS NULL OR id <= to_id). hide_history and
+//     leaving/rejoining are expressed by those windows (owner: muc).
+//
+// readableSQL is that rule over the messages row aliased m. Every query on
+// behalf of a user (Query, Search, GetFor, CanRead, and through them MAM,
+// the bridge and REST) includes it; nothing else decides access.
+const readableSQL = `((m.chat_id IS NULL AND (m.from_id = ? OR m.to_id = ?))
+	OR (m.chat_id IS NOT NULL AND EXISTS (SELECT 1 FROM chat_periods p
+		WHERE p.chat_id = m.chat_id AND p.user_id = ? AND p.from_id <= m.id
+		  AND (p.to_id IS NULL OR m.id <= p.to_id))))`
+
+// readable returns the access rule for viewer: an SQL condition and its
+// arguments.
+func readable(viewer int64) (string, []any) {
+	return readableSQL, []any{viewer, viewer, viewer}
+}
+
+// GetFor returns message id if viewer may read it, and ErrNotFound
+// otherwise (a message one may not read does not exist for them).
+func (s *Store) GetFor(ctx context.Context, viewer, id int64) (*Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+	cond, args := readable(viewer)
+	var r msgRow
+	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+msgColumns+` FROM messages m WHERE m.id = ? AND `+cond),
+		append([]any{id}, args...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mam: get %d for %d: %w", id, viewer, err)
+	}
+	m := r.message()
+	return &m, nil
+}
+
+// CanRead reports whether viewer may read message id.
+func (s *Store) CanRead(ctx context.Context, viewer, id int64) (bool, error) {
+	_, err := s.GetFor(ctx, viewer, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -1,0 +1,167 @@
+package mam
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Query limits.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+	MaxIDs       = 100 // ids in one Query.IDs filter
+)
+
+// Query selects messages the viewer may read.
+//
+// Scope: ChatID != 0 is that chat's history (With then filters the author);
+// otherwise With != 0 is the personal conversation of Viewer with With;
+// otherwise the viewer's whole personal archive (messages sent or received
+// outside chats).
+//
+// Filters: Start/End (inclusive, on CreatedAt), BeforeID/AfterID (exclusive
+// id bounds), IDs, and Text (full-text: every word, stemmed).
+//
+// Paging (XEP-0059 over the id order): a page holds at most Limit messages
+// (DefaultLimit when 0, at most MaxLimit), always oldest first. Without
+// Reverse it is the oldest Limit messages of the range (use AfterID = the
+// previous page's Last to go forward); with Reverse the newest (use BeforeID
+// = the previous page's First to go back). Complete tells that the page
+// reaches the end of the range in the paging direction.
+type Query struct {
+	Viewer   int64
+	With     int64
+	ChatID   int64
+	Start    time.Time
+	End      time.Time
+	BeforeID int64
+	AfterID  int64
+	IDs      []int64
+	Text     string
+	Limit    int
+	Reverse  bool
+}
+
+// Page is one page of a Query.
+type Page struct {
+	Messages    []Message // oldest first
+	Complete    bool
+	First, Last int64 // ids of the first and last message; 0 when empty
+}
+
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) sql() string { return strings.Join(w.conds, " AND ") }
+
+// scope adds the Query's scope conditions and returns the full-text scope
+// terms matching it.
+func (q *Query) scope(w *where) []string {
+	switch {
+	case q.ChatID != 0:
+		w.add(`m.chat_id = ?`, q.ChatID)
+		if q.With != 0 {
+			w.add(`m.from_id = ?`, q.With)
+		}
+		return []string{chatTerm(q.ChatID)}
+	case q.With != 0:
+		w.add(`m.pair_lo = ? AND m.pair_hi = ?`, min(q.Viewer, q.With), max(q.Viewer, q.With))
+		if q.With == q.Viewer {
+			return []string{userTerm(q.Viewer)}
+		}
+		return []string{userTerm(q.Viewer), userTerm(q.With)}
+	default:
+		w.add(`m.chat_id IS NULL AND (m.from_id = ? OR m.to_id = ?)`, q.Viewer, q.Viewer)
+		return []string{userTerm(q.Viewer)}
+	}
+}
+
+// Query returns one page of the messages selected by q.
+func (s *Store) Query(ctx context.Context, q Query) (*Page, error) {
+	if q.Viewer == 0 {
+		return nil, fmt.Errorf("%w: query without a viewer", ErrInvalid)
+	}
+	if len(q.IDs) > MaxIDs {
+		return nil, fmt.Errorf("%w: more than %d ids", ErrInvalid, MaxIDs)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+
+	var w where
+	scope := q.scope(&w)
+	if !q.Start.IsZero() {
+		w.add(`m.created_at >= ?`, q.Start.UnixMicro())
+	}
+	if !q.End.IsZero() {
+		w.add(`m.created_at <= ?`, q.End.UnixMicro())
+	}
+	if q.BeforeID != 0 {
+		w.add(`m.id < ?`, q.BeforeID)
+	}
+	if q.AfterID != 0 {
+		w.add(`m.id > ?`, q.AfterID)
+	}
+	if len(q.IDs) > 0 {
+		w.add(`m.id IN (?`+strings.Repeat(", ?", len(q.IDs)-1)+`)`, anys(q.IDs)...)
+	}
+	if strings.TrimSpace(q.Text) != "" {
+		words := textTerms(q.Text, maxQueryTerms)
+		if len(words) == 0 {
+			return &Page{Complete: true}, nil
+		}
+		match := s.ftsQuery(words, scope)
+		if s.pg {
+			w.add(`m.fts @@ CAST(? AS tsquery)`, match)
+		} else {
+			w.add(`m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)`, match)
+		}
+	}
+	cond, args := readable(q.Viewer)
+	w.add(cond, args...)
+
+	order := "ASC"
+	if q.Reverse {
+		order = "DESC"
+	}
+	var rows []msgRow
+	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+msgColumns+` FROM messages m WHERE `+w.sql()+
+		` ORDER BY m.id `+order+` LIMIT ?`), append(w.args, limit+1)...)
+	if err != nil {
+		return nil, fmt.Errorf("mam: query for %d: %w", q.Viewer, err)
+	}
+	p := &Page{Complete: len(rows) <= limit}
+	if len(rows) > limit {
+		rows = rows[:limit]
+	}
+	p.Messages = messages(rows)
+	if q.Reverse {
+		slices.Reverse(p.Messages)
+	}
+	if n := len(p.Messages); n > 0 {
+		p.First, p.Last = p.Messages[0].ID, p.Messages[n-1].ID
+	}
+	return p, nil
+}
+
+func anys(ids []int64) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}

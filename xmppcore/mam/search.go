@@ -1,0 +1,102 @@
+package mam
+
+import (
+	"context"
+	"fmt"
+)
+
+// Search limits.
+const (
+	DefaultSearchLimit = 20
+	MaxSearchLimit     = 100
+	maxScopeChats      = 200 // chats named in the index query; beyond, SQL alone filters
+)
+
+// SearchOptions narrow a Search. With and ChatID scope it as in Query; with
+// neither, Search covers every message the viewer may read (personal and
+// chats).
+type SearchOptions struct {
+	With     int64
+	ChatID   int64
+	BeforeID int64 // only messages older than this id
+	Limit    int   // DefaultSearchLimit when 0, at most MaxSearchLimit
+}
+
+// Hit is one search result.
+type Hit struct {
+	Message
+	// Snippet is the HTML-escaped excerpt with matching words in <mark>.
+	Snippet string
+	Rank    float64 // higher is better
+}
+
+// Search finds the messages the viewer may read that contain every word of
+// text (Russian and English words match their other forms), best first
+// (bm25 on SQLite, ts_rank on PostgreSQL; newer first among equals).
+func (s *Store) Search(ctx context.Context, viewer int64, text string, opts SearchOptions) ([]Hit, error) {
+	if viewer == 0 {
+		return nil, fmt.Errorf("%w: search without a viewer", ErrInvalid)
+	}
+	words := textTerms(text, maxQueryTerms)
+	if len(words) == 0 {
+		return nil, nil
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = DefaultSearchLimit
+	}
+	limit = min(limit, MaxSearchLimit)
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+
+	var w where
+	var scope []string
+	if opts.ChatID != 0 || opts.With != 0 {
+		q := Query{Viewer: viewer, With: opts.With, ChatID: opts.ChatID}
+		scope = q.scope(&w)
+	} else {
+		var chats []int64
+		err := s.db.SelectContext(ctx, &chats, s.db.Rebind(`SELECT DISTINCT chat_id FROM chat_periods WHERE user_id = ?`), viewer)
+		if err != nil {
+			return nil, fmt.Errorf("mam: search chats of %d: %w", viewer, err)
+		}
+		if len(chats) <= maxScopeChats {
+			scope = []string{userTerm(viewer)}
+			for _, c := range chats {
+				scope = append(scope, chatTerm(c))
+			}
+		}
+	}
+	if opts.BeforeID != 0 {
+		w.add(`m.id < ?`, opts.BeforeID)
+	}
+	cond, args := readable(viewer)
+	w.add(cond, args...)
+	match := s.ftsQuery(words, scope)
+
+	var q string
+	var qargs []any
+	if s.pg {
+		q = `SELECT ` + msgColumns + `, ts_rank(m.fts, CAST(? AS tsquery)) AS rank FROM messages m
+			WHERE m.fts @@ CAST(? AS tsquery) AND ` + w.sql() + ` ORDER BY rank DESC, m.id DESC LIMIT ?`
+		qargs = append([]any{s.ftsQuery(words, nil), match}, w.args...)
+	} else {
+		q = `SELECT ` + msgColumns + `, -bm25(messages_fts) AS rank FROM messages_fts
+			JOIN messages m ON m.id = messages_fts.rowid
+			WHERE messages_fts MATCH ? AND ` + w.sql() + ` ORDER BY rank DESC, m.id DESC LIMIT ?`
+		qargs = append([]any{match}, w.args...)
+	}
+	var rows []struct {
+		msgRow
+		Rank float64 `db:"rank"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(q), append(qargs, limit)...); err != nil {
+		return nil, fmt.Errorf("mam: search for %d: %w", viewer, err)
+	}
+	hits := make([]Hit, len(rows))
+	for i := range rows {
+		hits[i] = Hit{Message: rows[i].message(), Rank: rows[i].Rank}
+		hits[i].Snippet = snippet(hits[i].Body, words)
+	}
+	return hits, nil
+}
