@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -93,6 +95,9 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultTimeout)
 	defer cancel()
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+		if s.pg && len(batch) > 1 {
+			return s.insertBatchPG(ctx, tx, batch)
+		}
 		for _, r := range batch {
 			if err := s.insert(ctx, tx, r); err != nil {
 				return err
@@ -156,4 +161,78 @@ func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq) error {
 		r.newContact = n > 0
 	}
 	return nil
+}
+
+// insertBatchPG writes a batch on PostgreSQL in three round trips: ids from
+// the sequence, one multi-row insert, one multi-row personal_contacts insert.
+func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
+	var ids []int64
+	if err := tx.SelectContext(ctx, &ids, `SELECT nextval(pg_get_serial_sequence('messages', 'id'))
+		FROM generate_series(1, $1)`, len(batch)); err != nil {
+		return err
+	}
+	slices.Sort(ids)
+	now := time.Now().UnixMicro()
+	var q strings.Builder
+	q.WriteString(`INSERT INTO messages (id, created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
+		from_resource, origin_id, body, payload, fts) VALUES `)
+	args := make([]any, 0, 13*len(batch))
+	type pair struct{ lo, hi int64 }
+	first := map[pair]*appendReq{}
+	var pairs []pair
+	for i, r := range batch {
+		m := r.m
+		r.id, r.newContact = ids[i], false
+		r.created = m.CreatedAt.UnixMicro()
+		if m.CreatedAt.IsZero() {
+			r.created = now
+		}
+		var lo, hi sql.NullInt64
+		if m.Kind == KindChat {
+			lo, hi = nullID(min(m.FromID, m.ToID)), nullID(max(m.FromID, m.ToID))
+			if p := (pair{lo.Int64, hi.Int64}); p.lo != p.hi && first[p] == nil {
+				first[p] = r
+				pairs = append(pairs, p)
+			}
+		}
+		terms := docTerms(m)
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, CAST($%d AS tsvector))",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13)
+		args = append(args, r.id, r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
+			m.FromResource, m.OriginID, m.Body, m.Payload, sql.NullString{String: terms, Valid: terms != ""})
+	}
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		return err
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	q.Reset()
+	args = args[:0]
+	q.WriteString(`INSERT INTO personal_contacts (user_id, contact_id) VALUES `)
+	for i, p := range pairs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "($%d, $%d), ($%d, $%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
+		args = append(args, p.lo, p.hi, p.hi, p.lo)
+	}
+	q.WriteString(` ON CONFLICT DO NOTHING RETURNING user_id, contact_id`)
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u, c int64
+		if err := rows.Scan(&u, &c); err != nil {
+			return err
+		}
+		first[pair{min(u, c), max(u, c)}].newContact = true
+	}
+	return rows.Err()
 }

@@ -65,6 +65,11 @@ type Message struct {
 type Options struct {
 	// Retention is how long messages are kept; 0 keeps them forever.
 	Retention time.Duration
+	// RetentionInterval is how often the retention job runs (default 1h).
+	RetentionInterval time.Duration
+	// RetentionBatch is how many messages one delete removes (default
+	// 1000); the job pauses between batches.
+	RetentionBatch int
 	// MaxBatch is how many concurrent appends share one transaction
 	// (default 256).
 	MaxBatch int
@@ -91,6 +96,12 @@ func NewStore(db *sqlx.DB) *Store {
 func NewStoreOptions(db *sqlx.DB, opts Options) *Store {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
+	}
+	if opts.RetentionInterval <= 0 {
+		opts.RetentionInterval = time.Hour
+	}
+	if opts.RetentionBatch <= 0 {
+		opts.RetentionBatch = 1000
 	}
 	return &Store{db: db, pg: db.DriverName() == "postgres", opts: opts}
 }

@@ -248,3 +248,36 @@ func sameIDs(ms []Message, want []int64) bool {
 	}
 	return true
 }
+
+func TestAppendConcurrentNewContactOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		s := NewStore(db)
+		const n = 40
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		news := 0
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				from, to := int64(5), int64(6)
+				if i%2 == 1 {
+					from, to = 6, 5
+				}
+				nc, err := s.Append(context.Background(), personal(from, to, "hi"))
+				if err != nil {
+					t.Error(err)
+				}
+				if nc {
+					mu.Lock()
+					news++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if news != 1 {
+			t.Errorf("newContact reported %d times, want 1", news)
+		}
+	})
+}
