@@ -16,6 +16,9 @@ import (
 // importTimeout bounds one HR import transaction.
 const importTimeout = 5 * time.Minute
 
+// analyzeAfter is how many changed users make Import refresh statistics.
+const analyzeAfter = 1000
+
 // maxReportLines bounds Report.Lines; the rest are counted.
 const maxReportLines = 2000
 
@@ -102,6 +105,14 @@ func (s *Store) Import(ctx context.Context, snap *Snapshot, dryRun bool) (*Repor
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("roster: import: commit: %w", err)
+	}
+	if im.rep.Created+im.rep.Deactivated+len(im.affected) >= analyzeAfter {
+		// Big changes: refresh the planner's statistics now rather than
+		// when autovacuum comes by, or roster queries may plan badly.
+		if _, err := s.db.ExecContext(ctx, `ANALYZE users`); err == nil {
+			s.db.ExecContext(ctx, `ANALYZE user_departments`)
+			s.db.ExecContext(ctx, `ANALYZE departments`)
+		}
 	}
 	return im.rep, nil
 }

@@ -85,12 +85,15 @@ func (s *Store) Roster(ctx context.Context, userID int64) ([]Item, error) {
 		Login string `db:"login"`
 		Name  string `db:"name"`
 	}
-	q := s.db.Rebind(genSQL(func(col string) string { return col + " = ?" }, false, "cu.login, cu.name"))
+	st, err := s.rosterStmt(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("roster: generate roster of %d: %w", userID, err)
+	}
 	args := make([]any, len(genBranches))
 	for i := range args {
 		args[i] = userID
 	}
-	if err := s.db.SelectContext(ctx, &gen, q, args...); err != nil {
+	if err := st.SelectContext(ctx, &gen, args...); err != nil {
 		return nil, fmt.Errorf("roster: generate roster of %d: %w", userID, err)
 	}
 	var own []rosterItemRow
@@ -181,6 +184,22 @@ func (s *Store) Roster(ctx context.Context, userID int64) ([]Item, error) {
 		return out[i].ContactID < out[j].ContactID
 	})
 	return out, nil
+}
+
+// rosterStmt prepares the roster query once: planning it costs more than
+// running it.
+func (s *Store) rosterStmt(ctx context.Context) (*sqlx.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.genStmt != nil {
+		return s.genStmt, nil
+	}
+	st, err := s.db.PreparexContext(ctx, s.db.Rebind(genSQL(func(col string) string { return col + " = ?" }, false, "cu.login, cu.name")))
+	if err != nil {
+		return nil, err
+	}
+	s.genStmt = st
+	return st, nil
 }
 
 // resolve finds the roster_items key of a JID, login or contact id.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -30,6 +31,9 @@ const queryTimeout = 10 * time.Second
 type Store struct {
 	db     *sqlx.DB
 	domain string
+
+	mu      sync.Mutex // guards genStmt
+	genStmt *sqlx.Stmt
 }
 
 // NewStore returns a Store over db (migrated by package migrations).
