@@ -43,6 +43,10 @@ type Query struct {
 	Text     string
 	Limit    int
 	Reverse  bool
+
+	// MAM preferences (personal archive only): other parties to leave
+	// out, and when non-nil the only ones to show.
+	exclude, only []int64
 }
 
 // Page is one page of a Query.
@@ -101,38 +105,10 @@ func (s *Store) Query(ctx context.Context, q Query) (*Page, error) {
 	limit = min(limit, MaxLimit)
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-
-	var w where
-	scope := q.scope(&w)
-	if !q.Start.IsZero() {
-		w.add(`m.created_at >= ?`, q.Start.UnixMicro())
+	w, none := s.build(&q)
+	if none {
+		return &Page{Complete: true}, nil
 	}
-	if !q.End.IsZero() {
-		w.add(`m.created_at <= ?`, q.End.UnixMicro())
-	}
-	if q.BeforeID != 0 {
-		w.add(`m.id < ?`, q.BeforeID)
-	}
-	if q.AfterID != 0 {
-		w.add(`m.id > ?`, q.AfterID)
-	}
-	if len(q.IDs) > 0 {
-		w.add(`m.id IN (?`+strings.Repeat(", ?", len(q.IDs)-1)+`)`, anys(q.IDs)...)
-	}
-	if strings.TrimSpace(q.Text) != "" {
-		words := textTerms(q.Text, maxQueryTerms)
-		if len(words) == 0 {
-			return &Page{Complete: true}, nil
-		}
-		match := s.ftsQuery(words, scope)
-		if s.pg {
-			w.add(`m.fts @@ CAST(? AS tsquery)`, match)
-		} else {
-			w.add(`m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)`, match)
-		}
-	}
-	cond, args := readable(q.Viewer)
-	w.add(cond, args...)
 
 	order := "ASC"
 	if q.Reverse {
@@ -156,6 +132,74 @@ func (s *Store) Query(ctx context.Context, q Query) (*Page, error) {
 		p.First, p.Last = p.Messages[0].ID, p.Messages[n-1].ID
 	}
 	return p, nil
+}
+
+// build returns the WHERE conditions of q; none=true when q can match
+// nothing.
+func (s *Store) build(q *Query) (w where, none bool) {
+	scope := q.scope(&w)
+	if !q.Start.IsZero() {
+		w.add(`m.created_at >= ?`, q.Start.UnixMicro())
+	}
+	if !q.End.IsZero() {
+		w.add(`m.created_at <= ?`, q.End.UnixMicro())
+	}
+	if q.BeforeID != 0 {
+		w.add(`m.id < ?`, q.BeforeID)
+	}
+	if q.AfterID != 0 {
+		w.add(`m.id > ?`, q.AfterID)
+	}
+	if len(q.IDs) > 0 {
+		w.add(`m.id IN (?`+strings.Repeat(", ?", len(q.IDs)-1)+`)`, anys(q.IDs)...)
+	}
+	if strings.TrimSpace(q.Text) != "" {
+		words := textTerms(q.Text, maxQueryTerms)
+		if len(words) == 0 {
+			return w, true
+		}
+		match := s.ftsQuery(words, scope)
+		if s.pg {
+			w.add(`m.fts @@ CAST(? AS tsquery)`, match)
+		} else {
+			w.add(`m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)`, match)
+		}
+	}
+	cond, args := readable(q.Viewer)
+	w.add(cond, args...)
+
+	if len(q.exclude) > 0 {
+		in := `(?` + strings.Repeat(", ?", len(q.exclude)-1) + `)`
+		w.add(`NOT (COALESCE(m.from_id, 0) IN `+in+` OR COALESCE(m.to_id, 0) IN `+in+`)`,
+			append(anys(q.exclude), anys(q.exclude)...)...)
+	}
+	if q.only != nil {
+		if len(q.only) == 0 {
+			return w, true
+		}
+		in := `(?` + strings.Repeat(", ?", len(q.only)-1) + `)`
+		w.add(`(COALESCE(m.from_id, 0) IN `+in+` OR COALESCE(m.to_id, 0) IN `+in+`)`,
+			append(anys(q.only), anys(q.only)...)...)
+	}
+	return w, false
+}
+
+// Count returns how many messages q selects (ignoring Limit).
+func (s *Store) Count(ctx context.Context, q Query) (int64, error) {
+	if q.Viewer == 0 {
+		return 0, fmt.Errorf("%w: query without a viewer", ErrInvalid)
+	}
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+	w, none := s.build(&q)
+	if none {
+		return 0, nil
+	}
+	var n int64
+	if err := s.db.GetContext(ctx, &n, s.db.Rebind(`SELECT COUNT(*) FROM messages m WHERE `+w.sql()), w.args...); err != nil {
+		return 0, fmt.Errorf("mam: count for %d: %w", q.Viewer, err)
+	}
+	return n, nil
 }
 
 func anys(ids []int64) []any {
