@@ -92,6 +92,13 @@ func (s *Store) Import(ctx context.Context, snap *Snapshot, dryRun bool) (*Repor
 		return nil, fmt.Errorf("roster: import: %w", err)
 	}
 	defer tx.Rollback()
+	if tx.DriverName() == "postgres" {
+		// One import at a time (SQLite's immediate transactions already
+		// serialize writers).
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7467373)`); err != nil {
+			return nil, fmt.Errorf("roster: import: lock: %w", err)
+		}
+	}
 	im := &importer{tx: tx, snap: snap, rep: &Report{DryRun: dryRun}, t: now()}
 	if err := im.run(ctx); err != nil {
 		var ie *ImportError

@@ -222,3 +222,27 @@ func TestLoadDemo(t *testing.T) {
 		t.Fatalf("auto on a loaded database: %v %q", err, out.String())
 	}
 }
+
+// TestServeLoadsDemo starts the real server: --demo=off leaves the database
+// empty, the default (auto) loads the demo company once and says how to
+// log in.
+func TestServeLoadsDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	url := dbtest.URL(t, migrations.SQLite)
+	s := startServer(t, bin, url, "--demo=off")
+	s.stop(t)
+	if strings.Contains(s.out.String(), "Log in as") {
+		t.Fatalf("--demo=off printed demo logins:\n%s", s.out)
+	}
+	s = startServer(t, bin, url)
+	s.stop(t)
+	if out := s.out.String(); !strings.Contains(out, "Demo company loaded: 30 employees") || !strings.Contains(out, `password "demo"`) {
+		t.Fatalf("first start with --demo=auto:\n%s", out)
+	}
+	if _, err := openStore(t, url).CheckPassword(context.Background(), "alice", "demo"); err != nil {
+		t.Fatalf("demo login after serve: %v", err)
+	}
+}

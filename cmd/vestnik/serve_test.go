@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,13 +44,32 @@ type server struct {
 	cmd            *exec.Cmd
 	httpAt, c2sAt  string
 	dataDir, dbURL string
-	out            *strings.Builder
+	out            *lockedBuilder
 	done           chan error
+}
+
+// lockedBuilder collects the server's output from the reader goroutine
+// while the test reads it.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func startServer(t *testing.T, bin, dbURL string, extra ...string) *server {
 	t.Helper()
-	s := &server{httpAt: freeAddr(t), c2sAt: freeAddr(t), dataDir: t.TempDir(), dbURL: dbURL, out: &strings.Builder{}, done: make(chan error, 1)}
+	s := &server{httpAt: freeAddr(t), c2sAt: freeAddr(t), dataDir: t.TempDir(), dbURL: dbURL, out: &lockedBuilder{}, done: make(chan error, 1)}
 	args := append([]string{"serve", "--domain", "example.test", "--db", dbURL, "--http", s.httpAt, "--c2s", s.c2sAt, "--data", s.dataDir}, extra...)
 	s.cmd = exec.Command(bin, args...)
 	pr, pw := io.Pipe()
