@@ -112,7 +112,7 @@ func (s *Store) Credentials(ctx context.Context, login string) (*Credentials, er
 	var c Credentials
 	err := s.db.GetContext(ctx, &c, s.db.Rebind(`SELECT c.user_id, c.salt, c.iterations, c.sha1_stored, c.sha1_server,
 		c.sha256_stored, c.sha256_server FROM credentials c JOIN users u ON u.id = c.user_id
-		WHERE u.login = ? AND u.active`), login)
+		WHERE u.login = ? AND u.active`), normLogin(login))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -136,7 +136,7 @@ func (s *Store) SetPassword(ctx context.Context, login, password string) error {
 	defer cancel()
 	err = s.withTx(ctx, func(tx *sqlx.Tx) error {
 		var id int64
-		err := tx.GetContext(ctx, &id, tx.Rebind(`SELECT id FROM users WHERE login = ?`), login)
+		err := tx.GetContext(ctx, &id, tx.Rebind(`SELECT id FROM users WHERE login = ?`), normLogin(login))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}

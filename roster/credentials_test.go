@@ -91,7 +91,7 @@ func TestPasswords(t *testing.T) {
 		if err := s.SetPassword(ctx, "ann", "Пароль secret"); err != nil {
 			t.Fatal(err)
 		}
-		u, err := s.CheckPassword(ctx, "ann", "Пароль secret")
+		u, err := s.CheckPassword(ctx, "Ann", "Пароль secret")
 		if err != nil || u.Login != "ann" {
 			t.Fatalf("check: got %v, %v", u, err)
 		}

@@ -39,7 +39,7 @@ func rosterOf(t *testing.T, s *Store, login string) []string {
 	var out []string
 	for _, it := range items {
 		who := it.Login
-		if who == "" {
+		if it.ContactID == 0 {
 			who = it.JID
 		}
 		out = append(out, who+":"+strings.Join(it.Groups, "|"))

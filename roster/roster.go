@@ -14,8 +14,9 @@ import (
 
 // Item is one roster entry as a user sees it.
 type Item struct {
-	// JID is the bare JID of a non-employee the user added by hand; for
-	// employees it is empty and the caller builds Login@domain.
+	// JID is the contact's bare JID: for a non-employee the one the user
+	// added; for an employee Login@domain when the store knows the domain
+	// (SetDomain), else empty and the caller builds it from Login.
 	JID          string
 	ContactID    int64  // the employee; 0 for a non-employee JID
 	Login        string // the employee's login; "" for non-employees
@@ -173,6 +174,9 @@ func (s *Store) Roster(ctx context.Context, userID int64) ([]Item, error) {
 	for _, it := range items {
 		if it.ContactID != 0 && it.Subscription == "" {
 			continue // a generated item the user removed
+		}
+		if it.ContactID != 0 && s.domain != "" {
+			it.JID = it.Login + "@" + s.domain
 		}
 		sort.Strings(it.Groups)
 		out = append(out, *it)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -330,9 +331,18 @@ func ParseCSV(r io.Reader) (*Snapshot, error) {
 		snap.Employees = append(snap.Employees, e)
 	}
 	if err := snap.validate(&ps); err != nil {
-		return nil, err
+		ie := err.(*ImportError)
+		sort.SliceStable(ie.Problems, func(i, j int) bool { return lineOf(ie.Problems[i]) < lineOf(ie.Problems[j]) })
+		return nil, ie
 	}
 	return snap, nil
+}
+
+// lineOf is the CSV line number of a problem's place ("line 5 …").
+func lineOf(p Problem) int {
+	var n int
+	fmt.Sscanf(p.Place, "line %d", &n)
+	return n
 }
 
 func csvErr(err error) string {

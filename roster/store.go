@@ -112,7 +112,16 @@ func (s *Store) UserByID(ctx context.Context, id int64) (*User, error) {
 
 // UserByLogin returns the user with the login, active or not.
 func (s *Store) UserByLogin(ctx context.Context, login string) (*User, error) {
-	return s.userBy(ctx, "login", strings.ToLower(login))
+	return s.userBy(ctx, "login", normLogin(login))
+}
+
+// normLogin maps a login as a client may type it (SASL authcid, web form)
+// to the stored form.
+func normLogin(login string) string {
+	if l, err := NormalizeLogin(login); err == nil {
+		return l
+	}
+	return strings.ToLower(login)
 }
 
 // UserByExtID returns the user with the portal id, active or not.
