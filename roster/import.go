@@ -78,8 +78,9 @@ type dbUser struct {
 // (never deleted) and reactivated; effective managers are recomputed; new
 // accounts get the given password. It writes change events: roster_add and
 // roster_remove for every roster of a user active before and after whose
-// generated part changed, deactivated for each deactivated user, and
-// user_updated for changed names, titles, logins or emails. With dryRun the
+// generated part changed (roster_add also when the contact's groups or name
+// changed), deactivated for each deactivated user, and user_updated for
+// changed names, titles, logins or emails. With dryRun the
 // same report is computed and everything is rolled back.
 func (s *Store) Import(ctx context.Context, snap *Snapshot, dryRun bool) (*Report, error) {
 	if err := snap.Validate(); err != nil {
@@ -138,6 +139,7 @@ type importer struct {
 	affected     map[int64]bool    // users whose generated roster relations may change
 	stable       map[int64]bool    // users active before the import
 	gone         map[int64]bool    // users the import deactivates
+	newName      map[int64]bool    // users whose name changes
 	updated      map[int64]bool    // existing users already counted in the report
 	logins       map[int64]string  // for report lines
 	deptNameByID map[int64]string
@@ -151,7 +153,7 @@ func (im *importer) run(ctx context.Context) error {
 	if err := im.checkLogins(); err != nil {
 		return err
 	}
-	im.affected, im.gone = map[int64]bool{}, map[int64]bool{}
+	im.affected, im.gone, im.newName = map[int64]bool{}, map[int64]bool{}, map[int64]bool{}
 	im.markAffected()
 
 	// The generated relation before the writes, around the affected users.
@@ -278,6 +280,11 @@ func (im *importer) markAffected() {
 			userExt[cur.ManagerID.Int64] != string(eff[i])
 		for j := 0; !changed && j < len(mine); j++ {
 			changed = deptExt[mine[j]] != string(e.Departments[j]) || renamed[mine[j]]
+		}
+		if cur.Name != e.Name && cur.Active && e.active() {
+			// Everyone who has them gets the item again, with the new name.
+			im.newName[cur.ID] = true
+			changed = true
 		}
 		if changed {
 			im.affected[cur.ID] = true
@@ -720,7 +727,7 @@ func (im *importer) rosterEvents(ctx context.Context, before, after map[[2]int64
 		if !had {
 			added = append(added, rosterKey{k[0], contactKey(k[1])})
 		}
-		if !had || g != after[k] {
+		if !had || g != after[k] || im.newName[k[1]] {
 			im.events = append(im.events, Event{Kind: EventRosterAdd, UserID: k[0], ContactID: k[1]})
 		}
 	}

@@ -232,6 +232,15 @@ func TestRosterGroupRename(t *testing.T) {
 		}
 		wantRoster(t, s, "dan", "dora:Dev", "quinn:Quality")
 		wantEvents(t, eventsSince(t, s, db, last), "roster_add dan>quinn", "roster_add quinn>dan")
+
+		// A new name is pushed to everyone who has the employee.
+		last, _ = s.LastEventID(ctx)
+		snap.Employees[1].Name = "Anna"
+		rep = mustImport(t, s, snap)
+		if rep.Updated != 1 {
+			t.Fatalf("rename: %s", rep)
+		}
+		wantEvents(t, eventsSince(t, s, db, last), "user_updated ann", "roster_add boss>ann", "roster_add sam>ann", "roster_add sue>ann")
 	})
 }
 
