@@ -1,0 +1,124 @@
+package mam
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// Bulk loads already-validated historical messages in one transaction,
+// with their full-text terms, assigning ids in order. It is for the archive
+// generator and imports from other servers, not for live traffic: it writes
+// no personal contacts and takes CreatedAt as given. Messages get their IDs
+// set.
+func (s *Store) Bulk(ctx context.Context, msgs []Message) error {
+	for i := range msgs {
+		if err := validate(&msgs[i]); err != nil {
+			return fmt.Errorf("mam: bulk message %d: %w", i, err)
+		}
+	}
+	terms := make([]string, len(msgs))
+	for i := range msgs {
+		terms[i] = docTerms(&msgs[i])
+	}
+	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+		if s.pg {
+			return s.bulkPG(ctx, tx, msgs, terms)
+		}
+		return s.bulkSQLite(ctx, tx, msgs, terms)
+	})
+	if err != nil {
+		return fmt.Errorf("mam: bulk: %w", err)
+	}
+	return nil
+}
+
+func pairOf(m *Message) (sql.NullInt64, sql.NullInt64) {
+	if m.Kind != KindChat {
+		return sql.NullInt64{}, sql.NullInt64{}
+	}
+	return nullID(min(m.FromID, m.ToID)), nullID(max(m.FromID, m.ToID))
+}
+
+func (s *Store) bulkPG(ctx context.Context, tx *sqlx.Tx, msgs []Message, terms []string) error {
+	var ids []int64
+	if err := tx.SelectContext(ctx, &ids, `SELECT nextval(pg_get_serial_sequence('messages', 'id'))
+		FROM generate_series(1, $1) ORDER BY 1`, len(msgs)); err != nil {
+		return err
+	}
+	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("messages", "id", "created_at", "kind", "from_id", "to_id", "chat_id",
+		"pair_lo", "pair_hi", "from_resource", "origin_id", "body", "payload", "fts"))
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i := range msgs {
+		m := &msgs[i]
+		m.ID = ids[i]
+		lo, hi := pairOf(m)
+		if _, err := stmt.ExecContext(ctx, m.ID, m.CreatedAt.UnixMicro(), m.Kind, nullID(m.FromID), nullID(m.ToID),
+			nullID(m.ChatID), lo, hi, m.FromResource, m.OriginID, m.Body, m.Payload,
+			sql.NullString{String: terms[i], Valid: terms[i] != ""}); err != nil {
+			return err
+		}
+	}
+	_, err = stmt.ExecContext(ctx)
+	return err
+}
+
+// sqliteRows is how many rows one multi-row INSERT carries (12 parameters
+// each, under SQLite's limit of 32766).
+const sqliteRows = 1000
+
+func (s *Store) bulkSQLite(ctx context.Context, tx *sqlx.Tx, msgs []Message, terms []string) error {
+	var next int64
+	if err := tx.GetContext(ctx, &next, `SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'messages'`); err != nil {
+		return err
+	}
+	var maxID int64
+	if err := tx.GetContext(ctx, &maxID, `SELECT COALESCE(MAX(id), 0) FROM messages`); err != nil {
+		return err
+	}
+	next = max(next, maxID)
+	for start := 0; start < len(msgs); start += sqliteRows {
+		end := min(start+sqliteRows, len(msgs))
+		var q, f strings.Builder
+		q.WriteString(`INSERT INTO messages (id, created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
+			from_resource, origin_id, body, payload) VALUES `)
+		f.WriteString(`INSERT INTO messages_fts (rowid, terms) VALUES `)
+		args := make([]any, 0, 12*(end-start))
+		var fargs []any
+		for i := start; i < end; i++ {
+			m := &msgs[i]
+			next++
+			m.ID = next
+			lo, hi := pairOf(m)
+			if i > start {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, m.ID, m.CreatedAt.UnixMicro(), m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID),
+				lo, hi, m.FromResource, m.OriginID, m.Body, m.Payload)
+			if terms[i] != "" {
+				if len(fargs) > 0 {
+					f.WriteString(", ")
+				}
+				f.WriteString("(?, ?)")
+				fargs = append(fargs, m.ID, terms[i])
+			}
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+		if len(fargs) > 0 {
+			if _, err := tx.ExecContext(ctx, f.String(), fargs...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
