@@ -9,7 +9,8 @@ import (
 const (
 	DefaultSearchLimit = 20
 	MaxSearchLimit     = 100
-	maxScopeChats      = 200 // chats named in the index query; beyond, SQL alone filters
+	maxScopeChats      = 200  // chats named in the index query; beyond, SQL alone filters
+	searchWindow       = 2000 // most recent matches ranked by one search
 )
 
 // SearchOptions narrow a Search. With and ChatID scope it as in Query; with
@@ -32,7 +33,9 @@ type Hit struct {
 
 // Search finds the messages the viewer may read that contain every word of
 // text (Russian and English words match their other forms), best first
-// (bm25 on SQLite, ts_rank on PostgreSQL; newer first among equals).
+// (bm25 on SQLite, ts_rank on PostgreSQL; newer first among equals). Only
+// the searchWindow most recent matches are ranked; BeforeID reaches older
+// ones.
 func (s *Store) Search(ctx context.Context, viewer int64, text string, opts SearchOptions) ([]Hit, error) {
 	if viewer == 0 {
 		return nil, fmt.Errorf("%w: search without a viewer", ErrInvalid)
@@ -74,17 +77,32 @@ func (s *Store) Search(ctx context.Context, viewer int64, text string, opts Sear
 	w.add(cond, args...)
 	match := s.ftsQuery(words, scope)
 
+	// Rank the searchWindow most recent matches: ranking every match of
+	// a common word in a big archive costs a scan of all of them, and in a
+	// messenger recent messages are what people look for.
 	var q string
 	var qargs []any
 	if s.pg {
-		q = `SELECT ` + msgColumns + `, ts_rank(m.fts, CAST(? AS tsquery)) AS rank FROM messages m
-			WHERE m.fts @@ CAST(? AS tsquery) AND ` + w.sql() + ` ORDER BY rank DESC, m.id DESC LIMIT ?`
-		qargs = append([]any{s.ftsQuery(words, nil), match}, w.args...)
+		q = `SELECT ` + msgColumns + `, ts_rank(m.fts, CAST(? AS tsquery)) AS rank FROM (
+				SELECT * FROM messages m WHERE m.fts @@ CAST(? AS tsquery) AND ` + w.sql() + `
+				ORDER BY m.id DESC LIMIT ?) m
+			ORDER BY rank DESC, m.id DESC LIMIT ?`
+		qargs = append(append([]any{s.ftsQuery(words, nil), match}, w.args...), searchWindow)
 	} else {
-		q = `SELECT ` + msgColumns + `, -bm25(messages_fts) AS rank FROM messages_fts
-			JOIN messages m ON m.id = messages_fts.rowid
-			WHERE messages_fts MATCH ? AND ` + w.sql() + ` ORDER BY rank DESC, m.id DESC LIMIT ?`
-		qargs = append([]any{match}, w.args...)
+		before := ""
+		if opts.BeforeID != 0 {
+			before = ` AND rowid < ?`
+		}
+		q = `SELECT ` + msgColumns + `, -c.r AS rank FROM (
+				SELECT rowid AS id, bm25(messages_fts) AS r FROM messages_fts
+				WHERE messages_fts MATCH ?` + before + ` ORDER BY rowid DESC LIMIT ?) c
+			JOIN messages m ON m.id = c.id
+			WHERE ` + w.sql() + ` ORDER BY c.r, m.id DESC LIMIT ?`
+		qargs = []any{match}
+		if opts.BeforeID != 0 {
+			qargs = append(qargs, opts.BeforeID)
+		}
+		qargs = append(append(qargs, searchWindow), w.args...)
 	}
 	var rows []struct {
 		msgRow

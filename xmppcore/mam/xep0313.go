@@ -316,7 +316,14 @@ func resultXML(ctx context.Context, dir Directory, req Request, queryID string, 
 	switch m.Kind {
 	case KindGroupchat, KindSystem:
 		typ = "groupchat"
-		if from, err = dir.Occupant(ctx, m.ChatID, m.FromID); err != nil {
+		// The MUC service records the author's nick as FromResource.
+		if m.FromResource != "" && m.Kind == KindGroupchat {
+			from, err = dir.Occupant(ctx, m.ChatID, 0)
+			from += "/" + m.FromResource
+		} else {
+			from, err = dir.Occupant(ctx, m.ChatID, m.FromID)
+		}
+		if err != nil {
 			return "", err
 		}
 	case KindHeadline:

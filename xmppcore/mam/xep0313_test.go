@@ -298,5 +298,11 @@ func TestMAMRoom(t *testing.T) {
 		if r.bodies() != w.c1.Body+","+w.c4.Body {
 			t.Errorf("room with author = %q", r.bodies())
 		}
+		nick := &Message{Kind: KindGroupchat, ChatID: 10, FromID: 2, FromResource: "Анна", Body: "с ником"}
+		mustAppend(t, s, nick)
+		r, _ = runMAM(t, s, dir, 1, 10, room, mamQuery(rsm(`<max>1</max><before/>`)))
+		if len(r.results) != 1 || r.results[0].Result.Forwarded.Message.From != room+"/Анна" {
+			t.Errorf("nick from FromResource: %+v", r.results)
+		}
 	})
 }
