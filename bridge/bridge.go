@@ -1,0 +1,137 @@
+// Package bridge is the web client's door into the server: HTTP login with
+// a session cookie, one-time login links for the portal, and a typed
+// JSON-over-WebSocket protocol (docs/bridge.md) at /ws.
+//
+// A bridge connection is a session in the XMPP router like any other
+// resource: it attaches through Core, and what the browser sends takes the
+// same path as a stanza from a Jabber client, while what the router
+// delivers is translated into JSON events. The bridge keeps no business
+// logic of its own beyond login, read marks and the shape of its frames.
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"vestnik/roster"
+	"vestnik/xmppcore/muc"
+)
+
+// Limits and timeouts of the bridge.
+const (
+	MaxFrame          = 64 << 10 // bytes in one client frame
+	MaxBody           = 16 << 10 // bytes in one message body
+	SendQueue         = 256      // frames queued to one browser before it counts as slow
+	WriteTimeout      = 10 * time.Second
+	PingInterval      = 25 * time.Second
+	PongTimeout       = 60 * time.Second
+	RateBurst         = 40  // client frames allowed in a burst
+	RatePerSecond     = 10  // sustained client frames per second
+	MaxHistory        = 100 // messages in one history page
+	ReplayLimit       = 2000
+	SessionLifetime   = 30 * 24 * time.Hour
+	LoginTokenTTL     = 5 * time.Minute
+	MaxLoginBody      = 4 << 10
+	LoginFailureDelay = 400 * time.Millisecond
+	CookieName        = "vestnik_session"
+)
+
+// Options tunes the bridge. Zero values are the documented defaults.
+type Options struct {
+	Logger *slog.Logger
+	// SecureCookie marks the session cookie Secure; set it when users reach
+	// the server over HTTPS (directly or through a proxy).
+	SecureCookie bool
+	// WidgetOrigins may read /widget/state with credentials (CORS), for
+	// portal pages that include /widget.js. They must be same-site with
+	// Vestnik for the SameSite=Lax cookie to be sent.
+	WidgetOrigins []string
+	// PublicURL is the base of login links (e.g. https://chat.example.com);
+	// by default the request's own scheme and host.
+	PublicURL string
+}
+
+// Bridge serves /login, /logout, /session, /login/token/{token},
+// /widget/state and /ws.
+type Bridge struct {
+	db      *sqlx.DB
+	users   *roster.Store
+	chats   *muc.Store
+	core    Core
+	archive Archive
+	opts    Options
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+	wg    sync.WaitGroup
+	done  chan struct{}
+	once  sync.Once
+}
+
+// New makes a bridge. core and archive may be nil while the server runs
+// without them; commands that need them then answer "unavailable".
+func New(db *sqlx.DB, users *roster.Store, chats *muc.Store, core Core, archive Archive, opts Options) *Bridge {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Bridge{db: db, users: users, chats: chats, core: core, archive: archive, opts: opts,
+		log: log.With("component", "bridge"), conns: map[*conn]struct{}{}, done: make(chan struct{})}
+}
+
+// Register adds the bridge's routes to mux.
+func (b *Bridge) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /login", b.handleLogin)
+	mux.HandleFunc("POST /logout", b.handleLogout)
+	mux.HandleFunc("GET /session", b.handleSession)
+	mux.HandleFunc("GET /login/token/{token}", b.handleTokenLogin)
+	mux.HandleFunc("GET /widget/state", b.handleWidgetState)
+	mux.HandleFunc("OPTIONS /widget/state", b.handleWidgetState)
+	mux.HandleFunc("GET /ws", b.handleWS)
+}
+
+// go runs f in a goroutine that Shutdown waits for; a panic closes only
+// what f served.
+func (b *Bridge) goSafe(name string, f func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				b.log.Error("panic", "goroutine", name, "panic", r)
+			}
+		}()
+		f()
+	}()
+}
+
+// Shutdown closes every connection and waits for their goroutines.
+func (b *Bridge) Shutdown(ctx context.Context) error {
+	b.once.Do(func() { close(b.done) })
+	b.mu.Lock()
+	for c := range b.conns {
+		c.close(closeShutdown)
+	}
+	b.mu.Unlock()
+	ch := make(chan struct{})
+	go func() { b.wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Connections is the number of open WebSocket connections.
+func (b *Bridge) Connections() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.conns)
+}

@@ -1,0 +1,587 @@
+package bridge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"vestnik/roster"
+)
+
+// Frame is one JSON object on the wire: {"type": …, "id": …, …}.
+type Frame map[string]any
+
+// Close reasons, logged once per connection.
+const (
+	closeClient   = "client closed"
+	closeSlow     = "slow consumer"
+	closeShutdown = "server shutdown"
+	closeRate     = "rate limit"
+	closeCore     = "closed by server"
+	closeAuth     = "session ended"
+)
+
+// WebSocket close codes the client understands (docs/bridge.md).
+const (
+	CodeUnauthorized = 4001
+	CodeRateLimited  = 4008
+)
+
+type conn struct {
+	b    *Bridge
+	ws   *websocket.Conn
+	user *roster.User
+	link Link
+	out  chan Frame
+	quit chan struct{}
+	once sync.Once
+	why  string
+
+	// reader-goroutine state
+	tokens float64
+	last   time.Time
+	hello  bool
+}
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  4096,
+	WriteBufferSize: 4096,
+	// Only pages of this very host may open /ws with the user's cookie.
+	CheckOrigin: func(r *http.Request) bool { return sameOrigin(r, true) },
+}
+
+func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r, true) {
+		writeError(w, http.StatusForbidden, "bad_origin", "WebSocket from another site is not allowed")
+		return
+	}
+	u, err := b.sessionUser(r)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		b.log.Error("ws session", "err", err)
+	}
+	ws, uerr := upgrader.Upgrade(w, r, nil)
+	if uerr != nil {
+		return // the upgrader answered already
+	}
+	if u == nil {
+		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CodeUnauthorized, "not signed in"), time.Now().Add(time.Second))
+		ws.Close()
+		return
+	}
+	ws.SetReadLimit(MaxFrame)
+	c := &conn{b: b, ws: ws, user: u, out: make(chan Frame, SendQueue), quit: make(chan struct{}), tokens: RateBurst, last: time.Now()}
+	b.mu.Lock()
+	select {
+	case <-b.done:
+		b.mu.Unlock()
+		ws.Close()
+		return
+	default:
+	}
+	b.conns[c] = struct{}{}
+	b.mu.Unlock()
+	b.goSafe("ws writer", c.writeLoop)
+	b.goSafe("ws reader", c.readLoop)
+}
+
+// Event implements Events: queue a frame for the browser without blocking.
+func (c *conn) Event(f Frame) bool {
+	select {
+	case <-c.quit:
+		return false
+	default:
+	}
+	select {
+	case c.out <- f:
+		return true
+	default:
+		c.close(closeSlow)
+		return false
+	}
+}
+
+// Close implements Events: the core ends the session.
+func (c *conn) Close(reason string) { c.close(closeCore + ": " + reason) }
+
+func (c *conn) close(why string) {
+	c.once.Do(func() {
+		c.why = why
+		close(c.quit)
+		c.ws.SetReadDeadline(time.Now())
+	})
+}
+
+func (c *conn) writeLoop() {
+	ping := time.NewTicker(PingInterval)
+	defer ping.Stop()
+	defer c.ws.Close()
+	for {
+		select {
+		case f := <-c.out:
+			c.ws.SetWriteDeadline(time.Now().Add(WriteTimeout))
+			if err := c.ws.WriteJSON(f); err != nil {
+				c.close(closeClient)
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(WriteTimeout)); err != nil {
+				c.close(closeClient)
+				return
+			}
+		case <-c.quit:
+			code := websocket.CloseNormalClosure
+			switch {
+			case c.why == closeRate:
+				code = CodeRateLimited
+			case c.why == closeAuth:
+				code = CodeUnauthorized
+			case c.why == closeShutdown:
+				code = websocket.CloseGoingAway
+			}
+			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, c.why), time.Now().Add(time.Second))
+			return
+		}
+	}
+}
+
+func (c *conn) readLoop() {
+	log := c.b.log.With("user", c.user.Login)
+	defer func() {
+		c.close(closeClient)
+		if c.link != nil {
+			c.link.Close()
+		}
+		c.b.mu.Lock()
+		delete(c.b.conns, c)
+		c.b.mu.Unlock()
+		log.Debug("ws closed", "reason", c.why)
+	}()
+	c.ws.SetReadDeadline(time.Now().Add(PongTimeout))
+	c.ws.SetPongHandler(func(string) error { c.ws.SetReadDeadline(time.Now().Add(PongTimeout)); return nil })
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "frame too large"), time.Now().Add(time.Second))
+			}
+			return
+		}
+		c.ws.SetReadDeadline(time.Now().Add(PongTimeout))
+		if !c.allow() {
+			c.Event(errFrame("", "rate_limited", "too many frames; slow down"))
+			c.close(closeRate)
+			return
+		}
+		if typ != websocket.TextMessage {
+			c.Event(errFrame("", "bad_frame", "frames are JSON text"))
+			continue
+		}
+		c.handle(data)
+	}
+}
+
+// allow is a token bucket: RateBurst frames, refilled at RatePerSecond.
+func (c *conn) allow() bool {
+	now := time.Now()
+	c.tokens += now.Sub(c.last).Seconds() * RatePerSecond
+	c.last = now
+	if c.tokens > RateBurst {
+		c.tokens = RateBurst
+	}
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+func errFrame(id, code, msg string) Frame {
+	f := Frame{"type": "error", "code": code, "message": msg}
+	if id != "" {
+		f["id"] = id
+	}
+	return f
+}
+
+func ack(id string, data any) Frame {
+	f := Frame{"type": "ack", "id": id}
+	if data != nil {
+		f["data"] = data
+	}
+	return f
+}
+
+// request is every field a client command may carry.
+type request struct {
+	Type     string  `json:"type"`
+	ID       string  `json:"id"`
+	LastID   int64   `json:"last_id"`
+	To       Target  `json:"to"`
+	With     Target  `json:"with"`
+	Body     *string `json:"body"`
+	OriginID string  `json:"origin_id"`
+	State    string  `json:"state"`
+	UpTo     int64   `json:"up_to"`
+	Message  int64   `json:"message_id"`
+	BeforeID int64   `json:"before_id"`
+	Limit    int     `json:"limit"`
+	Text     string  `json:"text"`
+	Show     string  `json:"show"`
+	Status   *string `json:"status"`
+	User     int64   `json:"user"`
+	IDs      []int64 `json:"ids"`
+	All      bool    `json:"all"`
+}
+
+type cmdError struct{ code, msg string }
+
+func (e *cmdError) Error() string { return e.code + ": " + e.msg }
+
+func bad(code, msg string) error { return &cmdError{code, msg} }
+
+func (c *conn) handle(data []byte) {
+	var req request
+	if err := json.Unmarshal(data, &req); err != nil {
+		c.Event(errFrame("", "bad_frame", "the frame is not a JSON object of the protocol"))
+		return
+	}
+	if req.Type == "" {
+		c.Event(errFrame(req.ID, "bad_frame", "the frame has no type"))
+		return
+	}
+	if len(req.ID) > 64 {
+		c.Event(errFrame("", "bad_frame", "id is longer than 64 characters"))
+		return
+	}
+	if !c.hello && req.Type != "hello" {
+		c.Event(errFrame(req.ID, "hello_required", "say hello first"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	data2, err := c.dispatch(ctx, &req)
+	if err != nil {
+		var ce *cmdError
+		switch {
+		case errors.As(err, &ce):
+			c.Event(errFrame(req.ID, ce.code, ce.msg))
+		case errors.Is(err, ErrForbidden):
+			c.Event(errFrame(req.ID, "forbidden", "you may not do that"))
+		case errors.Is(err, ErrNotFound):
+			c.Event(errFrame(req.ID, "not_found", "no such thing"))
+		default:
+			c.b.log.Error("command", "type", req.Type, "user", c.user.Login, "err", err)
+			c.Event(errFrame(req.ID, "internal", "the server could not do that"))
+		}
+		return
+	}
+	if req.Type == "typing" && req.ID == "" {
+		return
+	}
+	if req.Type == "hello" {
+		return // hello answers itself (ack, replay, synced)
+	}
+	c.Event(ack(req.ID, data2))
+}
+
+func randomResource() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "web-" + hex.EncodeToString(b[:])
+}
+
+func (c *conn) needLink() error {
+	if c.link == nil {
+		return bad("unavailable", "messaging is not available on this server")
+	}
+	return nil
+}
+
+func checkBody(s *string) (string, error) {
+	if s == nil || strings.TrimSpace(*s) == "" {
+		return "", bad("empty_body", "the message is empty")
+	}
+	if len(*s) > MaxBody {
+		return "", bad("too_large", "the message is longer than 16 KiB")
+	}
+	if !utf8.ValidString(*s) {
+		return "", bad("bad_frame", "the message is not valid UTF-8")
+	}
+	return *s, nil
+}
+
+func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
+	b := c.b
+	me := c.user.ID
+	switch r.Type {
+	case "hello":
+		return nil, c.doHello(ctx, r)
+	case "send":
+		if err := c.needLink(); err != nil {
+			return nil, err
+		}
+		if !r.To.valid() {
+			return nil, bad("bad_target", "to must name one user or one chat")
+		}
+		body, err := checkBody(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		if len(r.OriginID) > 64 {
+			return nil, bad("bad_frame", "origin_id is longer than 64 characters")
+		}
+		m, err := c.link.Send(ctx, r.To, body, r.OriginID)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"message": m}, nil
+	case "edit":
+		if err := c.needLink(); err != nil {
+			return nil, err
+		}
+		body, err := checkBody(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		m, err := c.link.Edit(ctx, r.Message, body)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"message": m}, nil
+	case "delete":
+		if err := c.needLink(); err != nil {
+			return nil, err
+		}
+		m, err := c.link.Retract(ctx, r.Message)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"message": m}, nil
+	case "typing":
+		if err := c.needLink(); err != nil {
+			return nil, err
+		}
+		if !r.To.valid() {
+			return nil, bad("bad_target", "to must name one user or one chat")
+		}
+		if r.State != "composing" && r.State != "paused" {
+			return nil, bad("bad_state", "state is composing or paused")
+		}
+		return nil, c.link.Typing(ctx, r.To, r.State)
+	case "read":
+		if !r.With.valid() || r.UpTo <= 0 {
+			return nil, bad("bad_target", "with must name one user or one chat, up_to a message id")
+		}
+		if err := b.setReadMark(ctx, me, r.With, r.UpTo); err != nil {
+			return nil, err
+		}
+		if c.link != nil {
+			if err := c.link.Displayed(ctx, r.With, r.UpTo); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	case "history":
+		if b.archive == nil {
+			return nil, bad("unavailable", "history is not available on this server")
+		}
+		if !r.With.valid() {
+			return nil, bad("bad_target", "with must name one user or one chat")
+		}
+		limit := r.Limit
+		if limit <= 0 || limit > MaxHistory {
+			limit = MaxHistory
+		}
+		msgs, complete, err := b.archive.History(ctx, me, r.With, r.BeforeID, limit)
+		if err != nil {
+			return nil, err
+		}
+		res := map[string]any{"messages": nonNil(msgs), "complete": complete}
+		if r.With.User > 0 {
+			pr, err := b.peerRead(ctx, me, r.With.User)
+			if err != nil {
+				return nil, err
+			}
+			res["peer_read"] = pr
+		}
+		return res, nil
+	case "search":
+		if b.archive == nil {
+			return nil, bad("unavailable", "search is not available on this server")
+		}
+		text := strings.TrimSpace(r.Text)
+		if text == "" || len(text) > 200 {
+			return nil, bad("bad_query", "text must be 1 to 200 bytes")
+		}
+		limit := r.Limit
+		if limit <= 0 || limit > 50 {
+			limit = 50
+		}
+		hits, err := b.archive.Search(ctx, me, text, limit)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"hits": nonNil(hits)}, nil
+	case "presence":
+		if err := c.needLink(); err != nil {
+			return nil, err
+		}
+		switch r.Show {
+		case "online", "away", "dnd":
+		default:
+			return nil, bad("bad_show", "show is online, away or dnd")
+		}
+		status := ""
+		if r.Status != nil {
+			status = *r.Status
+		}
+		if len(status) > 200 {
+			return nil, bad("too_large", "status is longer than 200 bytes")
+		}
+		return nil, c.link.SetPresence(ctx, r.Show, status)
+	case "contacts":
+		return c.contacts(ctx)
+	case "conversations":
+		chats, err := b.chats.ChatsOf(ctx, me)
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]int64, len(chats))
+		cj := make([]chatJSON, len(chats))
+		for i, ch := range chats {
+			ids[i] = ch.ID
+			cj[i] = toChatJSON(ch, true)
+		}
+		convs, err := b.conversations(ctx, me, ids)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"conversations": nonNil(convs), "chats": cj}, nil
+	case "profile":
+		u, err := b.users.UserByID(ctx, r.User)
+		if errors.Is(err, roster.ErrNotFound) {
+			return nil, bad("not_found", "no such user")
+		}
+		if err != nil {
+			return nil, err
+		}
+		res := map[string]any{"user": toUserJSON(u)}
+		if c.link != nil {
+			ps, err := c.link.Presences(ctx)
+			if err == nil {
+				for _, p := range ps {
+					if p.User == u.ID {
+						res["presence"] = p
+					}
+				}
+			}
+		}
+		return res, nil
+	case "notifications":
+		limit := r.Limit
+		if limit <= 0 || limit > 100 {
+			limit = 100
+		}
+		ns, unread, err := b.notifications(ctx, me, r.BeforeID, limit, false)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"notifications": nonNil(ns), "unread": unread}, nil
+	case "notifications_read":
+		if !r.All && len(r.IDs) == 0 {
+			return nil, bad("bad_frame", "give ids or all: true")
+		}
+		if len(r.IDs) > 500 {
+			return nil, bad("too_large", "at most 500 ids")
+		}
+		ids := r.IDs
+		if r.All {
+			ids = nil
+		}
+		if err := b.markNotifications(ctx, me, ids); err != nil {
+			return nil, err
+		}
+		_, unread, err := b.notifications(ctx, me, 0, 1, true)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"unread": unread}, nil
+	case "ping":
+		return map[string]any{"time": time.Now().UnixMilli()}, nil
+	default:
+		return nil, bad("unknown_type", "unknown frame type "+truncate(r.Type, 40))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// doHello attaches the session (first hello only), then replays what the
+// client missed after last_id and says "synced".
+func (c *conn) doHello(ctx context.Context, r *request) error {
+	b := c.b
+	if c.hello {
+		return bad("bad_frame", "hello was already said")
+	}
+	if b.core != nil {
+		link, err := b.core.Attach(ctx, c.user.ID, randomResource(), c)
+		if err != nil {
+			return err
+		}
+		c.link = link
+	}
+	c.hello = true
+	c.Event(ack(r.ID, map[string]any{"user": toUserJSON(c.user), "server_time": time.Now().UnixMilli()}))
+	if b.archive != nil && r.LastID > 0 {
+		after, sent := r.LastID, 0
+		for sent < ReplayLimit {
+			msgs, err := b.archive.Since(ctx, c.user.ID, after, 200)
+			if err != nil {
+				return err
+			}
+			for i := range msgs {
+				if !c.Event(Frame{"type": "message", "message": msgs[i], "replay": true}) {
+					return nil
+				}
+				after = msgs[i].ID
+				sent++
+			}
+			if len(msgs) < 200 {
+				break
+			}
+		}
+	}
+	c.Event(Frame{"type": "synced", "last_id": r.LastID})
+	return nil
+}
+
+type chatJSON struct {
+	ID          int64  `json:"id"`
+	Title       string `json:"title"`
+	Description string `json:"description,omitempty"`
+	Color       string `json:"color"`
+	Type        string `json:"type"`
+	Members     int    `json:"members,omitempty"`
+	Member      bool   `json:"member"`
+	JID         string `json:"jid,omitempty"`
+}

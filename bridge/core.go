@@ -1,0 +1,85 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+)
+
+// Target names a conversation: a colleague (User) or a chat (Chat).
+type Target struct {
+	User int64 `json:"user,omitempty"`
+	Chat int64 `json:"chat,omitempty"`
+}
+
+func (t Target) valid() bool { return (t.User > 0) != (t.Chat > 0) }
+
+// Message is a stored message as the web client sees it.
+type Message struct {
+	ID       int64  `json:"id"`
+	Kind     string `json:"kind"` // chat, groupchat, system
+	From     int64  `json:"from"`
+	To       int64  `json:"to,omitempty"`
+	Chat     int64  `json:"chat,omitempty"`
+	Body     string `json:"body"`
+	Time     int64  `json:"time"` // unix milliseconds
+	OriginID string `json:"origin_id,omitempty"`
+	Edited   bool   `json:"edited,omitempty"`
+	Deleted  bool   `json:"deleted,omitempty"`
+}
+
+// Hit is a search result.
+type Hit struct {
+	Message Message `json:"message"`
+	Snippet string  `json:"snippet"` // HTML-escaped with <mark>…</mark>
+}
+
+// Presence is what a colleague shows: online, away, dnd or offline.
+type Presence struct {
+	User     int64  `json:"user"`
+	Show     string `json:"show"`
+	Status   string `json:"status,omitempty"`
+	LastSeen int64  `json:"last_seen,omitempty"` // unix ms, when offline
+}
+
+// Events receives what the router delivers to a bridge session, already
+// translated into frames. Event must not block; false means the
+// connection is too slow and is being closed.
+type Events interface {
+	Event(f Frame) bool
+	Close(reason string)
+}
+
+// Core is the part of the XMPP core the bridge needs. Its implementation
+// over xmppcore (xmpp.go) turns these calls into stanzas handled by the
+// session exactly as if a Jabber client had sent them.
+type Core interface {
+	Attach(ctx context.Context, userID int64, resource string, ev Events) (Link, error)
+}
+
+// Link is one attached bridge session in the router.
+type Link interface {
+	// Send stores and routes a message; the answer carries the stored id.
+	Send(ctx context.Context, to Target, body, originID string) (*Message, error)
+	Edit(ctx context.Context, id int64, body string) (*Message, error)
+	Retract(ctx context.Context, id int64) (*Message, error)
+	Typing(ctx context.Context, to Target, state string) error
+	// Displayed tells the peer (XEP-0333) that messages up to id were read.
+	Displayed(ctx context.Context, to Target, upTo int64) error
+	SetPresence(ctx context.Context, show, status string) error
+	Presences(ctx context.Context) ([]Presence, error)
+	Close()
+}
+
+// Archive is the history the bridge reads, under the archive's access rules.
+type Archive interface {
+	History(ctx context.Context, viewer int64, with Target, beforeID int64, limit int) (msgs []Message, complete bool, err error)
+	// Since returns what viewer may read with id > afterID, oldest first.
+	Since(ctx context.Context, viewer int64, afterID int64, limit int) ([]Message, error)
+	Search(ctx context.Context, viewer int64, text string, limit int) ([]Hit, error)
+}
+
+// Errors a Core or Archive returns that reach the browser with their own code.
+var (
+	ErrForbidden = errors.New("bridge: forbidden")
+	ErrNotFound  = errors.New("bridge: not found")
+)
