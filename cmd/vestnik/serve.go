@@ -13,8 +13,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"vestnik/bridge"
 	"vestnik/metrics"
 	"vestnik/roster"
+	"vestnik/webclient"
+	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/muc"
 )
 
 // serveConfig is what `vestnik serve` is told by flags and environment.
@@ -81,10 +85,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		io.WriteString(w, "<!doctype html><title>Vestnik</title><p>Vestnik is running.</p>")
-	})
+	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
+	users := roster.NewStore(db)
+	users.SetDomain(c.domain)
+	chats := muc.NewStore(db)
+	web := bridge.New(db, users, chats, nil, bridge.NewArchive(mam.NewStore(db), chats), bridge.Options{Logger: log})
+	web.Register(mux)
+	webclient.New().Register(mux)
 
 	httpLn, err := net.Listen("tcp", c.httpAt)
 	if err != nil {
@@ -103,5 +110,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	web.Shutdown(sctx)
 	return hs.Shutdown(sctx)
 }

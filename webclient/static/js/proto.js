@@ -63,7 +63,8 @@ export class Bridge {
     this.ws = null;
     // Commands other than sends fail now; sends stay in the outbox.
     for (const [id, p] of this.pending) {
-      if (p.frame.type !== 'send') p.reject(Object.assign(new Error('disconnected'), { code: 'disconnected' }));
+      if (p.frame.type === 'send') continue;
+      p.reject(Object.assign(new Error('disconnected'), { code: 'disconnected' }));
       this.pending.delete(id);
     }
     if (ev && (ev.code === 4001 || ev.code === 4003)) {
@@ -114,6 +115,7 @@ export class Bridge {
       } else p.reject(Object.assign(new Error(f.message || f.code), { code: f.code }));
       return;
     }
+    if (f.type === 'ack') return; // the hello's own ack, or a late one
     this.o.onEvent?.(f);
   }
 
