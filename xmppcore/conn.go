@@ -1,0 +1,602 @@
+package xmppcore
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Namespaces of stream negotiation.
+const (
+	NSTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
+	NSBind    = "urn:ietf:params:xml:ns:xmpp-bind"
+	NSSession = "urn:ietf:params:xml:ns:xmpp-session"
+)
+
+// conn is one XML stream. Its reader goroutine (serveTransport) runs the
+// negotiation and then reads stanzas, owning the session state; after
+// binding, a writer goroutine drains out. Sink for its session.
+type conn struct {
+	srv  *Server
+	t    Transport
+	id   string
+	log  *slog.Logger
+	r    *streamReader
+	sess *Session
+	lang string
+
+	qmu        sync.Mutex    // guards queue
+	queue      []*Element    // stanzas waiting for the writer (bounded: SendQueueLen)
+	wake       chan struct{} // cap 1: the queue became non-empty
+	done       chan struct{} // closed once by closeWith: the writer finishes
+	closeOnce  sync.Once
+	finalErr   atomic.Pointer[Element]
+	writing    atomic.Bool // the writer goroutine runs
+	writerDone chan struct{}
+
+	tokens    float64 // rate limit bucket
+	lastToken time.Time
+	deadline  time.Time // read deadline last set
+}
+
+func (s *Server) serveTransport(t Transport) {
+	c := &conn{
+		srv: s, t: t, id: s.newConnID(),
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	c.log = s.log.With("conn", c.id, "remote", t.RemoteAddr())
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		t.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("connection panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.closeWith(closeProtocol, streamError("internal-server-error", ""))
+		}
+		if c.sess != nil {
+			c.sess.end(closeIO)
+		}
+		if c.writing.Load() {
+			<-c.writerDone
+		}
+		t.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	c.run()
+}
+
+// run negotiates the stream and then reads stanzas until the stream ends.
+func (c *conn) run() {
+	c.t.SetReadDeadline(time.Now().Add(AuthTimeout))
+	c.r = newStreamReader(c.t, c.t.Framed())
+	sess, err := c.negotiate()
+	if err != nil {
+		c.failed(err)
+		return
+	}
+	c.sess = sess
+	c.log = sess.log.With("conn", c.id)
+	c.failed(c.serve())
+}
+
+// failed ends the stream for err (nil: a clean close by the peer).
+func (c *conn) failed(err error) {
+	var cond, reason string
+	switch {
+	case err == nil || errors.Is(err, errStreamClosed):
+		c.closeWith(closeNormal, nil)
+		return
+	case errors.Is(err, errTooLarge):
+		cond, reason = "policy-violation", closeProtocol
+	case errors.Is(err, errTooDeep):
+		cond, reason = "policy-violation", closeProtocol
+	case errors.Is(err, errRestrictedXML):
+		cond, reason = "restricted-xml", closeProtocol
+	case errors.Is(err, errBadStreamHeader):
+		cond, reason = "invalid-namespace", closeProtocol
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		cond, reason = "connection-timeout", closeTimeout
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrClosedPipe):
+		c.closeWith(closeIO, nil)
+		return
+	default:
+		var nwf *notWellFormed
+		var se *streamErr
+		switch {
+		case errors.As(err, &nwf):
+			cond, reason = "not-well-formed", closeProtocol
+		case errors.As(err, &se):
+			c.closeWith(closeProtocol, streamError(se.cond, se.text))
+			return
+		default:
+			c.log.Debug("connection error", "err", err)
+			c.closeWith(closeIO, nil)
+			return
+		}
+	}
+	c.log.Debug("stream error", "condition", cond, "err", err)
+	c.closeWith(reason, streamError(cond, ""))
+}
+
+// streamErr is a stream error decided during negotiation.
+type streamErr struct{ cond, text string }
+
+func (e *streamErr) Error() string { return "xmppcore: stream error " + e.cond }
+
+// closeWith ends the stream: the writer (or, before binding, this
+// goroutine) writes errEl if any and the stream close, then closes the
+// transport. Idempotent; safe from any goroutine.
+func (c *conn) closeWith(reason string, errEl *Element) {
+	c.closeOnce.Do(func() {
+		if errEl != nil {
+			c.finalErr.Store(errEl)
+		}
+		close(c.done)
+		if reason != closeNormal && reason != closeIO {
+			c.log.Debug("closing connection", "reason", reason)
+		}
+		if !c.writing.Load() {
+			// No writer: the negotiation goroutine may be blocked reading.
+			// Write what we can with a short deadline, then close.
+			c.t.SetWriteDeadline(time.Now().Add(time.Second))
+			if errEl != nil {
+				c.t.WriteElement(errEl)
+			}
+			c.t.WriteClose()
+			c.t.Close()
+		}
+	})
+}
+
+// Deliver queues el for the writer; a full queue closes the connection.
+func (c *conn) Deliver(el *Element) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	c.qmu.Lock()
+	if len(c.queue) >= SendQueueLen {
+		c.qmu.Unlock()
+		c.closeWith(closeSlowConsumer, streamError("policy-violation", "too slow"))
+		return false
+	}
+	c.queue = append(c.queue, el)
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// Close implements Sink: the session is being closed by the server.
+func (c *conn) Close(reason string) {
+	cond := ""
+	switch reason {
+	case closeConflict:
+		cond = "conflict"
+	case closeDeactivated:
+		cond = "not-authorized"
+	case closeShutdown:
+		cond = "system-shutdown"
+	case closeSlowConsumer:
+		cond = "policy-violation"
+	}
+	if cond != "" {
+		c.closeWith(reason, streamError(cond, ""))
+	} else {
+		c.closeWith(reason, nil)
+	}
+}
+
+// writer drains the queue, batching what is queued into one flush.
+func (c *conn) writer() {
+	defer close(c.writerDone)
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("writer panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+		c.t.SetWriteDeadline(time.Now().Add(time.Second))
+		if e := c.finalErr.Load(); e != nil {
+			c.t.WriteElement(e)
+		}
+		c.t.WriteClose()
+		c.t.Close()
+	}()
+	var batch []*Element
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.wake:
+		}
+		for {
+			c.qmu.Lock()
+			batch, c.queue = c.queue, batch[:0]
+			c.qmu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			c.t.SetWriteDeadline(time.Now().Add(WriteTimeout))
+			for i, el := range batch {
+				c.t.WriteElement(el)
+				batch[i] = nil
+			}
+			if err := c.t.Flush(); err != nil {
+				c.closeWith(closeIO, nil)
+				return
+			}
+		}
+		if cap(batch) > 64 {
+			batch = nil // an idle connection keeps no big queue
+		}
+	}
+}
+
+// --- negotiation -----------------------------------------------------------
+
+// negotiate runs STARTTLS, SASL and resource binding; it returns the
+// bound session.
+func (c *conn) negotiate() (*Session, error) {
+	var acc *Account
+	failures := 0
+	for {
+		ev, err := c.r.next()
+		if err != nil {
+			return nil, err
+		}
+		if ev.open == nil {
+			if ev.close {
+				return nil, errStreamClosed
+			}
+			return nil, &streamErr{cond: "invalid-namespace"}
+		}
+		if err := c.openStream(ev.open); err != nil {
+			return nil, err
+		}
+		features := NewElement(NSStream, "features")
+		needTLS := !c.t.Secure() && c.srv.opts.TLSConfig != nil && !c.t.Framed()
+		switch {
+		case needTLS:
+			st := NewElement(NSTLS, "starttls")
+			st.AddChild(NewElement(NSTLS, "required"))
+			features.AddChild(st)
+		case acc == nil:
+			mechs := NewElement(NSSASL, "mechanisms")
+			for _, m := range c.mechanisms() {
+				mechs.AddText(NSSASL, "mechanism", m)
+			}
+			features.AddChild(mechs)
+		default:
+			features.AddChild(NewElement(NSBind, "bind"))
+			sess := NewElement(NSSession, "session")
+			sess.AddChild(NewElement(NSSession, "optional"))
+			features.AddChild(sess)
+		}
+		c.t.WriteElement(features)
+		if err := c.t.Flush(); err != nil {
+			return nil, err
+		}
+	stanzas:
+		for {
+			ev, err := c.r.next()
+			if err != nil {
+				return nil, err
+			}
+			if ev.close {
+				return nil, errStreamClosed
+			}
+			if ev.open != nil {
+				// A framed client may restart at any point; treat as restart.
+				if err := c.openStream(ev.open); err != nil {
+					return nil, err
+				}
+				c.t.WriteElement(features)
+				c.t.Flush()
+				continue
+			}
+			el := ev.el
+			switch {
+			case needTLS:
+				if el.Name.Space == NSSASL && el.Name.Local == "auth" {
+					c.saslFailure(errSASLEncrypt)
+					continue
+				}
+				if el.Name.Space != NSTLS || el.Name.Local != "starttls" {
+					return nil, &streamErr{cond: "policy-violation", text: "STARTTLS required"}
+				}
+				c.t.WriteElement(NewElement(NSTLS, "proceed"))
+				if err := c.t.Flush(); err != nil {
+					return nil, err
+				}
+				if err := c.t.StartTLS(c.srv.opts.TLSConfig); err != nil {
+					return nil, fmt.Errorf("xmppcore: tls handshake: %w", err)
+				}
+				c.r.reset(c.t)
+				break stanzas
+			case acc == nil:
+				if el.Name.Space != NSSASL || el.Name.Local != "auth" {
+					if el.Name.Local == "iq" || el.Name.Local == "message" || el.Name.Local == "presence" {
+						return nil, &streamErr{cond: "not-authorized"}
+					}
+					return nil, &streamErr{cond: "policy-violation"}
+				}
+				a, err := c.authenticate(el)
+				if err != nil {
+					var f *saslFailure
+					if !errors.As(err, &f) {
+						return nil, err
+					}
+					failures++
+					if f != errSASLAborted && c.srv.opts.AuthFailureDelay > 0 {
+						time.Sleep(c.srv.opts.AuthFailureDelay)
+					}
+					c.saslFailure(f)
+					if failures >= MaxAuthFailures {
+						return nil, &streamErr{cond: "policy-violation", text: "too many authentication failures"}
+					}
+					continue
+				}
+				acc = a
+				c.log = c.log.With("user", acc.Login)
+				if !c.t.Framed() {
+					c.r.reset(c.t)
+				}
+				break stanzas
+			default:
+				if el.Name.Local != "iq" || el.Name.Space != NSClient {
+					return nil, &streamErr{cond: "not-authorized"}
+				}
+				switch {
+				case el.Child(NSBind, "bind") != nil && el.AttrValue("type") == "set":
+					res := el.Child(NSBind, "bind").ChildText(NSBind, "resource")
+					sess, err := c.srv.bind(acc, res, c)
+					if errors.Is(err, errBadResource) {
+						c.t.WriteElement(ErrorReply(el, ErrBadRequest("")))
+						c.t.Flush()
+						continue
+					} else if err != nil {
+						return nil, &streamErr{cond: "system-shutdown"}
+					}
+					r := NewElement(NSClient, "iq", "type", "result", "id", el.AttrValue("id"))
+					b := NewElement(NSBind, "bind")
+					b.AddText(NSBind, "jid", sess.jidStr)
+					r.AddChild(b)
+					c.t.WriteElement(r)
+					if err := c.t.Flush(); err != nil {
+						sess.end(closeIO)
+						return nil, err
+					}
+					return sess, nil
+				case el.Child(NSSession, "session") != nil:
+					c.t.WriteElement(NewElement(NSClient, "iq", "type", "result", "id", el.AttrValue("id")))
+					c.t.Flush()
+				default:
+					r := ErrorReply(el, &StanzaError{Type: ErrTypeAuth, Condition: "not-authorized"})
+					c.t.WriteElement(r)
+					c.t.Flush()
+				}
+			}
+		}
+	}
+}
+
+func (c *conn) mechanisms() []string {
+	m := append([]string(nil), saslMechanisms...)
+	if c.t.Secure() {
+		m = append(m, "PLAIN")
+	}
+	return m
+}
+
+// openStream checks a stream header and answers with ours.
+func (c *conn) openStream(h *Element) error {
+	if l := h.attrNS(nsXML, "lang"); l != "" && len(l) < 36 {
+		c.lang = l
+	}
+	to := h.AttrValue("to")
+	c.t.WriteOpen(c.srv.domain, randomID(12), "en")
+	if to != c.srv.domain {
+		if to == "" {
+			return &streamErr{cond: "host-unknown", text: "missing to"}
+		}
+		return &streamErr{cond: "host-unknown"}
+	}
+	if v := h.AttrValue("version"); v == "" || v[0] < '1' {
+		return &streamErr{cond: "unsupported-version"}
+	}
+	return nil
+}
+
+func (c *conn) saslFailure(f *saslFailure) {
+	el := NewElement(NSSASL, "failure")
+	el.AddChild(NewElement(NSSASL, f.cond))
+	if f.text != "" {
+		el.AddText(NSSASL, "text", f.text)
+	}
+	c.t.WriteElement(el)
+	c.t.Flush()
+}
+
+// authenticate runs one SASL exchange started by <auth/>.
+func (c *conn) authenticate(auth *Element) (*Account, error) {
+	ctx, cancel := context.WithTimeout(c.srv.ctx, AuthTimeout)
+	defer cancel()
+	var mech saslStep
+	switch auth.AttrValue("mechanism") {
+	case "SCRAM-SHA-256":
+		mech = &scramServer{dir: c.srv.dir, domain: c.srv.domain, newHash: sha256.New, sha256: true}
+	case "SCRAM-SHA-1":
+		mech = &scramServer{dir: c.srv.dir, domain: c.srv.domain, newHash: sha1.New}
+	case "PLAIN":
+		if !c.t.Secure() {
+			return nil, errSASLEncrypt
+		}
+		mech = &plainServer{dir: c.srv.dir, domain: c.srv.domain}
+	default:
+		return nil, errSASLMech
+	}
+	in, err := decodeSASL(auth.Text)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		out, done, err := mech.step(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			acc, err := c.srv.users.byLogin(ctx, mech.login())
+			if err != nil || !acc.Active {
+				return nil, errSASLNotAuth
+			}
+			succ := NewElement(NSSASL, "success")
+			if len(out) > 0 {
+				succ.Text = base64.StdEncoding.EncodeToString(out)
+			}
+			c.t.WriteElement(succ)
+			if err := c.t.Flush(); err != nil {
+				return nil, err
+			}
+			return acc, nil
+		}
+		ch := NewElement(NSSASL, "challenge")
+		ch.Text = base64.StdEncoding.EncodeToString(out)
+		c.t.WriteElement(ch)
+		if err := c.t.Flush(); err != nil {
+			return nil, err
+		}
+		ev, err := c.r.next()
+		if err != nil {
+			return nil, err
+		}
+		if ev.el == nil {
+			return nil, errStreamClosed
+		}
+		switch {
+		case ev.el.Name.Space == NSSASL && ev.el.Name.Local == "response":
+			if in, err = decodeSASL(ev.el.Text); err != nil {
+				return nil, err
+			}
+		case ev.el.Name.Space == NSSASL && ev.el.Name.Local == "abort":
+			return nil, errSASLAborted
+		default:
+			return nil, &streamErr{cond: "policy-violation"}
+		}
+	}
+}
+
+func decodeSASL(s string) ([]byte, error) {
+	if s == "=" || s == "" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, &saslFailure{cond: "incorrect-encoding"}
+	}
+	return b, nil
+}
+
+// attrNS returns the value of the attribute space:local.
+func (e *Element) attrNS(space, local string) string {
+	for _, a := range e.Attr {
+		if a.Name.Local == local && (a.Name.Space == space || (space == nsXML && a.Name.Space == "xml")) {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// --- after binding -----------------------------------------------------------
+
+// serve starts the writer and reads stanzas until the stream ends.
+func (c *conn) serve() error {
+	c.writing.Store(true)
+	select {
+	case <-c.done:
+		// Closed (conflict, shutdown) between bind and now: the writer
+		// still writes the final error.
+	default:
+	}
+	c.srv.start("writer", c.writer)
+	c.t.SetReadDeadline(time.Time{})
+	c.tokens = RateBurst
+	c.lastToken = time.Now()
+	ctx := c.srv.ctx
+	for {
+		c.touchDeadline()
+		ev, err := c.r.next()
+		if err != nil {
+			return err
+		}
+		if ev.close {
+			return nil
+		}
+		if ev.open != nil {
+			return &streamErr{cond: "policy-violation", text: "unexpected stream restart"}
+		}
+		c.limitRate()
+		el := ev.el
+		if el.Name.Space != NSClient {
+			return &streamErr{cond: "unsupported-stanza-type"}
+		}
+		if err := c.sess.Handle(ctx, el); err != nil {
+			if errors.Is(err, errSessionEnded) {
+				return nil
+			}
+			return &streamErr{cond: "unsupported-stanza-type"}
+		}
+	}
+}
+
+// touchDeadline keeps the idle read deadline ahead, resetting it only
+// now and then (it costs a timer update).
+func (c *conn) touchDeadline() {
+	now := time.Now()
+	if now.Add(IdleTimeout - IdleTimeout/8).After(c.deadline) {
+		c.deadline = now.Add(IdleTimeout)
+		c.t.SetReadDeadline(c.deadline)
+	}
+}
+
+// limitRate takes a token from the connection's bucket, sleeping when it
+// is empty (the kernel's buffers then push back on the client).
+func (c *conn) limitRate() {
+	now := time.Now()
+	c.tokens += now.Sub(c.lastToken).Seconds() * RateStanzas
+	c.lastToken = now
+	if c.tokens > RateBurst {
+		c.tokens = RateBurst
+	}
+	if c.tokens < 1 {
+		wait := time.Duration((1 - c.tokens) / RateStanzas * float64(time.Second))
+		select {
+		case <-time.After(wait):
+		case <-c.done:
+		}
+		c.tokens = 1
+		c.lastToken = time.Now()
+	}
+	c.tokens--
+}

@@ -1,0 +1,89 @@
+package xmppcore
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by a Directory or Archive when the thing asked
+// for does not exist.
+var ErrNotFound = errors.New("xmppcore: not found")
+
+// Directory is what the XMPP server needs from the organisation's user
+// directory (package roster): accounts, credentials, rosters and change
+// events. RosterDirectory adapts *roster.Store.
+type Directory interface {
+	// Credentials returns the SCRAM keys of an active account, ErrNotFound
+	// when there is no such active account or it has no password.
+	Credentials(ctx context.Context, login string) (*Credentials, error)
+	UserByLogin(ctx context.Context, login string) (*Account, error)
+	UserByID(ctx context.Context, id int64) (*Account, error)
+	Roster(ctx context.Context, userID int64) ([]RosterItem, error)
+	SetRosterItem(ctx context.Context, userID int64, it RosterItem) error
+	RemoveRosterItem(ctx context.Context, userID int64, jid string) error
+	Events(ctx context.Context, afterID int64, limit int) ([]Event, error)
+	LastEventID(ctx context.Context) (int64, error)
+}
+
+// Credentials are the stored SCRAM keys of an account.
+type Credentials struct {
+	UserID                     int64
+	Salt                       []byte
+	Iterations                 int
+	SHA1Stored, SHA1Server     []byte
+	SHA256Stored, SHA256Server []byte
+}
+
+// Account is an employee as the XMPP server sees them.
+type Account struct {
+	ID                        int64
+	Login, Name, Email, Title string
+	Departments               []string // department names, primary first
+	Org                       string   // the organisation (root department) name
+	Active                    bool
+}
+
+// RosterItem is one roster entry (RFC 6121). JID is the bare JID string;
+// ContactID is the employee's id, 0 for a JID outside the company.
+type RosterItem struct {
+	JID          string
+	ContactID    int64
+	Name         string
+	Groups       []string
+	Subscription string // none, to, from, both
+	Ask          bool
+	Approved     bool
+}
+
+// Event is a change written by HR sync or the CLI (see roster.Event).
+type Event struct {
+	ID        int64
+	Kind      string // roster_add, roster_remove, deactivated, password, user_updated
+	UserID    int64
+	ContactID int64
+}
+
+// Archive is what the XMPP server needs from the message archive
+// (package mam). MAMArchive adapts *mam.Store.
+type Archive interface {
+	// Append stores m (setting ID and CreatedAt) before it is delivered;
+	// newContact reports a first personal message between the two users.
+	Append(ctx context.Context, m *ArchivedMessage) (newContact bool, err error)
+	// Undelivered returns personal messages to userID above the delivery
+	// mark, oldest first.
+	Undelivered(ctx context.Context, userID int64, limit int) ([]ArchivedMessage, error)
+	// MarkDelivered raises the delivery mark (never lowers it).
+	MarkDelivered(ctx context.Context, userID, upToID int64) error
+}
+
+// ArchivedMessage is a personal message as stored in the archive.
+type ArchivedMessage struct {
+	ID           int64
+	CreatedAt    time.Time
+	FromID, ToID int64
+	FromResource string
+	OriginID     string // the client's id: origin-id, else the stanza id
+	Body         string
+	Payload      string // other child elements, serialized
+}

@@ -1,0 +1,466 @@
+package xmppcore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Namespaces of the IQ services built in.
+const (
+	NSRoster     = "jabber:iq:roster"
+	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	NSDiscoItems = "http://jabber.org/protocol/disco#items"
+	NSVCard      = "vcard-temp"
+	NSPing       = "urn:xmpp:ping"
+	NSLast       = "jabber:iq:last"
+	NSVersion    = "jabber:iq:version"
+	NSOffline    = "msgoffline"
+)
+
+// accountIQ are the namespaces the server answers on behalf of another
+// user's bare JID (their vCard, last activity, disco#info).
+var accountIQ = map[string]bool{NSVCard: true, NSLast: true, NSDiscoInfo: true}
+
+// builtinFeatures are the disco#info features of the server that are not
+// IQ namespaces of their own.
+var builtinFeatures = []string{NSOffline, NSStanzaID, NSCarbons, NSDiscoItems}
+
+func (s *Server) registerBuiltins() {
+	s.HandleIQ(NSRoster, s.iqRoster)
+	s.HandleIQ(NSDiscoInfo, s.iqDiscoInfo)
+	s.HandleIQ(NSDiscoItems, s.iqDiscoItems)
+	s.HandleIQ(NSVCard, s.iqVCard)
+	s.HandleIQ(NSPing, func(context.Context, *Session, *Element) (*Element, error) { return nil, nil })
+	s.HandleIQ(NSCarbons, s.iqCarbons)
+	s.HandleIQ(NSLast, s.iqLast)
+	s.HandleIQ(NSBlocking, s.iqBlocking)
+	s.HandleIQ(NSVersion, s.iqVersion)
+	s.HandleIQ(NSSession, func(context.Context, *Session, *Element) (*Element, error) { return nil, nil })
+	for _, f := range builtinFeatures {
+		s.AddFeature(f)
+	}
+}
+
+// handleIQ dispatches an IQ from a session.
+func (s *Server) handleIQ(ctx context.Context, sess *Session, el *Element) {
+	typ := el.AttrValue("type")
+	if typ != "get" && typ != "set" && typ != "result" && typ != "error" {
+		sess.replyError(el, ErrBadRequest(""))
+		return
+	}
+	to := el.AttrValue("to")
+	toServer := to == "" || to == s.domain || to == sess.bareStr
+	if !toServer {
+		j, err := jid.Parse(to)
+		if err != nil {
+			sess.replyError(el, ErrJIDMalformed())
+			return
+		}
+		if c := s.component(j.Domainpart()); c != nil {
+			c.HandleStanza(ctx, sess.jid, el)
+			return
+		}
+		if j.Domainpart() != s.domain {
+			sess.replyError(el, ErrRemoteServerNotFound())
+			return
+		}
+		if j.Localpart() == "" || j.Bare().String() == sess.bareStr && j.Resourcepart() == "" {
+			toServer = true
+		} else if j.Resourcepart() != "" {
+			s.routeIQToResource(ctx, sess, el, j)
+			return
+		} else {
+			// Another user's bare JID: the server answers for the account.
+			if typ == "result" || typ == "error" {
+				return
+			}
+			p := el.FirstChild()
+			if p == nil || !accountIQ[p.Name.Space] || typ != "get" {
+				sess.replyError(el, ErrServiceUnavailable())
+				return
+			}
+		}
+	}
+	if typ == "result" || typ == "error" {
+		return // answers to the server's own requests
+	}
+	if len(el.Children) != 1 {
+		sess.replyError(el, ErrBadRequest(""))
+		return
+	}
+	p := el.Children[0]
+	h := s.iqHandler(p.Name.Space)
+	if h == nil {
+		sess.replyError(el, ErrServiceUnavailable())
+		return
+	}
+	res, err := h(ctx, sess, el)
+	if err != nil {
+		var se *StanzaError
+		if !errors.As(err, &se) {
+			sess.log.Error("iq handler", "ns", p.Name.Space, "err", err)
+			se = ErrInternal()
+		}
+		sess.replyError(el, se)
+		return
+	}
+	r := NewElement(NSClient, "iq", "type", "result", "id", el.AttrValue("id"), "to", sess.jidStr)
+	if to != "" {
+		r.SetAttr("from", to)
+	}
+	if res != nil {
+		r.AddChild(res)
+	}
+	sess.deliver(r)
+}
+
+// routeIQToResource passes an IQ to another user's full JID.
+func (s *Server) routeIQToResource(ctx context.Context, sess *Session, el *Element, j jid.JID) {
+	acc, err := s.users.byLogin(ctx, j.Localpart())
+	var t *Session
+	if err == nil && acc.Active && !s.isBlocked(ctx, acc.ID, sess.bareStr) {
+		t = s.router.session(acc.ID, j.Resourcepart())
+	}
+	if t == nil {
+		if typ := el.AttrValue("type"); typ == "get" || typ == "set" {
+			sess.replyError(el, ErrServiceUnavailable())
+		}
+		return
+	}
+	t.deliver(el)
+}
+
+// --- roster (RFC 6121 section 2) ----------------------------------------------
+
+func (s *Server) iqRoster(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
+	if to := iq.AttrValue("to"); to != "" && to != sess.bareStr {
+		return nil, ErrForbidden("")
+	}
+	q := iq.Children[0]
+	if iq.AttrValue("type") == "get" {
+		items, err := s.dir.Roster(ctx, sess.userID)
+		if err != nil {
+			return nil, err
+		}
+		sess.rosterReq.Store(true)
+		res := NewElement(NSRoster, "query")
+		for i := range items {
+			res.AddChild(rosterItemElement(&items[i]))
+		}
+		return res, nil
+	}
+	if len(q.Children) != 1 || q.Children[0].Name.Local != "item" {
+		return nil, ErrBadRequest("exactly one item")
+	}
+	item := q.Children[0]
+	j, err := jid.Parse(item.AttrValue("jid"))
+	if err != nil || j.Resourcepart() != "" {
+		return nil, ErrBadRequest("bad jid")
+	}
+	bare := j.String()
+	if bare == sess.bareStr {
+		return nil, ErrNotAllowed("")
+	}
+	if item.AttrValue("subscription") == "remove" {
+		if err := s.dir.RemoveRosterItem(ctx, sess.userID, bare); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, ErrItemNotFound()
+			}
+			return nil, err
+		}
+		s.pushRoster(sess.userID, NewElement(NSRoster, "item", "jid", bare, "subscription", "remove"))
+		s.rewatch(ctx, sess.userID)
+		return nil, nil
+	}
+	it := RosterItem{JID: bare, Name: item.AttrValue("name")}
+	seen := map[string]bool{}
+	for _, g := range item.Children {
+		if g.Name.Local != "group" {
+			continue
+		}
+		if g.Text == "" {
+			return nil, ErrNotAcceptable("empty group")
+		}
+		if seen[g.Text] {
+			return nil, ErrBadRequest("duplicate group")
+		}
+		seen[g.Text] = true
+		it.Groups = append(it.Groups, g.Text)
+	}
+	if err := s.dir.SetRosterItem(ctx, sess.userID, it); err != nil {
+		return nil, err
+	}
+	s.pushRosterJID(ctx, sess.userID, bare)
+	s.rewatch(ctx, sess.userID)
+	return nil, nil
+}
+
+func rosterItemElement(it *RosterItem) *Element {
+	sub := it.Subscription
+	if sub == "" {
+		sub = "none"
+	}
+	el := NewElement(NSRoster, "item", "jid", it.JID, "subscription", sub)
+	if it.Name != "" {
+		el.SetAttr("name", it.Name)
+	}
+	if it.Ask {
+		el.SetAttr("ask", "subscribe")
+	}
+	if it.Approved {
+		el.SetAttr("approved", "true")
+	}
+	for _, g := range it.Groups {
+		el.AddText(NSRoster, "group", g)
+	}
+	return el
+}
+
+// pushRoster sends a roster push with item to every session of the user
+// that has asked for the roster.
+func (s *Server) pushRoster(userID int64, item *Element) {
+	for _, t := range s.router.sessions(userID) {
+		if !t.rosterReq.Load() {
+			continue
+		}
+		q := NewElement(NSRoster, "query")
+		q.AddChild(item)
+		iq := NewElement(NSClient, "iq", "type", "set", "id", "push"+randomID(6), "to", t.jidStr)
+		iq.AddChild(q)
+		t.deliver(iq)
+	}
+}
+
+// pushRosterJID pushes the current state of one roster item (or its
+// removal when it is gone).
+func (s *Server) pushRosterJID(ctx context.Context, userID int64, bare string) {
+	items, err := s.dir.Roster(ctx, userID)
+	if err != nil {
+		s.log.Warn("roster push", "err", err)
+		return
+	}
+	for i := range items {
+		if items[i].JID == bare {
+			s.pushRoster(userID, rosterItemElement(&items[i]))
+			return
+		}
+	}
+	s.pushRoster(userID, NewElement(NSRoster, "item", "jid", bare, "subscription", "remove"))
+}
+
+// pushContact pushes the roster item of contactID to userID's sessions
+// (a new personal contact or an HR change), if the user is online.
+func (s *Server) pushContact(ctx context.Context, userID, contactID int64) {
+	if len(s.router.sessions(userID)) == 0 {
+		return
+	}
+	acc, err := s.users.byID(ctx, contactID)
+	if err != nil {
+		return
+	}
+	s.pushRosterJID(ctx, userID, s.bareJID(acc.Login))
+	s.rewatch(ctx, userID)
+}
+
+// rewatch reloads which contacts' presence an available user follows.
+func (s *Server) rewatch(ctx context.Context, userID int64) {
+	if !s.anyAvailable(userID) {
+		return
+	}
+	items, err := s.dir.Roster(ctx, userID)
+	if err != nil {
+		return
+	}
+	var contacts []int64
+	for _, it := range items {
+		if it.ContactID != 0 && it.ContactID != userID {
+			contacts = append(contacts, it.ContactID)
+		}
+	}
+	s.router.watch(userID, contacts)
+}
+
+// --- service discovery (XEP-0030) ---------------------------------------------
+
+func (s *Server) iqDiscoInfo(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
+	q := iq.Children[0]
+	res := NewElement(NSDiscoInfo, "query")
+	if n := q.AttrValue("node"); n != "" {
+		return nil, ErrItemNotFound()
+	}
+	to := iq.AttrValue("to")
+	if to == "" || to == s.domain {
+		res.AddChild(NewElement(NSDiscoInfo, "identity", "category", "server", "type", "im", "name", "Vestnik"))
+		s.extMu.RLock()
+		for _, f := range s.features {
+			res.AddChild(NewElement(NSDiscoInfo, "feature", "var", f))
+		}
+		s.extMu.RUnlock()
+		return res, nil
+	}
+	// An account.
+	res.AddChild(NewElement(NSDiscoInfo, "identity", "category", "account", "type", "registered"))
+	res.AddChild(NewElement(NSDiscoInfo, "feature", "var", NSDiscoInfo))
+	if s.iqHandler("urn:xmpp:mam:2") != nil && to == sess.bareStr {
+		res.AddChild(NewElement(NSDiscoInfo, "feature", "var", "urn:xmpp:mam:2"))
+	}
+	return res, nil
+}
+
+func (s *Server) iqDiscoItems(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
+	res := NewElement(NSDiscoItems, "query")
+	if to := iq.AttrValue("to"); to != "" && to != s.domain {
+		return res, nil
+	}
+	if iq.Children[0].AttrValue("node") != "" {
+		return nil, ErrItemNotFound()
+	}
+	s.extMu.RLock()
+	domains := make([]string, 0, len(s.components))
+	for d := range s.components {
+		domains = append(domains, d)
+	}
+	s.extMu.RUnlock()
+	sortStrings(domains)
+	for _, d := range domains {
+		res.AddChild(NewElement(NSDiscoItems, "item", "jid", d))
+	}
+	return res, nil
+}
+
+// --- vcard-temp (XEP-0054) from the org data -----------------------------------
+
+func (s *Server) iqVCard(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
+	if iq.AttrValue("type") == "set" {
+		return nil, ErrNotAllowed("the profile comes from the company directory")
+	}
+	login := sess.login
+	if to := iq.AttrValue("to"); to != "" && to != sess.bareStr {
+		j, err := jid.Parse(to)
+		if err != nil || j.Localpart() == "" {
+			return nil, ErrItemNotFound()
+		}
+		login = j.Localpart()
+	}
+	acc, err := s.users.byLogin(ctx, login)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, ErrItemNotFound()
+		}
+		return nil, err
+	}
+	v := NewElement(NSVCard, "vCard")
+	v.AddText(NSVCard, "FN", acc.Name)
+	n := NewElement(NSVCard, "N")
+	if parts := strings.Fields(acc.Name); len(parts) > 1 {
+		n.AddText(NSVCard, "FAMILY", strings.Join(parts[1:], " "))
+		n.AddText(NSVCard, "GIVEN", parts[0])
+	} else {
+		n.AddText(NSVCard, "GIVEN", acc.Name)
+	}
+	v.AddChild(n)
+	if len(acc.Departments) > 0 || acc.Org != "" {
+		org := NewElement(NSVCard, "ORG")
+		orgName := acc.Org
+		if orgName == "" && len(acc.Departments) > 0 {
+			orgName = acc.Departments[0]
+		}
+		org.AddText(NSVCard, "ORGNAME", orgName)
+		for _, d := range acc.Departments {
+			if d != orgName {
+				org.AddText(NSVCard, "ORGUNIT", d)
+			}
+		}
+		v.AddChild(org)
+	}
+	if acc.Title != "" {
+		v.AddText(NSVCard, "TITLE", acc.Title)
+	}
+	if acc.Email != "" {
+		e := NewElement(NSVCard, "EMAIL")
+		e.AddChild(NewElement(NSVCard, "INTERNET"))
+		e.AddText(NSVCard, "USERID", acc.Email)
+		v.AddChild(e)
+	}
+	v.AddText(NSVCard, "JABBERID", s.bareJID(acc.Login))
+	return v, nil
+}
+
+// --- carbons (XEP-0280) --------------------------------------------------------
+
+func (s *Server) iqCarbons(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
+	if iq.AttrValue("type") != "set" {
+		return nil, ErrBadRequest("")
+	}
+	switch iq.Children[0].Name.Local {
+	case "enable":
+		sess.carbons.Store(true)
+	case "disable":
+		sess.carbons.Store(false)
+	default:
+		return nil, ErrBadRequest("")
+	}
+	return nil, nil
+}
+
+// --- last activity (XEP-0012) -------------------------------------------------
+
+var serverStarted = time.Now()
+
+func (s *Server) iqLast(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
+	if iq.AttrValue("type") != "get" {
+		return nil, ErrBadRequest("")
+	}
+	to := iq.AttrValue("to")
+	res := NewElement(NSLast, "query")
+	if to == "" || to == s.domain {
+		res.SetAttr("seconds", strconv.FormatInt(int64(time.Since(serverStarted).Seconds()), 10))
+		return res, nil
+	}
+	j, err := jid.Parse(to)
+	if err != nil || j.Localpart() == "" {
+		return nil, ErrItemNotFound()
+	}
+	acc, err := s.users.byLogin(ctx, j.Localpart())
+	if err != nil || !acc.Active {
+		return nil, ErrItemNotFound()
+	}
+	if s.anyAvailable(acc.ID) {
+		res.SetAttr("seconds", "0")
+		return res, nil
+	}
+	at, status, err := s.store.lastSeen(ctx, acc.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrItemNotFound()
+	} else if err != nil {
+		return nil, err
+	}
+	res.SetAttr("seconds", strconv.FormatInt(int64(time.Since(at).Seconds()), 10))
+	res.Text = status
+	return res, nil
+}
+
+// --- software version (XEP-0092) ----------------------------------------------
+
+func (s *Server) iqVersion(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
+	if to := iq.AttrValue("to"); to != "" && to != s.domain {
+		return nil, ErrServiceUnavailable()
+	}
+	res := NewElement(NSVersion, "query")
+	res.AddText(NSVersion, "name", "Vestnik")
+	res.AddText(NSVersion, "version", "0.1")
+	return res, nil
+}
+
+func sortStrings(a []string) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}

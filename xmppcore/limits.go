@@ -1,0 +1,62 @@
+package xmppcore
+
+import "time"
+
+// Limits and timeouts of the XMPP server, in one place.
+const (
+	// MaxStanzaSize is the largest top-level element (stanza or nonza) a
+	// client may send, in bytes of XML. A larger one ends the stream with
+	// policy-violation.
+	MaxStanzaSize = 256 << 10
+	// MaxDepth is the deepest element nesting allowed inside a stanza.
+	MaxDepth = 32
+	// MaxAttrs is the number of attributes one element may carry.
+	MaxAttrs = 64
+	// MaxStreamHeaderSize bounds the stream header and everything before it.
+	MaxStreamHeaderSize = 8 << 10
+
+	// AuthTimeout is how long a connection may take from accept to bound
+	// resource.
+	AuthTimeout = 30 * time.Second
+	// MaxAuthFailures is how many failed SASL attempts a connection gets
+	// before the stream is closed.
+	MaxAuthFailures = 3
+	// AuthFailureDelay is added before each SASL failure answer, against
+	// password guessing.
+	AuthFailureDelay = 1 * time.Second
+
+	// IdleTimeout closes a bound connection that sent nothing for this long
+	// (clients ping or send whitespace well within it).
+	IdleTimeout = 10 * time.Minute
+	// WriteTimeout bounds one flush of the writer goroutine.
+	WriteTimeout = 30 * time.Second
+
+	// SendQueueLen is the bounded queue of stanzas waiting for the writer of
+	// one connection. When it is full the peer is a slow consumer and the
+	// connection is closed: the router never waits.
+	SendQueueLen = 512
+
+	// RateStanzas and RateBurst are the per-connection token bucket: a
+	// client may send RateBurst stanzas at once and RateStanzas per second
+	// sustained. Beyond that the reader pauses (TCP pushes back).
+	RateStanzas = 200
+	RateBurst   = 400
+
+	// MaxResourceLen bounds a requested resource.
+	MaxResourceLen = 256
+
+	// EventPollInterval is how often the server polls change events
+	// written by HR imports and the CLI (SPEC: picked up within 5 s).
+	EventPollInterval = 2 * time.Second
+
+	// OfflineBatch is how many offline messages are read per query when a
+	// user comes online.
+	OfflineBatch = 200
+
+	// MaxBlocklist bounds one user's XEP-0191 blocklist.
+	MaxBlocklist = 1000
+
+	// FlushedMemory is how long a session remembers the ids it received by
+	// offline flush, so that a concurrent live delivery is not doubled.
+	FlushedMemory = 30 * time.Second
+)

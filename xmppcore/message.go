@@ -1,0 +1,444 @@
+package xmppcore
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Namespaces of message extensions handled here.
+const (
+	NSStanzaID = "urn:xmpp:sid:0"     // XEP-0359
+	NSCarbons  = "urn:xmpp:carbons:2" // XEP-0280
+	NSForward  = "urn:xmpp:forward:0" // XEP-0297
+	NSHints    = "urn:xmpp:hints"     // XEP-0334
+)
+
+// handleMessage processes a message from a session.
+func (s *Server) handleMessage(ctx context.Context, sess *Session, el *Element) {
+	s.sendMessage(ctx, sess, el)
+}
+
+// HandleMessage processes a message from the session like Handle, and
+// returns the archive id of a stored personal message (0 when the
+// message was not archived: chat states, receipts, groupchat, errors).
+func (sess *Session) HandleMessage(ctx context.Context, el *Element) (int64, error) {
+	if sess.ended.Load() {
+		return 0, errSessionEnded
+	}
+	el.Name = xml.Name{Space: NSClient, Local: "message"}
+	el.SetAttr("from", sess.jidStr)
+	sess.lastActive.Store(time.Now().Unix())
+	return sess.srv.sendMessage(ctx, sess, el)
+}
+
+func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (int64, error) {
+	to := el.AttrValue("to")
+	if to == "" {
+		return 0, nil // to the account itself: nothing to do
+	}
+	j, err := jid.Parse(to)
+	if err != nil {
+		sess.replyError(el, ErrJIDMalformed())
+		return 0, ErrJIDMalformed()
+	}
+	if c := s.component(j.Domainpart()); c != nil {
+		c.HandleStanza(ctx, sess.jid, el)
+		return 0, nil
+	}
+	if j.Domainpart() != s.domain {
+		sess.replyError(el, ErrRemoteServerNotFound())
+		return 0, ErrRemoteServerNotFound()
+	}
+	if j.Localpart() == "" {
+		if el.AttrValue("type") != "error" && el.AttrValue("type") != "groupchat" && el.AttrValue("type") != "headline" {
+			sess.replyError(el, ErrServiceUnavailable())
+		}
+		return 0, nil
+	}
+	acc, err := s.users.byLogin(ctx, j.Localpart())
+	if err != nil || !acc.Active {
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			sess.log.Warn("look up recipient", "err", err)
+			sess.replyError(el, ErrInternal())
+			return 0, err
+		}
+		sess.replyError(el, ErrServiceUnavailable())
+		return 0, ErrServiceUnavailable()
+	}
+	if s.isBlocked(ctx, sess.userID, j.Bare().String()) {
+		e := ErrNotAcceptable("")
+		r := ErrorReply(el, e)
+		r.SetAttr("to", sess.jidStr)
+		r.Child(NSClient, "error").AddChild(NewElement(NSBlockingErrors, "blocked"))
+		sess.deliver(r)
+		return 0, e
+	}
+	if s.isBlocked(ctx, acc.ID, sess.bareStr) {
+		sess.replyError(el, ErrServiceUnavailable())
+		return 0, ErrServiceUnavailable()
+	}
+	id, err := s.deliverPersonal(ctx, sess.userID, sess.login, sess.resource, sess, acc, j.Resourcepart(), el)
+	if err != nil {
+		sess.log.Error("store message", "err", err)
+		sess.replyError(el, ErrInternal())
+	}
+	return id, err
+}
+
+// SendPersonal sends a personal chat message on behalf of a user from a
+// door that is not an XMPP session (REST): the same path as a message
+// from a client: archived, stanza-id, routed or left for offline
+// delivery, carbons to the sender's resources.
+func (s *Server) SendPersonal(ctx context.Context, fromUserID, toUserID int64, body string) (int64, error) {
+	from, err := s.users.byID(ctx, fromUserID)
+	if err != nil {
+		return 0, fmt.Errorf("xmppcore: send personal: sender %d: %w", fromUserID, err)
+	}
+	to, err := s.users.byID(ctx, toUserID)
+	if err != nil {
+		return 0, fmt.Errorf("xmppcore: send personal: recipient %d: %w", toUserID, err)
+	}
+	if !from.Active || !to.Active {
+		return 0, fmt.Errorf("xmppcore: send personal: %w", ErrNotFound)
+	}
+	el := NewElement(NSClient, "message", "type", "chat", "id", randomID(9),
+		"from", s.bareJID(from.Login), "to", s.bareJID(to.Login))
+	el.AddText(NSClient, "body", body)
+	return s.deliverPersonal(ctx, from.ID, from.Login, "", nil, to, "", el)
+}
+
+// deliverPersonal archives a personal message (when it has a body and is
+// chat or normal), then routes it to the recipient's sessions and sends
+// carbons. sess is the sending session (nil from REST).
+func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, fromRes string, sess *Session, to *Account, toRes string, el *Element) (int64, error) {
+	typ := el.AttrValue("type")
+	if typ == "" {
+		typ = "normal"
+	}
+	el.RemoveChildren(NSStanzaID, "stanza-id") // only the server sets these
+	var id int64
+	body := el.Child(NSClient, "body")
+	if (typ == "chat" || typ == "normal") && body != nil {
+		m := &ArchivedMessage{
+			FromID: fromID, ToID: to.ID, FromResource: fromRes,
+			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el),
+		}
+		newContact, err := s.arch.Append(ctx, m)
+		if err != nil {
+			return 0, err
+		}
+		id = m.ID
+		if newContact {
+			s.pushContact(ctx, fromID, to.ID)
+			s.pushContact(ctx, to.ID, fromID)
+		}
+	}
+	toBare := s.bareJID(to.Login)
+	out := el
+	if id != 0 {
+		out = el.ShallowCopy()
+		out.AddChild(NewElement(NSStanzaID, "stanza-id", "id", strconv.FormatInt(id, 10), "by", toBare))
+	}
+	targets := s.routeMessage(to, toRes, typ, out, id)
+	if id != 0 && len(targets) > 0 {
+		if err := s.arch.MarkDelivered(ctx, to.ID, id); err != nil {
+			s.log.Warn("mark delivered", "err", err)
+		}
+	}
+	if carbonEligible(el, typ) {
+		fromBare := s.bareJID(fromLogin)
+		// Sent carbons to the sender's other resources.
+		var sentCopy *Element
+		for _, t := range s.router.sessions(fromID) {
+			if t == sess || !t.carbons.Load() || !t.available.Load() {
+				continue
+			}
+			if sentCopy == nil {
+				sentCopy = el
+				if id != 0 {
+					sentCopy = el.ShallowCopy()
+					sentCopy.AddChild(NewElement(NSStanzaID, "stanza-id", "id", strconv.FormatInt(id, 10), "by", fromBare))
+				}
+			}
+			t.deliver(carbon("sent", fromBare, t.jidStr, sentCopy))
+		}
+		// Received carbons to the recipient's resources that did not get it.
+		for _, t := range s.router.sessions(to.ID) {
+			if !t.carbons.Load() || !t.available.Load() || containsSession(targets, t) {
+				continue
+			}
+			t.deliver(carbon("received", toBare, t.jidStr, out))
+		}
+	}
+	return id, nil
+}
+
+// routeMessage delivers a message to a user's sessions by RFC 6121 rules
+// and returns the sessions that got it. With an archive id it takes the
+// user's delivery lock, so a concurrent offline flush does not double it.
+func (s *Server) routeMessage(to *Account, toRes, typ string, el *Element, id int64) []*Session {
+	u := s.router.entry(to.ID)
+	if u == nil {
+		return nil
+	}
+	if id != 0 {
+		u.deliverMu.Lock()
+		defer u.deliverMu.Unlock()
+		if _, done := u.flushed[id]; done {
+			return nil
+		}
+	}
+	sessions := u.sessions
+	var targets []*Session
+	if toRes != "" {
+		for _, t := range sessions {
+			if t.resource == toRes {
+				if !t.ended.Load() {
+					targets = append(targets, t)
+				}
+				break
+			}
+		}
+		if targets == nil && (typ == "groupchat" || typ == "error") {
+			return nil
+		}
+	}
+	if targets == nil {
+		switch typ {
+		case "error", "groupchat":
+			return nil
+		case "normal":
+			best := int32(-1)
+			for _, t := range sessions {
+				if t.available.Load() && t.priority.Load() > best {
+					best = t.priority.Load()
+				}
+			}
+			for _, t := range sessions {
+				if best >= 0 && t.available.Load() && t.priority.Load() == best {
+					targets = append(targets, t)
+				}
+			}
+		default: // chat, headline
+			for _, t := range sessions {
+				if t.available.Load() && t.priority.Load() >= 0 {
+					targets = append(targets, t)
+				}
+			}
+		}
+	}
+	delivered := targets[:0:0]
+	for _, t := range targets {
+		c := el
+		if len(targets) > 1 || el.AttrValue("to") != t.jidStr {
+			c = el.ShallowCopy()
+			c.SetAttr("to", t.jidStr)
+		}
+		if t.deliver(c) {
+			delivered = append(delivered, t)
+		}
+	}
+	return delivered
+}
+
+func containsSession(list []*Session, s *Session) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func carbonEligible(el *Element, typ string) bool {
+	if typ != "chat" && !(typ == "normal" && el.Child(NSClient, "body") != nil) {
+		return false
+	}
+	return el.Child(NSCarbons, "private") == nil && el.Child(NSHints, "no-copy") == nil
+}
+
+// carbon wraps msg in a XEP-0280 sent or received envelope.
+func carbon(kind, from, to string, msg *Element) *Element {
+	env := NewElement(NSClient, "message", "from", from, "to", to, "type", msg.AttrValue("type"))
+	w := NewElement(NSCarbons, kind)
+	f := NewElement(NSForward, "forwarded")
+	f.AddChild(msg)
+	w.AddChild(f)
+	env.AddChild(w)
+	return env
+}
+
+// originID is the client's id of a message: its origin-id (XEP-0359),
+// else the stanza id attribute.
+func originID(el *Element) string {
+	if o := el.Child(NSStanzaID, "origin-id"); o != nil {
+		if v := o.AttrValue("id"); v != "" {
+			return v
+		}
+	}
+	return el.AttrValue("id")
+}
+
+// payloadOf serializes the children of a message other than its body and
+// what the server adds, to be replayed from the archive.
+func payloadOf(el *Element) string {
+	var b []byte
+	for _, c := range el.Children {
+		switch {
+		case c.Name.Space == NSClient && c.Name.Local == "body":
+		case c.Name.Space == NSStanzaID && c.Name.Local == "stanza-id":
+		case c.Name.Space == NSDelay:
+		default:
+			b = c.AppendXML(b, NSClient)
+		}
+	}
+	return string(b)
+}
+
+// ParseFragment parses a sequence of elements serialized with jabber:client
+// as the default namespace (an archived payload).
+func ParseFragment(s string) ([]*Element, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	sr := newStreamReader(strings.NewReader("<x xmlns='jabber:client'>"+s+"</x>"), true)
+	sr.inStream = true
+	sr.lim.budget = MaxStanzaSize * 2
+	ev, err := sr.next()
+	if err != nil {
+		return nil, fmt.Errorf("xmppcore: parse payload: %w", err)
+	}
+	return ev.el.Children, nil
+}
+
+// archivedStanza rebuilds a personal message from the archive for
+// delivery to sess, with a delay stamp (offline delivery).
+func (s *Server) archivedStanza(ctx context.Context, m *ArchivedMessage, to string, toBare string) (*Element, error) {
+	from, err := s.users.byID(ctx, m.FromID)
+	if err != nil {
+		return nil, err
+	}
+	fromJID := s.bareJID(from.Login)
+	if m.FromResource != "" {
+		fromJID += "/" + m.FromResource
+	}
+	el := NewElement(NSClient, "message", "from", fromJID, "to", to, "type", "chat")
+	if m.OriginID != "" {
+		el.SetAttr("id", m.OriginID)
+	}
+	if children, err := ParseFragment(m.Payload); err == nil {
+		el.Children = append(el.Children, children...)
+	}
+	el.AddText(NSClient, "body", m.Body)
+	el.AddChild(NewElement(NSStanzaID, "stanza-id", "id", strconv.FormatInt(m.ID, 10), "by", toBare))
+	el.AddChild(delayElement(s.domain, m.CreatedAt, "Offline Storage"))
+	return el, nil
+}
+
+// flushOffline delivers the messages that arrived while the user was
+// offline to sess, in order, and raises the delivery mark: exactly once,
+// since live deliveries to the user wait on the same lock.
+func (s *Server) flushOffline(ctx context.Context, sess *Session) {
+	u := sess.user
+	u.deliverMu.Lock()
+	defer u.deliverMu.Unlock()
+	now := time.Now().UnixNano()
+	if u.flushed == nil || now-u.flushedAt > int64(FlushedMemory) {
+		u.flushed = map[int64]struct{}{}
+	}
+	u.flushedAt = now
+	for {
+		msgs, err := s.arch.Undelivered(ctx, sess.userID, OfflineBatch)
+		if err != nil {
+			sess.log.Error("offline messages", "err", err)
+			return
+		}
+		if len(msgs) == 0 {
+			return
+		}
+		var last int64
+		for i := range msgs {
+			m := &msgs[i]
+			el, err := s.archivedStanza(ctx, m, sess.jidStr, sess.bareStr)
+			if err != nil {
+				sess.log.Warn("offline message", "id", m.ID, "err", err)
+				last = m.ID
+				continue
+			}
+			if !sess.deliver(el) {
+				return
+			}
+			u.flushed[m.ID] = struct{}{}
+			last = m.ID
+		}
+		if err := s.arch.MarkDelivered(ctx, sess.userID, last); err != nil {
+			sess.log.Error("mark delivered", "err", err)
+			return
+		}
+		if len(msgs) < OfflineBatch {
+			return
+		}
+	}
+}
+
+// Route sends a stanza from a service (MUC, notifications) by its 'to':
+// a full JID to that session, a bare JID by RFC 6121 rules, a component's
+// domain to the component. It never blocks and never archives.
+func (s *Server) Route(ctx context.Context, el *Element) {
+	j, err := jid.Parse(el.AttrValue("to"))
+	if err != nil {
+		return
+	}
+	if c := s.component(j.Domainpart()); c != nil {
+		from, _ := jid.Parse(el.AttrValue("from"))
+		c.HandleStanza(ctx, from, el)
+		return
+	}
+	if j.Domainpart() != s.domain || j.Localpart() == "" {
+		return
+	}
+	acc, err := s.users.byLogin(ctx, j.Localpart())
+	if err != nil {
+		return
+	}
+	switch el.Name.Local {
+	case "message":
+		typ := el.AttrValue("type")
+		if typ == "" {
+			typ = "normal"
+		}
+		s.routeMessage(acc, j.Resourcepart(), typ, el, 0)
+	case "presence":
+		for _, t := range s.router.sessions(acc.ID) {
+			if j.Resourcepart() != "" && t.resource != j.Resourcepart() {
+				continue
+			}
+			t.deliver(el)
+		}
+	case "iq":
+		if r := j.Resourcepart(); r != "" {
+			if t := s.router.session(acc.ID, r); t != nil {
+				t.deliver(el)
+				return
+			}
+		}
+		if t := el.AttrValue("type"); t == "get" || t == "set" {
+			s.routeError(ctx, el, ErrServiceUnavailable())
+		}
+	}
+}
+
+// routeError bounces a stanza back to its sender.
+func (s *Server) routeError(ctx context.Context, el *Element, e *StanzaError) {
+	if el.AttrValue("type") == "error" || el.AttrValue("from") == "" {
+		return
+	}
+	s.Route(ctx, ErrorReply(el, e))
+}

@@ -1,0 +1,274 @@
+package xmppcore
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// handlePresence processes presence from a session: broadcast (no 'to'),
+// directed presence, probes and subscription requests.
+func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element) {
+	typ := el.AttrValue("type")
+	to := el.AttrValue("to")
+	if to == "" {
+		switch typ {
+		case "":
+			p := parsePriority(el)
+			sess.priority.Store(int32(p))
+			sess.presence.Store(el)
+			if !sess.available.Load() {
+				s.initialPresence(ctx, sess, el)
+			} else {
+				s.broadcastPresence(sess, el)
+			}
+		case "unavailable":
+			if sess.available.Load() {
+				s.setLastStatus(ctx, sess, el.ChildText(NSClient, "status"))
+				sess.available.Store(false)
+				sess.presence.Store(nil)
+				s.broadcastPresence(sess, el)
+				sess.sendDirectedUnavailable()
+				if !s.anyAvailable(sess.userID) {
+					s.router.unwatch(sess.userID)
+				}
+			}
+		}
+		return
+	}
+	j, err := jid.Parse(to)
+	if err != nil {
+		sess.replyError(el, ErrJIDMalformed())
+		return
+	}
+	if c := s.component(j.Domainpart()); c != nil {
+		sess.trackDirected(j.String(), typ)
+		c.HandleStanza(ctx, sess.jid, el)
+		return
+	}
+	if j.Domainpart() != s.domain || j.Localpart() == "" {
+		if typ == "probe" || typ == "" || typ == "unavailable" {
+			return
+		}
+		if j.Domainpart() != s.domain {
+			sess.replyError(el, ErrRemoteServerNotFound())
+		}
+		return
+	}
+	acc, err := s.users.byLogin(ctx, j.Localpart())
+	if err != nil || !acc.Active {
+		if typ == "subscribe" || typ == "probe" {
+			// RFC 6121: an unknown contact is unsubscribed.
+			sess.deliver(NewElement(NSClient, "presence", "from", j.Bare().String(), "to", sess.bareStr, "type", "unsubscribed"))
+		}
+		return
+	}
+	switch typ {
+	case "probe":
+		s.answerProbe(ctx, sess, acc)
+	case "subscribe":
+		// Presence is company-wide: subscriptions to colleagues are
+		// approved at once.
+		sess.deliver(NewElement(NSClient, "presence", "from", j.Bare().String(), "to", sess.bareStr, "type", "subscribed"))
+		s.answerProbe(ctx, sess, acc)
+	case "subscribed", "unsubscribe", "unsubscribed":
+		// Generated rosters are always "both"; nothing to change.
+	case "", "unavailable", "error":
+		if s.isBlocked(ctx, acc.ID, sess.bareStr) {
+			return
+		}
+		if typ != "error" {
+			sess.trackDirected(j.String(), typ)
+		}
+		if r := j.Resourcepart(); r != "" {
+			if t := s.router.session(acc.ID, r); t != nil {
+				t.deliver(el)
+			}
+			return
+		}
+		for _, t := range s.router.sessions(acc.ID) {
+			if t.available.Load() {
+				c := el.ShallowCopy()
+				c.SetAttr("to", t.jidStr)
+				t.deliver(c)
+			}
+		}
+	}
+}
+
+// initialPresence makes a session available: interest in its contacts'
+// presence, broadcast, the contacts' presence back, and the messages that
+// waited offline (XEP-0160).
+func (s *Server) initialPresence(ctx context.Context, sess *Session, el *Element) {
+	items, err := s.dir.Roster(ctx, sess.userID)
+	if err != nil {
+		sess.log.Warn("load roster for presence", "err", err)
+	}
+	contacts := make([]int64, 0, len(items))
+	for _, it := range items {
+		if it.ContactID != 0 && it.ContactID != sess.userID {
+			contacts = append(contacts, it.ContactID)
+		}
+	}
+	u := sess.user
+	u.deliverMu.Lock()
+	sess.available.Store(true)
+	u.deliverMu.Unlock()
+	s.router.watch(sess.userID, contacts)
+	s.broadcastPresence(sess, el)
+	// The contacts' presence, and the user's own other resources.
+	for _, c := range append(contacts, sess.userID) {
+		for _, cs := range s.router.sessions(c) {
+			if cs == sess || !cs.available.Load() {
+				continue
+			}
+			if p := cs.presence.Load(); p != nil {
+				cp := p.ShallowCopy()
+				cp.SetAttr("to", sess.jidStr)
+				sess.deliver(cp)
+			}
+		}
+	}
+	if sess.priority.Load() >= 0 {
+		s.flushOffline(ctx, sess)
+	}
+}
+
+// broadcastPresence sends el (from sess) to every available session of
+// the users watching sess's user, and to the user's other resources.
+func (s *Server) broadcastPresence(sess *Session, el *Element) {
+	send := func(t *Session) {
+		if t == sess || !t.available.Load() {
+			return
+		}
+		c := el.ShallowCopy()
+		c.SetAttr("from", sess.jidStr)
+		c.SetAttr("to", t.jidStr)
+		t.deliver(c)
+	}
+	for _, w := range s.router.watchersOf(sess.userID) {
+		for _, t := range s.router.sessions(w) {
+			send(t)
+		}
+	}
+	if !s.router.isWatching(sess.userID, sess.userID) {
+		for _, t := range s.router.sessions(sess.userID) {
+			send(t)
+		}
+	}
+}
+
+// answerProbe sends sess the presence of every available session of acc,
+// or unavailable with the time they were last seen.
+func (s *Server) answerProbe(ctx context.Context, sess *Session, acc *Account) {
+	sent := false
+	for _, cs := range s.router.sessions(acc.ID) {
+		if !cs.available.Load() {
+			continue
+		}
+		if p := cs.presence.Load(); p != nil {
+			cp := p.ShallowCopy()
+			cp.SetAttr("from", cs.jidStr)
+			cp.SetAttr("to", sess.jidStr)
+			sess.deliver(cp)
+			sent = true
+		}
+	}
+	if sent {
+		return
+	}
+	p := NewElement(NSClient, "presence", "from", s.bareJID(acc.Login), "to", sess.jidStr, "type", "unavailable")
+	if at, status, err := s.store.lastSeen(ctx, acc.ID); err == nil {
+		if status != "" {
+			p.AddText(NSClient, "status", status)
+		}
+		p.AddChild(delayElement(s.domain, at, ""))
+	}
+	sess.deliver(p)
+}
+
+func (s *Server) anyAvailable(userID int64) bool {
+	for _, t := range s.router.sessions(userID) {
+		if t.available.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) setLastStatus(ctx context.Context, sess *Session, status string) {
+	if s.anyAvailableExcept(sess) {
+		return
+	}
+	if err := s.store.setLastSeen(ctx, sess.userID, time.Now(), status); err != nil {
+		sess.log.Warn("store last seen", "err", err)
+	}
+}
+
+func (s *Server) anyAvailableExcept(sess *Session) bool {
+	for _, t := range s.router.sessions(sess.userID) {
+		if t != sess && t.available.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// trackDirected remembers (or forgets) a directed available presence, so
+// that unavailable is sent there when the session goes away.
+func (sess *Session) trackDirected(to, typ string) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	switch typ {
+	case "":
+		if sess.directed == nil {
+			sess.directed = map[string]struct{}{}
+		}
+		if len(sess.directed) < 1000 {
+			sess.directed[to] = struct{}{}
+		}
+	case "unavailable":
+		delete(sess.directed, to)
+	}
+}
+
+// sendDirectedUnavailable tells every entity that got directed presence
+// (MUC rooms included) that the session is gone.
+func (sess *Session) sendDirectedUnavailable() {
+	sess.mu.Lock()
+	targets := sess.directed
+	sess.directed = nil
+	sess.mu.Unlock()
+	s := sess.srv
+	for to := range targets {
+		p := NewElement(NSClient, "presence", "from", sess.jidStr, "to", to, "type", "unavailable")
+		j, err := jid.Parse(to)
+		if err != nil {
+			continue
+		}
+		if c := s.component(j.Domainpart()); c != nil {
+			c.HandleStanza(s.ctx, sess.jid, p)
+			continue
+		}
+		s.Route(s.ctx, p)
+	}
+}
+
+func parsePriority(el *Element) int {
+	p, err := strconv.Atoi(el.ChildText(NSClient, "priority"))
+	if err != nil || p < -128 || p > 127 {
+		return 0
+	}
+	return p
+}
+
+// NSDelay is XEP-0203 delayed delivery.
+const NSDelay = "urn:xmpp:delay"
+
+func delayElement(from string, at time.Time, text string) *Element {
+	d := NewElement(NSDelay, "delay", "from", from, "stamp", at.UTC().Format("2006-01-02T15:04:05.000000Z"))
+	d.Text = text
+	return d
+}

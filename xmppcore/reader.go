@@ -1,0 +1,214 @@
+package xmppcore
+
+import (
+	"bufio"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Errors of the stream reader. Each maps to a stream error condition.
+var (
+	errTooLarge      = errors.New("xmppcore: stanza too large")
+	errTooDeep       = errors.New("xmppcore: xml nested too deep")
+	errRestrictedXML = errors.New("xmppcore: restricted xml (dtd, comment, processing instruction or entity)")
+	errStreamClosed  = errors.New("xmppcore: stream closed by peer")
+)
+
+// budgetReader fails once more than its budget has been read; the stream
+// reader refills the budget at every top-level element. This bounds the
+// memory any one stanza (or one huge text token) can make the decoder use.
+type budgetReader struct {
+	r      io.Reader
+	budget int
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.budget <= 0 {
+		return 0, errTooLarge
+	}
+	if len(p) > b.budget {
+		p = p[:b.budget]
+	}
+	n, err := b.r.Read(p)
+	b.budget -= n
+	return n, err
+}
+
+// readBufSize is the read buffer of one stream: small, since most stanzas
+// are small and every idle connection keeps it.
+const readBufSize = 1024
+
+// streamEvent is what the stream reader yields: the opening of a stream
+// (a stream header or an RFC 7395 <open/>), a top-level element, or the
+// end of the stream.
+type streamEvent struct {
+	open  *Element // stream header attributes (to, version, xml:lang, …)
+	el    *Element // a stanza or nonza
+	close bool     // </stream:stream> or <close/>
+}
+
+// streamReader turns the bytes of a transport into stream events with the
+// limits of limits.go: no DTD or directives, no processing instruction
+// after the prolog, only the five predefined entities, bounded depth and
+// stanza size.
+type streamReader struct {
+	lim      budgetReader
+	dec      *xml.Decoder
+	framed   bool // RFC 7395: elements are top-level, <open/>/<close/> frame the stream
+	inStream bool
+	sawToken bool
+}
+
+func newStreamReader(r io.Reader, framed bool) *streamReader {
+	sr := &streamReader{framed: framed}
+	sr.reset(r)
+	return sr
+}
+
+// reset starts a new XML stream on r (after STARTTLS or SASL success).
+func (sr *streamReader) reset(r io.Reader) {
+	sr.lim = budgetReader{r: r, budget: MaxStreamHeaderSize}
+	sr.dec = xml.NewDecoder(bufio.NewReaderSize(&sr.lim, readBufSize))
+	sr.dec.Strict = true
+	sr.dec.Entity = nil // only the five predefined entities
+	sr.inStream = false
+	sr.sawToken = false
+}
+
+// next returns the next stream event.
+func (sr *streamReader) next() (streamEvent, error) {
+	for {
+		tok, err := sr.dec.Token()
+		if err != nil {
+			return streamEvent{}, sr.wrap(err)
+		}
+		first := !sr.sawToken
+		sr.sawToken = true
+		switch t := tok.(type) {
+		case xml.ProcInst:
+			if !first || t.Target != "xml" {
+				return streamEvent{}, errRestrictedXML
+			}
+		case xml.Directive, xml.Comment:
+			return streamEvent{}, errRestrictedXML
+		case xml.CharData:
+			// Whitespace keepalives and text between stanzas are ignored.
+		case xml.EndElement:
+			if !sr.framed && sr.inStream {
+				return streamEvent{close: true}, nil
+			}
+			return streamEvent{}, fmt.Errorf("xmppcore: unexpected end element %s", t.Name.Local)
+		case xml.StartElement:
+			if !sr.framed && !sr.inStream {
+				if t.Name.Space != NSStream || t.Name.Local != "stream" {
+					return streamEvent{}, errBadStreamHeader
+				}
+				sr.inStream = true
+				sr.lim.budget = MaxStanzaSize
+				return streamEvent{open: elementHead(t)}, nil
+			}
+			el, err := sr.element(t)
+			if err != nil {
+				return streamEvent{}, err
+			}
+			sr.lim.budget = MaxStanzaSize + readBufSize
+			if sr.framed && el.Name.Space == NSFraming {
+				switch el.Name.Local {
+				case "open":
+					sr.inStream = true
+					return streamEvent{open: el}, nil
+				case "close":
+					return streamEvent{close: true}, nil
+				}
+			}
+			if sr.framed && !sr.inStream {
+				return streamEvent{}, errBadStreamHeader
+			}
+			return streamEvent{el: el}, nil
+		}
+	}
+}
+
+var errBadStreamHeader = errors.New("xmppcore: bad stream header")
+
+func (sr *streamReader) wrap(err error) error {
+	if errors.Is(err, errTooLarge) {
+		return errTooLarge
+	}
+	if err == io.EOF {
+		return io.EOF
+	}
+	var se *xml.SyntaxError
+	if errors.As(err, &se) {
+		if sr.lim.budget <= 0 {
+			return errTooLarge
+		}
+		return &notWellFormed{err}
+	}
+	return err
+}
+
+// notWellFormed wraps an XML syntax error (stream error not-well-formed).
+type notWellFormed struct{ err error }
+
+func (e *notWellFormed) Error() string { return "xmppcore: not well-formed: " + e.err.Error() }
+func (e *notWellFormed) Unwrap() error { return e.err }
+
+func elementHead(t xml.StartElement) *Element {
+	el := &Element{Name: t.Name}
+	for _, a := range t.Attr {
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			continue
+		}
+		el.Attr = append(el.Attr, a)
+	}
+	return el
+}
+
+// element reads the rest of the element started by start.
+func (sr *streamReader) element(start xml.StartElement) (*Element, error) {
+	if len(start.Attr) > MaxAttrs {
+		return nil, errTooLarge
+	}
+	root := elementHead(start)
+	stack := make([]*Element, 1, 8)
+	stack[0] = root
+	for {
+		tok, err := sr.dec.Token()
+		if err != nil {
+			if err == io.EOF {
+				return nil, &notWellFormed{io.ErrUnexpectedEOF}
+			}
+			return nil, sr.wrap(err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if len(stack) >= MaxDepth {
+				return nil, errTooDeep
+			}
+			if len(t.Attr) > MaxAttrs {
+				return nil, errTooLarge
+			}
+			c := elementHead(t)
+			p := stack[len(stack)-1]
+			p.Children = append(p.Children, c)
+			stack = append(stack, c)
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return root, nil
+			}
+		case xml.CharData:
+			top := stack[len(stack)-1]
+			if top.Text == "" {
+				top.Text = string(t)
+			} else {
+				top.Text += string(t)
+			}
+		case xml.ProcInst, xml.Directive, xml.Comment:
+			return nil, errRestrictedXML
+		}
+	}
+}

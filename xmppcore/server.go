@@ -1,0 +1,277 @@
+// Package xmppcore is the XMPP server of Vestnik: stream negotiation
+// (STARTTLS, SASL SCRAM from stored keys, resource binding) over any
+// Transport (TCP, RFC 7395 WebSocket, in-memory pipes), sessions and the
+// router, presence, rosters from the org structure, personal messages with
+// archive-before-delivery and offline delivery, and the small services
+// (disco, vcard-temp, ping, carbons, last activity, blocking). Other doors
+// (the web bridge) attach sessions through Attach, services (MUC) plug in
+// as Components, and other packages add IQ handlers with HandleIQ.
+package xmppcore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"mellium.im/xmpp/jid"
+)
+
+// Options tune the server; zero values are the documented defaults.
+type Options struct {
+	Domain    string      // XMPP domain; "localhost" when empty
+	TLSConfig *tls.Config // certificate for STARTTLS; without it TCP clients cannot log in
+	Logger    *slog.Logger
+	// AuthFailureDelay overrides the delay before a SASL failure answer
+	// (default AuthFailureDelay; negative: none, for tests).
+	AuthFailureDelay time.Duration
+	// EventPollInterval overrides how often change events are polled
+	// (default EventPollInterval).
+	EventPollInterval time.Duration
+}
+
+// Component is a service on a subdomain (MUC at conference.<domain>): the
+// router hands it every stanza addressed to its domain or its JIDs. It
+// must not block: it answers through Server.Route.
+type Component interface {
+	HandleStanza(ctx context.Context, from jid.JID, el *Element)
+}
+
+// IQHandler answers an IQ get or set addressed to the server or to the
+// sender's own account, by payload namespace. It returns the result
+// payload (nil for an empty result) or a *StanzaError.
+type IQHandler func(ctx context.Context, sess *Session, iq *Element) (*Element, error)
+
+// Server is the XMPP server: listeners, sessions, router and services.
+type Server struct {
+	db     *sqlx.DB
+	dir    Directory
+	arch   Archive
+	store  *store
+	opts   Options
+	domain string
+	log    *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	connID atomic.Uint64
+
+	router *router
+	users  *userCache
+	blocks blockCache
+
+	mu        sync.Mutex // guards listeners, conns
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+
+	extMu      sync.RWMutex // guards components, iqHandlers, features
+	components map[string]Component
+	iqHandlers map[string]IQHandler
+	features   []string
+}
+
+// NewServerWith returns a server over the given directory and archive.
+// Background jobs (the change-event poller) start at once.
+func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Server {
+	if opts.Domain == "" {
+		opts.Domain = "localhost"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.AuthFailureDelay == 0 {
+		opts.AuthFailureDelay = AuthFailureDelay
+	}
+	if opts.EventPollInterval == 0 {
+		opts.EventPollInterval = EventPollInterval
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		db: db, dir: dir, arch: arch, opts: opts,
+		store:      &store{db: db},
+		domain:     opts.Domain,
+		log:        opts.Logger.With("component", "xmpp"),
+		ctx:        ctx,
+		cancel:     cancel,
+		router:     newRouter(),
+		listeners:  map[net.Listener]struct{}{},
+		conns:      map[*conn]struct{}{},
+		components: map[string]Component{},
+		iqHandlers: map[string]IQHandler{},
+	}
+	s.users = newUserCache(dir)
+	s.blocks.lists = map[int64]map[string]struct{}{}
+	s.registerBuiltins()
+	s.start("events", s.pollEvents)
+	return s
+}
+
+// Domain returns the XMPP domain served.
+func (s *Server) Domain() string { return s.domain }
+
+// start runs f in a goroutine tied to the server's WaitGroup; a panic is
+// logged with its stack and ends only that goroutine.
+func (s *Server) start(name string, f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("goroutine panic", "goroutine", name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			}
+		}()
+		f()
+	}()
+}
+
+// ServeC2S accepts XMPP client connections (RFC 6120, STARTTLS required)
+// on ln until Shutdown.
+func (s *Server) ServeC2S(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return errServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closed.Load() {
+				return errServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("xmppcore: accept: %w", err)
+		}
+		delay = 0
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetKeepAlive(true)
+			tc.SetNoDelay(true)
+		}
+		s.start("conn", func() { s.serveTransport(NewTCPTransport(c)) })
+	}
+}
+
+var errServerClosed = errors.New("xmppcore: server closed")
+
+// ServeTransport runs one XML stream over t until it ends (used for
+// in-memory pipes in tests; ServeC2S and the WebSocket handler call it).
+func (s *Server) ServeTransport(t Transport) { s.serveTransport(t) }
+
+// Shutdown stops accepting, closes every session with system-shutdown and
+// waits for the goroutines to end (or ctx).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closed.Store(true)
+	s.mu.Lock()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(closeShutdown, streamError("system-shutdown", ""))
+	}
+	for _, sess := range s.router.all() {
+		sess.kill(closeShutdown)
+	}
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RegisterComponent routes every stanza to domain (and its JIDs) to c.
+func (s *Server) RegisterComponent(domain string, c Component) {
+	s.extMu.Lock()
+	s.components[domain] = c
+	s.extMu.Unlock()
+}
+
+func (s *Server) component(domain string) Component {
+	s.extMu.RLock()
+	c := s.components[domain]
+	s.extMu.RUnlock()
+	return c
+}
+
+// HandleIQ registers h for IQ get/set with a payload in namespace space,
+// addressed to the server or the sender's own bare JID. The namespace is
+// also listed as a disco#info feature of the server.
+func (s *Server) HandleIQ(space string, h IQHandler) {
+	s.extMu.Lock()
+	s.iqHandlers[space] = h
+	s.extMu.Unlock()
+	s.AddFeature(space)
+}
+
+// AddFeature adds a disco#info feature of the server.
+func (s *Server) AddFeature(f string) {
+	s.extMu.Lock()
+	defer s.extMu.Unlock()
+	for _, x := range s.features {
+		if x == f {
+			return
+		}
+	}
+	s.features = append(s.features, f)
+	sort.Strings(s.features)
+}
+
+func (s *Server) iqHandler(space string) IQHandler {
+	s.extMu.RLock()
+	h := s.iqHandlers[space]
+	s.extMu.RUnlock()
+	return h
+}
+
+// Online reports whether the user has a session (bound or attached).
+func (s *Server) Online(userID int64) bool {
+	return len(s.router.sessions(userID)) > 0
+}
+
+// SendToUser delivers el to every session of the user (bridge included),
+// setting 'to' to each session's full JID. It never blocks.
+func (s *Server) SendToUser(userID int64, el *Element) {
+	for _, sess := range s.router.sessions(userID) {
+		c := el.ShallowCopy()
+		c.SetAttr("to", sess.jidStr)
+		sess.deliver(c)
+	}
+}
+
+func (s *Server) newConnID() string {
+	return strconv.FormatUint(s.connID.Add(1), 10)
+}
+
+// bareJID returns login@domain.
+func (s *Server) bareJID(login string) string { return login + "@" + s.domain }

@@ -1,0 +1,212 @@
+package xmppcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Sink receives the stanzas of a session that is not an XML stream (the
+// web bridge). Deliver must not block: false means the consumer is too
+// slow and the session gets closed.
+type Sink interface {
+	Deliver(el *Element) bool
+	Close(reason string)
+}
+
+// Close reasons, logged once per session.
+const (
+	closeNormal       = "normal"
+	closeConflict     = "conflict"
+	closeSlowConsumer = "slow consumer"
+	closeDeactivated  = "account deactivated"
+	closeShutdown     = "shutdown"
+	closeTimeout      = "timeout"
+	closeProtocol     = "protocol error"
+	closeIO           = "connection lost"
+)
+
+// Session is one bound resource of a user: an XMPP stream or an attached
+// sink (the bridge). Its presence state is read by the router from other
+// goroutines, hence atomics; everything else belongs to the goroutine
+// that calls Handle.
+type Session struct {
+	srv      *Server
+	user     *userEntry
+	userID   int64
+	login    string
+	resource string
+	jid      jid.JID
+	jidStr   string
+	bareStr  string
+	sink     Sink
+	log      *slog.Logger
+
+	available  atomic.Bool
+	priority   atomic.Int32
+	presence   atomic.Pointer[Element] // last available presence broadcast
+	carbons    atomic.Bool
+	rosterReq  atomic.Bool // requested the roster: gets roster pushes
+	ended      atomic.Bool
+	lastActive atomic.Int64 // unix seconds of the last stanza from the client
+
+	mu       sync.Mutex
+	directed map[string]struct{} // full JIDs sent directed available presence
+}
+
+// JID returns the session's full JID.
+func (sess *Session) JID() jid.JID { return sess.jid }
+
+// UserID returns the employee id of the session's account.
+func (sess *Session) UserID() int64 { return sess.userID }
+
+// Login returns the account's login (the JID localpart).
+func (sess *Session) Login() string { return sess.login }
+
+// Server returns the server the session belongs to.
+func (sess *Session) Server() *Server { return sess.srv }
+
+// Available reports whether the session has sent available presence.
+func (sess *Session) Available() bool { return sess.available.Load() }
+
+// Attach binds a session for a door that is not an XML stream (the web
+// bridge): like resource binding, with the same conflict rule (an older
+// session with the same resource is closed). It sends nothing until the
+// caller sends presence through Handle. An empty resource gets a
+// server-chosen one.
+func (s *Server) Attach(ctx context.Context, userID int64, resource string, sink Sink) (*Session, error) {
+	acc, err := s.users.byID(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("xmppcore: attach user %d: %w", userID, err)
+	}
+	if !acc.Active {
+		return nil, fmt.Errorf("xmppcore: attach user %d: %w", userID, ErrNotFound)
+	}
+	return s.bind(acc, resource, sink)
+}
+
+var errBadResource = errors.New("xmppcore: bad resource")
+
+// bind creates and registers a session for acc.
+func (s *Server) bind(acc *Account, resource string, sink Sink) (*Session, error) {
+	if s.closed.Load() {
+		return nil, errServerClosed
+	}
+	if resource == "" {
+		resource = "vestnik-" + randomID(6)
+	}
+	if len(resource) > MaxResourceLen {
+		return nil, errBadResource
+	}
+	j, err := jid.New(acc.Login, s.domain, resource)
+	if err != nil {
+		return nil, errBadResource
+	}
+	sess := &Session{
+		srv: s, userID: acc.ID, login: acc.Login, resource: j.Resourcepart(),
+		jid: j, jidStr: j.String(), bareStr: j.Bare().String(), sink: sink,
+	}
+	sess.log = s.log.With("jid", sess.jidStr)
+	sess.lastActive.Store(time.Now().Unix())
+	if old := s.router.bind(sess); old != nil {
+		old.kill(closeConflict)
+	}
+	return sess, nil
+}
+
+// Close ends the session: unavailable presence is broadcast, the session
+// leaves the router and the sink is closed. Idempotent.
+func (sess *Session) Close() { sess.kill(closeNormal) }
+
+// kill ends the session and closes its sink with reason.
+func (sess *Session) kill(reason string) {
+	sess.end(reason)
+	sess.sink.Close(reason)
+}
+
+// end takes the session out of the router and tells its contacts it is
+// gone; the sink is left to its owner. Idempotent.
+func (sess *Session) end(reason string) {
+	if sess.ended.Swap(true) {
+		return
+	}
+	s := sess.srv
+	wasAvailable := sess.available.Swap(false)
+	if wasAvailable {
+		unavail := NewElement(NSClient, "presence", "from", sess.jidStr, "type", "unavailable")
+		s.broadcastPresence(sess, unavail)
+		sess.sendDirectedUnavailable()
+		if !s.anyAvailable(sess.userID) {
+			s.router.unwatch(sess.userID)
+		}
+	}
+	if s.router.unbind(sess) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.store.setLastSeen(ctx, sess.userID, time.Now(), ""); err != nil {
+			sess.log.Warn("store last seen", "err", err)
+		}
+		cancel()
+	}
+	sess.log.Debug("session ended", "reason", reason)
+}
+
+// deliver hands el to the session's sink; a slow consumer is closed.
+func (sess *Session) deliver(el *Element) bool {
+	if sess.ended.Load() {
+		return false
+	}
+	if sess.sink.Deliver(el) {
+		return true
+	}
+	sess.srv.start("kill", func() { sess.kill(closeSlowConsumer) })
+	return false
+}
+
+// Handle processes a stanza from the client exactly as if it came from
+// its XML stream: message, presence or iq in jabber:client. The 'from' is
+// set to the session's full JID whatever the client wrote.
+func (sess *Session) Handle(ctx context.Context, el *Element) error {
+	if sess.ended.Load() {
+		return errSessionEnded
+	}
+	if el.Name.Space != NSClient && el.Name.Space != "" {
+		return errNotStanza
+	}
+	el.SetAttr("from", sess.jidStr)
+	sess.lastActive.Store(time.Now().Unix())
+	switch el.Name.Local {
+	case "message":
+		sess.srv.handleMessage(ctx, sess, el)
+	case "presence":
+		sess.srv.handlePresence(ctx, sess, el)
+	case "iq":
+		sess.srv.handleIQ(ctx, sess, el)
+	default:
+		return errNotStanza
+	}
+	return nil
+}
+
+var (
+	errSessionEnded = errors.New("xmppcore: session ended")
+	errNotStanza    = errors.New("xmppcore: not a stanza")
+)
+
+// reply sends an answer to the session.
+func (sess *Session) reply(el *Element) { sess.deliver(el) }
+
+// replyError answers stanza el with a stanza error (never for errors).
+func (sess *Session) replyError(el *Element, e *StanzaError) {
+	if el.AttrValue("type") == "error" {
+		return
+	}
+	r := ErrorReply(el, e)
+	r.SetAttr("to", sess.jidStr)
+	sess.deliver(r)
+}
