@@ -69,7 +69,7 @@ func (s *Server) serveTransport(t Transport) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("connection panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			c.closeWith(closeProtocol, streamError("internal-server-error", ""))
+			c.closeFromReader(closeProtocol, streamError("internal-server-error", ""))
 		}
 		if c.sess != nil {
 			c.sess.end(closeIO)
@@ -87,7 +87,7 @@ func (s *Server) serveTransport(t Transport) {
 
 // run negotiates the stream and then reads stanzas until the stream ends.
 func (c *conn) run() {
-	c.t.SetReadDeadline(time.Now().Add(AuthTimeout))
+	c.t.SetReadDeadline(time.Now().Add(c.srv.opts.AuthTimeout))
 	c.r = newStreamReader(c.t, c.t.Framed())
 	sess, err := c.negotiate()
 	if err != nil {
@@ -104,7 +104,7 @@ func (c *conn) failed(err error) {
 	var cond, reason string
 	switch {
 	case err == nil || errors.Is(err, errStreamClosed):
-		c.closeWith(closeNormal, nil)
+		c.closeFromReader(closeNormal, nil)
 		return
 	case errors.Is(err, errTooLarge):
 		cond, reason = "policy-violation", closeProtocol
@@ -117,7 +117,7 @@ func (c *conn) failed(err error) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		cond, reason = "connection-timeout", closeTimeout
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrClosedPipe):
-		c.closeWith(closeIO, nil)
+		c.closeFromReader(closeIO, nil)
 		return
 	default:
 		var nwf *notWellFormed
@@ -126,16 +126,16 @@ func (c *conn) failed(err error) {
 		case errors.As(err, &nwf):
 			cond, reason = "not-well-formed", closeProtocol
 		case errors.As(err, &se):
-			c.closeWith(closeProtocol, streamError(se.cond, se.text))
+			c.closeFromReader(closeProtocol, streamError(se.cond, se.text))
 			return
 		default:
 			c.log.Debug("connection error", "err", err)
-			c.closeWith(closeIO, nil)
+			c.closeFromReader(closeIO, nil)
 			return
 		}
 	}
 	c.log.Debug("stream error", "condition", cond, "err", err)
-	c.closeWith(reason, streamError(cond, ""))
+	c.closeFromReader(reason, streamError(cond, ""))
 }
 
 // streamErr is a stream error decided during negotiation.
@@ -143,29 +143,60 @@ type streamErr struct{ cond, text string }
 
 func (e *streamErr) Error() string { return "xmppcore: stream error " + e.cond }
 
-// closeWith ends the stream: the writer (or, before binding, this
-// goroutine) writes errEl if any and the stream close, then closes the
-// transport. Idempotent; safe from any goroutine.
+// closeWith ends the stream: the writer writes errEl if any and the
+// stream close, then closes the transport. Before the writer runs, only
+// the transport is closed (the reader goroutine uses closeFromReader to
+// write the error itself). Idempotent; safe from any goroutine.
 func (c *conn) closeWith(reason string, errEl *Element) {
 	c.closeOnce.Do(func() {
 		if errEl != nil {
 			c.finalErr.Store(errEl)
 		}
 		close(c.done)
-		if reason != closeNormal && reason != closeIO {
-			c.log.Debug("closing connection", "reason", reason)
-		}
 		if !c.writing.Load() {
-			// No writer: the negotiation goroutine may be blocked reading.
-			// Write what we can with a short deadline, then close.
-			c.t.SetWriteDeadline(time.Now().Add(time.Second))
-			if errEl != nil {
-				c.t.WriteElement(errEl)
-			}
-			c.t.WriteClose()
 			c.t.Close()
 		}
 	})
+}
+
+// closeFromReader is closeWith for the reader goroutine, which may write
+// the final error itself while no writer runs.
+func (c *conn) closeFromReader(reason string, errEl *Element) {
+	if c.writing.Load() {
+		c.closeWith(reason, errEl)
+		return
+	}
+	c.closeOnce.Do(func() {
+		close(c.done)
+		if reason != closeNormal && reason != closeIO {
+			c.log.Debug("closing connection", "reason", reason)
+		}
+		c.t.SetWriteDeadline(time.Now().Add(time.Second))
+		if errEl != nil {
+			c.t.WriteElement(errEl)
+		}
+		c.t.WriteClose()
+		c.t.Close()
+	})
+}
+
+// write sends an element from the reader goroutine: directly during
+// negotiation, through the writer once it runs.
+func (c *conn) write(el *Element) error {
+	if c.writing.Load() {
+		c.Deliver(el)
+		return nil
+	}
+	c.t.WriteElement(el)
+	return c.t.Flush()
+}
+
+// startWriter hands all further writing to the writer goroutine.
+func (c *conn) startWriter() {
+	if c.writing.Swap(true) {
+		return
+	}
+	c.srv.start("writer", c.writer)
 }
 
 // Deliver queues el for the writer; a full queue closes the connection.
@@ -371,10 +402,12 @@ func (c *conn) negotiate() (*Session, error) {
 				switch {
 				case el.Child(NSBind, "bind") != nil && el.AttrValue("type") == "set":
 					res := el.Child(NSBind, "bind").ChildText(NSBind, "resource")
+					// From here on the writer goroutine writes: the session
+					// can receive stanzas (or a conflict) as soon as it is bound.
+					c.startWriter()
 					sess, err := c.srv.bind(acc, res, c)
 					if errors.Is(err, errBadResource) {
-						c.t.WriteElement(ErrorReply(el, ErrBadRequest("")))
-						c.t.Flush()
+						c.write(ErrorReply(el, ErrBadRequest("")))
 						continue
 					} else if err != nil {
 						return nil, &streamErr{cond: "system-shutdown"}
@@ -383,19 +416,12 @@ func (c *conn) negotiate() (*Session, error) {
 					b := NewElement(NSBind, "bind")
 					b.AddText(NSBind, "jid", sess.jidStr)
 					r.AddChild(b)
-					c.t.WriteElement(r)
-					if err := c.t.Flush(); err != nil {
-						sess.end(closeIO)
-						return nil, err
-					}
+					c.Deliver(r)
 					return sess, nil
 				case el.Child(NSSession, "session") != nil:
-					c.t.WriteElement(NewElement(NSClient, "iq", "type", "result", "id", el.AttrValue("id")))
-					c.t.Flush()
+					c.write(NewElement(NSClient, "iq", "type", "result", "id", el.AttrValue("id")))
 				default:
-					r := ErrorReply(el, &StanzaError{Type: ErrTypeAuth, Condition: "not-authorized"})
-					c.t.WriteElement(r)
-					c.t.Flush()
+					c.write(ErrorReply(el, &StanzaError{Type: ErrTypeAuth, Condition: "not-authorized"}))
 				}
 			}
 		}
@@ -532,14 +558,6 @@ func (e *Element) attrNS(space, local string) string {
 
 // serve starts the writer and reads stanzas until the stream ends.
 func (c *conn) serve() error {
-	c.writing.Store(true)
-	select {
-	case <-c.done:
-		// Closed (conflict, shutdown) between bind and now: the writer
-		// still writes the final error.
-	default:
-	}
-	c.srv.start("writer", c.writer)
 	c.t.SetReadDeadline(time.Time{})
 	c.tokens = RateBurst
 	c.lastToken = time.Now()

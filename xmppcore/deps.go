@@ -10,6 +10,9 @@ import (
 // for does not exist.
 var ErrNotFound = errors.New("xmppcore: not found")
 
+// ErrBadPassword is returned by Directory.CheckPassword for a wrong password.
+var ErrBadPassword = errors.New("xmppcore: bad password")
+
 // Directory is what the XMPP server needs from the organisation's user
 // directory (package roster): accounts, credentials, rosters and change
 // events. RosterDirectory adapts *roster.Store.
@@ -17,6 +20,9 @@ type Directory interface {
 	// Credentials returns the SCRAM keys of an active account, ErrNotFound
 	// when there is no such active account or it has no password.
 	Credentials(ctx context.Context, login string) (*Credentials, error)
+	// CheckPassword verifies a password (SASL PLAIN) in constant time:
+	// ErrNotFound for no such active account, ErrBadPassword when wrong.
+	CheckPassword(ctx context.Context, login, password string) (userID int64, err error)
 	UserByLogin(ctx context.Context, login string) (*Account, error)
 	UserByID(ctx context.Context, id int64) (*Account, error)
 	Roster(ctx context.Context, userID int64) ([]RosterItem, error)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"vestnik/xmppcore/mam"
 )
 
 // Namespaces of message extensions handled here.
@@ -86,6 +88,11 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 	}
 	id, err := s.deliverPersonal(ctx, sess.userID, sess.login, sess.resource, sess, acc, j.Resourcepart(), el)
 	if err != nil {
+		if errors.Is(err, mam.ErrInvalid) {
+			e := ErrPolicyViolation("message too large")
+			sess.replyError(el, e)
+			return 0, e
+		}
 		sess.log.Error("store message", "err", err)
 		sess.replyError(el, ErrInternal())
 	}

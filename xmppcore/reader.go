@@ -59,6 +59,7 @@ type streamReader struct {
 	framed   bool // RFC 7395: elements are top-level, <open/>/<close/> frame the stream
 	inStream bool
 	sawToken bool
+	lastEnd  int64 // input offset where the previous top-level element ended
 }
 
 func newStreamReader(r io.Reader, framed bool) *streamReader {
@@ -75,6 +76,7 @@ func (sr *streamReader) reset(r io.Reader) {
 	sr.dec.Entity = nil // only the five predefined entities
 	sr.inStream = false
 	sr.sawToken = false
+	sr.lastEnd = 0
 }
 
 // next returns the next stream event.
@@ -106,14 +108,20 @@ func (sr *streamReader) next() (streamEvent, error) {
 					return streamEvent{}, errBadStreamHeader
 				}
 				sr.inStream = true
-				sr.lim.budget = MaxStanzaSize
+				sr.lim.budget = MaxStanzaSize + 2*readBufSize
+				sr.lastEnd = sr.dec.InputOffset()
 				return streamEvent{open: elementHead(t)}, nil
 			}
 			el, err := sr.element(t)
 			if err != nil {
 				return streamEvent{}, err
 			}
-			sr.lim.budget = MaxStanzaSize + readBufSize
+			end := sr.dec.InputOffset()
+			if end-sr.lastEnd > MaxStanzaSize {
+				return streamEvent{}, errTooLarge
+			}
+			sr.lastEnd = end
+			sr.lim.budget = MaxStanzaSize + 2*readBufSize
 			if sr.framed && el.Name.Space == NSFraming {
 				switch el.Name.Local {
 				case "open":

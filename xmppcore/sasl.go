@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -14,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/crypto/pbkdf2"
-	"golang.org/x/text/unicode/norm"
 	"mellium.im/xmpp/jid"
 )
 
@@ -219,48 +215,14 @@ func (p *plainServer) step(ctx context.Context, in []byte) ([]byte, bool, error)
 	if len(parts[0]) > 0 && !authzMatches(string(parts[0]), login, p.domain) {
 		return nil, false, &saslFailure{cond: "invalid-authzid"}
 	}
-	c, err := p.dir.Credentials(ctx, login)
-	if errors.Is(err, ErrNotFound) {
-		return nil, false, errSASLNotAuth
-	} else if err != nil {
+	if _, err := p.dir.CheckPassword(ctx, login, string(parts[2])); err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadPassword) {
+			return nil, false, errSASLNotAuth
+		}
 		return nil, false, errSASLTemporary
-	}
-	if !CheckSCRAMPassword(c, string(parts[2])) {
-		return nil, false, errSASLNotAuth
 	}
 	p.user = login
 	return nil, true, nil
-}
-
-// CheckSCRAMPassword reports whether password matches the stored
-// SCRAM-SHA-256 keys of c (constant time in the comparison).
-func CheckSCRAMPassword(c *Credentials, password string) bool {
-	salted := pbkdf2.Key([]byte(norm.NFKC.String(password)), c.Salt, c.Iterations, sha256.Size, sha256.New)
-	clientKey := hmacSum(sha256.New, salted, "Client Key")
-	h := sha256.Sum256(clientKey)
-	return subtle.ConstantTimeCompare(h[:], c.SHA256Stored) == 1
-}
-
-// DeriveSCRAM computes SCRAM keys for a password: the stored form of
-// Credentials (for tests and tools; the roster package owns accounts).
-func DeriveSCRAM(password string, salt []byte, iter int) *Credentials {
-	c := &Credentials{Salt: salt, Iterations: iter}
-	pw := []byte(norm.NFKC.String(password))
-	for _, hf := range []func() hash.Hash{sha1.New, sha256.New} {
-		size := hf().Size()
-		salted := pbkdf2.Key(pw, salt, iter, size, hf)
-		ck := hmacSum(hf, salted, "Client Key")
-		h := hf()
-		h.Write(ck)
-		stored := h.Sum(nil)
-		server := hmacSum(hf, salted, "Server Key")
-		if size == sha1.Size {
-			c.SHA1Stored, c.SHA1Server = stored, server
-		} else {
-			c.SHA256Stored, c.SHA256Server = stored, server
-		}
-	}
-	return c
 }
 
 func hmacSum(h func() hash.Hash, key []byte, msg string) []byte {

@@ -34,6 +34,9 @@ type Options struct {
 	// AuthFailureDelay overrides the delay before a SASL failure answer
 	// (default AuthFailureDelay; negative: none, for tests).
 	AuthFailureDelay time.Duration
+	// AuthTimeout overrides how long a client may take to log in and
+	// bind (default AuthTimeout).
+	AuthTimeout time.Duration
 	// EventPollInterval overrides how often change events are polled
 	// (default EventPollInterval).
 	EventPollInterval time.Duration
@@ -92,6 +95,9 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 	}
 	if opts.AuthFailureDelay == 0 {
 		opts.AuthFailureDelay = AuthFailureDelay
+	}
+	if opts.AuthTimeout == 0 {
+		opts.AuthTimeout = AuthTimeout
 	}
 	if opts.EventPollInterval == 0 {
 		opts.EventPollInterval = EventPollInterval

@@ -17,6 +17,7 @@ import (
 	"vestnik/metrics"
 	"vestnik/roster"
 	"vestnik/webclient"
+	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 )
@@ -64,16 +65,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	_ = tlsConf // used by the XMPP listener
-
 	db, err := openDB(ctx, c.dbURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := loadDemo(ctx, roster.NewStore(db), c.demo, stdout); err != nil {
+	rosterStore := roster.NewStore(db)
+	if err := loadDemo(ctx, rosterStore, c.demo, stdout); err != nil {
 		return err
 	}
+	archive := mam.NewStore(db)
+	xmpp := xmppcore.NewServer(db, rosterStore, archive, xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log})
 
 	reg := metrics.New()
 	mux := http.NewServeMux()
@@ -93,6 +95,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	web.Register(mux)
 	webclient.New().Register(mux)
 
+	mux.Handle("GET /xmpp-websocket", xmpp.WebSocketHandler())
+
+	c2sLn, err := net.Listen("tcp", c.c2sAt)
+	if err != nil {
+		return fmt.Errorf("serve: c2s: %w", err)
+	}
 	httpLn, err := net.Listen("tcp", c.httpAt)
 	if err != nil {
 		return fmt.Errorf("serve: http: %w", err)
@@ -100,16 +108,25 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
+	c2sErr := make(chan error, 1)
+	go func() { c2sErr <- xmpp.ServeC2S(c2sLn) }()
 
 	fmt.Fprintf(stdout, "Vestnik is running: open http://%s (database %s, data %s)\n", httpLn.Addr(), c.dbURL, filepath.Clean(c.dataDir))
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		xmpp.Shutdown(context.Background())
 		return fmt.Errorf("serve: http: %w", err)
+	case err := <-c2sErr:
+		xmpp.Shutdown(context.Background())
+		return fmt.Errorf("serve: c2s: %w", err)
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	web.Shutdown(sctx)
+	if err := xmpp.Shutdown(sctx); err != nil {
+		log.Warn("xmpp shutdown", "err", err)
+	}
 	return hs.Shutdown(sctx)
 }
