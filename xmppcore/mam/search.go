@@ -3,6 +3,8 @@ package mam
 import (
 	"context"
 	"fmt"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // Search limits.
@@ -108,7 +110,22 @@ func (s *Store) Search(ctx context.Context, viewer int64, text string, opts Sear
 		msgRow
 		Rank float64 `db:"rank"`
 	}
-	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(q), append(qargs, limit)...); err != nil {
+	var err error
+	if s.pg {
+		// The estimate of a big GIN match makes PostgreSQL compile the
+		// query (JIT), which costs more than running it.
+		err = s.withTx(ctx, func(tx *sqlx.Tx) error {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL jit = off`); err != nil {
+				return err
+			}
+			return tx.SelectContext(ctx, &rows, tx.Rebind(q), append(qargs, limit)...)
+		})
+	} else {
+		// Not in a transaction: SQLite transactions here take the write
+		// lock at BEGIN.
+		err = s.db.SelectContext(ctx, &rows, s.db.Rebind(q), append(qargs, limit)...)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("mam: search for %d: %w", viewer, err)
 	}
 	hits := make([]Hit, len(rows))
