@@ -265,3 +265,16 @@ func clip(b []byte) string {
 	}
 	return string(b)
 }
+
+// reSub returns the first submatch of pattern in s, failing the test
+// when there is none.
+func (r *rawConn) reSub(s, pattern string) string {
+	r.t.Helper()
+	m := regexp.MustCompile(pattern).FindStringSubmatch(s)
+	if m == nil {
+		r.t.Fatalf("%s: %q not in %s", r.name, pattern, clip([]byte(s)))
+	}
+	return m[1]
+}
+
+func itoa(n int64) string { return fmt.Sprint(n) }

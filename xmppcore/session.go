@@ -137,8 +137,11 @@ func (sess *Session) end(reason string) {
 		return
 	}
 	s := sess.srv
-	wasAvailable := sess.available.Swap(false)
+	wasAvailable := sess.available.Load()
 	if wasAvailable {
+		// Last seen first, so a probe answered after the broadcast has it.
+		s.setLastStatus(context.Background(), sess, "")
+		sess.available.Store(false)
 		unavail := NewElement(NSClient, "presence", "from", sess.jidStr, "type", "unavailable")
 		s.broadcastPresence(sess, unavail)
 		sess.sendDirectedUnavailable()
@@ -146,7 +149,7 @@ func (sess *Session) end(reason string) {
 			s.router.unwatch(sess.userID)
 		}
 	}
-	if s.router.unbind(sess) {
+	if s.router.unbind(sess) && !wasAvailable {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := s.store.setLastSeen(ctx, sess.userID, time.Now(), ""); err != nil {
 			sess.log.Warn("store last seen", "err", err)
