@@ -1,0 +1,36 @@
+package xmppcore
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"vestnik/migrations"
+	"vestnik/migrations/dbtest"
+)
+
+// TestSlixmppInterop drives the server over TCP with python3-slixmpp:
+// STARTTLS, SCRAM-SHA-256, roster groups, presence, messages both ways
+// and offline delivery. Without slixmpp it is skipped, or fails under
+// VESTNIK_REQUIRE_ALL=1.
+func TestSlixmppInterop(t *testing.T) {
+	const python = "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import slixmpp").Run(); err != nil {
+		if os.Getenv("VESTNIK_REQUIRE_ALL") == "1" {
+			t.Fatalf("python3-slixmpp is not available (%v) but VESTNIK_REQUIRE_ALL=1", err)
+		}
+		t.Skipf("python3-slixmpp not available: %v", err)
+	}
+	e := newEnv(t, dbtest.Open(t, migrations.SQLite))
+	_, port, _ := net.SplitHostPort(e.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, python, "testdata/interop.py", "127.0.0.1", port, testDomain, "secret").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("interop.py: %v\n%s", err, out)
+	}
+}
