@@ -1,0 +1,219 @@
+// Package api is the REST API for portal integrations under /api/v1: HR
+// sync, chats, messages and notifications (SPEC §6). It is one
+// http.ServeMux; every route but the public avatars goes through one
+// middleware that checks the bearer token, the per-token rate and the
+// body size. Errors are {"error":{"code","message"}} with the status
+// codes of SPEC §6, never a 500 for bad input.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"vestnik/roster"
+	"vestnik/xmppcore/muc"
+)
+
+// Prefix is where the API is mounted.
+const Prefix = "/api/v1"
+
+// Limits.
+const (
+	MaxBody      = 1 << 20  // bytes of a request body (an avatar fits: 256 KiB as base64)
+	MaxOrgBody   = 64 << 20 // bytes of a PUT /org body (roster.MaxImportBytes)
+	MaxMessage   = 64 << 10 // bytes of a message or notification text
+	MaxLink      = 2048     // bytes of a notification link
+	DefaultRate  = 1000     // requests per second per token
+	tokenCacheMS = 10_000   // how long a verified token is trusted without asking the database
+)
+
+// Messenger is what the API needs from the XMPP server: personal messages
+// and notifications take the same path as from any other door.
+// xmppcore.Server implements it.
+type Messenger interface {
+	SendPersonal(ctx context.Context, fromUserID, toUserID int64, body string) (int64, error)
+	Notify(ctx context.Context, userID int64, text, link string) (int64, error)
+}
+
+// Options tune the API; zero values are the documented defaults.
+type Options struct {
+	// Rate is how many requests per second one token may make (default
+	// DefaultRate; negative: unlimited), with bursts of twice that.
+	Rate   float64
+	Logger *slog.Logger
+}
+
+// API serves /api/v1.
+type API struct {
+	users *roster.Store
+	chats *muc.Service
+	msgr  Messenger
+	opts  Options
+	log   *slog.Logger
+	mux   *http.ServeMux
+
+	routes []string // "METHOD /api/v1/path", for the OpenAPI check
+
+	mu      sync.Mutex // guards buckets and tokens
+	buckets map[int64]*bucket
+	tokens  map[string]cachedToken
+}
+
+type cachedToken struct {
+	id      int64
+	expires time.Time
+}
+
+// New returns the API. Mount Handler() at Prefix+"/" and AvatarHandler()
+// at "GET /avatars/chat/{id}".
+func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) *API {
+	if opts.Rate == 0 {
+		opts.Rate = DefaultRate
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	a := &API{users: users, chats: chats, msgr: msgr, opts: opts, log: opts.Logger.With("component", "api"),
+		mux: http.NewServeMux(), buckets: make(map[int64]*bucket), tokens: make(map[string]cachedToken)}
+
+	// The route table. Other owners add their rows here:
+	//   archive (api/archive.go): GET /users/{id}/history, GET /search
+	//   web (bridge): POST /users/{id}/login-token
+	a.route("PUT /org", MaxOrgBody, a.putOrg)
+	a.route("GET /colors", 0, a.getColors)
+	a.route("POST /chats", MaxBody, a.postChat)
+	a.route("GET /chats", 0, a.findChats)
+	a.route("GET /chats/{id}", 0, a.getChat)
+	a.route("PATCH /chats/{id}", MaxBody, a.patchChat)
+	a.route("GET /chats/{id}/avatar", 0, a.getAvatar)
+	a.route("POST /chats/{id}/users", MaxBody, a.postChatUsers)
+	a.route("DELETE /chats/{id}/users/{user_id}", 0, a.deleteChatUser)
+	a.route("POST /chats/{id}/messages", MaxBody, a.postChatMessage)
+	a.route("POST /messages", MaxBody, a.postMessage)
+	a.route("POST /notifications", MaxBody, a.postNotification)
+	// archive: a.route("GET /users/{id}/history", 0, a.getHistory) in api/archive.go
+
+	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return a
+}
+
+// Route registers an authenticated handler for "METHOD /path" (the path
+// relative to Prefix) with a body limit (0: no body expected, a small
+// limit applies). Other packages' files in api use it.
+func (a *API) route(pattern string, maxBody int64, h http.HandlerFunc) {
+	method, path, _ := strings.Cut(pattern, " ")
+	full := method + " " + Prefix + path
+	a.routes = append(a.routes, full)
+	if maxBody == 0 {
+		maxBody = 64 << 10
+	}
+	a.mux.Handle(full, a.auth(maxBody, h))
+}
+
+// Routes lists the registered routes as "METHOD /api/v1/path", sorted.
+func (a *API) Routes() []string {
+	out := append([]string(nil), a.routes...)
+	sort.Strings(out)
+	return out
+}
+
+// Handler serves everything under Prefix.
+func (a *API) Handler() http.Handler { return a.mux }
+
+// AvatarHandler serves chat avatars without a token (the web client and
+// XMPP clients show them): GET /avatars/chat/{id}.
+func (a *API) AvatarHandler() http.Handler { return http.HandlerFunc(a.getAvatar) }
+
+// auth is the one place that checks the bearer token, the rate and the
+// body size.
+func (a *API) auth(maxBody int64, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || strings.TrimSpace(token) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vestnik"`)
+			writeError(w, http.StatusUnauthorized, "missing_token", "send Authorization: Bearer <token> (vestnik token create)")
+			return
+		}
+		id, err := a.verify(r.Context(), strings.TrimSpace(token))
+		if err != nil {
+			if err == roster.ErrNotFound {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="vestnik", error="invalid_token"`)
+				writeError(w, http.StatusUnauthorized, "invalid_token", "the token is not valid")
+				return
+			}
+			a.internal(w, r, err)
+			return
+		}
+		if !a.allow(id) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests for this token; slow down")
+			return
+		}
+		if r.ContentLength > maxBody {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than the limit for this endpoint")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h(w, r)
+	})
+}
+
+// verify checks a token, trusting a recent answer for a few seconds.
+func (a *API) verify(ctx context.Context, token string) (int64, error) {
+	now := time.Now()
+	a.mu.Lock()
+	c, ok := a.tokens[token]
+	a.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.id, nil
+	}
+	id, err := a.users.VerifyToken(ctx, token)
+	if err != nil {
+		return 0, err
+	}
+	a.mu.Lock()
+	if len(a.tokens) > 10000 {
+		clear(a.tokens)
+	}
+	a.tokens[token] = cachedToken{id: id, expires: now.Add(tokenCacheMS * time.Millisecond)}
+	a.mu.Unlock()
+	return id, nil
+}
+
+// bucket is a token bucket for one API token.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func (a *API) allow(tokenID int64) bool {
+	if a.opts.Rate < 0 {
+		return true
+	}
+	now := time.Now()
+	burst := 2 * a.opts.Rate
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.buckets[tokenID]
+	if b == nil {
+		b = &bucket{tokens: burst, last: now}
+		a.buckets[tokenID] = b
+	}
+	b.tokens += now.Sub(b.last).Seconds() * a.opts.Rate
+	if b.tokens > burst {
+		b.tokens = burst
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

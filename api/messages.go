@@ -1,0 +1,161 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"vestnik/roster"
+)
+
+type postMessageReq struct {
+	FromUserID userID  `json:"from_user_id"`
+	ToUserID   userID  `json:"to_user_id"`
+	Message    *string `json:"message"`
+}
+
+// postMessage sends a personal message on behalf of a user, through the
+// same path as a message from an XMPP client.
+func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
+	var req postMessageReq
+	if !decode(w, r, &req) {
+		return
+	}
+	if err := checkText("message", req.Message); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	from, err := a.resolve(r, "from_user_id", req.FromUserID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	to, err := a.resolve(r, "to_user_id", req.ToUserID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	id, err := a.msgr.SendPersonal(r.Context(), from.ID, to.ID, *req.Message)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]int64{"id": id})
+}
+
+type postNotificationReq struct {
+	ToUserID userID  `json:"to_user_id"`
+	Text     *string `json:"text"`
+	Link     string  `json:"link"`
+}
+
+// postNotification stores a notification and shows it to the user's
+// online sessions at once (the rest on their next login).
+func (a *API) postNotification(w http.ResponseWriter, r *http.Request) {
+	var req postNotificationReq
+	if !decode(w, r, &req) {
+		return
+	}
+	if err := checkText("text", req.Text); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := checkLink(req.Link); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	to, err := a.resolve(r, "to_user_id", req.ToUserID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	id, err := a.msgr.Notify(r.Context(), to.ID, *req.Text, req.Link)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]int64{"id": id})
+}
+
+// checkLink accepts an absolute http(s) URL or a path on this server.
+func checkLink(link string) error {
+	if link == "" {
+		return nil
+	}
+	if len(link) > MaxLink {
+		return badField("link", "link_too_long", "must be at most %d bytes", MaxLink)
+	}
+	u, err := url.Parse(link)
+	if err != nil || strings.ContainsAny(link, " \t\r\n") {
+		return badField("link", "invalid_link", "must be an http(s) URL or a path")
+	}
+	if u.Scheme == "" && u.Host == "" && strings.HasPrefix(link, "/") && !strings.HasPrefix(link, "//") {
+		return nil
+	}
+	if (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return nil
+	}
+	return badField("link", "invalid_link", "must be an http(s) URL or a path")
+}
+
+// putOrg is the HR sync: the whole org as SPEC §3 JSON. ?dry_run=true
+// reports without changing anything.
+func (a *API) putOrg(w http.ResponseWriter, r *http.Request) {
+	dry := r.URL.Query().Get("dry_run")
+	if dry != "" && dry != "true" && dry != "false" && dry != "1" && dry != "0" {
+		writeFieldError(w, "dry_run", "invalid_dry_run", "dry_run must be true or false")
+		return
+	}
+	snap, err := roster.ParseJSON(r.Body)
+	var ie *roster.ImportError
+	switch {
+	case isTooLarge(err):
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the import is larger than the limit")
+		return
+	case errors.As(err, &ie):
+		status, code := http.StatusUnprocessableEntity, "invalid_import"
+		details := make([]string, 0, len(ie.Problems))
+		for _, p := range ie.Problems {
+			details = append(details, p.String())
+			if strings.HasPrefix(p.Place, "json") && p.Field == "" {
+				status, code = http.StatusBadRequest, "malformed_json"
+			} else if p.Place == "input" {
+				status, code = http.StatusRequestEntityTooLarge, "body_too_large"
+			}
+		}
+		msg := "the import has problems; nothing was applied"
+		field := ""
+		if len(ie.Problems) > 0 {
+			msg = ie.Problems[0].String()
+			if len(ie.Problems) > 1 || ie.More > 0 {
+				msg += " (and more: see details)"
+			}
+			field = ie.Problems[0].Field
+		}
+		writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, Field: field, Details: details}})
+		return
+	case err != nil:
+		if strings.Contains(err.Error(), "request body too large") {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the import is larger than the limit")
+			return
+		}
+		a.internal(w, r, err)
+		return
+	}
+	rep, err := a.users.Import(r.Context(), snap, dry == "true" || dry == "1")
+	if errors.As(err, &ie) {
+		details := make([]string, 0, len(ie.Problems))
+		for _, p := range ie.Problems {
+			details = append(details, p.String())
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Error: errorDetail{Code: "invalid_import", Message: ie.Error(), Details: details}})
+		return
+	}
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"created": rep.Created, "updated": rep.Updated, "deactivated": rep.Deactivated,
+		"dry_run": rep.DryRun, "changes": rep.Lines})
+}

@@ -1,0 +1,453 @@
+package muc
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"vestnik/roster"
+	"vestnik/xmppcore"
+	"vestnik/xmppcore/mam"
+)
+
+// HandleStanza implements xmppcore.Component: every stanza addressed to
+// conference.<domain> or a room in it arrives here, from a local session.
+func (s *Service) HandleStanza(ctx context.Context, from jid.JID, e *xmppcore.Element) {
+	to, err := jid.Parse(attr(e, "to"))
+	if err != nil || to.Domainpart() != s.host {
+		s.reply(ctx, e, "modify", "jid-malformed", "")
+		return
+	}
+	setAttr(e, "from", from.String())
+	u, err := s.userOf(ctx, from)
+	if err != nil {
+		if e.Name.Local == "presence" && attr(e, "type") == "unavailable" {
+			return
+		}
+		s.reply(ctx, e, "auth", "forbidden", "not a user of this server")
+		return
+	}
+	switch e.Name.Local {
+	case "presence":
+		s.handlePresence(ctx, u, from, to, e)
+	case "message":
+		s.handleMessage(ctx, u, from, to, e)
+	case "iq":
+		s.handleIQ(ctx, u, from, to, e)
+	}
+}
+
+// reply answers e with an error, unless e is itself an error.
+func (s *Service) reply(ctx context.Context, e *xmppcore.Element, typ, condition, msg string) {
+	if attr(e, "type") == "error" || attr(e, "type") == "result" {
+		return
+	}
+	s.router.Route(ctx, stanzaError(e, typ, condition, msg))
+}
+
+// replyErr maps a service error to a stanza error.
+func (s *Service) replyErr(ctx context.Context, e *xmppcore.Element, err error) {
+	var ie *InvalidError
+	var ue *UnknownUserError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.reply(ctx, e, "cancel", "item-not-found", "")
+	case errors.Is(err, ErrForbidden):
+		s.reply(ctx, e, "auth", "forbidden", strings.TrimPrefix(err.Error(), "muc: forbidden: "))
+	case errors.Is(err, ErrConflict):
+		s.reply(ctx, e, "cancel", "conflict", "")
+	case errors.As(err, &ie):
+		s.reply(ctx, e, "modify", "not-acceptable", ie.Message)
+	case errors.As(err, &ue):
+		s.reply(ctx, e, "modify", "item-not-found", "no such user")
+	default:
+		s.log.Error("muc request failed", "err", err)
+		s.reply(ctx, e, "wait", "internal-server-error", "")
+	}
+}
+
+// userOf maps a local session's JID to its active user.
+func (s *Service) userOf(ctx context.Context, j jid.JID) (*roster.User, error) {
+	if j.Domainpart() != s.opts.Domain || j.Localpart() == "" {
+		return nil, ErrNotFound
+	}
+	u, err := s.users.UserByLogin(ctx, j.Localpart())
+	if err != nil {
+		return nil, err
+	}
+	if !u.Active {
+		return nil, ErrForbidden
+	}
+	return u, nil
+}
+
+// userJID is the bare JID of a user.
+func (s *Service) userJID(u *roster.User) string { return u.Login + "@" + s.opts.Domain }
+
+// handlePresence: join, presence change, nick change, leave.
+func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to jid.JID, e *xmppcore.Element) {
+	typ := attr(e, "type")
+	if typ == "error" || typ == "probe" || typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed" {
+		return
+	}
+	if to.Localpart() == "" || to.Resourcepart() == "" {
+		if typ != "unavailable" {
+			s.reply(ctx, e, "modify", "jid-malformed", "join a room as room@"+s.host+"/nick")
+		}
+		return
+	}
+	nick := to.Resourcepart()
+	c, err := s.store.ByRoom(ctx, to.Localpart())
+	if errors.Is(err, ErrNotFound) {
+		if typ == "unavailable" {
+			return
+		}
+		s.createByJoin(ctx, u, from, to, e)
+		return
+	}
+	if err != nil {
+		s.replyErr(ctx, e, err)
+		return
+	}
+	if typ == "unavailable" {
+		s.leave(ctx, c, from.String())
+		return
+	}
+	s.join(ctx, c, u, from, nick, e, false)
+}
+
+// createByJoin makes a new chat when a user joins a room that does not
+// exist: an open chat owned by the joiner (an "instant room"), titled
+// after the room name. The owner can close it in the configuration form.
+func (s *Service) createByJoin(ctx context.Context, u *roster.User, from, to jid.JID, e *xmppcore.Element) {
+	if !ValidRoom(to.Localpart()) {
+		s.reply(ctx, e, "cancel", "not-allowed", "room names are lowercase letters, digits, '-', '_' and '.', and chat<number> is reserved")
+		return
+	}
+	c, err := s.store.Create(ctx, NewChat{Title: to.Localpart(), Type: TypeOpen, OwnerID: u.ID, Room: to.Localpart()})
+	if errors.Is(err, ErrConflict) {
+		c, err = s.store.ByRoom(ctx, to.Localpart())
+	}
+	if err != nil {
+		s.replyErr(ctx, e, err)
+		return
+	}
+	s.pushBookmark(ctx, u.ID, c, true)
+	s.join(ctx, c, u, from, to.Resourcepart(), e, true)
+}
+
+// join seats a session in the room (or updates its presence).
+func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JID, nick string, e *xmppcore.Element, created bool) {
+	full := from.String()
+	r := s.room(c.ID, true)
+	r.mu.RLock()
+	cur := r.occupants[full]
+	var clash bool
+	for _, o := range r.occupants {
+		if o.nick == nick && o.userID != u.ID {
+			clash = true
+		}
+	}
+	r.mu.RUnlock()
+	if clash {
+		s.reply(ctx, e, "cancel", "conflict", "that nickname is in use")
+		s.dropIfEmpty(c.ID, r)
+		return
+	}
+	if cur != nil {
+		// Already joined: a presence update or a nick change.
+		if cur.nick != nick {
+			old := *cur
+			r.mu.Lock()
+			cur.nick, cur.presence = nick, e
+			r.mu.Unlock()
+			p := s.occupantPresence(c, &old, true, "303")
+			setAttr(child(p, NSMUCUser, "x").Children[0], "nick", nick)
+			for _, o := range r.snapshot() {
+				pp := p
+				if o == full {
+					pp = s.occupantPresence(c, &old, true, "303", "110")
+					setAttr(child(pp, NSMUCUser, "x").Children[0], "nick", nick)
+				}
+				s.router.Route(ctx, addressed(pp, s.RoomJID(c)+"/"+old.nick, o))
+			}
+		} else {
+			r.mu.Lock()
+			cur.presence = e
+			r.mu.Unlock()
+		}
+		s.broadcastPresence(ctx, c, r, cur, full)
+		return
+	}
+	if !c.IsMember(u.ID) {
+		if c.Type != TypeOpen {
+			s.reply(ctx, e, "auth", "registration-required", "this chat is for members only")
+			s.dropIfEmpty(c.ID, r)
+			return
+		}
+		if _, err := s.AddMembers(ctx, u.ID, c.ID, []int64{u.ID}, nil, false); err != nil {
+			s.replyErr(ctx, e, err)
+			s.dropIfEmpty(c.ID, r)
+			return
+		}
+		if nc, err := s.store.Get(ctx, c.ID); err == nil {
+			c = nc
+		}
+	}
+	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e}
+	// Existing occupants to the joiner, then the joiner to everyone.
+	for _, other := range r.list() {
+		s.router.Route(ctx, addressed(s.occupantPresence(c, &other, false), s.RoomJID(c)+"/"+other.nick, full))
+	}
+	r.mu.Lock()
+	r.occupants[full] = o
+	r.mu.Unlock()
+	s.broadcastPresence(ctx, c, r, o, full)
+	self := []string{"110", "100", "170"}
+	if created {
+		self = append(self, "201")
+	}
+	s.router.Route(ctx, addressed(s.occupantPresence(c, o, false, self...), s.RoomJID(c)+"/"+nick, full))
+	limit := s.opts.HistoryOnJoin
+	if h := child(child(e, NSMUC, "x"), NSMUC, "history"); h != nil {
+		if v := attr(h, "maxstanzas"); v != "" {
+			if n, err := atoiBounded(v, limit); err == nil {
+				limit = n
+			}
+		}
+	}
+	s.sendHistory(ctx, c, u.ID, full, limit)
+	s.router.Route(ctx, addressed(s.subjectMessage(c), s.RoomJID(c), full))
+}
+
+func atoiBounded(v string, max int) (int, error) {
+	n := 0
+	for _, r := range v {
+		if r < '0' || r > '9' {
+			return 0, errors.New("not a number")
+		}
+		n = n*10 + int(r-'0')
+		if n > max {
+			return max, nil
+		}
+	}
+	return n, nil
+}
+
+// broadcastPresence sends o's presence to every occupant but itself.
+func (s *Service) broadcastPresence(ctx context.Context, c *Chat, r *room, o *occupant, except string) {
+	p := s.occupantPresence(c, o, false)
+	for _, full := range r.snapshot() {
+		if full != except {
+			s.router.Route(ctx, addressed(p, attr(p, "from"), full))
+		}
+	}
+}
+
+// leave takes a session out of the room.
+func (s *Service) leave(ctx context.Context, c *Chat, full string) {
+	r := s.room(c.ID, false)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	o := r.occupants[full]
+	delete(r.occupants, full)
+	r.mu.Unlock()
+	if o == nil {
+		return
+	}
+	s.router.Route(ctx, addressed(s.occupantPresence(c, o, true, "110"), s.RoomJID(c)+"/"+o.nick, full))
+	s.announceLeave(ctx, c, r, o)
+	s.dropIfEmpty(c.ID, r)
+}
+
+// handleMessage: groupchat messages, private messages between occupants,
+// mediated invitations.
+func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to jid.JID, e *xmppcore.Element) {
+	typ := attr(e, "type")
+	if typ == "error" {
+		return
+	}
+	if to.Localpart() == "" {
+		s.reply(ctx, e, "cancel", "service-unavailable", "")
+		return
+	}
+	c, err := s.store.ByRoom(ctx, to.Localpart())
+	if err != nil {
+		s.replyErr(ctx, e, err)
+		return
+	}
+	if x := child(e, NSMUCUser, "x"); x != nil && child(x, NSMUCUser, "invite") != nil {
+		s.mediatedInvites(ctx, c, u, from, x, e)
+		return
+	}
+	r := s.room(c.ID, false)
+	var o *occupant
+	if r != nil {
+		r.mu.RLock()
+		if oo := r.occupants[from.String()]; oo != nil {
+			cp := *oo
+			o = &cp
+		}
+		r.mu.RUnlock()
+	}
+	if o == nil {
+		s.reply(ctx, e, "modify", "not-acceptable", "join the room before sending to it")
+		return
+	}
+	if to.Resourcepart() != "" {
+		s.privateMessage(ctx, c, r, o, to.Resourcepart(), e)
+		return
+	}
+	if typ != "groupchat" {
+		s.reply(ctx, e, "modify", "bad-request", "messages to the room are type groupchat")
+		return
+	}
+	body := childText(e, "", "body")
+	if subj := child(e, "", "subject"); subj != nil && body == "" {
+		title := subj.Text
+		if _, err := s.Update(ctx, u.ID, c.ID, Update{Title: &title}); err != nil {
+			s.replyErr(ctx, e, err)
+		}
+		return
+	}
+	if strings.TrimSpace(body) == GetChatID {
+		s.answerGetChatID(ctx, c, u.ID, from)
+		return
+	}
+	if body == "" {
+		return // chat states and markers without a body are not archived or relayed
+	}
+	if !c.IsMember(u.ID) {
+		s.reply(ctx, e, "auth", "forbidden", "you are no longer a member of this chat")
+		return
+	}
+	if len(body) > MaxBody {
+		s.reply(ctx, e, "modify", "not-acceptable", "message too long")
+		return
+	}
+	originID := ""
+	if oid := child(e, NSStanzaID, "origin-id"); oid != nil {
+		originID = attr(oid, "id")
+	} else {
+		originID = attr(e, "id")
+	}
+	if len(originID) > 128 {
+		originID = originID[:128]
+	}
+	if _, err := s.post(ctx, c, u.ID, o.nick, originID, body, "", false); err != nil {
+		s.replyErr(ctx, e, err)
+	}
+}
+
+// privateMessage relays a message between occupants, from room/nick.
+func (s *Service) privateMessage(ctx context.Context, c *Chat, r *room, o *occupant, nick string, e *xmppcore.Element) {
+	var targets []string
+	r.mu.RLock()
+	for full, t := range r.occupants {
+		if t.nick == nick {
+			targets = append(targets, full)
+		}
+	}
+	r.mu.RUnlock()
+	if len(targets) == 0 {
+		s.reply(ctx, e, "cancel", "item-not-found", "no such occupant")
+		return
+	}
+	pm := el(nsClient, "message", "type", "chat")
+	if id := attr(e, "id"); id != "" {
+		setAttr(pm, "id", id)
+	}
+	pm.Children = append(pm.Children, e.Children...)
+	pm.Children = append(pm.Children, el(NSMUCUser, "x"))
+	for _, full := range targets {
+		s.router.Route(ctx, addressed(pm, s.RoomJID(c)+"/"+o.nick, full))
+	}
+}
+
+// answerGetChatID tells one user (or one session, when to is set) the
+// chat's numeric id. Nothing is stored.
+func (s *Service) answerGetChatID(ctx context.Context, c *Chat, userID int64, to jid.JID) {
+	msg := add(el(nsClient, "message", "from", s.RoomJID(c), "type", "groupchat", "id", "getchatid-"+randomID()),
+		text(nsClient, "body", "Chat id: "+itoa(c.ID)),
+		el(NSVestnik, "chat", "id", itoa(c.ID), "system", "true", "command", "getChatId"))
+	if to.Resourcepart() != "" {
+		setAttr(msg, "to", to.String())
+		s.router.Route(ctx, msg)
+		return
+	}
+	s.router.SendToUser(userID, msg)
+}
+
+// mediatedInvites handles <x muc#user><invite to=…/></x> sent to the room:
+// the invitee becomes a member and gets the invitation.
+func (s *Service) mediatedInvites(ctx context.Context, c *Chat, u *roster.User, from jid.JID, x, e *xmppcore.Element) {
+	for _, inv := range x.Children {
+		if inv.Name.Local != "invite" {
+			continue
+		}
+		tj, err := jid.Parse(attr(inv, "to"))
+		if err != nil {
+			s.reply(ctx, e, "modify", "jid-malformed", "")
+			return
+		}
+		if err := s.Invite(ctx, c, u.ID, tj.Bare(), childText(inv, "", "reason")); err != nil {
+			s.replyErr(ctx, e, err)
+			return
+		}
+	}
+}
+
+// Invite makes the user at invitee (a bare JID of this server) a member of
+// the chat on behalf of inviter, and sends them an invitation in both
+// XEP-0045 (mediated) and XEP-0249 (direct) form.
+func (s *Service) Invite(ctx context.Context, c *Chat, inviter int64, invitee jid.JID, reason string) error {
+	target, err := s.userOf(ctx, invitee)
+	if err != nil {
+		return &UnknownUserError{Field: "to", UserID: 0}
+	}
+	if _, err := s.AddMembers(ctx, inviter, c.ID, []int64{target.ID}, nil, false); err != nil {
+		return err
+	}
+	inv, err := s.users.UserByID(ctx, inviter)
+	if err != nil {
+		return err
+	}
+	invite := el(NSMUCUser, "invite", "from", s.userJID(inv))
+	if reason != "" {
+		invite.Children = append(invite.Children, text(NSMUCUser, "reason", reason))
+	}
+	direct := el(NSConference, "x", "jid", s.RoomJID(c))
+	if reason != "" {
+		setAttr(direct, "reason", reason)
+	}
+	msg := add(el(nsClient, "message", "from", s.RoomJID(c), "to", s.userJID(target), "id", "invite-"+randomID()),
+		add(el(NSMUCUser, "x"), invite), direct)
+	s.router.Route(ctx, msg)
+	return nil
+}
+
+// DirectInvite handles a XEP-0249 invitation a user sent to another user
+// (the router hands it here before delivering it): when the room is one of
+// ours and the inviter may invite, the invitee becomes a member.
+func (s *Service) DirectInvite(ctx context.Context, from jid.JID, invitee jid.JID, room jid.JID) error {
+	u, err := s.userOf(ctx, from)
+	if err != nil {
+		return err
+	}
+	c, err := s.ChatByJID(ctx, room.Bare())
+	if err != nil {
+		return err
+	}
+	target, err := s.userOf(ctx, invitee.Bare())
+	if err != nil {
+		return err
+	}
+	_, err = s.AddMembers(ctx, u.ID, c.ID, []int64{target.ID}, nil, false)
+	return err
+}
+
+var _ = mam.KindGroupchat

@@ -1,0 +1,329 @@
+package muc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+
+	"mellium.im/xmpp/jid"
+
+	"vestnik/roster"
+	"vestnik/xmppcore"
+)
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func randomID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// handleIQ serves disco, the owner's configuration form and the admin
+// affiliation lists.
+func (s *Service) handleIQ(ctx context.Context, u *roster.User, from, to jid.JID, iq *xmppcore.Element) {
+	typ := attr(iq, "type")
+	if typ == "result" || typ == "error" {
+		return
+	}
+	var payload *xmppcore.Element
+	if len(iq.Children) > 0 {
+		payload = iq.Children[0]
+	}
+	if payload == nil {
+		s.reply(ctx, iq, "modify", "bad-request", "")
+		return
+	}
+	if to.Resourcepart() != "" {
+		s.reply(ctx, iq, "cancel", "feature-not-implemented", "IQs to occupants are not relayed")
+		return
+	}
+	ns := payload.Name.Space
+	switch {
+	case ns == NSDiscoInfo && typ == "get":
+		s.discoInfo(ctx, u, to, iq)
+	case ns == NSDiscoItems && typ == "get":
+		s.discoItems(ctx, u, to, iq)
+	case ns == NSMUCOwner && to.Localpart() != "":
+		s.ownerIQ(ctx, u, to, iq, payload)
+	case ns == NSMUCAdmin && to.Localpart() != "":
+		s.adminIQ(ctx, u, to, iq, payload)
+	case ns == "urn:xmpp:ping" && typ == "get":
+		s.router.Route(ctx, iqResult(iq, nil))
+	default:
+		s.reply(ctx, iq, "cancel", "service-unavailable", "")
+	}
+}
+
+func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq *xmppcore.Element) {
+	q := el(NSDiscoInfo, "query")
+	if node := attr(iq.Children[0], "node"); node != "" {
+		s.reply(ctx, iq, "cancel", "item-not-found", "")
+		return
+	}
+	if to.Localpart() == "" {
+		add(q, el(NSDiscoInfo, "identity", "category", "conference", "type", "text", "name", "Chats"))
+		for _, f := range []string{NSDiscoInfo, NSDiscoItems, NSMUC, NSConference, "urn:xmpp:mam:2", NSStanzaID} {
+			add(q, el(NSDiscoInfo, "feature", "var", f))
+		}
+		s.router.Route(ctx, iqResult(iq, q))
+		return
+	}
+	c, err := s.store.ByRoom(ctx, to.Localpart())
+	if err == nil && !canSee(c, u.ID) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	add(q, el(NSDiscoInfo, "identity", "category", "conference", "type", "text", "name", c.Title))
+	features := []string{NSMUC, "muc_persistent", "muc_nonanonymous", "muc_unmoderated", "muc_unsecured",
+		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo}
+	if c.Type == TypeOpen {
+		features = append(features, "muc_open", "muc_public")
+	} else {
+		features = append(features, "muc_membersonly", "muc_hidden")
+	}
+	for _, f := range features {
+		add(q, el(NSDiscoInfo, "feature", "var", f))
+	}
+	add(q, dataForm("result", NSRoomInfo,
+		field("text-single", "muc#roominfo_description", "Description", c.Description),
+		field("text-single", "muc#roominfo_subject", "Subject", c.Title),
+		field("text-single", "muc#roominfo_occupants", "Number of occupants", strconv.Itoa(len(s.Occupants(c.ID)))),
+		field("text-single", "muc#roomconfig_roomname", "Name", c.Title),
+		field("text-single", "x-vestnik#chat_id", "Chat id", itoa(c.ID)),
+		field("text-single", "x-vestnik#color", "Color", c.Color),
+	))
+	s.router.Route(ctx, iqResult(iq, q))
+}
+
+func (s *Service) discoItems(ctx context.Context, u *roster.User, to jid.JID, iq *xmppcore.Element) {
+	q := el(NSDiscoItems, "query")
+	if to.Localpart() != "" {
+		// A room's items are its occupants, shown only to occupants and
+		// members; we list none (non-anonymous presence carries them).
+		s.router.Route(ctx, iqResult(iq, q))
+		return
+	}
+	chats, err := s.store.OpenChats(ctx)
+	if err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	mine, err := s.store.ChatsOf(ctx, u.ID)
+	if err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	seen := make(map[int64]bool)
+	for _, list := range [][]Chat{chats, mine} {
+		for i := range list {
+			c := &list[i]
+			if seen[c.ID] {
+				continue
+			}
+			seen[c.ID] = true
+			add(q, el(NSDiscoItems, "item", "jid", s.RoomJID(c), "name", c.Title))
+		}
+	}
+	s.router.Route(ctx, iqResult(iq, q))
+}
+
+// ownerIQ: the room configuration form (get) and its submission (set).
+func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, payload *xmppcore.Element) {
+	c, err := s.store.ByRoom(ctx, to.Localpart())
+	if err == nil && !canSee(c, u.ID) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	if err := canEdit(c, u.ID); err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	switch attr(iq, "type") {
+	case "get":
+		members := "0"
+		if c.Type == TypeClosed {
+			members = "1"
+		}
+		public := "1"
+		if c.Type == TypeClosed {
+			public = "0"
+		}
+		form := dataForm("form", NSRoomConfig,
+			field("text-single", "muc#roomconfig_roomname", "Title", c.Title),
+			field("text-multi", "muc#roomconfig_roomdesc", "Description", c.Description),
+			field("boolean", "muc#roomconfig_membersonly", "Closed chat: members only, invitation by a member", members),
+			field("boolean", "muc#roomconfig_publicroom", "Listed in the room directory", public),
+			field("boolean", "muc#roomconfig_persistentroom", "Persistent", "1"),
+		)
+		colors := field("list-single", "x-vestnik#color", "Color", c.Color)
+		for _, col := range Colors {
+			add(colors, add(el(NSData, "option", "label", col), text(NSData, "value", col)))
+		}
+		add(form, colors)
+		s.router.Route(ctx, iqResult(iq, add(el(NSMUCOwner, "query"), form)))
+	case "set":
+		if child(payload, "", "destroy") != nil {
+			s.reply(ctx, iq, "cancel", "not-allowed", "chats are not destroyed; remove the members instead")
+			return
+		}
+		x := child(payload, NSData, "x")
+		if x == nil || attr(x, "type") == "cancel" {
+			s.router.Route(ctx, iqResult(iq, nil))
+			return
+		}
+		vals := formValues(x)
+		var up Update
+		if v, ok := vals["muc#roomconfig_roomname"]; ok {
+			up.Title = &v
+		}
+		if f := formField(x, "muc#roomconfig_roomdesc"); f != nil {
+			d := multiText(f)
+			up.Description = &d
+		}
+		if v, ok := vals["muc#roomconfig_membersonly"]; ok {
+			t := TypeOpen
+			if v == "1" || v == "true" {
+				t = TypeClosed
+			}
+			up.Type = &t
+		}
+		if v, ok := vals["x-vestnik#color"]; ok {
+			up.Color = &v
+		}
+		if _, err := s.Update(ctx, u.ID, c.ID, up); err != nil {
+			s.replyErr(ctx, iq, err)
+			return
+		}
+		s.router.Route(ctx, iqResult(iq, nil))
+	}
+}
+
+func formField(x *xmppcore.Element, name string) *xmppcore.Element {
+	for _, f := range x.Children {
+		if f.Name.Local == "field" && attr(f, "var") == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// multiText joins a text-multi field's values with newlines.
+func multiText(f *xmppcore.Element) string {
+	var out string
+	first := true
+	for _, v := range f.Children {
+		if v.Name.Local != "value" {
+			continue
+		}
+		if !first {
+			out += "\n"
+		}
+		out += v.Text
+		first = false
+	}
+	return out
+}
+
+// adminIQ: affiliation lists (get) and changes (set): affiliation member
+// adds a member, none or outcast removes one (the owner, or a member
+// removing themselves).
+func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, payload *xmppcore.Element) {
+	c, err := s.store.ByRoom(ctx, to.Localpart())
+	if err == nil && !canSee(c, u.ID) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	switch attr(iq, "type") {
+	case "get":
+		want := ""
+		if it := child(payload, NSMUCAdmin, "item"); it != nil {
+			want = attr(it, "affiliation")
+		}
+		if !c.IsMember(u.ID) {
+			s.reply(ctx, iq, "auth", "forbidden", "")
+			return
+		}
+		q := el(NSMUCAdmin, "query")
+		for _, m := range c.Members {
+			aff := "member"
+			if m.UserID == c.OwnerID {
+				aff = "owner"
+			}
+			if want != "" && want != aff {
+				continue
+			}
+			mu, err := s.users.UserByID(ctx, m.UserID)
+			if err != nil {
+				continue
+			}
+			add(q, el(NSMUCAdmin, "item", "affiliation", aff, "jid", s.userJID(mu)))
+		}
+		s.router.Route(ctx, iqResult(iq, q))
+	case "set":
+		for _, it := range payload.Children {
+			if it.Name.Local != "item" {
+				continue
+			}
+			aff := attr(it, "affiliation")
+			var target *roster.User
+			if j := attr(it, "jid"); j != "" {
+				tj, err := jid.Parse(j)
+				if err == nil {
+					target, err = s.userOf(ctx, tj.Bare())
+				}
+				if err != nil {
+					s.reply(ctx, iq, "cancel", "item-not-found", "no such user")
+					return
+				}
+			} else if n := attr(it, "nick"); n != "" {
+				r := s.room(c.ID, false)
+				var id int64
+				if r != nil {
+					r.mu.RLock()
+					for _, o := range r.occupants {
+						if o.nick == n {
+							id = o.userID
+						}
+					}
+					r.mu.RUnlock()
+				}
+				if id == 0 {
+					s.reply(ctx, iq, "cancel", "item-not-found", "no such occupant")
+					return
+				}
+				if target, err = s.users.UserByID(ctx, id); err != nil {
+					s.replyErr(ctx, iq, err)
+					return
+				}
+			} else {
+				s.reply(ctx, iq, "modify", "bad-request", "an item needs a jid or a nick")
+				return
+			}
+			switch aff {
+			case "member":
+				_, err = s.AddMembers(ctx, u.ID, c.ID, []int64{target.ID}, nil, false)
+			case "none", "outcast":
+				err = s.RemoveMember(ctx, u.ID, c.ID, target.ID)
+			default:
+				s.reply(ctx, iq, "cancel", "not-allowed", "only member and none affiliations can be set")
+				return
+			}
+			if err != nil {
+				s.replyErr(ctx, iq, err)
+				return
+			}
+		}
+		s.router.Route(ctx, iqResult(iq, nil))
+	}
+}

@@ -1,0 +1,58 @@
+package muc
+
+import "fmt"
+
+// The rules of who may do what with a chat live here and nowhere else; the
+// REST API, the bridge and the MUC service all ask these functions.
+//
+// actor 0 is the integration itself (a REST call without from_user_id): it
+// may do everything an owner may.
+
+// canEdit: rename, recolor, describe, change the avatar or the type.
+func canEdit(c *Chat, actor int64) error {
+	if actor == 0 || actor == c.OwnerID {
+		return nil
+	}
+	return fmt.Errorf("%w: only the owner may change the chat", ErrForbidden)
+}
+
+// canAdd: an open chat may be joined by anyone (adding only themselves) and
+// members may add others; a closed chat takes new members only from a
+// member's invitation.
+func canAdd(c *Chat, actor int64, users []int64) error {
+	if actor == 0 || c.IsMember(actor) {
+		return nil
+	}
+	if c.Type == TypeOpen && len(users) == 1 && users[0] == actor {
+		return nil
+	}
+	if c.Type == TypeOpen {
+		return fmt.Errorf("%w: join the chat before adding others", ErrForbidden)
+	}
+	return fmt.Errorf("%w: only a member may invite to a closed chat", ErrForbidden)
+}
+
+// canRemove: the owner removes anyone, everyone may leave.
+func canRemove(c *Chat, actor, user int64) error {
+	if actor == 0 || actor == user || actor == c.OwnerID {
+		return nil
+	}
+	return fmt.Errorf("%w: only the owner may remove members", ErrForbidden)
+}
+
+// canPost: members post; in an open chat a non-member's first message
+// makes them a member (join reports whether that is needed).
+func canPost(c *Chat, author int64) (join bool, err error) {
+	if c.IsMember(author) {
+		return false, nil
+	}
+	if c.Type == TypeOpen {
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: only members may post to a closed chat", ErrForbidden)
+}
+
+// canSee: open chats are visible to everyone, closed ones to members.
+func canSee(c *Chat, viewer int64) bool {
+	return viewer == 0 || c.Type == TypeOpen || c.IsMember(viewer)
+}

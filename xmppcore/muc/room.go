@@ -1,0 +1,261 @@
+package muc
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"vestnik/xmppcore"
+	"vestnik/xmppcore/mam"
+)
+
+// room is the live state of a chat's room: who is joined, from which
+// session, under which nick. It exists only while someone is joined.
+type room struct {
+	mu        sync.RWMutex         // guards occupants; never held across a send
+	occupants map[string]*occupant // by full JID
+}
+
+// occupant is one joined session.
+type occupant struct {
+	full     string // the session's full JID
+	userID   int64
+	nick     string
+	presence *xmppcore.Element // the last presence it sent (show, status)
+}
+
+// room returns the live room of a chat, creating it when create is set.
+func (s *Service) room(chatID int64, create bool) *room {
+	s.mu.RLock()
+	r := s.rooms[chatID]
+	s.mu.RUnlock()
+	if r != nil || !create {
+		return r
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r = s.rooms[chatID]; r == nil {
+		r = &room{occupants: make(map[string]*occupant)}
+		s.rooms[chatID] = r
+	}
+	return r
+}
+
+// dropIfEmpty forgets an empty room.
+func (s *Service) dropIfEmpty(chatID int64, r *room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.mu.RLock()
+	empty := len(r.occupants) == 0
+	r.mu.RUnlock()
+	if empty && s.rooms[chatID] == r {
+		delete(s.rooms, chatID)
+	}
+}
+
+// nickOf returns a nick the user is joined under, "" if not joined.
+func (r *room) nickOf(userID int64) string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, o := range r.occupants {
+		if o.userID == userID {
+			return o.nick
+		}
+	}
+	return ""
+}
+
+// snapshot returns the occupants' full JIDs.
+func (r *room) snapshot() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.occupants))
+	for full := range r.occupants {
+		out = append(out, full)
+	}
+	return out
+}
+
+// list returns copies of the occupants, by nick.
+func (r *room) list() []occupant {
+	r.mu.RLock()
+	out := make([]occupant, 0, len(r.occupants))
+	for _, o := range r.occupants {
+		out = append(out, *o)
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].nick < out[j].nick || out[i].nick == out[j].nick && out[i].full < out[j].full
+	})
+	return out
+}
+
+// Occupants returns the full JIDs joined to the chat's room.
+func (s *Service) Occupants(chatID int64) []string {
+	if r := s.room(chatID, false); r != nil {
+		return r.snapshot()
+	}
+	return nil
+}
+
+// fanout sends a groupchat message to every joined session. It never
+// waits: Route queues or drops.
+func (s *Service) fanout(ctx context.Context, c *Chat, msg *xmppcore.Element) {
+	r := s.room(c.ID, false)
+	if r == nil {
+		return
+	}
+	from := attr(msg, "from")
+	for _, full := range r.snapshot() {
+		s.router.Route(ctx, addressed(msg, from, full))
+	}
+}
+
+// groupchatElement is the stanza occupants get for an archived message.
+func (s *Service) groupchatElement(c *Chat, m *mam.Message, nick string, system bool) *xmppcore.Element {
+	roomJID := s.RoomJID(c)
+	from := roomJID
+	if !system && nick != "" {
+		from = roomJID + "/" + nick
+	}
+	id := strconv.FormatInt(m.ID, 10)
+	msg := el(nsClient, "message", "from", from, "type", "groupchat", "id", messageStanzaID(m))
+	msg.Children = append(msg.Children, text(nsClient, "body", m.Body))
+	msg.Children = append(msg.Children, el(NSStanzaID, "stanza-id", "id", id, "by", roomJID))
+	if m.OriginID != "" {
+		msg.Children = append(msg.Children, el(NSStanzaID, "origin-id", "id", m.OriginID))
+	}
+	v := el(NSVestnik, "chat", "id", strconv.FormatInt(c.ID, 10))
+	if system {
+		setAttr(v, "system", "true")
+	} else if m.FromID != 0 {
+		setAttr(v, "from-user", strconv.FormatInt(m.FromID, 10))
+	}
+	msg.Children = append(msg.Children, v)
+	return msg
+}
+
+// messageStanzaID is the stanza id attribute of an archived message: the
+// client's own when it gave one (so it recognizes its echo).
+func messageStanzaID(m *mam.Message) string {
+	if m.OriginID != "" {
+		return m.OriginID
+	}
+	return "m" + strconv.FormatInt(m.ID, 10)
+}
+
+// occupantItem is the muc#user item describing an occupant.
+func (s *Service) occupantItem(c *Chat, o *occupant) *xmppcore.Element {
+	aff, role := "member", "participant"
+	if o.userID == c.OwnerID {
+		aff, role = "owner", "moderator"
+	}
+	return el(NSMUCUser, "item", "affiliation", aff, "role", role, "jid", o.full)
+}
+
+// occupantPresence is o's presence as others see it, to be addressed.
+func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statuses ...string) *xmppcore.Element {
+	p := el(nsClient, "presence", "from", s.RoomJID(c)+"/"+o.nick)
+	if unavailable {
+		setAttr(p, "type", "unavailable")
+	} else if o.presence != nil {
+		for _, ch := range o.presence.Children {
+			switch ch.Name.Local {
+			case "show", "status", "priority":
+				if ch.Name.Space == "" || ch.Name.Space == "jabber:client" {
+					p.Children = append(p.Children, ch)
+				}
+			}
+		}
+	}
+	x := add(el(NSMUCUser, "x"), s.occupantItem(c, o))
+	for _, st := range statuses {
+		x.Children = append(x.Children, el(NSMUCUser, "status", "code", st))
+	}
+	p.Children = append(p.Children, x)
+	return p
+}
+
+// broadcastSubject sends the room subject (the title) to every occupant.
+func (s *Service) broadcastSubject(ctx context.Context, c *Chat) {
+	msg := s.subjectMessage(c)
+	for _, full := range s.Occupants(c.ID) {
+		s.router.Route(ctx, addressed(msg, s.RoomJID(c), full))
+	}
+}
+
+func (s *Service) subjectMessage(c *Chat) *xmppcore.Element {
+	return add(el(nsClient, "message", "from", s.RoomJID(c), "type", "groupchat", "id", "subject-"+strconv.FormatInt(c.ID, 10)),
+		text(nsClient, "subject", c.Title))
+}
+
+// kick removes every session of userID from the room (they are no longer a
+// member): each gets unavailable with status 321, the others see them go.
+func (s *Service) kick(ctx context.Context, c *Chat, userID int64) {
+	r := s.room(c.ID, false)
+	if r == nil {
+		return
+	}
+	var gone []*occupant
+	r.mu.Lock()
+	for full, o := range r.occupants {
+		if o.userID == userID {
+			gone = append(gone, o)
+			delete(r.occupants, full)
+		}
+	}
+	r.mu.Unlock()
+	for _, o := range gone {
+		s.router.Route(ctx, addressed(s.occupantPresence(c, o, true, "110", "321"), s.RoomJID(c)+"/"+o.nick, o.full))
+		s.announceLeave(ctx, c, r, o, "321")
+	}
+	s.dropIfEmpty(c.ID, r)
+}
+
+// announceLeave tells the other occupants that o left, unless another
+// session still shares o's nick.
+func (s *Service) announceLeave(ctx context.Context, c *Chat, r *room, o *occupant, statuses ...string) {
+	r.mu.RLock()
+	for _, other := range r.occupants {
+		if other.nick == o.nick {
+			r.mu.RUnlock()
+			return
+		}
+	}
+	r.mu.RUnlock()
+	p := s.occupantPresence(c, o, true, statuses...)
+	for _, full := range r.snapshot() {
+		s.router.Route(ctx, addressed(p, attr(p, "from"), full))
+	}
+}
+
+// sendHistory sends the joiner the latest messages they may read, oldest
+// first, with delay stamps.
+func (s *Service) sendHistory(ctx context.Context, c *Chat, userID int64, to string, limit int) {
+	if limit <= 0 {
+		return
+	}
+	page, err := s.archive.Query(ctx, mam.Query{Viewer: userID, ChatID: c.ID, Limit: limit, Reverse: true})
+	if err != nil {
+		s.log.Warn("history on join", "chat", c.ID, "err", err)
+		return
+	}
+	msgs := append([]mam.Message(nil), page.Messages...)
+	sort.Slice(msgs, func(i, j int) bool { return msgs[i].ID < msgs[j].ID })
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Deleted {
+			continue
+		}
+		nick := m.FromResource
+		system := m.Kind == mam.KindSystem
+		if !system && nick == "" && m.FromID != 0 {
+			nick = s.displayName(ctx, m.FromID)
+		}
+		msg := s.groupchatElement(c, m, nick, system)
+		msg.Children = append(msg.Children, el(NSDelay, "delay", "from", s.RoomJID(c), "stamp", m.CreatedAt.UTC().Format(time.RFC3339Nano)))
+		s.router.Route(ctx, addressed(msg, attr(msg, "from"), to))
+	}
+}

@@ -1,0 +1,309 @@
+package muc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"vestnik/roster"
+	"vestnik/xmppcore"
+	"vestnik/xmppcore/mam"
+)
+
+// Router is what the service needs from the XMPP server: routing stanzas to
+// sessions without waiting on them (xmppcore.Server implements it).
+type Router interface {
+	Route(ctx context.Context, el *xmppcore.Element)
+	SendToUser(userID int64, el *xmppcore.Element)
+}
+
+// Options tune the service. Zero values are the documented defaults.
+type Options struct {
+	// Domain is the XMPP domain; the service is at "conference."+Domain.
+	Domain string
+	// HideHistory is the server-wide default for hide_history when a
+	// request does not say (false: new members see earlier messages).
+	HideHistory bool
+	// HistoryOnJoin is how many recent messages a joining occupant gets
+	// (default 20; negative: none).
+	HistoryOnJoin int
+	Logger        *slog.Logger
+}
+
+// GetChatID is the command that answers the sender alone with the chat id.
+const GetChatID = "/getChatId"
+
+// MaxBody bounds a chat message body in bytes.
+const MaxBody = 64 << 10
+
+// Service is the chat service: the rules, posting and fan-out, and the
+// XEP-0045 component at conference.<domain>.
+type Service struct {
+	store   *Store
+	router  Router
+	archive *mam.Store
+	users   *roster.Store
+	opts    Options
+	host    string // conference.<domain>
+	log     *slog.Logger
+
+	mu    sync.RWMutex // guards rooms (the map only)
+	rooms map[int64]*room
+}
+
+// New returns the chat service. Register it with the XMPP server as the
+// component for Host().
+func New(store *Store, router Router, archive *mam.Store, users *roster.Store, opts Options) *Service {
+	if opts.HistoryOnJoin == 0 {
+		opts.HistoryOnJoin = 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Service{
+		store: store, router: router, archive: archive, users: users, opts: opts,
+		host: "conference." + opts.Domain, log: opts.Logger.With("component", "muc"),
+		rooms: make(map[int64]*room),
+	}
+}
+
+// Store returns the chat store (for reads).
+func (s *Service) Store() *Store { return s.store }
+
+// Host is the component's domain, conference.<domain>.
+func (s *Service) Host() string { return s.host }
+
+// HideHistoryDefault is the server-wide default for hide_history.
+func (s *Service) HideHistoryDefault() bool { return s.opts.HideHistory }
+
+// RoomJID is the chat's room address.
+func (s *Service) RoomJID(c *Chat) string { return c.Room + "@" + s.host }
+
+// ChatByJID returns the chat whose room address is j (bare), ErrNotFound
+// for an address outside the service.
+func (s *Service) ChatByJID(ctx context.Context, j jid.JID) (*Chat, error) {
+	if j.Domainpart() != s.host || j.Localpart() == "" {
+		return nil, ErrNotFound
+	}
+	return s.store.ByRoom(ctx, j.Localpart())
+}
+
+// ChatsOf returns the chats userID is a member of.
+func (s *Service) ChatsOf(ctx context.Context, userID int64) ([]Chat, error) {
+	return s.store.ChatsOf(ctx, userID)
+}
+
+// Get returns a chat the viewer may see (viewer 0: any chat). A closed
+// chat of which viewer is not a member is ErrNotFound to them.
+func (s *Service) Get(ctx context.Context, viewer, chatID int64) (*Chat, error) {
+	c, err := s.store.Get(ctx, chatID)
+	if err != nil {
+		return nil, err
+	}
+	if !canSee(c, viewer) {
+		return nil, ErrNotFound
+	}
+	return c, nil
+}
+
+// Create makes a chat. actor 0 is the integration; otherwise the actor
+// becomes the owner whatever nc says.
+func (s *Service) Create(ctx context.Context, actor int64, nc NewChat) (*Chat, error) {
+	if actor != 0 {
+		nc.OwnerID = actor
+	}
+	c, err := s.store.Create(ctx, nc)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range c.Members {
+		s.pushBookmark(ctx, m.UserID, c, true)
+	}
+	return c, nil
+}
+
+// AddMembers adds users to the chat on behalf of actor (0: the
+// integration). hideHistory nil takes the server default. Unless
+// skipMessage, the chat gets a system message naming who joined. It
+// returns the users actually added (existing members are skipped).
+func (s *Service) AddMembers(ctx context.Context, actor, chatID int64, users []int64, hideHistory *bool, skipMessage bool) ([]int64, error) {
+	c, err := s.store.Get(ctx, chatID)
+	if err != nil {
+		return nil, err
+	}
+	if err := canAdd(c, actor, users); err != nil {
+		return nil, err
+	}
+	hide := s.opts.HideHistory
+	if hideHistory != nil {
+		hide = *hideHistory
+	}
+	added, err := s.store.AddMembers(ctx, chatID, users, hide)
+	if err != nil || len(added) == 0 {
+		return added, err
+	}
+	for _, u := range added {
+		s.pushBookmark(ctx, u, c, true)
+	}
+	if !skipMessage {
+		names := make([]string, 0, len(added))
+		for _, u := range added {
+			names = append(names, s.displayName(ctx, u))
+		}
+		text := strings.Join(names, ", ") + " joined the chat"
+		if actor != 0 && (len(added) > 1 || added[0] != actor) {
+			text = s.displayName(ctx, actor) + " added " + strings.Join(names, ", ")
+		}
+		if _, err := s.PostMessage(ctx, chatID, 0, text, true); err != nil {
+			return added, err
+		}
+	}
+	return added, nil
+}
+
+// RemoveMember removes userID from the chat on behalf of actor (the owner,
+// the integration, or the user leaving). Their joined sessions leave the
+// room, and the chat gets a system message.
+func (s *Service) RemoveMember(ctx context.Context, actor, chatID, userID int64) error {
+	c, err := s.store.Get(ctx, chatID)
+	if err != nil {
+		return err
+	}
+	if err := canRemove(c, actor, userID); err != nil {
+		return err
+	}
+	if err := s.store.RemoveMember(ctx, chatID, userID); err != nil {
+		return err
+	}
+	s.kick(ctx, c, userID)
+	s.pushBookmark(ctx, userID, c, false)
+	text := s.displayName(ctx, userID) + " left the chat"
+	if actor != 0 && actor != userID {
+		text = s.displayName(ctx, actor) + " removed " + s.displayName(ctx, userID)
+	}
+	_, err = s.PostMessage(ctx, chatID, 0, text, true)
+	return err
+}
+
+// Update changes the chat on behalf of actor (the owner or the
+// integration) and tells joined occupants about a new subject.
+func (s *Service) Update(ctx context.Context, actor, chatID int64, u Update) (*Chat, error) {
+	c, err := s.store.Get(ctx, chatID)
+	if err != nil {
+		return nil, err
+	}
+	if err := canEdit(c, actor); err != nil {
+		return nil, err
+	}
+	nc, err := s.store.Update(ctx, chatID, u)
+	if err != nil {
+		return nil, err
+	}
+	if nc.Title != c.Title {
+		s.broadcastSubject(ctx, nc)
+		for _, m := range nc.Members {
+			s.pushBookmark(ctx, m.UserID, nc, true)
+		}
+	}
+	return nc, nil
+}
+
+// PostMessage posts body to the chat: from a member (or, in an open chat,
+// anyone active, who then becomes a member), or as a system message
+// (system true, fromUserID 0 or the user the event is about). The
+// message is archived before it is fanned out to joined occupants; the
+// archive id is returned. "/getChatId" from a user is answered to that
+// user alone, not stored, and returns id 0.
+func (s *Service) PostMessage(ctx context.Context, chatID, fromUserID int64, body string, system bool) (int64, error) {
+	if strings.TrimSpace(body) == "" {
+		return 0, invalid("message", "empty_message", "message must not be empty")
+	}
+	if len(body) > MaxBody {
+		return 0, invalid("message", "message_too_long", "message must be at most %d bytes", MaxBody)
+	}
+	c, err := s.store.Get(ctx, chatID)
+	if err != nil {
+		return 0, err
+	}
+	if !system || fromUserID != 0 {
+		if fromUserID == 0 {
+			return 0, invalid("from_user_id", "missing_user", "from_user_id is required for a message that is not a system message")
+		}
+		if err := s.checkActive(ctx, fromUserID); err != nil {
+			return 0, err
+		}
+	}
+	if !system {
+		join, err := canPost(c, fromUserID)
+		if err != nil {
+			return 0, err
+		}
+		if strings.TrimSpace(body) == GetChatID {
+			s.answerGetChatID(ctx, c, fromUserID, jid.JID{})
+			return 0, nil
+		}
+		if join {
+			if _, err := s.store.AddMembers(ctx, chatID, []int64{fromUserID}, s.opts.HideHistory); err != nil {
+				return 0, err
+			}
+			s.pushBookmark(ctx, fromUserID, c, true)
+		}
+	}
+	nick := ""
+	if !system {
+		nick = s.nickOf(ctx, c.ID, fromUserID)
+	}
+	return s.post(ctx, c, fromUserID, nick, "", body, "", system)
+}
+
+func (s *Service) checkActive(ctx context.Context, userID int64) error {
+	u, err := s.users.UserByID(ctx, userID)
+	if errors.Is(err, roster.ErrNotFound) || err == nil && !u.Active {
+		return &UnknownUserError{Field: "from_user_id", UserID: userID}
+	}
+	if err != nil {
+		return fmt.Errorf("muc: user %d: %w", userID, err)
+	}
+	return nil
+}
+
+// post archives a message and fans it out to the room's occupants.
+// originID and payload come from an XMPP client; nick is the author's
+// room nick ("" for system messages, which come from the room itself).
+func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, originID, body, payload string, system bool) (int64, error) {
+	kind := "groupchat"
+	if system {
+		kind = "system"
+	}
+	m := &mam.Message{Kind: kind, FromID: fromUserID, ChatID: c.ID, FromResource: nick, OriginID: originID, Body: body, Payload: payload}
+	if _, err := s.archive.Append(ctx, m); err != nil {
+		return 0, fmt.Errorf("muc: archive message to chat %d: %w", c.ID, err)
+	}
+	s.fanout(ctx, c, s.groupchatElement(c, m, nick, system))
+	return m.ID, nil
+}
+
+func (s *Service) displayName(ctx context.Context, userID int64) string {
+	u, err := s.users.UserByID(ctx, userID)
+	if err != nil {
+		return "user " + strconv.FormatInt(userID, 10)
+	}
+	return u.Name
+}
+
+// nickOf is the author's nick in the room: their occupant nick when joined,
+// else their name.
+func (s *Service) nickOf(ctx context.Context, chatID, userID int64) string {
+	if r := s.room(chatID, false); r != nil {
+		if n := r.nickOf(userID); n != "" {
+			return n
+		}
+	}
+	return s.displayName(ctx, userID)
+}
