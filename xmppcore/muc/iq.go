@@ -4,13 +4,60 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strconv"
 
 	"mellium.im/xmpp/jid"
 
 	"vestnik/roster"
 	"vestnik/xmppcore"
+	"vestnik/xmppcore/mam"
 )
+
+// roomArchive answers a MAM query on a room's archive (XEP-0313 §6): the
+// archive package does the query, with the member's windows applied.
+func (s *Service) roomArchive(ctx context.Context, u *roster.User, from, to jid.JID, iq, payload *xmppcore.Element) {
+	c, err := s.store.ByRoom(ctx, to.Localpart())
+	if err == nil && !canSee(c, u.ID) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	resp, err := s.archive.HandleQuery(ctx, s.dir, mam.Request{Viewer: u.ID, ChatID: c.ID, ArchiveJID: s.RoomJID(c),
+		To: from.String(), Query: []byte(payload.String())})
+	var me *mam.Error
+	if errors.As(err, &me) {
+		s.reply(ctx, iq, me.Type, me.Condition, me.Text)
+		return
+	}
+	if err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	for _, r := range resp.Results {
+		els, err := xmppcore.ParseFragment(r)
+		if err != nil {
+			s.log.Error("room archive result", "err", err)
+			continue
+		}
+		for _, e := range els {
+			s.router.Route(ctx, e)
+		}
+	}
+	var fin *xmppcore.Element
+	if resp.Fin != "" {
+		els, err := xmppcore.ParseFragment(resp.Fin)
+		if err != nil || len(els) != 1 {
+			s.replyErr(ctx, iq, fmt.Errorf("muc: room archive fin: %v", err))
+			return
+		}
+		fin = els[0]
+	}
+	s.router.Route(ctx, iqResult(iq, fin))
+}
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
@@ -49,6 +96,8 @@ func (s *Service) handleIQ(ctx context.Context, u *roster.User, from, to jid.JID
 		s.ownerIQ(ctx, u, to, iq, payload)
 	case ns == NSMUCAdmin && to.Localpart() != "":
 		s.adminIQ(ctx, u, to, iq, payload)
+	case ns == mam.NS && to.Localpart() != "":
+		s.roomArchive(ctx, u, from, to, iq, payload)
 	case ns == "urn:xmpp:ping" && typ == "get":
 		s.router.Route(ctx, iqResult(iq, nil))
 	default:

@@ -252,7 +252,7 @@ func (s *Service) sendHistory(ctx context.Context, c *Chat, userID int64, to str
 		nick := m.FromResource
 		system := m.Kind == mam.KindSystem
 		if !system && nick == "" && m.FromID != 0 {
-			nick = s.displayName(ctx, m.FromID)
+			nick = s.login(ctx, m.FromID)
 		}
 		msg := s.groupchatElement(c, m, nick, system)
 		msg.Children = append(msg.Children, el(NSDelay, "delay", "from", s.RoomJID(c), "stamp", m.CreatedAt.UTC().Format(time.RFC3339Nano)))

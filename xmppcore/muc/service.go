@@ -53,6 +53,8 @@ type Service struct {
 	host    string // conference.<domain>
 	log     *slog.Logger
 
+	dir mam.Directory // JIDs for MAM results of room archives
+
 	mu    sync.RWMutex // guards rooms (the map only)
 	rooms map[int64]*room
 }
@@ -70,6 +72,33 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 		store: store, router: router, archive: archive, users: users, opts: opts,
 		host: "conference." + opts.Domain, log: opts.Logger.With("component", "muc"),
 		rooms: make(map[int64]*room),
+		dir:   mam.NewDirectory(store.DB(), opts.Domain, "conference."+opts.Domain),
+	}
+}
+
+// Register plugs the service into the XMPP server: the component at
+// Host(), and the bookmark IQ handlers on the users' own JIDs (XEP-0402
+// PEP node, XEP-0048 private storage).
+func (s *Service) Register(srv *xmppcore.Server) {
+	srv.RegisterComponent(s.host, s)
+	srv.HandleIQ(NSPubSub, s.iqHandler(s.PubSub))
+	srv.HandleIQ(NSPrivate, s.iqHandler(s.Private))
+	srv.AddFeature(NSBookmarks + "#compat")
+}
+
+// iqHandler adapts a bookmarks handler to the server's IQ dispatch.
+func (s *Service) iqHandler(h func(ctx context.Context, user jid.JID, iq *xmppcore.Element) (*xmppcore.Element, error)) xmppcore.IQHandler {
+	return func(ctx context.Context, sess *xmppcore.Session, iq *xmppcore.Element) (*xmppcore.Element, error) {
+		res, err := h(ctx, sess.JID(), iq)
+		var be *bookmarkError
+		if errors.As(err, &be) {
+			return nil, &xmppcore.StanzaError{Type: be.Type, Condition: be.Condition, Text: be.Text}
+		}
+		if err != nil {
+			s.log.Error("bookmarks", "err", err)
+			return nil, xmppcore.ErrInternal()
+		}
+		return res, nil
 	}
 }
 
@@ -298,12 +327,20 @@ func (s *Service) displayName(ctx context.Context, userID int64) string {
 }
 
 // nickOf is the author's nick in the room: their occupant nick when joined,
-// else their name.
+// else their login (as the archive shows authors over MAM).
 func (s *Service) nickOf(ctx context.Context, chatID, userID int64) string {
 	if r := s.room(chatID, false); r != nil {
 		if n := r.nickOf(userID); n != "" {
 			return n
 		}
 	}
-	return s.displayName(ctx, userID)
+	return s.login(ctx, userID)
+}
+
+func (s *Service) login(ctx context.Context, userID int64) string {
+	u, err := s.users.UserByID(ctx, userID)
+	if err != nil {
+		return "user" + strconv.FormatInt(userID, 10)
+	}
+	return u.Login
 }

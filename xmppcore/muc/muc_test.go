@@ -1,0 +1,276 @@
+package muc_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/muc"
+)
+
+// join sends presence to room/nick and waits for the self-presence.
+func join(c *client, room, nick string) string {
+	c.t.Helper()
+	c.send(fmt.Sprintf(`<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>`, room, nick))
+	return c.expect("from='"+room+"/"+nick+"'", "code='110'")
+}
+
+func TestRoomJoinTalkLeave(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		ivanov, smirnov, petrova := w.user(t, "ivanov"), w.user(t, "smirnov"), w.user(t, "petrova")
+		c, err := w.chats.Create(ctx, 0, muc.NewChat{Title: "Продажи", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{smirnov.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := w.chats.RoomJID(c)
+		early, err := w.chats.PostMessage(ctx, c.ID, smirnov.ID, "до входа", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		a := w.login(t, "ivanov", "gajim")
+		self := join(a, room, "Иван")
+		if !strings.Contains(self, "affiliation='owner'") || !strings.Contains(self, "role='moderator'") {
+			t.Fatalf("owner self-presence: %s", self)
+		}
+		hist := a.expect("до входа", "urn:xmpp:delay", fmt.Sprintf("id='%d'", early))
+		if !strings.Contains(hist, "from='"+room+"/smirnov'") {
+			t.Fatalf("history from: %s", hist)
+		}
+		a.expect("<subject>Продажи</subject>")
+
+		b := w.login(t, "smirnov", "dino")
+		join(b, room, "Алексей")
+		b.expect("from='"+room+"/Иван'", "affiliation='owner'")
+		a.expect("from='"+room+"/Алексей'", "affiliation='member'")
+
+		// A groupchat message: archived with a stanza-id by the room, then to both.
+		a.send(`<message to='` + room + `' type='groupchat' id='m1'><body>Всем привет</body></message>`)
+		got := b.expect("Всем привет", "from='"+room+"/Иван'", "by='"+room+"'")
+		echo := a.expect("Всем привет", "id='m1'")
+		if !strings.Contains(echo, "urn:xmpp:sid:0") {
+			t.Fatalf("echo without stanza-id: %s", echo)
+		}
+		page, err := w.archive.Query(ctx, mam.Query{Viewer: smirnov.ID, ChatID: c.ID, Limit: 10})
+		if err != nil || len(page.Messages) < 2 || page.Messages[len(page.Messages)-1].Body != "Всем привет" ||
+			page.Messages[len(page.Messages)-1].Kind != mam.KindGroupchat {
+			t.Fatalf("archive %+v %v (got %s)", page, err, got)
+		}
+
+		// A message posted over REST/bridge reaches the occupants.
+		if _, err := w.chats.PostMessage(ctx, c.ID, smirnov.ID, "из портала", false); err != nil {
+			t.Fatal(err)
+		}
+		a.expect("из портала", "from='"+room+"/Алексей'")
+		if _, err := w.chats.PostMessage(ctx, c.ID, 0, "Системное", true); err != nil {
+			t.Fatal(err)
+		}
+		a.expect("Системное", "from='"+room+"'", "system='true'")
+
+		// /getChatId: to the sender alone, not stored.
+		before := countRows(t, db, `SELECT COUNT(*) FROM messages`)
+		b.send(`<message to='` + room + `' type='groupchat'><body>/getChatId</body></message>`)
+		b.expect(fmt.Sprintf("Chat id: %d", c.ID))
+		a.expectNone(300*time.Millisecond, "getChatId")
+		a.expectNone(10*time.Millisecond, "Chat id:")
+		if after := countRows(t, db, `SELECT COUNT(*) FROM messages`); after != before {
+			t.Fatal("/getChatId was archived")
+		}
+
+		// A non-member cannot join a closed chat or post to it.
+		p := w.login(t, "petrova", "x")
+		p.send(`<presence to='` + room + `/Мария'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		p.expect("type='error'", "registration-required")
+		p.send(`<message to='` + room + `' type='groupchat'><body>влезу</body></message>`)
+		p.expect("type='error'", "not-acceptable")
+		if _, err := w.chats.PostMessage(ctx, c.ID, petrova.ID, "x", false); err == nil {
+			t.Fatal("non-member posted to a closed chat")
+		}
+
+		// Leaving: the others see the occupant go.
+		b.send(`<presence to='` + room + `/Алексей' type='unavailable'/>`)
+		b.expect("type='unavailable'", "code='110'")
+		a.expect("from='"+room+"/Алексей'", "type='unavailable'")
+		if occ := w.chats.Occupants(c.ID); len(occ) != 1 {
+			t.Fatalf("occupants after leave: %v", occ)
+		}
+		// A disconnect leaves the room too.
+		a.sess.Close()
+		deadline := time.Now().Add(3 * time.Second)
+		for len(w.chats.Occupants(c.ID)) != 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if occ := w.chats.Occupants(c.ID); len(occ) != 0 {
+			t.Fatalf("occupants after disconnect: %v", occ)
+		}
+	})
+}
+
+func countRows(t *testing.T, db *sqlx.DB, q string) int {
+	t.Helper()
+	var n int
+	if err := db.Get(&n, q); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestOpenChatsDiscoAndCreateByJoin(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		ivanov, petrova := w.user(t, "ivanov"), w.user(t, "petrova")
+		open, _ := w.chats.Create(ctx, 0, muc.NewChat{Title: "Курилка", Type: muc.TypeOpen, OwnerID: ivanov.ID})
+		closed, _ := w.chats.Create(ctx, 0, muc.NewChat{Title: "Секрет", Type: muc.TypeClosed, OwnerID: ivanov.ID})
+
+		p := w.login(t, "petrova", "x")
+		p.send(`<iq type='get' id='d1' to='conference.` + domain + `'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
+		items := p.expect("id='d1'", "type='result'")
+		if !strings.Contains(items, w.chats.RoomJID(open)) || strings.Contains(items, w.chats.RoomJID(closed)) {
+			t.Fatalf("disco items: %s", items)
+		}
+		p.send(`<iq type='get' id='d2' to='` + w.chats.RoomJID(open) + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		info := p.expect("id='d2'", "type='result'")
+		for _, f := range []string{"muc_persistent", "muc_open", "Курилка"} {
+			if !strings.Contains(info, f) {
+				t.Fatalf("room info lacks %s: %s", f, info)
+			}
+		}
+		p.send(`<iq type='get' id='d3' to='` + w.chats.RoomJID(closed) + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		p.expect("id='d3'", "item-not-found")
+
+		// Joining an open chat makes a member.
+		join(p, w.chats.RoomJID(open), "Мария")
+		if ok, _ := w.chats.Store().IsMember(ctx, open.ID, petrova.ID); !ok {
+			t.Fatal("joining an open chat did not make a member")
+		}
+
+		// Joining a room that does not exist creates an open chat owned by the joiner.
+		self := join(p, "coffee@conference."+domain, "Мария")
+		if !strings.Contains(self, "code='201'") || !strings.Contains(self, "affiliation='owner'") {
+			t.Fatalf("new room self-presence: %s", self)
+		}
+		c, err := w.chats.Store().ByRoom(ctx, "coffee")
+		if err != nil || c.OwnerID != petrova.ID || c.Type != muc.TypeOpen {
+			t.Fatalf("created chat %+v %v", c, err)
+		}
+		p.send(`<presence to='chat999@conference.` + domain + `/x'/>`)
+		p.expect("type='error'", "not-allowed")
+
+		// The owner's configuration form closes the chat and renames it.
+		p.send(`<iq type='get' id='c1' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
+		form := p.expect("id='c1'", "type='result'")
+		if !strings.Contains(form, "muc#roomconfig_membersonly") || !strings.Contains(form, "muc#roomconfig_roomname") {
+			t.Fatalf("config form: %s", form)
+		}
+		p.send(`<iq type='set' id='c2' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'>
+			<x xmlns='jabber:x:data' type='submit'>
+			<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>
+			<field var='muc#roomconfig_roomname'><value>Кофе</value></field>
+			<field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>`)
+		p.expect("id='c2'", "type='result'")
+		p.expect("<subject>Кофе</subject>")
+		c, _ = w.chats.Store().ByRoom(ctx, "coffee")
+		if c.Title != "Кофе" || c.Type != muc.TypeClosed {
+			t.Fatalf("after config: %+v", c)
+		}
+		// Not the owner: forbidden.
+		i := w.login(t, "ivanov", "y")
+		i.send(`<iq type='get' id='c3' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
+		i.expect("id='c3'", "type='error'")
+	})
+}
+
+func TestInvitesAndBookmarks(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		ivanov, petrova := w.user(t, "ivanov"), w.user(t, "petrova")
+		c, _ := w.chats.Create(ctx, 0, muc.NewChat{Title: "Закрытый", Type: muc.TypeClosed, OwnerID: ivanov.ID})
+		room := w.chats.RoomJID(c)
+		i := w.login(t, "ivanov", "a")
+		p := w.login(t, "petrova", "b")
+		join(i, room, "Иван")
+		// A mediated invitation makes petrova a member and reaches her.
+		i.send(`<message to='` + room + `'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='petrova@` + domain + `'><reason>заходи</reason></invite></x></message>`)
+		inv := p.expect("from='"+room+"'", "<invite", "заходи")
+		if !strings.Contains(inv, "jabber:x:conference") {
+			t.Fatalf("invitation lacks the direct form: %s", inv)
+		}
+		if ok, _ := w.chats.Store().IsMember(ctx, c.ID, petrova.ID); !ok {
+			t.Fatal("invitee is not a member")
+		}
+		p.expect("urn:xmpp:bookmarks:1", room) // PEP notification
+		i.expect("added", "Мария Петрова") // system message
+
+		// XEP-0402 bookmarks on the own bare JID.
+		p.send(`<iq type='get' id='b1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>`)
+		bm := p.expect("id='b1'", "type='result'")
+		if !strings.Contains(bm, "id='"+room+"'") || !strings.Contains(bm, "autojoin='true'") {
+			t.Fatalf("bookmarks: %s", bm)
+		}
+		// XEP-0048 private storage.
+		p.send(`<iq type='get' id='b2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>`)
+		st := p.expect("id='b2'", "type='result'")
+		if !strings.Contains(st, "jid='"+room+"'") || !strings.Contains(st, "autojoin='true'") {
+			t.Fatalf("private bookmarks: %s", st)
+		}
+		// Retracting the bookmark leaves the chat.
+		p.send(`<iq type='set' id='b3'><pubsub xmlns='http://jabber.org/protocol/pubsub'><retract node='urn:xmpp:bookmarks:1'><item id='` + room + `'/></retract></pubsub></iq>`)
+		p.expect("id='b3'", "type='result'")
+		if ok, _ := w.chats.Store().IsMember(ctx, c.ID, petrova.ID); ok {
+			t.Fatal("retracting the bookmark did not leave the chat")
+		}
+		// Publishing a bookmark of a closed chat she is not in: forbidden.
+		p.send(`<iq type='set' id='b4'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='` + room + `'><conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'/></item></publish></pubsub></iq>`)
+		p.expect("id='b4'", "type='error'", "forbidden")
+		// Other PEP nodes are not served.
+		p.send(`<iq type='get' id='b5'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:avatar:metadata'/></pubsub></iq>`)
+		p.expect("id='b5'", "type='error'")
+	})
+}
+
+func TestRoomHistoryWindowsAndArchive(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		ivanov, smirnov := w.user(t, "ivanov"), w.user(t, "smirnov")
+		c, _ := w.chats.Create(ctx, 0, muc.NewChat{Title: "t", Type: muc.TypeClosed, OwnerID: ivanov.ID})
+		room := w.chats.RoomJID(c)
+		w.chats.PostMessage(ctx, c.ID, ivanov.ID, "секрет до тебя", false)
+		hide := true
+		if _, err := w.chats.AddMembers(ctx, 0, c.ID, []int64{smirnov.ID}, &hide, true); err != nil {
+			t.Fatal(err)
+		}
+		w.chats.PostMessage(ctx, c.ID, ivanov.ID, "после входа", false)
+		s := w.login(t, "smirnov", "r")
+		join(s, room, "Алексей")
+		s.expect("после входа", "urn:xmpp:delay")
+		s.expect("<subject>")
+		for _, x := range s.seen {
+			if strings.Contains(x, "секрет до тебя") {
+				t.Fatalf("hidden history sent on join: %s", x)
+			}
+		}
+		// MAM on the room JID applies the same window.
+		s.send(`<iq type='set' id='q1' to='` + room + `'><query xmlns='urn:xmpp:mam:2' queryid='f1'/></iq>`)
+		s.expect("queryid='f1'", "после входа")
+		fin := s.expect("id='q1'", "type='result'")
+		if !strings.Contains(fin, "fin") {
+			t.Fatalf("fin: %s", fin)
+		}
+		for _, x := range s.seen {
+			if strings.Contains(x, "секрет до тебя") {
+				t.Fatalf("hidden history over MAM: %s", x)
+			}
+		}
+	})
+}
