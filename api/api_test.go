@@ -16,6 +16,7 @@ import (
 
 	"vestnik/migrations/dbtest"
 	"vestnik/roster"
+	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 )
@@ -27,6 +28,7 @@ type env struct {
 	srv   *httptest.Server
 	api   *API
 	chats *muc.Service
+	xmpp  *xmppcore.Server
 	users *roster.Store
 	token string
 }
@@ -43,15 +45,16 @@ func newEnv(t *testing.T, db *sqlx.DB, opts Options) *env {
 		t.Fatal(err)
 	}
 	archive := mam.NewStore(db)
-	router, msgr := newServer(t, db, users, archive)
-	chats := muc.New(muc.NewStore(db), router, archive, users, muc.Options{Domain: "example.test"})
+	srv, msgr := newServer(t, db, users, archive)
+	chats := muc.New(muc.NewStore(db), srv, archive, users, muc.Options{Domain: "example.test"})
+	chats.Register(srv)
 	a := New(users, chats, msgr, opts)
 	mux := http.NewServeMux()
 	mux.Handle(Prefix+"/", a.Handler())
 	mux.Handle("GET /avatars/chat/{id}", a.AvatarHandler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &env{t: t, db: db, srv: srv, api: a, chats: chats, users: users, token: token}
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	return &env{t: t, db: db, srv: hs, api: a, chats: chats, xmpp: srv, users: users, token: token}
 }
 
 // do sends a request with the env's token and decodes a JSON answer.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"vestnik/api"
 	"vestnik/bridge"
 	"vestnik/metrics"
 	"vestnik/roster"
@@ -32,6 +33,8 @@ type serveConfig struct {
 	tlsKey  string
 	dataDir string
 	demo    string
+
+	hideHistory bool
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -44,6 +47,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS key file (PEM)")
 	fs.StringVar(&c.dataDir, "data", "./data", "data directory (self-signed certificate, uploads)")
+	fs.BoolVar(&c.hideHistory, "hide-history", false, "default for hide_history when members are added to a chat")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
@@ -91,6 +95,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	users := roster.NewStore(db)
 	users.SetDomain(c.domain)
 	chats := muc.NewStore(db)
+	// Chats: the MUC service at conference.<domain>, and the REST API.
+	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Logger: log})
+	chatService.Register(xmpp)
+	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log})
+	mux.Handle(api.Prefix+"/", restAPI.Handler())
+	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 	web := bridge.New(db, users, chats, nil, bridge.NewArchive(mam.NewStore(db), chats), bridge.Options{Logger: log})
 	web.Register(mux)
 	webclient.New().Register(mux)
