@@ -209,7 +209,7 @@ func TestInvitesAndBookmarks(t *testing.T) {
 			t.Fatal("invitee is not a member")
 		}
 		p.expect("urn:xmpp:bookmarks:1", room) // PEP notification
-		i.expect("added", "Мария Петрова") // system message
+		i.expect("added", "Мария Петрова")     // system message
 
 		// XEP-0402 bookmarks on the own bare JID.
 		p.send(`<iq type='get' id='b1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>`)

@@ -9,9 +9,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"log/slog"
-	"os"
 	"math/big"
 	"net"
+	"os"
 	"testing"
 	"time"
 
