@@ -35,6 +35,8 @@ type serveConfig struct {
 	demo    string
 
 	hideHistory bool
+	// retention: how long the archive keeps messages (0 = forever).
+	retention time.Duration
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -49,6 +51,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.dataDir, "data", "./data", "data directory (self-signed certificate, uploads)")
 	fs.BoolVar(&c.hideHistory, "hide-history", false, "default for hide_history when members are added to a chat")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
+	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -78,7 +81,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := loadDemo(ctx, rosterStore, c.demo, stdout); err != nil {
 		return err
 	}
-	archive := mam.NewStore(db)
+	if c.retention < 0 {
+		return errors.New("serve: --retention must not be negative")
+	}
+	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention})
+	retention := archive.Retention(log.With("component", "retention"))
+	go retention.Serve()
+	defer retention.Shutdown(context.Background())
 	xmpp := xmppcore.NewServer(db, rosterStore, archive, xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log})
 
 	reg := metrics.New()
@@ -101,7 +110,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log})
 	mux.Handle(api.Prefix+"/", restAPI.Handler())
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
-	web := bridge.New(db, users, chats, nil, bridge.NewArchive(mam.NewStore(db), chats), bridge.Options{Logger: log})
+	web := bridge.New(db, users, chats, nil, bridge.NewArchive(archive, chats), bridge.Options{Logger: log})
 	web.Register(mux)
 	webclient.New().Register(mux)
 
