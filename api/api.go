@@ -59,9 +59,42 @@ type API struct {
 
 	routes []string // "METHOD /api/v1/path", for the OpenAPI check
 
-	mu      sync.Mutex // guards buckets and tokens
+	mu      sync.Mutex // guards buckets, tokens and byExt
 	buckets map[int64]*bucket
 	tokens  map[string]cachedToken
+	byExt   map[string]cachedUser
+}
+
+type cachedUser struct {
+	u       *roster.User
+	expires time.Time
+}
+
+// userTTL is how long a user looked up by portal id is trusted (an HR
+// import that deactivates someone takes effect within it).
+const userTTL = 5 * time.Second
+
+// userByExtID is roster.UserByExtID with a short cache for busy
+// integrations posting as the same few users.
+func (a *API) userByExtID(ctx context.Context, ext string) (*roster.User, error) {
+	now := time.Now()
+	a.mu.Lock()
+	c, ok := a.byExt[ext]
+	a.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.u, nil
+	}
+	u, err := a.users.UserByExtID(ctx, ext)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	if len(a.byExt) > 100000 {
+		clear(a.byExt)
+	}
+	a.byExt[ext] = cachedUser{u: u, expires: now.Add(userTTL)}
+	a.mu.Unlock()
+	return u, nil
 }
 
 type cachedToken struct {
@@ -79,7 +112,8 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 		opts.Logger = slog.Default()
 	}
 	a := &API{users: users, chats: chats, msgr: msgr, opts: opts, log: opts.Logger.With("component", "api"),
-		mux: http.NewServeMux(), buckets: make(map[int64]*bucket), tokens: make(map[string]cachedToken)}
+		mux: http.NewServeMux(), buckets: make(map[int64]*bucket), tokens: make(map[string]cachedToken),
+		byExt: make(map[string]cachedUser)}
 
 	// The route table. Other owners add their rows here:
 	//   archive (api/archive.go): GET /users/{id}/history, GET /search

@@ -340,10 +340,6 @@ func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		from = u.ID
 	}
-	if _, err := a.chats.Get(r.Context(), 0, id); err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	msgID, err := a.chats.PostMessage(r.Context(), id, from, *req.Message, req.System)
 	if err != nil {
 		a.fail(w, r, err)

@@ -186,7 +186,7 @@ func (a *API) resolve(r *http.Request, field string, id userID) (*roster.User, e
 	if len(id) > 200 {
 		return nil, badField(field, "unknown_user", "no such user")
 	}
-	u, err := a.users.UserByExtID(r.Context(), string(id))
+	u, err := a.userByExtID(r.Context(), string(id))
 	if errors.Is(err, roster.ErrNotFound) || err == nil && !u.Active {
 		return nil, badField(field, "unknown_user", "user %q does not exist or is not active", string(id))
 	}

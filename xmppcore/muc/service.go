@@ -53,7 +53,8 @@ type Service struct {
 	host    string // conference.<domain>
 	log     *slog.Logger
 
-	dir mam.Directory // JIDs for MAM results of room archives
+	dir   mam.Directory // JIDs for MAM results of room archives
+	cache userCache
 
 	mu    sync.RWMutex // guards rooms (the map only)
 	rooms map[int64]*room
@@ -73,6 +74,7 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 		host: "conference." + opts.Domain, log: opts.Logger.With("component", "muc"),
 		rooms: make(map[int64]*room),
 		dir:   mam.NewDirectory(store.DB(), opts.Domain, "conference."+opts.Domain),
+		cache: userCache{users: users, m: make(map[int64]cachedUser)},
 	}
 }
 
@@ -256,7 +258,7 @@ func (s *Service) PostMessage(ctx context.Context, chatID, fromUserID int64, bod
 	if len(body) > MaxBody {
 		return 0, invalid("message", "message_too_long", "message must be at most %d bytes", MaxBody)
 	}
-	c, err := s.store.Get(ctx, chatID)
+	c, err := s.store.forPost(ctx, chatID, fromUserID)
 	if err != nil {
 		return 0, err
 	}
@@ -292,7 +294,7 @@ func (s *Service) PostMessage(ctx context.Context, chatID, fromUserID int64, bod
 }
 
 func (s *Service) checkActive(ctx context.Context, userID int64) error {
-	u, err := s.users.UserByID(ctx, userID)
+	u, err := s.cache.byID(ctx, userID)
 	if errors.Is(err, roster.ErrNotFound) || err == nil && !u.Active {
 		return &UnknownUserError{Field: "from_user_id", UserID: userID}
 	}
@@ -319,7 +321,7 @@ func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, ori
 }
 
 func (s *Service) displayName(ctx context.Context, userID int64) string {
-	u, err := s.users.UserByID(ctx, userID)
+	u, err := s.cache.byID(ctx, userID)
 	if err != nil {
 		return "user " + strconv.FormatInt(userID, 10)
 	}
@@ -338,7 +340,7 @@ func (s *Service) nickOf(ctx context.Context, chatID, userID int64) string {
 }
 
 func (s *Service) login(ctx context.Context, userID int64) string {
-	u, err := s.users.UserByID(ctx, userID)
+	u, err := s.cache.byID(ctx, userID)
 	if err != nil {
 		return "user" + strconv.FormatInt(userID, 10)
 	}

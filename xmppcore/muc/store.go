@@ -441,6 +441,32 @@ func (s *Store) getBy(ctx context.Context, where string, arg any) (*Chat, error)
 	return &c, nil
 }
 
+// forPost returns the chat with, as its only member, userID when they
+// are one: what posting needs, in one query, whatever the chat's size.
+func (s *Store) forPost(ctx context.Context, chatID, userID int64) (*Chat, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	var r struct {
+		chatRow
+		Role     sql.NullString `db:"role"`
+		JoinedAt sql.NullInt64  `db:"joined_at"`
+	}
+	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT c.id, c.room, c.title, c.description, c.color, c.type, c.owner_id,
+		c.avatar_type, c.created_at, c.updated_at, m.role, m.joined_at
+		FROM chats c LEFT JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?`), userID, chatID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("muc: get chat %d: %w", chatID, err)
+	}
+	c := r.chat()
+	if r.Role.Valid {
+		c.Members = []Member{{UserID: userID, Role: r.Role.String, JoinedAt: time.UnixMicro(r.JoinedAt.Int64).UTC()}}
+	}
+	return &c, nil
+}
+
 type memberRow struct {
 	ChatID   int64  `db:"chat_id"`
 	UserID   int64  `db:"user_id"`
