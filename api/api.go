@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"vestnik/roster"
+	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 )
 
@@ -46,6 +47,9 @@ type Options struct {
 	// DefaultRate; negative: unlimited), with bursts of twice that.
 	Rate   float64
 	Logger *slog.Logger
+	// Archive serves GET /users/{id}/history and /users/{id}/search
+	// (without it they answer 503).
+	Archive *mam.Store
 }
 
 // API serves /api/v1.
@@ -130,7 +134,8 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("POST /chats/{id}/messages", MaxBody, a.postChatMessage)
 	a.route("POST /messages", MaxBody, a.postMessage)
 	a.route("POST /notifications", MaxBody, a.postNotification)
-	// archive: a.route("GET /users/{id}/history", 0, a.getHistory) in api/archive.go
+	a.route("GET /users/{id}/history", 0, a.getHistory)   // api/archive.go
+	a.route("GET /users/{id}/search", 0, a.searchArchive) // api/archive.go
 
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)

@@ -107,7 +107,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Chats: the MUC service at conference.<domain>, and the REST API.
 	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Logger: log})
 	chatService.Register(xmpp)
-	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log})
+	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive})
 	mux.Handle(api.Prefix+"/", restAPI.Handler())
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 	web := bridge.New(db, users, chats, nil, bridge.NewArchive(archive, chats), bridge.Options{Logger: log})
