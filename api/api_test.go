@@ -48,6 +48,9 @@ func newEnv(t *testing.T, db *sqlx.DB, opts Options) *env {
 	srv, msgr := newServer(t, db, users, archive)
 	chats := muc.New(muc.NewStore(db), srv, archive, users, muc.Options{Domain: "example.test"})
 	chats.Register(srv)
+	if opts.Archive == nil {
+		opts.Archive = archive
+	}
 	a := New(users, chats, msgr, opts)
 	mux := http.NewServeMux()
 	mux.Handle(Prefix+"/", a.Handler())
