@@ -1,0 +1,108 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Kinds of messages between nodes. One message is one NOTIFY payload (or
+// one spool row): a header line, then the body.
+const (
+	kindStanza   = 'm' // a stanza for a local user (Resource "" = by bare-JID rules)
+	kindBound    = 'r' // a session was bound (registry only, no presence yet)
+	kindPresence = 'p' // a session's presence changed (Body: the presence, "" when gone)
+	kindKick     = 'k' // close a local session (Resource "" = all of the user's)
+	kindHello    = 'h' // a node (re)joined: reload the registry
+	kindBye      = 'b' // a node is leaving: drop its sessions now
+	kindSpool    = 's' // the real message is cluster_spool row UserID
+)
+
+// message is the wire form of what one node tells another.
+type message struct {
+	Kind      byte
+	Seq       uint64 // per sender→recipient node pair, from 1
+	From      string // sending node id
+	UserID    int64  // the user concerned; for kindSpool the spool row id
+	Priority  int
+	Available bool
+	Resource  string
+	Body      string
+}
+
+var errBadMessage = errors.New("cluster: malformed message")
+
+// encode renders m as "K seq from user prio avail resource\nbody"; the
+// resource is query-escaped so the header has no spaces or newlines.
+func (m *message) encode() string {
+	var b strings.Builder
+	b.Grow(64 + len(m.Resource) + len(m.Body))
+	b.WriteByte(m.Kind)
+	b.WriteByte(' ')
+	b.WriteString(strconv.FormatUint(m.Seq, 10))
+	b.WriteByte(' ')
+	b.WriteString(m.From)
+	b.WriteByte(' ')
+	b.WriteString(strconv.FormatInt(m.UserID, 10))
+	b.WriteByte(' ')
+	b.WriteString(strconv.Itoa(m.Priority))
+	if m.Available {
+		b.WriteString(" 1 ")
+	} else {
+		b.WriteString(" 0 ")
+	}
+	b.WriteString(url.QueryEscape(m.Resource))
+	b.WriteByte('\n')
+	b.WriteString(m.Body)
+	return b.String()
+}
+
+func decode(s string) (*message, error) {
+	head, body, ok := strings.Cut(s, "\n")
+	if !ok {
+		return nil, errBadMessage
+	}
+	f := strings.Split(head, " ")
+	if len(f) != 7 || len(f[0]) != 1 {
+		return nil, fmt.Errorf("%w: header %q", errBadMessage, head)
+	}
+	m := &message{Kind: f[0][0], From: f[2], Body: body}
+	var err error
+	if m.Seq, err = strconv.ParseUint(f[1], 10, 64); err != nil {
+		return nil, fmt.Errorf("%w: seq: %v", errBadMessage, err)
+	}
+	if m.UserID, err = strconv.ParseInt(f[3], 10, 64); err != nil {
+		return nil, fmt.Errorf("%w: user: %v", errBadMessage, err)
+	}
+	if m.Priority, err = strconv.Atoi(f[4]); err != nil {
+		return nil, fmt.Errorf("%w: priority: %v", errBadMessage, err)
+	}
+	m.Available = f[5] == "1"
+	if m.Resource, err = url.QueryUnescape(f[6]); err != nil {
+		return nil, fmt.Errorf("%w: resource: %v", errBadMessage, err)
+	}
+	if !validNodeID(m.From) {
+		return nil, fmt.Errorf("%w: node id %q", errBadMessage, m.From)
+	}
+	return m, nil
+}
+
+// validNodeID accepts what can be part of a NOTIFY channel name unquoted:
+// lowercase letters, digits and '_', 1–40 of them.
+func validNodeID(id string) bool {
+	if id == "" || len(id) > 40 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// channelOf is the NOTIFY channel a node listens on.
+func channelOf(node string) string { return "vestnik_node_" + node }
