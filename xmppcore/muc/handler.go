@@ -134,7 +134,7 @@ func (s *Service) createByJoin(ctx context.Context, u *roster.User, from, to jid
 		s.replyErr(ctx, e, err)
 		return
 	}
-	s.pushBookmark(ctx, u.ID, c, true)
+	s.memberChanged(ctx, u.ID, c, true)
 	s.join(ctx, c, u, from, to.Resourcepart(), e, true)
 }
 

@@ -103,13 +103,26 @@ func (s *Service) Occupants(chatID int64) []string {
 // fanout sends a groupchat message to every joined session. It never
 // waits: Route queues or drops.
 func (s *Service) fanout(ctx context.Context, c *Chat, msg *xmppcore.Element) {
-	r := s.room(c.ID, false)
-	if r == nil {
+	var occupants []string
+	if r := s.room(c.ID, false); r != nil {
+		occupants = r.snapshot()
+	}
+	followers := s.followersOf(c.ID)
+	from := attr(msg, "from")
+	for _, full := range occupants {
+		s.router.Route(ctx, addressed(msg, from, full))
+	}
+	if len(followers) == 0 {
 		return
 	}
-	from := attr(msg, "from")
-	for _, full := range r.snapshot() {
-		s.router.Route(ctx, addressed(msg, from, full))
+	joined := make(map[string]bool, len(occupants))
+	for _, full := range occupants {
+		joined[full] = true
+	}
+	for _, full := range followers {
+		if !joined[full] {
+			s.router.Route(ctx, addressed(msg, from, full))
+		}
 	}
 }
 

@@ -56,8 +56,12 @@ type Service struct {
 	dir   mam.Directory // JIDs for MAM results of room archives
 	cache userCache
 
-	mu    sync.RWMutex // guards rooms (the map only)
+	mu    sync.RWMutex // guards rooms, follows and followers (the maps only)
 	rooms map[int64]*room
+	// Sessions that follow all their user's chats without joining rooms
+	// (the bridge): user id → full JIDs, and chat id → full JIDs.
+	follows   map[int64]map[string]struct{}
+	followers map[int64]map[string]struct{}
 }
 
 // New returns the chat service. Register it with the XMPP server as the
@@ -72,7 +76,8 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 	return &Service{
 		store: store, router: router, archive: archive, users: users, opts: opts,
 		host: "conference." + opts.Domain, log: opts.Logger.With("component", "muc"),
-		rooms: make(map[int64]*room),
+		rooms:   make(map[int64]*room),
+		follows: make(map[int64]map[string]struct{}), followers: make(map[int64]map[string]struct{}),
 		dir:   mam.NewDirectory(store.DB(), opts.Domain, "conference."+opts.Domain),
 		cache: userCache{users: users, m: make(map[int64]cachedUser)},
 	}
@@ -154,7 +159,7 @@ func (s *Service) Create(ctx context.Context, actor int64, nc NewChat) (*Chat, e
 		return nil, err
 	}
 	for _, m := range c.Members {
-		s.pushBookmark(ctx, m.UserID, c, true)
+		s.memberChanged(ctx, m.UserID, c, true)
 	}
 	return c, nil
 }
@@ -180,7 +185,7 @@ func (s *Service) AddMembers(ctx context.Context, actor, chatID int64, users []i
 		return added, err
 	}
 	for _, u := range added {
-		s.pushBookmark(ctx, u, c, true)
+		s.memberChanged(ctx, u, c, true)
 	}
 	if !skipMessage {
 		names := make([]string, 0, len(added))
@@ -213,7 +218,7 @@ func (s *Service) RemoveMember(ctx context.Context, actor, chatID, userID int64)
 		return err
 	}
 	s.kick(ctx, c, userID)
-	s.pushBookmark(ctx, userID, c, false)
+	s.memberChanged(ctx, userID, c, false)
 	text := s.displayName(ctx, userID) + " left the chat"
 	if actor != 0 && actor != userID {
 		text = s.displayName(ctx, actor) + " removed " + s.displayName(ctx, userID)
@@ -252,6 +257,16 @@ func (s *Service) Update(ctx context.Context, actor, chatID int64, u Update) (*C
 // archive id is returned. "/getChatId" from a user is answered to that
 // user alone, not stored, and returns id 0.
 func (s *Service) PostMessage(ctx context.Context, chatID, fromUserID int64, body string, system bool) (int64, error) {
+	return s.PostMessageOrigin(ctx, chatID, fromUserID, body, "", system)
+}
+
+// PostMessageOrigin is PostMessage with the client's own message id
+// (XEP-0359 origin-id), kept in the archive and echoed in the stanza so
+// the sender recognizes its message (the bridge uses it).
+func (s *Service) PostMessageOrigin(ctx context.Context, chatID, fromUserID int64, body, originID string, system bool) (int64, error) {
+	if len(originID) > 128 {
+		return 0, invalid("origin_id", "origin_id_too_long", "origin id must be at most 128 bytes")
+	}
 	if strings.TrimSpace(body) == "" {
 		return 0, invalid("message", "empty_message", "message must not be empty")
 	}
@@ -283,14 +298,14 @@ func (s *Service) PostMessage(ctx context.Context, chatID, fromUserID int64, bod
 			if _, err := s.store.AddMembers(ctx, chatID, []int64{fromUserID}, s.opts.HideHistory); err != nil {
 				return 0, err
 			}
-			s.pushBookmark(ctx, fromUserID, c, true)
+			s.memberChanged(ctx, fromUserID, c, true)
 		}
 	}
 	nick := ""
 	if !system {
 		nick = s.nickOf(ctx, c.ID, fromUserID)
 	}
-	return s.post(ctx, c, fromUserID, nick, "", body, "", system)
+	return s.post(ctx, c, fromUserID, nick, originID, body, "", system)
 }
 
 func (s *Service) checkActive(ctx context.Context, userID int64) error {
