@@ -36,6 +36,8 @@ type config struct {
 	measure   bool
 	samples   int
 	writeFor  time.Duration
+	readers   int
+	writers   int
 	seed      uint64
 }
 
@@ -51,6 +53,8 @@ func main() {
 	flag.BoolVar(&c.measure, "measure", true, "measure after generating")
 	flag.IntVar(&c.samples, "samples", 1000, "queries per measurement")
 	flag.DurationVar(&c.writeFor, "write-for", 10*time.Second, "duration of the write-throughput measurement")
+	flag.IntVar(&c.readers, "readers", 2, "goroutines paging conversations during the write measurement")
+	flag.IntVar(&c.writers, "writers", 64, "goroutines appending during the write measurement")
 	flag.Uint64Var(&c.seed, "seed", 1, "random seed")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
@@ -384,7 +388,7 @@ func measure(ctx context.Context, db *sqlx.DB, s *mam.Store, c config) error {
 	var werr atomic.Value
 	g := newGen(c)
 	var gmu sync.Mutex
-	for w := 0; w < 64; w++ {
+	for w := 0; w < c.writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -403,7 +407,7 @@ func measure(ctx context.Context, db *sqlx.DB, s *mam.Store, c config) error {
 	}
 	var qmu sync.Mutex
 	var qlat []time.Duration
-	for w := 0; w < 2; w++ {
+	for w := 0; w < c.readers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -428,8 +432,8 @@ func measure(ctx context.Context, db *sqlx.DB, s *mam.Store, c config) error {
 	if err, _ := werr.Load().(error); err != nil {
 		return err
 	}
-	fmt.Printf("writes while 2 readers page: %.0f msgs/s (64 writers, %v); reader latency %v\n",
-		float64(writes.Load())/el.Seconds(), el.Round(time.Millisecond), summarize(qlat, nil))
+	fmt.Printf("writes while %d readers page: %.0f msgs/s (%d writers, %v); reader latency %v\n",
+		c.readers, float64(writes.Load())/el.Seconds(), c.writers, el.Round(time.Millisecond), summarize(qlat, nil))
 	return nil
 }
 
