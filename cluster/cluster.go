@@ -146,7 +146,7 @@ type Cluster struct {
 
 // New makes a node over db (which must be PostgreSQL); dbURL is the same
 // database's URL, for the listener's own connection. Start makes it live.
-func New(db *sqlx.DB, dbURL string, h Handler, opts Options) (*Cluster, error) {
+func New(db *sqlx.DB, dbURL string, opts Options) (*Cluster, error) {
 	if db.DriverName() != "postgres" {
 		return nil, ErrUnsupported
 	}
@@ -187,7 +187,7 @@ func New(db *sqlx.DB, dbURL string, h Handler, opts Options) (*Cluster, error) {
 	q.Set("application_name", "vestnik-cluster-"+opts.NodeID)
 	u.RawQuery = q.Encode()
 	return &Cluster{
-		db: db, dbURL: u.String(), h: h, opts: opts, id: opts.NodeID,
+		db: db, dbURL: u.String(), opts: opts, id: opts.NodeID,
 		log:     opts.Logger.With("component", "cluster", "node", opts.NodeID),
 		out:     make(chan op, opts.QueueLen),
 		dirty:   make(chan struct{}, 1),
@@ -205,8 +205,11 @@ func New(db *sqlx.DB, dbURL string, h Handler, opts Options) (*Cluster, error) {
 func (c *Cluster) NodeID() string { return c.id }
 
 // Start registers the node, listens on its channel, loads the registry of
-// the other nodes and starts the sender, receiver and heartbeat goroutines.
-func (c *Cluster) Start(ctx context.Context) error {
+// the other nodes and starts the sender, receiver and heartbeat goroutines;
+// h receives what the other nodes send. Register and the other calls may
+// come before Start: they wait in the queue.
+func (c *Cluster) Start(ctx context.Context, h Handler) error {
+	c.h = h
 	// Listen first, then appear in nodes: whoever sees this node can
 	// reach it.
 	c.ln = pq.NewListener(c.dbURL, c.opts.ReconnectMin, c.opts.ReconnectMax, c.listenerEvent)
