@@ -163,7 +163,11 @@ func (c *conn) readLoop() {
 		c.b.mu.Lock()
 		delete(c.b.conns, c)
 		c.b.mu.Unlock()
-		log.Debug("ws closed", "reason", c.why)
+		if c.why == closeSlow || c.why == closeRate {
+			log.Warn("ws closed", "reason", c.why)
+		} else {
+			log.Debug("ws closed", "reason", c.why)
+		}
 	}()
 	c.ws.SetReadDeadline(time.Now().Add(PongTimeout))
 	c.ws.SetPongHandler(func(string) error { c.ws.SetReadDeadline(time.Now().Add(PongTimeout)); return nil })
@@ -476,14 +480,11 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		}
 		res := map[string]any{"user": toUserJSON(u)}
 		if c.link != nil {
-			ps, err := c.link.Presences(ctx)
-			if err == nil {
-				for _, p := range ps {
-					if p.User == u.ID {
-						res["presence"] = p
-					}
-				}
+			p, err := c.link.PresenceOf(ctx, u.ID)
+			if err != nil {
+				return nil, err
 			}
+			res["presence"] = p
 		}
 		return res, nil
 	case "notifications":

@@ -67,6 +67,7 @@ type Link interface {
 	Displayed(ctx context.Context, to Target, upTo int64) error
 	SetPresence(ctx context.Context, show, status string) error
 	Presences(ctx context.Context) ([]Presence, error)
+	PresenceOf(ctx context.Context, userID int64) (Presence, error)
 	Close()
 }
 

@@ -106,9 +106,15 @@ async function onSynced() {
       document.addEventListener('click', () => Notification.requestPermission().catch(() => {}), { once: true });
     }
   } else {
-    // After a reconnect: refresh what may have changed meanwhile.
+    // After a reconnect: refresh what may have changed meanwhile, and
+    // retry a history page that failed while disconnected.
     loadConversations();
     loadNotifications();
+    const box = S.open && S.msgs.get(S.open);
+    if (box && !box.list.length && !box.complete) {
+      const key = S.open;
+      loadOlder(key).then(() => { if (S.open === key) renderMessages(true); });
+    }
   }
 }
 
@@ -417,7 +423,15 @@ function renderCompany() {
     if (!members.has(d)) members.set(d, []);
     members.get(d).push(u);
   }
-  const open = new Set(JSON.parse(LS.get('depts') || '[]'));
+  let saved = LS.get('depts');
+  if (!saved) {
+    // First visit: open the path to the user's own department.
+    const path = [];
+    let d = S.depts.find((x) => x.id === (S.me.departments || [])[0]);
+    while (d) { path.push(d.id); d = S.depts.find((x) => x.id === d.parent_id); }
+    saved = JSON.stringify(path);
+  }
+  const open = new Set(JSON.parse(saved));
   const out = [];
   const walk = (parent, depth) => {
     for (const d of byParent.get(parent) || []) {
@@ -575,7 +589,7 @@ function renderPresence(id) {
   if (id === S.me.id) renderMe();
   renderList();
   if (S.open === 'u' + id) renderHead();
-  if (V.profile.dataset.user === String(id)) openProfile(id);
+  if (V.profile.dataset.user === String(id)) renderProfile(id);
 }
 
 function status(m, c) {
@@ -765,13 +779,19 @@ function openProfileFor(key) {
 
 async function openProfile(id) {
   V.statusMenu.classList.add('hidden');
-  let u = S.users.get(id);
+  V.profile.dataset.user = String(id);
+  if (S.users.has(id)) renderProfile(id);
   try {
     const d = await bridge.request('profile', { user: id });
-    u = { ...u, ...d.user };
-    S.users.set(id, u);
+    S.users.set(id, { ...S.users.get(id), ...d.user });
     if (d.presence) S.presence.set(id, d.presence);
-  } catch { /* use what we have */ }
+  } catch { /* show what we have */ }
+  // Still the profile the user asked for, and not closed meanwhile?
+  if (V.profile.dataset.user === String(id)) renderProfile(id);
+}
+
+function renderProfile(id) {
+  const u = S.users.get(id);
   if (!u) return;
   const mgr = u.manager_id ? S.users.get(u.manager_id) : null;
   const depts = (u.departments || []).map((d) => S.depts.find((x) => x.id === d)?.name).filter(Boolean);

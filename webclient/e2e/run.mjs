@@ -1,0 +1,319 @@
+// End-to-end tests of the web client in real Chromium (Debian's
+// /usr/bin/chromium driven by playwright-core) against a running
+// `vestnik serve`. Driven by webclient/e2e_test.go, which starts the
+// server; can also run by hand:
+//   VESTNIK_URL=http://127.0.0.1:8080 VESTNIK_C2S=127.0.0.1:5222 node e2e/run.mjs
+// Environment: VESTNIK_URL, VESTNIK_C2S, VESTNIK_TOKEN (REST token, optional),
+// VESTNIK_SHOTS (screenshot directory), CHROMIUM (browser path).
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BASE = process.env.VESTNIK_URL || 'http://127.0.0.1:8080';
+const C2S = process.env.VESTNIK_C2S || '127.0.0.1:5222';
+const TOKEN = process.env.VESTNIK_TOKEN || '';
+const SHOTS = process.env.VESTNIK_SHOTS || join(here, '..', 'test', 'screenshots');
+const PY = process.env.PYTHON || '/usr/bin/python3';
+mkdirSync(SHOTS, { recursive: true });
+
+const results = [];
+const metrics = {};
+let failed = false;
+
+function log(...a) { console.log(...a); }
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true, ms: Date.now() - t0 });
+    log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed = true;
+    for (const [n, p] of [['ivan', ivan], ['maria', maria]]) {
+      if (p) await p.screenshot({ path: join(SHOTS, `fail-${results.length}-${n}.png`) }).catch(() => {});
+    }
+    results.push({ name, ok: false, error: String(e && e.stack || e) });
+    log(`FAIL ${name}\n${e && e.stack || e}`);
+  }
+}
+
+function assert(cond, msg) { if (!cond) throw new Error('assertion failed: ' + msg); }
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+async function newUser(locale, width) {
+  const ctx = await browser.newContext({
+    locale, viewport: { width, height: width < 500 ? 740 : 820 },
+    deviceScaleFactor: 1, hasTouch: width < 500,
+  });
+  const page = await ctx.newPage();
+  page.errors = [];
+  page.sent = {};
+  page.on('websocket', (ws) => ws.on('framesent', (f) => {
+    try { const t = JSON.parse(f.payload).type; page.sent[t] = (page.sent[t] || 0) + 1; } catch { /* ignored */ }
+  }));
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error' && !/401/.test(m.text())) page.errors.push(m.text()); });
+  return page;
+}
+
+async function login(page, user) {
+  await page.goto(BASE + '/');
+  await page.waitForSelector('input[name=login]');
+  await page.fill('input[name=login]', user);
+  await page.fill('input[name=password]', 'demo');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('.sidebar .tabs');
+  // Wait for the bridge to be synced and the contacts loaded.
+  await page.waitForFunction(() => document.querySelector('.me-btn .avatar'));
+  await page.waitForTimeout(300);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, name + '.png') });
+}
+
+async function openCompanyPerson(page, name) {
+  await page.click('[data-tab=company]');
+  await page.fill('input.search', name);
+  const row = page.locator('.row.person', { hasText: name }).first();
+  await row.waitFor();
+  await row.click();
+  await page.waitForSelector('.profile-card');
+}
+
+async function sendText(page, text) {
+  await page.fill('textarea.input', text);
+  await page.keyboard.press('Enter');
+}
+
+async function waitBubble(page, text, timeout = 8000) {
+  await page.locator('.bubble .text', { hasText: text }).first().waitFor({ timeout });
+}
+
+// ---------------------------------------------------------------------------
+
+let ivan, maria;
+
+await step('cold load: bytes and time to interactive', async () => {
+  const page = await newUser('en-US', 1280);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  let bytes = 0;
+  cdp.on('Network.loadingFinished', (e) => { bytes += e.encodedDataLength; });
+  const t0 = Date.now();
+  await page.goto(BASE + '/');
+  await page.waitForSelector('input[name=login]');
+  metrics.login_form_ms = Date.now() - t0;
+  await page.waitForTimeout(300);
+  metrics.cold_load_bytes = bytes;
+  await page.fill('input[name=login]', 'alice');
+  await page.fill('input[name=password]', 'demo');
+  const t1 = Date.now();
+  await page.click('button[type=submit]');
+  await page.waitForSelector('.list .list-empty, .list .row');
+  metrics.login_to_ready_ms = Date.now() - t1;
+  await page.waitForTimeout(500);
+  metrics.bytes_after_login = bytes;
+  assert(metrics.cold_load_bytes < 150000, `cold load ${metrics.cold_load_bytes} bytes`);
+  await shot(page, 'en-desktop-0-login-done');
+  await page.context().close();
+});
+
+await step('login: wrong password is refused, right one works', async () => {
+  ivan = await newUser('en-US', 1280);
+  await ivan.goto(BASE + '/');
+  await ivan.waitForSelector('input[name=login]');
+  await shot(ivan, 'en-desktop-1-login');
+  await ivan.fill('input[name=login]', 'ivanov');
+  await ivan.fill('input[name=password]', 'wrong');
+  await ivan.click('button[type=submit]');
+  await ivan.locator('.login-error', { hasText: 'Wrong login or password' }).waitFor();
+  await login(ivan, 'ivanov');
+  maria = await newUser('ru-RU', 360);
+  await maria.goto(BASE + '/');
+  await maria.waitForSelector('input[name=login]');
+  assert(await maria.locator('button[type=submit]', { hasText: 'Войти' }).count() === 1, 'Russian login button');
+  await shot(maria, 'ru-360-1-login');
+  await login(maria, 'petrova');
+});
+
+let bob;
+await step('slixmpp → browser: a message sent while the browser user was offline is shown', async () => {
+  bob = spawn(PY, [join(here, 'xmpp_peer.py'), 'bob@localhost', 'demo', 'ivanov@localhost', 'Привет из Jabber-клиента', C2S.split(':')[0], C2S.split(':')[1]], { stdio: ['pipe', 'pipe', 'inherit'] });
+  bob.lines = [];
+  bob.waiters = [];
+  let buf = '';
+  bob.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = JSON.parse(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      bob.lines.push(line);
+      bob.waiters.splice(0).forEach((w) => w());
+    }
+  });
+  bob.wait = async (ev, ms = 15000) => {
+    const t0 = Date.now();
+    for (;;) {
+      const l = bob.lines.find((x) => x.event === ev);
+      if (l) return l;
+      if (Date.now() - t0 > ms) throw new Error('slixmpp: no ' + ev + ' in ' + JSON.stringify(bob.lines));
+      await new Promise((r) => { bob.waiters.push(r); setTimeout(r, 200); });
+    }
+  };
+  await bob.wait('ready');
+  bob.stdin.write('go\n');
+  await bob.wait('sent');
+  // Ivan sees a new conversation with an unread counter.
+  await ivan.click('[data-tab=chats]');
+  await ivan.fill('input.search', '');
+  const row = ivan.locator('.row', { hasText: 'Bob Miller' }).first();
+  await row.waitFor({ timeout: 8000 });
+  await row.locator('.unread').waitFor();
+  await row.click();
+  await waitBubble(ivan, 'Привет из Jabber-клиента');
+});
+
+await step('browser → slixmpp: the reply reaches the Jabber client', async () => {
+  await sendText(ivan, 'Hello Bob, this is the web client');
+  await waitBubble(ivan, 'Hello Bob, this is the web client');
+  const got = await bob.wait('message');
+  assert(got.from === 'ivanov@localhost' && got.body === 'Hello Bob, this is the web client', JSON.stringify(got));
+});
+
+await step('two browser users: message, typing, read marks', async () => {
+  await openCompanyPerson(ivan, 'Мария Петрова');
+  await shot(ivan, 'en-desktop-3-profile');
+  await ivan.click('.profile-actions .btn-primary');
+  await ivan.waitForSelector('.composer:not(.hidden)');
+  await ivan.fill('textarea.input', 'Мария, добрый день!');
+  // Typing reaches Maria's list (she is on the chats list).
+  await ivan.keyboard.press('Shift+Enter');
+  await ivan.keyboard.type('Отчёт готов: https://portal.example/reports/42 — посмотрите, пожалуйста 🙂');
+  await ivan.keyboard.press('Enter');
+  await waitBubble(ivan, 'Мария, добрый день!');
+  const bubble = ivan.locator('.bubble', { hasText: 'Мария, добрый день!' }).last();
+  assert(await bubble.locator('br').count() === 1, 'Shift+Enter makes a line break');
+  const link = bubble.locator('a');
+  assert(await link.getAttribute('href') === 'https://portal.example/reports/42', 'link href');
+  assert((await link.getAttribute('rel')).includes('noopener'), 'rel=noopener');
+  // Maria (360 px, Russian) gets it live with an unread counter.
+  const row = maria.locator('.row', { hasText: 'Иван Иванов' }).first();
+  await row.locator('.unread').waitFor({ timeout: 8000 });
+  await shot(maria, 'ru-360-2-chats');
+  await row.click();
+  await waitBubble(maria, 'Мария, добрый день!');
+  // Ivan's message turns "read" once Maria has it on screen.
+  await ivan.locator('.run.mine .bubble', { hasText: 'Мария, добрый день!' }).locator('.tick.read').waitFor({ timeout: 8000 });
+  // Maria types; Ivan sees the indicator.
+  await maria.fill('textarea.input', 'Сейчас');
+  await maria.dispatchEvent('textarea.input', 'input');
+  await ivan.locator('.chat-head .sub.typing').waitFor({ timeout: 5000 });
+  await sendText(maria, 'Спасибо, Иван! Посмотрю сегодня.');
+  await waitBubble(ivan, 'Спасибо, Иван! Посмотрю сегодня.');
+  await shot(maria, 'ru-360-3-conversation');
+  await shot(ivan, 'en-desktop-4-conversation');
+});
+
+await step('edit and delete', async () => {
+  await sendText(ivan, 'Typo here');
+  await waitBubble(ivan, 'Typo here');
+  await waitBubble(maria, 'Typo here');
+  const b = ivan.locator('.run.mine .bubble', { hasText: 'Typo here' }).last();
+  await b.hover();
+  await b.locator('.msg-more').click();
+  await ivan.click('.msg-menu .menu-item:first-child');
+  await ivan.fill('textarea.input', 'No typo here');
+  await ivan.keyboard.press('Enter');
+  await waitBubble(ivan, 'No typo here');
+  await waitBubble(maria, 'No typo here');
+  await maria.locator('.bubble', { hasText: 'No typo here' }).locator('.edited').waitFor();
+  const b2 = ivan.locator('.run.mine .bubble', { hasText: 'No typo here' }).last();
+  await b2.hover();
+  await b2.locator('.msg-more').click();
+  ivan.once('dialog', (d) => d.accept());
+  await ivan.click('.msg-menu .menu-item.danger');
+  await maria.locator('.bubble .deleted').first().waitFor({ timeout: 8000 });
+  assert(await maria.locator('.bubble .text', { hasText: 'No typo here' }).count() === 0, 'deleted text gone');
+});
+
+await step('a message with <script> and HTML is shown as text', async () => {
+  const evil = '<script>window.__pwned=1</script><b>bold</b><img src=x onerror="window.__pwned=2"> & javascript:alert(1)';
+  await sendText(ivan, evil);
+  await waitBubble(maria, '<script>window.__pwned=1</script>');
+  const text = await maria.locator('.bubble .text', { hasText: '<b>bold</b>' }).last().textContent();
+  assert(text === evil, 'shown verbatim: ' + text);
+  assert(await maria.locator('.bubble b, .bubble img, .bubble script').count() === 0, 'no markup made from the message');
+  assert(await maria.evaluate(() => window.__pwned) === undefined, 'no script ran');
+  assert(await maria.locator('.bubble a[href^="javascript"]').count() === 0, 'no javascript: link');
+});
+
+await step('REST notification appears in the bell', async () => {
+  if (!TOKEN) throw new Error('VESTNIK_TOKEN is not set');
+  const probe = await fetch(BASE + '/api/v1/colors', { headers: { Authorization: 'Bearer ' + TOKEN } });
+  if (probe.status === 404 && process.env.VESTNIK_REQUIRE_ALL !== '1') {
+    log('skip REST notification: this build has no REST API');
+    return;
+  }
+  const ext = await ivan.evaluate(async () => (await (await fetch('/session')).json()).user.ext_id);
+  const r = await fetch(BASE + '/api/v1/notifications', {
+    method: 'POST', headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ to_user_id: Number(ext), text: 'Согласуйте заявку №17 <i>срочно</i>', link: 'https://portal.example/requests/17' }),
+  });
+  assert(r.status === 201, 'POST /notifications: ' + r.status + ' ' + await r.text());
+  await ivan.locator('.bell .badge:not(.hidden)').waitFor({ timeout: 8000 });
+  assert((await ivan.locator('.bell .badge').textContent()) === '1', 'counter 1');
+  await ivan.click('.bell');
+  const note = ivan.locator('.note.unread', { hasText: 'Согласуйте заявку №17 <i>срочно</i>' });
+  await note.waitFor();
+  await shot(ivan, 'en-desktop-5-notifications');
+  await ivan.click('.panel-head .link');
+  await ivan.locator('.bell .badge.hidden').waitFor({ state: 'attached' });
+  await ivan.keyboard.press('Escape');
+});
+
+await step('"Show correspondence" opens the history with a colleague', async () => {
+  // Maria goes back to the list, opens Ivan's profile from the company tree.
+  await maria.click('.chat-head .back');
+  await openCompanyPerson(maria, 'Иван Иванов');
+  await shot(maria, 'ru-360-4-profile');
+  await maria.click('.profile-actions .btn-secondary');
+  await waitBubble(maria, 'Мария, добрый день!');
+  await maria.locator('.history-start').waitFor();
+  await waitBubble(maria, 'Спасибо, Иван! Посмотрю сегодня.');
+});
+
+await step('reload keeps the last conversation and shows history', async () => {
+  await ivan.reload();
+  await ivan.waitForSelector('.sidebar .tabs');
+  await waitBubble(ivan, 'Спасибо, Иван! Посмотрю сегодня.');
+  await ivan.click('[data-tab=company]');
+  await ivan.fill('input.search', '');
+  await shot(ivan, 'en-desktop-2-company');
+  await maria.click('.chat-head .back').catch(() => {});
+  await maria.click('[data-tab=company]');
+  await maria.fill('input.search', '');
+  await shot(maria, 'ru-360-5-company');
+});
+
+await step('no script errors in the pages', async () => {
+  for (const p of [ivan, maria]) assert(p.errors.length === 0, p.errors.join('\n'));
+});
+
+for (const [n, p] of [['ivan', ivan], ['maria', maria]]) if (p) log('frames sent by ' + n + ': ' + JSON.stringify(p.sent));
+if (bob && bob.exitCode === null) bob.kill();
+await browser.close();
+writeFileSync(join(SHOTS, 'metrics.json'), JSON.stringify({ metrics, results }, null, 2));
+log('METRICS ' + JSON.stringify(metrics));
+process.exit(failed ? 1 : 0);
