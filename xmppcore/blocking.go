@@ -106,9 +106,17 @@ func (s *Server) iqBlocking(ctx context.Context, sess *Session, iq *Element) (*E
 		s.blocks.mu.Lock()
 		delete(s.blocks.lists, sess.userID)
 		s.blocks.mu.Unlock()
-		// Push the change to every resource of the user.
+		// Push the change to every resource of the user, after the result.
+		sess.afterReply(func() { s.pushBlock(sess, p.Name.Local, jids) })
+		return nil, nil
+	}
+	return nil, ErrBadRequest("")
+}
+
+func (s *Server) pushBlock(sess *Session, kind string, jids []string) {
+	{
 		for _, t := range s.router.sessions(sess.userID) {
-			push := NewElement(NSBlocking, p.Name.Local)
+			push := NewElement(NSBlocking, kind)
 			for _, j := range jids {
 				push.AddChild(NewElement(NSBlocking, "item", "jid", j))
 			}
@@ -116,7 +124,5 @@ func (s *Server) iqBlocking(ctx context.Context, sess *Session, iq *Element) (*E
 			iq.AddChild(push)
 			t.deliver(iq)
 		}
-		return nil, nil
 	}
-	return nil, ErrBadRequest("")
 }

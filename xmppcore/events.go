@@ -83,6 +83,7 @@ func (s *Server) applyEvents(ctx context.Context, evs []Event) {
 			s.log.Warn("roster for push", "err", err)
 			continue
 		}
+		ver := rosterVersion(items)
 		present := map[int64]*RosterItem{}
 		for i := range items {
 			if items[i].ContactID != 0 {
@@ -91,14 +92,14 @@ func (s *Server) applyEvents(ctx context.Context, evs []Event) {
 		}
 		for c := range contacts {
 			if it := present[c]; it != nil {
-				s.pushRoster(userID, rosterItemElement(it))
+				s.pushRoster(userID, rosterItemElement(it), ver)
 				continue
 			}
 			acc, err := s.users.byID(ctx, c)
 			if err != nil {
 				continue
 			}
-			s.pushRoster(userID, NewElement(NSRoster, "item", "jid", s.bareJID(acc.Login), "subscription", "remove"))
+			s.pushRoster(userID, NewElement(NSRoster, "item", "jid", s.bareJID(acc.Login), "subscription", "remove"), ver)
 		}
 		s.rewatch(ctx, userID)
 	}

@@ -19,7 +19,7 @@ func (e *testEnv) online(user, res string) *rawConn {
 	r := e.pipe(user + "/" + res)
 	r.login(user, res, false)
 	r.send(`<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>`)
-	r.expect(`<iq type='result' id='r'[^>]*><query xmlns='jabber:iq:roster'>`)
+	r.expect(`<iq type='result' id='r'[^>]*><query xmlns='jabber:iq:roster' ver='[^']+'>`)
 	r.send(`<presence/>`)
 	return r
 }
@@ -30,7 +30,7 @@ func TestRosterAndPresence(t *testing.T) {
 		a := e.pipe("alice")
 		a.login("alice", "pc", false)
 		a.send(`<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>`)
-		items := a.expect(`<iq type='result' id='r1'[^>]*><query xmlns='jabber:iq:roster'>(.*?)</query></iq>`)[1]
+		items := a.expect(`<iq type='result' id='r1'[^>]*><query xmlns='jabber:iq:roster' ver='[^']+'>(.*?)</query></iq>`)[1]
 		if !strings.Contains(items, `jid='bob@example.test'`) || !strings.Contains(items, `<group>Sales</group>`) || !strings.Contains(items, `subscription='both'`) {
 			t.Errorf("alice's roster lacks bob in Sales: %s", items)
 		}
@@ -165,8 +165,8 @@ func TestBlockingVCardDisco(t *testing.T) {
 		}
 
 		a.send(`<iq type='set' id='bl'><block xmlns='urn:xmpp:blocking'><item jid='bob@example.test'/></block></iq>`)
-		a.expect(`<iq type='set' id='push[^']*' to='alice@example.test/pc'><block xmlns='urn:xmpp:blocking'><item jid='bob@example.test'/></block></iq>`)
 		a.expect(`<iq type='result' id='bl'`)
+		a.expect(`<iq type='set' id='push[^']*' to='alice@example.test/pc'><block xmlns='urn:xmpp:blocking'><item jid='bob@example.test'/></block></iq>`)
 		b.send(`<message to='alice@example.test' type='chat' id='x'><body>blocked?</body></message>`)
 		b.expect(`id='x'[^>]*type='error'.*?<service-unavailable `)
 		a.send(`<message to='bob@example.test' type='chat' id='y'><body>hi</body></message>`)
@@ -198,6 +198,6 @@ func TestHRChanges(t *testing.T) {
 		// …erin's session is closed, dave gets a roster push removing her.
 		erin.expect(`<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`)
 		erin.expectClosed()
-		d.expect(`<iq type='set' id='push[^']*' to='dave@example.test/pc'><query xmlns='jabber:iq:roster'><item jid='erin@example.test' subscription='remove'/></query></iq>`)
+		d.expect(`<iq type='set' id='push[^']*' to='dave@example.test/pc'><query xmlns='jabber:iq:roster' ver='[^']+'><item jid='erin@example.test' subscription='remove'/></query></iq>`)
 	})
 }

@@ -3,6 +3,8 @@ package xmppcore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +109,7 @@ func (s *Server) handleIQ(ctx context.Context, sess *Session, el *Element) {
 			se = ErrInternal()
 		}
 		sess.replyError(el, se)
+		sess.runAfterReply()
 		return
 	}
 	r := NewElement(NSClient, "iq", "type", "result", "id", el.AttrValue("id"), "to", sess.jidStr)
@@ -117,6 +120,25 @@ func (s *Server) handleIQ(ctx context.Context, sess *Session, el *Element) {
 		r.AddChild(res)
 	}
 	sess.deliver(r)
+	sess.runAfterReply()
+}
+
+// afterReply schedules f to run once the current IQ has been answered
+// (roster and blocklist pushes follow the result, as clients expect).
+func (sess *Session) afterReply(f func()) {
+	sess.mu.Lock()
+	sess.after = append(sess.after, f)
+	sess.mu.Unlock()
+}
+
+func (sess *Session) runAfterReply() {
+	sess.mu.Lock()
+	fs := sess.after
+	sess.after = nil
+	sess.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 // routeIQToResource passes an IQ to another user's full JID.
@@ -148,7 +170,11 @@ func (s *Server) iqRoster(ctx context.Context, sess *Session, iq *Element) (*Ele
 			return nil, err
 		}
 		sess.rosterReq.Store(true)
-		res := NewElement(NSRoster, "query")
+		ver := rosterVersion(items)
+		res := NewElement(NSRoster, "query", "ver", ver)
+		if q.AttrValue("ver") == ver {
+			return nil, nil // RFC 6121 2.6.3: unchanged, pushes follow
+		}
 		for i := range items {
 			res.AddChild(rosterItemElement(&items[i]))
 		}
@@ -173,8 +199,10 @@ func (s *Server) iqRoster(ctx context.Context, sess *Session, iq *Element) (*Ele
 			}
 			return nil, err
 		}
-		s.pushRoster(sess.userID, NewElement(NSRoster, "item", "jid", bare, "subscription", "remove"))
-		s.rewatch(ctx, sess.userID)
+		sess.afterReply(func() {
+			s.pushRosterJID(ctx, sess.userID, bare)
+			s.rewatch(ctx, sess.userID)
+		})
 		return nil, nil
 	}
 	it := RosterItem{JID: bare, Name: item.AttrValue("name")}
@@ -195,9 +223,22 @@ func (s *Server) iqRoster(ctx context.Context, sess *Session, iq *Element) (*Ele
 	if err := s.dir.SetRosterItem(ctx, sess.userID, it); err != nil {
 		return nil, err
 	}
-	s.pushRosterJID(ctx, sess.userID, bare)
-	s.rewatch(ctx, sess.userID)
+	sess.afterReply(func() {
+		s.pushRosterJID(ctx, sess.userID, bare)
+		s.rewatch(ctx, sess.userID)
+	})
 	return nil, nil
+}
+
+// rosterVersion is a digest of the roster's items (RFC 6121 2.6): equal
+// versions mean equal rosters.
+func rosterVersion(items []RosterItem) string {
+	h := fnv.New64a()
+	for i := range items {
+		it := &items[i]
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%v\x00%v\x00%s\x01", it.JID, it.Name, it.Subscription, it.Ask, it.Approved, strings.Join(it.Groups, "\x00"))
+	}
+	return strconv.FormatUint(h.Sum64(), 36)
 }
 
 func rosterItemElement(it *RosterItem) *Element {
@@ -222,13 +263,17 @@ func rosterItemElement(it *RosterItem) *Element {
 }
 
 // pushRoster sends a roster push with item to every session of the user
-// that has asked for the roster.
-func (s *Server) pushRoster(userID int64, item *Element) {
+// that has asked for the roster; ver is the roster version after the
+// change ("" for none).
+func (s *Server) pushRoster(userID int64, item *Element, ver string) {
 	for _, t := range s.router.sessions(userID) {
 		if !t.rosterReq.Load() {
 			continue
 		}
 		q := NewElement(NSRoster, "query")
+		if ver != "" {
+			q.SetAttr("ver", ver)
+		}
 		q.AddChild(item)
 		iq := NewElement(NSClient, "iq", "type", "set", "id", "push"+randomID(6), "to", t.jidStr)
 		iq.AddChild(q)
@@ -244,13 +289,14 @@ func (s *Server) pushRosterJID(ctx context.Context, userID int64, bare string) {
 		s.log.Warn("roster push", "err", err)
 		return
 	}
+	ver := rosterVersion(items)
 	for i := range items {
 		if items[i].JID == bare {
-			s.pushRoster(userID, rosterItemElement(&items[i]))
+			s.pushRoster(userID, rosterItemElement(&items[i]), ver)
 			return
 		}
 	}
-	s.pushRoster(userID, NewElement(NSRoster, "item", "jid", bare, "subscription", "remove"))
+	s.pushRoster(userID, NewElement(NSRoster, "item", "jid", bare, "subscription", "remove"), ver)
 }
 
 // pushContact pushes the roster item of contactID to userID's sessions
@@ -294,7 +340,7 @@ func (s *Server) iqDiscoInfo(ctx context.Context, sess *Session, iq *Element) (*
 		return nil, ErrItemNotFound()
 	}
 	to := iq.AttrValue("to")
-	if to == "" || to == s.domain {
+	if to == s.domain {
 		res.AddChild(NewElement(NSDiscoInfo, "identity", "category", "server", "type", "im", "name", "Vestnik"))
 		s.extMu.RLock()
 		for _, f := range s.features {
@@ -306,7 +352,8 @@ func (s *Server) iqDiscoInfo(ctx context.Context, sess *Session, iq *Element) (*
 	// An account.
 	res.AddChild(NewElement(NSDiscoInfo, "identity", "category", "account", "type", "registered"))
 	res.AddChild(NewElement(NSDiscoInfo, "feature", "var", NSDiscoInfo))
-	if s.iqHandler("urn:xmpp:mam:2") != nil && to == sess.bareStr {
+	res.AddChild(NewElement(NSDiscoInfo, "feature", "var", NSDiscoItems))
+	if s.iqHandler("urn:xmpp:mam:2") != nil && (to == "" || to == sess.bareStr) {
 		res.AddChild(NewElement(NSDiscoInfo, "feature", "var", "urn:xmpp:mam:2"))
 	}
 	return res, nil
@@ -418,7 +465,10 @@ func (s *Server) iqLast(ctx context.Context, sess *Session, iq *Element) (*Eleme
 	}
 	to := iq.AttrValue("to")
 	res := NewElement(NSLast, "query")
-	if to == "" || to == s.domain {
+	if to == "" {
+		to = sess.bareStr
+	}
+	if to == s.domain {
 		res.SetAttr("seconds", strconv.FormatInt(int64(time.Since(serverStarted).Seconds()), 10))
 		return res, nil
 	}
@@ -430,7 +480,7 @@ func (s *Server) iqLast(ctx context.Context, sess *Session, iq *Element) (*Eleme
 	if err != nil || !acc.Active {
 		return nil, ErrItemNotFound()
 	}
-	if s.anyAvailable(acc.ID) {
+	if acc.ID != sess.userID && s.anyAvailable(acc.ID) {
 		res.SetAttr("seconds", "0")
 		return res, nil
 	}

@@ -139,8 +139,9 @@ func (s *Server) initialPresence(ctx context.Context, sess *Session, el *Element
 // broadcastPresence sends el (from sess) to every available session of
 // the users watching sess's user, and to the user's other resources.
 func (s *Server) broadcastPresence(sess *Session, el *Element) {
+	// RFC 6121 4.2.2, 4.4.2: the sending resource gets its own presence too.
 	send := func(t *Session) {
-		if t == sess || !t.available.Load() {
+		if t != sess && !t.available.Load() {
 			return
 		}
 		c := el.ShallowCopy()

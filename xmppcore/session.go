@@ -56,8 +56,9 @@ type Session struct {
 	ended      atomic.Bool
 	lastActive atomic.Int64 // unix seconds of the last stanza from the client
 
-	mu       sync.Mutex
+	mu       sync.Mutex          // guards directed, after
 	directed map[string]struct{} // full JIDs sent directed available presence
+	after    []func()            // run after the current IQ's reply
 }
 
 // JID returns the session's full JID.
