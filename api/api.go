@@ -119,9 +119,9 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 		mux: http.NewServeMux(), buckets: make(map[int64]*bucket), tokens: make(map[string]cachedToken),
 		byExt: make(map[string]cachedUser)}
 
-	// The route table. Other owners add their rows here:
-	//   archive (api/archive.go): GET /users/{id}/history, GET /search
-	//   web (bridge): POST /users/{id}/login-token
+	// The route table; other owners add their rows here (the web owner:
+	// POST /users/{id}/login-token). Every route must be documented in
+	// docs/openapi.yaml: TestOpenAPIMatchesRoutes checks both ways.
 	a.route("PUT /org", MaxOrgBody, a.putOrg)
 	a.route("GET /colors", 0, a.getColors)
 	a.route("POST /chats", MaxBody, a.postChat)
