@@ -21,6 +21,7 @@ import (
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
+	"vestnik/xmppcore/upload"
 )
 
 // serveConfig is what `vestnik serve` is told by flags and environment.
@@ -116,6 +117,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	mux.Handle("GET /xmpp-websocket", xmpp.WebSocketHandler())
 
+	// HTTP file upload (XEP-0363) at upload.<domain>, files under --data.
+	uploads, err := upload.NewStore(db, filepath.Join(c.dataDir, "uploads"), upload.Options{PublicURL: publicURL(c.httpAt, c.domain)})
+	if err != nil {
+		return err
+	}
+	upload.NewService(uploads, users, log).Register(xmpp)
+	mux.Handle("/upload/", uploads.Handler())
+
 	c2sLn, err := net.Listen("tcp", c.c2sAt)
 	if err != nil {
 		return fmt.Errorf("serve: c2s: %w", err)
@@ -148,4 +157,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Warn("xmpp shutdown", "err", err)
 	}
 	return hs.Shutdown(sctx)
+}
+
+// publicURL is the base URL clients reach the HTTP listener at: the listen
+// address, with the XMPP domain standing in for a wildcard host.
+func publicURL(httpAt, domain string) string {
+	host, port, err := net.SplitHostPort(httpAt)
+	if err != nil {
+		return "http://" + httpAt
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = domain
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

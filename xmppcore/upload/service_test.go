@@ -1,0 +1,116 @@
+package upload_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"vestnik/migrations/dbtest"
+	"vestnik/roster"
+	"vestnik/xmppcore"
+	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/upload"
+)
+
+// sink collects what the router delivers to an attached session.
+type sink chan *xmppcore.Element
+
+func (s sink) Deliver(el *xmppcore.Element) bool {
+	select {
+	case s <- el:
+		return true
+	default:
+		return false
+	}
+}
+func (s sink) Close(string) {}
+
+func (s sink) next(t *testing.T) *xmppcore.Element {
+	t.Helper()
+	select {
+	case el := <-s:
+		return el
+	case <-time.After(5 * time.Second):
+		t.Fatal("no stanza within 5 s")
+		return nil
+	}
+}
+
+func TestSlotOverXMPP(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		users := roster.NewStore(db)
+		users.SetDomain("example.test")
+		if _, err := users.Import(ctx, roster.DemoSnapshot(), false); err != nil {
+			t.Fatal(err)
+		}
+		srv := xmppcore.NewServer(db, users, mam.NewStore(db), xmppcore.Options{Domain: "example.test"})
+		t.Cleanup(func() { srv.Shutdown(context.Background()) })
+		web := httptest.NewServer(nil)
+		defer web.Close()
+		store, err := upload.NewStore(db, t.TempDir(), upload.Options{MaxSize: 100, PublicURL: web.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		web.Config.Handler = store.Handler()
+		upload.NewService(store, users, nil).Register(srv)
+
+		alice, _ := users.UserByLogin(ctx, "alice")
+		out := make(sink, 16)
+		sess, err := srv.Attach(ctx, alice.ID, "test", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sess.Close()
+
+		send := func(xml string) *xmppcore.Element {
+			t.Helper()
+			els, err := xmppcore.ParseFragment(xml)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sess.Handle(ctx, els[0]); err != nil {
+				t.Fatal(err)
+			}
+			return out.next(t)
+		}
+
+		info := send(`<iq xmlns='jabber:client' type='get' id='d1' to='upload.example.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		if s := info.String(); !strings.Contains(s, upload.NS) || !strings.Contains(s, "<value>100</value>") {
+			t.Fatalf("disco#info: got %s; want the feature and max-file-size 100", s)
+		}
+		big := send(`<iq xmlns='jabber:client' type='get' id='r0' to='upload.example.test'><request xmlns='urn:xmpp:http:upload:0' filename='a.bin' size='1000'/></iq>`)
+		if big.AttrValue("type") != "error" || !strings.Contains(big.String(), "not-acceptable") {
+			t.Fatalf("oversized request: got %s; want not-acceptable", big)
+		}
+		res := send(`<iq xmlns='jabber:client' type='get' id='r1' to='upload.example.test'><request xmlns='urn:xmpp:http:upload:0' filename='note.txt' size='5' content-type='text/plain'/></iq>`)
+		slot := res.Child(upload.NS, "slot")
+		if res.AttrValue("type") != "result" || res.AttrValue("id") != "r1" || slot == nil {
+			t.Fatalf("slot request: got %s", res)
+		}
+		putURL := slot.Child(upload.NS, "put").AttrValue("url")
+		getURL := slot.Child(upload.NS, "get").AttrValue("url")
+		req, _ := http.NewRequest("PUT", putURL, strings.NewReader("hello"))
+		req.Header.Set("Content-Type", "text/plain")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 201 {
+			t.Fatalf("PUT: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		resp, err = http.Get(getURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "hello" {
+			t.Fatalf("GET: got %q, want hello", b)
+		}
+	})
+}
