@@ -21,9 +21,10 @@ import (
 
 // Search limits.
 const (
-	maxWordRunes  = 64  // longer "words" are not indexed
-	maxQueryTerms = 16  // words of a search query
-	snippetRunes  = 160 // length of a highlighted snippet
+	maxWordRunes  = 64   // longer "words" are not indexed
+	maxQueryTerms = 16   // words of a search query
+	maxDocTerms   = 4000 // words of a message indexed
+	snippetRunes  = 160  // length of a highlighted snippet
 )
 
 type span struct{ start, end int } // byte offsets of a word in a text
@@ -128,7 +129,16 @@ func docTerms(m *Message) string {
 	if m.Deleted {
 		return ""
 	}
-	ts := textTerms(m.Body, 0)
+	// Every occurrence counts (bm25 weighs term frequency); bounded.
+	var ts []string
+	for _, sp := range wordSpans(m.Body) {
+		if t := stem(m.Body[sp.start:sp.end]); t != "" {
+			ts = append(ts, t)
+			if len(ts) == maxDocTerms {
+				break
+			}
+		}
+	}
 	if len(ts) == 0 {
 		return ""
 	}

@@ -2,6 +2,7 @@ package mam
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -68,25 +69,25 @@ func (w *where) add(cond string, args ...any) {
 
 func (w *where) sql() string { return strings.Join(w.conds, " AND ") }
 
-// scope adds the Query's scope conditions and returns the full-text scope
-// terms matching it.
-func (q *Query) scope(w *where) []string {
+// scope adds the Query's scope conditions and returns the full-text meta
+// terms matching it: all must match, and at least one of any (when given).
+func (q *Query) scope(w *where) (all, any []string) {
 	switch {
 	case q.ChatID != 0:
 		w.add(`m.chat_id = ?`, q.ChatID)
 		if q.With != 0 {
 			w.add(`m.from_id = ?`, q.With)
 		}
-		return []string{chatTerm(q.ChatID)}
+		return []string{chatTerm(q.ChatID)}, nil
 	case q.With != 0:
 		w.add(`m.pair_lo = ? AND m.pair_hi = ?`, min(q.Viewer, q.With), max(q.Viewer, q.With))
 		if q.With == q.Viewer {
-			return []string{userTerm(q.Viewer)}
+			return []string{userTerm(q.Viewer)}, nil
 		}
-		return []string{userTerm(q.Viewer), userTerm(q.With)}
+		return []string{userTerm(q.Viewer), userTerm(q.With)}, nil
 	default:
 		w.add(`m.chat_id IS NULL AND (m.from_id = ? OR m.to_id = ?)`, q.Viewer, q.Viewer)
-		return []string{userTerm(q.Viewer)}
+		return []string{userTerm(q.Viewer)}, nil
 	}
 }
 
@@ -105,7 +106,10 @@ func (s *Store) Query(ctx context.Context, q Query) (*Page, error) {
 	limit = min(limit, MaxLimit)
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-	w, none := s.build(&q)
+	w, none, err := s.build(ctx, &q)
+	if err != nil {
+		return nil, err
+	}
 	if none {
 		return &Page{Complete: true}, nil
 	}
@@ -115,8 +119,8 @@ func (s *Store) Query(ctx context.Context, q Query) (*Page, error) {
 		order = "DESC"
 	}
 	var rows []msgRow
-	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+msgColumns+` FROM messages m WHERE `+w.sql()+
-		` ORDER BY m.id `+order+` LIMIT ?`), append(w.args, limit+1)...)
+	err = s.selectMaybeFTS(ctx, &rows, q.Text != "", `SELECT `+msgColumns+` FROM messages m WHERE `+w.sql()+
+		` ORDER BY m.id `+order+` LIMIT ?`, append(w.args, limit+1)...)
 	if err != nil {
 		return nil, fmt.Errorf("mam: query for %d: %w", q.Viewer, err)
 	}
@@ -136,8 +140,32 @@ func (s *Store) Query(ctx context.Context, q Query) (*Page, error) {
 
 // build returns the WHERE conditions of q; none=true when q can match
 // nothing.
-func (s *Store) build(q *Query) (w where, none bool) {
-	scope := q.scope(&w)
+func (s *Store) build(ctx context.Context, q *Query) (w where, none bool, err error) {
+	all, any := q.scope(&w)
+	if q.ChatID != 0 {
+		// Bound the scan of a chat by the viewer's membership windows:
+		// nothing for a non-member, and a hide_history member's scan
+		// starts at their first window. The access rule below still
+		// decides each message.
+		var b struct {
+			N    int           `db:"n"`
+			Lo   sql.NullInt64 `db:"lo"`
+			Hi   sql.NullInt64 `db:"hi"`
+			Open int           `db:"open"`
+		}
+		if err := s.db.GetContext(ctx, &b, s.db.Rebind(`SELECT COUNT(*) AS n, MIN(from_id) AS lo, MAX(to_id) AS hi,
+			COALESCE(SUM(CASE WHEN to_id IS NULL THEN 1 ELSE 0 END), 0) AS open
+			FROM chat_periods WHERE chat_id = ? AND user_id = ?`), q.ChatID, q.Viewer); err != nil {
+			return w, false, fmt.Errorf("mam: windows of %d in %d: %w", q.Viewer, q.ChatID, err)
+		}
+		if b.N == 0 {
+			return w, true, nil
+		}
+		w.add(`m.id >= ?`, b.Lo.Int64)
+		if b.Open == 0 && b.Hi.Valid {
+			w.add(`m.id <= ?`, b.Hi.Int64)
+		}
+	}
 	if !q.Start.IsZero() {
 		w.add(`m.created_at >= ?`, q.Start.UnixMicro())
 	}
@@ -156,9 +184,9 @@ func (s *Store) build(q *Query) (w where, none bool) {
 	if strings.TrimSpace(q.Text) != "" {
 		words := textTerms(q.Text, maxQueryTerms)
 		if len(words) == 0 {
-			return w, true
+			return w, true, nil
 		}
-		match := s.ftsQuery(words, scope)
+		match := s.ftsQuery(append(words, all...), any)
 		if s.pg {
 			w.add(`m.fts @@ CAST(? AS tsquery)`, match)
 		} else {
@@ -175,13 +203,13 @@ func (s *Store) build(q *Query) (w where, none bool) {
 	}
 	if q.only != nil {
 		if len(q.only) == 0 {
-			return w, true
+			return w, true, nil
 		}
 		in := `(?` + strings.Repeat(", ?", len(q.only)-1) + `)`
 		w.add(`(COALESCE(m.from_id, 0) IN `+in+` OR COALESCE(m.to_id, 0) IN `+in+`)`,
 			append(anys(q.only), anys(q.only)...)...)
 	}
-	return w, false
+	return w, false, nil
 }
 
 // Count returns how many messages q selects (ignoring Limit).
@@ -191,7 +219,10 @@ func (s *Store) Count(ctx context.Context, q Query) (int64, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-	w, none := s.build(&q)
+	w, none, err := s.build(ctx, &q)
+	if err != nil {
+		return 0, err
+	}
 	if none {
 		return 0, nil
 	}

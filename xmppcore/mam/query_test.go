@@ -92,6 +92,15 @@ func TestAccessEveryDoor(t *testing.T) {
 		if want := []int64{w.c2.ID, w.c3.ID, w.c5.ID, w.c6.ID}; !sameIDs(p.Messages, want) {
 			t.Errorf("chat history for 3 = %v, want %v", ids(p.Messages), want)
 		}
+		// A former member (all windows closed) sees only their window.
+		addPeriod(t, db, 10, 5, w.c2.ID, w.c3.ID)
+		p, err = s.Query(ctx, Query{Viewer: 5, ChatID: 10})
+		if err != nil || !sameIDs(p.Messages, []int64{w.c2.ID, w.c3.ID}) {
+			t.Errorf("chat history for 5 = %v %v", ids(p.Messages), err)
+		}
+		if n, err := s.Count(ctx, Query{Viewer: 5, ChatID: 10}); err != nil || n != 2 {
+			t.Errorf("count for 5 = %d %v", n, err)
+		}
 		// A non-member sees nothing of the chat, whatever the filters.
 		for _, q := range []Query{
 			{Viewer: 4, ChatID: 10},
