@@ -3,6 +3,7 @@ package muc
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
 
 	"mellium.im/xmpp/jid"
@@ -11,6 +12,11 @@ import (
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 )
+
+// MaxJoinPresences bounds how many occupants' presences a joining session
+// gets: the XMPP server's send queue holds 512 stanzas, and history and
+// the subject follow. Occupants who join later are announced as usual.
+const MaxJoinPresences = 300
 
 // HandleStanza implements xmppcore.Component: every stanza addressed to
 // conference.<domain> or a room in it arrives here, from a local session.
@@ -197,8 +203,15 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		}
 	}
 	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e}
-	// Existing occupants to the joiner, then the joiner to everyone.
-	for _, other := range r.list() {
+	// Existing occupants to the joiner (at most MaxJoinPresences, owner
+	// first, so that a big room does not overflow the joiner's send
+	// queue), then the joiner to everyone.
+	others := r.list()
+	sort.SliceStable(others, func(i, j int) bool { return others[i].userID == c.OwnerID && others[j].userID != c.OwnerID })
+	if len(others) > MaxJoinPresences {
+		others = others[:MaxJoinPresences]
+	}
+	for _, other := range others {
 		s.router.Route(ctx, addressed(s.occupantPresence(c, &other, false), s.RoomJID(c)+"/"+other.nick, full))
 	}
 	r.mu.Lock()
