@@ -2,12 +2,16 @@ package muc_test
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
 	"strings"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 )
 
@@ -75,6 +79,67 @@ func TestAdminNicksAndPrivateMessages(t *testing.T) {
 		i.expect("id='a5'", "type='result'")
 		if ok, _ := w.chats.Store().IsMember(ctx, c.ID, smirnov.ID); !ok {
 			t.Fatal("owner could not add a member")
+		}
+	})
+}
+
+var pngPixel = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+func TestRoomAvatar(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		ivanov := w.user(t, "ivanov")
+		c, err := w.chats.Create(ctx, 0, muc.NewChat{Title: "С аватаром", Description: "описание", OwnerID: ivanov.ID,
+			Avatar: "data:image/png;base64," + base64.StdEncoding.EncodeToString(pngPixel)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := w.chats.RoomJID(c)
+		i := w.login(t, "ivanov", "a")
+		i.send(`<iq type='get' id='v1' to='` + room + `'><vCard xmlns='vcard-temp'/></iq>`)
+		v := i.expect("id='v1'", "type='result'")
+		if !strings.Contains(v, "<TYPE>image/png</TYPE>") || !strings.Contains(v, base64.StdEncoding.EncodeToString(pngPixel)) || !strings.Contains(v, "<FN>С аватаром</FN>") {
+			t.Fatalf("room vcard: %s", v)
+		}
+		sum := sha1.Sum(pngPixel)
+		i.send(`<iq type='get' id='v2' to='` + room + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		i.expect("id='v2'", "muc#roominfo_avatarhash", hex.EncodeToString(sum[:]))
+	})
+}
+
+// TestServerDefaultHideHistory: with Options.HideHistory, a request that
+// does not say hides earlier messages; an explicit false shows them.
+func TestServerDefaultHideHistory(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		svc := muc.New(muc.NewStore(db), w.srv, w.archive, w.users, muc.Options{Domain: domain, HideHistory: true})
+		ivanov, smirnov, popov := w.user(t, "ivanov"), w.user(t, "smirnov"), w.user(t, "popov")
+		c, _ := svc.Create(ctx, 0, muc.NewChat{Title: "t", OwnerID: ivanov.ID})
+		first, err := svc.PostMessage(ctx, c.ID, ivanov.ID, "раньше", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		show := false
+		if _, err := svc.AddMembers(ctx, 0, c.ID, []int64{smirnov.ID}, nil, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.AddMembers(ctx, 0, c.ID, []int64{popov.ID}, &show, true); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			user int64
+			sees bool
+		}{{smirnov.ID, false}, {popov.ID, true}} {
+			page, err := w.archive.Query(ctx, mam.Query{Viewer: tc.user, ChatID: c.ID, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sees := len(page.Messages) > 0 && page.Messages[0].ID == first
+			if sees != tc.sees {
+				t.Fatalf("user %d sees earlier history: %v, want %v", tc.user, sees, tc.sees)
+			}
 		}
 	})
 }

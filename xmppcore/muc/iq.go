@@ -3,6 +3,8 @@ package muc
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -98,6 +100,8 @@ func (s *Service) handleIQ(ctx context.Context, u *roster.User, from, to jid.JID
 		s.adminIQ(ctx, u, to, iq, payload)
 	case ns == mam.NS && to.Localpart() != "":
 		s.roomArchive(ctx, u, from, to, iq, payload)
+	case ns == NSVCard && typ == "get" && to.Localpart() != "":
+		s.roomVCard(ctx, u, to, iq)
 	case ns == "urn:xmpp:ping" && typ == "get":
 		s.router.Route(ctx, iqResult(iq, nil))
 	default:
@@ -129,7 +133,7 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 	}
 	add(q, el(NSDiscoInfo, "identity", "category", "conference", "type", "text", "name", c.Title))
 	features := []string{NSMUC, "muc_persistent", "muc_nonanonymous", "muc_unmoderated", "muc_unsecured",
-		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo}
+		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo, NSVCard}
 	if c.Type == TypeOpen {
 		features = append(features, "muc_open", "muc_public")
 	} else {
@@ -146,7 +150,47 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 		field("text-single", "x-vestnik#chat_id", "Chat id", itoa(c.ID)),
 		field("text-single", "x-vestnik#color", "Color", c.Color),
 	))
+	if h := s.avatarHash(ctx, c); h != "" {
+		add(q.Children[len(q.Children)-1], field("text-single", "muc#roominfo_avatarhash", "Avatar hash", h))
+	}
 	s.router.Route(ctx, iqResult(iq, q))
+}
+
+// roomVCard answers vcard-temp for a room (XEP-0486 room avatars): the
+// title, the description and the avatar image.
+func (s *Service) roomVCard(ctx context.Context, u *roster.User, to jid.JID, iq *xmppcore.Element) {
+	c, err := s.store.ByRoom(ctx, to.Localpart())
+	if err == nil && !canSee(c, u.ID) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	v := add(el(NSVCard, "vCard"), text(NSVCard, "FN", c.Title))
+	if c.Description != "" {
+		add(v, text(NSVCard, "DESC", c.Description))
+	}
+	if c.AvatarType != "" {
+		img, typ, err := s.store.Avatar(ctx, c.ID)
+		if err == nil {
+			add(v, add(el(NSVCard, "PHOTO"), text(NSVCard, "TYPE", typ), text(NSVCard, "BINVAL", base64.StdEncoding.EncodeToString(img))))
+		}
+	}
+	s.router.Route(ctx, iqResult(iq, v))
+}
+
+// avatarHash is the SHA-1 of the chat's avatar (XEP-0153/0486), "" when none.
+func (s *Service) avatarHash(ctx context.Context, c *Chat) string {
+	if c.AvatarType == "" {
+		return ""
+	}
+	img, _, err := s.store.Avatar(ctx, c.ID)
+	if err != nil {
+		return ""
+	}
+	sum := sha1.Sum(img)
+	return hex.EncodeToString(sum[:])
 }
 
 func (s *Service) discoItems(ctx context.Context, u *roster.User, to jid.JID, iq *xmppcore.Element) {

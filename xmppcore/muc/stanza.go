@@ -27,6 +27,7 @@ const (
 	NSStorage     = "storage:bookmarks" // XEP-0048
 	NSRoomConfig  = "http://jabber.org/protocol/muc#roomconfig"
 	NSRoomInfo    = "http://jabber.org/protocol/muc#roominfo"
+	NSVCard       = "vcard-temp"
 	NSVestnik     = "urn:vestnik:chat:0" // <chat id='…' system='true'/> on chat messages
 )
 
