@@ -131,6 +131,6 @@ func (s *Service) request(ctx context.Context, from jid.JID, req *xmppcore.Eleme
 		put.Children = nil
 	}
 	out := xmppcore.NewElement(NS, "slot")
-	out.AddChild(put, xmppcore.NewElement(NS, "get", "url", slot.GetURL))
+	out.AddChild(xmppcore.NewElement(NS, "get", "url", slot.GetURL), put)
 	return out, nil
 }
