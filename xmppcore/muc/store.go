@@ -376,13 +376,17 @@ func addMembers(ctx context.Context, tx *sqlx.Tx, chatID, ownerID int64, users [
 		if u == ownerID {
 			role = RoleOwner
 		}
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO chat_members (chat_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)`),
-			chatID, u, role, now); err != nil {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO chat_members (chat_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (chat_id, user_id) DO NOTHING`), chatID, u, role, now)
+		if err != nil {
 			return nil, err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // added meanwhile by a concurrent request
 		}
 		// A user who left and rejoins before any new message would reuse
 		// from_id: extend that window instead.
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE chat_periods SET to_id = NULL WHERE chat_id = ? AND user_id = ? AND from_id = ?`), chatID, u, from)
+		res, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE chat_periods SET to_id = NULL WHERE chat_id = ? AND user_id = ? AND from_id = ?`), chatID, u, from)
 		if err != nil {
 			return nil, err
 		}

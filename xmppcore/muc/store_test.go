@@ -319,3 +319,35 @@ func TestUpdate(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentAdds: the same users added by concurrent requests end up
+// members once, without errors.
+func TestConcurrentAdds(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		s := NewStore(db)
+		u := addUsers(t, db, 6)
+		c, _ := s.Create(ctx, NewChat{Title: "t", OwnerID: u[0]})
+		errs := make(chan error, 8)
+		for range 8 {
+			go func() {
+				_, err := s.AddMembers(ctx, c.ID, u[1:], false)
+				errs <- err
+			}()
+		}
+		for range 8 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		ms, _ := s.Members(ctx, c.ID)
+		if len(ms) != 6 {
+			t.Fatalf("%d members", len(ms))
+		}
+		var n int
+		db.Get(&n, db.Rebind(`SELECT COUNT(*) FROM chat_periods WHERE chat_id = ?`), c.ID)
+		if n != 6 {
+			t.Fatalf("%d windows", n)
+		}
+	})
+}
