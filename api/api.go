@@ -50,6 +50,9 @@ type Options struct {
 	// Archive serves GET /users/{id}/history and /users/{id}/search
 	// (without it they answer 503).
 	Archive *mam.Store
+	// LoginToken serves POST /users/{id}/login-token (bridge.LoginTokenHandler);
+	// without it the route answers 404.
+	LoginToken http.HandlerFunc
 }
 
 // API serves /api/v1.
@@ -134,13 +137,22 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("POST /chats/{id}/messages", MaxBody, a.postChatMessage)
 	a.route("POST /messages", MaxBody, a.postMessage)
 	a.route("POST /notifications", MaxBody, a.postNotification)
-	a.route("GET /users/{id}/history", 0, a.getHistory)   // api/archive.go
-	a.route("GET /users/{id}/search", 0, a.searchArchive) // api/archive.go
+	a.route("GET /users/{id}/history", 0, a.getHistory)      // api/archive.go
+	a.route("GET /users/{id}/search", 0, a.searchArchive)    // api/archive.go
+	a.route("POST /users/{id}/login-token", 0, a.loginToken) // the bridge, via Options.LoginToken
 
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return a
+}
+
+func (a *API) loginToken(w http.ResponseWriter, r *http.Request) {
+	if a.opts.LoginToken == nil {
+		writeError(w, http.StatusNotFound, "not_found", "login links are not enabled on this server")
+		return
+	}
+	a.opts.LoginToken(w, r)
 }
 
 // Route registers an authenticated handler for "METHOD /path" (the path

@@ -37,6 +37,7 @@ const (
 	SessionLifetime   = 30 * 24 * time.Hour
 	LoginTokenTTL     = 5 * time.Minute
 	MaxLoginBody      = 4 << 10
+	PresenceSweep     = 15 * time.Second
 	LoginFailureDelay = 400 * time.Millisecond
 	CookieName        = "vestnik_session"
 )
@@ -81,8 +82,12 @@ func New(db *sqlx.DB, users *roster.Store, chats *muc.Store, core Core, archive 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{db: db, users: users, chats: chats, core: core, archive: archive, opts: opts,
+	b := &Bridge{db: db, users: users, chats: chats, core: core, archive: archive, opts: opts,
 		log: log.With("component", "bridge"), conns: map[*conn]struct{}{}, done: make(chan struct{})}
+	if core != nil {
+		b.goSafe("presence sweep", b.sweepPresence)
+	}
+	return b
 }
 
 // Register adds the bridge's routes to mux.
@@ -126,6 +131,60 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// broadcast sends an event to every connection that has said hello.
+// Presence is visible company-wide (SPEC §4), but the XMPP core tells a
+// session only about its roster; the bridge relays what its own sessions
+// do to all its browsers, and sweepPresence covers the other doors.
+func (b *Bridge) broadcast(f Frame) {
+	b.mu.Lock()
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+	for _, c := range conns {
+		if c.ready.Load() {
+			c.Event(f)
+		}
+	}
+}
+
+// sweepPresence notices users who came online or went offline through
+// other doors (Jabber clients) and tells the browsers, every
+// PresenceSweep.
+func (b *Bridge) sweepPresence() {
+	t := time.NewTicker(PresenceSweep)
+	defer t.Stop()
+	online := map[int64]bool{}
+	first := true
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		users, err := b.users.Users(ctx)
+		cancel()
+		if err != nil {
+			b.log.Warn("presence sweep", "err", err)
+			continue
+		}
+		for _, u := range users {
+			on := b.core.Online(u.ID)
+			if !first && on != online[u.ID] {
+				f := Frame{"type": "presence", "user": u.ID, "show": "online"}
+				if !on {
+					f = Frame{"type": "presence", "user": u.ID, "show": "offline", "last_seen": time.Now().UnixMilli()}
+				}
+				b.broadcast(f)
+			}
+			online[u.ID] = on
+		}
+		first = false
 	}
 }
 

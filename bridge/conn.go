@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -46,10 +48,18 @@ type conn struct {
 	once sync.Once
 	why  string
 
+	// Message ids already sent to the browser: the resume replay and the
+	// live path (offline flush, routing) may race; each message goes once.
+	sentMu  sync.Mutex
+	sentIDs map[int64]struct{}
+	sentLo  int64 // ids at or below this were pruned from sentIDs: treat as sent
+
 	// reader-goroutine state
-	tokens float64
-	last   time.Time
-	hello  bool
+	ready        atomic.Bool // hello done: broadcasts may reach it
+	show, status string
+	tokens       float64
+	last         time.Time
+	hello        bool
 }
 
 var upgrader = websocket.Upgrader{
@@ -100,6 +110,11 @@ func (c *conn) Event(f Frame) bool {
 		return false
 	default:
 	}
+	if f["type"] == "message" {
+		if m, ok := f["message"].(Message); ok && !c.firstTime(m.ID) {
+			return true
+		}
+	}
 	select {
 	case c.out <- f:
 		return true
@@ -107,6 +122,34 @@ func (c *conn) Event(f Frame) bool {
 		c.close(closeSlow)
 		return false
 	}
+}
+
+// firstTime records that message id goes to the browser and reports
+// whether it had not gone before.
+func (c *conn) firstTime(id int64) bool {
+	c.sentMu.Lock()
+	defer c.sentMu.Unlock()
+	if c.sentIDs == nil {
+		c.sentIDs = map[int64]struct{}{}
+	}
+	if _, dup := c.sentIDs[id]; dup || id <= c.sentLo {
+		return false
+	}
+	c.sentIDs[id] = struct{}{}
+	if len(c.sentIDs) > 2*ReplayLimit {
+		// Forget the older half; a message older than those is not
+		// delivered live again anyway.
+		ids := make([]int64, 0, len(c.sentIDs))
+		for k := range c.sentIDs {
+			ids = append(ids, k)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		for _, k := range ids[:len(ids)/2] {
+			delete(c.sentIDs, k)
+		}
+		c.sentLo = ids[len(ids)/2-1]
+	}
+	return true
 }
 
 // Close implements Events: the core ends the session.
@@ -163,6 +206,9 @@ func (c *conn) readLoop() {
 		c.b.mu.Lock()
 		delete(c.b.conns, c)
 		c.b.mu.Unlock()
+		if c.link != nil && !c.b.core.Online(c.user.ID) {
+			c.b.broadcast(Frame{"type": "presence", "user": c.user.ID, "show": "offline", "last_seen": time.Now().UnixMilli()})
+		}
 		if c.why == closeSlow || c.why == closeRate {
 			log.Warn("ws closed", "reason", c.why)
 		} else {
@@ -451,7 +497,12 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		if len(status) > 200 {
 			return nil, bad("too_large", "status is longer than 200 bytes")
 		}
-		return nil, c.link.SetPresence(ctx, r.Show, status)
+		if err := c.link.SetPresence(ctx, r.Show, status); err != nil {
+			return nil, err
+		}
+		c.show, c.status = r.Show, status
+		b.broadcast(Frame{"type": "presence", "user": me, "show": r.Show, "status": status})
+		return nil, nil
 	case "contacts":
 		return c.contacts(ctx)
 	case "conversations":
@@ -550,8 +601,11 @@ func (c *conn) doHello(ctx context.Context, r *request) error {
 			return err
 		}
 		c.link = link
+		c.show = "online"
+		b.broadcast(Frame{"type": "presence", "user": c.user.ID, "show": "online"})
 	}
 	c.hello = true
+	c.ready.Store(true)
 	c.Event(ack(r.ID, map[string]any{"user": toUserJSON(c.user), "server_time": time.Now().UnixMilli()}))
 	if b.archive != nil && r.LastID > 0 {
 		after, sent := r.LastID, 0

@@ -54,6 +54,8 @@ type Events interface {
 // session exactly as if a Jabber client had sent them.
 type Core interface {
 	Attach(ctx context.Context, userID int64, resource string, ev Events) (Link, error)
+	// Online reports whether the user has any available session (any door).
+	Online(userID int64) bool
 }
 
 // Link is one attached bridge session in the router.

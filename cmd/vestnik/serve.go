@@ -101,19 +101,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		io.WriteString(w, "ok\n")
 	})
-	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
 	users := roster.NewStore(db)
 	users.SetDomain(c.domain)
 	chats := muc.NewStore(db)
 	// Chats: the MUC service at conference.<domain>, and the REST API.
 	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Logger: log})
 	chatService.Register(xmpp)
-	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive})
-	mux.Handle(api.Prefix+"/", restAPI.Handler())
-	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
-	web := bridge.New(db, users, chats, nil, bridge.NewArchive(archive, chats), bridge.Options{Logger: log})
+	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
+	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log})
 	web.Register(mux)
 	webclient.New().Register(mux)
+	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler})
+	mux.Handle(api.Prefix+"/", restAPI.Handler())
+	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 
 	mux.Handle("GET /xmpp-websocket", xmpp.WebSocketHandler())
 

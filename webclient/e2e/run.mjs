@@ -275,7 +275,7 @@ await step('REST notification appears in the bell', async () => {
   await ivan.locator('.bell .badge:not(.hidden)').waitFor({ timeout: 8000 });
   assert((await ivan.locator('.bell .badge').textContent()) === '1', 'counter 1');
   await ivan.click('.bell');
-  const note = ivan.locator('.note.unread', { hasText: 'Согласуйте заявку №17 <i>срочно</i>' });
+  const note = ivan.locator('.note.fresh', { hasText: 'Согласуйте заявку №17 <i>срочно</i>' });
   await note.waitFor();
   await shot(ivan, 'en-desktop-5-notifications');
   await ivan.click('.panel-head .link');

@@ -27,6 +27,7 @@ const S = {
   notes: [], notesUnread: 0,
   tab: 'chats', query: '', open: null, editing: null,
   conn: 'connecting', hiddenUnread: 0,
+  seen: new Set(), // message ids already counted
 };
 
 let bridge;
@@ -173,7 +174,8 @@ function onMessage(m, quiet) {
   if (!m) return;
   const key = convKey(m, S.me.id);
   const box = S.msgs.get(key);
-  const isNew = !box || !box.list.some((x) => x.id === m.id);
+  const isNew = !S.seen.has(m.id) && !(box && box.list.some((x) => x.id === m.id));
+  S.seen.add(m.id);
   if (box) box.list = mergeMessages(box.list, [m]);
   const c = S.convs.get(key) || { key, unread: 0 };
   if (!c.last || c.last.id <= m.id) c.last = m;
@@ -852,7 +854,7 @@ function renderBell() {
   const items = S.notes.map((n) => {
     const href = n.link && /^https?:\/\//i.test(n.link) ? n.link : null;
     const body = h('div.note-body', null, h('div.note-text', null, n.text), h('div.note-time', null, shortStamp(n.time, Date.now(), lang) + (new Date(n.time).toDateString() === new Date().toDateString() ? '' : ' ' + formatTime(n.time, lang))));
-    return h('div.note' + (n.read ? '' : '.unread'), { dataset: { id: n.id } },
+    return h('div.note' + (n.read ? '' : '.fresh'), { dataset: { id: n.id } },
       h('span.note-dot'),
       href ? h('a.note-link', { href, target: '_blank', rel: 'noopener noreferrer', onclick: () => markNotes([n.id]) }, body) : body);
   });

@@ -1,0 +1,655 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"vestnik/roster"
+	"vestnik/xmppcore"
+	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/muc"
+)
+
+// Namespaces the bridge speaks with the core.
+const (
+	nsChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
+	nsReceipts   = "urn:xmpp:receipts"                     // XEP-0184
+	nsMarkers    = "urn:xmpp:chat-markers:0"               // XEP-0333
+	nsCorrect    = "urn:xmpp:message-correct:0"            // XEP-0308
+	nsRetract    = "urn:xmpp:message-retract:1"            // XEP-0424
+	nsCarbonsX   = "urn:xmpp:carbons:2"
+	nsForwardX   = "urn:xmpp:forward:0"
+)
+
+// ChatService is what the bridge needs from the group chat service
+// (muc.Service): posting (stored, then fanned out; it answers the stored
+// id) and following the user's chats, so that the session receives their
+// messages like an occupant without joining each room.
+type ChatService interface {
+	PostMessageOrigin(ctx context.Context, chatID, fromUserID int64, body, originID string, system bool) (int64, error)
+	Follow(ctx context.Context, userID int64, full string) error
+	Unfollow(userID int64, full string)
+}
+
+// xmppCore is Core over the XMPP server.
+type xmppCore struct {
+	srv   *xmppcore.Server
+	users *roster.Store
+	chats *muc.Store
+	post  ChatService
+	arch  *mam.Store
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	byLogin map[string]int64
+	logins  map[int64]string
+	rooms   map[string]int64
+}
+
+// XMPP makes the bridge's Core over the XMPP server. post may be nil (no
+// group chats).
+func XMPP(srv *xmppcore.Server, users *roster.Store, chats *muc.Store, post ChatService, arch *mam.Store, log *slog.Logger) Core {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &xmppCore{srv: srv, users: users, chats: chats, post: post, arch: arch, log: log,
+		byLogin: map[string]int64{}, logins: map[int64]string{}, rooms: map[string]int64{}}
+}
+
+func (x *xmppCore) loginOf(ctx context.Context, id int64) (string, error) {
+	x.mu.Lock()
+	l, ok := x.logins[id]
+	x.mu.Unlock()
+	if ok {
+		return l, nil
+	}
+	u, err := x.users.UserByID(ctx, id)
+	if errors.Is(err, roster.ErrNotFound) {
+		return "", bad("not_found", "no such user")
+	}
+	if err != nil {
+		return "", err
+	}
+	x.remember(u.ID, u.Login)
+	return u.Login, nil
+}
+
+func (x *xmppCore) idOf(ctx context.Context, login string) (int64, error) {
+	x.mu.Lock()
+	id, ok := x.byLogin[login]
+	x.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	u, err := x.users.UserByLogin(ctx, login)
+	if err != nil {
+		return 0, err
+	}
+	x.remember(u.ID, u.Login)
+	return u.ID, nil
+}
+
+func (x *xmppCore) remember(id int64, login string) {
+	x.mu.Lock()
+	x.byLogin[login] = id
+	x.logins[id] = login
+	x.mu.Unlock()
+}
+
+func (x *xmppCore) roomJID(ctx context.Context, chatID int64) (string, error) {
+	c, err := x.chats.Get(ctx, chatID)
+	if err != nil {
+		return "", bad("not_found", "no such chat")
+	}
+	x.mu.Lock()
+	x.rooms[c.Room] = c.ID
+	x.mu.Unlock()
+	return c.Room + "@conference." + x.srv.Domain(), nil
+}
+
+func (x *xmppCore) chatOfRoom(ctx context.Context, room string) int64 {
+	x.mu.Lock()
+	id, ok := x.rooms[room]
+	x.mu.Unlock()
+	if ok {
+		return id
+	}
+	c, err := x.chats.ByRoom(ctx, room)
+	if err != nil {
+		return 0
+	}
+	x.mu.Lock()
+	x.rooms[room] = c.ID
+	x.mu.Unlock()
+	return c.ID
+}
+
+func (x *xmppCore) Online(userID int64) bool { return x.srv.Online(userID) }
+
+// xmppLink is one attached session. Stanzas the router delivers go into
+// in (bounded; Deliver never blocks) and are translated into frames by
+// the link's own goroutine, which may read the archive.
+type xmppLink struct {
+	x      *xmppCore
+	sess   *xmppcore.Session
+	userID int64
+	ev     Events
+	in     chan *xmppcore.Element
+	quit   chan struct{}
+	once   sync.Once
+
+	mu      sync.Mutex
+	origins map[string]int64 // origin-id / stanza id → archive id, for receipts
+}
+
+func (x *xmppCore) Attach(ctx context.Context, userID int64, resource string, ev Events) (Link, error) {
+	l := &xmppLink{x: x, userID: userID, ev: ev, in: make(chan *xmppcore.Element, SendQueue), quit: make(chan struct{}), origins: map[string]int64{}}
+	sess, err := x.srv.Attach(ctx, userID, resource, linkSink{l})
+	if err != nil {
+		return nil, fmt.Errorf("bridge: attach: %w", err)
+	}
+	l.sess = sess
+	go l.translate()
+	// Like a client after binding: carbons (other tabs and Jabber clients
+	// of the same user see what this one sends), the roster (so roster
+	// pushes come), initial presence (offline messages flush), then the
+	// user's chats (followed, not joined as a MUC occupant).
+	l.handle(ctx, iq("set", xmppcore.NewElement(nsCarbonsX, "enable")))
+	l.handle(ctx, iq("get", xmppcore.NewElement(xmppcore.NSRoster, "query")))
+	l.handle(ctx, xmppcore.NewElement(xmppcore.NSClient, "presence"))
+	if x.post != nil {
+		if err := x.post.Follow(ctx, userID, sess.JID().String()); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("bridge: follow chats: %w", err)
+		}
+	}
+	return l, nil
+}
+
+var iqSeq struct {
+	sync.Mutex
+	n int64
+}
+
+func iq(typ string, payload *xmppcore.Element) *xmppcore.Element {
+	iqSeq.Lock()
+	iqSeq.n++
+	n := iqSeq.n
+	iqSeq.Unlock()
+	el := xmppcore.NewElement(xmppcore.NSClient, "iq", "type", typ, "id", "b"+strconv.FormatInt(n, 36))
+	el.AddChild(payload)
+	return el
+}
+
+func (l *xmppLink) handle(ctx context.Context, el *xmppcore.Element) {
+	if err := l.sess.Handle(ctx, el); err != nil {
+		l.x.log.Debug("bridge stanza", "err", err)
+	}
+}
+
+// linkSink is the link as the router sees it (xmppcore.Sink).
+type linkSink struct{ l *xmppLink }
+
+func (s linkSink) Deliver(el *xmppcore.Element) bool { return s.l.deliver(el) }
+
+// Close: the core ended the session.
+func (s linkSink) Close(reason string) {
+	s.l.stop()
+	s.l.ev.Close(reason)
+}
+
+func (l *xmppLink) deliver(el *xmppcore.Element) bool {
+	select {
+	case l.in <- el:
+		return true
+	case <-l.quit:
+		return false
+	default:
+		return false
+	}
+}
+
+func (l *xmppLink) stop() { l.once.Do(func() { close(l.quit) }) }
+
+func (l *xmppLink) translate() {
+	for {
+		select {
+		case el := <-l.in:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			for _, f := range l.frames(ctx, el) {
+				if !l.ev.Event(f) {
+					cancel()
+					return
+				}
+			}
+			cancel()
+		case <-l.quit:
+			return
+		}
+	}
+}
+
+func (l *xmppLink) bareDomain() string { return l.x.srv.Domain() }
+
+// peer returns the employee id of a JID of this domain, or 0.
+func (l *xmppLink) peer(ctx context.Context, s string) int64 {
+	j, err := jid.Parse(s)
+	if err != nil || j.Domainpart() != l.bareDomain() || j.Localpart() == "" {
+		return 0
+	}
+	id, err := l.x.idOf(ctx, j.Localpart())
+	if err != nil {
+		return 0
+	}
+	return id
+}
+
+// frames translates one delivered stanza into zero or more events.
+func (l *xmppLink) frames(ctx context.Context, el *xmppcore.Element) []Frame {
+	switch el.Name.Local {
+	case "message":
+		return l.messageFrames(ctx, el)
+	case "presence":
+		return l.presenceFrames(ctx, el)
+	case "iq":
+		if el.AttrValue("type") == "set" && el.Child(xmppcore.NSRoster, "query") != nil {
+			// A roster push: answer it like a client and tell the browser.
+			res := xmppcore.NewElement(xmppcore.NSClient, "iq", "type", "result", "id", el.AttrValue("id"))
+			l.handle(ctx, res)
+			return []Frame{{"type": "contacts_changed"}}
+		}
+	}
+	return nil
+}
+
+func (l *xmppLink) stanzaID(el *xmppcore.Element) int64 {
+	for _, c := range el.Children {
+		if c.Name.Space == xmppcore.NSStanzaID && c.Name.Local == "stanza-id" {
+			if id, err := strconv.ParseInt(c.AttrValue("id"), 10, 64); err == nil {
+				return id
+			}
+		}
+	}
+	return 0
+}
+
+func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Frame {
+	// Carbons: a copy of what another resource of ours sent or received.
+	for _, kind := range []string{"sent", "received"} {
+		if c := el.Child(nsCarbonsX, kind); c != nil {
+			if fw := c.Child(nsForwardX, "forwarded"); fw != nil {
+				if inner := fw.Child(xmppcore.NSClient, "message"); inner != nil {
+					return l.messageFrames(ctx, inner)
+				}
+			}
+			return nil
+		}
+	}
+	typ := el.AttrValue("type")
+	from := el.AttrValue("from")
+	if typ == "error" {
+		return nil
+	}
+	if typ == "headline" {
+		return l.headline(ctx, el)
+	}
+	chat := int64(0)
+	if j, err := jid.Parse(from); err == nil && strings.HasPrefix(j.Domainpart(), "conference.") {
+		chat = l.x.chatOfRoom(ctx, j.Localpart())
+	}
+	peer := l.peer(ctx, from)
+	var out []Frame
+	// Edits and retractions (XEP-0308, XEP-0424) carry the archive id.
+	if r := el.Child(nsCorrect, "replace"); r != nil {
+		return l.refetch(ctx, r.AttrValue("id"), "edited")
+	}
+	if r := el.Child(nsRetract, "retract"); r != nil {
+		return l.refetch(ctx, r.AttrValue("id"), "deleted")
+	}
+	if el.Child(xmppcore.NSClient, "body") != nil {
+		id := l.stanzaID(el)
+		if id > 0 {
+			m, err := l.x.arch.Get(ctx, id)
+			if err == nil {
+				msg := FromMAM(m)
+				out = append(out, Frame{"type": "message", "message": msg})
+				// Delivered to a browser: answer a receipt request.
+				if rq := el.Child(nsReceipts, "request"); rq != nil && peer > 0 && msg.From != l.userID {
+					rc := xmppcore.NewElement(xmppcore.NSClient, "message", "to", from, "type", "chat")
+					rc.AddChild(xmppcore.NewElement(nsReceipts, "received", "id", el.AttrValue("id")))
+					l.handle(ctx, rc)
+				}
+			} else {
+				l.x.log.Warn("bridge: archived message", "id", id, "err", err)
+			}
+		}
+	}
+	// Chat states.
+	for _, st := range []string{"composing", "paused", "active", "inactive", "gone"} {
+		if el.Child(nsChatStates, st) != nil && peer > 0 && chat == 0 {
+			state := "paused"
+			if st == "composing" {
+				state = "composing"
+			}
+			out = append(out, Frame{"type": "typing", "user": peer, "state": state})
+		}
+	}
+	// Receipts and markers about our messages.
+	if r := el.Child(nsReceipts, "received"); r != nil && peer > 0 {
+		if id := l.archiveID(r.AttrValue("id")); id > 0 {
+			out = append(out, Frame{"type": "receipt", "user": peer, "message_id": id, "state": "delivered"})
+		}
+	}
+	if r := el.Child(nsMarkers, "displayed"); r != nil && peer > 0 {
+		if id := l.archiveID(r.AttrValue("id")); id > 0 {
+			out = append(out, Frame{"type": "receipt", "user": peer, "message_id": id, "state": "read"})
+		}
+	}
+	return out
+}
+
+func (l *xmppLink) refetch(ctx context.Context, ref, typ string) []Frame {
+	id, err := strconv.ParseInt(ref, 10, 64)
+	if err != nil {
+		return nil
+	}
+	m, err := l.x.arch.Get(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return []Frame{{"type": typ, "message": FromMAM(m)}}
+}
+
+// archiveID maps the id a receipt or marker names to an archive id: our
+// own stanza ids (origin ids) are remembered; an archive id is taken as is.
+func (l *xmppLink) archiveID(ref string) int64 {
+	l.mu.Lock()
+	id, ok := l.origins[ref]
+	l.mu.Unlock()
+	if ok {
+		return id
+	}
+	if n, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		return n
+	}
+	return 0
+}
+
+func (l *xmppLink) headline(ctx context.Context, el *xmppcore.Element) []Frame {
+	body := el.ChildText(xmppcore.NSClient, "body")
+	var rows []notificationRow
+	err := l.x.chats.DB().SelectContext(ctx, &rows, l.x.chats.DB().Rebind(`SELECT id, text, link, created_at, read_at FROM notifications WHERE user_id = ? ORDER BY id DESC LIMIT 10`), l.userID)
+	if err == nil {
+		for _, r := range rows {
+			if r.Text == body || strings.HasPrefix(body, r.Text) {
+				return []Frame{{"type": "notification", "notification": r.notification()}}
+			}
+		}
+	}
+	return []Frame{{"type": "notification", "notification": Notification{Text: body, Time: time.Now().UnixMilli()}}}
+}
+
+func showOf(el *xmppcore.Element) string {
+	if el.AttrValue("type") == "unavailable" {
+		return "offline"
+	}
+	switch el.ChildText(xmppcore.NSClient, "show") {
+	case "away", "xa":
+		return "away"
+	case "dnd":
+		return "dnd"
+	}
+	return "online"
+}
+
+func (l *xmppLink) presenceFrames(ctx context.Context, el *xmppcore.Element) []Frame {
+	typ := el.AttrValue("type")
+	if typ != "" && typ != "unavailable" {
+		return nil
+	}
+	from := el.AttrValue("from")
+	if j, err := jid.Parse(from); err == nil && j.Domainpart() != l.bareDomain() {
+		return nil // MUC occupants and the like
+	}
+	peer := l.peer(ctx, from)
+	if peer == 0 {
+		return nil
+	}
+	show := showOf(el)
+	if show == "offline" && l.x.srv.Online(peer) {
+		// Another resource of the peer is still there: ask for its presence.
+		login, _ := l.x.loginOf(ctx, peer)
+		l.handle(ctx, xmppcore.NewElement(xmppcore.NSClient, "presence", "type", "probe", "to", login+"@"+l.bareDomain()))
+		return nil
+	}
+	p := Presence{User: peer, Show: show, Status: el.ChildText(xmppcore.NSClient, "status")}
+	if show == "offline" {
+		p.LastSeen = time.Now().UnixMilli()
+	}
+	return []Frame{{"type": "presence", "user": p.User, "show": p.Show, "status": p.Status, "last_seen": p.LastSeen}}
+}
+
+func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (*Message, error) {
+	if originID == "" {
+		originID = "b" + randomResource()
+	}
+	var id int64
+	if to.Chat > 0 {
+		if l.x.post == nil {
+			return nil, bad("unavailable", "group chats are not available on this server")
+		}
+		n, err := l.x.post.PostMessageOrigin(ctx, to.Chat, l.userID, body, originID, false)
+		if err != nil {
+			return nil, chatErr(err)
+		}
+		if n == 0 {
+			return nil, bad("not_stored", "the command was answered but not stored")
+		}
+		id = n
+	} else {
+		login, err := l.x.loginOf(ctx, to.User)
+		if err != nil {
+			return nil, err
+		}
+		el := xmppcore.NewElement(xmppcore.NSClient, "message", "type", "chat", "to", login+"@"+l.bareDomain(), "id", originID)
+		el.AddText(xmppcore.NSClient, "body", body)
+		el.AddChild(xmppcore.NewElement(xmppcore.NSStanzaID, "origin-id", "id", originID))
+		el.AddChild(xmppcore.NewElement(nsReceipts, "request"))
+		el.AddChild(xmppcore.NewElement(nsMarkers, "markable"))
+		el.AddChild(xmppcore.NewElement(nsChatStates, "active"))
+		n, err := l.sess.HandleMessage(ctx, el)
+		if err != nil {
+			var se *xmppcore.StanzaError
+			if errors.As(err, &se) {
+				return nil, bad("refused", "the server refused the message")
+			}
+			return nil, err
+		}
+		if n == 0 {
+			return nil, bad("not_stored", "the message was not stored")
+		}
+		id = n
+	}
+	l.mu.Lock()
+	if len(l.origins) > 4096 {
+		l.origins = map[string]int64{}
+	}
+	l.origins[originID] = id
+	l.mu.Unlock()
+	m, err := l.x.arch.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	msg := FromMAM(m)
+	return &msg, nil
+}
+
+func chatErr(err error) error {
+	var ie *muc.InvalidError
+	switch {
+	case errors.As(err, &ie):
+		return bad("invalid", ie.Message)
+	case errors.Is(err, muc.ErrNotFound):
+		return bad("not_found", "no such chat")
+	case errors.Is(err, muc.ErrForbidden):
+		return bad("forbidden", "you may not post to this chat")
+	}
+	return err
+}
+
+// notifyChange tells the other party (and our other sessions) that a
+// stored message changed: XEP-0308 correction or XEP-0424 retraction, as
+// a message that is routed but not archived again.
+func (l *xmppLink) notifyChange(ctx context.Context, m *mam.Message, child *xmppcore.Element) {
+	var users []int64
+	if m.ChatID > 0 {
+		if ms, err := l.x.chats.Members(ctx, m.ChatID); err == nil {
+			for _, mb := range ms {
+				users = append(users, mb.UserID)
+			}
+		}
+	} else {
+		users = []int64{m.FromID, m.ToID}
+	}
+	from := l.sess.JID().String()
+	for _, u := range users {
+		login, err := l.x.loginOf(ctx, u)
+		if err != nil {
+			continue
+		}
+		el := xmppcore.NewElement(xmppcore.NSClient, "message", "type", "chat", "from", from, "to", login+"@"+l.bareDomain())
+		if m.ChatID > 0 {
+			el.SetAttr("type", "groupchat")
+		}
+		if !m.Deleted {
+			el.AddText(xmppcore.NSClient, "body", m.Body)
+		}
+		el.AddChild(child.Copy())
+		el.AddChild(xmppcore.NewElement(xmppcore.NSHints, "no-store"))
+		l.x.srv.SendToUser(u, el)
+	}
+}
+
+func (l *xmppLink) Edit(ctx context.Context, id int64, body string) (*Message, error) {
+	m, err := l.x.arch.Edit(ctx, l.userID, id, body)
+	if err != nil {
+		return nil, mamErr(err)
+	}
+	l.notifyChange(ctx, m, xmppcore.NewElement(nsCorrect, "replace", "id", strconv.FormatInt(id, 10)))
+	msg := FromMAM(m)
+	return &msg, nil
+}
+
+func (l *xmppLink) Retract(ctx context.Context, id int64) (*Message, error) {
+	m, err := l.x.arch.Retract(ctx, l.userID, id)
+	if err != nil {
+		return nil, mamErr(err)
+	}
+	l.notifyChange(ctx, m, xmppcore.NewElement(nsRetract, "retract", "id", strconv.FormatInt(id, 10)))
+	msg := FromMAM(m)
+	return &msg, nil
+}
+
+func (l *xmppLink) Typing(ctx context.Context, to Target, state string) error {
+	if to.Chat > 0 {
+		return nil // chat states in rooms are not relayed by the bridge
+	}
+	login, err := l.x.loginOf(ctx, to.User)
+	if err != nil {
+		return err
+	}
+	el := xmppcore.NewElement(xmppcore.NSClient, "message", "type", "chat", "to", login+"@"+l.bareDomain())
+	el.AddChild(xmppcore.NewElement(nsChatStates, state))
+	el.AddChild(xmppcore.NewElement(xmppcore.NSHints, "no-store"))
+	l.handle(ctx, el)
+	return nil
+}
+
+func (l *xmppLink) Displayed(ctx context.Context, to Target, upTo int64) error {
+	if to.Chat > 0 {
+		return nil
+	}
+	login, err := l.x.loginOf(ctx, to.User)
+	if err != nil {
+		return err
+	}
+	el := xmppcore.NewElement(xmppcore.NSClient, "message", "type", "chat", "to", login+"@"+l.bareDomain())
+	el.AddChild(xmppcore.NewElement(nsMarkers, "displayed", "id", strconv.FormatInt(upTo, 10)))
+	el.AddChild(xmppcore.NewElement(xmppcore.NSHints, "no-store"))
+	l.handle(ctx, el)
+	return nil
+}
+
+func (l *xmppLink) SetPresence(ctx context.Context, show, status string) error {
+	el := xmppcore.NewElement(xmppcore.NSClient, "presence")
+	if show != "online" {
+		el.AddText(xmppcore.NSClient, "show", show)
+	}
+	if status != "" {
+		el.AddText(xmppcore.NSClient, "status", status)
+	}
+	l.handle(ctx, el)
+	return nil
+}
+
+// Presences is everyone's presence: online users are probed (their show
+// and status arrive as presence events), offline ones carry last seen.
+func (l *xmppLink) Presences(ctx context.Context) ([]Presence, error) {
+	users, err := l.x.users.Users(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Presence, 0, len(users))
+	for _, u := range users {
+		l.x.remember(u.ID, u.Login)
+		if l.x.srv.Online(u.ID) {
+			out = append(out, Presence{User: u.ID, Show: "online"})
+			if u.ID != l.userID {
+				l.handle(ctx, xmppcore.NewElement(xmppcore.NSClient, "presence", "type", "probe", "to", u.Login+"@"+l.bareDomain()))
+			}
+			continue
+		}
+		p := Presence{User: u.ID, Show: "offline"}
+		if t, err := l.x.srv.LastSeen(ctx, u.ID); err == nil && !t.IsZero() {
+			p.LastSeen = t.UnixMilli()
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// PresenceOf is one colleague's presence; an online one is also probed so
+// that their show and status follow as an event.
+func (l *xmppLink) PresenceOf(ctx context.Context, userID int64) (Presence, error) {
+	if l.x.srv.Online(userID) {
+		if userID != l.userID {
+			login, err := l.x.loginOf(ctx, userID)
+			if err != nil {
+				return Presence{}, err
+			}
+			l.handle(ctx, xmppcore.NewElement(xmppcore.NSClient, "presence", "type", "probe", "to", login+"@"+l.bareDomain()))
+		}
+		return Presence{User: userID, Show: "online"}, nil
+	}
+	p := Presence{User: userID, Show: "offline"}
+	if t, err := l.x.srv.LastSeen(ctx, userID); err == nil && !t.IsZero() {
+		p.LastSeen = t.UnixMilli()
+	}
+	return p, nil
+}
+
+func (l *xmppLink) Close() {
+	l.stop()
+	if l.x.post != nil {
+		l.x.post.Unfollow(l.userID, l.sess.JID().String())
+	}
+	l.sess.Close()
+}
