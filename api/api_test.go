@@ -217,7 +217,7 @@ func TestCreateAndGetChat(t *testing.T) {
 		if st != 200 || got["title"] != "Красный отдел" || len(got["members"].([]any)) != 3 {
 			t.Fatalf("get: %d %v", st, got)
 		}
-		st, got = e.do("GET", fmt.Sprintf("/api/v1/chats/%d/avatar", id), "")
+		st, _ = e.do("GET", fmt.Sprintf("/api/v1/chats/%d/avatar", id), "")
 		if st != 200 {
 			t.Fatalf("avatar with token: %d", st)
 		}
