@@ -141,9 +141,7 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("GET /users/{id}/search", 0, a.searchArchive)    // api/archive.go
 	a.route("POST /users/{id}/login-token", 0, a.loginToken) // the bridge, via Options.LoginToken
 
-	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	a.mux.HandleFunc(Prefix+"/", a.noRoute)
 	return a
 }
 
@@ -153,6 +151,28 @@ func (a *API) loginToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.opts.LoginToken(w, r)
+}
+
+// noRoute answers requests no route takes: 405 with Allow when the path
+// exists for other methods, else 404, in the error model.
+func (a *API) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := a.mux.Handler(probe); pattern != "" && pattern != Prefix+"/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+strings.Join(allow, " or "))
+		return
+	}
+	writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 }
 
 // Route registers an authenticated handler for "METHOD /path" (the path

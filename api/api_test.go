@@ -159,6 +159,10 @@ func TestAuth(t *testing.T) {
 		}
 		st, out = e.do("GET", "/api/v1/nothing-here", "")
 		expectError(t, st, out, 404, "not_found", "")
+		st, out = e.do("DELETE", "/api/v1/colors", "")
+		expectError(t, st, out, 405, "method_not_allowed", "")
+		st, out = e.do("PUT", "/api/v1/chats/1", "{}")
+		expectError(t, st, out, 405, "method_not_allowed", "")
 		if n := count(t, db, `SELECT COUNT(*) FROM chats`); n != 0 {
 			t.Fatalf("unauthenticated create stored %d chats", n)
 		}
