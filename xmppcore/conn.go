@@ -24,9 +24,12 @@ const (
 	NSSession = "urn:ietf:params:xml:ns:xmpp-session"
 )
 
-// conn is one XML stream. Its reader goroutine (serveTransport) runs the
-// negotiation and then reads stanzas, owning the session state; after
-// binding, a writer goroutine drains out. Sink for its session.
+// conn is one XML stream. A goroutine runs the negotiation (TLS
+// handshake, SASL, bind); the steady-state reader then runs on a fresh
+// goroutine, so the deep stack of the handshake is not kept for the life
+// of an idle connection. The reader owns the session state. After binding,
+// writes go through a bounded queue drained by a writer goroutine that runs
+// only while there is something to write. conn is the Sink of its session.
 type conn struct {
 	srv  *Server
 	t    Transport
@@ -36,14 +39,14 @@ type conn struct {
 	sess *Session
 	lang string
 
-	qmu        sync.Mutex    // guards queue
-	queue      []*Element    // stanzas waiting for the writer (bounded: SendQueueLen)
-	wake       chan struct{} // cap 1: the queue became non-empty
-	done       chan struct{} // closed once by closeWith: the writer finishes
-	closeOnce  sync.Once
-	finalErr   atomic.Pointer[Element]
-	writing    atomic.Bool // the writer goroutine runs
-	writerDone chan struct{}
+	qmu       sync.Mutex // guards queue, writerOn
+	queue     []*Element // stanzas waiting for the writer (bounded: SendQueueLen)
+	writerOn  bool       // a writer goroutine is running
+	writers   sync.WaitGroup
+	done      chan struct{} // closed once by closeWith: the writer finishes
+	closeOnce sync.Once
+	finalErr  atomic.Pointer[Element]
+	writing   atomic.Bool // writes go through the queue (set at bind)
 
 	tokens    float64 // rate limit bucket
 	lastToken time.Time
@@ -51,12 +54,7 @@ type conn struct {
 }
 
 func (s *Server) serveTransport(t Transport) {
-	c := &conn{
-		srv: s, t: t, id: s.newConnID(),
-		wake:       make(chan struct{}, 1),
-		done:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-	}
+	c := &conn{srv: s, t: t, id: s.newConnID(), done: make(chan struct{})}
 	c.log = s.log.With("conn", c.id, "remote", t.RemoteAddr())
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -66,37 +64,54 @@ func (s *Server) serveTransport(t Transport) {
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	if !c.guard(c.negotiateAndBind) {
+		return
+	}
+	s.start("reader", func() { c.guard(func() bool { c.failed(c.serve()); return false }) })
+}
+
+// guard runs a phase of the connection; when it returns false (or
+// panics) the connection is torn down.
+func (c *conn) guard(f func() bool) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("connection panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.closeFromReader(closeProtocol, streamError("internal-server-error", ""))
+			ok = false
 		}
-		if c.sess != nil {
-			c.sess.end(closeIO)
+		if !ok {
+			c.finish()
 		}
-		if c.writing.Load() {
-			<-c.writerDone
-		}
-		t.Close()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
 	}()
-	c.run()
+	return f()
 }
 
-// run negotiates the stream and then reads stanzas until the stream ends.
-func (c *conn) run() {
+// finish tears the connection down: the session leaves the router (with
+// unavailable presence), the writer finishes, the transport is closed.
+func (c *conn) finish() {
+	if c.sess != nil {
+		c.sess.end(closeIO)
+	}
+	c.closeWith(closeIO, nil)
+	c.writers.Wait()
+	c.t.Close()
+	c.srv.mu.Lock()
+	delete(c.srv.conns, c)
+	c.srv.mu.Unlock()
+}
+
+// negotiateAndBind runs the negotiation; false when the stream ended.
+func (c *conn) negotiateAndBind() bool {
 	c.t.SetReadDeadline(time.Now().Add(c.srv.opts.AuthTimeout))
 	c.r = newStreamReader(c.t, c.t.Framed())
 	sess, err := c.negotiate()
 	if err != nil {
 		c.failed(err)
-		return
+		return false
 	}
 	c.sess = sess
 	c.log = sess.log.With("conn", c.id)
-	c.failed(c.serve())
+	return true
 }
 
 // failed ends the stream for err (nil: a clean close by the peer).
@@ -155,7 +170,9 @@ func (c *conn) closeWith(reason string, errEl *Element) {
 		close(c.done)
 		if !c.writing.Load() {
 			c.t.Close()
+			return
 		}
+		c.kickWriter()
 	})
 }
 
@@ -192,12 +209,7 @@ func (c *conn) write(el *Element) error {
 }
 
 // startWriter hands all further writing to the writer goroutine.
-func (c *conn) startWriter() {
-	if c.writing.Swap(true) {
-		return
-	}
-	c.srv.start("writer", c.writer)
-}
+func (c *conn) startWriter() { c.writing.Store(true) }
 
 // Deliver queues el for the writer; a full queue closes the connection.
 func (c *conn) Deliver(el *Element) bool {
@@ -213,12 +225,24 @@ func (c *conn) Deliver(el *Element) bool {
 		return false
 	}
 	c.queue = append(c.queue, el)
-	c.qmu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if !c.writerOn {
+		c.writerOn = true
+		c.writers.Add(1)
+		c.srv.start("writer", c.writer)
 	}
+	c.qmu.Unlock()
 	return true
+}
+
+// kickWriter makes sure a writer runs (to write the end of the stream).
+func (c *conn) kickWriter() {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if !c.writerOn {
+		c.writerOn = true
+		c.writers.Add(1)
+		c.srv.start("writer", c.writer)
+	}
 }
 
 // Close implements Sink: the session is being closed by the server.
@@ -241,46 +265,53 @@ func (c *conn) Close(reason string) {
 	}
 }
 
-// writer drains the queue, batching what is queued into one flush.
+// writer drains the queue, batching what is queued into one flush, and
+// exits when the queue is empty (an idle connection has no writer). When
+// the connection is closing it writes the final error and the stream
+// close and closes the transport.
 func (c *conn) writer() {
-	defer close(c.writerDone)
-	defer func() {
-		if r := recover(); r != nil {
-			c.log.Error("writer panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-		}
-		c.t.SetWriteDeadline(time.Now().Add(time.Second))
-		if e := c.finalErr.Load(); e != nil {
-			c.t.WriteElement(e)
-		}
-		c.t.WriteClose()
-		c.t.Close()
-	}()
+	defer c.writers.Done()
 	var batch []*Element
 	for {
 		select {
 		case <-c.done:
-			return
-		case <-c.wake:
-		}
-		for {
 			c.qmu.Lock()
-			batch, c.queue = c.queue, batch[:0]
+			c.queue = nil
 			c.qmu.Unlock()
-			if len(batch) == 0 {
-				break
+			c.t.SetWriteDeadline(time.Now().Add(time.Second))
+			if e := c.finalErr.Load(); e != nil {
+				c.t.WriteElement(e)
 			}
-			c.t.SetWriteDeadline(time.Now().Add(WriteTimeout))
-			for i, el := range batch {
-				c.t.WriteElement(el)
-				batch[i] = nil
+			c.t.WriteClose()
+			c.t.Close()
+			return // writerOn stays true: no writer starts again
+		default:
+		}
+		c.qmu.Lock()
+		batch, c.queue = c.queue, batch[:0]
+		if len(batch) == 0 {
+			c.queue = nil
+			select {
+			case <-c.done:
+				c.qmu.Unlock()
+				continue
+			default:
 			}
-			if err := c.t.Flush(); err != nil {
-				c.closeWith(closeIO, nil)
-				return
-			}
+			c.writerOn = false
+			c.qmu.Unlock()
+			return
+		}
+		c.qmu.Unlock()
+		c.t.SetWriteDeadline(time.Now().Add(WriteTimeout))
+		for i, el := range batch {
+			c.t.WriteElement(el)
+			batch[i] = nil
+		}
+		if err := c.t.Flush(); err != nil {
+			c.closeWith(closeIO, nil)
 		}
 		if cap(batch) > 64 {
-			batch = nil // an idle connection keeps no big queue
+			batch = nil
 		}
 	}
 }
@@ -601,14 +632,18 @@ func (c *conn) touchDeadline() {
 // limitRate takes a token from the connection's bucket, sleeping when it
 // is empty (the kernel's buffers then push back on the client).
 func (c *conn) limitRate() {
+	rate := c.srv.opts.RateStanzas
+	if rate < 0 {
+		return
+	}
 	now := time.Now()
-	c.tokens += now.Sub(c.lastToken).Seconds() * RateStanzas
+	c.tokens += now.Sub(c.lastToken).Seconds() * rate
 	c.lastToken = now
 	if c.tokens > RateBurst {
 		c.tokens = RateBurst
 	}
 	if c.tokens < 1 {
-		wait := time.Duration((1 - c.tokens) / RateStanzas * float64(time.Second))
+		wait := time.Duration((1 - c.tokens) / rate * float64(time.Second))
 		select {
 		case <-time.After(wait):
 		case <-c.done:

@@ -37,6 +37,9 @@ type Options struct {
 	// AuthTimeout overrides how long a client may take to log in and
 	// bind (default AuthTimeout).
 	AuthTimeout time.Duration
+	// RateStanzas overrides the per-connection stanza rate (default
+	// RateStanzas per second; negative: unlimited, for benchmarks).
+	RateStanzas float64
 	// EventPollInterval overrides how often change events are polled
 	// (default EventPollInterval).
 	EventPollInterval time.Duration
@@ -95,6 +98,9 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 	}
 	if opts.AuthFailureDelay == 0 {
 		opts.AuthFailureDelay = AuthFailureDelay
+	}
+	if opts.RateStanzas == 0 {
+		opts.RateStanzas = RateStanzas
 	}
 	if opts.AuthTimeout == 0 {
 		opts.AuthTimeout = AuthTimeout
