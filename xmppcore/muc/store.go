@@ -156,6 +156,9 @@ func validateFields(title, description, color, typ *string) error {
 		if !utf8.ValidString(t) || utf8.RuneCountInString(t) > MaxTitle {
 			return invalid("title", "title_too_long", "title must be valid UTF-8 of at most %d characters", MaxTitle)
 		}
+		if strings.ContainsFunc(t, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			return invalid("title", "invalid_title", "title must be one line without control characters")
+		}
 		*title = t
 	}
 	if description != nil {

@@ -114,6 +114,7 @@ func TestCreateInvalid(t *testing.T) {
 		}{
 			{"empty title", "title", NewChat{Title: "  ", OwnerID: u[0]}},
 			{"long title", "title", NewChat{Title: strings.Repeat("я", MaxTitle+1), OwnerID: u[0]}},
+			{"control characters", "title", NewChat{Title: "a\nb", OwnerID: u[0]}},
 			{"bad color", "color", NewChat{Title: "t", Color: "blue", OwnerID: u[0]}},
 			{"bad type", "type", NewChat{Title: "t", Type: "secret", OwnerID: u[0]}},
 			{"inactive owner", "owner_id", NewChat{Title: "t", OwnerID: u[1]}},
