@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // Bulk loads already-validated historical messages in one transaction,
@@ -50,8 +49,9 @@ func (s *Store) bulkPG(ctx context.Context, tx *sqlx.Tx, msgs []Message, terms [
 		FROM generate_series(1, $1) ORDER BY 1`, len(msgs)); err != nil {
 		return err
 	}
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("messages", "id", "created_at", "kind", "from_id", "to_id", "chat_id",
-		"pair_lo", "pair_hi", "from_resource", "origin_id", "body", "payload", "fts"))
+	// lib/pq runs a prepared COPY … FROM STDIN as the COPY protocol.
+	stmt, err := tx.PrepareContext(ctx, `COPY messages (id, created_at, kind, from_id, to_id, chat_id,
+		pair_lo, pair_hi, from_resource, origin_id, body, payload, fts) FROM STDIN`)
 	if err != nil {
 		return err
 	}

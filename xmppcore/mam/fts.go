@@ -193,7 +193,7 @@ func snippet(body string, terms []string) string {
 		}
 	}
 	// Window: start a little before the first match, on a word boundary.
-	from, to := 0, len(body)
+	from := 0
 	if len(marks) > 0 {
 		from = back(body, marks[0].start, snippetRunes/4)
 		for _, sp := range spans {
@@ -203,7 +203,7 @@ func snippet(body string, terms []string) string {
 			}
 		}
 	}
-	to = forward(body, from, snippetRunes)
+	to := forward(body, from, snippetRunes)
 	if to < len(body) {
 		for _, sp := range spans {
 			if sp.start < to && sp.end > to {

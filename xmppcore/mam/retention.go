@@ -76,18 +76,20 @@ func (s *Store) Retention(logger *slog.Logger) *Retention {
 }
 
 // Serve runs the job until Shutdown and returns ErrRetentionClosed. With
-// Options.Retention 0 it only waits for Shutdown.
+// Options.Retention 0 it deletes nothing and only keeps the planner's
+// statistics fresh (Optimize).
 func (r *Retention) Serve() error {
 	defer close(r.done)
 	period := r.s.opts.Retention
-	if period <= 0 {
-		<-r.quit
-		return ErrRetentionClosed
-	}
 	tick := time.NewTicker(r.s.opts.RetentionInterval)
 	defer tick.Stop()
 	for {
-		r.runOnce(period)
+		if period > 0 {
+			r.runOnce(period)
+		}
+		if err := r.s.Optimize(context.Background()); err != nil {
+			r.logger.Warn("archive optimize failed", "err", err)
+		}
 		select {
 		case <-r.quit:
 			return ErrRetentionClosed
@@ -140,4 +142,27 @@ func (r *Retention) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Optimize keeps SQLite's planner statistics current (PRAGMA optimize, with
+// a bounded analysis): without them SQLite may walk a whole index for a
+// query on a user's archive. PostgreSQL's autovacuum does this itself.
+func (s *Store) Optimize(ctx context.Context) error {
+	if s.pg {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("mam: optimize: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA analysis_limit = 1000`); err != nil {
+		return fmt.Errorf("mam: optimize: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA optimize = 0x10002`); err != nil {
+		return fmt.Errorf("mam: optimize: %w", err)
+	}
+	return nil
 }

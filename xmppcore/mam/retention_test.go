@@ -79,3 +79,22 @@ func TestRetentionOff(t *testing.T) {
 		}
 	})
 }
+
+func TestOptimizeGathersStatistics(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		s := NewStore(db)
+		for i := 0; i < 50; i++ {
+			mustAppend(t, s, personal(int64(i%5+1), 9, "x"))
+		}
+		if err := s.Optimize(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if s.pg {
+			return // autovacuum's job
+		}
+		var n int
+		if err := db.Get(&n, `SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'messages'`); err != nil || n == 0 {
+			t.Errorf("sqlite_stat1 rows for messages = %d %v, want some", n, err)
+		}
+	})
+}
