@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""MUC interop check with slixmpp (run by interop_test.go).
+
+Usage: muc_interop.py HOST PORT DOMAIN PASSWORD ROOM
+ivanov and smirnov (members of the closed chat ROOM) log in over STARTTLS
+with SCRAM-SHA-256; smirnov reads his bookmarks from private storage
+(XEP-0048) and finds ROOM with autojoin; both join ROOM with the XEP-0045
+plugin and see each other; ivanov's groupchat message reaches smirnov
+from ROOM/ivanov's nick with a stanza-id by the room; petrova (not a
+member) is refused. Prints "OK" and exits 0, or prints the failure and
+exits 1.
+"""
+import asyncio
+import logging
+import ssl
+import sys
+
+import slixmpp
+from slixmpp.exceptions import IqError, PresenceError
+
+HOST, PORT, DOMAIN, PASSWORD, ROOM = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+logging.basicConfig(level=logging.CRITICAL)
+
+
+def fail(msg):
+    print("FAIL", msg, flush=True)
+    sys.exit(1)
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, user):
+        super().__init__(f"{user}@{DOMAIN}/slix", PASSWORD, sasl_mech="SCRAM-SHA-256")
+        self.ssl_context.check_hostname = False
+        self.ssl_context.verify_mode = ssl.CERT_NONE
+        for p in ("xep_0030", "xep_0045", "xep_0048", "xep_0049", "xep_0359"):
+            self.register_plugin(p)
+        self.groupchat = asyncio.Queue()
+        self.ready = asyncio.Event()
+        self.add_event_handler("session_start", self.on_start)
+        self.add_event_handler("groupchat_message", lambda m: self.groupchat.put_nowait(m))
+
+    async def on_start(self, _):
+        await self.get_roster()
+        self.send_presence()
+        self.ready.set()
+
+
+async def login(user):
+    c = Client(user)
+    c.connect((HOST, PORT))
+    try:
+        await asyncio.wait_for(c.ready.wait(), 10)
+    except asyncio.TimeoutError:
+        fail(f"{user} did not log in")
+    return c
+
+
+async def main():
+    ivanov = await login("ivanov")
+    smirnov = await login("smirnov")
+
+    # XEP-0048 bookmarks in private storage: the member's chats, autojoin.
+    res = await smirnov.plugin["xep_0048"].get_bookmarks(method="xep_0049")
+    confs = res["private"]["bookmarks"]["conferences"]
+    if not any(str(c["jid"]) == ROOM and c["autojoin"] for c in confs):
+        fail(f"bookmarks: {res}")
+
+    muc_i, muc_s = ivanov.plugin["xep_0045"], smirnov.plugin["xep_0045"]
+    await muc_i.join_muc_wait(slixmpp.JID(ROOM), "Иван", maxstanzas=0, timeout=10)
+    await muc_s.join_muc_wait(slixmpp.JID(ROOM), "Алексей", maxstanzas=0, timeout=10)
+    for _ in range(50):
+        if "Иван" in muc_s.get_roster(slixmpp.JID(ROOM)):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        fail(f"smirnov does not see ivanov: {muc_s.get_roster(slixmpp.JID(ROOM))}")
+
+    ivanov.send_message(mto=ROOM, mbody="привет из slixmpp", mtype="groupchat")
+    deadline = asyncio.get_event_loop().time() + 10
+    while True:
+        left = deadline - asyncio.get_event_loop().time()
+        if left <= 0:
+            fail("smirnov got no groupchat message")
+        try:
+            m = await asyncio.wait_for(smirnov.groupchat.get(), left)
+        except asyncio.TimeoutError:
+            fail("smirnov got no groupchat message")
+        if m["body"] == "привет из slixmpp":
+            break
+    if str(m["from"]) != ROOM + "/Иван":
+        fail(f"from {m['from']}")
+    if m["stanza_id"]["by"] != ROOM or not m["stanza_id"]["id"]:
+        fail(f"stanza-id {m['stanza_id']}")
+
+    # A non-member cannot join the closed chat.
+    petrova = await login("petrova")
+    try:
+        await petrova.plugin["xep_0045"].join_muc_wait(slixmpp.JID(ROOM), "Мария", maxstanzas=0, timeout=10)
+        fail("petrova joined a closed chat")
+    except PresenceError as e:
+        if e.condition != "registration-required":
+            fail(f"petrova refused with {e.condition}")
+
+    for c in (ivanov, smirnov, petrova):
+        c.disconnect()
+    print("OK", flush=True)
+
+
+asyncio.get_event_loop().run_until_complete(asyncio.wait_for(main(), 50))
