@@ -48,6 +48,8 @@ type Query struct {
 	// MAM preferences (personal archive only): other parties to leave
 	// out, and when non-nil the only ones to show.
 	exclude, only []int64
+	// MAM on a room: with = room@service/nick (the author's nick).
+	nick string
 }
 
 // Page is one page of a Query.
@@ -196,6 +198,9 @@ func (s *Store) build(ctx context.Context, q *Query) (w where, none bool, err er
 	cond, args := readable(q.Viewer)
 	w.add(cond, args...)
 
+	if q.nick != "" {
+		w.add(`m.from_resource = ?`, q.nick)
+	}
 	if len(q.exclude) > 0 {
 		in := `(?` + strings.Repeat(", ?", len(q.exclude)-1) + `)`
 		w.add(`NOT (COALESCE(m.from_id, 0) IN `+in+` OR COALESCE(m.to_id, 0) IN `+in+`)`,

@@ -135,6 +135,10 @@ func (s *Store) HandleQuery(ctx context.Context, dir Directory, req Request) (*R
 				if v == "" {
 					continue
 				}
+				if bare, nick, ok := strings.Cut(v, "/"); ok && req.ChatID != 0 && strings.EqualFold(bare, req.ArchiveJID) {
+					q.nick = nick // an occupant of this room
+					continue
+				}
 				id, err := dir.UserByJID(ctx, v)
 				if errors.Is(err, ErrNotFound) {
 					empty = true

@@ -304,5 +304,9 @@ func TestMAMRoom(t *testing.T) {
 		if len(r.results) != 1 || r.results[0].Result.Forwarded.Message.From != room+"/Анна" {
 			t.Errorf("nick from FromResource: %+v", r.results)
 		}
+		r, _ = runMAM(t, s, dir, 1, 10, room, mamQuery(form("with", room+"/Анна")))
+		if r.bodies() != "с ником" {
+			t.Errorf("with occupant JID = %q", r.bodies())
+		}
 	})
 }
