@@ -73,3 +73,22 @@ func BenchmarkCrossNodeThroughput(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "stanzas/s")
 }
+
+// BenchmarkCrossNodeSpooled pipelines b.N stanzas of 20 kB, each through
+// the spool table.
+func BenchmarkCrossNodeSpooled(b *testing.B) {
+	a, r, h := benchPair(b)
+	msg := "<message to='u@localhost' type='chat'><body>" + strings.Repeat("x", 20000) + "</body></message>"
+	b.SetBytes(int64(len(msg)))
+	b.ResetTimer()
+	go func() {
+		for i := 0; i < b.N; i++ {
+			for !a.Send(r.NodeID(), 1, "", msg) {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	for i := 0; i < b.N; i++ {
+		<-h.got
+	}
+}
