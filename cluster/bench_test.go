@@ -14,6 +14,7 @@ type countHandler struct{ got chan struct{} }
 func (h *countHandler) Stanza(int64, string, string) { h.got <- struct{}{} }
 func (h *countHandler) Presence(Session, string)     {}
 func (h *countHandler) Kick(int64, string, string)   {}
+func (h *countHandler) Broadcast(string)             {}
 
 func benchPair(b *testing.B) (*Cluster, *Cluster, *countHandler) {
 	b.Helper()

@@ -71,6 +71,11 @@ type Session struct {
 	Presence  string // the session's last available presence stanza; "" when unavailable
 }
 
+// EverySession as a resource in Send or Handler.Stanza means every
+// session of the user, whatever its presence (a NUL cannot be part of a
+// JID resource).
+const EverySession = "\x00every"
+
 // Handler is what the cluster needs from the local router. Its methods are
 // called from the cluster's receiver goroutine and must not block.
 type Handler interface {
@@ -83,6 +88,9 @@ type Handler interface {
 	// Kick closes the local session (resource "" = every session of the
 	// user), e.g. a resource conflict with a session on another node.
 	Kick(userID int64, resource string, reason string)
+	// Broadcast hands over a stanza another node sent to every node (a
+	// MUC room's message, for the occupants joined here).
+	Broadcast(stanza string)
 }
 
 // Stats are counters since start (plain atomic integers).
@@ -134,14 +142,13 @@ type Cluster struct {
 	ln     *pq.Listener
 	killed atomic.Bool
 
-	mu       sync.Mutex // guards the maps below; never held across I/O
-	local    map[key]Session
-	pending  map[key]bool // local registry rows to write (true) or delete (false)
-	remote   map[int64]map[string]Session
-	nodes    map[string]bool // other live nodes
-	seqOut   map[string]uint64
-	seqIn    map[string]uint64
-	reloadNo int
+	mu      sync.Mutex // guards the maps below; never held across I/O
+	local   map[key]Session
+	pending map[key]bool // local registry rows to write (true) or delete (false)
+	remote  map[int64]map[string]Session
+	nodes   map[string]bool // other live nodes
+	seqOut  map[string]uint64
+	seqIn   map[string]uint64
 }
 
 // New makes a node over db (which must be PostgreSQL); dbURL is the same
@@ -406,6 +413,12 @@ func (c *Cluster) SendUser(userID int64, resource, stanza string) int {
 		}
 	}
 	return n
+}
+
+// Broadcast queues a stanza for every other node's Handler.Broadcast. It
+// never blocks: false means the queue is full.
+func (c *Cluster) Broadcast(stanza string) bool {
+	return c.enqueue(op{msg: message{Kind: kindAll, Body: stanza}})
 }
 
 // Kick asks every other node to close userID's sessions (resource "" =

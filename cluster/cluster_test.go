@@ -40,6 +40,8 @@ func (r *recorder) Presence(s Session, stanza string) {
 	r.add(fmt.Sprintf("presence %d/%s@%s avail=%v %s", s.UserID, s.Resource, s.Node, s.Available, stanza))
 }
 
+func (r *recorder) Broadcast(stanza string) { r.add("broadcast " + stanza) }
+
 func (r *recorder) Kick(userID int64, resource, reason string) {
 	r.add(fmt.Sprintf("kick %d/%s %s", userID, resource, reason))
 }
@@ -138,6 +140,7 @@ func TestWireRoundTrip(t *testing.T) {
 		{"stanza", message{Kind: kindStanza, Seq: 1, From: "abc", UserID: 42, Resource: "phone", Body: "<message to='a@b'><body>hi\nthere</body></message>"}},
 		{"resource with spaces", message{Kind: kindPresence, Seq: 9, From: "n_1", UserID: 7, Priority: -5, Available: true, Resource: "my laptop\n+ % ü", Body: "<presence/>"}},
 		{"empty body", message{Kind: kindBye, Seq: 3, From: "z"}},
+		{"every session", message{Kind: kindStanza, Seq: 4, From: "z", UserID: 1, Resource: EverySession, Body: "<x/>"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -310,6 +313,10 @@ func TestPresenceAndKick(t *testing.T) {
 	a.Kick(3, "", "deactivated")
 	rb.expect(t, "kick 3/ deactivated")
 	rc.expect(t, "kick 3/ deactivated")
+	// A broadcast reaches every other node, not the sender.
+	a.Broadcast("<message type='groupchat'/>")
+	rb.expect(t, "broadcast <message type='groupchat'/>")
+	rc.expect(t, "broadcast <message type='groupchat'/>")
 
 	// A clean shutdown removes the node's sessions from the others at once.
 	c.Register(Session{UserID: 4, Resource: "x"})
@@ -378,4 +385,39 @@ func TestListenerReconnect(t *testing.T) {
 	// Live traffic flows again.
 	a.Send(b.NodeID(), 2, "", "<after/>")
 	rb.expect(t, "stanza 2/ <after/>")
+}
+
+// A node taken for dead (its row deleted, as after a long pause) comes
+// back on its next heartbeat with all its sessions.
+func TestExpiredNodeRejoins(t *testing.T) {
+	d := pg(t)
+	// a looks often, b beats slowly: a sees the gap before b is back.
+	oa, ob := fastOpts(), fastOpts()
+	oa.Heartbeat, oa.Missed = 50*time.Millisecond, 40
+	ob.Heartbeat = 500 * time.Millisecond
+	a, ra := startNode(t, d, oa)
+	b, _ := startNode(t, d, ob)
+	b.Register(Session{UserID: 6, Resource: "r"})
+	b.SetPresence(6, "r", 1, true, "<presence/>")
+	ra.expect(t, "presence 6/r@"+b.NodeID()+" avail=true")
+	if _, err := d.db.Exec(`DELETE FROM nodes WHERE id = $1`, b.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.db.Exec(`DELETE FROM cluster_sessions WHERE node_id = $1`, b.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+	rows := func() int {
+		var n int
+		d.db.Get(&n, `SELECT count(*) FROM cluster_sessions s JOIN nodes n ON n.id = s.node_id WHERE s.node_id = $1`, b.NodeID())
+		return n
+	}
+	ra.expect(t, "presence 6/r@"+b.NodeID()+" avail=false")
+	if len(a.Sessions(6)) != 0 {
+		t.Errorf("vanished node's session still mirrored: %+v", a.Sessions(6))
+	}
+	ra.expect(t, "presence 6/r@"+b.NodeID()+" avail=true <presence/>")
+	waitFor(t, "b to register again", func() bool { return rows() == 1 })
+	if !hasSession(a, 6, "r", true) {
+		t.Errorf("rejoined session not mirrored: %+v", a.Sessions(6))
+	}
 }

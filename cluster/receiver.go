@@ -131,6 +131,12 @@ func (c *Cluster) dispatch(m *message) {
 		gone := m.Kind == kindPresence && !m.Available && m.Body == ""
 		c.mu.Lock()
 		c.nodes[m.From] = true
+		if _, mine := c.local[key{m.UserID, m.Resource}]; mine {
+			// The resource was bound here since (the old session on
+			// the other node is being kicked): ours is the session.
+			c.mu.Unlock()
+			return
+		}
 		old, had := c.remote[m.UserID][m.Resource]
 		if gone {
 			if had && old.Node == m.From {
@@ -159,6 +165,8 @@ func (c *Cluster) dispatch(m *message) {
 		}
 	case kindKick:
 		c.h.Kick(m.UserID, m.Resource, m.Body)
+	case kindAll:
+		c.h.Broadcast(m.Body)
 	case kindHello:
 		c.mu.Lock()
 		c.nodes[m.From] = true

@@ -99,10 +99,8 @@ func (c *Cluster) flush(batch []op) {
 func (c *Cluster) notes(batch []op, live []string) []note {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if live != nil {
-		for _, n := range live {
-			c.nodes[n] = true
-		}
+	for _, n := range live {
+		c.nodes[n] = true
 	}
 	var notes []note
 	for i := range batch {

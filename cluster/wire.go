@@ -15,6 +15,7 @@ const (
 	kindBound    = 'r' // a session was bound (registry only, no presence yet)
 	kindPresence = 'p' // a session's presence changed (Body: the presence, "" when gone)
 	kindKick     = 'k' // close a local session (Resource "" = all of the user's)
+	kindAll      = 'c' // a stanza for every node (a component's fan-out)
 	kindHello    = 'h' // a node (re)joined: reload the registry
 	kindBye      = 'b' // a node is leaving: drop its sessions now
 	kindSpool    = 's' // the real message is cluster_spool row UserID
