@@ -34,7 +34,7 @@ type conn struct {
 	srv  *Server
 	t    Transport
 	id   string
-	log  *slog.Logger
+	user string // login once authenticated, for logs
 	r    *streamReader
 	sess *Session
 	lang string
@@ -55,7 +55,6 @@ type conn struct {
 
 func (s *Server) serveTransport(t Transport) {
 	c := &conn{srv: s, t: t, id: s.newConnID(), done: make(chan struct{})}
-	c.log = s.log.With("conn", c.id, "remote", t.RemoteAddr())
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -70,12 +69,22 @@ func (s *Server) serveTransport(t Transport) {
 	s.start("reader", func() { c.guard(func() bool { c.failed(c.serve()); return false }) })
 }
 
+// logger returns a logger for the connection, made when something is
+// logged (idle connections keep no logger).
+func (c *conn) logger() *slog.Logger {
+	l := c.srv.log.With("conn", c.id, "remote", c.t.RemoteAddr())
+	if c.user != "" {
+		l = l.With("user", c.user)
+	}
+	return l
+}
+
 // guard runs a phase of the connection; when it returns false (or
 // panics) the connection is torn down.
 func (c *conn) guard(f func() bool) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("connection panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.logger().Error("connection panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.closeFromReader(closeProtocol, streamError("internal-server-error", ""))
 			ok = false
 		}
@@ -110,7 +119,6 @@ func (c *conn) negotiateAndBind() bool {
 		return false
 	}
 	c.sess = sess
-	c.log = sess.log.With("conn", c.id)
 	return true
 }
 
@@ -144,12 +152,12 @@ func (c *conn) failed(err error) {
 			c.closeFromReader(closeProtocol, streamError(se.cond, se.text))
 			return
 		default:
-			c.log.Debug("connection error", "err", err)
+			c.logger().Debug("connection error", "err", err)
 			c.closeFromReader(closeIO, nil)
 			return
 		}
 	}
-	c.log.Debug("stream error", "condition", cond, "err", err)
+	c.logger().Debug("stream error", "condition", cond, "err", err)
 	c.closeFromReader(reason, streamError(cond, ""))
 }
 
@@ -186,7 +194,7 @@ func (c *conn) closeFromReader(reason string, errEl *Element) {
 	c.closeOnce.Do(func() {
 		close(c.done)
 		if reason != closeNormal && reason != closeIO {
-			c.log.Debug("closing connection", "reason", reason)
+			c.logger().Debug("closing connection", "reason", reason)
 		}
 		c.t.SetWriteDeadline(time.Now().Add(time.Second))
 		if errEl != nil {
@@ -421,7 +429,7 @@ func (c *conn) negotiate() (*Session, error) {
 					continue
 				}
 				acc = a
-				c.log = c.log.With("user", acc.Login)
+				c.user = acc.Login
 				if !c.t.Framed() {
 					c.r.reset(c.t)
 				}

@@ -105,7 +105,7 @@ func (s *Server) handleIQ(ctx context.Context, sess *Session, el *Element) {
 	if err != nil {
 		var se *StanzaError
 		if !errors.As(err, &se) {
-			sess.log.Error("iq handler", "ns", p.Name.Space, "err", err)
+			sess.logger().Error("iq handler", "ns", p.Name.Space, "err", err)
 			se = ErrInternal()
 		}
 		sess.replyError(el, se)

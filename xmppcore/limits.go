@@ -49,6 +49,11 @@ const (
 	// written by HR imports and the CLI (SPEC: picked up within 5 s).
 	EventPollInterval = 2 * time.Second
 
+	// MarkInterval is how often delivery marks of online users are
+	// stored (they are also stored before an offline flush and when a
+	// user's last session ends); a crash may re-deliver that much.
+	MarkInterval = 30 * time.Second
+
 	// OfflineBatch is how many offline messages are read per query when a
 	// user comes online.
 	OfflineBatch = 200

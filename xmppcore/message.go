@@ -67,7 +67,7 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 	acc, err := s.users.byLogin(ctx, j.Localpart())
 	if err != nil || !acc.Active {
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			sess.log.Warn("look up recipient", "err", err)
+			sess.logger().Warn("look up recipient", "err", err)
 			sess.replyError(el, ErrInternal())
 			return 0, err
 		}
@@ -93,7 +93,7 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 			sess.replyError(el, e)
 			return 0, e
 		}
-		sess.log.Error("store message", "err", err)
+		sess.logger().Error("store message", "err", err)
 		sess.replyError(el, ErrInternal())
 	}
 	return id, err
@@ -153,12 +153,7 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 		out = el.ShallowCopy()
 		out.AddChild(NewElement(NSStanzaID, "stanza-id", "id", strconv.FormatInt(id, 10), "by", toBare))
 	}
-	targets := s.routeMessage(to, toRes, typ, out, id)
-	if id != 0 && len(targets) > 0 {
-		if err := s.arch.MarkDelivered(ctx, to.ID, id); err != nil {
-			s.log.Warn("mark delivered", "err", err)
-		}
-	}
+	targets := s.routeMessage(ctx, to, toRes, typ, out, id)
 	if carbonEligible(el, typ) {
 		fromBare := s.bareJID(fromLogin)
 		// Sent carbons to the sender's other resources.
@@ -190,7 +185,7 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 // routeMessage delivers a message to a user's sessions by RFC 6121 rules
 // and returns the sessions that got it. With an archive id it takes the
 // user's delivery lock, so a concurrent offline flush does not double it.
-func (s *Server) routeMessage(to *Account, toRes, typ string, el *Element, id int64) []*Session {
+func (s *Server) routeMessage(ctx context.Context, to *Account, toRes, typ string, el *Element, id int64) []*Session {
 	u := s.router.entry(to.ID)
 	if u == nil {
 		return nil
@@ -251,6 +246,12 @@ func (s *Server) routeMessage(to *Account, toRes, typ string, el *Element, id in
 		if t.deliver(c) {
 			delivered = append(delivered, t)
 		}
+	}
+	if id != 0 && len(delivered) > 0 && id > u.pendingMark {
+		// The mark is written later (before an offline flush, when the
+		// user's last session ends, and every MarkInterval): one write
+		// per message would make every message two SQLite transactions.
+		u.pendingMark = id
 	}
 	return delivered
 }
@@ -361,10 +362,14 @@ func (s *Server) flushOffline(ctx context.Context, sess *Session) {
 		u.flushed = map[int64]struct{}{}
 	}
 	u.flushedAt = now
+	if err := s.writeMark(ctx, u); err != nil {
+		sess.logger().Error("mark delivered", "err", err)
+		return
+	}
 	for {
 		msgs, err := s.arch.Undelivered(ctx, sess.userID, OfflineBatch)
 		if err != nil {
-			sess.log.Error("offline messages", "err", err)
+			sess.logger().Error("offline messages", "err", err)
 			return
 		}
 		if len(msgs) == 0 {
@@ -375,7 +380,7 @@ func (s *Server) flushOffline(ctx context.Context, sess *Session) {
 			m := &msgs[i]
 			el, err := s.archivedStanza(ctx, m, sess.jidStr, sess.bareStr)
 			if err != nil {
-				sess.log.Warn("offline message", "id", m.ID, "err", err)
+				sess.logger().Warn("offline message", "id", m.ID, "err", err)
 				last = m.ID
 				continue
 			}
@@ -386,7 +391,7 @@ func (s *Server) flushOffline(ctx context.Context, sess *Session) {
 			last = m.ID
 		}
 		if err := s.arch.MarkDelivered(ctx, sess.userID, last); err != nil {
-			sess.log.Error("mark delivered", "err", err)
+			sess.logger().Error("mark delivered", "err", err)
 			return
 		}
 		if len(msgs) < OfflineBatch {
@@ -421,7 +426,7 @@ func (s *Server) Route(ctx context.Context, el *Element) {
 		if typ == "" {
 			typ = "normal"
 		}
-		s.routeMessage(acc, j.Resourcepart(), typ, el, 0)
+		s.routeMessage(ctx, acc, j.Resourcepart(), typ, el, 0)
 	case "presence":
 		for _, t := range s.router.sessions(acc.ID) {
 			if j.Resourcepart() != "" && t.resource != j.Resourcepart() {
@@ -448,4 +453,48 @@ func (s *Server) routeError(ctx context.Context, el *Element, e *StanzaError) {
 		return
 	}
 	s.Route(ctx, ErrorReply(el, e))
+}
+
+// writeMark stores the user's pending delivery mark; the caller holds
+// u.deliverMu.
+func (s *Server) writeMark(ctx context.Context, u *userEntry) error {
+	if u.pendingMark == 0 {
+		return nil
+	}
+	if err := s.arch.MarkDelivered(ctx, u.id, u.pendingMark); err != nil {
+		return err
+	}
+	u.pendingMark = 0
+	return nil
+}
+
+// writeMarks stores the pending delivery marks of every online user
+// (every MarkInterval, and at shutdown).
+func (s *Server) writeMarks(ctx context.Context) {
+	for _, u := range s.router.entries() {
+		u.deliverMu.Lock()
+		err := s.writeMark(ctx, u)
+		u.deliverMu.Unlock()
+		if err != nil {
+			s.log.Warn("mark delivered", "err", err)
+		}
+	}
+}
+
+// markLoop writes pending delivery marks periodically, so a crash
+// re-delivers at most MarkInterval of messages.
+func (s *Server) markLoop() {
+	t := time.NewTicker(MarkInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			s.writeMarks(ctx)
+			cancel()
+			return
+		case <-t.C:
+			s.writeMarks(s.ctx)
+		}
+	}
 }

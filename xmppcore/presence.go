@@ -104,7 +104,7 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 func (s *Server) initialPresence(ctx context.Context, sess *Session, el *Element) {
 	items, err := s.dir.Roster(ctx, sess.userID)
 	if err != nil {
-		sess.log.Warn("load roster for presence", "err", err)
+		sess.logger().Warn("load roster for presence", "err", err)
 	}
 	contacts := make([]int64, 0, len(items))
 	for _, it := range items {
@@ -204,7 +204,7 @@ func (s *Server) setLastStatus(ctx context.Context, sess *Session, status string
 		return
 	}
 	if err := s.store.setLastSeen(ctx, sess.userID, time.Now(), status); err != nil {
-		sess.log.Warn("store last seen", "err", err)
+		sess.logger().Warn("store last seen", "err", err)
 	}
 }
 

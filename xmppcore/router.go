@@ -26,9 +26,10 @@ type userEntry struct {
 	watching []int64
 	// deliverMu serializes live delivery to this user with the offline
 	// flush of a session coming online, so no message is given twice.
-	deliverMu sync.Mutex
-	flushed   map[int64]struct{} // ids handed out by offline flush (guarded by deliverMu)
-	flushedAt int64
+	deliverMu   sync.Mutex
+	flushed     map[int64]struct{} // ids handed out by offline flush (guarded by deliverMu)
+	flushedAt   int64
+	pendingMark int64 // highest archived id delivered live, not yet stored (guarded by deliverMu)
 }
 
 func newRouter() *router {
@@ -111,6 +112,17 @@ func (r *router) session(userID int64, resource string) *Session {
 		}
 	}
 	return nil
+}
+
+// entries returns the online users.
+func (r *router) entries() []*userEntry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*userEntry, 0, len(r.users))
+	for _, u := range r.users {
+		out = append(out, u)
+	}
+	return out
 }
 
 func (r *router) all() []*Session {

@@ -126,6 +126,7 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 	s.blocks.lists = map[int64]map[string]struct{}{}
 	s.registerBuiltins()
 	s.start("events", s.pollEvents)
+	s.start("marks", s.markLoop)
 	return s
 }
 

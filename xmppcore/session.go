@@ -46,7 +46,6 @@ type Session struct {
 	jidStr   string
 	bareStr  string
 	sink     Sink
-	log      *slog.Logger
 
 	available  atomic.Bool
 	priority   atomic.Int32
@@ -60,6 +59,10 @@ type Session struct {
 	directed map[string]struct{} // full JIDs sent directed available presence
 	after    []func()            // run after the current IQ's reply
 }
+
+// logger returns a logger for the session, made when something is logged
+// (idle sessions keep no logger).
+func (sess *Session) logger() *slog.Logger { return sess.srv.log.With("jid", sess.jidStr) }
 
 // JID returns the session's full JID.
 func (sess *Session) JID() jid.JID { return sess.jid }
@@ -113,7 +116,6 @@ func (s *Server) bind(acc *Account, resource string, sink Sink) (*Session, error
 		srv: s, userID: acc.ID, login: acc.Login, resource: j.Resourcepart(),
 		jid: j, jidStr: j.String(), bareStr: j.Bare().String(), sink: sink,
 	}
-	sess.log = s.log.With("jid", sess.jidStr)
 	sess.lastActive.Store(time.Now().Unix())
 	if old := s.router.bind(sess); old != nil {
 		old.kill(closeConflict)
@@ -150,14 +152,25 @@ func (sess *Session) end(reason string) {
 			s.router.unwatch(sess.userID)
 		}
 	}
+	if u := sess.user; u != nil && len(s.router.sessions(sess.userID)) == 1 {
+		// The last session: store the delivery mark before the user
+		// leaves the router.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		u.deliverMu.Lock()
+		if err := s.writeMark(ctx, u); err != nil {
+			sess.logger().Warn("mark delivered", "err", err)
+		}
+		u.deliverMu.Unlock()
+		cancel()
+	}
 	if s.router.unbind(sess) && !wasAvailable {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := s.store.setLastSeen(ctx, sess.userID, time.Now(), ""); err != nil {
-			sess.log.Warn("store last seen", "err", err)
+			sess.logger().Warn("store last seen", "err", err)
 		}
 		cancel()
 	}
-	sess.log.Debug("session ended", "reason", reason)
+	sess.logger().Debug("session ended", "reason", reason)
 }
 
 // deliver hands el to the session's sink; a slow consumer is closed.
