@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 
 	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
@@ -58,4 +61,74 @@ func BenchmarkMessagePath(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkMessagePathParallel sends from 40 online users to random
+// others at once (SQLite, group commit in the archive): the load shape
+// of the tsung chat scenario, in process.
+func BenchmarkMessagePathParallel(b *testing.B) {
+	const users = 40
+	db := dbtest.Open(b, migrations.SQLite)
+	e := newEnvOrg(b, db, benchOrg(users, "secret"))
+	e.srv.opts.RateStanzas = -1
+	conns := make([]*rawConn, users)
+	for i := range conns {
+		conns[i] = e.online(fmt.Sprintf("user%d", i+1), "pc")
+	}
+	total := b.N
+	got := make(chan int, users)
+	for _, c := range conns {
+		go func(c *rawConn) {
+			end := []byte("</body>")
+			buf := make([]byte, 64<<10)
+			for {
+				c.c.SetReadDeadline(time.Time{})
+				n, err := c.c.Read(buf)
+				if err != nil {
+					return
+				}
+				if k := bytes.Count(buf[:n], end); k > 0 {
+					got <- k
+				}
+			}
+		}(c)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	per := (total + users - 1) / users
+	for i, c := range conns {
+		go func(i int, c *rawConn) {
+			r := rand.New(rand.NewPCG(uint64(i), 1))
+			for k := 0; k < per; k++ {
+				to := r.IntN(users) + 1
+				fmt.Fprintf(c.c, `<message to='user%d@example.test' type='chat' id='m%d'><body>%s</body></message>`, to, k, strings.Repeat("x", 100))
+			}
+		}(i, c)
+	}
+	seen := 0
+	timeout := time.After(60 * time.Second)
+	for seen < per*users {
+		select {
+		case k := <-got:
+			seen += k
+		case <-timeout:
+			b.Fatalf("delivered %d of %d", seen, per*users)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(seen)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// benchOrg is an org of n users user1..userN in departments of 10.
+func benchOrg(n int, password string) string {
+	var deps, emps []string
+	deps = append(deps, `{"id": "d0", "name": "Bench", "parent": null, "head": null}`)
+	for i := 1; i <= n; i++ {
+		d := fmt.Sprintf("d%d", (i-1)/10+1)
+		if (i-1)%10 == 0 {
+			deps = append(deps, fmt.Sprintf(`{"id": %q, "name": "Dept %s", "parent": "d0", "head": "%d"}`, d, d, i))
+		}
+		emps = append(emps, fmt.Sprintf(`{"id": "%d", "login": "user%d", "name": "User %d", "departments": [%q], "password": %q}`, i, i, i, d, password))
+	}
+	return `{"departments": [` + strings.Join(deps, ",") + `], "employees": [` + strings.Join(emps, ",") + `]}`
 }

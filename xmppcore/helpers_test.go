@@ -85,9 +85,15 @@ type testEnv struct {
 // a loopback TCP port.
 func newEnv(t testing.TB, db *sqlx.DB) *testEnv {
 	t.Helper()
+	return newEnvOrg(t, db, testOrg)
+}
+
+// newEnvOrg is newEnv with another HR snapshot.
+func newEnvOrg(t testing.TB, db *sqlx.DB, org string) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	rs := roster.NewStore(db)
-	snap, err := roster.ParseJSON(strings.NewReader(testOrg))
+	snap, err := roster.ParseJSON(strings.NewReader(org))
 	if err != nil {
 		t.Fatalf("parse org: %v", err)
 	}

@@ -112,6 +112,9 @@ func TestMessages(t *testing.T) {
 		for i := 1; i <= 3; i++ {
 			b.send(`<message to='carol@example.test' type='chat' id='o%d'><body>offline %d</body></message>`, i, i)
 		}
+		// carol was not in bob's roster: the first message makes her a
+		// personal contact, pushed with her department as group.
+		b.expect(`<iq type='set' id='push[^']*' to='bob@example.test/phone'><query xmlns='jabber:iq:roster'><item jid='carol@example.test' subscription='both' name='Carol'><group>Development</group></item></query></iq>`)
 		b.send(`<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
 		b.expect(`id='sync'`)
 		c := e.pipe("carol")

@@ -284,6 +284,13 @@ func (s *Server) pushRoster(userID int64, item *Element, ver string) {
 // pushRosterJID pushes the current state of one roster item (or its
 // removal when it is gone).
 func (s *Server) pushRosterJID(ctx context.Context, userID int64, bare string) {
+	interested := false
+	for _, t := range s.router.sessions(userID) {
+		interested = interested || t.rosterReq.Load()
+	}
+	if !interested {
+		return
+	}
 	items, err := s.dir.Roster(ctx, userID)
 	if err != nil {
 		s.log.Warn("roster push", "err", err)
@@ -299,18 +306,28 @@ func (s *Server) pushRosterJID(ctx context.Context, userID int64, bare string) {
 	s.pushRoster(userID, NewElement(NSRoster, "item", "jid", bare, "subscription", "remove"), ver)
 }
 
-// pushContact pushes the roster item of contactID to userID's sessions
-// (a new personal contact or an HR change), if the user is online.
+// pushContact pushes the roster item of a new personal contact to
+// userID's sessions, if the user is online. The item is built from the
+// directory entry (SPEC §4: the contact's primary department is its
+// group) rather than by reloading the roster, which would cost two
+// queries per first message between two people; a contact already in
+// the roster (followed for presence) needs no push.
 func (s *Server) pushContact(ctx context.Context, userID, contactID int64) {
-	if len(s.router.sessions(userID)) == 0 {
+	if len(s.router.sessions(userID)) == 0 || s.router.isWatching(userID, contactID) {
 		return
 	}
 	acc, err := s.users.byID(ctx, contactID)
 	if err != nil {
 		return
 	}
-	s.pushRosterJID(ctx, userID, s.bareJID(acc.Login))
-	s.rewatch(ctx, userID)
+	it := RosterItem{JID: s.bareJID(acc.Login), ContactID: acc.ID, Name: acc.Name, Subscription: "both"}
+	if len(acc.Departments) > 0 {
+		it.Groups = []string{acc.Departments[0]}
+	}
+	s.pushRoster(userID, rosterItemElement(&it), "")
+	if s.anyAvailable(userID) {
+		s.router.addWatch(userID, contactID)
+	}
 }
 
 // rewatch reloads which contacts' presence an available user follows.

@@ -163,6 +163,26 @@ func (r *router) watch(userID int64, contacts []int64) {
 	}
 }
 
+// addWatch adds one contact to userID's presence interest.
+func (r *router) addWatch(userID, contact int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	u := r.users[userID]
+	if u == nil {
+		return
+	}
+	m := r.watchers[contact]
+	if m == nil {
+		m = map[int64]struct{}{}
+		r.watchers[contact] = m
+	}
+	if _, ok := m[userID]; ok {
+		return
+	}
+	m[userID] = struct{}{}
+	u.watching = append(u.watching[:len(u.watching):len(u.watching)], contact)
+}
+
 // unwatch drops all of userID's presence interest.
 func (r *router) unwatch(userID int64) {
 	r.mu.Lock()
