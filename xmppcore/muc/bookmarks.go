@@ -34,6 +34,26 @@ func (s *Service) conferenceItem(c *Chat, nick string) *xmppcore.Element {
 	return add(el(NSPubSub, "item", "id", s.RoomJID(c)), conf)
 }
 
+// bookmarkQueue holds bookmark pushes deferred by deferBookmarks.
+type bookmarkQueue struct {
+	pushes []func()
+}
+
+type bookmarkQueueKey struct{}
+
+// deferBookmarks returns a context under which pushBookmark queues its
+// notification instead of sending it, and flush, which sends the queued
+// ones in order.
+func deferBookmarks(ctx context.Context) (context.Context, func()) {
+	q := &bookmarkQueue{}
+	return context.WithValue(ctx, bookmarkQueueKey{}, q), func() {
+		for _, f := range q.pushes {
+			f()
+		}
+		q.pushes = nil
+	}
+}
+
 // pushBookmark tells the user's online sessions that a bookmark appeared
 // (or changed) or went away, as a PEP notification.
 func (s *Service) pushBookmark(ctx context.Context, userID int64, c *Chat, present bool) {
@@ -54,6 +74,10 @@ func (s *Service) pushBookmark(ctx context.Context, userID int64, c *Chat, prese
 	}
 	msg := add(el(nsClient, "message", "from", s.userJID(u), "type", "headline", "id", "bm-"+randomID()),
 		add(el(NSPubSubEvent, "event"), items))
+	if q, ok := ctx.Value(bookmarkQueueKey{}).(*bookmarkQueue); ok {
+		q.pushes = append(q.pushes, func() { s.router.SendToUser(userID, msg) })
+		return
+	}
 	s.router.SendToUser(userID, msg)
 }
 

@@ -105,6 +105,11 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 		return
 	}
 	nick := to.Resourcepart()
+	// Bookmark pushes caused by this join (a new chat, or joining an open
+	// chat as a new member) wait until the join is complete: clients
+	// expect the self-presence and the subject first.
+	ctx, flush := deferBookmarks(ctx)
+	defer flush()
 	c, err := s.store.ByRoom(ctx, to.Localpart())
 	if errors.Is(err, ErrNotFound) {
 		if typ == "unavailable" {
@@ -218,7 +223,7 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 	r.occupants[full] = o
 	r.mu.Unlock()
 	s.broadcastPresence(ctx, c, r, o, full)
-	self := []string{"110", "100", "170"}
+	self := []string{"110"}
 	if created {
 		self = append(self, "201")
 	}

@@ -183,9 +183,19 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 			}
 		}
 	}
-	x := add(el(NSMUCUser, "x"), s.occupantItem(c, o))
+	// Status 201 (room created) comes before the item, the others after
+	// it, the order clients and Prosody use.
+	x := el(NSMUCUser, "x")
 	for _, st := range statuses {
-		x.Children = append(x.Children, el(NSMUCUser, "status", "code", st))
+		if st == "201" {
+			x.Children = append(x.Children, el(NSMUCUser, "status", "code", st))
+		}
+	}
+	add(x, s.occupantItem(c, o))
+	for _, st := range statuses {
+		if st != "201" {
+			x.Children = append(x.Children, el(NSMUCUser, "status", "code", st))
+		}
 	}
 	p.Children = append(p.Children, x)
 	return p
