@@ -102,6 +102,10 @@ type wsConn struct {
 	t  *testing.T
 	ws *websocket.Conn
 	n  int
+	// skipped holds frames read while waiting for another one; later
+	// waits look at them first, so frames racing each other (an ack and
+	// a receipt, say) are never lost to the test.
+	skipped []map[string]any
 }
 
 func (e *env) dial(c *http.Client, origin string) (*wsConn, *http.Response, error) {
@@ -144,20 +148,38 @@ func (w *wsConn) next() map[string]any {
 	return f
 }
 
-// expect reads frames until one of type typ (and id, when given) arrives.
-func (w *wsConn) expect(typ, id string) map[string]any {
+// take returns the first frame, among those skipped earlier and then new
+// ones, that pred accepts; the others stay skipped in order.
+func (w *wsConn) take(pred func(map[string]any) bool, what string) map[string]any {
 	w.t.Helper()
-	for i := 0; i < 50; i++ {
-		f := w.next()
-		if f["type"] == typ && (id == "" || f["id"] == id) {
+	for i, f := range w.skipped {
+		if pred(f) {
+			w.skipped = append(w.skipped[:i:i], w.skipped[i+1:]...)
 			return f
 		}
-		if f["type"] == "error" && id != "" && f["id"] == id {
-			w.t.Fatalf("got error %v %v, want %s", f["code"], f["message"], typ)
-		}
 	}
-	w.t.Fatalf("no %s frame", typ)
+	for i := 0; i < 100; i++ {
+		f := w.next()
+		if pred(f) {
+			return f
+		}
+		w.skipped = append(w.skipped, f)
+	}
+	w.t.Fatalf("no %s", what)
 	return nil
+}
+
+// expect waits for a frame of type typ (and id, when given).
+func (w *wsConn) expect(typ, id string) map[string]any {
+	w.t.Helper()
+	f := w.take(func(f map[string]any) bool {
+		return f["type"] == typ && (id == "" || f["id"] == id) ||
+			f["type"] == "error" && id != "" && f["id"] == id
+	}, typ+" frame")
+	if f["type"] == "error" && typ != "error" {
+		w.t.Fatalf("got error %v %v, want %s", f["code"], f["message"], typ)
+	}
+	return f
 }
 
 func (w *wsConn) call(f Frame) map[string]any {

@@ -344,12 +344,12 @@ func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Fr
 	}
 	// Receipts and markers about our messages.
 	if r := el.Child(nsReceipts, "received"); r != nil && peer > 0 {
-		if id := l.archiveID(r.AttrValue("id")); id > 0 {
+		if id := l.archiveID(ctx, r.AttrValue("id")); id > 0 {
 			out = append(out, Frame{"type": "receipt", "user": peer, "message_id": id, "state": "delivered"})
 		}
 	}
 	if r := el.Child(nsMarkers, "displayed"); r != nil && peer > 0 {
-		if id := l.archiveID(r.AttrValue("id")); id > 0 {
+		if id := l.archiveID(ctx, r.AttrValue("id")); id > 0 {
 			out = append(out, Frame{"type": "receipt", "user": peer, "message_id": id, "state": "read"})
 		}
 	}
@@ -370,7 +370,10 @@ func (l *xmppLink) refetch(ctx context.Context, ref, typ string) []Frame {
 
 // archiveID maps the id a receipt or marker names to an archive id: our
 // own stanza ids (origin ids) are remembered; an archive id is taken as is.
-func (l *xmppLink) archiveID(ref string) int64 {
+// A receipt may overtake Send's bookkeeping (the peer answers as soon as
+// the router delivers, before Send returns), so an unknown origin id is
+// looked up among the user's own recent messages in the archive.
+func (l *xmppLink) archiveID(ctx context.Context, ref string) int64 {
 	l.mu.Lock()
 	id, ok := l.origins[ref]
 	l.mu.Unlock()
@@ -380,7 +383,14 @@ func (l *xmppLink) archiveID(ref string) int64 {
 	if n, err := strconv.ParseInt(ref, 10, 64); err == nil {
 		return n
 	}
-	return 0
+	if ref == "" {
+		return 0
+	}
+	db := l.x.chats.DB()
+	if err := db.GetContext(ctx, &id, db.Rebind(`SELECT id FROM messages WHERE from_id = ? AND origin_id = ? ORDER BY id DESC LIMIT 1`), l.userID, ref); err != nil {
+		return 0
+	}
+	return id
 }
 
 func (l *xmppLink) headline(ctx context.Context, el *xmppcore.Element) []Frame {

@@ -39,28 +39,16 @@ func newXMPPEnv(t *testing.T, db *sqlx.DB) (*env, *muc.Service) {
 // expectMsg reads frames until a message event whose body is body.
 func (w *wsConn) expectMsg(body string) map[string]any {
 	w.t.Helper()
-	for i := 0; i < 100; i++ {
-		f := w.next()
-		if f["type"] == "message" {
-			m := f["message"].(map[string]any)
-			if m["body"] == body {
-				return m
-			}
-		}
-	}
-	w.t.Fatalf("no message %q", body)
-	return nil
+	f := w.take(func(f map[string]any) bool {
+		m, ok := f["message"].(map[string]any)
+		return f["type"] == "message" && ok && m["body"] == body
+	}, fmt.Sprintf("message %q", body))
+	return f["message"].(map[string]any)
 }
 
 func (w *wsConn) expectFrame(pred func(map[string]any) bool, what string) map[string]any {
 	w.t.Helper()
-	for i := 0; i < 100; i++ {
-		if f := w.next(); pred(f) {
-			return f
-		}
-	}
-	w.t.Fatalf("no %s", what)
-	return nil
+	return w.take(pred, what)
 }
 
 func TestRoundTripThroughCore(t *testing.T) {
