@@ -224,7 +224,9 @@ func report(name string, ds []time.Duration, over time.Duration) {
 		return
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	p := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))].Round(10 * time.Microsecond) }
+	p := func(q float64) time.Duration {
+		return ds[min(len(ds)-1, int(q*float64(len(ds))))].Round(10 * time.Microsecond)
+	}
 	fmt.Printf("%s: n=%d (%.0f/s) p50=%v p90=%v p99=%v max=%v\n", name, len(ds), float64(len(ds))/over.Seconds(), p(0.5), p(0.9), p(0.99), ds[len(ds)-1].Round(10*time.Microsecond))
 }
 
