@@ -52,7 +52,9 @@ const (
 	// MarkInterval is how often delivery marks of online users are
 	// stored (they are also stored before an offline flush and when a
 	// user's last session ends); a crash may re-deliver that much.
-	MarkInterval = 30 * time.Second
+	MarkInterval = 60 * time.Second
+	// MarkPace spaces the periodic mark writes of many users.
+	MarkPace = 2 * time.Millisecond
 
 	// OfflineBatch is how many offline messages are read per query when a
 	// user comes online.

@@ -470,13 +470,17 @@ func (s *Server) writeMark(ctx context.Context, u *userEntry) error {
 
 // writeMarks stores the pending delivery marks of every online user
 // (every MarkInterval, and at shutdown).
-func (s *Server) writeMarks(ctx context.Context) {
+func (s *Server) writeMarks(ctx context.Context, pace time.Duration) {
 	for _, u := range s.router.entries() {
 		u.deliverMu.Lock()
+		pending := u.pendingMark != 0
 		err := s.writeMark(ctx, u)
 		u.deliverMu.Unlock()
 		if err != nil {
 			s.log.Warn("mark delivered", "err", err)
+		}
+		if pending && pace > 0 && !sleepCtx(ctx, pace) {
+			return
 		}
 	}
 }
@@ -490,11 +494,13 @@ func (s *Server) markLoop() {
 		select {
 		case <-s.ctx.Done():
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			s.writeMarks(ctx)
+			s.writeMarks(ctx, 0)
 			cancel()
 			return
 		case <-t.C:
-			s.writeMarks(s.ctx)
+			// Paced, so the small transactions do not crowd the archive's
+			// group commit on SQLite's single writer.
+			s.writeMarks(s.ctx, MarkPace)
 		}
 	}
 }
