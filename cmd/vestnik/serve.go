@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"vestnik/api"
@@ -21,6 +22,7 @@ import (
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
+	"vestnik/xmppcore/pubsub"
 	"vestnik/xmppcore/upload"
 )
 
@@ -36,6 +38,8 @@ type serveConfig struct {
 	demo    string
 
 	hideHistory bool
+	// admins: comma-separated logins of server admins (pubsub node creation).
+	admins string
 	// retention: how long the archive keeps messages (0 = forever).
 	retention time.Duration
 }
@@ -51,6 +55,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS key file (PEM)")
 	fs.StringVar(&c.dataDir, "data", "./data", "data directory (self-signed certificate, uploads)")
 	fs.BoolVar(&c.hideHistory, "hide-history", false, "default for hide_history when members are added to a chat")
+	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (may create pubsub nodes)")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
 	if _, err := parseFlags(fs, args, 0); err != nil {
@@ -107,6 +112,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Chats: the MUC service at conference.<domain>, and the REST API.
 	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Logger: log})
 	chatService.Register(xmpp)
+	// PEP on users' JIDs and the pubsub.<domain> service; the bookmarks
+	// node stays with the chat service.
+	pubsub.New(pubsub.NewStore(db), xmpp, users, pubsub.Options{Domain: c.domain, Admins: strings.Split(c.admins, ","),
+		Bookmarks: chatService.BookmarksIQ(), Logger: log}).Register(xmpp)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
 	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log})
 	web.Register(mux)

@@ -210,3 +210,7 @@ func (s *Service) Private(ctx context.Context, user jid.JID, iq *xmppcore.Elemen
 	}
 	return add(el(NSPrivate, "query"), st), nil
 }
+
+// BookmarksIQ is the PEP handler for the node urn:xmpp:bookmarks:1, for a
+// pubsub service that serves the other PEP nodes and delegates this one.
+func (s *Service) BookmarksIQ() xmppcore.IQHandler { return s.iqHandler(s.PubSub) }

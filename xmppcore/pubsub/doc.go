@@ -1,0 +1,16 @@
+// Package pubsub is publish-subscribe (XEP-0060) for Vestnik: the
+// personal eventing nodes (PEP, XEP-0163) on every user's bare JID and a
+// generic service at pubsub.<domain>, both kept in the database.
+//
+// PEP: the owner publishes (a node is created on first publish, with
+// XEP-0223 publish-options as its configuration or preconditions);
+// notifications go to the owner's sessions, to explicit subscribers and,
+// unless the node is whitelist/authorize, to the owner's roster contacts
+// that are online (presence is company-wide in Vestnik). The node
+// urn:xmpp:bookmarks:1 is not kept here: bookmarks are chat memberships
+// and are delegated to the chat service's handler.
+//
+// The service: server admins (Options.Admins) create nodes; owners and
+// publishers publish; anyone subscribes to open nodes; owners configure,
+// manage affiliations and delete.
+package pubsub
