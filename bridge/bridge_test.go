@@ -535,3 +535,52 @@ func TestContactsHistoryNotifications(t *testing.T) {
 		}
 	})
 }
+
+func TestWidgetState(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db, nil)
+		e.b.opts.WidgetOrigins = []string{"http://portal.example"}
+		ivanov, petrova := e.user("ivanov"), e.user("petrova")
+		ctx := context.Background()
+		for i := 0; i < 2; i++ {
+			if _, err := e.arch.Append(ctx, &mam.Message{Kind: "chat", FromID: petrova.ID, ToID: ivanov.ID, Body: "hi"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Exec(db.Rebind(`INSERT INTO notifications (user_id, text, link, created_at) VALUES (?, ?, '', ?)`), ivanov.ID, "<b>note</b>", time.Now().UnixMicro())
+		c := e.login("ivanov")
+		get := func(origin string) (*http.Response, map[string]any) {
+			req, _ := http.NewRequest("GET", e.srv.URL+"/widget/state", nil)
+			if origin != "" {
+				req.Header.Set("Origin", origin)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			json.NewDecoder(resp.Body).Decode(&m)
+			return resp, m
+		}
+		resp, m := get("http://portal.example")
+		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "http://portal.example" || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("allowed origin: %d %v", resp.StatusCode, resp.Header)
+		}
+		if m["unread_messages"].(float64) != 2 || m["unread_notifications"].(float64) != 1 {
+			t.Fatalf("state: %v", m)
+		}
+		if resp, _ := get("http://evil.example"); resp.StatusCode != 403 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("foreign origin: %d", resp.StatusCode)
+		}
+		// Without a session: no user, no data.
+		req, _ := http.NewRequest("GET", e.srv.URL+"/widget/state", nil)
+		r2, _ := http.DefaultClient.Do(req)
+		var anon map[string]any
+		json.NewDecoder(r2.Body).Decode(&anon)
+		r2.Body.Close()
+		if anon["user"] != nil || len(anon) != 1 {
+			t.Fatalf("anonymous: %v", anon)
+		}
+	})
+}

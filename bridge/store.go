@@ -222,19 +222,6 @@ func (b *Bridge) notifications(ctx context.Context, userID, beforeID int64, limi
 	return out, unread, nil
 }
 
-func (b *Bridge) notificationByID(ctx context.Context, userID, id int64) (*Notification, error) {
-	var r notificationRow
-	err := b.db.GetContext(ctx, &r, b.db.Rebind(`SELECT id, text, link, created_at, read_at FROM notifications WHERE user_id = ? AND id = ?`), userID, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bridge: notification: %w", err)
-	}
-	n := r.notification()
-	return &n, nil
-}
-
 func (b *Bridge) markNotifications(ctx context.Context, userID int64, ids []int64) error {
 	now := nowMicro()
 	if ids == nil {

@@ -104,17 +104,6 @@ func (x *xmppCore) remember(id int64, login string) {
 	x.mu.Unlock()
 }
 
-func (x *xmppCore) roomJID(ctx context.Context, chatID int64) (string, error) {
-	c, err := x.chats.Get(ctx, chatID)
-	if err != nil {
-		return "", bad("not_found", "no such chat")
-	}
-	x.mu.Lock()
-	x.rooms[c.Room] = c.ID
-	x.mu.Unlock()
-	return c.Room + "@conference." + x.srv.Domain(), nil
-}
-
 func (x *xmppCore) chatOfRoom(ctx context.Context, room string) int64 {
 	x.mu.Lock()
 	id, ok := x.rooms[room]

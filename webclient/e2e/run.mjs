@@ -271,7 +271,8 @@ await step('REST notification appears in the bell', async () => {
     method: 'POST', headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' },
     body: JSON.stringify({ to_user_id: Number(ext), text: 'Согласуйте заявку №17 <i>срочно</i>', link: 'https://portal.example/requests/17' }),
   });
-  assert(r.status === 201, 'POST /notifications: ' + r.status + ' ' + await r.text());
+  const body = await r.text();
+  assert(r.status === 201, 'POST /notifications: ' + r.status + ' ' + body);
   await ivan.locator('.bell .badge:not(.hidden)').waitFor({ timeout: 8000 });
   assert((await ivan.locator('.bell .badge').textContent()) === '1', 'counter 1');
   await ivan.click('.bell');
@@ -283,9 +284,44 @@ await step('REST notification appears in the bell', async () => {
   await ivan.keyboard.press('Escape');
 });
 
+await step('group chat created over REST: members talk in the browser', async () => {
+  if (!TOKEN) throw new Error('VESTNIK_TOKEN is not set');
+  const extOf = async (p) => p.evaluate(async () => (await (await fetch('/session')).json()).user.ext_id);
+  const [ie, me] = [await extOf(ivan), await extOf(maria)];
+  const api = (path, body) => fetch(BASE + '/api/v1' + path, {
+    method: 'POST', headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+  });
+  let r = await api('/chats', { title: 'Продажи: квартальный план', description: 'Обсуждаем план', color: 'GREEN', type: 'closed', owner_id: ie, users: [ie, me] });
+  const text = await r.text();
+  assert(r.status === 201, 'POST /chats: ' + r.status + ' ' + text);
+  const chat = JSON.parse(text);
+  r = await api(`/chats/${chat.id}/messages`, { from_user_id: me, message: 'Коллеги, план готов к обсуждению' });
+  assert(r.status === 201, 'POST /chats/{id}/messages: ' + r.status);
+  await ivan.click('[data-tab=chats]');
+  await ivan.fill('input.search', '');
+  const row = ivan.locator('.row', { hasText: 'Продажи: квартальный план' }).first();
+  await row.waitFor({ timeout: 8000 });
+  await row.click();
+  await waitBubble(ivan, 'Коллеги, план готов к обсуждению');
+  await sendText(ivan, 'Отлично, смотрю');
+  await waitBubble(ivan, 'Отлично, смотрю');
+  // Maria is in her conversation with Ivan; the chat's new message shows in her list.
+  await maria.click('.chat-head .back');
+  await maria.click('[data-tab=chats]');
+  await maria.fill('input.search', '');
+  const mrow = maria.locator('.row', { hasText: 'Продажи: квартальный план' }).first();
+  await mrow.waitFor({ timeout: 8000 });
+  await mrow.click();
+  await waitBubble(maria, 'Отлично, смотрю');
+  assert(await maria.locator('.run:not(.mine) .author', { hasText: 'Иван Иванов' }).count() >= 1, 'author name shown in a group chat');
+  await shot(maria, 'ru-360-6-group-chat');
+  await shot(ivan, 'en-desktop-6-group-chat');
+});
+
 await step('"Show correspondence" opens the history with a colleague', async () => {
   // Maria goes back to the list, opens Ivan's profile from the company tree.
   await maria.click('.chat-head .back');
+  await maria.fill('input.search', '');
   await openCompanyPerson(maria, 'Иван Иванов');
   await shot(maria, 'ru-360-4-profile');
   await maria.click('.profile-actions .btn-secondary');
@@ -297,7 +333,7 @@ await step('"Show correspondence" opens the history with a colleague', async () 
 await step('reload keeps the last conversation and shows history', async () => {
   await ivan.reload();
   await ivan.waitForSelector('.sidebar .tabs');
-  await waitBubble(ivan, 'Спасибо, Иван! Посмотрю сегодня.');
+  await waitBubble(ivan, 'Отлично, смотрю');
   await ivan.click('[data-tab=company]');
   await ivan.fill('input.search', '');
   await shot(ivan, 'en-desktop-2-company');
@@ -305,6 +341,32 @@ await step('reload keeps the last conversation and shows history', async () => {
   await maria.click('[data-tab=company]');
   await maria.fill('input.search', '');
   await shot(maria, 'ru-360-5-company');
+});
+
+await step('screenshots: English at 360 px, Russian on a desktop', async () => {
+  const en = await newUser('en-US', 360);
+  await login(en, 'ivanov');
+  await shot(en, 'en-360-1-chats');
+  await en.locator('.row', { hasText: 'Мария Петрова' }).first().click();
+  await waitBubble(en, 'Спасибо, Иван! Посмотрю сегодня.');
+  await shot(en, 'en-360-2-conversation');
+  await en.click('.chat-head .back');
+  await en.click('[data-tab=company]');
+  await shot(en, 'en-360-3-company');
+  const ru = await newUser('ru-RU', 1280);
+  await login(ru, 'petrova');
+  await ru.locator('.row', { hasText: 'Иван Иванов' }).first().click();
+  await waitBubble(ru, 'Спасибо, Иван! Посмотрю сегодня.');
+  await shot(ru, 'ru-desktop-1-conversation');
+  await ru.click('[data-tab=company]');
+  await shot(ru, 'ru-desktop-2-company');
+  await ru.click('.me-btn');
+  await shot(ru, 'ru-desktop-3-status');
+  await ru.click('.menu-item:has(.dot.dnd)');
+  await ru.locator('.me-btn .dot.dnd').waitFor();
+  assert(en.errors.length === 0 && ru.errors.length === 0, en.errors.concat(ru.errors).join('\n'));
+  await en.context().close();
+  await ru.context().close();
 });
 
 await step('no script errors in the pages', async () => {

@@ -170,8 +170,13 @@ function onEvent(f) {
   }
 }
 
+let reloadingConvs = null;
 function onMessage(m, quiet) {
   if (!m) return;
+  if (m.chat && !S.chats.has(m.chat) && !reloadingConvs) {
+    // A chat we did not know (just added to it): fetch the list again.
+    reloadingConvs = loadConversations().finally(() => { reloadingConvs = null; });
+  }
   const key = convKey(m, S.me.id);
   const box = S.msgs.get(key);
   const isNew = !S.seen.has(m.id) && !(box && box.list.some((x) => x.id === m.id));
