@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ type conn struct {
 	closeOnce sync.Once
 	finalErr  atomic.Pointer[Element]
 	writing   atomic.Bool // writes go through the queue (set at bind)
+
+	smOn bool   // XEP-0198 enabled (acks only, no resumption)
+	smIn uint32 // stanzas handled since enable (the h of <a/>)
 
 	tokens    float64 // rate limit bucket
 	lastToken time.Time
@@ -360,6 +364,7 @@ func (c *conn) negotiate() (*Session, error) {
 			features.AddChild(mechs)
 		default:
 			features.AddChild(NewElement(NSBind, "bind"))
+			features.AddChild(NewElement(NSSM, "sm"))
 			sess := NewElement(NSSession, "session")
 			sess.AddChild(NewElement(NSSession, "optional"))
 			features.AddChild(sess)
@@ -615,8 +620,15 @@ func (c *conn) serve() error {
 		}
 		c.limitRate()
 		el := ev.el
+		if el.Name.Space == NSSM {
+			c.streamManagement(el)
+			continue
+		}
 		if el.Name.Space != NSClient {
 			return &streamErr{cond: "unsupported-stanza-type"}
+		}
+		if c.smOn {
+			c.smIn++
 		}
 		if err := c.sess.Handle(ctx, el); err != nil {
 			if errors.Is(err, errSessionEnded) {
@@ -660,4 +672,38 @@ func (c *conn) limitRate() {
 		c.lastToken = time.Now()
 	}
 	c.tokens--
+}
+
+// NSSM is stream management (XEP-0198). Vestnik acknowledges what it
+// received (<r/> → <a h=…/>) but offers no resumption: a client that lost
+// its stream logs in again and gets what it missed from offline delivery
+// and MAM.
+const NSSM = "urn:xmpp:sm:3"
+
+func (c *conn) streamManagement(el *Element) {
+	switch el.Name.Local {
+	case "enable":
+		if c.smOn {
+			c.Deliver(smFailed("unexpected-request"))
+			return
+		}
+		c.smOn = true
+		c.Deliver(NewElement(NSSM, "enabled"))
+	case "r":
+		if c.smOn {
+			c.Deliver(NewElement(NSSM, "a", "h", strconv.FormatUint(uint64(c.smIn), 10)))
+		}
+	case "a":
+		// Acknowledgement of what we sent; nothing is kept for resending.
+	case "resume":
+		c.Deliver(smFailed("item-not-found"))
+	default:
+		c.Deliver(smFailed("feature-not-implemented"))
+	}
+}
+
+func smFailed(cond string) *Element {
+	f := NewElement(NSSM, "failed")
+	f.AddChild(NewElement(NSStanzas, cond))
+	return f
 }

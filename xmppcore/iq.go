@@ -221,6 +221,9 @@ func (s *Server) iqRoster(ctx context.Context, sess *Session, iq *Element) (*Ele
 		it.Groups = append(it.Groups, g.Text)
 	}
 	if err := s.dir.SetRosterItem(ctx, sess.userID, it); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, &StanzaError{Type: ErrTypeCancel, Condition: "item-not-found", Text: "no such user"}
+		}
 		return nil, err
 	}
 	sess.afterReply(func() {

@@ -165,3 +165,24 @@ func TestAuthTimeout(t *testing.T) {
 		}
 	})
 }
+
+func TestStreamManagement(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db)
+		r := e.pipe("c")
+		r.open()
+		r.expect(`</stream:features>`)
+		r.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>`, plainAuth("bob", "secret"))
+		r.expect(`<success `)
+		r.open()
+		r.expect(`<sm xmlns='urn:xmpp:sm:3'/>`)
+		r.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`)
+		r.expect(`</bind></iq>`)
+		r.send(`<enable xmlns='urn:xmpp:sm:3'/>`)
+		r.expect(`<enabled xmlns='urn:xmpp:sm:3'/>`)
+		r.send(`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq><presence/><r xmlns='urn:xmpp:sm:3'/>`)
+		r.expect(`<a xmlns='urn:xmpp:sm:3' h='2'/>`)
+		r.send(`<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>`)
+		r.expect(`<failed xmlns='urn:xmpp:sm:3'><item-not-found `)
+	})
+}
