@@ -412,7 +412,17 @@ func (s *Service) mediatedInvites(ctx context.Context, c *Chat, u *roster.User, 
 			s.reply(ctx, e, "modify", "jid-malformed", "")
 			return
 		}
-		if err := s.Invite(ctx, c, u.ID, tj.Bare(), childText(inv, "", "reason")); err != nil {
+		// The invitation comes from the inviter's occupant JID when they
+		// are in the room, with the id of their message.
+		by := ""
+		if r := s.room(c.ID, false); r != nil {
+			r.mu.RLock()
+			if o := r.occupants[from.String()]; o != nil {
+				by = s.RoomJID(c) + "/" + o.nick
+			}
+			r.mu.RUnlock()
+		}
+		if err := s.invite(ctx, c, u.ID, tj.Bare(), childText(inv, "", "reason"), by, attr(e, "id")); err != nil {
 			s.replyErr(ctx, e, err)
 			return
 		}
@@ -423,6 +433,15 @@ func (s *Service) mediatedInvites(ctx context.Context, c *Chat, u *roster.User, 
 // the chat on behalf of inviter, and sends them an invitation in both
 // XEP-0045 (mediated) and XEP-0249 (direct) form.
 func (s *Service) Invite(ctx context.Context, c *Chat, inviter int64, invitee jid.JID, reason string) error {
+	return s.invite(ctx, c, inviter, invitee, reason, "", "")
+}
+
+// invite is Invite with the invitation's from (default: the inviter's
+// bare JID) and id (default: a new one). The invitee's bookmark push
+// follows the invitation.
+func (s *Service) invite(ctx context.Context, c *Chat, inviter int64, invitee jid.JID, reason, by, id string) error {
+	ctx, flush := deferBookmarks(ctx)
+	defer flush()
 	target, err := s.userOf(ctx, invitee)
 	if err != nil {
 		return &UnknownUserError{Field: "to", UserID: 0}
@@ -434,16 +453,23 @@ func (s *Service) Invite(ctx context.Context, c *Chat, inviter int64, invitee ji
 	if err != nil {
 		return err
 	}
-	invite := el(NSMUCUser, "invite", "from", s.userJID(inv))
-	if reason != "" {
-		invite.Children = append(invite.Children, text(NSMUCUser, "reason", reason))
+	if by == "" {
+		by = s.userJID(inv)
 	}
+	if id == "" {
+		id = "invite-" + randomID()
+	}
+	invite := add(el(NSMUCUser, "invite", "from", by), text(NSMUCUser, "reason", reason))
 	direct := el(NSConference, "x", "jid", s.RoomJID(c))
 	if reason != "" {
 		setAttr(direct, "reason", reason)
 	}
-	msg := add(el(nsClient, "message", "from", s.RoomJID(c), "to", s.userJID(target), "id", "invite-"+randomID()),
-		add(el(NSMUCUser, "x"), invite), direct)
+	body := by + " invited you to the room " + s.RoomJID(c)
+	if reason != "" {
+		body += " (" + reason + ")"
+	}
+	msg := add(el(nsClient, "message", "from", s.RoomJID(c), "to", s.userJID(target), "id", id),
+		add(el(NSMUCUser, "x"), invite), text(nsClient, "body", body), direct)
 	s.router.Route(ctx, msg)
 	return nil
 }

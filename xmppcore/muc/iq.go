@@ -364,6 +364,15 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		}
 		s.router.Route(ctx, iqResult(iq, q))
 	case "set":
+		// System messages about added members follow the IQ result.
+		var added []int64
+		defer func() {
+			if len(added) > 0 {
+				if _, err := s.PostMessage(ctx, c.ID, 0, s.addedText(ctx, u.ID, added), true); err != nil {
+					s.log.Error("muc added message", "err", err)
+				}
+			}
+		}()
 		for _, it := range payload.Children {
 			if it.Name.Local != "item" {
 				continue
@@ -405,7 +414,12 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 			}
 			switch aff {
 			case "member":
-				_, err = s.AddMembers(ctx, u.ID, c.ID, []int64{target.ID}, nil, false)
+				var now []int64
+				now, err = s.AddMembers(ctx, u.ID, c.ID, []int64{target.ID}, nil, true)
+				if err == nil && len(now) > 0 {
+					added = append(added, now...)
+					s.announceAffiliation(ctx, c, target, "member")
+				}
 			case "none", "outcast":
 				err = s.RemoveMember(ctx, u.ID, c.ID, target.ID)
 			default:
@@ -418,5 +432,36 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 			}
 		}
 		s.router.Route(ctx, iqResult(iq, nil))
+	}
+}
+
+// announceAffiliation tells the occupants that a user who is not in the
+// room got a new affiliation (XEP-0045 §9.3, §9.4).
+func (s *Service) announceAffiliation(ctx context.Context, c *Chat, target *roster.User, aff string) {
+	r := s.room(c.ID, false)
+	if r == nil {
+		return
+	}
+	r.mu.RLock()
+	for _, o := range r.occupants {
+		if o.userID == target.ID {
+			r.mu.RUnlock()
+			return
+		}
+	}
+	r.mu.RUnlock()
+	msg := add(el(nsClient, "message", "id", "aff-"+randomID()),
+		add(el(NSMUCUser, "x"), el(NSMUCUser, "item", "jid", s.userJID(target), "affiliation", aff)))
+	// Moderators (the owner) are told; Prosody does the same.
+	r.mu.RLock()
+	var mods []string
+	for full, o := range r.occupants {
+		if o.userID == c.OwnerID {
+			mods = append(mods, full)
+		}
+	}
+	r.mu.RUnlock()
+	for _, full := range mods {
+		s.router.Route(ctx, addressed(msg, s.RoomJID(c), full))
 	}
 }

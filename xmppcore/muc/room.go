@@ -183,17 +183,25 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 			}
 		}
 	}
-	// Status 201 (room created) comes before the item, the others after
-	// it, the order clients and Prosody use.
+	// Status codes come before the item, except 110 (self-presence)
+	// after it: the order clients and Prosody use. A member who was
+	// removed (321) leaves with affiliation and role none.
 	x := el(NSMUCUser, "x")
+	removed := false
 	for _, st := range statuses {
-		if st == "201" {
+		if st != "110" {
 			x.Children = append(x.Children, el(NSMUCUser, "status", "code", st))
 		}
+		removed = removed || st == "321"
 	}
-	add(x, s.occupantItem(c, o))
+	item := s.occupantItem(c, o)
+	if removed {
+		setAttr(item, "affiliation", "none")
+		setAttr(item, "role", "none")
+	}
+	add(x, item)
 	for _, st := range statuses {
-		if st != "201" {
+		if st == "110" {
 			x.Children = append(x.Children, el(NSMUCUser, "status", "code", st))
 		}
 	}
@@ -216,23 +224,37 @@ func (s *Service) subjectMessage(c *Chat) *xmppcore.Element {
 
 // kick removes every session of userID from the room (they are no longer a
 // member): each gets unavailable with status 321, the others see them go.
-func (s *Service) kick(ctx context.Context, c *Chat, userID int64) {
+func (s *Service) kick(ctx context.Context, c *Chat, userID, actor int64) {
 	r := s.room(c.ID, false)
 	if r == nil {
 		return
 	}
 	var gone []*occupant
+	var by *occupant
 	r.mu.Lock()
 	for full, o := range r.occupants {
 		if o.userID == userID {
 			gone = append(gone, o)
 			delete(r.occupants, full)
+		} else if actor != 0 && o.userID == actor && by == nil {
+			cp := *o
+			by = &cp
 		}
 	}
 	r.mu.Unlock()
+	withActor := func(p *xmppcore.Element) *xmppcore.Element {
+		if by != nil {
+			if x := child(p, NSMUCUser, "x"); x != nil {
+				if it := child(x, NSMUCUser, "item"); it != nil {
+					add(it, el(NSMUCUser, "actor", "nick", by.nick, "jid", by.full))
+				}
+			}
+		}
+		return p
+	}
 	for _, o := range gone {
-		s.router.Route(ctx, addressed(s.occupantPresence(c, o, true, "110", "321"), s.RoomJID(c)+"/"+o.nick, o.full))
-		s.announceLeave(ctx, c, r, o, "321")
+		s.router.Route(ctx, addressed(withActor(s.occupantPresence(c, o, true, "110", "321")), s.RoomJID(c)+"/"+o.nick, o.full))
+		s.announceLeaveWith(ctx, c, r, o, withActor, "321")
 	}
 	s.dropIfEmpty(c.ID, r)
 }
@@ -240,6 +262,12 @@ func (s *Service) kick(ctx context.Context, c *Chat, userID int64) {
 // announceLeave tells the other occupants that o left, unless another
 // session still shares o's nick.
 func (s *Service) announceLeave(ctx context.Context, c *Chat, r *room, o *occupant, statuses ...string) {
+	s.announceLeaveWith(ctx, c, r, o, nil, statuses...)
+}
+
+// announceLeaveWith is announceLeave with the presence passed through
+// decorate (which may be nil) before it is sent.
+func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *occupant, decorate func(*xmppcore.Element) *xmppcore.Element, statuses ...string) {
 	r.mu.RLock()
 	for _, other := range r.occupants {
 		if other.nick == o.nick {
@@ -249,6 +277,9 @@ func (s *Service) announceLeave(ctx context.Context, c *Chat, r *room, o *occupa
 	}
 	r.mu.RUnlock()
 	p := s.occupantPresence(c, o, true, statuses...)
+	if decorate != nil {
+		p = decorate(p)
+	}
 	for _, full := range r.snapshot() {
 		s.router.Route(ctx, addressed(p, attr(p, "from"), full))
 	}
@@ -269,7 +300,10 @@ func (s *Service) sendHistory(ctx context.Context, c *Chat, userID int64, to str
 	sort.Slice(msgs, func(i, j int) bool { return msgs[i].ID < msgs[j].ID })
 	for i := range msgs {
 		m := &msgs[i]
-		if m.Deleted {
+		// System messages (who joined, who was added) are not join
+		// history: the joiner sees the occupants' presence instead, and
+		// the archive (MAM) keeps them.
+		if m.Deleted || m.Kind == mam.KindSystem {
 			continue
 		}
 		nick := m.FromResource

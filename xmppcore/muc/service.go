@@ -188,19 +188,24 @@ func (s *Service) AddMembers(ctx context.Context, actor, chatID int64, users []i
 		s.memberChanged(ctx, u, c, true)
 	}
 	if !skipMessage {
-		names := make([]string, 0, len(added))
-		for _, u := range added {
-			names = append(names, s.displayName(ctx, u))
-		}
-		text := strings.Join(names, ", ") + " joined the chat"
-		if actor != 0 && (len(added) > 1 || added[0] != actor) {
-			text = s.displayName(ctx, actor) + " added " + strings.Join(names, ", ")
-		}
-		if _, err := s.PostMessage(ctx, chatID, 0, text, true); err != nil {
+		if _, err := s.PostMessage(ctx, chatID, 0, s.addedText(ctx, actor, added), true); err != nil {
 			return added, err
 		}
 	}
 	return added, nil
+}
+
+// addedText is the system message for members added by actor.
+func (s *Service) addedText(ctx context.Context, actor int64, added []int64) string {
+	names := make([]string, 0, len(added))
+	for _, u := range added {
+		names = append(names, s.displayName(ctx, u))
+	}
+	text := strings.Join(names, ", ") + " joined the chat"
+	if actor != 0 && (len(added) > 1 || added[0] != actor) {
+		text = s.displayName(ctx, actor) + " added " + strings.Join(names, ", ")
+	}
+	return text
 }
 
 // RemoveMember removes userID from the chat on behalf of actor (the owner,
@@ -217,7 +222,7 @@ func (s *Service) RemoveMember(ctx context.Context, actor, chatID, userID int64)
 	if err := s.store.RemoveMember(ctx, chatID, userID); err != nil {
 		return err
 	}
-	s.kick(ctx, c, userID)
+	s.kick(ctx, c, userID, actor)
 	s.memberChanged(ctx, userID, c, false)
 	text := s.displayName(ctx, userID) + " left the chat"
 	if actor != 0 && actor != userID {
