@@ -606,7 +606,13 @@ func (c *conn) doHello(ctx context.Context, r *request) error {
 	}
 	c.hello = true
 	c.ready.Store(true)
-	c.Event(ack(r.ID, map[string]any{"user": toUserJSON(c.user), "server_time": time.Now().UnixMilli()}))
+	// head: the newest message id now; a client starting from nothing
+	// resumes from here next time (older messages are history).
+	var head int64
+	if err := b.db.GetContext(ctx, &head, `SELECT COALESCE(MAX(id), 0) FROM messages`); err != nil {
+		return err
+	}
+	c.Event(ack(r.ID, map[string]any{"user": toUserJSON(c.user), "server_time": time.Now().UnixMilli(), "head": head}))
 	if b.archive != nil && r.LastID > 0 {
 		after, sent := r.LastID, 0
 		for sent < ReplayLimit {

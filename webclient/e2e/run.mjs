@@ -369,6 +369,78 @@ await step('screenshots: English at 360 px, Russian on a desktop', async () => {
   await ru.context().close();
 });
 
+const rest = (method, path, body) => fetch(BASE + '/api/v1' + path, {
+  method, headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' }, body: body && JSON.stringify(body),
+});
+const extOfLogin = async (p) => p.evaluate(async () => (await (await fetch('/session')).json()).user.ext_id);
+
+await step('hidden tab: title counter, back to normal when shown', async () => {
+  const [ie, me] = [await extOfLogin(ivan), await extOfLogin(maria)];
+  await ivan.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  const r = await rest('POST', '/messages', { from_user_id: me, to_user_id: ie, message: 'Вы здесь?' });
+  assert(r.status === 201, 'POST /messages ' + r.status);
+  await ivan.waitForFunction(() => document.title === '(1) Vestnik', null, { timeout: 8000 });
+  await ivan.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await ivan.waitForFunction(() => document.title === 'Vestnik');
+});
+
+await step('draft kept across a reload', async () => {
+  await ivan.click('[data-tab=chats]');
+  await ivan.fill('input.search', '');
+  await ivan.locator('.row', { hasText: 'Мария Петрова' }).first().click();
+  await ivan.fill('textarea.input', 'черновик, не отправлять');
+  await ivan.dispatchEvent('textarea.input', 'input');
+  await ivan.reload();
+  await ivan.waitForSelector('.composer:not(.hidden)');
+  await ivan.waitForFunction(() => document.querySelector('textarea.input').value === 'черновик, не отправлять');
+  await ivan.fill('textarea.input', '');
+  await ivan.dispatchEvent('textarea.input', 'input');
+});
+
+await step('history loads on scroll up', async () => {
+  const alice = await newUser('en-US', 1280);
+  await login(alice, 'alice');
+  const ae = await extOfLogin(alice);
+  const me = await extOfLogin(maria);
+  for (let i = 1; i <= 70; i++) {
+    const r = await rest('POST', '/messages', { from_user_id: me, to_user_id: ae, message: `Сообщение номер ${i}` });
+    assert(r.status === 201, 'POST /messages ' + r.status);
+  }
+  await alice.click('[data-tab=chats]');
+  await alice.locator('.row', { hasText: 'Мария Петрова' }).first().click();
+  await waitBubble(alice, 'Сообщение номер 70');
+  assert(await alice.locator('.bubble .text', { hasText: /^Сообщение номер 1$/ }).count() === 0, 'only the last page at first');
+  for (let i = 0; i < 10 && await alice.locator('.history-start').count() === 0; i++) {
+    await alice.evaluate(() => { const m = document.querySelector('.messages'); m.scrollTop = 0; m.dispatchEvent(new Event('scroll')); });
+    await alice.waitForTimeout(200);
+  }
+  await alice.locator('.bubble .text', { hasText: /^Сообщение номер 1$/ }).waitFor();
+  assert(await alice.locator('.bubble').count() === 70, 'all 70, once each: ' + await alice.locator('.bubble').count());
+  await alice.context().close();
+});
+
+await step('one-time login link from the portal', async () => {
+  const me = await extOfLogin(maria);
+  const r = await rest('POST', `/users/${me}/login-token`);
+  const body = await r.json();
+  assert(r.status === 201 && body.url.includes('/login/token/'), 'login-token ' + r.status);
+  const p = await newUser('ru-RU', 1280);
+  await p.goto(body.url);
+  await p.waitForSelector('.sidebar .tabs');
+  assert(await p.evaluate(async () => (await (await fetch('/session')).json()).user.login) === 'petrova', 'signed in as petrova');
+  const again = await newUser('ru-RU', 1280);
+  const resp = await again.goto(body.url);
+  assert(resp.status() === 404, 'the link works once: ' + resp.status());
+  await p.context().close();
+  await again.context().close();
+});
+
 await step('no script errors in the pages', async () => {
   for (const p of [ivan, maria]) assert(p.errors.length === 0, p.errors.join('\n'));
 });

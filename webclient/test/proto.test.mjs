@@ -82,6 +82,20 @@ test('resume sends the last message id and replays without duplicates', async ()
   assert.equal(events.filter((e) => e.type === 'message').length, 3);
 });
 
+test('a fresh client resumes from the head the server names', () => {
+  const { b, timers } = setup();
+  b.connect();
+  let ws = FakeSocket.all[0];
+  ws.open();
+  ws.recv({ type: 'ack', id: ws.sent[0].id, data: { head: 500 } });
+  ws.recv({ type: 'synced' });
+  ws.drop();
+  timers.shift()();
+  ws = FakeSocket.all[1];
+  ws.open();
+  assert.equal(ws.sent[0].last_id, 500);
+});
+
 test('unauthorized close stops reconnecting', () => {
   const { b, timers, states } = setup();
   b.connect();

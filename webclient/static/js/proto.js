@@ -115,7 +115,12 @@ export class Bridge {
       } else p.reject(Object.assign(new Error(f.message || f.code), { code: f.code }));
       return;
     }
-    if (f.type === 'ack') return; // the hello's own ack, or a late one
+    if (f.type === 'ack') {
+      // The hello's ack: a client that has seen nothing resumes from the
+      // archive's head next time (what is older is history).
+      if (f.data && f.data.head > this.lastId && this.lastId === 0) this.lastId = f.data.head;
+      return;
+    }
     this.o.onEvent?.(f);
   }
 
