@@ -95,7 +95,7 @@ async function sendText(page, text) {
   await page.keyboard.press('Enter');
 }
 
-async function waitBubble(page, text, timeout = 8000) {
+async function waitBubble(page, text, timeout = 15000) {
   await page.locator('.bubble .text', { hasText: text }).first().waitFor({ timeout });
 }
 
@@ -179,7 +179,7 @@ await step('slixmpp → browser: a message sent while the browser user was offli
   await ivan.click('[data-tab=chats]');
   await ivan.fill('input.search', '');
   const row = ivan.locator('.row', { hasText: 'Bob Miller' }).first();
-  await row.waitFor({ timeout: 8000 });
+  await row.waitFor({ timeout: 15000 });
   await row.locator('.unread').waitFor();
   await row.click();
   await waitBubble(ivan, 'Привет из Jabber-клиента');
@@ -210,16 +210,16 @@ await step('two browser users: message, typing, read marks', async () => {
   assert((await link.getAttribute('rel')).includes('noopener'), 'rel=noopener');
   // Maria (360 px, Russian) gets it live with an unread counter.
   const row = maria.locator('.row', { hasText: 'Иван Иванов' }).first();
-  await row.locator('.unread').waitFor({ timeout: 8000 });
+  await row.locator('.unread').waitFor({ timeout: 15000 });
   await shot(maria, 'ru-360-2-chats');
   await row.click();
   await waitBubble(maria, 'Мария, добрый день!');
   // Ivan's message turns "read" once Maria has it on screen.
-  await ivan.locator('.run.mine .bubble', { hasText: 'Мария, добрый день!' }).locator('.tick.read').waitFor({ timeout: 8000 });
+  await ivan.locator('.run.mine .bubble', { hasText: 'Мария, добрый день!' }).locator('.tick.read').waitFor({ timeout: 15000 });
   // Maria types; Ivan sees the indicator.
   await maria.fill('textarea.input', 'Сейчас');
   await maria.dispatchEvent('textarea.input', 'input');
-  await ivan.locator('.chat-head .sub.typing').waitFor({ timeout: 5000 });
+  await ivan.locator('.chat-head .sub.typing').waitFor({ timeout: 15000 });
   await sendText(maria, 'Спасибо, Иван! Посмотрю сегодня.');
   await waitBubble(ivan, 'Спасибо, Иван! Посмотрю сегодня.');
   await shot(maria, 'ru-360-3-conversation');
@@ -244,7 +244,7 @@ await step('edit and delete', async () => {
   await b2.locator('.msg-more').click();
   ivan.once('dialog', (d) => d.accept());
   await ivan.click('.msg-menu .menu-item.danger');
-  await maria.locator('.bubble .deleted').first().waitFor({ timeout: 8000 });
+  await maria.locator('.bubble .deleted').first().waitFor({ timeout: 15000 });
   assert(await maria.locator('.bubble .text', { hasText: 'No typo here' }).count() === 0, 'deleted text gone');
 });
 
@@ -273,7 +273,7 @@ await step('REST notification appears in the bell', async () => {
   });
   const body = await r.text();
   assert(r.status === 201, 'POST /notifications: ' + r.status + ' ' + body);
-  await ivan.locator('.bell .badge:not(.hidden)').waitFor({ timeout: 8000 });
+  await ivan.locator('.bell .badge:not(.hidden)').waitFor({ timeout: 15000 });
   assert((await ivan.locator('.bell .badge').textContent()) === '1', 'counter 1');
   await ivan.click('.bell');
   const note = ivan.locator('.note.fresh', { hasText: 'Согласуйте заявку №17 <i>срочно</i>' });
@@ -300,7 +300,7 @@ await step('group chat created over REST: members talk in the browser', async ()
   await ivan.click('[data-tab=chats]');
   await ivan.fill('input.search', '');
   const row = ivan.locator('.row', { hasText: 'Продажи: квартальный план' }).first();
-  await row.waitFor({ timeout: 8000 });
+  await row.waitFor({ timeout: 15000 });
   await row.click();
   await waitBubble(ivan, 'Коллеги, план готов к обсуждению');
   await sendText(ivan, 'Отлично, смотрю');
@@ -310,7 +310,7 @@ await step('group chat created over REST: members talk in the browser', async ()
   await maria.click('[data-tab=chats]');
   await maria.fill('input.search', '');
   const mrow = maria.locator('.row', { hasText: 'Продажи: квартальный план' }).first();
-  await mrow.waitFor({ timeout: 8000 });
+  await mrow.waitFor({ timeout: 15000 });
   await mrow.click();
   await waitBubble(maria, 'Отлично, смотрю');
   assert(await maria.locator('.run:not(.mine) .author', { hasText: 'Иван Иванов' }).count() >= 1, 'author name shown in a group chat');
@@ -382,7 +382,7 @@ await step('hidden tab: title counter, back to normal when shown', async () => {
   });
   const r = await rest('POST', '/messages', { from_user_id: me, to_user_id: ie, message: 'Вы здесь?' });
   assert(r.status === 201, 'POST /messages ' + r.status);
-  await ivan.waitForFunction(() => document.title === '(1) Vestnik', null, { timeout: 8000 });
+  await ivan.waitForFunction(() => document.title === '(1) Vestnik', null, { timeout: 15000 });
   await ivan.evaluate(() => {
     Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
     document.dispatchEvent(new Event('visibilitychange'));
