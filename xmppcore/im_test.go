@@ -21,6 +21,10 @@ func (e *testEnv) online(user, res string) *rawConn {
 	r.send(`<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>`)
 	r.expect(`<iq type='result' id='r'[^>]*><query xmlns='jabber:iq:roster' ver='[^']+'>`)
 	r.send(`<presence/>`)
+	// The ping is answered after the initial presence (and its offline
+	// flush) has been handled by the same reader.
+	r.send(`<iq type='get' id='online'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	r.expect(`<iq type='result' id='online'[^>]*/>`)
 	return r
 }
 
