@@ -100,6 +100,8 @@ func (s *Service) handleIQ(ctx context.Context, u *roster.User, from, to jid.JID
 		s.adminIQ(ctx, u, to, iq, payload)
 	case ns == mam.NS && to.Localpart() != "":
 		s.roomArchive(ctx, u, from, to, iq, payload)
+	case ns == NSRegister && to.Localpart() != "":
+		s.registerIQ(ctx, u, to, iq, payload)
 	case ns == NSVCard && typ == "get" && to.Localpart() != "":
 		s.roomVCard(ctx, u, to, iq)
 	case ns == "urn:xmpp:ping" && typ == "get":
@@ -291,11 +293,34 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		if v, ok := vals["x-vestnik#color"]; ok {
 			up.Color = &v
 		}
-		if _, err := s.Update(ctx, u.ID, c.ID, up); err != nil {
+		nc, err := s.Update(ctx, u.ID, c.ID, up)
+		if err != nil {
 			s.replyErr(ctx, iq, err)
 			return
 		}
 		s.router.Route(ctx, iqResult(iq, nil))
+		// Occupants learn that the configuration changed (104); a room
+		// is always non-anonymous here, which a whois=anyone request
+		// confirms (172).
+		changed := nc.Title != c.Title || nc.Description != c.Description || nc.Type != c.Type || nc.Color != c.Color
+		var codes []*xmppcore.Element
+		if changed {
+			codes = append(codes, el(NSMUCUser, "status", "code", "104"))
+		}
+		if v, ok := vals["muc#roomconfig_whois"]; ok && v == "anyone" {
+			codes = append(codes, el(NSMUCUser, "status", "code", "172"))
+		}
+		if len(codes) > 0 {
+			if len(codes) == 1 && attr(codes[0], "code") == "172" {
+				codes = append([]*xmppcore.Element{el(NSMUCUser, "status", "code", "104")}, codes...)
+			}
+			x := el(NSMUCUser, "x")
+			x.Children = codes
+			msg := add(el(nsClient, "message", "type", "groupchat", "id", "config-"+randomID()), x)
+			for _, full := range s.Occupants(c.ID) {
+				s.router.Route(ctx, addressed(msg, s.RoomJID(c), full))
+			}
+		}
 	}
 }
 
@@ -364,12 +389,18 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		}
 		s.router.Route(ctx, iqResult(iq, q))
 	case "set":
-		// System messages about added members follow the IQ result.
-		var added []int64
+		// System messages about added and removed members follow the
+		// IQ result.
+		var added, removed []int64
 		defer func() {
 			if len(added) > 0 {
 				if _, err := s.PostMessage(ctx, c.ID, 0, s.addedText(ctx, u.ID, added), true); err != nil {
 					s.log.Error("muc added message", "err", err)
+				}
+			}
+			for _, id := range removed {
+				if _, err := s.PostMessage(ctx, c.ID, 0, s.removedText(ctx, u.ID, id), true); err != nil {
+					s.log.Error("muc removed message", "err", err)
 				}
 			}
 		}()
@@ -421,7 +452,10 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 					s.announceAffiliation(ctx, c, target, "member")
 				}
 			case "none", "outcast":
-				err = s.RemoveMember(ctx, u.ID, c.ID, target.ID)
+				if err = s.removeMember(ctx, u.ID, c.ID, target.ID); err == nil {
+					removed = append(removed, target.ID)
+					s.announceAffiliation(ctx, c, target, "none")
+				}
 			default:
 				s.reply(ctx, iq, "cancel", "not-allowed", "only member and none affiliations can be set")
 				return
@@ -464,4 +498,48 @@ func (s *Service) announceAffiliation(ctx context.Context, c *Chat, target *rost
 	for _, full := range mods {
 		s.router.Route(ctx, addressed(msg, s.RoomJID(c), full))
 	}
+}
+
+// NSRegister is in-band registration, used with rooms for membership
+// (XEP-0045 §7.10): registering makes a member, <remove/> leaves the chat.
+const NSRegister = "jabber:iq:register"
+
+func (s *Service) registerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, payload *xmppcore.Element) {
+	c, err := s.store.ByRoom(ctx, to.Localpart())
+	if err == nil && !canSee(c, u.ID) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	if attr(iq, "type") == "get" {
+		form := dataForm("form", "http://jabber.org/protocol/muc#register",
+			add(el(NSData, "field", "type", "text-single", "label", "Nickname", "var", "muc#register_roomnick"), el(NSData, "required")))
+		s.router.Route(ctx, iqResult(iq, add(el(NSRegister, "query"), form)))
+		return
+	}
+	if child(payload, NSRegister, "remove") != nil {
+		if !c.IsMember(u.ID) {
+			s.reply(ctx, iq, "cancel", "item-not-found", "not a member")
+			return
+		}
+		if err := s.removeMember(ctx, u.ID, c.ID, u.ID); err != nil {
+			s.replyErr(ctx, iq, err)
+			return
+		}
+		s.router.Route(ctx, iqResult(iq, nil))
+		s.announceAffiliation(ctx, c, u, "none")
+		if _, err := s.PostMessage(ctx, c.ID, 0, s.removedText(ctx, u.ID, u.ID), true); err != nil {
+			s.log.Error("muc removed message", "err", err)
+		}
+		return
+	}
+	if !c.IsMember(u.ID) {
+		if _, err := s.AddMembers(ctx, u.ID, c.ID, []int64{u.ID}, nil, false); err != nil {
+			s.replyErr(ctx, iq, err)
+			return
+		}
+	}
+	s.router.Route(ctx, iqResult(iq, nil))
 }

@@ -52,3 +52,80 @@ func TestJoinAnswersBeforeBookmarkPush(t *testing.T) {
 		}
 	})
 }
+
+// Membership changes through the MUC protocol: the owner is told about
+// an affiliation change before the IQ result and the system message
+// follows it; a config change says 104 (and 172 for whois=anyone);
+// mediated invitations come from the inviter's occupant JID, before the
+// invitee's bookmark push; jabber:iq:register <remove/> leaves the chat
+// with 321 and affiliation none; removal by the owner names the actor.
+func TestMembershipProtocolOrder(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		o := w.login(t, "petrova", "pc")
+		m := w.login(t, "smirnov", "pc")
+		room := "yard@conference." + domain
+		join(o, room, "Owner")
+		o.expect("<subject")
+		o.expect("urn:xmpp:bookmarks:1")
+
+		o.send(`<iq type='set' id='cfg' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>
+			<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>
+			<field var='muc#roomconfig_membersonly'><value>1</value></field>
+			<field var='muc#roomconfig_whois'><value>anyone</value></field></x></query></iq>`)
+		o.expect("id='cfg'", "type='result'")
+		if cfg := o.expect("code='104'"); !strings.Contains(cfg, "code='172'") {
+			t.Fatalf("config change notice: %s", cfg)
+		}
+
+		o.seen = nil
+		o.send(`<iq type='set' id='add' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='smirnov@` + domain + `'/></query></iq>`)
+		notice := o.next()
+		if !strings.Contains(notice, "<message") || !strings.Contains(notice, "jid='smirnov@"+domain+"'") || !strings.Contains(notice, "affiliation='member'") {
+			t.Fatalf("first stanza after adding a member: %s", notice)
+		}
+		if res := o.next(); !strings.Contains(res, "id='add'") || !strings.Contains(res, "type='result'") {
+			t.Fatalf("second stanza after adding a member: %s", res)
+		}
+		o.expect("added")
+
+		// Invitation from the occupant JID with a body, then the bookmark.
+		w2 := w.login(t, "ivanov", "pc")
+		w2.seen = nil
+		o.send(`<message to='` + room + `' id='inv1'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='ivanov@` + domain + `'/></x></message>`)
+		inv := w2.next()
+		for strings.HasPrefix(inv, "<presence") {
+			inv = w2.next()
+		}
+		if !strings.Contains(inv, "id='inv1'") || !strings.Contains(inv, "from='"+room+"/Owner'") || !strings.Contains(inv, "<body>") {
+			t.Fatalf("invitation: %s", inv)
+		}
+		w2.expect("urn:xmpp:bookmarks:1", "pubsub#event")
+
+		// The member registers (form), joins, then deregisters.
+		m.send(`<iq type='get' id='rg' to='` + room + `'><query xmlns='jabber:iq:register'/></iq>`)
+		m.expect("id='rg'", "muc#register_roomnick")
+		join(m, room, "Member")
+		m.seen = nil
+		m.send(`<iq type='set' id='unreg' to='` + room + `'><query xmlns='jabber:iq:register'><remove/></query></iq>`)
+		gone := m.next()
+		for !strings.Contains(gone, "type='unavailable'") && strings.HasPrefix(gone, "<presence") || strings.HasPrefix(gone, "<message") {
+			gone = m.next()
+		}
+		if !strings.Contains(gone, "code='321'") || !strings.Contains(gone, "affiliation='none'") || !strings.Contains(gone, "code='110'") ||
+			strings.Index(gone, "code='321'") > strings.Index(gone, "<item") {
+			t.Fatalf("deregistered presence: %s", gone)
+		}
+		m.expect("id='unreg'", "type='result'")
+		o.expect("from='"+room+"/Member'", "type='unavailable'", "code='321'")
+
+		// Removal by the owner names the actor.
+		join(w2, room, "Ivan")
+		o.send(`<iq type='set' id='kick' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='none' jid='ivanov@` + domain + `'/></query></iq>`)
+		k := w2.expect("type='unavailable'", "code='321'")
+		if !strings.Contains(k, "<actor nick='Owner'") {
+			t.Fatalf("kick presence: %s", k)
+		}
+		o.expect("id='kick'", "type='result'")
+	})
+}

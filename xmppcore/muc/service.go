@@ -212,6 +212,23 @@ func (s *Service) addedText(ctx context.Context, actor int64, added []int64) str
 // the integration, or the user leaving). Their joined sessions leave the
 // room, and the chat gets a system message.
 func (s *Service) RemoveMember(ctx context.Context, actor, chatID, userID int64) error {
+	if err := s.removeMember(ctx, actor, chatID, userID); err != nil {
+		return err
+	}
+	_, err := s.PostMessage(ctx, chatID, 0, s.removedText(ctx, actor, userID), true)
+	return err
+}
+
+// removedText is the system message for a member removed by actor.
+func (s *Service) removedText(ctx context.Context, actor, userID int64) string {
+	if actor != 0 && actor != userID {
+		return s.displayName(ctx, actor) + " removed " + s.displayName(ctx, userID)
+	}
+	return s.displayName(ctx, userID) + " left the chat"
+}
+
+// removeMember is RemoveMember without the system message.
+func (s *Service) removeMember(ctx context.Context, actor, chatID, userID int64) error {
 	c, err := s.store.Get(ctx, chatID)
 	if err != nil {
 		return err
@@ -224,12 +241,7 @@ func (s *Service) RemoveMember(ctx context.Context, actor, chatID, userID int64)
 	}
 	s.kick(ctx, c, userID, actor)
 	s.memberChanged(ctx, userID, c, false)
-	text := s.displayName(ctx, userID) + " left the chat"
-	if actor != 0 && actor != userID {
-		text = s.displayName(ctx, actor) + " removed " + s.displayName(ctx, userID)
-	}
-	_, err = s.PostMessage(ctx, chatID, 0, text, true)
-	return err
+	return nil
 }
 
 // Update changes the chat on behalf of actor (the owner or the
