@@ -208,3 +208,21 @@ func TestHRChanges(t *testing.T) {
 		d.expect(`<iq type='set' id='push[^']*' to='dave@example.test/pc'><query xmlns='jabber:iq:roster' ver='[^']+'><item jid='erin@example.test' subscription='remove'/></query></iq>`)
 	})
 }
+
+func TestSubscribeToColleague(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db)
+		a := e.online("alice", "pc")
+		// dave is in another department: not in alice's roster.
+		a.send(`<iq type='set' id='add'><query xmlns='jabber:iq:roster'><item jid='dave@example.test' name='Dave D'><group>Friends</group></item></query></iq>`)
+		a.expect(`<iq type='result' id='add'`)
+		a.expect(`<query xmlns='jabber:iq:roster' ver='[^']+'><item jid='dave@example.test' subscription='none' name='Dave D'><group>Friends</group></item>`)
+		a.send(`<presence type='subscribe' to='dave@example.test'/>`)
+		a.expect(`<query xmlns='jabber:iq:roster' ver='[^']+'><item jid='dave@example.test' subscription='both' name='Dave D'><group>Friends</group></item>`)
+		a.expect(`<presence from='dave@example.test' to='alice@example.test' type='subscribed'/>`)
+		a.expect(`<presence from='dave@example.test' to='alice@example.test/pc' type='unavailable'`)
+		// dave comes online: alice now follows his presence.
+		e.online("dave", "x")
+		a.expect(`<presence from='dave@example.test/x' to='alice@example.test/pc'/>`)
+	})
+}

@@ -70,7 +70,8 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 		s.answerProbe(ctx, sess, acc)
 	case "subscribe":
 		// Presence is company-wide: subscriptions to colleagues are
-		// approved at once.
+		// approved at once, and the roster item becomes "both".
+		s.approveSubscription(ctx, sess, acc)
 		sess.deliver(NewElement(NSClient, "presence", "from", j.Bare().String(), "to", sess.bareStr, "type", "subscribed"))
 		s.answerProbe(ctx, sess, acc)
 	case "subscribed", "unsubscribe", "unsubscribed":
@@ -272,4 +273,33 @@ func delayElement(from string, at time.Time, text string) *Element {
 	d := NewElement(NSDelay, "delay", "from", from, "stamp", at.UTC().Format("2006-01-02T15:04:05.000000Z"))
 	d.Text = text
 	return d
+}
+
+// approveSubscription makes the user's roster item for a colleague
+// "both" (keeping its name and groups, adding it when missing) and pushes
+// it, so clients show the subscription as granted.
+func (s *Server) approveSubscription(ctx context.Context, sess *Session, acc *Account) {
+	bare := s.bareJID(acc.Login)
+	items, err := s.dir.Roster(ctx, sess.userID)
+	if err != nil {
+		sess.logger().Warn("roster for subscription", "err", err)
+		return
+	}
+	it := RosterItem{JID: bare, ContactID: acc.ID, Subscription: "both"}
+	for _, x := range items {
+		if x.ContactID == acc.ID {
+			if x.Subscription == "both" && !x.Ask {
+				return // already
+			}
+			it.Name, it.Groups = x.Name, x.Groups
+		}
+	}
+	if err := s.dir.SetRosterItem(ctx, sess.userID, it); err != nil {
+		sess.logger().Warn("approve subscription", "err", err)
+		return
+	}
+	s.pushRosterJID(ctx, sess.userID, bare)
+	if s.anyAvailable(sess.userID) {
+		s.router.addWatch(sess.userID, acc.ID)
+	}
 }
