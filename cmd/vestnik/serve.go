@@ -55,7 +55,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS key file (PEM)")
 	fs.StringVar(&c.dataDir, "data", "./data", "data directory (self-signed certificate, uploads)")
 	fs.BoolVar(&c.hideHistory, "hide-history", false, "default for hide_history when members are added to a chat")
-	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (may create pubsub nodes)")
+	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (create pubsub nodes, own every chat room in XMPP)")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
 	if _, err := parseFlags(fs, args, 0); err != nil {
@@ -110,11 +110,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	users.SetDomain(c.domain)
 	chats := muc.NewStore(db)
 	// Chats: the MUC service at conference.<domain>, and the REST API.
-	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Logger: log})
+	var admins []string
+	for _, a := range strings.Split(c.admins, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			admins = append(admins, a)
+		}
+	}
+	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Admins: admins, Logger: log})
 	chatService.Register(xmpp)
 	// PEP on users' JIDs and the pubsub.<domain> service; the bookmarks
 	// node stays with the chat service.
-	pubsub.New(pubsub.NewStore(db), xmpp, users, pubsub.Options{Domain: c.domain, Admins: strings.Split(c.admins, ","),
+	pubsub.New(pubsub.NewStore(db), xmpp, users, pubsub.Options{Domain: c.domain, Admins: admins,
 		Bookmarks: chatService.BookmarksIQ(), Logger: log}).Register(xmpp)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
 	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log})

@@ -228,16 +228,28 @@ func (s *Service) discoItems(ctx context.Context, u *roster.User, to jid.JID, iq
 }
 
 // ownerIQ: the room configuration form (get) and its submission (set).
+// actorOf is the policy actor for a user in the MUC protocol: server
+// admins act as the integration (0), which may do what an owner may.
+func (s *Service) actorOf(u *roster.User) int64 {
+	for _, a := range s.opts.Admins {
+		if a == u.Login {
+			return 0
+		}
+	}
+	return u.ID
+}
+
 func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, payload *xmppcore.Element) {
+	actor := s.actorOf(u)
 	c, err := s.store.ByRoom(ctx, to.Localpart())
-	if err == nil && !canSee(c, u.ID) {
+	if err == nil && !canSee(c, actor) {
 		err = ErrNotFound
 	}
 	if err != nil {
 		s.replyErr(ctx, iq, err)
 		return
 	}
-	if err := canEdit(c, u.ID); err != nil {
+	if err := canEdit(c, actor); err != nil {
 		s.replyErr(ctx, iq, err)
 		return
 	}
@@ -265,8 +277,12 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		add(form, colors)
 		s.router.Route(ctx, iqResult(iq, add(el(NSMUCOwner, "query"), form)))
 	case "set":
-		if child(payload, "", "destroy") != nil {
-			s.reply(ctx, iq, "cancel", "not-allowed", "chats are not destroyed; remove the members instead")
+		if d := child(payload, NSMUCOwner, "destroy"); d != nil {
+			if err := s.Destroy(ctx, actor, c.ID, childText(d, NSMUCOwner, "reason"), attr(d, "jid")); err != nil {
+				s.replyErr(ctx, iq, err)
+				return
+			}
+			s.router.Route(ctx, iqResult(iq, nil))
 			return
 		}
 		x := child(payload, NSData, "x")
@@ -293,7 +309,7 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		if v, ok := vals["x-vestnik#color"]; ok {
 			up.Color = &v
 		}
-		nc, err := s.Update(ctx, u.ID, c.ID, up)
+		nc, err := s.Update(ctx, actor, c.ID, up)
 		if err != nil {
 			s.replyErr(ctx, iq, err)
 			return
@@ -354,8 +370,9 @@ func multiText(f *xmppcore.Element) string {
 // adds a member, none or outcast removes one (the owner, or a member
 // removing themselves).
 func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, payload *xmppcore.Element) {
+	actor := s.actorOf(u)
 	c, err := s.store.ByRoom(ctx, to.Localpart())
-	if err == nil && !canSee(c, u.ID) {
+	if err == nil && !canSee(c, actor) {
 		err = ErrNotFound
 	}
 	if err != nil {
@@ -368,7 +385,7 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		if it := child(payload, NSMUCAdmin, "item"); it != nil {
 			want = attr(it, "affiliation")
 		}
-		if !c.IsMember(u.ID) {
+		if actor != 0 && !c.IsMember(u.ID) {
 			s.reply(ctx, iq, "auth", "forbidden", "")
 			return
 		}
@@ -446,13 +463,13 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 			switch aff {
 			case "member":
 				var now []int64
-				now, err = s.AddMembers(ctx, u.ID, c.ID, []int64{target.ID}, nil, true)
+				now, err = s.AddMembers(ctx, actor, c.ID, []int64{target.ID}, nil, true)
 				if err == nil && len(now) > 0 {
 					added = append(added, now...)
 					s.announceAffiliation(ctx, c, target, "member")
 				}
 			case "none", "outcast":
-				if err = s.removeMember(ctx, u.ID, c.ID, target.ID); err == nil {
+				if err = s.removeMember(ctx, actor, c.ID, target.ID); err == nil {
 					removed = append(removed, target.ID)
 					s.announceAffiliation(ctx, c, target, "none")
 				}

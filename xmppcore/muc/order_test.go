@@ -1,6 +1,7 @@
 package muc_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,8 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/muc"
 )
 
 // next returns the next stanza the client receives, in order.
@@ -127,5 +130,43 @@ func TestMembershipProtocolOrder(t *testing.T) {
 			t.Fatalf("kick presence: %s", k)
 		}
 		o.expect("id='kick'", "type='result'")
+	})
+}
+
+// Destroying a room: occupants leave with <destroy/>, members are
+// removed, the chat becomes closed, and the archive keeps its history.
+func TestDestroyRoom(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		o := w.login(t, "petrova", "pc")
+		m := w.login(t, "smirnov", "pc")
+		room := "garden@conference." + domain
+		join(o, room, "Owner")
+		join(m, room, "Member")
+		o.send(`<message to='` + room + `' type='groupchat' id='g1'><body>before</body></message>`)
+		m.expect("<body>before</body>")
+		m.send(`<iq type='set' id='d0' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`)
+		m.expect("id='d0'", "type='error'", "forbidden")
+		o.send(`<iq type='set' id='d1' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy><reason>done</reason></destroy></query></iq>`)
+		gone := m.expect("type='unavailable'", "<destroy")
+		if !strings.Contains(gone, "<reason>done</reason>") || !strings.Contains(gone, "role='none'") || !strings.Contains(gone, "code='110'") {
+			t.Fatalf("destroy presence: %s", gone)
+		}
+		o.expect("type='unavailable'", "<destroy", "affiliation='owner'")
+		o.expect("id='d1'", "type='result'")
+		m.expect("<retract id='" + room + "'")
+
+		c, err := w.chats.Store().ByRoom(ctx, "garden")
+		if err != nil || c.Type != muc.TypeClosed || len(c.Members) != 0 {
+			t.Fatalf("destroyed chat: %+v %v", c, err)
+		}
+		m.send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		m.expect("type='error'", "registration-required")
+		// History stays readable for the former member's window.
+		page, err := w.archive.Query(ctx, mam.Query{Viewer: w.user(t, "smirnov").ID, ChatID: c.ID, Limit: 10})
+		if err != nil || len(page.Messages) == 0 {
+			t.Fatalf("history after destroy: %+v %v", page, err)
+		}
 	})
 }

@@ -2,6 +2,7 @@ package muc
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"strconv"
 	"sync"
@@ -315,4 +316,60 @@ func (s *Service) sendHistory(ctx context.Context, c *Chat, userID int64, to str
 		msg.Children = append(msg.Children, el(NSDelay, "delay", "from", s.RoomJID(c), "stamp", m.CreatedAt.UTC().Format(time.RFC3339Nano)))
 		s.router.Route(ctx, addressed(msg, attr(msg, "from"), to))
 	}
+}
+
+// Destroy closes a chat on behalf of actor (its owner, or 0 for the
+// integration and server admins): occupants leave with a <destroy/>
+// notice (reason and an alternative room, both optional), members are
+// removed, and the chat becomes closed. The archive keeps its history.
+func (s *Service) Destroy(ctx context.Context, actor, chatID int64, reason, alt string) error {
+	c, err := s.store.Get(ctx, chatID)
+	if err != nil {
+		return err
+	}
+	if err := canEdit(c, actor); err != nil {
+		return err
+	}
+	notice := "The chat was closed"
+	if actor != 0 {
+		notice = s.displayName(ctx, actor) + " closed the chat"
+	}
+	if _, err := s.PostMessage(ctx, chatID, 0, notice, true); err != nil {
+		return err
+	}
+	if r := s.room(c.ID, false); r != nil {
+		r.mu.Lock()
+		gone := make([]*occupant, 0, len(r.occupants))
+		for full, o := range r.occupants {
+			gone = append(gone, o)
+			delete(r.occupants, full)
+		}
+		r.mu.Unlock()
+		for _, o := range gone {
+			d := el(NSMUCUser, "destroy")
+			if alt != "" {
+				setAttr(d, "jid", alt)
+			}
+			if reason != "" {
+				add(d, text(NSMUCUser, "reason", reason))
+			}
+			aff := "none"
+			if o.userID == c.OwnerID {
+				aff = "owner"
+			}
+			p := add(el(nsClient, "presence", "type", "unavailable"),
+				add(el(NSMUCUser, "x"), d, el(NSMUCUser, "item", "affiliation", aff, "jid", o.full, "role", "none"), el(NSMUCUser, "status", "code", "110")))
+			s.router.Route(ctx, addressed(p, s.RoomJID(c)+"/"+o.nick, o.full))
+		}
+		s.dropIfEmpty(c.ID, r)
+	}
+	for _, m := range c.Members {
+		if err := s.store.RemoveMember(ctx, chatID, m.UserID); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		s.memberChanged(ctx, m.UserID, c, false)
+	}
+	closed := TypeClosed
+	_, err = s.store.Update(ctx, chatID, Update{Type: &closed})
+	return err
 }

@@ -33,7 +33,11 @@ type Options struct {
 	// HistoryOnJoin is how many recent messages a joining occupant gets
 	// (default 20; negative: none).
 	HistoryOnJoin int
-	Logger        *slog.Logger
+	// Admins are the logins of server admins: in the MUC protocol they
+	// act as the owner of every room (configure, change members,
+	// destroy).
+	Admins []string
+	Logger *slog.Logger
 }
 
 // GetChatID is the command that answers the sender alone with the chat id.
