@@ -170,3 +170,26 @@ func TestDestroyRoom(t *testing.T) {
 		}
 	})
 }
+
+// Presence extensions (caps, avatar hash) reach the other occupants; the
+// MUC join element does not.
+func TestOccupantPresenceExtensions(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		o := w.login(t, "petrova", "pc")
+		m := w.login(t, "smirnov", "pc")
+		room := "porch@conference." + domain
+		join(o, room, "Owner")
+		m.send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/><show>away</show>` +
+			`<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/><x xmlns='vcard-temp:x:update'><photo>abc</photo></x></presence>`)
+		p := o.expect("from='"+room+"/Member'", "muc#user")
+		for _, want := range []string{"<show>away</show>", "protocol/caps", "<photo>abc</photo>"} {
+			if !strings.Contains(p, want) {
+				t.Fatalf("occupant presence lacks %s: %s", want, p)
+			}
+		}
+		if strings.Contains(p, "xmlns='http://jabber.org/protocol/muc'") {
+			t.Fatalf("occupant presence carries the join element: %s", p)
+		}
+	})
+}

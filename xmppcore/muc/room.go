@@ -175,12 +175,18 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 	if unavailable {
 		setAttr(p, "type", "unavailable")
 	} else if o.presence != nil {
+		// show, status, priority and the extensions (caps, avatar
+		// update, idle…) pass through; the MUC elements do not.
 		for _, ch := range o.presence.Children {
-			switch ch.Name.Local {
-			case "show", "status", "priority":
-				if ch.Name.Space == "" || ch.Name.Space == "jabber:client" {
+			switch ch.Name.Space {
+			case "", nsClient:
+				switch ch.Name.Local {
+				case "show", "status", "priority":
 					p.Children = append(p.Children, ch)
 				}
+			case NSMUC, NSMUCUser, NSMUCOwner, NSMUCAdmin:
+			default:
+				p.Children = append(p.Children, ch)
 			}
 		}
 	}

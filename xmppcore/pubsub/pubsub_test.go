@@ -217,3 +217,37 @@ func TestPEP(t *testing.T) {
 		p.expect("id='b2'", "type='error'", "item-not-found")
 	})
 }
+
+// The hooks the core calls: PEP nodes in disco#items and the last items
+// for a contact who comes online, both filtered by access model.
+func TestPEPHooks(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		p := w.login(t, "petrova", "pc")
+		p.send(iq("set", "h1", "", "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Маша</nick></item></publish></pubsub>"))
+		p.expect("id='h1'", "type='result'")
+		p.send(iq("set", "h2", "", "<pubsub "+nsPS+"><publish node='secret'><item id='1'><x xmlns='urn:test'/></item></publish>"+
+			"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>"+
+			"<field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub>"))
+		p.expect("id='h2'", "type='result'")
+
+		owner, viewer := "petrova@"+domain, "ivanov@"+domain
+		own, err := w.ps.NodeItems(ctx, owner, owner)
+		if err != nil || !strings.Contains(own.String(), "node='secret'") || !strings.Contains(own.String(), "protocol/nick") {
+			t.Fatalf("own nodes: %v %v", own, err)
+		}
+		other, err := w.ps.NodeItems(ctx, owner, viewer)
+		if err != nil || strings.Contains(other.String(), "secret") || !strings.Contains(other.String(), "protocol/nick") {
+			t.Fatalf("nodes seen by a colleague: %v %v", other, err)
+		}
+
+		iv := w.login(t, "ivanov", "pc")
+		iv.seen = nil
+		if err := w.ps.SendLastItems(ctx, owner, iv.jid.String()); err != nil {
+			t.Fatal(err)
+		}
+		iv.expect("pubsub#event", "Маша", "from='"+owner+"'")
+		iv.expectNone(200*time.Millisecond, "urn:test")
+	})
+}
