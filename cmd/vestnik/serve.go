@@ -38,6 +38,8 @@ type serveConfig struct {
 	demo    string
 
 	hideHistory bool
+	webOrigins  string
+	secureWeb   bool
 	// admins: comma-separated logins of server admins (pubsub node creation).
 	admins string
 	// retention: how long the archive keeps messages (0 = forever).
@@ -56,6 +58,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.dataDir, "data", "./data", "data directory (self-signed certificate, uploads)")
 	fs.BoolVar(&c.hideHistory, "hide-history", false, "default for hide_history when members are added to a chat")
 	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (create pubsub nodes, own every chat room in XMPP)")
+	fs.StringVar(&c.webOrigins, "widget-origins", "", "comma-separated portal origins (https://portal.example.com) whose pages may show /widget.js with the user's unread counts")
+	fs.BoolVar(&c.secureWeb, "secure-cookie", false, "mark the web session cookie Secure (set when users reach the server over HTTPS, e.g. through a proxy)")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
 	if _, err := parseFlags(fs, args, 0); err != nil {
@@ -123,7 +127,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pubsub.New(pubsub.NewStore(db), xmpp, users, pubsub.Options{Domain: c.domain, Admins: admins,
 		Bookmarks: chatService.BookmarksIQ(), Logger: log}).Register(xmpp)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
-	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log})
+	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins)})
 	web.Register(mux)
 	webclient.New().Register(mux)
 	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler})
@@ -185,4 +189,15 @@ func publicURL(httpAt, domain string) string {
 		host = domain
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
