@@ -193,3 +193,25 @@ func TestOccupantPresenceExtensions(t *testing.T) {
 		}
 	})
 }
+
+// A server admin acts as the owner of every room in the MUC protocol.
+func TestAdminOwnsRooms(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorldWith(t, db, muc.Options{Domain: domain, Admins: []string{"ivanov"}})
+		o := w.login(t, "petrova", "pc")
+		room := "lawn@conference." + domain
+		join(o, room, "Owner")
+		for _, login := range []string{"smirnov", "ivanov"} {
+			c := w.login(t, login, "pc")
+			c.send(`<iq type='get' id='f' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
+			res := c.expect("id='f'")
+			if admin := login == "ivanov"; admin != strings.Contains(res, "type='result'") {
+				t.Fatalf("%s config form: %s", login, res)
+			}
+		}
+		a := w.login(t, "ivanov", "pc2")
+		a.send(`<iq type='set' id='d' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`)
+		a.expect("id='d'", "type='result'")
+		o.expect("type='unavailable'", "<destroy")
+	})
+}

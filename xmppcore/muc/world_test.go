@@ -38,6 +38,12 @@ type world struct {
 
 func newWorld(t testing.TB, db *sqlx.DB) *world {
 	t.Helper()
+	return newWorldWith(t, db, muc.Options{Domain: domain})
+}
+
+// newWorldWith is newWorld with chat service options.
+func newWorldWith(t testing.TB, db *sqlx.DB, opts muc.Options) *world {
+	t.Helper()
 	ctx := context.Background()
 	users := roster.NewStore(db)
 	users.SetDomain(domain)
@@ -46,7 +52,7 @@ func newWorld(t testing.TB, db *sqlx.DB) *world {
 	}
 	archive := mam.NewStore(db)
 	srv := newXMPPServer(t, db, users, archive)
-	chats := muc.New(muc.NewStore(db), srv, archive, users, muc.Options{Domain: domain})
+	chats := muc.New(muc.NewStore(db), srv, archive, users, opts)
 	chats.Register(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
