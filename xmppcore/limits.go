@@ -27,7 +27,7 @@ const (
 
 	// IdleTimeout closes a bound connection that sent nothing for this long
 	// (clients ping or send whitespace well within it).
-	IdleTimeout = 10 * time.Minute
+	IdleTimeout = 30 * time.Minute
 	// WriteTimeout bounds one flush of the writer goroutine.
 	WriteTimeout = 30 * time.Second
 
