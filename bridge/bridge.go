@@ -152,6 +152,35 @@ func (b *Bridge) broadcast(f Frame) {
 	}
 }
 
+// chatTyping tells the other members' browsers that userID is typing in
+// a chat; only a member may.
+func (b *Bridge) chatTyping(ctx context.Context, userID, chatID int64, state string) error {
+	members, err := b.chats.Members(ctx, chatID)
+	if err != nil {
+		return err
+	}
+	in := map[int64]bool{}
+	for _, m := range members {
+		in[m.UserID] = true
+	}
+	if !in[userID] {
+		return ErrForbidden
+	}
+	f := Frame{"type": "typing", "chat": chatID, "user": userID, "state": state}
+	b.mu.Lock()
+	var to []*conn
+	for c := range b.conns {
+		if in[c.user.ID] && c.user.ID != userID && c.ready.Load() {
+			to = append(to, c)
+		}
+	}
+	b.mu.Unlock()
+	for _, c := range to {
+		c.Event(f)
+	}
+	return nil
+}
+
 // sweepPresence notices users who came online or went offline through
 // other doors (Jabber clients) and tells the browsers, every
 // PresenceSweep.

@@ -426,6 +426,11 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		if r.State != "composing" && r.State != "paused" {
 			return nil, bad("bad_state", "state is composing or paused")
 		}
+		if r.To.Chat > 0 {
+			// Chat states in a chat go to the members' browsers (the MUC
+			// service does not relay them to non-occupants).
+			return nil, b.chatTyping(ctx, me, r.To.Chat, r.State)
+		}
 		return nil, c.link.Typing(ctx, r.To, r.State)
 	case "read":
 		if !r.With.valid() || r.UpTo <= 0 {

@@ -559,7 +559,7 @@ func (l *xmppLink) Retract(ctx context.Context, id int64) (*Message, error) {
 
 func (l *xmppLink) Typing(ctx context.Context, to Target, state string) error {
 	if to.Chat > 0 {
-		return nil // chat states in rooms are not relayed by the bridge
+		return nil // chats: Bridge.chatTyping tells the members' browsers
 	}
 	login, err := l.x.loginOf(ctx, to.User)
 	if err != nil {

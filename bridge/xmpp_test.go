@@ -141,6 +141,11 @@ func TestChatThroughCore(t *testing.T) {
 		if m["id"] != id || m["chat"] != float64(chat.ID) || m["kind"] != "groupchat" {
 			t.Fatalf("chat message: got %v", m)
 		}
+		// Typing in the chat reaches the other member's browser.
+		wp.send(Frame{"type": "typing", "to": Frame{"chat": chat.ID}, "state": "composing"})
+		wi.expectFrame(func(f map[string]any) bool {
+			return f["type"] == "typing" && f["chat"] == float64(chat.ID) && f["user"] == float64(petrova.ID)
+		}, "typing in the chat")
 		// A non-member cannot post to a closed chat.
 		wa, _, _ := e.dial(e.login("alice"), e.srv.URL)
 		wa.hello(0)
