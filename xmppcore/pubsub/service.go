@@ -36,6 +36,10 @@ const (
 	MaxNodeName = 1024
 	// MaxItemID bounds an item id in bytes.
 	MaxItemID = 1024
+	// MaxNodes bounds the nodes of one PEP account.
+	MaxNodes = 256
+	// MaxServiceNodes bounds the nodes of the pubsub.<domain> service.
+	MaxServiceNodes = 10000
 	// NotifyDelay is how long PEP notifications wait for the IQ result
 	// that the server sends after the handler returns.
 	NotifyDelay = 20 * time.Millisecond
@@ -407,6 +411,14 @@ func (s *Service) ownedNode(ctx context.Context, r *request, op *xmppcore.Elemen
 	return n, nil
 }
 
+// nodeLimit is how many nodes the request's service may hold.
+func (s *Service) nodeLimit(r *request) int {
+	if r.pep {
+		return MaxNodes
+	}
+	return MaxServiceNodes
+}
+
 func validNodeName(name string) bool {
 	return name != "" && len(name) <= MaxNodeName && !strings.ContainsAny(name, "\x00")
 }
@@ -440,9 +452,12 @@ func (s *Service) create(ctx context.Context, r *request, op, ps *xmppcore.Eleme
 			}
 		}
 	}
-	if _, err := s.store.Create(ctx, r.service, name, cfg, r.bare); err != nil {
+	if _, err := s.store.Create(ctx, r.service, name, cfg, r.bare, s.nodeLimit(r)); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return nil, errConflict
+		}
+		if errors.Is(err, ErrTooMany) {
+			return nil, errOf("wait", "resource-constraint", "", "too many nodes")
 		}
 		return nil, err
 	}
@@ -514,9 +529,12 @@ func (s *Service) publish(ctx context.Context, r *request, op, ps *xmppcore.Elem
 			}
 			opts = nil
 		}
-		n, err = s.store.Create(ctx, r.service, name, cfg, r.bare)
+		n, err = s.store.Create(ctx, r.service, name, cfg, r.bare, s.nodeLimit(r))
 		if errors.Is(err, ErrConflict) {
 			n, err = s.store.Node(ctx, r.service, name)
+		}
+		if errors.Is(err, ErrTooMany) {
+			return nil, errOf("wait", "resource-constraint", "", "too many nodes")
 		}
 	}
 	if err != nil {

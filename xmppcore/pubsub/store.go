@@ -105,8 +105,13 @@ func (s *Store) Nodes(ctx context.Context, service string) ([]Node, error) {
 	return out, nil
 }
 
-// Create makes a node with owner as its owner; ErrConflict if it exists.
-func (s *Store) Create(ctx context.Context, service, name string, cfg Config, owner string) (*Node, error) {
+// ErrTooMany: the service has as many nodes as it may.
+var ErrTooMany = errors.New("pubsub: too many nodes")
+
+// Create makes a node with owner as its owner; ErrConflict if it exists,
+// ErrTooMany if the service already has limit nodes (limit <= 0: no
+// limit).
+func (s *Store) Create(ctx context.Context, service, name string, cfg Config, owner string, limit int) (*Node, error) {
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: create: %w", err)
@@ -119,6 +124,15 @@ func (s *Store) Create(ctx context.Context, service, name string, cfg Config, ow
 		}
 		if exists > 0 {
 			return ErrConflict
+		}
+		if limit > 0 {
+			var count int
+			if err := tx.GetContext(ctx, &count, tx.Rebind(`SELECT COUNT(*) FROM pubsub_nodes WHERE service = ?`), service); err != nil {
+				return fmt.Errorf("pubsub: create: %w", err)
+			}
+			if count >= limit {
+				return ErrTooMany
+			}
 		}
 		if err := tx.GetContext(ctx, &n.ID, tx.Rebind(`INSERT INTO pubsub_nodes (service, node, config, created_at) VALUES (?, ?, ?, ?) RETURNING id`),
 			service, name, string(raw), time.Now().UnixMicro()); err != nil {
@@ -133,7 +147,7 @@ func (s *Store) Create(ctx context.Context, service, name string, cfg Config, ow
 	})
 	if err != nil {
 		// A concurrent create of the same node loses on the unique key.
-		if _, gerr := s.Node(ctx, service, name); gerr == nil && !errors.Is(err, ErrConflict) {
+		if _, gerr := s.Node(ctx, service, name); gerr == nil && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrTooMany) {
 			return nil, ErrConflict
 		}
 		return nil, err
