@@ -325,7 +325,9 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 		return
 	}
 	body := childText(e, "", "body")
-	if subj := child(e, "", "subject"); subj != nil && body == "" {
+	// A subject alone changes the subject (the chat's title); with a body
+	// or a thread it is part of an ordinary message (XEP-0045 §8.1).
+	if subj := child(e, "", "subject"); subj != nil && body == "" && child(e, "", "thread") == nil {
 		title := subj.Text
 		if _, err := s.Update(ctx, u.ID, c.ID, Update{Title: &title}); err != nil {
 			s.replyErr(ctx, e, err)
@@ -336,8 +338,14 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 		s.answerGetChatID(ctx, c, u.ID, from)
 		return
 	}
+	payload := messagePayload(e)
 	if body == "" {
-		return // chat states and markers without a body are not archived or relayed
+		// Chat states, markers, reactions: relayed to the occupants as
+		// they are, not archived.
+		if payload != "" && c.IsMember(u.ID) {
+			s.relayEphemeral(ctx, c, r, o, e)
+		}
+		return
 	}
 	if !c.IsMember(u.ID) {
 		s.reply(ctx, e, "auth", "forbidden", "you are no longer a member of this chat")
@@ -356,7 +364,7 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	if len(originID) > 128 {
 		originID = originID[:128]
 	}
-	if _, err := s.post(ctx, c, u.ID, o.nick, originID, body, "", false); err != nil {
+	if _, err := s.post(ctx, c, u.ID, o.nick, originID, body, payload, false); err != nil {
 		s.replyErr(ctx, e, err)
 	}
 }
@@ -495,3 +503,44 @@ func (s *Service) DirectInvite(ctx context.Context, from jid.JID, invitee jid.JI
 }
 
 var _ = mam.KindGroupchat
+
+// MaxPayload bounds the extension elements kept with a chat message
+// (OOB links, replies, corrections, markers…); larger ones are dropped.
+const MaxPayload = 16 << 10
+
+// messagePayload serializes the children of a groupchat message that are
+// kept and relayed with it: everything but the body and what the server
+// adds itself.
+func messagePayload(e *xmppcore.Element) string {
+	var b []byte
+	for _, c := range e.Children {
+		switch {
+		case (c.Name.Space == "" || c.Name.Space == nsClient) && c.Name.Local == "body":
+		case c.Name.Space == NSStanzaID:
+		case c.Name.Space == NSDelay, c.Name.Space == NSVestnik, c.Name.Space == NSMUCUser, c.Name.Space == NSMUC:
+		default:
+			b = c.AppendXML(b, nsClient)
+		}
+	}
+	if len(b) > MaxPayload {
+		return ""
+	}
+	return string(b)
+}
+
+// relayEphemeral sends a message without a body (chat state, marker,
+// reaction…) from o to every occupant, without archiving it.
+func (s *Service) relayEphemeral(ctx context.Context, c *Chat, r *room, o *occupant, e *xmppcore.Element) {
+	msg := el(nsClient, "message", "type", "groupchat")
+	if id := attr(e, "id"); id != "" {
+		setAttr(msg, "id", id)
+	}
+	kids, err := xmppcore.ParseFragment(messagePayload(e))
+	if err != nil {
+		return
+	}
+	msg.Children = kids
+	for _, full := range r.snapshot() {
+		s.router.Route(ctx, addressed(msg, s.RoomJID(c)+"/"+o.nick, full))
+	}
+}

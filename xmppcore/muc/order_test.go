@@ -215,3 +215,36 @@ func TestAdminOwnsRooms(t *testing.T) {
 		o.expect("type='unavailable'", "<destroy")
 	})
 }
+
+// Extension elements of groupchat messages (OOB links, subjects with a
+// body) are kept and relayed, also in join history; messages without a
+// body (markers, chat states) are relayed live only.
+func TestGroupchatPayload(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		o := w.login(t, "petrova", "pc")
+		m := w.login(t, "smirnov", "pc")
+		room := "deck@conference." + domain
+		join(o, room, "Owner")
+		join(m, room, "Member")
+		o.send(`<message to='` + room + `' type='groupchat' id='u1'><body>https://x/y.png</body><x xmlns='jabber:x:oob'><url>https://x/y.png</url></x><subject>Topic</subject></message>`)
+		got := m.expect("<body>https://x/y.png</body>")
+		if !strings.Contains(got, "<url>https://x/y.png</url>") || !strings.Contains(got, "<subject>Topic</subject>") {
+			t.Fatalf("relayed message: %s", got)
+		}
+		o.send(`<message to='` + room + `' type='groupchat' id='mk'><displayed xmlns='urn:xmpp:chat-markers:0' id='u1'/></message>`)
+		if mk := m.expect("chat-markers", "from='"+room+"/Owner'"); strings.Contains(mk, "stanza-id") {
+			t.Fatalf("marker was archived: %s", mk)
+		}
+		c, err := w.chats.Store().ByRoom(context.Background(), "deck")
+		if err != nil || c.Title == "Topic" {
+			t.Fatalf("a subject with a body renamed the chat: %+v %v", c, err)
+		}
+		// A new session's join history has the link.
+		h := w.login(t, "smirnov", "phone")
+		h.send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		if hist := h.expect("<delay", "https://x/y.png"); !strings.Contains(hist, "jabber:x:oob") {
+			t.Fatalf("history: %s", hist)
+		}
+	})
+}

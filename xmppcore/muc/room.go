@@ -136,6 +136,11 @@ func (s *Service) groupchatElement(c *Chat, m *mam.Message, nick string, system 
 	}
 	id := strconv.FormatInt(m.ID, 10)
 	msg := el(nsClient, "message", "from", from, "type", "groupchat", "id", messageStanzaID(m))
+	if m.Payload != "" {
+		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {
+			msg.Children = append(msg.Children, kids...)
+		}
+	}
 	msg.Children = append(msg.Children, text(nsClient, "body", m.Body))
 	msg.Children = append(msg.Children, el(NSStanzaID, "stanza-id", "id", id, "by", roomJID))
 	if m.OriginID != "" {

@@ -42,7 +42,7 @@ const (
 	MaxServiceNodes = 10000
 	// NotifyDelay is how long PEP notifications wait for the IQ result
 	// that the server sends after the handler returns.
-	NotifyDelay = 20 * time.Millisecond
+	NotifyDelay = 50 * time.Millisecond
 )
 
 // Router is what the service needs from the XMPP server.
