@@ -95,6 +95,25 @@ func (s *Service) userJID(u *roster.User) string { return u.Login + "@" + s.opts
 // handlePresence: join, presence change, nick change, leave.
 func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to jid.JID, e *xmppcore.Element) {
 	typ := attr(e, "type")
+	if typ == "error" && to.Localpart() != "" {
+		// A client bouncing the room's presence is gone (XEP-0045
+		// §7.2.20 status 333): its session leaves.
+		if c, err := s.store.ByRoom(ctx, to.Localpart()); err == nil {
+			reason := "Kicked"
+			if er := child(e, "", "error"); er != nil {
+				for _, ch := range er.Children {
+					if ch.Name.Space == NSStanzas && ch.Name.Local != "text" {
+						reason += ": " + strings.ReplaceAll(ch.Name.Local, "-", " ")
+					}
+				}
+				if t := childText(er, NSStanzas, "text"); t != "" {
+					reason += ": " + t
+				}
+			}
+			s.leave(ctx, c, from.String(), add(el(nsClient, "presence", "type", "unavailable"), text(nsClient, "status", reason)), "333")
+		}
+		return
+	}
 	if typ == "error" || typ == "probe" || typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed" {
 		return
 	}
@@ -123,7 +142,7 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 		return
 	}
 	if typ == "unavailable" {
-		s.leave(ctx, c, from.String())
+		s.leave(ctx, c, from.String(), e)
 		return
 	}
 	s.join(ctx, c, u, from, nick, e, false)
@@ -265,7 +284,9 @@ func (s *Service) broadcastPresence(ctx context.Context, c *Chat, r *room, o *oc
 }
 
 // leave takes a session out of the room.
-func (s *Service) leave(ctx context.Context, c *Chat, full string) {
+// The leave presence (its status text) is passed on; statuses are added
+// to what everyone sees (333 when the client bounced an error).
+func (s *Service) leave(ctx context.Context, c *Chat, full string, e *xmppcore.Element, statuses ...string) {
 	r := s.room(c.ID, false)
 	if r == nil {
 		return
@@ -273,12 +294,15 @@ func (s *Service) leave(ctx context.Context, c *Chat, full string) {
 	r.mu.Lock()
 	o := r.occupants[full]
 	delete(r.occupants, full)
+	if o != nil {
+		o.presence = e
+	}
 	r.mu.Unlock()
 	if o == nil {
 		return
 	}
-	s.router.Route(ctx, addressed(s.occupantPresence(c, o, true, "110"), s.RoomJID(c)+"/"+o.nick, full))
-	s.announceLeave(ctx, c, r, o)
+	s.router.Route(ctx, addressed(s.occupantPresence(c, o, true, append(statuses, "110")...), s.RoomJID(c)+"/"+o.nick, full))
+	s.announceLeave(ctx, c, r, o, statuses...)
 	s.dropIfEmpty(c.ID, r)
 }
 

@@ -248,3 +248,26 @@ func TestGroupchatPayload(t *testing.T) {
 		}
 	})
 }
+
+// Leaving with a status text shows it to the others; a session that
+// bounces an error to the room is taken out with status 333.
+func TestLeaveStatusAndErrorBounce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		o := w.login(t, "petrova", "pc")
+		m := w.login(t, "smirnov", "pc")
+		room := "hall@conference." + domain
+		join(o, room, "Owner")
+		join(m, room, "Member")
+		m.send(`<presence type='unavailable' to='` + room + `/Member'><status>Farewell</status></presence>`)
+		if p := o.expect("from='"+room+"/Member'", "type='unavailable'"); !strings.Contains(p, "<status>Farewell</status>") {
+			t.Fatalf("leave presence: %s", p)
+		}
+		join(m, room, "Member")
+		m.send(`<presence type='error' to='` + room + `'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Test error</text></error></presence>`)
+		p := o.expect("from='"+room+"/Member'", "type='unavailable'", "code='333'")
+		if !strings.Contains(p, "<status>Kicked: service unavailable: Test error</status>") {
+			t.Fatalf("bounce presence: %s", p)
+		}
+	})
+}

@@ -179,6 +179,11 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 	p := el(nsClient, "presence", "from", s.RoomJID(c)+"/"+o.nick)
 	if unavailable {
 		setAttr(p, "type", "unavailable")
+		if o.presence != nil && attr(o.presence, "type") == "unavailable" {
+			if st := child(o.presence, "", "status"); st != nil && (st.Name.Space == "" || st.Name.Space == nsClient) {
+				p.Children = append(p.Children, st)
+			}
+		}
 	} else if o.presence != nil {
 		// show, status, priority and the extensions (caps, avatar
 		// update, idle…) pass through; the MUC elements do not.
