@@ -306,9 +306,8 @@ func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Fr
 	if el.Child(xmppcore.NSClient, "body") != nil {
 		id := l.stanzaID(el)
 		if id > 0 {
-			m, err := l.x.arch.Get(ctx, id)
+			msg, err := l.personal(ctx, el, id, chat)
 			if err == nil {
-				msg := FromMAM(m)
 				out = append(out, Frame{"type": "message", "message": msg})
 				// Delivered to a browser: answer a receipt request.
 				if rq := el.Child(nsReceipts, "request"); rq != nil && peer > 0 && msg.From != l.userID {
@@ -316,8 +315,6 @@ func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Fr
 					rc.AddChild(xmppcore.NewElement(nsReceipts, "received", "id", el.AttrValue("id")))
 					l.handle(ctx, rc)
 				}
-			} else {
-				l.x.log.Warn("bridge: archived message", "id", id, "err", err)
 			}
 		}
 	}
@@ -343,6 +340,33 @@ func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Fr
 		}
 	}
 	return out
+}
+
+// personal reads a delivered personal message from the stanza itself (no
+// database read on the hot path); a chat message, or one whose parties
+// are not both employees, is read from the archive by its stanza-id.
+func (l *xmppLink) personal(ctx context.Context, el *xmppcore.Element, id, chat int64) (Message, error) {
+	if chat == 0 {
+		from, to := l.peer(ctx, el.AttrValue("from")), l.peer(ctx, el.AttrValue("to"))
+		if from > 0 && to > 0 {
+			m := Message{ID: id, Kind: "chat", From: from, To: to, Body: el.ChildText(xmppcore.NSClient, "body"), Time: time.Now().UnixMilli()}
+			if o := el.Child(xmppcore.NSStanzaID, "origin-id"); o != nil {
+				m.OriginID = o.AttrValue("id")
+			}
+			if d := el.Child(xmppcore.NSDelay, "delay"); d != nil {
+				if t, err := time.Parse(time.RFC3339Nano, d.AttrValue("stamp")); err == nil {
+					m.Time = t.UnixMilli()
+				}
+			}
+			return m, nil
+		}
+	}
+	m, err := l.x.arch.Get(ctx, id)
+	if err != nil {
+		l.x.log.Warn("bridge: archived message", "id", id, "err", err)
+		return Message{}, err
+	}
+	return FromMAM(m), nil
 }
 
 func (l *xmppLink) refetch(ctx context.Context, ref, typ string) []Frame {
@@ -483,11 +507,12 @@ func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (
 	}
 	l.origins[originID] = id
 	l.mu.Unlock()
-	m, err := l.x.arch.Get(ctx, id)
-	if err != nil {
-		return nil, err
+	// The message as stored (the archive assigned id and time; the time
+	// differs from created_at by the commit's few milliseconds at most).
+	msg := Message{ID: id, Kind: "chat", From: l.userID, To: to.User, Body: body, Time: time.Now().UnixMilli(), OriginID: originID}
+	if to.Chat > 0 {
+		msg.Kind, msg.To, msg.Chat = "groupchat", 0, to.Chat
 	}
-	msg := FromMAM(m)
 	return &msg, nil
 }
 
