@@ -234,6 +234,9 @@ func (c *conn) Deliver(el *Element) bool {
 	if len(c.queue) >= SendQueueLen {
 		c.qmu.Unlock()
 		c.closeWith(closeSlowConsumer, streamError("policy-violation", "too slow"))
+		// The writer is stuck on a peer that does not read: closing the
+		// transport unblocks it at once instead of after WriteTimeout.
+		c.t.Close()
 		return false
 	}
 	c.queue = append(c.queue, el)

@@ -226,3 +226,31 @@ func TestSubscribeToColleague(t *testing.T) {
 		a.expect(`<presence from='dave@example.test/x' to='alice@example.test/pc'/>`)
 	})
 }
+
+func TestSlowConsumer(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db)
+		slow := e.online("carol", "slow") // stops reading from here on
+		b := e.online("bob", "fast")
+		start := time.Now()
+		for i := 0; i < SendQueueLen+200; i++ {
+			b.send(`<message to='carol@example.test/slow' type='headline'><body>%d</body></message>`, i)
+		}
+		// The router did not wait for carol: bob is answered at once.
+		b.send(`<iq type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		b.expect(`<iq type='result' id='alive'`)
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("sender held up %v", d)
+		}
+		// carol's connection was closed as a slow consumer.
+		slow.expectClosed()
+		carol, err := e.rs.UserByLogin(context.Background(), "carol")
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if e.srv.router.session(carol.ID, "slow") != nil {
+			t.Errorf("slow session still routed")
+		}
+	})
+}
