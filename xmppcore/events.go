@@ -10,13 +10,12 @@ const eventBatch = 500
 
 // pollEvents follows the directory's change events (HR imports, the CLI,
 // other nodes) and turns them into roster pushes and closed sessions.
-func (s *Server) pollEvents() {
+func (s *Server) pollEvents(after int64, ok bool) {
 	ctx := s.ctx
-	var after int64
-	for {
+	for !ok {
 		id, err := s.dir.LastEventID(ctx)
 		if err == nil {
-			after = id
+			after, ok = id, true
 			break
 		}
 		if ctx.Err() != nil {

@@ -2,12 +2,14 @@ package xmppcore
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
+	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
 	"vestnik/roster"
 )
@@ -230,10 +232,11 @@ func TestSubscribeToColleague(t *testing.T) {
 func TestSlowConsumer(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
 		e := newEnv(t, db)
+		e.srv.opts.RateStanzas = -1       // measure the router, not the rate limit
 		slow := e.online("carol", "slow") // stops reading from here on
 		b := e.online("bob", "fast")
 		start := time.Now()
-		for i := 0; i < SendQueueLen+200; i++ {
+		for i := 0; i < 3*SendQueueLen; i++ { // a batch in flight plus a full queue
 			b.send(`<message to='carol@example.test/slow' type='headline'><body>%d</body></message>`, i)
 		}
 		// The router did not wait for carol: bob is answered at once.
@@ -253,4 +256,18 @@ func TestSlowConsumer(t *testing.T) {
 			t.Errorf("slow session still routed")
 		}
 	})
+}
+
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, dbtest.Open(t, migrations.SQLite))
+	b := e.online("bob", "fast")
+	start := time.Now()
+	n := RateBurst + RateStanzas/2 // half a second beyond the burst
+	for i := 0; i < n; i++ {
+		b.send(`<iq type='get' id='p%d'><ping xmlns='urn:xmpp:ping'/></iq>`, i)
+	}
+	b.expect(fmt.Sprintf(`<iq type='result' id='p%d'`, n-1))
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("%d stanzas handled in %v: not rate limited", n, d)
+	}
 }

@@ -125,7 +125,12 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 	s.users = newUserCache(dir)
 	s.blocks.lists = map[int64]map[string]struct{}{}
 	s.registerBuiltins()
-	s.start("events", s.pollEvents)
+	// The event cursor is taken now, so changes made right after NewServer
+	// returns are seen; on error the poller retries.
+	lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+	after, err := dir.LastEventID(lctx)
+	lcancel()
+	s.start("events", func() { s.pollEvents(after, err == nil) })
 	s.start("marks", s.markLoop)
 	return s
 }
