@@ -197,7 +197,7 @@ func (s *Server) routeMessage(ctx context.Context, to *Account, toRes, typ strin
 			return nil
 		}
 	}
-	sessions := u.sessions
+	sessions := s.router.sessions(to.ID)
 	var targets []*Session
 	if toRes != "" {
 		for _, t := range sessions {
