@@ -85,7 +85,7 @@ func (s *Service) handleIQ(ctx context.Context, u *roster.User, from, to jid.JID
 		return
 	}
 	if to.Resourcepart() != "" {
-		s.reply(ctx, iq, "cancel", "feature-not-implemented", "IQs to occupants are not relayed")
+		s.occupantIQ(ctx, from, to, iq, payload)
 		return
 	}
 	ns := payload.Name.Space
@@ -559,4 +559,61 @@ func (s *Service) registerIQ(ctx context.Context, u *roster.User, to jid.JID, iq
 		}
 	}
 	s.router.Route(ctx, iqResult(iq, nil))
+}
+
+// occupantIQ answers an IQ to an occupant JID. XEP-0410 self-ping: a
+// session that is not in the room gets not-acceptable (it must rejoin);
+// its own occupant JID answers a ping. IQs between occupants are not
+// relayed.
+func (s *Service) occupantIQ(ctx context.Context, from, to jid.JID, iq, payload *xmppcore.Element) {
+	var chatID int64
+	if c, err := s.store.ByRoom(ctx, to.Localpart()); err == nil {
+		chatID = c.ID
+	}
+	if !s.isOccupant(chatID, from.String(), to.Resourcepart()) {
+		s.reply(ctx, iq, "cancel", "not-acceptable", "not in the room")
+		return
+	}
+	if payload.Name.Space == "urn:xmpp:ping" && attr(iq, "type") == "get" && s.nickOfSession(chatID, from.String()) == to.Resourcepart() {
+		s.router.Route(ctx, iqResult(iq, nil))
+		return
+	}
+	s.reply(ctx, iq, "cancel", "feature-not-implemented", "IQs to occupants are not relayed")
+}
+
+// isOccupant: is the session full in the room (chat id), and is nick an
+// occupant of it?
+func (s *Service) isOccupant(chatID int64, full, nick string) bool {
+	if chatID == 0 {
+		return false
+	}
+	r := s.room(chatID, false)
+	if r == nil {
+		return false
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.occupants[full] == nil {
+		return false
+	}
+	for _, o := range r.occupants {
+		if o.nick == nick {
+			return true
+		}
+	}
+	return false
+}
+
+// nickOfSession is the nick of a joined session, or "".
+func (s *Service) nickOfSession(chatID int64, full string) string {
+	r := s.room(chatID, false)
+	if r == nil {
+		return ""
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if o := r.occupants[full]; o != nil {
+		return o.nick
+	}
+	return ""
 }

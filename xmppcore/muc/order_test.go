@@ -271,3 +271,19 @@ func TestLeaveStatusAndErrorBounce(t *testing.T) {
 		}
 	})
 }
+
+// XEP-0410 self-ping: a joined session's ping to its own occupant JID is
+// answered; a session that is not in the room gets not-acceptable.
+func TestSelfPing(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		o := w.login(t, "petrova", "pc")
+		room := "nook@conference." + domain
+		join(o, room, "Owner")
+		o.send(`<iq type='get' id='sp1' to='` + room + `/Owner'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		o.expect("id='sp1'", "type='result'")
+		other := w.login(t, "petrova", "phone")
+		other.send(`<iq type='get' id='sp2' to='` + room + `/Owner'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		other.expect("id='sp2'", "type='error'", "not-acceptable")
+	})
+}
