@@ -1,7 +1,6 @@
 package xmppcore
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -201,18 +200,6 @@ func (r *rawConn) expectClosed() {
 			}
 			return
 		}
-	}
-}
-
-// expectNothing checks that nothing arrives for a short while.
-func (r *rawConn) expectNothing(d time.Duration) {
-	r.t.Helper()
-	r.c.SetReadDeadline(time.Now().Add(d))
-	tmp := make([]byte, 4096)
-	n, _ := r.c.Read(tmp)
-	r.buf = append(r.buf, tmp[:n]...)
-	if len(bytes.TrimSpace(r.buf)) > 0 {
-		r.t.Fatalf("%s: expected nothing, got %q", r.name, clip(r.buf))
 	}
 }
 

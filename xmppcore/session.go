@@ -215,9 +215,6 @@ var (
 	errNotStanza    = errors.New("xmppcore: not a stanza")
 )
 
-// reply sends an answer to the session.
-func (sess *Session) reply(el *Element) { sess.deliver(el) }
-
 // replyError answers stanza el with a stanza error (never for errors).
 func (sess *Session) replyError(el *Element, e *StanzaError) {
 	if el.AttrValue("type") == "error" {
