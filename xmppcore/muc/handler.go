@@ -207,6 +207,15 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 			r.mu.Lock()
 			cur.presence = e
 			r.mu.Unlock()
+			if child(e, NSMUC, "x") != nil {
+				// A join while joined: the client lost track of the
+				// room; it gets the whole join again (occupants,
+				// itself, history, subject), the others an update.
+				s.broadcastPresence(ctx, c, r, cur, full)
+				s.sendOccupants(ctx, c, r, full)
+				s.sendJoinState(ctx, c, u.ID, cur, e, false)
+				return
+			}
 		}
 		s.broadcastPresence(ctx, c, r, cur, full)
 		return
@@ -227,21 +236,36 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		}
 	}
 	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e}
-	// Existing occupants to the joiner (at most MaxJoinPresences, owner
-	// first, so that a big room does not overflow the joiner's send
-	// queue), then the joiner to everyone.
-	others := r.list()
-	sort.SliceStable(others, func(i, j int) bool { return others[i].userID == c.OwnerID && others[j].userID != c.OwnerID })
-	if len(others) > MaxJoinPresences {
-		others = others[:MaxJoinPresences]
-	}
-	for _, other := range others {
-		s.router.Route(ctx, addressed(s.occupantPresence(c, &other, false), s.RoomJID(c)+"/"+other.nick, full))
-	}
+	s.sendOccupants(ctx, c, r, full)
 	r.mu.Lock()
 	r.occupants[full] = o
 	r.mu.Unlock()
 	s.broadcastPresence(ctx, c, r, o, full)
+	s.sendJoinState(ctx, c, u.ID, o, e, created)
+}
+
+// sendOccupants sends the room's occupants' presence to a joining session
+// (at most MaxJoinPresences, owner first, so that a big room does not
+// overflow its send queue), except its own.
+func (s *Service) sendOccupants(ctx context.Context, c *Chat, r *room, full string) {
+	others := r.list()
+	sort.SliceStable(others, func(i, j int) bool { return others[i].userID == c.OwnerID && others[j].userID != c.OwnerID })
+	n := 0
+	for _, other := range others {
+		if other.full == full {
+			continue
+		}
+		if n++; n > MaxJoinPresences {
+			break
+		}
+		s.router.Route(ctx, addressed(s.occupantPresence(c, &other, false), s.RoomJID(c)+"/"+other.nick, full))
+	}
+}
+
+// sendJoinState completes a join for the session o: its self-presence,
+// the history it asked for, and the subject.
+func (s *Service) sendJoinState(ctx context.Context, c *Chat, userID int64, o *occupant, e *xmppcore.Element, created bool) {
+	full, nick := o.full, o.nick
 	self := []string{"110"}
 	if created {
 		self = append(self, "201")
@@ -255,7 +279,7 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 			}
 		}
 	}
-	s.sendHistory(ctx, c, u.ID, full, limit)
+	s.sendHistory(ctx, c, userID, full, limit)
 	s.router.Route(ctx, addressed(s.subjectMessage(c), s.RoomJID(c), full))
 }
 

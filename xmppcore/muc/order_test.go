@@ -287,3 +287,29 @@ func TestSelfPing(t *testing.T) {
 		other.expect("id='sp2'", "type='error'", "not-acceptable")
 	})
 }
+
+// A join presence from a session that is already joined replays the
+// join: the other occupants, the self-presence, history and subject.
+func TestRejoinResyncs(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		o := w.login(t, "petrova", "pc")
+		m := w.login(t, "smirnov", "pc")
+		room := "loft@conference." + domain
+		join(o, room, "Owner")
+		join(m, room, "Member")
+		m.expect("<subject")
+		o.send(`<message to='` + room + `' type='groupchat' id='r1'><body>earlier</body></message>`)
+		m.expect("<body>earlier</body>")
+		m.seen = nil
+		m.send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		m.expect("from='"+room+"/Owner'", "muc#user")
+		m.expect("from='"+room+"/Member'", "code='110'")
+		m.expect("<delay", "<body>earlier</body>")
+		m.expect("<subject")
+		// A plain presence update is just broadcast.
+		m.send(`<presence to='` + room + `/Member'><show>away</show></presence>`)
+		o.expect("from='"+room+"/Member'", "<show>away</show>")
+		m.expectNone(300*time.Millisecond, "<subject")
+	})
+}
