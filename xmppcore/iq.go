@@ -148,6 +148,9 @@ func (s *Server) routeIQToResource(ctx context.Context, sess *Session, el *Eleme
 	if err == nil && acc.Active && !s.isBlocked(ctx, acc.ID, sess.bareStr) {
 		t = s.router.session(acc.ID, j.Resourcepart())
 	}
+	if t == nil && acc != nil && acc.Active && !s.isBlocked(ctx, acc.ID, sess.bareStr) && s.sendRemote(acc.ID, j.Resourcepart(), el) {
+		return
+	}
 	if t == nil {
 		if typ := el.AttrValue("type"); typ == "get" || typ == "set" {
 			sess.replyError(el, ErrServiceUnavailable())
@@ -316,6 +319,11 @@ func (s *Server) pushRosterJID(ctx context.Context, userID int64, bare string) {
 // queries per first message between two people; a contact already in
 // the roster (followed for presence) needs no push.
 func (s *Server) pushContact(ctx context.Context, userID, contactID int64) {
+	if s.cl != nil {
+		if acc, err := s.users.byID(ctx, contactID); err == nil {
+			s.clusterRosterPush(userID, s.bareJID(acc.Login))
+		}
+	}
 	if len(s.router.sessions(userID)) == 0 || s.router.isWatching(userID, contactID) {
 		return
 	}

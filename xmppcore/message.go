@@ -171,6 +171,14 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 			}
 			t.deliver(carbon("sent", fromBare, t.jidStr, sentCopy))
 		}
+		if s.cl != nil {
+			sc := el
+			if id != 0 {
+				sc = el.ShallowCopy()
+				sc.AddChild(NewElement(NSStanzaID, "stanza-id", "id", strconv.FormatInt(id, 10), "by", fromBare))
+			}
+			s.remoteCarbon(fromID, "sent", fromBare, sc)
+		}
 		// Received carbons to the recipient's resources that did not get it.
 		for _, t := range s.router.sessions(to.ID) {
 			if !t.carbons.Load() || !t.available.Load() || containsSession(targets, t) {
@@ -186,6 +194,36 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 // and returns the sessions that got it. With an archive id it takes the
 // user's delivery lock, so a concurrent offline flush does not double it.
 func (s *Server) routeMessage(ctx context.Context, to *Account, toRes, typ string, el *Element, id int64) []*Session {
+	if s.cl == nil {
+		return s.routeLocal(to, toRes, typ, el, id)
+	}
+	// In a cluster: a full JID held by another node goes there; otherwise
+	// the local sessions and each other node apply the rules to their own.
+	if toRes != "" && s.router.session(to.ID, toRes) == nil && s.sendRemote(to.ID, toRes, el) {
+		return nil
+	}
+	local := s.routeLocal(to, toRes, typ, el, id)
+	s.clusterMark(ctx, to.ID, id, local)
+	if typ != "error" && typ != "groupchat" && (toRes == "" || s.router.session(to.ID, toRes) == nil) {
+		s.routeRemoteMessage(to, typ, el, s.localBest(to.ID))
+	}
+	return local
+}
+
+// localBest is the highest priority of the user's available sessions on
+// this node (-1 when none).
+func (s *Server) localBest(userID int64) int32 {
+	best := int32(-1)
+	for _, t := range s.router.sessions(userID) {
+		if t.available.Load() && t.priority.Load() > best {
+			best = t.priority.Load()
+		}
+	}
+	return best
+}
+
+// routeLocal applies the RFC 6121 rules to the sessions on this node.
+func (s *Server) routeLocal(to *Account, toRes, typ string, el *Element, id int64) []*Session {
 	u := s.router.entry(to.ID)
 	if u == nil {
 		return nil
@@ -428,16 +466,24 @@ func (s *Server) Route(ctx context.Context, el *Element) {
 		}
 		s.routeMessage(ctx, acc, j.Resourcepart(), typ, el, 0)
 	case "presence":
+		found := false
 		for _, t := range s.router.sessions(acc.ID) {
 			if j.Resourcepart() != "" && t.resource != j.Resourcepart() {
 				continue
 			}
+			found = true
 			t.deliver(el)
+		}
+		if !found && j.Resourcepart() != "" {
+			s.sendRemote(acc.ID, j.Resourcepart(), el)
 		}
 	case "iq":
 		if r := j.Resourcepart(); r != "" {
 			if t := s.router.session(acc.ID, r); t != nil {
 				t.deliver(el)
+				return
+			}
+			if s.sendRemote(acc.ID, r, el) {
 				return
 			}
 		}

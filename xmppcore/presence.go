@@ -86,6 +86,8 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 		if r := j.Resourcepart(); r != "" {
 			if t := s.router.session(acc.ID, r); t != nil {
 				t.deliver(el)
+			} else {
+				s.sendRemote(acc.ID, r, el)
 			}
 			return
 		}
@@ -96,6 +98,7 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 				t.deliver(c)
 			}
 		}
+		s.sendRemoteAll(acc.ID, el)
 	}
 }
 
@@ -131,6 +134,13 @@ func (s *Server) initialPresence(ctx context.Context, sess *Session, el *Element
 				sess.deliver(cp)
 			}
 		}
+		if s.cl != nil {
+			if acc, err := s.users.byID(ctx, c); err == nil {
+				for _, p := range s.remotePresence(c, acc.Login, sess.jidStr) {
+					sess.deliver(p)
+				}
+			}
+		}
 	}
 	if sess.priority.Load() >= 0 {
 		s.flushOffline(ctx, sess)
@@ -160,6 +170,7 @@ func (s *Server) broadcastPresence(sess *Session, el *Element) {
 			send(t)
 		}
 	}
+	s.clusterPresence(sess, el)
 }
 
 // answerProbe sends sess the presence of every available session of acc,
@@ -177,6 +188,10 @@ func (s *Server) answerProbe(ctx context.Context, sess *Session, acc *Account) {
 			sess.deliver(cp)
 			sent = true
 		}
+	}
+	for _, p := range s.remotePresence(acc.ID, acc.Login, sess.jidStr) {
+		sess.deliver(p)
+		sent = true
 	}
 	if sent {
 		return

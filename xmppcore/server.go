@@ -43,6 +43,9 @@ type Options struct {
 	// EventPollInterval overrides how often change events are polled
 	// (default EventPollInterval).
 	EventPollInterval time.Duration
+	// Cluster reaches sessions on other nodes sharing the database
+	// (package cluster); nil for a single node.
+	Cluster Cluster
 }
 
 // Component is a service on a subdomain (MUC at conference.<domain>): the
@@ -65,6 +68,7 @@ type Server struct {
 	store  *store
 	opts   Options
 	domain string
+	cl     Cluster // nil: a single node
 	log    *slog.Logger
 
 	ctx    context.Context
@@ -113,6 +117,7 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 		db: db, dir: dir, arch: arch, opts: opts,
 		store:      &store{db: db},
 		domain:     opts.Domain,
+		cl:         opts.Cluster,
 		log:        opts.Logger.With("component", "xmpp"),
 		ctx:        ctx,
 		cancel:     cancel,
@@ -272,14 +277,24 @@ func (s *Server) iqHandler(space string) IQHandler {
 	return h
 }
 
-// Online reports whether the user has a session (bound or attached).
+// Online reports whether the user has a session (bound or attached), on
+// this node or, in a cluster, on another.
 func (s *Server) Online(userID int64) bool {
-	return len(s.router.sessions(userID)) > 0
+	if len(s.router.sessions(userID)) > 0 {
+		return true
+	}
+	return s.cl != nil && len(s.cl.Sessions(userID)) > 0
 }
 
 // SendToUser delivers el to every session of the user (bridge included),
-// setting 'to' to each session's full JID. It never blocks.
+// setting 'to' to each session's full JID; in a cluster, also on the
+// other nodes. It never blocks.
 func (s *Server) SendToUser(userID int64, el *Element) {
+	s.sendToLocalUser(userID, el)
+	s.sendRemoteEvery(userID, el)
+}
+
+func (s *Server) sendToLocalUser(userID int64, el *Element) {
 	for _, sess := range s.router.sessions(userID) {
 		c := el.ShallowCopy()
 		c.SetAttr("to", sess.jidStr)

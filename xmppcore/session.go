@@ -120,6 +120,7 @@ func (s *Server) bind(acc *Account, resource string, sink Sink) (*Session, error
 	if old := s.router.bind(sess); old != nil {
 		old.kill(closeConflict)
 	}
+	s.clusterBind(sess)
 	return sess, nil
 }
 
@@ -163,7 +164,9 @@ func (sess *Session) end(reason string) {
 		u.deliverMu.Unlock()
 		cancel()
 	}
-	if s.router.unbind(sess) && !wasAvailable {
+	last := s.router.unbind(sess)
+	s.clusterUnbind(sess)
+	if last && !wasAvailable {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := s.store.setLastSeen(ctx, sess.userID, time.Now(), ""); err != nil {
 			sess.logger().Warn("store last seen", "err", err)

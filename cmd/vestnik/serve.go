@@ -16,7 +16,9 @@ import (
 
 	"vestnik/api"
 	"vestnik/bridge"
+	"vestnik/cluster"
 	"vestnik/metrics"
+	"vestnik/migrations"
 	"vestnik/roster"
 	"vestnik/webclient"
 	"vestnik/xmppcore"
@@ -42,6 +44,9 @@ type serveConfig struct {
 	secureWeb   bool
 	// admins: comma-separated logins of server admins (pubsub node creation).
 	admins string
+	// cluster: share sessions with other nodes on the same PostgreSQL.
+	cluster bool
+	nodeID  string
 	// retention: how long the archive keeps messages (0 = forever).
 	retention time.Duration
 }
@@ -62,6 +67,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&c.secureWeb, "secure-cookie", false, "mark the web session cookie Secure (set when users reach the server over HTTPS, e.g. through a proxy)")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
+	fs.BoolVar(&c.cluster, "cluster", true, "on PostgreSQL, serve as one node of several sharing the database (ignored on SQLite)")
+	fs.StringVar(&c.nodeID, "node-id", "", "cluster node id ([a-z0-9_], default random)")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -98,11 +105,35 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	retention := archive.Retention(log.With("component", "retention"))
 	go retention.Serve()
 	defer retention.Shutdown(context.Background())
-	xmpp := xmppcore.NewServer(db, rosterStore, archive, xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log})
+	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log}
+	var node *cluster.Cluster
+	if c.cluster && db.DriverName() == migrations.Postgres {
+		node, err = cluster.New(db, c.dbURL, cluster.Options{NodeID: c.nodeID, Logger: log})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		xopts.Cluster = node
+	}
+	xmpp := xmppcore.NewServer(db, rosterStore, archive, xopts)
+	if node != nil {
+		if err := node.Start(ctx, xmpp.ClusterHandler()); err != nil {
+			xmpp.Shutdown(context.Background())
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer func() {
+			// After xmpp.Shutdown: the sessions' goodbyes are queued.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			node.Shutdown(ctx)
+		}()
+	}
 
 	reg := metrics.New()
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", reg)
+	if node != nil {
+		clusterMetrics(reg, node)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := db.PingContext(r.Context()); err != nil {
 			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
@@ -200,4 +231,26 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// clusterMetrics exports the cluster node's counters.
+func clusterMetrics(reg *metrics.Registry, node *cluster.Cluster) {
+	for _, m := range []struct {
+		name, help string
+		kind       metrics.Kind
+		read       func(cluster.Stats) int64
+	}{
+		{"vestnik_cluster_sent_total", "Messages sent to other nodes.", metrics.Counter, func(s cluster.Stats) int64 { return s.Sent }},
+		{"vestnik_cluster_received_total", "Messages received from other nodes.", metrics.Counter, func(s cluster.Stats) int64 { return s.Received }},
+		{"vestnik_cluster_spooled_total", "Large messages sent through the spool table.", metrics.Counter, func(s cluster.Stats) int64 { return s.Spooled }},
+		{"vestnik_cluster_dropped_total", "Messages to other nodes dropped by a full queue.", metrics.Counter, func(s cluster.Stats) int64 { return s.Dropped }},
+		{"vestnik_cluster_send_errors_total", "Batches to other nodes that failed.", metrics.Counter, func(s cluster.Stats) int64 { return s.SendErrors }},
+		{"vestnik_cluster_reconnects_total", "Listener reconnections.", metrics.Counter, func(s cluster.Stats) int64 { return s.Reconnects }},
+		{"vestnik_cluster_gaps_total", "Sequence gaps in messages from other nodes.", metrics.Counter, func(s cluster.Stats) int64 { return s.Gaps }},
+		{"vestnik_cluster_nodes", "Other live nodes.", metrics.Gauge, func(s cluster.Stats) int64 { return s.Nodes }},
+		{"vestnik_cluster_remote_sessions", "Sessions held by other nodes.", metrics.Gauge, func(s cluster.Stats) int64 { return s.RemoteSessions }},
+	} {
+		read := m.read
+		reg.Func(m.name, m.help, m.kind, func() float64 { return float64(read(node.Stats())) })
+	}
 }

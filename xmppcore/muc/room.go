@@ -101,9 +101,19 @@ func (s *Service) Occupants(chatID int64) []string {
 	return nil
 }
 
-// fanout sends a groupchat message to every joined session. It never
-// waits: Route queues or drops.
+// fanout sends a groupchat message to every joined session, here and,
+// in a cluster, through the services on the other nodes. It never waits:
+// Route queues or drops.
 func (s *Service) fanout(ctx context.Context, c *Chat, msg *xmppcore.Element) {
+	if b, ok := s.router.(componentBroadcaster); ok {
+		b.BroadcastComponent(msg)
+	}
+	s.fanoutLocal(ctx, c, msg)
+}
+
+// fanoutLocal sends a groupchat message to the sessions joined (or
+// following) through this node.
+func (s *Service) fanoutLocal(ctx context.Context, c *Chat, msg *xmppcore.Element) {
 	var occupants []string
 	if r := s.room(c.ID, false); r != nil {
 		occupants = r.snapshot()

@@ -1,0 +1,414 @@
+package xmppcore
+
+import (
+	"context"
+	"strconv"
+
+	"mellium.im/xmpp/jid"
+
+	"vestnik/cluster"
+)
+
+// Cluster is what the router needs to reach sessions on other nodes that
+// share the database (package cluster implements it). Options.Cluster nil
+// means a single node.
+type Cluster interface {
+	Register(s cluster.Session)
+	SetPresence(userID int64, resource string, priority int, available bool, stanza string)
+	Unregister(userID int64, resource string)
+	Sessions(userID int64) []cluster.Session
+	Send(node string, userID int64, resource, stanza string) bool
+	Broadcast(stanza string) bool
+}
+
+// ClusterComponent is a component whose live state is per node (MUC
+// rooms: who is joined through this node). It gets what the same
+// component on another node sent with BroadcastComponent.
+type ClusterComponent interface {
+	HandleCluster(ctx context.Context, el *Element)
+}
+
+// BroadcastComponent sends el, which comes from the component at a
+// subdomain (its 'from'), to that component on every other node. Without
+// a cluster it does nothing. It never blocks.
+func (s *Server) BroadcastComponent(el *Element) {
+	if s.cl != nil {
+		s.cl.Broadcast(el.String())
+	}
+}
+
+// Broadcast hands a component's stanza from another node to the local
+// component of its 'from' domain.
+func (h clusterHandler) Broadcast(x string) {
+	s := h.s
+	el := parseStanza(x)
+	if el == nil {
+		return
+	}
+	from, err := jid.Parse(el.AttrValue("from"))
+	if err != nil {
+		return
+	}
+	if c, ok := s.component(from.Domainpart()).(ClusterComponent); ok {
+		c.HandleCluster(s.ctx, el)
+	}
+}
+
+// ClusterHandler returns what the cluster calls with stanzas, presence
+// and kicks from other nodes.
+func (s *Server) ClusterHandler() cluster.Handler { return clusterHandler{s} }
+
+type clusterHandler struct{ s *Server }
+
+// parseStanza reads one serialized stanza from another node.
+func parseStanza(x string) *Element {
+	els, err := ParseFragment(x)
+	if err != nil || len(els) != 1 {
+		return nil
+	}
+	return els[0]
+}
+
+// Stanza delivers a stanza another node routed to a local user: messages
+// by the same RFC 6121 rules as local ones (and marked delivered here),
+// roster pushes, presence and IQs to full JIDs.
+func (h clusterHandler) Stanza(userID int64, resource string, x string) {
+	s := h.s
+	el := parseStanza(x)
+	if el == nil {
+		s.log.Warn("cluster: unparsable stanza")
+		return
+	}
+	ctx := s.ctx
+	acc, err := s.users.byID(ctx, userID)
+	if err != nil || !acc.Active {
+		return
+	}
+	if resource == cluster.EverySession {
+		s.sendToLocalUser(userID, el)
+		return
+	}
+	switch el.Name.Local {
+	case "message":
+		toBare := s.bareJID(acc.Login)
+		if el.AttrValue("from") == toBare && (el.Child(NSCarbons, "sent") != nil || el.Child(NSCarbons, "received") != nil) {
+			// A carbon made on another node: for the sessions that
+			// enabled carbons.
+			for _, t := range s.router.sessions(acc.ID) {
+				if t.carbons.Load() && t.available.Load() {
+					c := el.ShallowCopy()
+					c.SetAttr("to", t.jidStr)
+					t.deliver(c)
+				}
+			}
+			return
+		}
+		typ := el.AttrValue("type")
+		if typ == "" {
+			typ = "normal"
+		}
+		var id int64
+		for _, c := range el.Children {
+			if c.Name.Space == NSStanzaID && c.Name.Local == "stanza-id" && c.AttrValue("by") == toBare {
+				id, _ = strconv.ParseInt(c.AttrValue("id"), 10, 64)
+			}
+		}
+		targets := s.routeLocal(acc, resource, typ, el, id)
+		s.clusterMark(ctx, acc.ID, id, targets)
+		if carbonEligible(el, typ) {
+			for _, t := range s.router.sessions(acc.ID) {
+				if t.carbons.Load() && t.available.Load() && !containsSession(targets, t) {
+					t.deliver(carbon("received", toBare, t.jidStr, el))
+				}
+			}
+		}
+	case "iq":
+		if el.AttrValue("from") == "" {
+			// A roster push for a new personal contact, made on the
+			// node that stored the message.
+			if q := el.Child(NSRoster, "query"); q != nil {
+				if it := q.Child(NSRoster, "item"); it != nil {
+					s.pushRosterJID(ctx, acc.ID, it.AttrValue("jid"))
+					s.rewatch(ctx, acc.ID)
+				}
+			}
+			return
+		}
+		if t := s.router.session(acc.ID, resource); t != nil {
+			t.deliver(el)
+		}
+	case "presence":
+		for _, t := range s.router.sessions(acc.ID) {
+			if resource != "" && t.resource != resource {
+				continue
+			}
+			if resource == "" && !t.available.Load() {
+				continue
+			}
+			c := el.ShallowCopy()
+			c.SetAttr("to", t.jidStr)
+			t.deliver(c)
+		}
+	}
+}
+
+// Presence fans a remote session's presence out to the local sessions of
+// the users watching it, and to the user's own local resources.
+func (h clusterHandler) Presence(rs cluster.Session, x string) {
+	s := h.s
+	acc, err := s.users.byID(s.ctx, rs.UserID)
+	if err != nil {
+		return
+	}
+	var el *Element
+	if x != "" {
+		el = parseStanza(x)
+	}
+	if el == nil {
+		el = NewElement(NSClient, "presence", "type", "unavailable")
+	}
+	el.SetAttr("from", s.bareJID(acc.Login)+"/"+rs.Resource)
+	send := func(t *Session) {
+		if !t.available.Load() {
+			return
+		}
+		c := el.ShallowCopy()
+		c.SetAttr("to", t.jidStr)
+		t.deliver(c)
+	}
+	self := false
+	for _, w := range s.router.watchersOf(rs.UserID) {
+		self = self || w == rs.UserID
+		for _, t := range s.router.sessions(w) {
+			send(t)
+		}
+	}
+	if !self {
+		for _, t := range s.router.sessions(rs.UserID) {
+			send(t)
+		}
+	}
+}
+
+// Kick closes local sessions another node asked to close: a resource
+// bound again on another node (the new session wins), or deactivation.
+func (h clusterHandler) Kick(userID int64, resource, reason string) {
+	why := closeConflict
+	if reason == "deactivated" {
+		why = closeDeactivated
+	}
+	for _, t := range h.s.router.sessions(userID) {
+		if resource == "" || t.resource == resource {
+			t.kill(why)
+		}
+	}
+}
+
+// clusterPresence tells the other nodes about a session's presence (el
+// as broadcast: available, or unavailable).
+func (s *Server) clusterPresence(sess *Session, el *Element) {
+	if s.cl == nil {
+		return
+	}
+	c := el.ShallowCopy()
+	c.SetAttr("from", sess.jidStr)
+	c.RemoveAttr("to")
+	s.cl.SetPresence(sess.userID, sess.resource, int(sess.priority.Load()), sess.available.Load(), c.String())
+}
+
+// remotePresence returns the available presence of the user's sessions on
+// other nodes, addressed to to.
+func (s *Server) remotePresence(userID int64, login, to string) []*Element {
+	if s.cl == nil {
+		return nil
+	}
+	var out []*Element
+	for _, rs := range s.cl.Sessions(userID) {
+		if !rs.Available || rs.Presence == "" {
+			continue
+		}
+		if p := parseStanza(rs.Presence); p != nil {
+			p.SetAttr("from", s.bareJID(login)+"/"+rs.Resource)
+			p.SetAttr("to", to)
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// remoteNode returns the node holding the user's resource, or "".
+func (s *Server) remoteNode(userID int64, resource string) string {
+	if s.cl == nil {
+		return ""
+	}
+	for _, rs := range s.cl.Sessions(userID) {
+		if rs.Resource == resource {
+			return rs.Node
+		}
+	}
+	return ""
+}
+
+// routeRemoteMessage sends a message for the user's bare JID to every
+// other node with a session that RFC 6121 rules would pick (available
+// and priority >= 0; for type normal, the best priority seen here); each
+// node applies the rules to its own sessions.
+func (s *Server) routeRemoteMessage(to *Account, typ string, el *Element, localBest int32) {
+	if s.cl == nil {
+		return
+	}
+	remote := s.cl.Sessions(to.ID)
+	if len(remote) == 0 {
+		return
+	}
+	best := localBest
+	if typ == "normal" {
+		for _, rs := range remote {
+			if rs.Available && int32(rs.Priority) > best {
+				best = int32(rs.Priority)
+			}
+		}
+	}
+	var x string
+	sent := map[string]bool{}
+	for _, rs := range remote {
+		if !rs.Available || rs.Priority < 0 || sent[rs.Node] {
+			continue
+		}
+		if typ == "normal" && int32(rs.Priority) != best {
+			continue
+		}
+		if x == "" {
+			x = el.String()
+		}
+		sent[rs.Node] = true
+		s.cl.Send(rs.Node, to.ID, "", x)
+	}
+}
+
+// clusterRosterPush asks the other nodes holding userID's sessions to
+// push the roster item of contact (a bare JID).
+func (s *Server) clusterRosterPush(userID int64, contact string) {
+	if s.cl == nil {
+		return
+	}
+	var x string
+	sent := map[string]bool{}
+	for _, rs := range s.cl.Sessions(userID) {
+		if sent[rs.Node] {
+			continue
+		}
+		if x == "" {
+			iq := NewElement(NSClient, "iq", "type", "set")
+			q := NewElement(NSRoster, "query")
+			q.AddChild(NewElement(NSRoster, "item", "jid", contact))
+			iq.AddChild(q)
+			x = iq.String()
+		}
+		sent[rs.Node] = true
+		s.cl.Send(rs.Node, userID, "", x)
+	}
+}
+
+// clusterBind registers a bound session with the other nodes.
+func (s *Server) clusterBind(sess *Session) {
+	if s.cl != nil {
+		s.cl.Register(cluster.Session{UserID: sess.userID, Resource: sess.resource})
+	}
+}
+
+// clusterUnbind unregisters an ended session, unless a newer local
+// session took its resource.
+func (s *Server) clusterUnbind(sess *Session) {
+	if s.cl != nil && s.router.session(sess.userID, sess.resource) == nil {
+		s.cl.Unregister(sess.userID, sess.resource)
+	}
+}
+
+// sendRemote sends el to the user's resource on another node; false when
+// no other node holds it.
+func (s *Server) sendRemote(userID int64, resource string, el *Element) bool {
+	node := s.remoteNode(userID, resource)
+	if node == "" {
+		return false
+	}
+	return s.cl.Send(node, userID, resource, el.String())
+}
+
+// sendRemoteAll sends el to the user's available sessions on every other
+// node (directed presence to a bare JID).
+func (s *Server) sendRemoteAll(userID int64, el *Element) {
+	if s.cl == nil {
+		return
+	}
+	var x string
+	sent := map[string]bool{}
+	for _, rs := range s.cl.Sessions(userID) {
+		if !rs.Available || sent[rs.Node] {
+			continue
+		}
+		if x == "" {
+			x = el.String()
+		}
+		sent[rs.Node] = true
+		s.cl.Send(rs.Node, userID, "", x)
+	}
+}
+
+// remoteCarbon sends a XEP-0280 carbon of msg (kind sent or received) to
+// the user's available sessions on other nodes; each node gives it to the
+// sessions that enabled carbons.
+func (s *Server) remoteCarbon(userID int64, kind, bare string, msg *Element) {
+	var x string
+	sent := map[string]bool{}
+	for _, rs := range s.cl.Sessions(userID) {
+		if !rs.Available || sent[rs.Node] {
+			continue
+		}
+		if x == "" {
+			c := carbon(kind, bare, "", msg)
+			c.RemoveAttr("to")
+			x = c.String()
+		}
+		sent[rs.Node] = true
+		s.cl.Send(rs.Node, userID, "", x)
+	}
+}
+
+// sendRemoteEvery sends el to every session of the user on other nodes.
+func (s *Server) sendRemoteEvery(userID int64, el *Element) {
+	if s.cl == nil {
+		return
+	}
+	var x string
+	sent := map[string]bool{}
+	for _, rs := range s.cl.Sessions(userID) {
+		if sent[rs.Node] {
+			continue
+		}
+		if x == "" {
+			x = el.String()
+		}
+		sent[rs.Node] = true
+		s.cl.Send(rs.Node, userID, cluster.EverySession, x)
+	}
+}
+
+// clusterMark stores the delivery mark at once when an archived message
+// reached a local session: in a cluster the user may log in on another
+// node next, whose offline flush cannot see this node's pending mark.
+func (s *Server) clusterMark(ctx context.Context, userID, id int64, delivered []*Session) {
+	if id == 0 || len(delivered) == 0 {
+		return
+	}
+	u := s.router.entry(userID)
+	if u == nil {
+		return
+	}
+	u.deliverMu.Lock()
+	err := s.writeMark(ctx, u)
+	u.deliverMu.Unlock()
+	if err != nil {
+		s.log.Warn("mark delivered", "err", err)
+	}
+}
