@@ -245,6 +245,18 @@ func TestClusterEndToEnd(t *testing.T) {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("cross-node personal message, client to client: p50 %v, p90 %v, max %v", lat[n/2], lat[n*9/10], lat[n-1])
+	// The same on one node, for comparison.
+	fed := xdial(t, a.c2sAt, "fedorov@example.test", "demo")
+	fed.send(`<presence xmlns='jabber:client'/>`)
+	lat = lat[:0]
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		bob.send(fmt.Sprintf(`<message xmlns='jabber:client' to='fedorov@example.test' type='chat' id='q%d'><body>pong %d</body></message>`, i, i))
+		fed.expect(fmt.Sprintf("pong %d<", i))
+		lat = append(lat, time.Since(t0))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("same-node personal message, client to client: p50 %v, p90 %v, max %v", lat[n/2], lat[n*9/10], lat[n-1])
 
 	bob.close()
 	carol.expect("<presence", `from="`+bob.jid+`"`, `type="unavailable"`)
