@@ -109,6 +109,25 @@ func (c *xclient) expect(parts ...string) string {
 	}
 }
 
+// expectNone fails if a stanza containing part arrived or arrives within d.
+func (c *xclient) expectNone(d time.Duration, part string) {
+	c.t.Helper()
+	deadline := time.After(d)
+	for {
+		for _, s := range c.seen {
+			if strings.Contains(s, part) {
+				c.t.Fatalf("unexpected stanza: %s", s)
+			}
+		}
+		select {
+		case s := <-c.in:
+			c.seen = append(c.seen, s)
+		case <-deadline:
+			return
+		}
+	}
+}
+
 // TestClusterEndToEnd runs two `vestnik serve` processes on one
 // PostgreSQL database: users logged in on different nodes exchange
 // personal messages and see each other's presence.
@@ -173,6 +192,8 @@ func TestClusterEndToEnd(t *testing.T) {
 	bob.send(`<message xmlns='jabber:client' to='carol@example.test' type='chat' id='m4'><body>with a copy</body></message>`)
 	carol.expect("<message", "with a copy")
 	phone.expect("<message", "<sent", "with a copy")
+	// What bob's laptop already got on A is not offline for his phone on B.
+	phone.expectNone(200*time.Millisecond, "Offline Storage")
 	phone.close()
 	bob.expect("<presence", `from="`+phone.jid+`"`, `type="unavailable"`)
 
