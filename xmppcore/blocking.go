@@ -106,6 +106,7 @@ func (s *Server) iqBlocking(ctx context.Context, sess *Session, iq *Element) (*E
 		s.blocks.mu.Lock()
 		delete(s.blocks.lists, sess.userID)
 		s.blocks.mu.Unlock()
+		s.clusterForgetBlocklist(sess.userID)
 		// Push the change to every resource of the user, after the result.
 		sess.afterReply(func() { s.pushBlock(sess, p.Name.Local, jids) })
 		return nil, nil

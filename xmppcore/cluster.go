@@ -37,12 +37,33 @@ func (s *Server) BroadcastComponent(el *Element) {
 	}
 }
 
+// nsCluster names the server's own notices between nodes.
+const nsCluster = "urn:vestnik:cluster:0"
+
+// clusterForgetBlocklist tells the other nodes to drop their cached copy
+// of the user's blocklist (they check it for messages sent from there).
+func (s *Server) clusterForgetBlocklist(userID int64) {
+	if s.cl != nil {
+		s.cl.Broadcast(NewElement(nsCluster, "blocklist", "user", strconv.FormatInt(userID, 10)).String())
+	}
+}
+
 // Broadcast hands a component's stanza from another node to the local
-// component of its 'from' domain.
+// component of its 'from' domain, or applies the server's own notices.
 func (h clusterHandler) Broadcast(x string) {
 	s := h.s
 	el := parseStanza(x)
 	if el == nil {
+		return
+	}
+	if el.Name.Space == nsCluster {
+		if el.Name.Local == "blocklist" {
+			if id, err := strconv.ParseInt(el.AttrValue("user"), 10, 64); err == nil {
+				s.blocks.mu.Lock()
+				delete(s.blocks.lists, id)
+				s.blocks.mu.Unlock()
+			}
+		}
 		return
 	}
 	from, err := jid.Parse(el.AttrValue("from"))

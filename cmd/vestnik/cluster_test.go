@@ -251,6 +251,18 @@ func TestClusterEndToEnd(t *testing.T) {
 		t.Errorf("metrics of node A: got %d, want vestnik_cluster_nodes 1", code)
 	}
 
+	// Blocking on B holds for messages sent from A.
+	carol.send(`<iq xmlns='jabber:client' type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='bob@example.test'/></block></iq>`)
+	carol.expect("<iq", `id="b1"`, `type="result"`)
+	time.Sleep(100 * time.Millisecond)
+	bob.send(`<message xmlns='jabber:client' to='carol@example.test' type='chat' id='x1'><body>blocked?</body></message>`)
+	carol.expectNone(300*time.Millisecond, "blocked?")
+	carol.send(`<iq xmlns='jabber:client' type='set' id='b2'><unblock xmlns='urn:xmpp:blocking'><item jid='bob@example.test'/></unblock></iq>`)
+	carol.expect("<iq", `id="b2"`, `type="result"`)
+	time.Sleep(100 * time.Millisecond)
+	bob.send(`<message xmlns='jabber:client' to='carol@example.test' type='chat' id='x2'><body>unblocked</body></message>`)
+	carol.expect("<message", "unblocked")
+
 	// A presence change, then bob goes offline.
 	bob.send(`<presence xmlns='jabber:client'><show>away</show></presence>`)
 	carol.expect("<presence", `from="`+bob.jid+`"`, "away")
