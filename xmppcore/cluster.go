@@ -3,6 +3,7 @@ package xmppcore
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -57,11 +58,21 @@ func (h clusterHandler) Broadcast(x string) {
 		return
 	}
 	if el.Name.Space == nsCluster {
-		if el.Name.Local == "blocklist" {
-			if id, err := strconv.ParseInt(el.AttrValue("user"), 10, 64); err == nil {
-				s.blocks.mu.Lock()
-				delete(s.blocks.lists, id)
-				s.blocks.mu.Unlock()
+		id, err := strconv.ParseInt(el.AttrValue("user"), 10, 64)
+		if err != nil {
+			return
+		}
+		switch el.Name.Local {
+		case "blocklist":
+			s.blocks.mu.Lock()
+			delete(s.blocks.lists, id)
+			s.blocks.mu.Unlock()
+		case "roster":
+			// A new personal contact (the first message between two
+			// people was stored on another node).
+			if len(s.router.sessions(id)) > 0 {
+				s.pushRosterJID(s.ctx, id, el.AttrValue("jid"))
+				s.rewatch(s.ctx, id)
 			}
 		}
 		return
@@ -144,17 +155,6 @@ func (h clusterHandler) Stanza(userID int64, resource string, x string) {
 			}
 		}
 	case "iq":
-		if el.AttrValue("from") == "" {
-			// A roster push for a new personal contact, made on the
-			// node that stored the message.
-			if q := el.Child(NSRoster, "query"); q != nil {
-				if it := q.Child(NSRoster, "item"); it != nil {
-					s.pushRosterJID(ctx, acc.ID, it.AttrValue("jid"))
-					s.rewatch(ctx, acc.ID)
-				}
-			}
-			return
-		}
 		if t := s.router.session(acc.ID, resource); t != nil {
 			t.deliver(el)
 		}
@@ -271,32 +271,17 @@ func (s *Server) remoteNode(userID int64, resource string) string {
 }
 
 // routeRemoteMessage sends a message for the user's bare JID to every
-// other node with a session that RFC 6121 rules would pick (available
-// and priority >= 0; for type normal, the best priority seen here); each
-// node applies the rules to its own sessions.
-func (s *Server) routeRemoteMessage(to *Account, typ string, el *Element, localBest int32) {
+// other node holding a session of the user; each node applies the RFC
+// 6121 rules to its own sessions with its own, fresh view (a session that
+// became available a moment ago may not be in this node's mirror yet).
+func (s *Server) routeRemoteMessage(to *Account, el *Element) {
 	if s.cl == nil {
 		return
 	}
-	remote := s.cl.Sessions(to.ID)
-	if len(remote) == 0 {
-		return
-	}
-	best := localBest
-	if typ == "normal" {
-		for _, rs := range remote {
-			if rs.Available && int32(rs.Priority) > best {
-				best = int32(rs.Priority)
-			}
-		}
-	}
 	var x string
 	sent := map[string]bool{}
-	for _, rs := range remote {
-		if !rs.Available || rs.Priority < 0 || sent[rs.Node] {
-			continue
-		}
-		if typ == "normal" && int32(rs.Priority) != best {
+	for _, rs := range s.cl.Sessions(to.ID) {
+		if sent[rs.Node] {
 			continue
 		}
 		if x == "" {
@@ -307,27 +292,13 @@ func (s *Server) routeRemoteMessage(to *Account, typ string, el *Element, localB
 	}
 }
 
-// clusterRosterPush asks the other nodes holding userID's sessions to
-// push the roster item of contact (a bare JID).
+// clusterRosterPush asks the other nodes to push the roster item of
+// contact (a bare JID) to userID's sessions there. It is a broadcast, not
+// a message to the nodes in the mirror: the user may have logged in
+// elsewhere a moment ago, and a new contact happens once per pair.
 func (s *Server) clusterRosterPush(userID int64, contact string) {
-	if s.cl == nil {
-		return
-	}
-	var x string
-	sent := map[string]bool{}
-	for _, rs := range s.cl.Sessions(userID) {
-		if sent[rs.Node] {
-			continue
-		}
-		if x == "" {
-			iq := NewElement(NSClient, "iq", "type", "set")
-			q := NewElement(NSRoster, "query")
-			q.AddChild(NewElement(NSRoster, "item", "jid", contact))
-			iq.AddChild(q)
-			x = iq.String()
-		}
-		sent[rs.Node] = true
-		s.cl.Send(rs.Node, userID, "", x)
+	if s.cl != nil {
+		s.cl.Broadcast(NewElement(nsCluster, "roster", "user", strconv.FormatInt(userID, 10), "jid", contact).String())
 	}
 }
 
@@ -432,4 +403,20 @@ func (s *Server) clusterMark(ctx context.Context, userID, id int64, delivered []
 	if err != nil {
 		s.log.Warn("mark delivered", "err", err)
 	}
+}
+
+// clusterLateFlush runs the offline flush of a session that just became
+// available once more, ClusterLateFlush later: a message archived on
+// another node before that node heard of the session was neither routed
+// here nor there when the first flush ran.
+func (s *Server) clusterLateFlush(sess *Session) {
+	if s.cl == nil {
+		return
+	}
+	time.AfterFunc(ClusterLateFlush, func() {
+		if s.closed.Load() || sess.ended.Load() || !sess.available.Load() || sess.priority.Load() < 0 {
+			return
+		}
+		s.start("late flush", func() { s.flushOffline(s.ctx, sess) })
+	})
 }

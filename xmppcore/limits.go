@@ -56,6 +56,11 @@ const (
 	// MarkPace spaces the periodic mark writes of many users.
 	MarkPace = 2 * time.Millisecond
 
+	// ClusterLateFlush is when a session that became available runs its
+	// offline flush again in a cluster (longer than a notification takes
+	// between nodes).
+	ClusterLateFlush = 2 * time.Second
+
 	// OfflineBatch is how many offline messages are read per query when a
 	// user comes online.
 	OfflineBatch = 200

@@ -205,21 +205,9 @@ func (s *Server) routeMessage(ctx context.Context, to *Account, toRes, typ strin
 	local := s.routeLocal(to, toRes, typ, el, id)
 	s.clusterMark(ctx, to.ID, id, local)
 	if typ != "error" && typ != "groupchat" && (toRes == "" || s.router.session(to.ID, toRes) == nil) {
-		s.routeRemoteMessage(to, typ, el, s.localBest(to.ID))
+		s.routeRemoteMessage(to, el)
 	}
 	return local
-}
-
-// localBest is the highest priority of the user's available sessions on
-// this node (-1 when none).
-func (s *Server) localBest(userID int64) int32 {
-	best := int32(-1)
-	for _, t := range s.router.sessions(userID) {
-		if t.available.Load() && t.priority.Load() > best {
-			best = t.priority.Load()
-		}
-	}
-	return best
 }
 
 // routeLocal applies the RFC 6121 rules to the sessions on this node.

@@ -144,6 +144,7 @@ func (s *Server) initialPresence(ctx context.Context, sess *Session, el *Element
 	}
 	if sess.priority.Load() >= 0 {
 		s.flushOffline(ctx, sess)
+		s.clusterLateFlush(sess)
 	}
 }
 
