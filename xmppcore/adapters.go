@@ -205,6 +205,10 @@ func (a mamArchive) MarkDelivered(ctx context.Context, userID, upToID int64) err
 	return a.st.MarkDelivered(ctx, userID, upToID)
 }
 
+func (a mamArchive) MarkDeliveredMany(ctx context.Context, marks map[int64]int64) error {
+	return a.st.MarkDeliveredMany(ctx, marks)
+}
+
 // registerMAM answers XEP-0313 queries on the user's own archive.
 func (s *Server) registerMAM(st *mam.Store, dir mam.Directory) {
 	s.HandleIQ(mam.NS, func(ctx context.Context, sess *Session, iq *Element) (*Element, error) {

@@ -81,6 +81,8 @@ type Archive interface {
 	Undelivered(ctx context.Context, userID int64, limit int) ([]ArchivedMessage, error)
 	// MarkDelivered raises the delivery mark (never lowers it).
 	MarkDelivered(ctx context.Context, userID, upToID int64) error
+	// MarkDeliveredMany raises many users' marks in one transaction.
+	MarkDeliveredMany(ctx context.Context, marks map[int64]int64) error
 }
 
 // ArchivedMessage is a personal message as stored in the archive.

@@ -50,11 +50,10 @@ const (
 	EventPollInterval = 2 * time.Second
 
 	// MarkInterval is how often delivery marks of online users are
-	// stored (they are also stored before an offline flush and when a
-	// user's last session ends); a crash may re-deliver that much.
-	MarkInterval = 60 * time.Second
-	// MarkPace spaces the periodic mark writes of many users.
-	MarkPace = 2 * time.Millisecond
+	// stored, all in one transaction (they are also stored before an
+	// offline flush and when a user's last session ends); a crash may
+	// re-deliver what was delivered live in that last interval.
+	MarkInterval = time.Second
 
 	// ClusterLateFlush is when a session that became available runs its
 	// offline flush again in a cluster (longer than a notification takes

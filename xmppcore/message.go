@@ -502,20 +502,32 @@ func (s *Server) writeMark(ctx context.Context, u *userEntry) error {
 	return nil
 }
 
-// writeMarks stores the pending delivery marks of every online user
-// (every MarkInterval, and at shutdown).
-func (s *Server) writeMarks(ctx context.Context, pace time.Duration) {
-	for _, u := range s.router.entries() {
+// writeMarks stores the pending delivery marks of every online user in
+// one transaction (every MarkInterval, and at shutdown). A mark that moved
+// on while it was being written stays pending for the next round.
+func (s *Server) writeMarks(ctx context.Context) {
+	entries := s.router.entries()
+	marks := make(map[int64]int64)
+	for _, u := range entries {
 		u.deliverMu.Lock()
-		pending := u.pendingMark != 0
-		err := s.writeMark(ctx, u)
+		if u.pendingMark != 0 {
+			marks[u.id] = u.pendingMark
+		}
 		u.deliverMu.Unlock()
-		if err != nil {
-			s.log.Warn("mark delivered", "err", err)
+	}
+	if len(marks) == 0 {
+		return
+	}
+	if err := s.arch.MarkDeliveredMany(ctx, marks); err != nil {
+		s.log.Warn("mark delivered", "users", len(marks), "err", err)
+		return
+	}
+	for _, u := range entries {
+		u.deliverMu.Lock()
+		if m, ok := marks[u.id]; ok && u.pendingMark == m {
+			u.pendingMark = 0
 		}
-		if pending && pace > 0 && !sleepCtx(ctx, pace) {
-			return
-		}
+		u.deliverMu.Unlock()
 	}
 }
 
@@ -528,13 +540,11 @@ func (s *Server) markLoop() {
 		select {
 		case <-s.ctx.Done():
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			s.writeMarks(ctx, 0)
+			s.writeMarks(ctx)
 			cancel()
 			return
 		case <-t.C:
-			// Paced, so the small transactions do not crowd the archive's
-			// group commit on SQLite's single writer.
-			s.writeMarks(s.ctx, MarkPace)
+			s.writeMarks(s.ctx)
 		}
 	}
 }

@@ -46,6 +46,38 @@ func (s *Store) MarkDelivered(ctx context.Context, userID, upToID int64) error {
 	return nil
 }
 
+// MarkDeliveredMany raises the marks of many users (user id → archive id)
+// in one transaction: the periodic write of every online user's mark is one
+// commit, not one per user.
+func (s *Store) MarkDeliveredMany(ctx context.Context, marks map[int64]int64) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("mam: mark delivered: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PreparexContext(ctx, tx.Rebind(`INSERT INTO deliveries (user_id, last_id) VALUES (?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET last_id =
+			CASE WHEN excluded.last_id > deliveries.last_id THEN excluded.last_id ELSE deliveries.last_id END`))
+	if err != nil {
+		return fmt.Errorf("mam: mark delivered: %w", err)
+	}
+	defer st.Close()
+	for user, id := range marks {
+		if _, err := st.ExecContext(ctx, user, id); err != nil {
+			return fmt.Errorf("mam: mark delivered for %d: %w", user, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("mam: mark delivered: %w", err)
+	}
+	return nil
+}
+
 // DeliveryMark returns the user's delivery mark (0 when none).
 func (s *Store) DeliveryMark(ctx context.Context, userID int64) (int64, error) {
 	var ids []int64
