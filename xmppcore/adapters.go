@@ -224,6 +224,17 @@ func (s *Server) registerMAM(st *mam.Store, dir mam.Directory) {
 			}
 			return els[0], nil
 		}
+		if q.Name.Local == "metadata" && iq.AttrValue("type") == "get" {
+			out, err := st.Metadata(ctx, sess.userID, 0)
+			if err != nil {
+				return nil, mamError(err)
+			}
+			els, err := ParseFragment(out)
+			if err != nil || len(els) != 1 {
+				return nil, ErrInternal()
+			}
+			return els[0], nil
+		}
 		if q.Name.Local != "query" {
 			return nil, ErrBadRequest("")
 		}
