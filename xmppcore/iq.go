@@ -25,8 +25,9 @@ const (
 )
 
 // accountIQ are the namespaces the server answers on behalf of another
-// user's bare JID (their vCard, last activity, disco#info).
-var accountIQ = map[string]bool{NSVCard: true, NSLast: true, NSDiscoInfo: true}
+// user's bare JID (their vCard, last activity, disco); pubsub requests there, get and
+// set, go to the PEP handler, which decides access.
+var accountIQ = map[string]bool{NSVCard: true, NSLast: true, NSDiscoInfo: true, NSDiscoItems: true}
 
 // builtinFeatures are the disco#info features of the server that are not
 // IQ namespaces of their own.
@@ -82,14 +83,18 @@ func (s *Server) handleIQ(ctx context.Context, sess *Session, el *Element) {
 				return
 			}
 			p := el.FirstChild()
-			if p == nil || !accountIQ[p.Name.Space] || typ != "get" {
+			if p == nil || !(accountIQ[p.Name.Space] && typ == "get" || p.Name.Space == nsPubsub) {
 				sess.replyError(el, ErrServiceUnavailable())
 				return
 			}
 		}
 	}
 	if typ == "result" || typ == "error" {
-		return // answers to the server's own requests
+		// Answers to the server's own requests.
+		if to == sess.bareStr {
+			s.capsResult(ctx, sess, el)
+		}
+		return
 	}
 	if len(el.Children) != 1 {
 		sess.replyError(el, ErrBadRequest(""))
@@ -384,13 +389,25 @@ func (s *Server) iqDiscoInfo(ctx context.Context, sess *Session, iq *Element) (*
 	if s.iqHandler("urn:xmpp:mam:2") != nil && (to == "" || to == sess.bareStr) {
 		res.AddChild(NewElement(NSDiscoInfo, "feature", "var", "urn:xmpp:mam:2"))
 	}
+	if s.pepService() != nil {
+		// XEP-0163 §9.1: the account is a PEP service.
+		res.Children = append(res.Children[:1:1], append([]*Element{NewElement(NSDiscoInfo, "identity", "category", "pubsub", "type", "pep")}, res.Children[1:]...)...)
+		s.extMu.RLock()
+		for _, f := range s.features {
+			if f == nsPubsub || strings.HasPrefix(f, nsPubsub+"#") {
+				res.AddChild(NewElement(NSDiscoInfo, "feature", "var", f))
+			}
+		}
+		s.extMu.RUnlock()
+	}
 	return res, nil
 }
 
 func (s *Server) iqDiscoItems(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
 	res := NewElement(NSDiscoItems, "query")
-	if to := iq.AttrValue("to"); to != "" && to != s.domain {
-		return res, nil
+	if to := iq.AttrValue("to"); to != s.domain {
+		// An account: its PEP nodes.
+		return s.accountItems(ctx, sess, to)
 	}
 	if iq.Children[0].AttrValue("node") != "" {
 		return nil, ErrItemNotFound()
@@ -406,6 +423,30 @@ func (s *Server) iqDiscoItems(ctx context.Context, sess *Session, iq *Element) (
 		res.AddChild(NewElement(NSDiscoItems, "item", "jid", d))
 	}
 	return res, nil
+}
+
+// accountItems lists the PEP nodes of the account at to ("" is the
+// session's own) that the session may see.
+func (s *Server) accountItems(ctx context.Context, sess *Session, to string) (*Element, error) {
+	owner := sess.bareStr
+	if to != "" {
+		j, err := jid.Parse(to)
+		if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+			return nil, ErrItemNotFound()
+		}
+		owner = j.Bare().String()
+		if owner != sess.bareStr {
+			acc, err := s.users.byLogin(ctx, j.Localpart())
+			if err != nil || !acc.Active {
+				return nil, ErrItemNotFound()
+			}
+		}
+	}
+	p := s.pepService()
+	if p == nil {
+		return NewElement(NSDiscoItems, "query"), nil
+	}
+	return p.NodeItems(ctx, owner, sess.bareStr)
 }
 
 // --- vcard-temp (XEP-0054) from the org data -----------------------------------

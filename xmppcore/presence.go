@@ -24,6 +24,7 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 			} else {
 				s.broadcastPresence(sess, el)
 			}
+			s.capsPresence(ctx, sess, el)
 		case "unavailable":
 			if sess.available.Load() {
 				s.setLastStatus(ctx, sess, el.ChildText(NSClient, "status"))

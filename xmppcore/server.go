@@ -89,6 +89,9 @@ type Server struct {
 	components map[string]Component
 	iqHandlers map[string]IQHandler
 	features   []string
+	pep        PEP // nil: no PEP service
+
+	caps capsCache
 }
 
 // NewServerWith returns a server over the given directory and archive.

@@ -53,7 +53,8 @@ type Session struct {
 	carbons    atomic.Bool
 	rosterReq  atomic.Bool // requested the roster: gets roster pushes
 	ended      atomic.Bool
-	lastActive atomic.Int64 // unix seconds of the last stanza from the client
+	lastActive atomic.Int64           // unix seconds of the last stanza from the client
+	capsVer    atomic.Pointer[string] // XEP-0115 ver of the last available presence
 
 	mu       sync.Mutex          // guards directed, after
 	directed map[string]struct{} // full JIDs sent directed available presence

@@ -21,6 +21,9 @@ type StanzaError struct {
 	Type      string // auth, cancel, continue, modify, wait
 	Condition string // e.g. item-not-found
 	Text      string
+	// App is an optional application-specific condition (RFC 6120
+	// 8.3.4), e.g. a pubsub#errors element.
+	App *Element
 }
 
 func (e *StanzaError) Error() string {
@@ -36,6 +39,9 @@ func (e *StanzaError) Element() *Element {
 	el.AddChild(NewElement(NSStanzas, e.Condition))
 	if e.Text != "" {
 		el.AddText(NSStanzas, "text", e.Text)
+	}
+	if e.App != nil {
+		el.AddChild(e.App)
 	}
 	return el
 }

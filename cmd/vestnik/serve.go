@@ -155,8 +155,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	chatService.Register(xmpp)
 	// PEP on users' JIDs and the pubsub.<domain> service; the bookmarks
 	// node stays with the chat service.
-	pubsub.New(pubsub.NewStore(db), xmpp, users, pubsub.Options{Domain: c.domain, Admins: admins,
-		Bookmarks: chatService.BookmarksIQ(), Logger: log}).Register(xmpp)
+	pep := pubsub.New(pubsub.NewStore(db), xmpp, users, pubsub.Options{Domain: c.domain, Admins: admins,
+		Bookmarks: chatService.BookmarksIQ(), Logger: log})
+	pep.Register(xmpp)
+	xmpp.SetPEP(pep)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
 	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins)})
 	web.Register(mux)

@@ -44,9 +44,11 @@ func (s *Service) visible(ctx context.Context, n *Node, viewer string) bool {
 }
 
 // SendLastItems sends to (a full JID) the last item of every PEP node of
-// owner that is configured on_sub_and_presence and that to may read: call
-// it when a session of owner or of a contact becomes available.
-func (s *Service) SendLastItems(ctx context.Context, owner, to string) error {
+// owner that is configured on_sub_and_presence, that to may read and
+// that wants accepts (nil: all): the core calls it when a session of
+// owner or of a contact becomes available, with the client's +notify
+// features (XEP-0115).
+func (s *Service) SendLastItems(ctx context.Context, owner, to string, wants func(node string) bool) error {
 	nodes, err := s.store.Nodes(ctx, owner)
 	if err != nil {
 		return err
@@ -57,7 +59,7 @@ func (s *Service) SendLastItems(ctx context.Context, owner, to string) error {
 	}
 	for i := range nodes {
 		n := &nodes[i]
-		if n.Name == nsBookmarks || n.Config.SendLast != "on_sub_and_presence" || !n.Config.Notify {
+		if n.Name == nsBookmarks || n.Config.SendLast != "on_sub_and_presence" || !n.Config.Notify || wants != nil && !wants(n.Name) {
 			continue
 		}
 		if viewer != owner && !s.visible(ctx, n, viewer) {

@@ -244,7 +244,7 @@ func TestPEPHooks(t *testing.T) {
 
 		iv := w.login(t, "ivanov", "pc")
 		iv.seen = nil
-		if err := w.ps.SendLastItems(ctx, owner, iv.jid.String()); err != nil {
+		if err := w.ps.SendLastItems(ctx, owner, iv.jid.String(), nil); err != nil {
 			t.Fatal(err)
 		}
 		iv.expect("pubsub#event", "Маша", "from='"+owner+"'")

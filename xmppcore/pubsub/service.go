@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -40,9 +39,6 @@ const (
 	MaxNodes = 256
 	// MaxServiceNodes bounds the nodes of the pubsub.<domain> service.
 	MaxServiceNodes = 10000
-	// NotifyDelay is how long PEP notifications wait for the IQ result
-	// that the server sends after the handler returns.
-	NotifyDelay = 50 * time.Millisecond
 )
 
 // Router is what the service needs from the XMPP server.
@@ -195,14 +191,16 @@ func (s *Service) pepIQ(ctx context.Context, sess *xmppcore.Session, iq *xmppcor
 	r := &request{from: from, bare: from.Bare().String(), service: service, pep: true, admin: false, iq: iq}
 	res, err := s.serve(ctx, r, ps)
 	if err == nil && len(r.after) > 0 {
-		// The server sends the IQ result when this handler returns;
-		// notifications must follow it (clients wait for the result
-		// first), so they go out a moment later.
-		time.AfterFunc(NotifyDelay, r.runAfter)
+		// Notifications follow the IQ result (clients wait for it).
+		sess.AfterReply(r.runAfter)
 	}
 	var pe *perr
 	if errors.As(err, &pe) {
-		return nil, &xmppcore.StanzaError{Type: pe.typ, Condition: pe.cond, Text: pe.text}
+		se := &xmppcore.StanzaError{Type: pe.typ, Condition: pe.cond, Text: pe.text}
+		if pe.app != "" {
+			se.App = xmppcore.NewElement(NSErrors, pe.app)
+		}
+		return nil, se
 	}
 	if err != nil {
 		s.log.Error("pep request", "err", err)

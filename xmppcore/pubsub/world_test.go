@@ -53,6 +53,7 @@ func newWorld(t testing.TB, db *sqlx.DB) *world {
 	ps := pubsub.New(pubsub.NewStore(db), srv, users, pubsub.Options{Domain: domain, Admins: []string{"ivanov"},
 		Bookmarks: chats.BookmarksIQ(), Logger: testLogger()})
 	ps.Register(srv)
+	srv.SetPEP(ps)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,271 @@
+package xmppcore
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// NSCaps is the namespace of entity capabilities (XEP-0115).
+const NSCaps = "http://jabber.org/protocol/caps"
+
+// nsPubsub is the namespace of pubsub requests; PEP requests in it may be
+// addressed to a contact's bare JID (the PEP service decides access).
+const nsPubsub = "http://jabber.org/protocol/pubsub"
+
+// MaxCapsEntries bounds the entity-capabilities cache (ver → features).
+const MaxCapsEntries = 1024
+
+// PEP is what the core needs from the personal eventing service
+// (package xmppcore/pubsub): the disco#items of an account and the last
+// items sent when a session becomes available (XEP-0163 §6.2).
+type PEP interface {
+	// NodeItems returns the disco#items <query/> of owner's PEP nodes as
+	// seen by viewer (bare JIDs).
+	NodeItems(ctx context.Context, owner, viewer string) (*Element, error)
+	// SendLastItems sends toFull the last item of each of owner's nodes
+	// that toFull may read and wants (nil: every node).
+	SendLastItems(ctx context.Context, owner, toFull string, wants func(node string) bool) error
+}
+
+// SetPEP installs the PEP service: disco on accounts lists its nodes and
+// entity capabilities make it send last items. Call before serving.
+func (s *Server) SetPEP(p PEP) {
+	s.extMu.Lock()
+	s.pep = p
+	s.extMu.Unlock()
+}
+
+func (s *Server) pepService() PEP {
+	s.extMu.RLock()
+	defer s.extMu.RUnlock()
+	return s.pep
+}
+
+// AfterReply schedules f to run once the IQ being handled has been
+// answered: an IQ handler's notifications follow its result.
+func (sess *Session) AfterReply(f func()) { sess.afterReply(f) }
+
+// capsCache maps a verified caps ver to the client's features, and
+// remembers the discovery requests in flight. Leaf lock.
+type capsCache struct {
+	mu      sync.Mutex
+	known   map[string][]string   // ver → features (bounded)
+	pending map[string]*capsQuery // request id → query
+}
+
+type capsQuery struct {
+	ver, node string
+	waiting   []*Session
+}
+
+// capsPresence handles the caps of an available presence from sess: the
+// last PEP items the client wants are sent when its features are known,
+// from the cache or after asking the client once per ver.
+func (s *Server) capsPresence(ctx context.Context, sess *Session, el *Element) {
+	c := el.Child(NSCaps, "c")
+	if c == nil || s.pepService() == nil {
+		return
+	}
+	ver, node := c.AttrValue("ver"), c.AttrValue("node")
+	if ver == "" || node == "" || len(ver) > 128 || len(node) > 1024 {
+		return
+	}
+	if old := sess.capsVer.Swap(&ver); old != nil && *old == ver {
+		return // the same client state: its items were sent already
+	}
+	cc := &s.caps
+	cc.mu.Lock()
+	if f, ok := cc.known[ver]; ok {
+		cc.mu.Unlock()
+		s.sendLastItems(ctx, sess, f)
+		return
+	}
+	for _, q := range cc.pending {
+		if q.ver == ver {
+			q.waiting = append(q.waiting, sess)
+			cc.mu.Unlock()
+			return
+		}
+	}
+	if len(cc.pending) >= MaxCapsEntries {
+		cc.pending = nil // clients that never answered
+	}
+	if cc.pending == nil {
+		cc.pending = map[string]*capsQuery{}
+	}
+	id := "caps-" + randomID(8)
+	cc.pending[id] = &capsQuery{ver: ver, node: node, waiting: []*Session{sess}}
+	cc.mu.Unlock()
+	iq := NewElement(NSClient, "iq", "type", "get", "id", id, "from", sess.bareStr, "to", sess.jidStr)
+	iq.AddChild(NewElement(NSDiscoInfo, "query", "node", node+"#"+ver))
+	sess.deliver(iq)
+}
+
+// capsResult takes a client's answer to the server's caps request (an IQ
+// result or error to the user's bare JID); false if it was not one.
+func (s *Server) capsResult(ctx context.Context, sess *Session, el *Element) bool {
+	id := el.AttrValue("id")
+	if !strings.HasPrefix(id, "caps-") {
+		return false
+	}
+	cc := &s.caps
+	cc.mu.Lock()
+	q := cc.pending[id]
+	if q == nil {
+		cc.mu.Unlock()
+		return true
+	}
+	// Only the asked session answers for its client state.
+	asked := false
+	for _, w := range q.waiting {
+		asked = asked || w == sess
+	}
+	if !asked {
+		cc.mu.Unlock()
+		return true
+	}
+	delete(cc.pending, id)
+	cc.mu.Unlock()
+	if el.AttrValue("type") != "result" {
+		return true
+	}
+	res := el.Child(NSDiscoInfo, "query")
+	if res == nil || res.AttrValue("node") != q.node+"#"+q.ver {
+		return true
+	}
+	var features []string
+	for _, f := range res.Children {
+		if f.Name.Space == NSDiscoInfo && f.Name.Local == "feature" {
+			features = append(features, f.AttrValue("var"))
+		}
+	}
+	if capsVer(res) == q.ver {
+		// A verified ver is shared by every client that sends it.
+		cc.mu.Lock()
+		if len(cc.known) >= MaxCapsEntries {
+			for k := range cc.known {
+				delete(cc.known, k)
+				break
+			}
+		}
+		if cc.known == nil {
+			cc.known = map[string][]string{}
+		}
+		cc.known[q.ver] = features
+		cc.mu.Unlock()
+	} else {
+		// An unverifiable answer serves the asking session only.
+		q.waiting = []*Session{sess}
+	}
+	for _, w := range q.waiting {
+		if v := w.capsVer.Load(); v != nil && *v == q.ver && w.available.Load() {
+			s.sendLastItems(ctx, w, features)
+		}
+	}
+	return true
+}
+
+// sendLastItems sends sess the last items of the user's own nodes and of
+// online contacts' nodes that the client asked to be notified of.
+func (s *Server) sendLastItems(ctx context.Context, sess *Session, features []string) {
+	p := s.pepService()
+	if p == nil {
+		return
+	}
+	notify := map[string]bool{}
+	for _, f := range features {
+		if n, ok := strings.CutSuffix(f, "+notify"); ok && n != "" {
+			notify[n] = true
+		}
+	}
+	if len(notify) == 0 {
+		return
+	}
+	wants := func(node string) bool { return notify[node] }
+	if err := p.SendLastItems(ctx, sess.bareStr, sess.jidStr, wants); err != nil {
+		sess.logger().Warn("pep last items", "err", err)
+	}
+	items, err := s.dir.Roster(ctx, sess.userID)
+	if err != nil {
+		sess.logger().Warn("pep last items: roster", "err", err)
+		return
+	}
+	for _, it := range items {
+		if it.ContactID == 0 || it.ContactID == sess.userID || !s.anyAvailable(it.ContactID) {
+			continue
+		}
+		if err := p.SendLastItems(ctx, it.JID, sess.jidStr, wants); err != nil {
+			sess.logger().Warn("pep last items", "err", err)
+		}
+	}
+}
+
+// capsVer computes the XEP-0115 §5.1 SHA-1 verification string of a
+// disco#info result.
+func capsVer(q *Element) string {
+	var ids, feats []string
+	type form struct {
+		typ    string
+		fields []string
+	}
+	var forms []form
+	for _, c := range q.Children {
+		switch {
+		case c.Name.Space == NSDiscoInfo && c.Name.Local == "identity":
+			lang := ""
+			for _, a := range c.Attr {
+				if a.Name.Local == "lang" && a.Name.Space != "" {
+					lang = a.Value
+				}
+			}
+			ids = append(ids, c.AttrValue("category")+"/"+c.AttrValue("type")+"/"+lang+"/"+c.AttrValue("name"))
+		case c.Name.Space == NSDiscoInfo && c.Name.Local == "feature":
+			feats = append(feats, c.AttrValue("var"))
+		case c.Name.Space == "jabber:x:data" && c.Name.Local == "x":
+			var f form
+			for _, fl := range c.Children {
+				if fl.Name.Local != "field" {
+					continue
+				}
+				var vals []string
+				for _, v := range fl.Children {
+					if v.Name.Local == "value" {
+						vals = append(vals, v.Text)
+					}
+				}
+				if fl.AttrValue("var") == "FORM_TYPE" {
+					if len(vals) > 0 {
+						f.typ = vals[0]
+					}
+					continue
+				}
+				sort.Strings(vals)
+				f.fields = append(f.fields, fl.AttrValue("var")+"<"+strings.Join(vals, "<"))
+			}
+			sort.Strings(f.fields)
+			forms = append(forms, f)
+		}
+	}
+	sort.Strings(ids)
+	sort.Strings(feats)
+	sort.Slice(forms, func(i, j int) bool { return forms[i].typ < forms[j].typ })
+	var b strings.Builder
+	for _, s := range ids {
+		b.WriteString(s + "<")
+	}
+	for _, s := range feats {
+		b.WriteString(s + "<")
+	}
+	for _, f := range forms {
+		b.WriteString(f.typ + "<")
+		for _, fl := range f.fields {
+			b.WriteString(fl + "<")
+		}
+	}
+	sum := sha1.Sum([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
