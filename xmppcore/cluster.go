@@ -3,6 +3,7 @@ package xmppcore
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -146,7 +147,7 @@ func (h clusterHandler) Stanza(userID int64, resource string, x string) {
 			}
 		}
 		targets := s.routeLocal(acc, resource, typ, el, id)
-		s.clusterMark(ctx, acc.ID, id, targets)
+		s.clusterMark(acc.ID, id, targets)
 		if carbonEligible(el, typ) {
 			for _, t := range s.router.sessions(acc.ID) {
 				if t.carbons.Load() && t.available.Load() && !containsSession(targets, t) {
@@ -386,22 +387,61 @@ func (s *Server) sendRemoteEvery(userID int64, el *Element) {
 	}
 }
 
-// clusterMark stores the delivery mark at once when an archived message
-// reached a local session: in a cluster the user may log in on another
-// node next, whose offline flush cannot see this node's pending mark.
-func (s *Server) clusterMark(ctx context.Context, userID, id int64, delivered []*Session) {
-	if id == 0 || len(delivered) == 0 {
+// clusterMarks is the set of users whose pending delivery mark the
+// cluster mark writer is to store. Its mutex guards the map only.
+type clusterMarks struct {
+	mu    sync.Mutex
+	users map[int64]struct{}
+	wake  chan struct{}
+}
+
+// clusterMark has the delivery mark stored soon (not every MarkInterval)
+// when an archived message reached a local session: in a cluster the
+// user may log in on another node next, whose offline flush cannot see
+// this node's pending mark. It never waits for the database.
+func (s *Server) clusterMark(userID, id int64, delivered []*Session) {
+	if id == 0 || len(delivered) == 0 || s.cl == nil {
 		return
 	}
-	u := s.router.entry(userID)
-	if u == nil {
-		return
+	m := &s.clMarks
+	m.mu.Lock()
+	if m.users == nil {
+		m.users = map[int64]struct{}{}
 	}
-	u.deliverMu.Lock()
-	err := s.writeMark(ctx, u)
-	u.deliverMu.Unlock()
-	if err != nil {
-		s.log.Warn("mark delivered", "err", err)
+	m.users[userID] = struct{}{}
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// clusterMarkLoop stores the marks clusterMark asked for; a burst of
+// messages to one user costs one write.
+func (s *Server) clusterMarkLoop() {
+	m := &s.clMarks
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-m.wake:
+		}
+		m.mu.Lock()
+		users := m.users
+		m.users = nil
+		m.mu.Unlock()
+		for id := range users {
+			u := s.router.entry(id)
+			if u == nil {
+				continue
+			}
+			u.deliverMu.Lock()
+			err := s.writeMark(s.ctx, u)
+			u.deliverMu.Unlock()
+			if err != nil && s.ctx.Err() == nil {
+				s.log.Warn("mark delivered", "err", err)
+			}
+		}
 	}
 }
 

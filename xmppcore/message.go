@@ -203,7 +203,7 @@ func (s *Server) routeMessage(ctx context.Context, to *Account, toRes, typ strin
 		return nil
 	}
 	local := s.routeLocal(to, toRes, typ, el, id)
-	s.clusterMark(ctx, to.ID, id, local)
+	s.clusterMark(to.ID, id, local)
 	if typ != "error" && typ != "groupchat" && (toRes == "" || s.router.session(to.ID, toRes) == nil) {
 		s.routeRemoteMessage(to, el)
 	}

@@ -69,7 +69,9 @@ type Server struct {
 	opts   Options
 	domain string
 	cl     Cluster // nil: a single node
-	log    *slog.Logger
+	// clMarks: users whose delivery mark the cluster mark writer stores.
+	clMarks clusterMarks
+	log     *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -140,6 +142,10 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 	lcancel()
 	s.start("events", func() { s.pollEvents(after, err == nil) })
 	s.start("marks", s.markLoop)
+	if s.cl != nil {
+		s.clMarks.wake = make(chan struct{}, 1)
+		s.start("cluster marks", s.clusterMarkLoop)
+	}
 	return s
 }
 
