@@ -21,7 +21,11 @@ type Cluster interface {
 	Sessions(userID int64) []cluster.Session
 	Send(node string, userID int64, resource, stanza string) bool
 	Broadcast(stanza string) bool
+	Nodes() []string // the other live nodes
 }
+
+// clustered reports whether other nodes share this server's users now.
+func (s *Server) clustered() bool { return s.cl != nil && len(s.cl.Nodes()) > 0 }
 
 // ClusterComponent is a component whose live state is per node (MUC
 // rooms: who is joined through this node). It gets what the same
@@ -400,7 +404,7 @@ type clusterMarks struct {
 // user may log in on another node next, whose offline flush cannot see
 // this node's pending mark. It never waits for the database.
 func (s *Server) clusterMark(userID, id int64, delivered []*Session) {
-	if id == 0 || len(delivered) == 0 || s.cl == nil {
+	if id == 0 || len(delivered) == 0 || !s.clustered() {
 		return
 	}
 	m := &s.clMarks
@@ -450,7 +454,7 @@ func (s *Server) clusterMarkLoop() {
 // another node before that node heard of the session was neither routed
 // here nor there when the first flush ran.
 func (s *Server) clusterLateFlush(sess *Session) {
-	if s.cl == nil {
+	if !s.clustered() {
 		return
 	}
 	time.AfterFunc(ClusterLateFlush, func() {
