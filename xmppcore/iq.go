@@ -91,7 +91,7 @@ func (s *Server) handleIQ(ctx context.Context, sess *Session, el *Element) {
 	}
 	if typ == "result" || typ == "error" {
 		// Answers to the server's own requests.
-		if to == sess.bareStr {
+		if to == sess.bareStr && typ == "result" {
 			s.capsResult(ctx, sess, el)
 		}
 		return

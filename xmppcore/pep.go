@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // NSCaps is the namespace of entity capabilities (XEP-0115).
@@ -49,47 +50,68 @@ func (s *Server) pepService() PEP {
 // answered: an IQ handler's notifications follow its result.
 func (sess *Session) AfterReply(f func()) { sess.afterReply(f) }
 
+// SendToAvailable delivers el to the user's sessions that have sent
+// available presence (PEP notifications, RFC 6121 8.5.2.1.1 for
+// headlines), setting 'to' to each; in a cluster, also to the sessions
+// on other nodes. It never blocks.
+func (s *Server) SendToAvailable(userID int64, el *Element) {
+	for _, sess := range s.router.sessions(userID) {
+		if !sess.available.Load() {
+			continue
+		}
+		c := el.ShallowCopy()
+		c.SetAttr("to", sess.jidStr)
+		sess.deliver(c)
+	}
+	s.sendRemoteEvery(userID, el)
+}
+
 // capsCache maps a verified caps ver to the client's features, and
 // remembers the discovery requests in flight. Leaf lock.
 type capsCache struct {
 	mu      sync.Mutex
 	known   map[string][]string   // ver → features (bounded)
-	pending map[string]*capsQuery // request id → query
+	pending map[string]*capsQuery // ver → query in flight (bounded)
 }
 
 type capsQuery struct {
-	ver, node string
-	waiting   []*Session
+	node    string
+	asked   time.Time
+	waiting []*Session
 }
 
-// capsPresence handles the caps of an available presence from sess: the
-// last PEP items the client wants are sent when its features are known,
-// from the cache or after asking the client once per ver.
-func (s *Server) capsPresence(ctx context.Context, sess *Session, el *Element) {
+// capsRetry is how long a discovery request may stay unanswered before
+// another client with the same ver is asked.
+const capsRetry = 30 * time.Second
+
+// capsPresence handles the caps of an available presence from sess,
+// before it is broadcast: it prepares a request for the features of an
+// unknown ver (once per ver; sendCapsQuery sends it), or returns the known features, whose last
+// items the caller sends after the broadcast (sendLastItems).
+func (s *Server) capsPresence(sess *Session, el *Element) (features []string, known bool) {
 	c := el.Child(NSCaps, "c")
 	if c == nil || s.pepService() == nil {
-		return
+		return nil, false
 	}
 	ver, node := c.AttrValue("ver"), c.AttrValue("node")
 	if ver == "" || node == "" || len(ver) > 128 || len(node) > 1024 {
-		return
+		return nil, false
 	}
 	if old := sess.capsVer.Swap(&ver); old != nil && *old == ver {
-		return // the same client state: its items were sent already
+		return nil, false // the same client state: its items were sent already
 	}
 	cc := &s.caps
 	cc.mu.Lock()
 	if f, ok := cc.known[ver]; ok {
 		cc.mu.Unlock()
-		s.sendLastItems(ctx, sess, f)
-		return
+		return f, true
 	}
-	for _, q := range cc.pending {
-		if q.ver == ver {
+	if q := cc.pending[ver]; q != nil && time.Since(q.asked) < capsRetry {
+		if len(q.waiting) < 1000 {
 			q.waiting = append(q.waiting, sess)
-			cc.mu.Unlock()
-			return
 		}
+		cc.mu.Unlock()
+		return nil, false
 	}
 	if len(cc.pending) >= MaxCapsEntries {
 		cc.pending = nil // clients that never answered
@@ -97,53 +119,60 @@ func (s *Server) capsPresence(ctx context.Context, sess *Session, el *Element) {
 	if cc.pending == nil {
 		cc.pending = map[string]*capsQuery{}
 	}
-	id := "caps-" + randomID(8)
-	cc.pending[id] = &capsQuery{ver: ver, node: node, waiting: []*Session{sess}}
+	cc.pending[ver] = &capsQuery{node: node, asked: time.Now(), waiting: []*Session{sess}}
 	cc.mu.Unlock()
-	iq := NewElement(NSClient, "iq", "type", "get", "id", id, "from", sess.bareStr, "to", sess.jidStr)
+	iq := NewElement(NSClient, "iq", "type", "get", "id", "disco", "from", sess.bareStr, "to", sess.jidStr)
 	iq.AddChild(NewElement(NSDiscoInfo, "query", "node", node+"#"+ver))
-	sess.deliver(iq)
+	sess.capsIQ = iq
+	return nil, false
+}
+
+// sendCapsQuery sends the caps request capsPresence prepared, right
+// before the presence is broadcast (clients see it ahead of their own
+// presence, as from other servers).
+func (s *Server) sendCapsQuery(sess *Session) {
+	if iq := sess.capsIQ; iq != nil {
+		sess.capsIQ = nil
+		sess.deliver(iq)
+	}
 }
 
 // capsResult takes a client's answer to the server's caps request (an IQ
-// result or error to the user's bare JID); false if it was not one.
-func (s *Server) capsResult(ctx context.Context, sess *Session, el *Element) bool {
-	id := el.AttrValue("id")
-	if !strings.HasPrefix(id, "caps-") {
-		return false
+// result to the user's bare JID with the asked node).
+func (s *Server) capsResult(ctx context.Context, sess *Session, el *Element) {
+	res := el.Child(NSDiscoInfo, "query")
+	if el.AttrValue("type") != "result" || res == nil {
+		return
 	}
+	qnode := res.AttrValue("node")
+	i := strings.LastIndexByte(qnode, '#')
+	if i < 0 {
+		return
+	}
+	ver := qnode[i+1:]
 	cc := &s.caps
 	cc.mu.Lock()
-	q := cc.pending[id]
-	if q == nil {
-		cc.mu.Unlock()
-		return true
-	}
-	// Only the asked session answers for its client state.
+	q := cc.pending[ver]
 	asked := false
-	for _, w := range q.waiting {
-		asked = asked || w == sess
+	if q != nil && q.node == qnode[:i] {
+		for _, w := range q.waiting {
+			asked = asked || w == sess
+		}
 	}
 	if !asked {
 		cc.mu.Unlock()
-		return true
+		return
 	}
-	delete(cc.pending, id)
+	delete(cc.pending, ver)
 	cc.mu.Unlock()
-	if el.AttrValue("type") != "result" {
-		return true
-	}
-	res := el.Child(NSDiscoInfo, "query")
-	if res == nil || res.AttrValue("node") != q.node+"#"+q.ver {
-		return true
-	}
 	var features []string
 	for _, f := range res.Children {
 		if f.Name.Space == NSDiscoInfo && f.Name.Local == "feature" {
 			features = append(features, f.AttrValue("var"))
 		}
 	}
-	if capsVer(res) == q.ver {
+	waiting := q.waiting
+	if capsVer(res) == ver {
 		// A verified ver is shared by every client that sends it.
 		cc.mu.Lock()
 		if len(cc.known) >= MaxCapsEntries {
@@ -155,18 +184,17 @@ func (s *Server) capsResult(ctx context.Context, sess *Session, el *Element) boo
 		if cc.known == nil {
 			cc.known = map[string][]string{}
 		}
-		cc.known[q.ver] = features
+		cc.known[ver] = features
 		cc.mu.Unlock()
 	} else {
 		// An unverifiable answer serves the asking session only.
-		q.waiting = []*Session{sess}
+		waiting = []*Session{sess}
 	}
-	for _, w := range q.waiting {
-		if v := w.capsVer.Load(); v != nil && *v == q.ver && w.available.Load() {
+	for _, w := range waiting {
+		if v := w.capsVer.Load(); v != nil && *v == ver && w.available.Load() {
 			s.sendLastItems(ctx, w, features)
 		}
 	}
-	return true
 }
 
 // sendLastItems sends sess the last items of the user's own nodes and of

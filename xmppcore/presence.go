@@ -19,12 +19,16 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 			p := parsePriority(el)
 			sess.priority.Store(int32(p))
 			sess.presence.Store(el)
+			features, known := s.capsPresence(sess, el)
 			if !sess.available.Load() {
 				s.initialPresence(ctx, sess, el)
 			} else {
+				s.sendCapsQuery(sess)
 				s.broadcastPresence(sess, el)
 			}
-			s.capsPresence(ctx, sess, el)
+			if known {
+				s.sendLastItems(ctx, sess, features)
+			}
 		case "unavailable":
 			if sess.available.Load() {
 				s.setLastStatus(ctx, sess, el.ChildText(NSClient, "status"))
@@ -122,6 +126,7 @@ func (s *Server) initialPresence(ctx context.Context, sess *Session, el *Element
 	sess.available.Store(true)
 	u.deliverMu.Unlock()
 	s.router.watch(sess.userID, contacts)
+	s.sendCapsQuery(sess)
 	s.broadcastPresence(sess, el)
 	// The contacts' presence, and the user's own other resources.
 	for _, c := range append(contacts, sess.userID) {

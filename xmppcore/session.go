@@ -59,6 +59,8 @@ type Session struct {
 	mu       sync.Mutex          // guards directed, after
 	directed map[string]struct{} // full JIDs sent directed available presence
 	after    []func()            // run after the current IQ's reply
+
+	capsIQ *Element // a caps request to send before the presence broadcast (reader goroutine)
 }
 
 // logger returns a logger for the session, made when something is logged

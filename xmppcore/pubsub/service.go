@@ -44,7 +44,7 @@ const (
 // Router is what the service needs from the XMPP server.
 type Router interface {
 	Route(ctx context.Context, el *xmppcore.Element)
-	SendToUser(userID int64, el *xmppcore.Element)
+	SendToAvailable(userID int64, el *xmppcore.Element)
 	Online(userID int64) bool
 }
 
@@ -911,7 +911,7 @@ func (s *Service) notify(ctx context.Context, service string, n *Node, ev *xmppc
 		if err != nil {
 			return
 		}
-		s.router.SendToUser(owner.ID, s.eventMessage(service, n, ev))
+		s.router.SendToAvailable(owner.ID, s.eventMessage(service, n, ev))
 		sent[owner.ID] = true
 		if n.Config.AccessModel != "whitelist" && n.Config.AccessModel != "authorize" {
 			items, err := s.users.Roster(ctx, owner.ID)
@@ -923,7 +923,7 @@ func (s *Service) notify(ctx context.Context, service string, n *Node, ev *xmppc
 					continue
 				}
 				sent[it.ContactID] = true
-				s.router.SendToUser(it.ContactID, s.eventMessage(service, n, ev))
+				s.router.SendToAvailable(it.ContactID, s.eventMessage(service, n, ev))
 			}
 		}
 	}
