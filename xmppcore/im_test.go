@@ -162,8 +162,23 @@ func TestBlockingVCardDisco(t *testing.T) {
 				t.Errorf("vcard lacks %s: %s", want, v)
 			}
 		}
-		a.send(`<iq type='set' id='v2'><vCard xmlns='vcard-temp'><FN>x</FN></vCard></iq>`)
-		a.expect(`id='v2'[^>]*type='error'.*?<not-allowed `)
+		// Bob publishes his own card: others get it instead of the org
+		// card, and it survives a new session; a huge card is refused.
+		b.send(`<iq type='set' id='v2'><vCard xmlns='vcard-temp'><FN>Бобби</FN><NICKNAME>bob</NICKNAME></vCard></iq>`)
+		b.expect(`type='result' id='v2'`)
+		a.send(`<iq type='get' id='v3' to='bob@example.test'><vCard xmlns='vcard-temp'/></iq>`)
+		v = a.expect(`<iq type='result' id='v3'[^>]*>(.*?)</iq>`)[1]
+		if !strings.Contains(v, `<FN>Бобби</FN><NICKNAME>bob</NICKNAME>`) || strings.Contains(v, "ORGNAME") {
+			t.Errorf("published vcard: %s", v)
+		}
+		b.send(`<iq type='set' id='v4'><vCard xmlns='vcard-temp'><DESC>%s</DESC></vCard></iq>`, strings.Repeat("x", MaxVCardSize))
+		b.expect(`id='v4'[^>]*type='error'.*?<not-acceptable `)
+		b.send(`<iq type='set' id='v5' to='alice@example.test'><vCard xmlns='vcard-temp'><FN>x</FN></vCard></iq>`)
+		b.expect(`id='v5'[^>]*type='error'`)
+		b.send(`<iq type='get' id='v6'><vCard xmlns='vcard-temp'/></iq>`)
+		b.expect(`type='result' id='v6'.*?<FN>Бобби</FN>`)
+		a.send(`<iq type='get' id='v7'><vCard xmlns='vcard-temp'/></iq>`)
+		a.expect(`type='result' id='v7'.*?<FN>[^<]*</FN>.*?<JABBERID>alice@example.test</JABBERID>`)
 
 		a.send(`<iq type='get' id='d' to='example.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 		d := a.expect(`<iq type='result' id='d'[^>]*>(.*?)</iq>`)[1]

@@ -449,11 +449,11 @@ func (s *Server) accountItems(ctx context.Context, sess *Session, to string) (*E
 	return p.NodeItems(ctx, owner, sess.bareStr)
 }
 
-// --- vcard-temp (XEP-0054) from the org data -----------------------------------
+// --- vcard-temp (XEP-0054): the user's own, else from the org data -----------------------------------
 
 func (s *Server) iqVCard(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
 	if iq.AttrValue("type") == "set" {
-		return nil, ErrNotAllowed("the profile comes from the company directory")
+		return s.publishVCard(ctx, sess, iq)
 	}
 	login := sess.login
 	if to := iq.AttrValue("to"); to != "" && to != sess.bareStr {
@@ -469,6 +469,9 @@ func (s *Server) iqVCard(ctx context.Context, sess *Session, iq *Element) (*Elem
 			return nil, ErrItemNotFound()
 		}
 		return nil, err
+	}
+	if v, err := s.storedVCard(ctx, acc.ID); err != nil || v != nil {
+		return v, err
 	}
 	v := NewElement(NSVCard, "vCard")
 	v.AddText(NSVCard, "FN", acc.Name)
