@@ -133,7 +133,7 @@ func TestNotifications(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sess.Close()
-		if err := e.xmpp.SendUnreadNotifications(context.Background(), sess); err != nil {
+		if err := e.xmpp.SendUnreadNotifications(context.Background(), sess, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		later.expect(t, "Вам письмо", "type='headline'", "urn:xmpp:delay")

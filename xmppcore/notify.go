@@ -16,7 +16,7 @@ import (
 // from the domain; the web client lists them in its bell. A user who is
 // offline gets the unread ones (at most MaxPendingNotifications, oldest
 // first, with delay stamps) when a session of theirs becomes available:
-// SendUnreadNotifications, called by the presence code. Reading is marked
+// SendUnreadNotifications, called on the initial presence of XMPP streams. Reading is marked
 // with MarkNotificationsRead (the bridge's bell).
 
 // Notification limits.
@@ -144,19 +144,41 @@ func (s *Server) MarkNotificationsRead(ctx context.Context, userID, upToID int64
 }
 
 // SendUnreadNotifications sends the session the user's unread
-// notifications, oldest first, with delay stamps. Call it when a session
-// becomes available (its initial presence); notifications stay unread
-// until the user marks them.
-func (s *Server) SendUnreadNotifications(ctx context.Context, sess *Session) error {
+// notifications created after since (zero: all), oldest first, with
+// delay stamps. The core calls it on the initial presence of an XMPP
+// stream with the user's previous last-seen time; notifications stay
+// unread until the user marks them.
+func (s *Server) SendUnreadNotifications(ctx context.Context, sess *Session, since time.Time) error {
 	ns, err := s.Notifications(ctx, sess.UserID(), true, MaxPendingNotifications)
 	if err != nil {
 		return err
 	}
 	to := sess.JID().String()
 	for i := len(ns) - 1; i >= 0; i-- {
+		if !ns[i].CreatedAt.After(since) {
+			continue
+		}
 		el := s.notificationElement(ns[i], true)
 		el.SetAttr("to", to)
-		s.Route(ctx, el)
+		sess.deliver(el)
 	}
 	return nil
+}
+
+// notificationsOnLogin sends an XMPP client coming online the unread
+// notifications that came while the user was away (since they were last
+// seen), so it is not sent the same ones at every login. Bridge sessions
+// get none: the web client lists notifications itself.
+func (s *Server) notificationsOnLogin(ctx context.Context, sess *Session) {
+	if _, stream := sess.sink.(*conn); !stream {
+		return
+	}
+	since, _, err := s.store.lastSeen(ctx, sess.userID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		sess.logger().Warn("notifications on login", "err", err)
+		return
+	}
+	if err := s.SendUnreadNotifications(ctx, sess, since); err != nil {
+		sess.logger().Warn("notifications on login", "err", err)
+	}
 }

@@ -22,6 +22,7 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 			features, known := s.capsPresence(sess, el)
 			if !sess.available.Load() {
 				s.initialPresence(ctx, sess, el)
+				s.notificationsOnLogin(ctx, sess)
 			} else {
 				s.sendCapsQuery(sess)
 				s.broadcastPresence(sess, el)
