@@ -86,6 +86,7 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 		sess.replyError(el, ErrServiceUnavailable())
 		return 0, ErrServiceUnavailable()
 	}
+	s.directInvite(ctx, sess, j, el)
 	id, err := s.deliverPersonal(ctx, sess.userID, sess.login, sess.resource, sess, acc, j.Resourcepart(), el)
 	if err != nil {
 		if errors.Is(err, mam.ErrInvalid) {

@@ -87,11 +87,12 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 
-	extMu      sync.RWMutex // guards components, iqHandlers, features
+	extMu      sync.RWMutex // guards components, iqHandlers, features, pep, inviter
 	components map[string]Component
 	iqHandlers map[string]IQHandler
 	features   []string
-	pep        PEP // nil: no PEP service
+	pep        PEP           // nil: no PEP service
+	inviter    DirectInviter // nil: direct invitations are only delivered
 
 	caps capsCache
 }

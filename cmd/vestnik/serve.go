@@ -153,6 +153,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Admins: admins, Logger: log})
 	chatService.Register(xmpp)
+	xmpp.SetDirectInviter(chatService)
 	// PEP on users' JIDs and the pubsub.<domain> service; the bookmarks
 	// node stays with the chat service.
 	pep := pubsub.New(pubsub.NewStore(db), xmpp, users, pubsub.Options{Domain: c.domain, Admins: admins,

@@ -54,6 +54,7 @@ func newWorldWith(t testing.TB, db *sqlx.DB, opts muc.Options) *world {
 	srv := newXMPPServer(t, db, users, archive)
 	chats := muc.New(muc.NewStore(db), srv, archive, users, opts)
 	chats.Register(srv)
+	srv.SetDirectInviter(chats)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
