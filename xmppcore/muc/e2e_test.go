@@ -59,17 +59,17 @@ func TestRESTToRoomToClient(t *testing.T) {
 
 		smirnov := w.login(t, "smirnov", "gajim")
 		join(smirnov, room, "Алексей")
-		smirnov.expect("<subject>Сделка с «Ромашкой»</subject>")
+		smirnov.Expect("<subject>Сделка с «Ромашкой»</subject>")
 
 		out = post(fmt.Sprintf("/api/v1/chats/%d/messages", id), `{"from_user_id":2,"message":"Договор подписан <ура>"}`)
 		var msgID int64
 		fmt.Sscanf(out[strings.Index(out, `"id":`)+5:], "%d", &msgID)
-		got := smirnov.expect("Договор подписан &lt;ура&gt;", "from='"+room+"/ivanov'", fmt.Sprintf("id='%d'", msgID), "by='"+room+"'")
+		got := smirnov.Expect("Договор подписан &lt;ура&gt;", "from='"+room+"/ivanov'", fmt.Sprintf("id='%d'", msgID), "by='"+room+"'")
 		if !strings.Contains(got, "type='groupchat'") {
 			t.Fatalf("not a groupchat message: %s", got)
 		}
 		post(fmt.Sprintf("/api/v1/chats/%d/messages", id), `{"message":"Сделка закрыта","system":true}`)
-		smirnov.expect("Сделка закрыта", "from='"+room+"'", "system='true'")
+		smirnov.Expect("Сделка закрыта", "from='"+room+"'", "system='true'")
 
 		// Popov was not joined: the archive has both for him.
 		page, err := w.archive.Query(ctx, mam.Query{Viewer: w.user(t, "popov").ID, ChatID: id, Limit: 10})
@@ -77,8 +77,8 @@ func TestRESTToRoomToClient(t *testing.T) {
 			t.Fatalf("archive for a member not joined: %+v %v", page, err)
 		}
 		popov := w.login(t, "popov", "phone")
-		popov.send(`<iq type='set' id='mam1' to='` + room + `'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>`)
-		popov.expect("queryid='q'", "Договор подписан")
-		popov.expect("id='mam1'", "type='result'")
+		popov.Send(`<iq type='set' id='mam1' to='` + room + `'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>`)
+		popov.Expect("queryid='q'", "Договор подписан")
+		popov.Expect("id='mam1'", "type='result'")
 	})
 }

@@ -43,8 +43,8 @@ func TestDirectInvitation(t *testing.T) {
 		if isMember(t, w, popov.ID, c.ID) {
 			t.Fatal("popov is a member before the invitation")
 		}
-		s.send(`<message type='chat' id='inv1' to='popov@` + domain + `'><body>join us</body><x xmlns='jabber:x:conference' jid='` + room + `' reason='hi'/></message>`)
-		p.expect("id='inv1'", "join us", "jabber:x:conference", room)
+		s.Send(`<message type='chat' id='inv1' to='popov@` + domain + `'><body>join us</body><x xmlns='jabber:x:conference' jid='` + room + `' reason='hi'/></message>`)
+		p.Expect("id='inv1'", "join us", "jabber:x:conference", room)
 		if !isMember(t, w, popov.ID, c.ID) {
 			t.Fatal("invitee not added")
 		}
@@ -55,8 +55,8 @@ func TestDirectInvitation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.send(`<message id='inv2' to='smirnov@` + domain + `'><x xmlns='jabber:x:conference' jid='` + w.chats.RoomJID(other) + `'/></message>`)
-		s.expect("id='inv2'", "jabber:x:conference")
+		p.Send(`<message id='inv2' to='smirnov@` + domain + `'><x xmlns='jabber:x:conference' jid='` + w.chats.RoomJID(other) + `'/></message>`)
+		s.Expect("id='inv2'", "jabber:x:conference")
 		if isMember(t, w, smirnov.ID, other.ID) {
 			t.Fatal("a non-member's invitation added a member")
 		}

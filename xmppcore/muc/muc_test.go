@@ -16,9 +16,9 @@ import (
 
 // join sends presence to room/nick and waits for the self-presence.
 func join(c *client, room, nick string) string {
-	c.t.Helper()
-	c.send(fmt.Sprintf(`<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>`, room, nick))
-	return c.expect("from='"+room+"/"+nick+"'", "code='110'")
+	c.T.Helper()
+	c.Send(fmt.Sprintf(`<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>`, room, nick))
+	return c.Expect("from='"+room+"/"+nick+"'", "code='110'")
 }
 
 func TestRoomJoinTalkLeave(t *testing.T) {
@@ -41,21 +41,21 @@ func TestRoomJoinTalkLeave(t *testing.T) {
 		if !strings.Contains(self, "affiliation='owner'") || !strings.Contains(self, "role='moderator'") {
 			t.Fatalf("owner self-presence: %s", self)
 		}
-		hist := a.expect("до входа", "urn:xmpp:delay", fmt.Sprintf("id='%d'", early))
+		hist := a.Expect("до входа", "urn:xmpp:delay", fmt.Sprintf("id='%d'", early))
 		if !strings.Contains(hist, "from='"+room+"/smirnov'") {
 			t.Fatalf("history from: %s", hist)
 		}
-		a.expect("<subject>Продажи</subject>")
+		a.Expect("<subject>Продажи</subject>")
 
 		b := w.login(t, "smirnov", "dino")
 		join(b, room, "Алексей")
-		b.expect("from='"+room+"/Иван'", "affiliation='owner'")
-		a.expect("from='"+room+"/Алексей'", "affiliation='member'")
+		b.Expect("from='"+room+"/Иван'", "affiliation='owner'")
+		a.Expect("from='"+room+"/Алексей'", "affiliation='member'")
 
 		// A groupchat message: archived with a stanza-id by the room, then to both.
-		a.send(`<message to='` + room + `' type='groupchat' id='m1'><body>Всем привет</body></message>`)
-		got := b.expect("Всем привет", "from='"+room+"/Иван'", "by='"+room+"'")
-		echo := a.expect("Всем привет", "id='m1'")
+		a.Send(`<message to='` + room + `' type='groupchat' id='m1'><body>Всем привет</body></message>`)
+		got := b.Expect("Всем привет", "from='"+room+"/Иван'", "by='"+room+"'")
+		echo := a.Expect("Всем привет", "id='m1'")
 		if !strings.Contains(echo, "urn:xmpp:sid:0") {
 			t.Fatalf("echo without stanza-id: %s", echo)
 		}
@@ -69,41 +69,41 @@ func TestRoomJoinTalkLeave(t *testing.T) {
 		if _, err := w.chats.PostMessage(ctx, c.ID, smirnov.ID, "из портала", false); err != nil {
 			t.Fatal(err)
 		}
-		a.expect("из портала", "from='"+room+"/Алексей'")
+		a.Expect("из портала", "from='"+room+"/Алексей'")
 		if _, err := w.chats.PostMessage(ctx, c.ID, 0, "Системное", true); err != nil {
 			t.Fatal(err)
 		}
-		a.expect("Системное", "from='"+room+"'", "system='true'")
+		a.Expect("Системное", "from='"+room+"'", "system='true'")
 
 		// /getChatId: to the sender alone, not stored.
 		before := countRows(t, db, `SELECT COUNT(*) FROM messages`)
-		b.send(`<message to='` + room + `' type='groupchat'><body>/getChatId</body></message>`)
-		b.expect(fmt.Sprintf("Chat id: %d", c.ID))
-		a.expectNone(300*time.Millisecond, "getChatId")
-		a.expectNone(10*time.Millisecond, "Chat id:")
+		b.Send(`<message to='` + room + `' type='groupchat'><body>/getChatId</body></message>`)
+		b.Expect(fmt.Sprintf("Chat id: %d", c.ID))
+		a.ExpectNone(300*time.Millisecond, "getChatId")
+		a.ExpectNone(10*time.Millisecond, "Chat id:")
 		if after := countRows(t, db, `SELECT COUNT(*) FROM messages`); after != before {
 			t.Fatal("/getChatId was archived")
 		}
 
 		// A non-member cannot join a closed chat or post to it.
 		p := w.login(t, "petrova", "x")
-		p.send(`<presence to='` + room + `/Мария'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
-		p.expect("type='error'", "registration-required")
-		p.send(`<message to='` + room + `' type='groupchat'><body>влезу</body></message>`)
-		p.expect("type='error'", "not-acceptable")
+		p.Send(`<presence to='` + room + `/Мария'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		p.Expect("type='error'", "registration-required")
+		p.Send(`<message to='` + room + `' type='groupchat'><body>влезу</body></message>`)
+		p.Expect("type='error'", "not-acceptable")
 		if _, err := w.chats.PostMessage(ctx, c.ID, petrova.ID, "x", false); err == nil {
 			t.Fatal("non-member posted to a closed chat")
 		}
 
 		// Leaving: the others see the occupant go.
-		b.send(`<presence to='` + room + `/Алексей' type='unavailable'/>`)
-		b.expect("type='unavailable'", "code='110'")
-		a.expect("from='"+room+"/Алексей'", "type='unavailable'")
+		b.Send(`<presence to='` + room + `/Алексей' type='unavailable'/>`)
+		b.Expect("type='unavailable'", "code='110'")
+		a.Expect("from='"+room+"/Алексей'", "type='unavailable'")
 		if occ := w.chats.Occupants(c.ID); len(occ) != 1 {
 			t.Fatalf("occupants after leave: %v", occ)
 		}
 		// A disconnect leaves the room too.
-		a.sess.Close()
+		a.Sess.Close()
 		deadline := time.Now().Add(3 * time.Second)
 		for len(w.chats.Occupants(c.ID)) != 0 && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
@@ -132,20 +132,20 @@ func TestOpenChatsDiscoAndCreateByJoin(t *testing.T) {
 		closed, _ := w.chats.Create(ctx, 0, muc.NewChat{Title: "Секрет", Type: muc.TypeClosed, OwnerID: ivanov.ID})
 
 		p := w.login(t, "petrova", "x")
-		p.send(`<iq type='get' id='d1' to='conference.` + domain + `'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
-		items := p.expect("id='d1'", "type='result'")
+		p.Send(`<iq type='get' id='d1' to='conference.` + domain + `'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
+		items := p.Expect("id='d1'", "type='result'")
 		if !strings.Contains(items, w.chats.RoomJID(open)) || strings.Contains(items, w.chats.RoomJID(closed)) {
 			t.Fatalf("disco items: %s", items)
 		}
-		p.send(`<iq type='get' id='d2' to='` + w.chats.RoomJID(open) + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-		info := p.expect("id='d2'", "type='result'")
+		p.Send(`<iq type='get' id='d2' to='` + w.chats.RoomJID(open) + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		info := p.Expect("id='d2'", "type='result'")
 		for _, f := range []string{"muc_persistent", "muc_open", "Курилка"} {
 			if !strings.Contains(info, f) {
 				t.Fatalf("room info lacks %s: %s", f, info)
 			}
 		}
-		p.send(`<iq type='get' id='d3' to='` + w.chats.RoomJID(closed) + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-		p.expect("id='d3'", "item-not-found")
+		p.Send(`<iq type='get' id='d3' to='` + w.chats.RoomJID(closed) + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		p.Expect("id='d3'", "item-not-found")
 
 		// Joining an open chat makes a member.
 		join(p, w.chats.RoomJID(open), "Мария")
@@ -162,30 +162,30 @@ func TestOpenChatsDiscoAndCreateByJoin(t *testing.T) {
 		if err != nil || c.OwnerID != petrova.ID || c.Type != muc.TypeOpen {
 			t.Fatalf("created chat %+v %v", c, err)
 		}
-		p.send(`<presence to='chat999@conference.` + domain + `/x'/>`)
-		p.expect("type='error'", "not-allowed")
+		p.Send(`<presence to='chat999@conference.` + domain + `/x'/>`)
+		p.Expect("type='error'", "not-allowed")
 
 		// The owner's configuration form closes the chat and renames it.
-		p.send(`<iq type='get' id='c1' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
-		form := p.expect("id='c1'", "type='result'")
+		p.Send(`<iq type='get' id='c1' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
+		form := p.Expect("id='c1'", "type='result'")
 		if !strings.Contains(form, "muc#roomconfig_membersonly") || !strings.Contains(form, "muc#roomconfig_roomname") {
 			t.Fatalf("config form: %s", form)
 		}
-		p.send(`<iq type='set' id='c2' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'>
+		p.Send(`<iq type='set' id='c2' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'>
 			<x xmlns='jabber:x:data' type='submit'>
 			<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>
 			<field var='muc#roomconfig_roomname'><value>Кофе</value></field>
 			<field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>`)
-		p.expect("id='c2'", "type='result'")
-		p.expect("<subject>Кофе</subject>")
+		p.Expect("id='c2'", "type='result'")
+		p.Expect("<subject>Кофе</subject>")
 		c, _ = w.chats.Store().ByRoom(ctx, "coffee")
 		if c.Title != "Кофе" || c.Type != muc.TypeClosed {
 			t.Fatalf("after config: %+v", c)
 		}
 		// Not the owner: forbidden.
 		i := w.login(t, "ivanov", "y")
-		i.send(`<iq type='get' id='c3' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
-		i.expect("id='c3'", "type='error'")
+		i.Send(`<iq type='get' id='c3' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
+		i.Expect("id='c3'", "type='error'")
 	})
 }
 
@@ -200,41 +200,41 @@ func TestInvitesAndBookmarks(t *testing.T) {
 		p := w.login(t, "petrova", "b")
 		join(i, room, "Иван")
 		// A mediated invitation makes petrova a member and reaches her.
-		i.send(`<message to='` + room + `'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='petrova@` + domain + `'><reason>заходи</reason></invite></x></message>`)
-		inv := p.expect("from='"+room+"'", "<invite", "заходи")
+		i.Send(`<message to='` + room + `'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='petrova@` + domain + `'><reason>заходи</reason></invite></x></message>`)
+		inv := p.Expect("from='"+room+"'", "<invite", "заходи")
 		if !strings.Contains(inv, "jabber:x:conference") {
 			t.Fatalf("invitation lacks the direct form: %s", inv)
 		}
 		if ok, _ := w.chats.Store().IsMember(ctx, c.ID, petrova.ID); !ok {
 			t.Fatal("invitee is not a member")
 		}
-		p.expect("urn:xmpp:bookmarks:1", room) // PEP notification
-		i.expect("added", "Мария Петрова")     // system message
+		p.Expect("urn:xmpp:bookmarks:1", room) // PEP notification
+		i.Expect("added", "Мария Петрова")     // system message
 
 		// XEP-0402 bookmarks on the own bare JID.
-		p.send(`<iq type='get' id='b1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>`)
-		bm := p.expect("id='b1'", "type='result'")
+		p.Send(`<iq type='get' id='b1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>`)
+		bm := p.Expect("id='b1'", "type='result'")
 		if !strings.Contains(bm, "id='"+room+"'") || !strings.Contains(bm, "autojoin='true'") {
 			t.Fatalf("bookmarks: %s", bm)
 		}
 		// XEP-0048 private storage.
-		p.send(`<iq type='get' id='b2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>`)
-		st := p.expect("id='b2'", "type='result'")
+		p.Send(`<iq type='get' id='b2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>`)
+		st := p.Expect("id='b2'", "type='result'")
 		if !strings.Contains(st, "jid='"+room+"'") || !strings.Contains(st, "autojoin='true'") {
 			t.Fatalf("private bookmarks: %s", st)
 		}
 		// Retracting the bookmark leaves the chat.
-		p.send(`<iq type='set' id='b3'><pubsub xmlns='http://jabber.org/protocol/pubsub'><retract node='urn:xmpp:bookmarks:1'><item id='` + room + `'/></retract></pubsub></iq>`)
-		p.expect("id='b3'", "type='result'")
+		p.Send(`<iq type='set' id='b3'><pubsub xmlns='http://jabber.org/protocol/pubsub'><retract node='urn:xmpp:bookmarks:1'><item id='` + room + `'/></retract></pubsub></iq>`)
+		p.Expect("id='b3'", "type='result'")
 		if ok, _ := w.chats.Store().IsMember(ctx, c.ID, petrova.ID); ok {
 			t.Fatal("retracting the bookmark did not leave the chat")
 		}
 		// Publishing a bookmark of a closed chat she is not in: forbidden.
-		p.send(`<iq type='set' id='b4'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='` + room + `'><conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'/></item></publish></pubsub></iq>`)
-		p.expect("id='b4'", "type='error'", "forbidden")
+		p.Send(`<iq type='set' id='b4'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='` + room + `'><conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'/></item></publish></pubsub></iq>`)
+		p.Expect("id='b4'", "type='error'", "forbidden")
 		// Other PEP nodes are not served.
-		p.send(`<iq type='get' id='b5'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:avatar:metadata'/></pubsub></iq>`)
-		p.expect("id='b5'", "type='error'")
+		p.Send(`<iq type='get' id='b5'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:avatar:metadata'/></pubsub></iq>`)
+		p.Expect("id='b5'", "type='error'")
 	})
 }
 
@@ -253,21 +253,21 @@ func TestRoomHistoryWindowsAndArchive(t *testing.T) {
 		w.chats.PostMessage(ctx, c.ID, ivanov.ID, "после входа", false)
 		s := w.login(t, "smirnov", "r")
 		join(s, room, "Алексей")
-		s.expect("после входа", "urn:xmpp:delay")
-		s.expect("<subject>")
-		for _, x := range s.seen {
+		s.Expect("после входа", "urn:xmpp:delay")
+		s.Expect("<subject>")
+		for _, x := range s.Seen {
 			if strings.Contains(x, "секрет до тебя") {
 				t.Fatalf("hidden history sent on join: %s", x)
 			}
 		}
 		// MAM on the room JID applies the same window.
-		s.send(`<iq type='set' id='q1' to='` + room + `'><query xmlns='urn:xmpp:mam:2' queryid='f1'/></iq>`)
-		s.expect("queryid='f1'", "после входа")
-		fin := s.expect("id='q1'", "type='result'")
+		s.Send(`<iq type='set' id='q1' to='` + room + `'><query xmlns='urn:xmpp:mam:2' queryid='f1'/></iq>`)
+		s.Expect("queryid='f1'", "после входа")
+		fin := s.Expect("id='q1'", "type='result'")
 		if !strings.Contains(fin, "fin") {
 			t.Fatalf("fin: %s", fin)
 		}
-		for _, x := range s.seen {
+		for _, x := range s.Seen {
 			if strings.Contains(x, "секрет до тебя") {
 				t.Fatalf("hidden history over MAM: %s", x)
 			}

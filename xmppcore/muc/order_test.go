@@ -13,18 +13,6 @@ import (
 	"vestnik/xmppcore/muc"
 )
 
-// next returns the next stanza the client receives, in order.
-func (c *client) next() string {
-	c.t.Helper()
-	select {
-	case s := <-c.in:
-		return s
-	case <-time.After(5 * time.Second):
-		c.t.Fatalf("%s: no stanza", c.jid)
-		return ""
-	}
-}
-
 // A join that creates a room (and so a bookmark) answers with the
 // self-presence (201 before the item, 110 after it) and the subject
 // before the bookmark push: clients and the conformance suite expect the
@@ -33,10 +21,10 @@ func TestJoinAnswersBeforeBookmarkPush(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
 		w := newWorld(t, db)
 		p := w.login(t, "petrova", "pc")
-		p.seen = nil
+		p.Seen = nil
 		room := "garden@conference." + domain
-		p.send(`<presence to='` + room + `/Мария'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
-		self := p.next()
+		p.Send(`<presence to='` + room + `/Мария'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		self := p.Next()
 		if !strings.HasPrefix(self, "<presence") || !strings.Contains(self, "from='"+room+"/Мария'") {
 			t.Fatalf("first stanza after join: %s", self)
 		}
@@ -47,10 +35,10 @@ func TestJoinAnswersBeforeBookmarkPush(t *testing.T) {
 		if strings.Contains(self, "code='100'") || strings.Contains(self, "code='170'") {
 			t.Fatalf("self-presence has 100/170: %s", self)
 		}
-		if subj := p.next(); !strings.Contains(subj, "<subject") {
+		if subj := p.Next(); !strings.Contains(subj, "<subject") {
 			t.Fatalf("second stanza after join: %s", subj)
 		}
-		if bm := p.next(); !strings.Contains(bm, "urn:xmpp:bookmarks:1") || !strings.Contains(bm, "id='"+room+"'") {
+		if bm := p.Next(); !strings.Contains(bm, "urn:xmpp:bookmarks:1") || !strings.Contains(bm, "id='"+room+"'") {
 			t.Fatalf("third stanza after join: %s", bm)
 		}
 	})
@@ -69,67 +57,67 @@ func TestMembershipProtocolOrder(t *testing.T) {
 		m := w.login(t, "smirnov", "pc")
 		room := "yard@conference." + domain
 		join(o, room, "Owner")
-		o.expect("<subject")
-		o.expect("urn:xmpp:bookmarks:1")
+		o.Expect("<subject")
+		o.Expect("urn:xmpp:bookmarks:1")
 
-		o.send(`<iq type='set' id='cfg' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>
+		o.Send(`<iq type='set' id='cfg' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>
 			<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>
 			<field var='muc#roomconfig_membersonly'><value>1</value></field>
 			<field var='muc#roomconfig_whois'><value>anyone</value></field></x></query></iq>`)
-		o.expect("id='cfg'", "type='result'")
-		if cfg := o.expect("code='104'"); !strings.Contains(cfg, "code='172'") {
+		o.Expect("id='cfg'", "type='result'")
+		if cfg := o.Expect("code='104'"); !strings.Contains(cfg, "code='172'") {
 			t.Fatalf("config change notice: %s", cfg)
 		}
 
-		o.seen = nil
-		o.send(`<iq type='set' id='add' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='smirnov@` + domain + `'/></query></iq>`)
-		notice := o.next()
+		o.Seen = nil
+		o.Send(`<iq type='set' id='add' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='smirnov@` + domain + `'/></query></iq>`)
+		notice := o.Next()
 		if !strings.Contains(notice, "<message") || !strings.Contains(notice, "jid='smirnov@"+domain+"'") || !strings.Contains(notice, "affiliation='member'") {
 			t.Fatalf("first stanza after adding a member: %s", notice)
 		}
-		if res := o.next(); !strings.Contains(res, "id='add'") || !strings.Contains(res, "type='result'") {
+		if res := o.Next(); !strings.Contains(res, "id='add'") || !strings.Contains(res, "type='result'") {
 			t.Fatalf("second stanza after adding a member: %s", res)
 		}
-		o.expect("added")
+		o.Expect("added")
 
 		// Invitation from the occupant JID with a body, then the bookmark.
 		w2 := w.login(t, "ivanov", "pc")
-		w2.seen = nil
-		o.send(`<message to='` + room + `' id='inv1'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='ivanov@` + domain + `'/></x></message>`)
-		inv := w2.next()
+		w2.Seen = nil
+		o.Send(`<message to='` + room + `' id='inv1'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='ivanov@` + domain + `'/></x></message>`)
+		inv := w2.Next()
 		for strings.HasPrefix(inv, "<presence") {
-			inv = w2.next()
+			inv = w2.Next()
 		}
 		if !strings.Contains(inv, "id='inv1'") || !strings.Contains(inv, "from='"+room+"/Owner'") || !strings.Contains(inv, "<body>") {
 			t.Fatalf("invitation: %s", inv)
 		}
-		w2.expect("urn:xmpp:bookmarks:1", "pubsub#event")
+		w2.Expect("urn:xmpp:bookmarks:1", "pubsub#event")
 
 		// The member registers (form), joins, then deregisters.
-		m.send(`<iq type='get' id='rg' to='` + room + `'><query xmlns='jabber:iq:register'/></iq>`)
-		m.expect("id='rg'", "muc#register_roomnick")
+		m.Send(`<iq type='get' id='rg' to='` + room + `'><query xmlns='jabber:iq:register'/></iq>`)
+		m.Expect("id='rg'", "muc#register_roomnick")
 		join(m, room, "Member")
-		m.seen = nil
-		m.send(`<iq type='set' id='unreg' to='` + room + `'><query xmlns='jabber:iq:register'><remove/></query></iq>`)
-		gone := m.next()
+		m.Seen = nil
+		m.Send(`<iq type='set' id='unreg' to='` + room + `'><query xmlns='jabber:iq:register'><remove/></query></iq>`)
+		gone := m.Next()
 		for !strings.Contains(gone, "type='unavailable'") && strings.HasPrefix(gone, "<presence") || strings.HasPrefix(gone, "<message") {
-			gone = m.next()
+			gone = m.Next()
 		}
 		if !strings.Contains(gone, "code='321'") || !strings.Contains(gone, "affiliation='none'") || !strings.Contains(gone, "code='110'") ||
 			strings.Index(gone, "code='321'") > strings.Index(gone, "<item") {
 			t.Fatalf("deregistered presence: %s", gone)
 		}
-		m.expect("id='unreg'", "type='result'")
-		o.expect("from='"+room+"/Member'", "type='unavailable'", "code='321'")
+		m.Expect("id='unreg'", "type='result'")
+		o.Expect("from='"+room+"/Member'", "type='unavailable'", "code='321'")
 
 		// Removal by the owner names the actor.
 		join(w2, room, "Ivan")
-		o.send(`<iq type='set' id='kick' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='none' jid='ivanov@` + domain + `'/></query></iq>`)
-		k := w2.expect("type='unavailable'", "code='321'")
+		o.Send(`<iq type='set' id='kick' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='none' jid='ivanov@` + domain + `'/></query></iq>`)
+		k := w2.Expect("type='unavailable'", "code='321'")
 		if !strings.Contains(k, "<actor nick='Owner'") {
 			t.Fatalf("kick presence: %s", k)
 		}
-		o.expect("id='kick'", "type='result'")
+		o.Expect("id='kick'", "type='result'")
 	})
 }
 
@@ -144,25 +132,25 @@ func TestDestroyRoom(t *testing.T) {
 		room := "garden@conference." + domain
 		join(o, room, "Owner")
 		join(m, room, "Member")
-		o.send(`<message to='` + room + `' type='groupchat' id='g1'><body>before</body></message>`)
-		m.expect("<body>before</body>")
-		m.send(`<iq type='set' id='d0' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`)
-		m.expect("id='d0'", "type='error'", "forbidden")
-		o.send(`<iq type='set' id='d1' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy><reason>done</reason></destroy></query></iq>`)
-		gone := m.expect("type='unavailable'", "<destroy")
+		o.Send(`<message to='` + room + `' type='groupchat' id='g1'><body>before</body></message>`)
+		m.Expect("<body>before</body>")
+		m.Send(`<iq type='set' id='d0' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`)
+		m.Expect("id='d0'", "type='error'", "forbidden")
+		o.Send(`<iq type='set' id='d1' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy><reason>done</reason></destroy></query></iq>`)
+		gone := m.Expect("type='unavailable'", "<destroy")
 		if !strings.Contains(gone, "<reason>done</reason>") || !strings.Contains(gone, "role='none'") || !strings.Contains(gone, "code='110'") {
 			t.Fatalf("destroy presence: %s", gone)
 		}
-		o.expect("type='unavailable'", "<destroy", "affiliation='owner'")
-		o.expect("id='d1'", "type='result'")
-		m.expect("<retract id='" + room + "'")
+		o.Expect("type='unavailable'", "<destroy", "affiliation='owner'")
+		o.Expect("id='d1'", "type='result'")
+		m.Expect("<retract id='" + room + "'")
 
 		c, err := w.chats.Store().ByRoom(ctx, "garden")
 		if err != nil || c.Type != muc.TypeClosed || len(c.Members) != 0 {
 			t.Fatalf("destroyed chat: %+v %v", c, err)
 		}
-		m.send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
-		m.expect("type='error'", "registration-required")
+		m.Send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		m.Expect("type='error'", "registration-required")
 		// History stays readable for the former member's window.
 		page, err := w.archive.Query(ctx, mam.Query{Viewer: w.user(t, "smirnov").ID, ChatID: c.ID, Limit: 10})
 		if err != nil || len(page.Messages) == 0 {
@@ -180,9 +168,9 @@ func TestOccupantPresenceExtensions(t *testing.T) {
 		m := w.login(t, "smirnov", "pc")
 		room := "porch@conference." + domain
 		join(o, room, "Owner")
-		m.send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/><show>away</show>` +
+		m.Send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/><show>away</show>` +
 			`<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/><x xmlns='vcard-temp:x:update'><photo>abc</photo></x></presence>`)
-		p := o.expect("from='"+room+"/Member'", "muc#user")
+		p := o.Expect("from='"+room+"/Member'", "muc#user")
 		for _, want := range []string{"<show>away</show>", "protocol/caps", "<photo>abc</photo>"} {
 			if !strings.Contains(p, want) {
 				t.Fatalf("occupant presence lacks %s: %s", want, p)
@@ -203,16 +191,16 @@ func TestAdminOwnsRooms(t *testing.T) {
 		join(o, room, "Owner")
 		for _, login := range []string{"smirnov", "ivanov"} {
 			c := w.login(t, login, "pc")
-			c.send(`<iq type='get' id='f' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
-			res := c.expect("id='f'")
+			c.Send(`<iq type='get' id='f' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
+			res := c.Expect("id='f'")
 			if admin := login == "ivanov"; admin != strings.Contains(res, "type='result'") {
 				t.Fatalf("%s config form: %s", login, res)
 			}
 		}
 		a := w.login(t, "ivanov", "pc2")
-		a.send(`<iq type='set' id='d' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`)
-		a.expect("id='d'", "type='result'")
-		o.expect("type='unavailable'", "<destroy")
+		a.Send(`<iq type='set' id='d' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`)
+		a.Expect("id='d'", "type='result'")
+		o.Expect("type='unavailable'", "<destroy")
 	})
 }
 
@@ -227,13 +215,13 @@ func TestGroupchatPayload(t *testing.T) {
 		room := "deck@conference." + domain
 		join(o, room, "Owner")
 		join(m, room, "Member")
-		o.send(`<message to='` + room + `' type='groupchat' id='u1'><body>https://x/y.png</body><x xmlns='jabber:x:oob'><url>https://x/y.png</url></x><subject>Topic</subject></message>`)
-		got := m.expect("<body>https://x/y.png</body>")
+		o.Send(`<message to='` + room + `' type='groupchat' id='u1'><body>https://x/y.png</body><x xmlns='jabber:x:oob'><url>https://x/y.png</url></x><subject>Topic</subject></message>`)
+		got := m.Expect("<body>https://x/y.png</body>")
 		if !strings.Contains(got, "<url>https://x/y.png</url>") || !strings.Contains(got, "<subject>Topic</subject>") {
 			t.Fatalf("relayed message: %s", got)
 		}
-		o.send(`<message to='` + room + `' type='groupchat' id='mk'><displayed xmlns='urn:xmpp:chat-markers:0' id='u1'/></message>`)
-		if mk := m.expect("chat-markers", "from='"+room+"/Owner'"); strings.Contains(mk, "stanza-id") {
+		o.Send(`<message to='` + room + `' type='groupchat' id='mk'><displayed xmlns='urn:xmpp:chat-markers:0' id='u1'/></message>`)
+		if mk := m.Expect("chat-markers", "from='"+room+"/Owner'"); strings.Contains(mk, "stanza-id") {
 			t.Fatalf("marker was archived: %s", mk)
 		}
 		c, err := w.chats.Store().ByRoom(context.Background(), "deck")
@@ -242,8 +230,8 @@ func TestGroupchatPayload(t *testing.T) {
 		}
 		// A new session's join history has the link.
 		h := w.login(t, "smirnov", "phone")
-		h.send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
-		if hist := h.expect("<delay", "https://x/y.png"); !strings.Contains(hist, "jabber:x:oob") {
+		h.Send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		if hist := h.Expect("<delay", "https://x/y.png"); !strings.Contains(hist, "jabber:x:oob") {
 			t.Fatalf("history: %s", hist)
 		}
 	})
@@ -259,13 +247,13 @@ func TestLeaveStatusAndErrorBounce(t *testing.T) {
 		room := "hall@conference." + domain
 		join(o, room, "Owner")
 		join(m, room, "Member")
-		m.send(`<presence type='unavailable' to='` + room + `/Member'><status>Farewell</status></presence>`)
-		if p := o.expect("from='"+room+"/Member'", "type='unavailable'"); !strings.Contains(p, "<status>Farewell</status>") {
+		m.Send(`<presence type='unavailable' to='` + room + `/Member'><status>Farewell</status></presence>`)
+		if p := o.Expect("from='"+room+"/Member'", "type='unavailable'"); !strings.Contains(p, "<status>Farewell</status>") {
 			t.Fatalf("leave presence: %s", p)
 		}
 		join(m, room, "Member")
-		m.send(`<presence type='error' to='` + room + `'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Test error</text></error></presence>`)
-		p := o.expect("from='"+room+"/Member'", "type='unavailable'", "code='333'")
+		m.Send(`<presence type='error' to='` + room + `'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Test error</text></error></presence>`)
+		p := o.Expect("from='"+room+"/Member'", "type='unavailable'", "code='333'")
 		if !strings.Contains(p, "<status>Kicked: service unavailable: Test error</status>") {
 			t.Fatalf("bounce presence: %s", p)
 		}
@@ -280,11 +268,11 @@ func TestSelfPing(t *testing.T) {
 		o := w.login(t, "petrova", "pc")
 		room := "nook@conference." + domain
 		join(o, room, "Owner")
-		o.send(`<iq type='get' id='sp1' to='` + room + `/Owner'><ping xmlns='urn:xmpp:ping'/></iq>`)
-		o.expect("id='sp1'", "type='result'")
+		o.Send(`<iq type='get' id='sp1' to='` + room + `/Owner'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		o.Expect("id='sp1'", "type='result'")
 		other := w.login(t, "petrova", "phone")
-		other.send(`<iq type='get' id='sp2' to='` + room + `/Owner'><ping xmlns='urn:xmpp:ping'/></iq>`)
-		other.expect("id='sp2'", "type='error'", "not-acceptable")
+		other.Send(`<iq type='get' id='sp2' to='` + room + `/Owner'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		other.Expect("id='sp2'", "type='error'", "not-acceptable")
 	})
 }
 
@@ -298,18 +286,18 @@ func TestRejoinResyncs(t *testing.T) {
 		room := "loft@conference." + domain
 		join(o, room, "Owner")
 		join(m, room, "Member")
-		m.expect("<subject")
-		o.send(`<message to='` + room + `' type='groupchat' id='r1'><body>earlier</body></message>`)
-		m.expect("<body>earlier</body>")
-		m.seen = nil
-		m.send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
-		m.expect("from='"+room+"/Owner'", "muc#user")
-		m.expect("from='"+room+"/Member'", "code='110'")
-		m.expect("<delay", "<body>earlier</body>")
-		m.expect("<subject")
+		m.Expect("<subject")
+		o.Send(`<message to='` + room + `' type='groupchat' id='r1'><body>earlier</body></message>`)
+		m.Expect("<body>earlier</body>")
+		m.Seen = nil
+		m.Send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		m.Expect("from='"+room+"/Owner'", "muc#user")
+		m.Expect("from='"+room+"/Member'", "code='110'")
+		m.Expect("<delay", "<body>earlier</body>")
+		m.Expect("<subject")
 		// A plain presence update is just broadcast.
-		m.send(`<presence to='` + room + `/Member'><show>away</show></presence>`)
-		o.expect("from='"+room+"/Member'", "<show>away</show>")
-		m.expectNone(300*time.Millisecond, "<subject")
+		m.Send(`<presence to='` + room + `/Member'><show>away</show></presence>`)
+		o.Expect("from='"+room+"/Member'", "<show>away</show>")
+		m.ExpectNone(300*time.Millisecond, "<subject")
 	})
 }

@@ -27,34 +27,34 @@ func TestPEPInCore(t *testing.T) {
 		}
 		pj := "petrova@" + domain
 		p := w.login(t, "petrova", "pc")
-		p.send(iq("set", "p1", "", "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Маша</nick></item></publish></pubsub>"))
-		p.expect("id='p1'", "type='result'")
-		p.send(iq("set", "p2", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:avatar:metadata'><item id='a1'><metadata xmlns='urn:xmpp:avatar:metadata'/></item></publish></pubsub>"))
-		p.expect("id='p2'", "type='result'")
+		p.Send(iq("set", "p1", "", "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Маша</nick></item></publish></pubsub>"))
+		p.Expect("id='p1'", "type='result'")
+		p.Send(iq("set", "p2", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:avatar:metadata'><item id='a1'><metadata xmlns='urn:xmpp:avatar:metadata'/></item></publish></pubsub>"))
+		p.Expect("id='p2'", "type='result'")
 
 		c := w.login(t, items[0].Login, "pc")
 		// A contact's node, read and (refused) written on their bare JID.
-		c.send(iq("get", "g1", pj, "<pubsub "+nsPS+"><items node='http://jabber.org/protocol/nick'/></pubsub>"))
-		c.expect("id='g1'", "type='result'", "from='"+pj+"'", "Маша")
-		c.send(iq("set", "g2", pj, "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'/></publish></pubsub>"))
-		if r := c.expect("id='g2'"); !strings.Contains(r, "type='error'") {
+		c.Send(iq("get", "g1", pj, "<pubsub "+nsPS+"><items node='http://jabber.org/protocol/nick'/></pubsub>"))
+		c.Expect("id='g1'", "type='result'", "from='"+pj+"'", "Маша")
+		c.Send(iq("set", "g2", pj, "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'/></publish></pubsub>"))
+		if r := c.Expect("id='g2'"); !strings.Contains(r, "type='error'") {
 			t.Fatalf("publish on a contact's node: %s", r)
 		}
 		// Disco on accounts.
-		c.send(iq("get", "d1", pj, "<query xmlns='http://jabber.org/protocol/disco#items'/>"))
-		c.expect("id='d1'", "type='result'", "node='http://jabber.org/protocol/nick'", "jid='"+pj+"'")
-		p.send(iq("get", "d2", "", "<query xmlns='http://jabber.org/protocol/disco#items'/>"))
-		p.expect("id='d2'", "type='result'", "node='urn:xmpp:avatar:metadata'")
-		c.send(iq("get", "d3", pj, "<query xmlns='http://jabber.org/protocol/disco#info'/>"))
-		c.expect("id='d3'", "type='result'", "category='account'", "category='pubsub' type='pep'", "http://jabber.org/protocol/pubsub#publish")
-		c.send(iq("get", "d4", "nosuch@"+domain, "<query xmlns='http://jabber.org/protocol/disco#items'/>"))
-		c.expect("id='d4'", "type='error'", "item-not-found")
+		c.Send(iq("get", "d1", pj, "<query xmlns='http://jabber.org/protocol/disco#items'/>"))
+		c.Expect("id='d1'", "type='result'", "node='http://jabber.org/protocol/nick'", "jid='"+pj+"'")
+		p.Send(iq("get", "d2", "", "<query xmlns='http://jabber.org/protocol/disco#items'/>"))
+		p.Expect("id='d2'", "type='result'", "node='urn:xmpp:avatar:metadata'")
+		c.Send(iq("get", "d3", pj, "<query xmlns='http://jabber.org/protocol/disco#info'/>"))
+		c.Expect("id='d3'", "type='result'", "category='account'", "category='pubsub' type='pep'", "http://jabber.org/protocol/pubsub#publish")
+		c.Send(iq("get", "d4", "nosuch@"+domain, "<query xmlns='http://jabber.org/protocol/disco#items'/>"))
+		c.Expect("id='d4'", "type='error'", "item-not-found")
 
 		// A publish-options mismatch carries precondition-not-met.
-		p.send(iq("set", "e1", "", "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'/></publish>"+
+		p.Send(iq("set", "e1", "", "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'/></publish>"+
 			"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>"+
 			"<field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub>"))
-		p.expect("id='e1'", "type='error'", "<conflict", "<precondition-not-met xmlns='http://jabber.org/protocol/pubsub#errors'")
+		p.Expect("id='e1'", "type='error'", "<conflict", "<precondition-not-met xmlns='http://jabber.org/protocol/pubsub#errors'")
 
 		// Entity capabilities: the server asks once per ver, then sends
 		// the last items of the nodes the client wants (+notify).
@@ -66,19 +66,19 @@ func TestPEPInCore(t *testing.T) {
 		}
 		caps := "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://test.example' ver='" + ver + "'/>"
 		c2 := dial(t, w.addr, items[0].Login+"@"+domain, "laptop", roster.DemoPassword)
-		c2.send("<presence>" + caps + "</presence>")
-		q := c2.expect("<iq", "type='get'", "disco#info", "node='https://test.example#"+ver+"'")
+		c2.Send("<presence>" + caps + "</presence>")
+		q := c2.Expect("<iq", "type='get'", "disco#info", "node='https://test.example#"+ver+"'")
 		id := q[strings.Index(q, "id='")+4:]
 		id = id[:strings.IndexByte(id, '\'')]
-		c2.send(iq("result", id, items[0].Login+"@"+domain, "<query xmlns='http://jabber.org/protocol/disco#info' node='https://test.example#"+ver+"'>"+info+"</query>"))
-		c2.expect("pubsub#event", "from='"+pj+"'", "Маша")
-		c2.expectNone(300*time.Millisecond, "avatar:metadata")
+		c2.Send(iq("result", id, items[0].Login+"@"+domain, "<query xmlns='http://jabber.org/protocol/disco#info' node='https://test.example#"+ver+"'>"+info+"</query>"))
+		c2.Expect("pubsub#event", "from='"+pj+"'", "Маша")
+		c2.ExpectNone(300*time.Millisecond, "avatar:metadata")
 
 		// The same ver again is not asked about: the cache answers.
 		c3 := dial(t, w.addr, items[0].Login+"@"+domain, "tablet", roster.DemoPassword)
-		c3.send("<presence>" + caps + "</presence>")
-		c3.expect("pubsub#event", "from='"+pj+"'", "Маша")
-		c3.expectNone(300*time.Millisecond, "disco#info")
+		c3.Send("<presence>" + caps + "</presence>")
+		c3.Expect("pubsub#event", "from='"+pj+"'", "Маша")
+		c3.ExpectNone(300*time.Millisecond, "disco#info")
 	})
 }
 

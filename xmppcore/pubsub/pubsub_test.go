@@ -15,28 +15,12 @@ const svc = "pubsub." + domain
 
 // next returns the next stanza the client receives, in order, skipping
 // presence.
-func (c *client) next() string {
-	c.t.Helper()
+func next(c *client) string {
+	c.T.Helper()
 	for {
-		if s := c.nextAny(); !strings.HasPrefix(s, "<presence") {
+		if s := c.Next(); !strings.HasPrefix(s, "<presence") {
 			return s
 		}
-	}
-}
-
-func (c *client) nextAny() string {
-	c.t.Helper()
-	if len(c.seen) > 0 {
-		s := c.seen[0]
-		c.seen = c.seen[1:]
-		return s
-	}
-	select {
-	case s := <-c.in:
-		return s
-	case <-time.After(5 * time.Second):
-		c.t.Fatalf("%s: no stanza", c.jid)
-		return ""
 	}
 }
 
@@ -59,100 +43,100 @@ func TestServiceNodes(t *testing.T) {
 		other := w.login(t, "petrova", "pc")
 
 		// Only admins create nodes; a second create conflicts.
-		other.send(iq("set", "c0", svc, "<pubsub "+nsPS+"><create node='news'/></pubsub>"))
-		other.expect("id='c0'", "type='error'", "<forbidden")
-		admin.send(iq("set", "c1", svc, "<pubsub "+nsPS+"><create node='news'/></pubsub>"))
-		admin.expect("id='c1'", "type='result'")
-		admin.send(iq("set", "c2", svc, "<pubsub "+nsPS+"><create node='news'/></pubsub>"))
-		admin.expect("id='c2'", "type='error'", "<conflict")
+		other.Send(iq("set", "c0", svc, "<pubsub "+nsPS+"><create node='news'/></pubsub>"))
+		other.Expect("id='c0'", "type='error'", "<forbidden")
+		admin.Send(iq("set", "c1", svc, "<pubsub "+nsPS+"><create node='news'/></pubsub>"))
+		admin.Expect("id='c1'", "type='result'")
+		admin.Send(iq("set", "c2", svc, "<pubsub "+nsPS+"><create node='news'/></pubsub>"))
+		admin.Expect("id='c2'", "type='error'", "<conflict")
 
 		// Subscribing someone else is refused; oneself works.
-		other.send(iq("set", "s0", svc, "<pubsub "+nsPS+"><subscribe node='news' jid='ivanov@"+domain+"'/></pubsub>"))
-		other.expect("id='s0'", "type='error'")
-		me := other.jid.String()
-		other.send(iq("set", "s1", svc, "<pubsub "+nsPS+"><subscribe node='news' jid='"+me+"'/></pubsub>"))
-		res := other.expect("id='s1'", "type='result'")
+		other.Send(iq("set", "s0", svc, "<pubsub "+nsPS+"><subscribe node='news' jid='ivanov@"+domain+"'/></pubsub>"))
+		other.Expect("id='s0'", "type='error'")
+		me := other.JID.String()
+		other.Send(iq("set", "s1", svc, "<pubsub "+nsPS+"><subscribe node='news' jid='"+me+"'/></pubsub>"))
+		res := other.Expect("id='s1'", "type='result'")
 		if !strings.Contains(res, "subscription='subscribed'") {
 			t.Fatalf("subscribe result: %s", res)
 		}
 
 		// Publishing: the publisher gets the result, subscribers the event.
 		for i, id := range []string{"a", "b"} {
-			admin.send(iq("set", "p"+id, svc, "<pubsub "+nsPS+"><publish node='news'><item id='"+id+"'><entry xmlns='http://www.w3.org/2005/Atom'><title>T"+id+"</title></entry></item></publish></pubsub>"))
-			admin.expect("id='p"+id+"'", "type='result'")
-			ev := other.expect("pubsub#event", "<item id='"+id+"'")
+			admin.Send(iq("set", "p"+id, svc, "<pubsub "+nsPS+"><publish node='news'><item id='"+id+"'><entry xmlns='http://www.w3.org/2005/Atom'><title>T"+id+"</title></entry></item></publish></pubsub>"))
+			admin.Expect("id='p"+id+"'", "type='result'")
+			ev := other.Expect("pubsub#event", "<item id='"+id+"'")
 			if !strings.Contains(ev, "publisher='ivanov@"+domain+"'") || !strings.Contains(ev, "<title>T"+id+"</title>") || !strings.Contains(ev, "from='"+svc+"'") {
 				t.Fatalf("event %d: %s", i, ev)
 			}
 		}
 		// Items: oldest first; max_items picks the newest.
-		other.send(iq("get", "i1", svc, "<pubsub "+nsPS+"><items node='news'/></pubsub>"))
-		all := other.expect("id='i1'", "type='result'")
+		other.Send(iq("get", "i1", svc, "<pubsub "+nsPS+"><items node='news'/></pubsub>"))
+		all := other.Expect("id='i1'", "type='result'")
 		if a, b := strings.Index(all, "id='a'"), strings.Index(all, "id='b'"); a < 0 || b < 0 || a > b {
 			t.Fatalf("items: %s", all)
 		}
-		other.send(iq("get", "i2", svc, "<pubsub "+nsPS+"><items node='news' max_items='1'/></pubsub>"))
-		if one := other.expect("id='i2'", "type='result'"); strings.Contains(one, "id='a'") || !strings.Contains(one, "id='b'") {
+		other.Send(iq("get", "i2", svc, "<pubsub "+nsPS+"><items node='news' max_items='1'/></pubsub>"))
+		if one := other.Expect("id='i2'", "type='result'"); strings.Contains(one, "id='a'") || !strings.Contains(one, "id='b'") {
 			t.Fatalf("max_items=1: %s", one)
 		}
 
 		// Configuration: the form, then max_items 1 drops the older item.
-		other.send(iq("get", "f0", svc, "<pubsub "+nsOwner+"><configure node='news'/></pubsub>"))
-		other.expect("id='f0'", "<forbidden")
-		admin.send(iq("get", "f1", svc, "<pubsub "+nsOwner+"><configure node='news'/></pubsub>"))
-		form := admin.expect("id='f1'", "type='result'")
+		other.Send(iq("get", "f0", svc, "<pubsub "+nsOwner+"><configure node='news'/></pubsub>"))
+		other.Expect("id='f0'", "<forbidden")
+		admin.Send(iq("get", "f1", svc, "<pubsub "+nsOwner+"><configure node='news'/></pubsub>"))
+		form := admin.Expect("id='f1'", "type='result'")
 		if !strings.Contains(form, "<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>") ||
 			!strings.Contains(form, "pubsub#max_items") {
 			t.Fatalf("config form: %s", form)
 		}
-		admin.send(iq("set", "f2", svc, "<pubsub "+nsOwner+"><configure node='news'><x xmlns='jabber:x:data' type='submit'>"+
+		admin.Send(iq("set", "f2", svc, "<pubsub "+nsOwner+"><configure node='news'><x xmlns='jabber:x:data' type='submit'>"+
 			"<field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#node_config</value></field>"+
 			"<field var='pubsub#max_items'><value>1</value></field><field var='pubsub#send_last_published_item'><value>on_sub</value></field></x></configure></pubsub>"))
-		admin.expect("id='f2'", "type='result'")
-		admin.send(iq("set", "f3", svc, "<pubsub "+nsOwner+"><configure node='news'><x xmlns='jabber:x:data' type='submit'>"+
+		admin.Expect("id='f2'", "type='result'")
+		admin.Send(iq("set", "f3", svc, "<pubsub "+nsOwner+"><configure node='news'><x xmlns='jabber:x:data' type='submit'>"+
 			"<field var='pubsub#max_items'><value>lots</value></field></x></configure></pubsub>"))
-		admin.expect("id='f3'", "type='error'", "not-acceptable")
-		other.send(iq("get", "i3", svc, "<pubsub "+nsPS+"><items node='news'/></pubsub>"))
-		if one := other.expect("id='i3'", "type='result'"); strings.Contains(one, "id='a'") || !strings.Contains(one, "id='b'") {
+		admin.Expect("id='f3'", "type='error'", "not-acceptable")
+		other.Send(iq("get", "i3", svc, "<pubsub "+nsPS+"><items node='news'/></pubsub>"))
+		if one := other.Expect("id='i3'", "type='result'"); strings.Contains(one, "id='a'") || !strings.Contains(one, "id='b'") {
 			t.Fatalf("after max_items=1: %s", one)
 		}
 
 		// A publisher affiliation lets another user publish.
-		other.send(iq("set", "p2", svc, "<pubsub "+nsPS+"><publish node='news'><item id='c'/></publish></pubsub>"))
-		other.expect("id='p2'", "<forbidden")
-		admin.send(iq("set", "a1", svc, "<pubsub "+nsOwner+"><affiliations node='news'><affiliation jid='petrova@"+domain+"' affiliation='publisher'/></affiliations></pubsub>"))
-		admin.expect("id='a1'", "type='result'")
-		admin.send(iq("get", "a2", svc, "<pubsub "+nsOwner+"><affiliations node='news'/></pubsub>"))
-		affs := admin.expect("id='a2'", "type='result'")
+		other.Send(iq("set", "p2", svc, "<pubsub "+nsPS+"><publish node='news'><item id='c'/></publish></pubsub>"))
+		other.Expect("id='p2'", "<forbidden")
+		admin.Send(iq("set", "a1", svc, "<pubsub "+nsOwner+"><affiliations node='news'><affiliation jid='petrova@"+domain+"' affiliation='publisher'/></affiliations></pubsub>"))
+		admin.Expect("id='a1'", "type='result'")
+		admin.Send(iq("get", "a2", svc, "<pubsub "+nsOwner+"><affiliations node='news'/></pubsub>"))
+		affs := admin.Expect("id='a2'", "type='result'")
 		if !strings.Contains(affs, "affiliation='owner' jid='ivanov@"+domain+"'") || !strings.Contains(affs, "affiliation='publisher' jid='petrova@"+domain+"'") {
 			t.Fatalf("affiliations: %s", affs)
 		}
-		other.send(iq("set", "p3", svc, "<pubsub "+nsPS+"><publish node='news'><item id='c'><x xmlns='urn:test'/></item></publish></pubsub>"))
-		other.expect("id='p3'", "type='result'")
+		other.Send(iq("set", "p3", svc, "<pubsub "+nsPS+"><publish node='news'><item id='c'><x xmlns='urn:test'/></item></publish></pubsub>"))
+		other.Expect("id='p3'", "type='result'")
 
 		// Resubscribing sends the last item (on_sub); retract notifies.
-		other.send(iq("set", "s2", svc, "<pubsub "+nsPS+"><unsubscribe node='news' jid='"+me+"'/></pubsub>"))
-		other.expect("id='s2'", "subscription='none'")
-		other.seen = nil
-		other.send(iq("set", "s3", svc, "<pubsub "+nsPS+"><subscribe node='news' jid='"+me+"'/></pubsub>"))
-		other.expect("id='s3'", "type='result'")
-		if last := other.expect("pubsub#event", "<item id='c'"); !strings.Contains(last, "urn:test") {
+		other.Send(iq("set", "s2", svc, "<pubsub "+nsPS+"><unsubscribe node='news' jid='"+me+"'/></pubsub>"))
+		other.Expect("id='s2'", "subscription='none'")
+		other.Seen = nil
+		other.Send(iq("set", "s3", svc, "<pubsub "+nsPS+"><subscribe node='news' jid='"+me+"'/></pubsub>"))
+		other.Expect("id='s3'", "type='result'")
+		if last := other.Expect("pubsub#event", "<item id='c'"); !strings.Contains(last, "urn:test") {
 			t.Fatalf("last item: %s", last)
 		}
-		admin.send(iq("set", "r1", svc, "<pubsub "+nsPS+"><retract node='news'><item id='c'/></retract></pubsub>"))
-		admin.expect("id='r1'", "type='result'")
-		other.expect("pubsub#event", "<retract id='c'")
-		admin.send(iq("set", "r2", svc, "<pubsub "+nsPS+"><retract node='news'><item id='c'/></retract></pubsub>"))
-		admin.expect("id='r2'", "item-not-found")
+		admin.Send(iq("set", "r1", svc, "<pubsub "+nsPS+"><retract node='news'><item id='c'/></retract></pubsub>"))
+		admin.Expect("id='r1'", "type='result'")
+		other.Expect("pubsub#event", "<retract id='c'")
+		admin.Send(iq("set", "r2", svc, "<pubsub "+nsPS+"><retract node='news'><item id='c'/></retract></pubsub>"))
+		admin.Expect("id='r2'", "item-not-found")
 
 		// Disco lists the node; delete tells subscribers; twice is item-not-found.
-		other.send(iq("get", "d0", svc, "<query xmlns='http://jabber.org/protocol/disco#items'/>"))
-		other.expect("id='d0'", "node='news'")
-		admin.send(iq("set", "x1", svc, "<pubsub "+nsOwner+"><delete node='news'/></pubsub>"))
-		admin.expect("id='x1'", "type='result'")
-		other.expect("pubsub#event", "<delete node='news'")
-		admin.send(iq("set", "x2", svc, "<pubsub "+nsOwner+"><delete node='news'/></pubsub>"))
-		admin.expect("id='x2'", "item-not-found")
+		other.Send(iq("get", "d0", svc, "<query xmlns='http://jabber.org/protocol/disco#items'/>"))
+		other.Expect("id='d0'", "node='news'")
+		admin.Send(iq("set", "x1", svc, "<pubsub "+nsOwner+"><delete node='news'/></pubsub>"))
+		admin.Expect("id='x1'", "type='result'")
+		other.Expect("pubsub#event", "<delete node='news'")
+		admin.Send(iq("set", "x2", svc, "<pubsub "+nsOwner+"><delete node='news'/></pubsub>"))
+		admin.Expect("id='x2'", "item-not-found")
 	})
 }
 
@@ -167,54 +151,54 @@ func TestPEP(t *testing.T) {
 		p := w.login(t, "petrova", "pc")
 		phone := w.login(t, "petrova", "phone")
 		contact := w.login(t, items[0].Login, "pc")
-		p.seen, phone.seen = nil, nil
+		p.Seen, phone.Seen = nil, nil
 
 		// First publish creates the node; the result comes before the
 		// notification, which reaches every own session and contacts.
-		p.send(iq("set", "n1", "", "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Маша</nick></item></publish></pubsub>"))
-		res := p.next()
+		p.Send(iq("set", "n1", "", "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Маша</nick></item></publish></pubsub>"))
+		res := next(p)
 		if !strings.Contains(res, "id='n1'") || !strings.Contains(res, "type='result'") || !strings.Contains(res, "<item id='current'") {
 			t.Fatalf("first stanza after publish: %s", res)
 		}
-		ev := p.next()
+		ev := next(p)
 		// (The test client drops a 'from' equal to its own bare JID.)
 		if !strings.Contains(ev, "pubsub#event") || !strings.Contains(ev, "Маша") {
 			t.Fatalf("notification: %s", ev)
 		}
-		phone.expect("pubsub#event", "Маша")
-		contact.expect("pubsub#event", "from='petrova@"+domain+"'", "Маша")
+		phone.Expect("pubsub#event", "Маша")
+		contact.Expect("pubsub#event", "from='petrova@"+domain+"'", "Маша")
 
 		// Items on one's own JID; the item id is generated when missing.
-		p.send(iq("get", "n2", "", "<pubsub "+nsPS+"><items node='http://jabber.org/protocol/nick'/></pubsub>"))
-		p.expect("id='n2'", "type='result'", "Маша")
-		p.send(iq("set", "n3", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:microblog:0'><item><entry xmlns='http://www.w3.org/2005/Atom'/></item></publish>"+
+		p.Send(iq("get", "n2", "", "<pubsub "+nsPS+"><items node='http://jabber.org/protocol/nick'/></pubsub>"))
+		p.Expect("id='n2'", "type='result'", "Маша")
+		p.Send(iq("set", "n3", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:microblog:0'><item><entry xmlns='http://www.w3.org/2005/Atom'/></item></publish>"+
 			"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>"+
 			"<field var='pubsub#max_items'><value>max</value></field><field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub>"))
-		if r := p.expect("id='n3'"); !strings.Contains(r, "type='result'") || !strings.Contains(r, "<item id='") {
+		if r := p.Expect("id='n3'"); !strings.Contains(r, "type='result'") || !strings.Contains(r, "<item id='") {
 			t.Fatalf("publish with options: %s", r)
 		}
 		// Preconditions that do not match the existing node fail.
-		p.send(iq("set", "n4", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:microblog:0'><item id='x'/></publish>"+
+		p.Send(iq("set", "n4", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:microblog:0'><item id='x'/></publish>"+
 			"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>"+
 			"<field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub>"))
-		p.expect("id='n4'", "type='error'", "<conflict", "access_model")
-		p.send(iq("get", "n5", "", "<pubsub "+nsOwner+"><configure node='urn:xmpp:microblog:0'/></pubsub>"))
-		if f := p.expect("id='n5'", "type='result'"); !strings.Contains(f, "<value>max</value>") || !strings.Contains(f, "<value>open</value></field>") {
+		p.Expect("id='n4'", "type='error'", "<conflict", "access_model")
+		p.Send(iq("get", "n5", "", "<pubsub "+nsOwner+"><configure node='urn:xmpp:microblog:0'/></pubsub>"))
+		if f := p.Expect("id='n5'", "type='result'"); !strings.Contains(f, "<value>max</value>") || !strings.Contains(f, "<value>open</value></field>") {
 			t.Fatalf("configured by publish-options: %s", f)
 		}
 		// Retract and delete on one's own node.
-		p.send(iq("set", "n6", "", "<pubsub "+nsPS+"><retract node='http://jabber.org/protocol/nick' notify='1'><item id='current'/></retract></pubsub>"))
-		p.expect("id='n6'", "type='result'")
-		contact.expect("pubsub#event", "<retract id='current'")
-		p.send(iq("set", "n7", "", "<pubsub "+nsOwner+"><delete node='urn:xmpp:microblog:0'/></pubsub>"))
-		p.expect("id='n7'", "type='result'")
+		p.Send(iq("set", "n6", "", "<pubsub "+nsPS+"><retract node='http://jabber.org/protocol/nick' notify='1'><item id='current'/></retract></pubsub>"))
+		p.Expect("id='n6'", "type='result'")
+		contact.Expect("pubsub#event", "<retract id='current'")
+		p.Send(iq("set", "n7", "", "<pubsub "+nsOwner+"><delete node='urn:xmpp:microblog:0'/></pubsub>"))
+		p.Expect("id='n7'", "type='result'")
 
 		// The bookmarks node is still the chat service's: publishing a
 		// bookmark for a new chat is refused there, listing works.
-		p.send(iq("get", "b1", "", "<pubsub "+nsPS+"><items node='urn:xmpp:bookmarks:1'/></pubsub>"))
-		p.expect("id='b1'", "type='result'", "node='urn:xmpp:bookmarks:1'")
-		p.send(iq("set", "b2", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:bookmarks:1'><item id='nosuch@conference."+domain+"'><conference xmlns='urn:xmpp:bookmarks:1'/></item></publish></pubsub>"))
-		p.expect("id='b2'", "type='error'", "item-not-found")
+		p.Send(iq("get", "b1", "", "<pubsub "+nsPS+"><items node='urn:xmpp:bookmarks:1'/></pubsub>"))
+		p.Expect("id='b1'", "type='result'", "node='urn:xmpp:bookmarks:1'")
+		p.Send(iq("set", "b2", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:bookmarks:1'><item id='nosuch@conference."+domain+"'><conference xmlns='urn:xmpp:bookmarks:1'/></item></publish></pubsub>"))
+		p.Expect("id='b2'", "type='error'", "item-not-found")
 	})
 }
 
@@ -225,12 +209,12 @@ func TestPEPHooks(t *testing.T) {
 		ctx := context.Background()
 		w := newWorld(t, db)
 		p := w.login(t, "petrova", "pc")
-		p.send(iq("set", "h1", "", "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Маша</nick></item></publish></pubsub>"))
-		p.expect("id='h1'", "type='result'")
-		p.send(iq("set", "h2", "", "<pubsub "+nsPS+"><publish node='secret'><item id='1'><x xmlns='urn:test'/></item></publish>"+
+		p.Send(iq("set", "h1", "", "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Маша</nick></item></publish></pubsub>"))
+		p.Expect("id='h1'", "type='result'")
+		p.Send(iq("set", "h2", "", "<pubsub "+nsPS+"><publish node='secret'><item id='1'><x xmlns='urn:test'/></item></publish>"+
 			"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>"+
 			"<field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub>"))
-		p.expect("id='h2'", "type='result'")
+		p.Expect("id='h2'", "type='result'")
 
 		owner, viewer := "petrova@"+domain, "ivanov@"+domain
 		own, err := w.ps.NodeItems(ctx, owner, owner)
@@ -243,11 +227,11 @@ func TestPEPHooks(t *testing.T) {
 		}
 
 		iv := w.login(t, "ivanov", "pc")
-		iv.seen = nil
-		if err := w.ps.SendLastItems(ctx, owner, iv.jid.String(), nil); err != nil {
+		iv.Seen = nil
+		if err := w.ps.SendLastItems(ctx, owner, iv.JID.String(), nil); err != nil {
 			t.Fatal(err)
 		}
-		iv.expect("pubsub#event", "Маша", "from='"+owner+"'")
-		iv.expectNone(200*time.Millisecond, "urn:test")
+		iv.Expect("pubsub#event", "Маша", "from='"+owner+"'")
+		iv.ExpectNone(200*time.Millisecond, "urn:test")
 	})
 }

@@ -80,11 +80,11 @@ func (w *world) user(t testing.TB, login string) *roster.User {
 func (w *world) login(t testing.TB, login, resource string) *client {
 	t.Helper()
 	c := dial(t, w.addr, login+"@"+domain, resource, roster.DemoPassword)
-	c.send(`<presence/>`)
+	c.Send(`<presence/>`)
 	// Stanzas of a session are handled in order: once the ping is
 	// answered, the initial presence is in effect.
-	c.send(`<iq type='get' id='ready' to='` + domain + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
-	c.expect("id='ready'")
+	c.Send(`<iq type='get' id='ready' to='` + domain + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	c.Expect("id='ready'")
 	return c
 }
 
