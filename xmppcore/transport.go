@@ -57,6 +57,9 @@ type streamTransport struct {
 
 // NewTCPTransport wraps an accepted TCP connection; STARTTLS is offered.
 func NewTCPTransport(c net.Conn) Transport {
+	if tc, ok := c.(*net.TCPConn); ok {
+		c = quickAck(tc)
+	}
 	return &streamTransport{conn: c, canTLS: true}
 }
 
