@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"vestnik/roster"
+	"vestnik/xmppcore/mam"
 )
 
 // messageRow is a row of the archive's messages table, read here only for
@@ -125,14 +126,13 @@ func (b *Bridge) conversations(ctx context.Context, userID int64, chatIDs []int6
 	return res, nil
 }
 
-// visible is the membership-window condition for chat messages m of a
-// member (bound twice: user id).
-const visible = `EXISTS (SELECT 1 FROM chat_periods p WHERE p.chat_id = m.chat_id AND p.user_id = ? AND m.id >= p.from_id AND (p.to_id IS NULL OR m.id <= p.to_id))`
-
 func (b *Bridge) chatConversation(ctx context.Context, userID, chatID int64) (*Conversation, error) {
 	c := &Conversation{Key: fmt.Sprintf("c%d", chatID)}
+	// What the user may read of the chat: the archive's access rule.
+	readable, rargs := mam.Readable(userID)
 	var r messageRow
-	err := b.db.GetContext(ctx, &r, b.db.Rebind(`SELECT `+messageCols+` FROM messages m WHERE m.chat_id = ? AND `+visible+` ORDER BY m.id DESC LIMIT 1`), chatID, userID)
+	err := b.db.GetContext(ctx, &r, b.db.Rebind(`SELECT `+messageCols+` FROM messages m WHERE m.chat_id = ? AND `+readable+` ORDER BY m.id DESC LIMIT 1`),
+		append([]any{chatID}, rargs...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, nil
 	}
@@ -145,8 +145,8 @@ func (b *Bridge) chatConversation(ctx context.Context, userID, chatID int64) (*C
 	if err != nil {
 		return nil, fmt.Errorf("bridge: chat %d read mark: %w", chatID, err)
 	}
-	err = b.db.GetContext(ctx, &c.Unread, b.db.Rebind(`SELECT COUNT(*) FROM messages m WHERE m.chat_id = ? AND m.id > ? AND m.kind = 'groupchat' AND m.deleted = FALSE AND (m.from_id IS NULL OR m.from_id <> ?) AND `+visible),
-		chatID, c.Read, userID, userID)
+	err = b.db.GetContext(ctx, &c.Unread, b.db.Rebind(`SELECT COUNT(*) FROM messages m WHERE m.chat_id = ? AND m.id > ? AND m.kind = 'groupchat' AND m.deleted = FALSE AND (m.from_id IS NULL OR m.from_id <> ?) AND `+readable),
+		append([]any{chatID, c.Read, userID}, rargs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: chat %d unread: %w", chatID, err)
 	}

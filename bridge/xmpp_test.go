@@ -157,7 +157,6 @@ func TestChatThroughCore(t *testing.T) {
 		if len(h["messages"].([]any)) != 0 {
 			t.Fatalf("non-member reads the chat: %v", h)
 		}
-		_ = alice
 		c := wp.call(Frame{"type": "conversations"})
 		found := false
 		for _, x := range c["conversations"].([]any) {
@@ -168,6 +167,19 @@ func TestChatThroughCore(t *testing.T) {
 		}
 		if !found {
 			t.Fatalf("conversations: got %v", c)
+		}
+		// Added with hide_history: the conversation list shows nothing of
+		// what was said before (the archive's access rule decides it).
+		hide := true
+		if _, err := svc.AddMembers(context.Background(), ivanov.ID, chat.ID, []int64{alice.ID}, &hide, true); err != nil {
+			t.Fatal(err)
+		}
+		c = wa.call(Frame{"type": "conversations"})
+		for _, x := range c["conversations"].([]any) {
+			cv := x.(map[string]any)
+			if cv["key"] == fmt.Sprintf("c%d", chat.ID) && (cv["unread"].(float64) != 0 || cv["last"] != nil) {
+				t.Fatalf("hidden history in alice's conversation list: %v", cv)
+			}
 		}
 	})
 }

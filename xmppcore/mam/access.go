@@ -31,6 +31,12 @@ func readable(viewer int64) (string, []any) {
 	return readableSQL, []any{viewer, viewer, viewer}
 }
 
+// Readable is the access rule for viewer as an SQL condition over the
+// messages row aliased m, with its arguments, for code outside this
+// package that selects messages on a user's behalf (the bridge's list of
+// conversations), so that the rule is still written only here.
+func Readable(viewer int64) (string, []any) { return readable(viewer) }
+
 // GetFor returns message id if viewer may read it, and ErrNotFound
 // otherwise (a message one may not read does not exist for them).
 func (s *Store) GetFor(ctx context.Context, viewer, id int64) (*Message, error) {
