@@ -40,14 +40,15 @@ type conn struct {
 	sess *Session
 	lang string
 
-	qmu       sync.Mutex // guards queue, writerOn
-	queue     []*Element // stanzas waiting for the writer (bounded: SendQueueLen)
-	writerOn  bool       // a writer goroutine is running
-	writers   sync.WaitGroup
-	done      chan struct{} // closed once by closeWith: the writer finishes
-	closeOnce sync.Once
-	finalErr  atomic.Pointer[Element]
-	writing   atomic.Bool // writes go through the queue (set at bind)
+	qmu         sync.Mutex // guards queue, writerOn
+	queue       []*Element // stanzas waiting for the writer (bounded: SendQueueLen)
+	writerOn    bool       // a writer goroutine is running
+	writers     sync.WaitGroup
+	done        chan struct{} // closed once by closeWith: the writer finishes
+	closeOnce   sync.Once
+	closeReason string // why the connection closed: the first reason, set under closeOnce
+	finalErr    atomic.Pointer[Element]
+	writing     atomic.Bool // writes go through the queue (set at bind)
 
 	smOn bool   // XEP-0198 enabled (acks only, no resumption)
 	smIn uint32 // stanzas handled since enable (the h of <a/>)
@@ -102,10 +103,12 @@ func (c *conn) guard(f func() bool) (ok bool) {
 // finish tears the connection down: the session leaves the router (with
 // unavailable presence), the writer finishes, the transport is closed.
 func (c *conn) finish() {
-	if c.sess != nil {
-		c.sess.end(closeIO)
-	}
+	// closeWith is a no-op when the connection was closed already; after
+	// it closeReason holds the first reason given.
 	c.closeWith(closeIO, nil)
+	if c.sess != nil {
+		c.sess.end(c.closeReason)
+	}
 	c.writers.Wait()
 	c.t.Close()
 	c.srv.mu.Lock()
@@ -176,6 +179,7 @@ func (e *streamErr) Error() string { return "xmppcore: stream error " + e.cond }
 // write the error itself). Idempotent; safe from any goroutine.
 func (c *conn) closeWith(reason string, errEl *Element) {
 	c.closeOnce.Do(func() {
+		c.closeReason = reason
 		if errEl != nil {
 			c.finalErr.Store(errEl)
 		}
@@ -196,6 +200,7 @@ func (c *conn) closeFromReader(reason string, errEl *Element) {
 		return
 	}
 	c.closeOnce.Do(func() {
+		c.closeReason = reason
 		close(c.done)
 		if reason != closeNormal && reason != closeIO {
 			c.logger().Debug("closing connection", "reason", reason)
@@ -427,6 +432,7 @@ func (c *conn) negotiate() (*Session, error) {
 						return nil, err
 					}
 					failures++
+					c.srv.count.authFailures.Add(1)
 					if f != errSASLAborted && c.srv.opts.AuthFailureDelay > 0 {
 						time.Sleep(c.srv.opts.AuthFailureDelay)
 					}
@@ -622,6 +628,7 @@ func (c *conn) serve() error {
 			return &streamErr{cond: "policy-violation", text: "unexpected stream restart"}
 		}
 		c.limitRate()
+		c.srv.count.stanzasIn.Add(1)
 		el := ev.el
 		if el.Name.Space == NSSM {
 			c.streamManagement(el)

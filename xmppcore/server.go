@@ -95,6 +95,8 @@ type Server struct {
 	inviter    DirectInviter // nil: direct invitations are only delivered
 
 	caps capsCache
+
+	count counters
 }
 
 // NewServerWith returns a server over the given directory and archive.
@@ -134,6 +136,7 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 		iqHandlers: map[string]IQHandler{},
 	}
 	s.users = newUserCache(dir)
+	s.count.init()
 	s.blocks.lists = map[int64]map[string]struct{}{}
 	s.registerBuiltins()
 	// The event cursor is taken now, so changes made right after NewServer

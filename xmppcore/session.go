@@ -20,16 +20,17 @@ type Sink interface {
 	Close(reason string)
 }
 
-// Close reasons, logged once per session.
+// Close reasons, logged once per session and counted in /metrics (as
+// label values, hence no spaces).
 const (
 	closeNormal       = "normal"
 	closeConflict     = "conflict"
-	closeSlowConsumer = "slow consumer"
-	closeDeactivated  = "account deactivated"
+	closeSlowConsumer = "slow-consumer"
+	closeDeactivated  = "deactivated"
 	closeShutdown     = "shutdown"
 	closeTimeout      = "timeout"
-	closeProtocol     = "protocol error"
-	closeIO           = "connection lost"
+	closeProtocol     = "protocol-error"
+	closeIO           = "connection-lost"
 )
 
 // Session is one bound resource of a user: an XMPP stream or an attached
@@ -144,6 +145,7 @@ func (sess *Session) end(reason string) {
 		return
 	}
 	s := sess.srv
+	s.count.sessionClosed(reason)
 	wasAvailable := sess.available.Load()
 	if wasAvailable {
 		// Last seen first, so a probe answered after the broadcast has it.

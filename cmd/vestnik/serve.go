@@ -162,6 +162,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	xmpp.SetPEP(pep)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
 	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins)})
+	xmppMetrics(reg, xmpp)
+	reg.Func("vestnik_bridge_connections", "Open web client WebSocket connections.", metrics.Gauge,
+		func() float64 { return float64(web.Connections()) })
 	web.Register(mux)
 	webclient.New().Register(mux)
 	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler})
@@ -234,6 +237,28 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// xmppMetrics exports the XMPP server's counters and gauges.
+func xmppMetrics(reg *metrics.Registry, srv *xmppcore.Server) {
+	for _, m := range []struct {
+		name, help string
+		kind       metrics.Kind
+		read       func(xmppcore.Stats) int64
+	}{
+		{"vestnik_xmpp_connections", "Open XMPP client streams (TCP and WebSocket).", metrics.Gauge, func(s xmppcore.Stats) int64 { return s.Connections }},
+		{"vestnik_online_users", "Users with at least one session on this node.", metrics.Gauge, func(s xmppcore.Stats) int64 { return s.Users }},
+		{"vestnik_sessions", "Bound sessions on this node, web client included.", metrics.Gauge, func(s xmppcore.Stats) int64 { return s.Sessions }},
+		{"vestnik_xmpp_stanzas_in_total", "Stanzas read from XMPP client streams.", metrics.Counter, func(s xmppcore.Stats) int64 { return s.StanzasIn }},
+		{"vestnik_auth_failures_total", "Failed SASL authentication attempts.", metrics.Counter, func(s xmppcore.Stats) int64 { return s.AuthFailures }},
+	} {
+		read := m.read
+		reg.Func(m.name, m.help, m.kind, func() float64 { return float64(read(srv.Stats())) })
+	}
+	for reason := range srv.Stats().Closed {
+		reg.Func(`vestnik_sessions_closed_total{reason="`+reason+`"}`, "Sessions ended, by close reason.", metrics.Counter,
+			func() float64 { return float64(srv.Stats().Closed[reason]) })
+	}
 }
 
 // clusterMetrics exports the cluster node's counters.

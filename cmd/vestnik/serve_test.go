@@ -152,6 +152,12 @@ func TestServeEndToEnd(t *testing.T) {
 			}
 			if code, body := get(t, "http://"+s.httpAt+"/metrics"); code != 200 || !strings.Contains(body, "vestnik_uptime_seconds") {
 				t.Fatalf("metrics: got %d %q", code, body)
+			} else {
+				for _, want := range []string{"vestnik_xmpp_connections 0", "vestnik_bridge_connections 0", `vestnik_sessions_closed_total{reason="slow-consumer"} 0`} {
+					if !strings.Contains(body, want) {
+						t.Errorf("metrics: no %q in\n%s", want, body)
+					}
+				}
 			}
 			for _, f := range []string{"tls-cert.pem", "tls-key.pem"} {
 				if _, err := os.Stat(filepath.Join(s.dataDir, f)); err != nil {
