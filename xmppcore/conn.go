@@ -55,7 +55,8 @@ type conn struct {
 
 	tokens    float64 // rate limit bucket
 	lastToken time.Time
-	deadline  time.Time // read deadline last set
+	deadline  time.Time  // read deadline last set
+	idle      idleWaiter // the transport, when it can wait for input outside the decoder
 }
 
 func (s *Server) serveTransport(t Transport) {
@@ -71,7 +72,45 @@ func (s *Server) serveTransport(t Transport) {
 	if !c.guard(c.negotiateAndBind) {
 		return
 	}
-	s.start("reader", func() { c.guard(func() bool { c.failed(c.serve()); return false }) })
+	c.t.SetReadDeadline(time.Time{})
+	c.tokens = RateBurst
+	c.lastToken = time.Now()
+	if c.idle, _ = c.t.(idleWaiter); c.idle != nil && !c.r.buffered() && !c.idle.Buffered() {
+		c.r.release()
+		s.start("reader", c.awaitInput)
+		return
+	}
+	s.start("reader", func() { c.guard(c.serveUntilIdle) })
+}
+
+// errIdle is serve's answer when no input is buffered and the transport can
+// wait for more outside the decoder.
+var errIdle = errors.New("xmppcore: connection idle")
+
+// serveUntilIdle reads and handles stanzas; when the connection goes idle
+// it hands over to a new goroutine that waits for input with a minimal
+// stack, and this one, whose stack grew under the decoder, TLS and the
+// handlers, ends. A burst of stanzas is served by one goroutine; thousands
+// of idle connections keep 2 KiB stacks rather than 8 KiB or more.
+func (c *conn) serveUntilIdle() bool {
+	err := c.serve()
+	if err != errIdle {
+		c.failed(err)
+		return false
+	}
+	c.r.release()
+	c.srv.start("reader", c.awaitInput)
+	return true
+}
+
+// awaitInput waits, on a goroutine of its own, for input to an idle
+// connection (the reader found nothing buffered), then serves it.
+func (c *conn) awaitInput() {
+	if err := c.idle.WaitReadable(); err != nil {
+		c.guard(func() bool { c.failed(err); return false })
+		return
+	}
+	c.guard(c.serveUntilIdle)
 }
 
 // logger returns a logger for the connection, made when something is
@@ -609,11 +648,9 @@ func (e *Element) attrNS(space, local string) string {
 
 // --- after binding -----------------------------------------------------------
 
-// serve starts the writer and reads stanzas until the stream ends.
+// serve reads stanzas until the stream ends (nil or the error that ended
+// it) or no input is left to read (errIdle, with a transport that can wait).
 func (c *conn) serve() error {
-	c.t.SetReadDeadline(time.Time{})
-	c.tokens = RateBurst
-	c.lastToken = time.Now()
 	ctx := c.srv.ctx
 	for {
 		c.touchDeadline()
@@ -630,21 +667,24 @@ func (c *conn) serve() error {
 		c.limitRate()
 		c.srv.count.stanzasIn.Add(1)
 		el := ev.el
-		if el.Name.Space == NSSM {
+		switch {
+		case el.Name.Space == NSSM:
 			c.streamManagement(el)
-			continue
-		}
-		if el.Name.Space != NSClient {
+		case el.Name.Space != NSClient:
 			return &streamErr{cond: "unsupported-stanza-type"}
-		}
-		if c.smOn {
-			c.smIn++
-		}
-		if err := c.sess.Handle(ctx, el); err != nil {
-			if errors.Is(err, errSessionEnded) {
-				return nil
+		default:
+			if c.smOn {
+				c.smIn++
 			}
-			return &streamErr{cond: "unsupported-stanza-type"}
+			if err := c.sess.Handle(ctx, el); err != nil {
+				if errors.Is(err, errSessionEnded) {
+					return nil
+				}
+				return &streamErr{cond: "unsupported-stanza-type"}
+			}
+		}
+		if c.idle != nil && !c.r.buffered() && !c.idle.Buffered() {
+			return errIdle
 		}
 	}
 }

@@ -5,6 +5,7 @@ package xmppcore
 import (
 	"net"
 	"syscall"
+	"unsafe"
 )
 
 // quickAckConn keeps delayed acknowledgements off on a client connection
@@ -43,4 +44,30 @@ func (c *quickAckConn) Read(p []byte) (int, error) {
 		c.arm()
 	}
 	return n, err
+}
+
+// socketWaiter returns the raw connection an idle reader waits on (see
+// streamTransport.WaitReadable).
+func socketWaiter(c *net.TCPConn) syscall.RawConn {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// waitReadable blocks until the socket has bytes to read, has reached its
+// end or failed, or its read deadline passed. It reads nothing: a one-byte
+// MSG_PEEK tells whether to wait, and the poller wakes the goroutine.
+func waitReadable(rc syscall.RawConn) error {
+	return rc.Read(func(fd uintptr) bool {
+		var b byte
+		for {
+			_, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b)), 1,
+				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			if e != syscall.EINTR {
+				return e != syscall.EAGAIN
+			}
+		}
+	})
 }

@@ -1,11 +1,11 @@
 package xmppcore
 
 import (
-	"bufio"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Errors of the stream reader. Each maps to a stream error condition.
@@ -37,8 +37,69 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 }
 
 // readBufSize is the read buffer of one stream: small, since most stanzas
-// are small and every idle connection keeps it.
+// are small.
 const readBufSize = 1024
+
+// readBufPool holds read buffers: a stream holds one only while bytes wait
+// in it, so idle connections keep none.
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// pooledReader is the buffered byte reader under the decoder. Its buffer
+// is taken from readBufPool to read and given back by release once empty.
+type pooledReader struct {
+	r        io.Reader
+	buf      *[]byte
+	pos, end int
+}
+
+func (p *pooledReader) fill() error {
+	if p.buf == nil {
+		p.buf = readBufPool.Get().(*[]byte)
+	}
+	for i := 0; i < 100; i++ {
+		n, err := p.r.Read(*p.buf)
+		p.pos, p.end = 0, n
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}
+
+func (p *pooledReader) ReadByte() (byte, error) {
+	if p.pos == p.end {
+		if err := p.fill(); err != nil {
+			return 0, err
+		}
+	}
+	b := (*p.buf)[p.pos]
+	p.pos++
+	return b, nil
+}
+
+func (p *pooledReader) Read(b []byte) (int, error) {
+	if p.pos == p.end {
+		if err := p.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(b, (*p.buf)[p.pos:p.end])
+	p.pos += n
+	return n, nil
+}
+
+func (p *pooledReader) buffered() int { return p.end - p.pos }
+
+// release gives the buffer back when nothing waits in it.
+func (p *pooledReader) release() {
+	if p.buf != nil && p.pos == p.end {
+		readBufPool.Put(p.buf)
+		p.buf = nil
+	}
+}
 
 // streamEvent is what the stream reader yields: the opening of a stream
 // (a stream header or an RFC 7395 <open/>), a top-level element, or the
@@ -55,6 +116,7 @@ type streamEvent struct {
 // stanza size.
 type streamReader struct {
 	lim      budgetReader
+	br       *pooledReader
 	dec      *xml.Decoder
 	framed   bool // RFC 7395: elements are top-level, <open/>/<close/> frame the stream
 	inStream bool
@@ -71,13 +133,27 @@ func newStreamReader(r io.Reader, framed bool) *streamReader {
 // reset starts a new XML stream on r (after STARTTLS or SASL success).
 func (sr *streamReader) reset(r io.Reader) {
 	sr.lim = budgetReader{r: r, budget: MaxStreamHeaderSize}
-	sr.dec = xml.NewDecoder(bufio.NewReaderSize(&sr.lim, readBufSize))
+	if sr.br != nil {
+		// Bytes left after a restart point (STARTTLS, SASL success) are
+		// the peer's error: the new stream starts with fresh input.
+		sr.br.pos = sr.br.end
+		sr.br.release()
+	}
+	sr.br = &pooledReader{r: &sr.lim}
+	sr.dec = xml.NewDecoder(sr.br)
 	sr.dec.Strict = true
 	sr.dec.Entity = nil // only the five predefined entities
 	sr.inStream = false
 	sr.sawToken = false
 	sr.lastEnd = 0
 }
+
+// buffered reports whether bytes read from the transport wait in the
+// reader. Between top-level elements the decoder itself holds none.
+func (sr *streamReader) buffered() bool { return sr.br.buffered() > 0 }
+
+// release gives back the read buffer when it is empty (the connection idles).
+func (sr *streamReader) release() { sr.br.release() }
 
 // next returns the next stream event.
 func (sr *streamReader) next() (streamEvent, error) {

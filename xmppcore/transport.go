@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -45,22 +47,43 @@ var errNoTLS = errors.New("xmppcore: transport cannot start tls")
 // something to write, so idle connections keep none.
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// idleWaiter is implemented by transports whose reader can wait for input
+// outside the XML decoder. An idle connection then keeps a goroutine with
+// the smallest stack instead of one blocked under the decoder, TLS and
+// netpoll frames (8 KiB or more each, with thousands of idle clients).
+type idleWaiter interface {
+	// Buffered reports whether input is waiting above the socket (in
+	// TLS) or the transport cannot tell: then the reader must not park.
+	Buffered() bool
+	// WaitReadable blocks until the socket has input, ended or failed, or
+	// the read deadline passed.
+	WaitReadable() error
+}
+
+var errNoWait = errors.New("xmppcore: transport cannot wait for input")
+
 // streamTransport is RFC 6120 over a net.Conn: TCP (STARTTLS capable) or
 // an in-memory pipe.
 type streamTransport struct {
-	conn    net.Conn
-	secure  bool
-	canTLS  bool
-	buf     *bytes.Buffer
-	scratch []byte
+	conn   net.Conn
+	secure bool
+	canTLS bool
+	buf    *bytes.Buffer
+
+	raw      syscall.RawConn // the TCP socket, for WaitReadable (nil: cannot wait)
+	deadline time.Time       // the read deadline last set
+	pending  []byte          // read by Buffered's probe, not yet by Read
+	perr     error           // an error met by the probe, returned by Read
 }
 
 // NewTCPTransport wraps an accepted TCP connection; STARTTLS is offered.
 func NewTCPTransport(c net.Conn) Transport {
+	t := &streamTransport{conn: c, canTLS: true}
 	if tc, ok := c.(*net.TCPConn); ok {
-		c = quickAck(tc)
+		t.raw = socketWaiter(tc)
+		t.conn = quickAck(tc)
 	}
-	return &streamTransport{conn: c, canTLS: true}
+	return t
 }
 
 // NewPipeTransport wraps an in-memory connection (net.Pipe) that is
@@ -69,7 +92,60 @@ func NewPipeTransport(c net.Conn) Transport {
 	return &streamTransport{conn: c, secure: true}
 }
 
-func (t *streamTransport) Read(p []byte) (int, error) { return t.conn.Read(p) }
+func (t *streamTransport) Read(p []byte) (int, error) {
+	if len(t.pending) > 0 {
+		n := copy(p, t.pending)
+		if t.pending = t.pending[n:]; len(t.pending) == 0 {
+			t.pending = nil
+		}
+		return n, nil
+	}
+	if t.perr != nil {
+		err := t.perr
+		t.perr = nil
+		return 0, err
+	}
+	return t.conn.Read(p)
+}
+
+// probeSize bounds what one probe takes from TLS's buffer.
+const probeSize = 512
+
+// Buffered reports input waiting above the socket. Plain TCP keeps none
+// (the stream reader's own buffer is checked by the caller); TLS may hold
+// decrypted or whole undecrypted records, which a read with an expired
+// deadline takes without touching the socket. TLS treats that timeout as
+// temporary: the connection stays usable.
+func (t *streamTransport) Buffered() bool {
+	if t.raw == nil || len(t.pending) > 0 || t.perr != nil {
+		return true
+	}
+	tc, ok := t.conn.(*tls.Conn)
+	if !ok {
+		return false
+	}
+	tc.SetReadDeadline(expired)
+	var p [probeSize]byte
+	n, err := tc.Read(p[:])
+	tc.SetReadDeadline(t.deadline)
+	if n > 0 {
+		t.pending = append([]byte(nil), p[:n]...)
+	}
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.perr = err
+	}
+	return n > 0 || t.perr != nil
+}
+
+// expired is a read deadline in the past.
+var expired = time.Unix(1, 0)
+
+func (t *streamTransport) WaitReadable() error {
+	if t.raw == nil {
+		return errNoWait
+	}
+	return waitReadable(t.raw)
+}
 
 func (t *streamTransport) WriteOpen(from, id, lang string) error {
 	b := t.buffer()
@@ -99,15 +175,13 @@ func (t *streamTransport) buffer() *bytes.Buffer {
 
 func (t *streamTransport) WriteElement(el *Element) error {
 	b := t.buffer()
+	// Serialized straight into the pooled buffer's free space: an idle
+	// connection keeps no buffer of its own.
 	if el.Name.Space == NSStream {
 		// stream:features and stream:error carry the stream prefix.
-		t.scratch = appendStreamElement(t.scratch[:0], el)
+		b.Write(appendStreamElement(b.AvailableBuffer(), el))
 	} else {
-		t.scratch = el.AppendXML(t.scratch[:0], NSClient)
-	}
-	b.Write(t.scratch)
-	if cap(t.scratch) > 4096 {
-		t.scratch = nil
+		b.Write(el.AppendXML(b.AvailableBuffer(), NSClient))
 	}
 	return nil
 }
@@ -158,15 +232,21 @@ func (t *streamTransport) StartTLS(cfg *tls.Config) error {
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
-	tc.SetDeadline(time.Time{})
+	// The handshake's own deadline goes; the negotiation's read deadline
+	// (the auth timeout) stays.
+	tc.SetWriteDeadline(time.Time{})
+	tc.SetReadDeadline(t.deadline)
 	t.conn = tc
 	t.secure = true
 	return nil
 }
 
-func (t *streamTransport) Secure() bool                       { return t.secure }
-func (t *streamTransport) Framed() bool                       { return false }
-func (t *streamTransport) SetReadDeadline(d time.Time) error  { return t.conn.SetReadDeadline(d) }
+func (t *streamTransport) Secure() bool { return t.secure }
+func (t *streamTransport) Framed() bool { return false }
+func (t *streamTransport) SetReadDeadline(d time.Time) error {
+	t.deadline = d
+	return t.conn.SetReadDeadline(d)
+}
 func (t *streamTransport) SetWriteDeadline(d time.Time) error { return t.conn.SetWriteDeadline(d) }
 func (t *streamTransport) RemoteAddr() string {
 	if a := t.conn.RemoteAddr(); a != nil {

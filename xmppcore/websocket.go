@@ -18,10 +18,9 @@ var wsBufferPool = &sync.Pool{}
 // wsTransport is XMPP over WebSocket (RFC 7395): one complete element per
 // message, the stream framed by <open/> and <close/>.
 type wsTransport struct {
-	ws      *websocket.Conn
-	secure  bool
-	r       io.Reader // the current message being read
-	scratch []byte
+	ws     *websocket.Conn
+	secure bool
+	r      io.Reader // the current message being read
 }
 
 func (t *wsTransport) Read(p []byte) (int, error) {
@@ -65,9 +64,15 @@ func (t *wsTransport) WriteClose() error {
 	return nil
 }
 
+// scratchPool holds the buffers elements are serialized into for one
+// WebSocket message.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+
 func (t *wsTransport) WriteElement(el *Element) error {
+	bp := scratchPool.Get().(*[]byte)
+	b := (*bp)[:0]
 	if el.Name.Space == NSStream {
-		b := append(t.scratch[:0], "<stream:"...)
+		b = append(b, "<stream:"...)
 		b = append(b, el.Name.Local...)
 		b = append(b, " xmlns:stream='"+NSStream+"'"...)
 		b = append(b, '>')
@@ -76,13 +81,14 @@ func (t *wsTransport) WriteElement(el *Element) error {
 		}
 		b = append(b, "</stream:"...)
 		b = append(b, el.Name.Local...)
-		t.scratch = append(b, '>')
+		b = append(b, '>')
 	} else {
-		t.scratch = el.AppendXML(t.scratch[:0], "")
+		b = el.AppendXML(b, "")
 	}
-	err := t.ws.WriteMessage(websocket.TextMessage, t.scratch)
-	if cap(t.scratch) > 4096 {
-		t.scratch = nil
+	err := t.ws.WriteMessage(websocket.TextMessage, b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		scratchPool.Put(bp)
 	}
 	return err
 }
