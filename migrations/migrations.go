@@ -53,7 +53,8 @@ func Open(ctx context.Context, dbURL string) (*sqlx.DB, error) {
 			}
 		}
 		q := url.Values{}
-		for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)",
+			"wal_autocheckpoint(" + strconv.Itoa(autoCheckpointPages) + ")"} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")

@@ -94,6 +94,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer db.Close()
+	ckptCtx, stopCheckpoints := context.WithCancel(context.Background())
+	defer stopCheckpoints()
+	go migrations.Checkpoints(ckptCtx, db, log.With("component", "sqlite"))
 	rosterStore := roster.NewStore(db)
 	if err := loadDemo(ctx, rosterStore, c.demo, stdout); err != nil {
 		return err

@@ -94,9 +94,15 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	// must not abort it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultTimeout)
 	defer cancel()
+	if !s.pg {
+		defer s.ftsAppended()
+	}
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
 		if s.pg && len(batch) > 1 {
 			return s.insertBatchPG(ctx, tx, batch)
+		}
+		if !s.pg && len(batch) > 1 {
+			return s.insertBatchSQLite(ctx, tx, batch)
 		}
 		for _, r := range batch {
 			if err := s.insert(ctx, tx, r); err != nil {
@@ -119,7 +125,76 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	}
 }
 
+// The statements of one append. The full-text terms of a message are
+// written later on SQLite (ftsindex.go) and with the row on PostgreSQL.
+const (
+	insertMessageSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
+		from_resource, origin_id, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	insertMessagePGSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
+		from_resource, origin_id, body, payload, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
+	insertContactsSQL = `INSERT INTO personal_contacts (user_id, contact_id) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING`
+)
+
+// appendTx runs the statements of appends in one transaction: each as it
+// comes, or, for a batch on SQLite (where preparing a statement costs more
+// than running an insert), prepared once.
+type appendTx struct {
+	tx            *sqlx.Tx
+	msg, contacts *sqlx.Stmt // prepared, or nil
+}
+
+func (a *appendTx) prepare(ctx context.Context) error {
+	var err error
+	if a.msg, err = a.tx.PreparexContext(ctx, insertMessageSQL); err != nil {
+		return err
+	}
+	a.contacts, err = a.tx.PreparexContext(ctx, insertContactsSQL)
+	return err
+}
+
+func (a *appendTx) close() {
+	for _, st := range []*sqlx.Stmt{a.msg, a.contacts} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+func (a *appendTx) queryRow(ctx context.Context, st *sqlx.Stmt, q string, args ...any) *sqlx.Row {
+	if st != nil {
+		return st.QueryRowxContext(ctx, args...)
+	}
+	return a.tx.QueryRowxContext(ctx, a.tx.Rebind(q), args...)
+}
+
+func (a *appendTx) exec(ctx context.Context, st *sqlx.Stmt, q string, args ...any) (sql.Result, error) {
+	if st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return a.tx.ExecContext(ctx, a.tx.Rebind(q), args...)
+}
+
+// insertBatchSQLite writes a batch on SQLite with the statements prepared
+// once.
+func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
+	a := &appendTx{tx: tx}
+	defer a.close()
+	if err := a.prepare(ctx); err != nil {
+		return err
+	}
+	for _, r := range batch {
+		if err := s.insertWith(ctx, a, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq) error {
+	return s.insertWith(ctx, &appendTx{tx: tx}, r)
+}
+
+func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error {
 	m := r.m
 	r.created = m.CreatedAt.UnixMicro()
 	if m.CreatedAt.IsZero() {
@@ -129,28 +204,21 @@ func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq) error {
 	if m.Kind == KindChat {
 		lo, hi = nullID(min(m.FromID, m.ToID)), nullID(max(m.FromID, m.ToID))
 	}
-	terms := docTerms(m)
 	args := []any{r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
 		m.FromResource, m.OriginID, m.Body, m.Payload}
-	q := `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	q := insertMessageSQL
 	if s.pg {
-		q = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
+		// PostgreSQL indexes with the row; SQLite later (ftsindex.go).
+		terms := docTerms(m)
+		q = insertMessagePGSQL
 		args = append(args, sql.NullString{String: terms, Valid: terms != ""})
 	}
 	r.newContact = false
-	if err := tx.QueryRowxContext(ctx, tx.Rebind(q), args...).Scan(&r.id); err != nil {
+	if err := a.queryRow(ctx, a.msg, q, args...).Scan(&r.id); err != nil {
 		return err
 	}
-	if !s.pg && terms != "" {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO messages_fts (rowid, terms) VALUES (?, ?)`, r.id, terms); err != nil {
-			return err
-		}
-	}
 	if m.Kind == KindChat && m.FromID != m.ToID {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO personal_contacts (user_id, contact_id)
-			VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING`), m.FromID, m.ToID, m.ToID, m.FromID)
+		res, err := a.exec(ctx, a.contacts, insertContactsSQL, m.FromID, m.ToID, m.ToID, m.FromID)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,11 @@ func (s *Store) Bulk(ctx context.Context, msgs []Message) error {
 	for i := range msgs {
 		terms[i] = docTerms(&msgs[i])
 	}
+	// Messages appended before are indexed first: the bulk load moves
+	// the full-text watermark past its own messages.
+	if err := s.ftsReady(ctx); err != nil {
+		return err
+	}
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
 		if s.pg {
 			return s.bulkPG(ctx, tx, msgs, terms)
@@ -120,5 +125,6 @@ func (s *Store) bulkSQLite(ctx context.Context, tx *sqlx.Tx, msgs []Message, ter
 			}
 		}
 	}
-	return nil
+	_, err := tx.ExecContext(ctx, `UPDATE fts_state SET indexed_through = ?`, next)
+	return err
 }

@@ -78,6 +78,9 @@ func (s *Store) reindex(ctx context.Context, tx *sqlx.Tx, id int64, terms string
 			sql.NullString{String: terms, Valid: terms != ""}, id)
 		return err
 	}
+	if pending, err := ftsPending(ctx, tx, id); err != nil || pending {
+		return err // a pending message is indexed later, as it then reads
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM messages_fts WHERE rowid = ?`, id); err != nil {
 		return err
 	}

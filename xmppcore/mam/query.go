@@ -101,6 +101,11 @@ func (s *Store) Query(ctx context.Context, q Query) (*Page, error) {
 	if len(q.IDs) > MaxIDs {
 		return nil, fmt.Errorf("%w: more than %d ids", ErrInvalid, MaxIDs)
 	}
+	if strings.TrimSpace(q.Text) != "" {
+		if err := s.ftsReady(ctx); err != nil {
+			return nil, err
+		}
+	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultLimit

@@ -46,6 +46,9 @@ func (s *Store) Search(ctx context.Context, viewer int64, text string, opts Sear
 	if len(words) == 0 {
 		return nil, nil
 	}
+	if err := s.ftsReady(ctx); err != nil {
+		return nil, err
+	}
 	limit := opts.Limit
 	if limit <= 0 {
 		limit = DefaultSearchLimit

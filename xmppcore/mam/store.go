@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -85,6 +86,12 @@ type Store struct {
 	mu      sync.Mutex
 	queue   []*appendReq
 	leading bool
+
+	// Deferred full-text indexing on SQLite (ftsindex.go). ftsDirty
+	// starts set: messages may be pending from an earlier run.
+	ftsMu        sync.Mutex // one indexer at a time
+	ftsDirty     atomic.Bool
+	ftsScheduled atomic.Bool
 }
 
 // NewStore returns the archive stored in db with default options.
@@ -103,7 +110,9 @@ func NewStoreOptions(db *sqlx.DB, opts Options) *Store {
 	if opts.RetentionBatch <= 0 {
 		opts.RetentionBatch = 1000
 	}
-	return &Store{db: db, pg: db.DriverName() == "postgres", opts: opts}
+	s := &Store{db: db, pg: db.DriverName() == "postgres", opts: opts}
+	s.ftsDirty.Store(true)
+	return s
 }
 
 // columns selected for a Message, with the alias m.
