@@ -15,9 +15,12 @@ func TestCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var pages int
+	var pages, size int
 	if err := db.Get(&pages, `PRAGMA wal_autocheckpoint`); err != nil || pages != 10000 {
 		t.Fatalf("wal_autocheckpoint: got %d, %v; want 10000", pages, err)
+	}
+	if err := db.Get(&size, `PRAGMA page_size`); err != nil || size != 1024 {
+		t.Fatalf("page_size of a new database: got %d, %v; want 1024", size, err)
 	}
 	db.MustExec(`CREATE TABLE t (v TEXT)`)
 	for i := 0; i < 50; i++ {
