@@ -242,22 +242,31 @@ func splitList(s string) []string {
 	return out
 }
 
+// statMetric is one figure exported from a snapshot of counters of type S.
+type statMetric[S any] struct {
+	name, help string
+	kind       metrics.Kind
+	read       func(S) int64
+}
+
+// registerStats exports figures read from a fresh snapshot at each scrape.
+func registerStats[S any](reg *metrics.Registry, snapshot func() S, ms []statMetric[S]) {
+	for _, m := range ms {
+		read := m.read
+		reg.Func(m.name, m.help, m.kind, func() float64 { return float64(read(snapshot())) })
+	}
+}
+
 // xmppMetrics exports the XMPP server's counters and gauges.
 func xmppMetrics(reg *metrics.Registry, srv *xmppcore.Server) {
-	for _, m := range []struct {
-		name, help string
-		kind       metrics.Kind
-		read       func(xmppcore.Stats) int64
-	}{
-		{"vestnik_xmpp_connections", "Open XMPP client streams (TCP and WebSocket).", metrics.Gauge, func(s xmppcore.Stats) int64 { return s.Connections }},
-		{"vestnik_online_users", "Users with at least one session on this node.", metrics.Gauge, func(s xmppcore.Stats) int64 { return s.Users }},
-		{"vestnik_sessions", "Bound sessions on this node, web client included.", metrics.Gauge, func(s xmppcore.Stats) int64 { return s.Sessions }},
-		{"vestnik_xmpp_stanzas_in_total", "Stanzas read from XMPP client streams.", metrics.Counter, func(s xmppcore.Stats) int64 { return s.StanzasIn }},
-		{"vestnik_auth_failures_total", "Failed SASL authentication attempts.", metrics.Counter, func(s xmppcore.Stats) int64 { return s.AuthFailures }},
-	} {
-		read := m.read
-		reg.Func(m.name, m.help, m.kind, func() float64 { return float64(read(srv.Stats())) })
-	}
+	type s = xmppcore.Stats
+	registerStats(reg, srv.Stats, []statMetric[s]{
+		{"vestnik_xmpp_connections", "Open XMPP client streams (TCP and WebSocket).", metrics.Gauge, func(s s) int64 { return s.Connections }},
+		{"vestnik_online_users", "Users with at least one session on this node.", metrics.Gauge, func(s s) int64 { return s.Users }},
+		{"vestnik_sessions", "Bound sessions on this node, web client included.", metrics.Gauge, func(s s) int64 { return s.Sessions }},
+		{"vestnik_xmpp_stanzas_in_total", "Stanzas read from XMPP client streams.", metrics.Counter, func(s s) int64 { return s.StanzasIn }},
+		{"vestnik_auth_failures_total", "Failed SASL authentication attempts.", metrics.Counter, func(s s) int64 { return s.AuthFailures }},
+	})
 	for reason := range srv.Stats().Closed {
 		reg.Func(`vestnik_sessions_closed_total{reason="`+reason+`"}`, "Sessions ended, by close reason.", metrics.Counter,
 			func() float64 { return float64(srv.Stats().Closed[reason]) })
@@ -266,22 +275,16 @@ func xmppMetrics(reg *metrics.Registry, srv *xmppcore.Server) {
 
 // clusterMetrics exports the cluster node's counters.
 func clusterMetrics(reg *metrics.Registry, node *cluster.Cluster) {
-	for _, m := range []struct {
-		name, help string
-		kind       metrics.Kind
-		read       func(cluster.Stats) int64
-	}{
-		{"vestnik_cluster_sent_total", "Messages sent to other nodes.", metrics.Counter, func(s cluster.Stats) int64 { return s.Sent }},
-		{"vestnik_cluster_received_total", "Messages received from other nodes.", metrics.Counter, func(s cluster.Stats) int64 { return s.Received }},
-		{"vestnik_cluster_spooled_total", "Large messages sent through the spool table.", metrics.Counter, func(s cluster.Stats) int64 { return s.Spooled }},
-		{"vestnik_cluster_dropped_total", "Messages to other nodes dropped by a full queue.", metrics.Counter, func(s cluster.Stats) int64 { return s.Dropped }},
-		{"vestnik_cluster_send_errors_total", "Batches to other nodes that failed.", metrics.Counter, func(s cluster.Stats) int64 { return s.SendErrors }},
-		{"vestnik_cluster_reconnects_total", "Listener reconnections.", metrics.Counter, func(s cluster.Stats) int64 { return s.Reconnects }},
-		{"vestnik_cluster_gaps_total", "Sequence gaps in messages from other nodes.", metrics.Counter, func(s cluster.Stats) int64 { return s.Gaps }},
-		{"vestnik_cluster_nodes", "Other live nodes.", metrics.Gauge, func(s cluster.Stats) int64 { return s.Nodes }},
-		{"vestnik_cluster_remote_sessions", "Sessions held by other nodes.", metrics.Gauge, func(s cluster.Stats) int64 { return s.RemoteSessions }},
-	} {
-		read := m.read
-		reg.Func(m.name, m.help, m.kind, func() float64 { return float64(read(node.Stats())) })
-	}
+	type s = cluster.Stats
+	registerStats(reg, node.Stats, []statMetric[s]{
+		{"vestnik_cluster_sent_total", "Messages sent to other nodes.", metrics.Counter, func(s s) int64 { return s.Sent }},
+		{"vestnik_cluster_received_total", "Messages received from other nodes.", metrics.Counter, func(s s) int64 { return s.Received }},
+		{"vestnik_cluster_spooled_total", "Large messages sent through the spool table.", metrics.Counter, func(s s) int64 { return s.Spooled }},
+		{"vestnik_cluster_dropped_total", "Messages to other nodes dropped by a full queue.", metrics.Counter, func(s s) int64 { return s.Dropped }},
+		{"vestnik_cluster_send_errors_total", "Batches to other nodes that failed.", metrics.Counter, func(s s) int64 { return s.SendErrors }},
+		{"vestnik_cluster_reconnects_total", "Listener reconnections.", metrics.Counter, func(s s) int64 { return s.Reconnects }},
+		{"vestnik_cluster_gaps_total", "Sequence gaps in messages from other nodes.", metrics.Counter, func(s s) int64 { return s.Gaps }},
+		{"vestnik_cluster_nodes", "Other live nodes.", metrics.Gauge, func(s s) int64 { return s.Nodes }},
+		{"vestnik_cluster_remote_sessions", "Sessions held by other nodes.", metrics.Gauge, func(s s) int64 { return s.RemoteSessions }},
+	})
 }
