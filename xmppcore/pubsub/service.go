@@ -126,7 +126,6 @@ var (
 	errBadRequest   = errOf("modify", "bad-request", "", "")
 	errNotFound     = errOf("cancel", "item-not-found", "", "")
 	errForbidden    = errOf("auth", "forbidden", "", "")
-	errNotAllowed   = errOf("cancel", "not-allowed", "", "")
 	errNotImpl      = errOf("cancel", "feature-not-implemented", "", "")
 	errNodeRequired = errOf("modify", "bad-request", "nodeid-required", "")
 	errConflict     = errOf("cancel", "conflict", "", "")
