@@ -37,14 +37,16 @@ type xclient struct {
 
 func xdial(t testing.TB, addr, bare, password string) *xclient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	j := jid.MustParse(bare)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := xmpp.NewClientSession(ctx, j, conn,
+	// The deadline is set on the connection, not through a context:
+	// mellium's context watcher may fire after the login returned and
+	// cut a later read or write short.
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	sess, err := xmpp.NewClientSession(context.Background(), j, conn,
 		xmpp.StartTLS(&tls.Config{InsecureSkipVerify: true, ServerName: j.Domainpart()}),
 		xmpp.SASL("", password, sasl.ScramSha256, sasl.ScramSha1),
 		xmpp.BindResource(),
@@ -53,6 +55,7 @@ func xdial(t testing.TB, addr, bare, password string) *xclient {
 		conn.Close()
 		t.Fatalf("login %s: %v", bare, err)
 	}
+	conn.SetDeadline(time.Time{})
 	c := &xclient{t: t, sess: sess, jid: sess.LocalAddr().String(), conn: conn, in: make(chan string, 10000)}
 	go sess.Serve(xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		raw, err := serialize(r, start)

@@ -31,24 +31,30 @@ type Client struct {
 	JID  jid.JID
 	In   chan string
 	Seen []string
+	conn net.Conn
 }
+
+// ioTimeout bounds the login and each Send. It is set on the connection
+// itself: mellium turns a context's deadline into a goroutine that may
+// fire after the call returned (when the caller cancels its context) and
+// set a deadline in the past under a later write or read.
+const ioTimeout = 10 * time.Second
 
 // Dial logs bare/resource in at addr with password, and closes the session
 // when the test ends. VESTNIK_TEST_DEBUG=1 prints the traffic.
 func Dial(t testing.TB, addr, bare, resource, password string) *Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	j := jid.MustParse(bare + "/" + resource)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn.SetDeadline(time.Now().Add(ioTimeout))
 	var rw io.ReadWriter = conn
 	if os.Getenv("VESTNIK_TEST_DEBUG") != "" {
 		rw = debugConn{conn}
 	}
-	sess, err := xmpp.NewClientSession(ctx, j, rw,
+	sess, err := xmpp.NewClientSession(context.Background(), j, rw,
 		xmpp.StartTLS(&tls.Config{InsecureSkipVerify: true, ServerName: j.Domainpart()}),
 		xmpp.SASL("", password, sasl.ScramSha256, sasl.ScramSha1),
 		xmpp.BindResource(),
@@ -57,7 +63,8 @@ func Dial(t testing.TB, addr, bare, resource, password string) *Client {
 		conn.Close()
 		t.Fatalf("login %s: %v", bare, err)
 	}
-	c := &Client{T: t, Sess: sess, JID: sess.LocalAddr(), In: make(chan string, 1000)}
+	conn.SetDeadline(time.Time{})
+	c := &Client{T: t, Sess: sess, JID: sess.LocalAddr(), In: make(chan string, 1000), conn: conn}
 	go func() {
 		err := sess.Serve(xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 			raw, err := serialize(r, start)
@@ -146,12 +153,12 @@ func serialize(r xml.TokenReader, start *xml.StartElement) (string, error) {
 // Send writes raw XML (a stanza in jabber:client).
 func (c *Client) Send(raw string) {
 	c.T.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	c.conn.SetWriteDeadline(time.Now().Add(ioTimeout))
+	defer c.conn.SetWriteDeadline(time.Time{})
 	if i := strings.IndexAny(raw, " />"); i > 0 && !strings.Contains(raw[:strings.Index(raw, ">")], "xmlns=") {
 		raw = raw[:i] + " xmlns='jabber:client'" + raw[i:]
 	}
-	if err := c.Sess.Send(ctx, xml.NewDecoder(strings.NewReader(raw))); err != nil {
+	if err := c.Sess.Send(context.Background(), xml.NewDecoder(strings.NewReader(raw))); err != nil {
 		c.T.Fatalf("send %s: %v", raw, err)
 	}
 }
