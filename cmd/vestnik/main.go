@@ -20,6 +20,8 @@ const usage = `usage:
   vestnik org import FILE [--db URL] [--dry-run]
   vestnik user passwd LOGIN [--db URL]
   vestnik token create NAME [--db URL]
+  vestnik backup FILE [--db sqlite:PATH]          consistent copy of a running server's SQLite
+  vestnik db copy --from sqlite:PATH --to postgres://…   move an installation to PostgreSQL
 Every flag can also be set as VESTNIK_<FLAG> in the environment.`
 
 // errUsage asks main to print the usage text.
@@ -55,6 +57,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdUser(ctx, rest, stdin, stdout)
 	case "token":
 		return cmdToken(ctx, rest, stdout)
+	case "backup":
+		return cmdBackup(ctx, rest, stdout)
+	case "db":
+		return cmdDB(ctx, rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -123,6 +123,10 @@ func textTerms(text string, max int) []string {
 	return out
 }
 
+// IndexTerms returns the full-text terms the archive indexes for m ("" =
+// not indexed), for tools that write archived rows themselves (db copy).
+func IndexTerms(m *Message) string { return docTerms(m) }
+
 // docTerms is the indexed term string of a message, "" when its body has no
 // words (it is then not indexed).
 func docTerms(m *Message) string {
