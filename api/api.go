@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,9 +67,10 @@ type API struct {
 
 	routes []string // "METHOD /api/v1/path", for the OpenAPI check
 
-	mu      sync.Mutex // guards buckets, tokens and byExt
+	mu      sync.Mutex // guards buckets, tokens, used and byExt
 	buckets map[int64]*bucket
 	tokens  map[string]cachedToken
+	used    map[int64]time.Time // when a token's last use was last written
 	byExt   map[string]cachedUser
 }
 
@@ -105,8 +107,35 @@ func (a *API) userByExtID(ctx context.Context, ext string) (*roster.User, error)
 }
 
 type cachedToken struct {
-	id      int64
+	tok     *roster.Token
 	expires time.Time
+}
+
+// tokenUseEvery is how often a token's last use is written down.
+const tokenUseEvery = time.Minute
+
+// tokenKey is the request context key of the verified token.
+type tokenKey struct{}
+
+// requestToken is the token that authenticated r.
+func requestToken(r *http.Request) *roster.Token {
+	t, _ := r.Context().Value(tokenKey{}).(*roster.Token)
+	return t
+}
+
+// routeScope is the token scope a route needs: replacing the org
+// structure and minting login links have their own, reads need read and
+// every other change needs post.
+func routeScope(method, path string) string {
+	switch {
+	case method == "PUT" && path == "/org":
+		return roster.ScopeOrg
+	case strings.HasSuffix(path, "/login-token"):
+		return roster.ScopeLogin
+	case method == "GET":
+		return roster.ScopeRead
+	}
+	return roster.ScopePost
 }
 
 // New returns the API. Mount Handler() at Prefix+"/" and AvatarHandler()
@@ -119,7 +148,7 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 		opts.Logger = slog.Default()
 	}
 	a := &API{users: users, chats: chats, msgr: msgr, opts: opts, log: opts.Logger.With("component", "api"),
-		mux: http.NewServeMux(), buckets: make(map[int64]*bucket), tokens: make(map[string]cachedToken),
+		mux: http.NewServeMux(), buckets: make(map[int64]*bucket), tokens: make(map[string]cachedToken), used: make(map[int64]time.Time),
 		byExt: make(map[string]cachedUser)}
 
 	// The route table; other owners add their rows here (the web owner:
@@ -149,6 +178,11 @@ func (a *API) loginToken(w http.ResponseWriter, r *http.Request) {
 	if a.opts.LoginToken == nil {
 		writeError(w, http.StatusNotFound, "not_found", "login links are not enabled on this server")
 		return
+	}
+	if tok := requestToken(r); tok != nil && tok.AsUser != 0 {
+		if _, ok := a.pathUser(w, r); !ok { // a user's token links only that user
+			return
+		}
 	}
 	a.opts.LoginToken(w, r)
 }
@@ -185,7 +219,7 @@ func (a *API) route(pattern string, maxBody int64, h http.HandlerFunc) {
 	if maxBody == 0 {
 		maxBody = 64 << 10
 	}
-	a.mux.Handle(full, a.auth(maxBody, h))
+	a.mux.Handle(full, a.auth(routeScope(method, path), maxBody, h))
 }
 
 // Routes lists the registered routes as "METHOD /api/v1/path", sorted.
@@ -204,7 +238,7 @@ func (a *API) AvatarHandler() http.Handler { return http.HandlerFunc(a.getAvatar
 
 // auth is the one place that checks the bearer token, the rate and the
 // body size.
-func (a *API) auth(maxBody int64, h http.HandlerFunc) http.Handler {
+func (a *API) auth(scope string, maxBody int64, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || strings.TrimSpace(token) == "" {
@@ -212,7 +246,7 @@ func (a *API) auth(maxBody int64, h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing_token", "send Authorization: Bearer <token> (vestnik token create)")
 			return
 		}
-		id, err := a.verify(r.Context(), strings.TrimSpace(token))
+		tok, err := a.verify(r.Context(), strings.TrimSpace(token))
 		if err != nil {
 			if err == roster.ErrNotFound {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="vestnik", error="invalid_token"`)
@@ -222,11 +256,17 @@ func (a *API) auth(maxBody int64, h http.HandlerFunc) http.Handler {
 			a.internal(w, r, err)
 			return
 		}
-		if !a.allow(id) {
+		if !a.allow(tok.ID) {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests for this token; slow down")
 			return
 		}
+		if !tok.Allows(scope) {
+			writeError(w, http.StatusForbidden, "insufficient_scope", "this token lacks the "+strconv.Quote(scope)+" scope (vestnik token create --scope)")
+			return
+		}
+		a.recordUse(r.Context(), tok.ID)
+		r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok))
 		if r.ContentLength > maxBody {
 			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than the limit for this endpoint")
 			return
@@ -236,26 +276,43 @@ func (a *API) auth(maxBody int64, h http.HandlerFunc) http.Handler {
 	})
 }
 
-// verify checks a token, trusting a recent answer for a few seconds.
-func (a *API) verify(ctx context.Context, token string) (int64, error) {
+// verify checks a token, trusting a recent answer for a few seconds (so a
+// revoked token stops working within tokenCacheMS).
+func (a *API) verify(ctx context.Context, token string) (*roster.Token, error) {
 	now := time.Now()
 	a.mu.Lock()
 	c, ok := a.tokens[token]
 	a.mu.Unlock()
 	if ok && now.Before(c.expires) {
-		return c.id, nil
+		return c.tok, nil
 	}
-	id, err := a.users.VerifyToken(ctx, token)
+	tok, err := a.users.TokenBySecret(ctx, token)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	a.mu.Lock()
 	if len(a.tokens) > 10000 {
 		clear(a.tokens)
 	}
-	a.tokens[token] = cachedToken{id: id, expires: now.Add(tokenCacheMS * time.Millisecond)}
+	a.tokens[token] = cachedToken{tok: tok, expires: now.Add(tokenCacheMS * time.Millisecond)}
 	a.mu.Unlock()
-	return id, nil
+	return tok, nil
+}
+
+// recordUse writes down a token's use at most once per tokenUseEvery.
+func (a *API) recordUse(ctx context.Context, id int64) {
+	now := time.Now()
+	a.mu.Lock()
+	due := now.Sub(a.used[id]) >= tokenUseEvery
+	if due {
+		a.used[id] = now
+	}
+	a.mu.Unlock()
+	if due {
+		if err := a.users.TokenUsed(ctx, id, now); err != nil {
+			a.log.Warn("record token use", "token", id, "err", err)
+		}
+	}
 }
 
 // bucket is a token bucket for one API token.

@@ -100,6 +100,10 @@ func (a *API) pathUser(w http.ResponseWriter, r *http.Request) (*roster.User, bo
 		a.internal(w, r, err)
 		return nil, false
 	}
+	if err := checkActing(r, u); err != nil {
+		writeError(w, http.StatusForbidden, "token_user", err.Error())
+		return nil, false
+	}
 	return u, true
 }
 

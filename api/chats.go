@@ -80,6 +80,9 @@ func pathID(w http.ResponseWriter, r *http.Request, name string) (int64, bool) {
 // actor resolves an optional from_user_id: "" is the integration (0).
 func (a *API) actor(r *http.Request, id userID) (int64, error) {
 	if id == "" || id == "0" {
+		if tok := requestToken(r); tok != nil && tok.AsUser != 0 {
+			return tok.AsUser, nil // a user's token acts as that user
+		}
 		return 0, nil
 	}
 	u, err := a.resolve(r, "from_user_id", id)

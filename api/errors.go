@@ -57,6 +57,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &fe):
 		writeFieldError(w, fe.field, fe.code, fe.msg)
+	case errors.Is(err, errTokenUser):
+		writeError(w, http.StatusForbidden, "token_user", err.Error())
 	case errors.As(err, &ie):
 		writeFieldError(w, ie.Field, ie.Code, ie.Message)
 	case errors.As(err, &ue):
@@ -78,6 +80,18 @@ func (a *API) extID(r *http.Request, id int64) string {
 		return fmt.Sprintf("%q", u.ExtID)
 	}
 	return "(unknown)"
+}
+
+// errTokenUser: a token made --as-user acts as that user only.
+var errTokenUser = errors.New("this token may act only as the user it was made for")
+
+// checkActing refuses a user other than the one the request's token is
+// bound to (tokens without a user may act as anyone).
+func checkActing(r *http.Request, u *roster.User) error {
+	if tok := requestToken(r); tok != nil && tok.AsUser != 0 && u.ID != tok.AsUser {
+		return errTokenUser
+	}
+	return nil
 }
 
 // fieldError is a 422 raised by the API itself.
@@ -192,6 +206,12 @@ func (a *API) resolve(r *http.Request, field string, id userID) (*roster.User, e
 	}
 	if err != nil {
 		return nil, err
+	}
+	// from_user_id is the acting user on every route.
+	if field == "from_user_id" {
+		if err := checkActing(r, u); err != nil {
+			return nil, err
+		}
 	}
 	return u, nil
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"vestnik/roster"
 )
@@ -128,28 +130,96 @@ func readPassword(r io.Reader) (string, error) {
 	return line, nil
 }
 
-// cmdToken runs `vestnik token create NAME [--db URL]`.
+// cmdToken runs `vestnik token create NAME [--scope LIST] [--as-user ID]`,
+// `vestnik token list` and `vestnik token revoke ID|NAME`.
 func cmdToken(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return subErr("token", args, "create")
+	if len(args) == 0 {
+		return subErr("token", args, "create|list|revoke")
 	}
-	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
 	dbURL := fs.String("db", defaultDB, "database URL")
-	pos, err := parseFlags(fs, args[1:], 1)
-	if err != nil {
-		return err
+	switch args[0] {
+	case "create":
+		scope := fs.String("scope", "", "comma-separated scopes: "+strings.Join(roster.Scopes, ", ")+" (default admin: all)")
+		asUser := fs.String("as-user", "", "portal id of the only user the token may act as")
+		pos, err := parseFlags(fs, args[1:], 1)
+		if err != nil {
+			return err
+		}
+		scopes, err := roster.ParseScopes(*scope)
+		if err != nil {
+			return fmt.Errorf("token create: --scope: %w", err)
+		}
+		db, err := openDB(ctx, *dbURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		st := roster.NewStore(db)
+		var uid int64
+		if *asUser != "" {
+			u, err := st.UserByExtID(ctx, *asUser)
+			if err != nil {
+				return fmt.Errorf("token create: --as-user %q: no such user", *asUser)
+			}
+			uid = u.ID
+		}
+		tok, err := st.CreateScopedToken(ctx, pos[0], scopes, uid)
+		if err != nil {
+			return fmt.Errorf("token create: %w", err)
+		}
+		fmt.Fprintln(stdout, tok)
+		return nil
+	case "list":
+		if _, err := parseFlags(fs, args[1:], 0); err != nil {
+			return err
+		}
+		db, err := openDB(ctx, *dbURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		toks, err := roster.NewStore(db).Tokens(ctx)
+		if err != nil {
+			return fmt.Errorf("token list: %w", err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tAS USER\tCREATED\tLAST USED\tSTATE")
+		for _, t := range toks {
+			as, used, state := "any", "never", "active"
+			if t.AsUser != 0 {
+				as = t.AsLogin
+			}
+			if t.LastUsed != nil {
+				used = t.LastUsed.Format(time.DateTime)
+			}
+			if t.Revoked != nil {
+				state = "revoked " + t.Revoked.Format(time.DateTime)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(t.Scopes, ","), as, t.Created.Format(time.DateTime), used, state)
+		}
+		return tw.Flush()
+	case "revoke":
+		pos, err := parseFlags(fs, args[1:], 1)
+		if err != nil {
+			return err
+		}
+		db, err := openDB(ctx, *dbURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		t, err := roster.NewStore(db).RevokeToken(ctx, pos[0])
+		if errors.Is(err, roster.ErrNotFound) {
+			return fmt.Errorf("token revoke: no live token %q (vestnik token list)", pos[0])
+		}
+		if err != nil {
+			return fmt.Errorf("token revoke: %w", err)
+		}
+		fmt.Fprintf(stdout, "revoked token %d (%s); running servers refuse it within 10 seconds\n", t.ID, t.Name)
+		return nil
 	}
-	db, err := openDB(ctx, *dbURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	tok, err := roster.NewStore(db).CreateToken(ctx, pos[0])
-	if err != nil {
-		return fmt.Errorf("token create: %w", err)
-	}
-	fmt.Fprintln(stdout, tok)
-	return nil
+	return subErr("token", args, "create|list|revoke")
 }
 
 func subErr(cmd string, args []string, want string) error {

@@ -100,6 +100,33 @@ func TestAdminCommands(t *testing.T) {
 			if _, err := st.VerifyToken(ctx, strings.TrimSpace(out)); err != nil {
 				t.Fatalf("printed token %q does not verify: %v", out, err)
 			}
+			out, err = runCLI(t, "", "token", "create", "bot", "--scope", "read,post", "--as-user", "21", "--db", url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bot, err := st.TokenBySecret(ctx, strings.TrimSpace(out))
+			if err != nil || !bot.Allows(roster.ScopeRead) || bot.Allows(roster.ScopeOrg) || bot.AsLogin != "ivanov" {
+				t.Fatalf("scoped token: %+v %v", bot, err)
+			}
+			if _, err := runCLI(t, "", "token", "create", "x", "--scope", "everything", "--db", url); err == nil || !strings.Contains(err.Error(), `unknown scope "everything"`) {
+				t.Fatalf("bad scope: got %v", err)
+			}
+			if _, err := runCLI(t, "", "token", "create", "x", "--as-user", "999", "--db", url); err == nil || !strings.Contains(err.Error(), "no such user") {
+				t.Fatalf("bad --as-user: got %v", err)
+			}
+			out, err = runCLI(t, "", "token", "list", "--db", url)
+			if err != nil || !strings.Contains(out, "portal") || !strings.Contains(out, "read,post") || !strings.Contains(out, "ivanov") || !strings.Contains(out, "never") {
+				t.Fatalf("token list: %v\n%s", err, out)
+			}
+			if out, err = runCLI(t, "", "token", "revoke", "bot", "--db", url); err != nil || !strings.Contains(out, "revoked token") {
+				t.Fatalf("token revoke: %v %s", err, out)
+			}
+			if out, _ = runCLI(t, "", "token", "list", "--db", url); !strings.Contains(out, "revoked 2") {
+				t.Fatalf("token list after revoke:\n%s", out)
+			}
+			if _, err := runCLI(t, "", "token", "revoke", "bot", "--db", url); err == nil || !strings.Contains(err.Error(), "no live token") {
+				t.Fatalf("revoke twice: got %v", err)
+			}
 
 			// CSV, a full snapshot: petrov is missing and is deactivated.
 			csvFile := writeFile(t, "org.csv", "id,login,name,email,title,department,manager,active\n"+
@@ -126,7 +153,7 @@ func TestAdminErrors(t *testing.T) {
 		{"org without subcommand", []string{"org"}, "org: missing subcommand"},
 		{"org unknown subcommand", []string{"org", "export"}, `org: unknown subcommand "export"`},
 		{"user unknown subcommand", []string{"user", "add", "x"}, `user: unknown subcommand "add"`},
-		{"token unknown subcommand", []string{"token", "revoke"}, `token: unknown subcommand "revoke"`},
+		{"token unknown subcommand", []string{"token", "frobnicate"}, `token: unknown subcommand "frobnicate"`},
 		{"import without file", []string{"org", "import", "--db", url}, "want 1 argument(s)"},
 		{"import bad extension", []string{"org", "import", "org.xml", "--db", url}, "want a .json or .csv file"},
 		{"import missing file", []string{"org", "import", filepath.Join(t.TempDir(), "none.json"), "--db", url}, "no such file"},

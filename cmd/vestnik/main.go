@@ -19,7 +19,9 @@ const usage = `usage:
   vestnik migrate [--db URL]
   vestnik org import FILE [--db URL] [--dry-run]
   vestnik user passwd LOGIN [--db URL]
-  vestnik token create NAME [--db URL]
+  vestnik token create NAME [--scope post,read,org,login,admin] [--as-user ID] [--db URL]
+  vestnik token list [--db URL]
+  vestnik token revoke ID|NAME [--db URL]
   vestnik backup FILE [--db sqlite:PATH]          consistent copy of a running server's SQLite
   vestnik db copy --from sqlite:PATH --to postgres://…   move an installation to PostgreSQL
 Every flag can also be set as VESTNIK_<FLAG> in the environment.`
