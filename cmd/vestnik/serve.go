@@ -192,7 +192,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("serve: http: %w", err)
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{Handler: reg.Instrument(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 	c2sErr := make(chan error, 1)
@@ -242,49 +242,38 @@ func splitList(s string) []string {
 	return out
 }
 
-// statMetric is one figure exported from a snapshot of counters of type S.
-type statMetric[S any] struct {
-	name, help string
-	kind       metrics.Kind
-	read       func(S) int64
-}
-
-// registerStats exports figures read from a fresh snapshot at each scrape.
-func registerStats[S any](reg *metrics.Registry, snapshot func() S, ms []statMetric[S]) {
-	for _, m := range ms {
-		read := m.read
-		reg.Func(m.name, m.help, m.kind, func() float64 { return float64(read(snapshot())) })
-	}
-}
-
-// xmppMetrics exports the XMPP server's counters and gauges.
+// xmppMetrics exports the XMPP server's counters and gauges, read from one
+// snapshot per scrape.
 func xmppMetrics(reg *metrics.Registry, srv *xmppcore.Server) {
 	type s = xmppcore.Stats
-	registerStats(reg, srv.Stats, []statMetric[s]{
-		{"vestnik_xmpp_connections", "Open XMPP client streams (TCP and WebSocket).", metrics.Gauge, func(s s) int64 { return s.Connections }},
-		{"vestnik_online_users", "Users with at least one session on this node.", metrics.Gauge, func(s s) int64 { return s.Users }},
-		{"vestnik_sessions", "Bound sessions on this node, web client included.", metrics.Gauge, func(s s) int64 { return s.Sessions }},
-		{"vestnik_xmpp_stanzas_in_total", "Stanzas read from XMPP client streams.", metrics.Counter, func(s s) int64 { return s.StanzasIn }},
-		{"vestnik_auth_failures_total", "Failed SASL authentication attempts.", metrics.Counter, func(s s) int64 { return s.AuthFailures }},
-	})
-	for reason := range srv.Stats().Closed {
-		reg.Func(`vestnik_sessions_closed_total{reason="`+reason+`"}`, "Sessions ended, by close reason.", metrics.Counter,
-			func() float64 { return float64(srv.Stats().Closed[reason]) })
-	}
+	metrics.Snapshot(reg, srv.Stats, []metrics.Stat[s]{
+		{Name: "vestnik_xmpp_connections", Help: "Open XMPP client streams (TCP and WebSocket).", Kind: metrics.Gauge, Read: func(s s) float64 { return float64(s.Connections) }},
+		{Name: "vestnik_online_users", Help: "Users with at least one session on this node.", Kind: metrics.Gauge, Read: func(s s) float64 { return float64(s.Users) }},
+		{Name: "vestnik_sessions", Help: "Bound sessions on this node, web client included.", Kind: metrics.Gauge, Read: func(s s) float64 { return float64(s.Sessions) }},
+		{Name: "vestnik_xmpp_stanzas_in_total", Help: "Stanzas read from XMPP client streams.", Kind: metrics.Counter, Read: func(s s) float64 { return float64(s.StanzasIn) }},
+		{Name: "vestnik_auth_failures_total", Help: "Failed SASL authentication attempts.", Kind: metrics.Counter, Read: func(s s) float64 { return float64(s.AuthFailures) }},
+	}, metrics.LabeledStat[s]{Name: "vestnik_sessions_closed_total", Help: "Sessions ended, by close reason.", Label: "reason", Kind: metrics.Counter,
+		Read: func(s s) map[string]int64 { return s.Closed }})
 }
 
 // clusterMetrics exports the cluster node's counters.
 func clusterMetrics(reg *metrics.Registry, node *cluster.Cluster) {
 	type s = cluster.Stats
-	registerStats(reg, node.Stats, []statMetric[s]{
-		{"vestnik_cluster_sent_total", "Messages sent to other nodes.", metrics.Counter, func(s s) int64 { return s.Sent }},
-		{"vestnik_cluster_received_total", "Messages received from other nodes.", metrics.Counter, func(s s) int64 { return s.Received }},
-		{"vestnik_cluster_spooled_total", "Large messages sent through the spool table.", metrics.Counter, func(s s) int64 { return s.Spooled }},
-		{"vestnik_cluster_dropped_total", "Messages to other nodes dropped by a full queue.", metrics.Counter, func(s s) int64 { return s.Dropped }},
-		{"vestnik_cluster_send_errors_total", "Batches to other nodes that failed.", metrics.Counter, func(s s) int64 { return s.SendErrors }},
-		{"vestnik_cluster_reconnects_total", "Listener reconnections.", metrics.Counter, func(s s) int64 { return s.Reconnects }},
-		{"vestnik_cluster_gaps_total", "Sequence gaps in messages from other nodes.", metrics.Counter, func(s s) int64 { return s.Gaps }},
-		{"vestnik_cluster_nodes", "Other live nodes.", metrics.Gauge, func(s s) int64 { return s.Nodes }},
-		{"vestnik_cluster_remote_sessions", "Sessions held by other nodes.", metrics.Gauge, func(s s) int64 { return s.RemoteSessions }},
+	c := func(name, help string, read func(s) int64) metrics.Stat[s] {
+		return metrics.Stat[s]{Name: name, Help: help, Kind: metrics.Counter, Read: func(s s) float64 { return float64(read(s)) }}
+	}
+	g := func(name, help string, read func(s) int64) metrics.Stat[s] {
+		return metrics.Stat[s]{Name: name, Help: help, Kind: metrics.Gauge, Read: func(s s) float64 { return float64(read(s)) }}
+	}
+	metrics.Snapshot(reg, node.Stats, []metrics.Stat[s]{
+		c("vestnik_cluster_sent_total", "Messages sent to other nodes.", func(s s) int64 { return s.Sent }),
+		c("vestnik_cluster_received_total", "Messages received from other nodes.", func(s s) int64 { return s.Received }),
+		c("vestnik_cluster_spooled_total", "Large messages sent through the spool table.", func(s s) int64 { return s.Spooled }),
+		c("vestnik_cluster_dropped_total", "Messages to other nodes dropped by a full queue.", func(s s) int64 { return s.Dropped }),
+		c("vestnik_cluster_send_errors_total", "Batches to other nodes that failed.", func(s s) int64 { return s.SendErrors }),
+		c("vestnik_cluster_reconnects_total", "Listener reconnections.", func(s s) int64 { return s.Reconnects }),
+		c("vestnik_cluster_gaps_total", "Sequence gaps in messages from other nodes.", func(s s) int64 { return s.Gaps }),
+		g("vestnik_cluster_nodes", "Other live nodes.", func(s s) int64 { return s.Nodes }),
+		g("vestnik_cluster_remote_sessions", "Sessions held by other nodes.", func(s s) int64 { return s.RemoteSessions }),
 	})
 }
