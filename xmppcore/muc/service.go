@@ -152,6 +152,13 @@ func (s *Service) Get(ctx context.Context, viewer, chatID int64) (*Chat, error) 
 	return c, nil
 }
 
+// FindChats lists the chats viewer may find whose title contains title
+// (any case): every open chat and the closed ones viewer is a member of
+// (viewer 0: all chats), newest first, at most limit (≤ MaxFound).
+func (s *Service) FindChats(ctx context.Context, viewer int64, title string, limit int) ([]Chat, error) {
+	return s.store.FindByTitle(ctx, title, viewer, limit)
+}
+
 // Create makes a chat. actor 0 is the integration; otherwise the actor
 // becomes the owner whatever nc says.
 func (s *Service) Create(ctx context.Context, actor int64, nc NewChat) (*Chat, error) {
