@@ -23,6 +23,8 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/api"
+	"vestnik/cluster"
+	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
 	"vestnik/roster"
 	"vestnik/xmppcore"
@@ -406,4 +408,92 @@ func testTLS(t testing.TB) *tls.Config {
 		t.Fatal(err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// TestChatEventsAcrossNodes: two nodes on one PostgreSQL database. A
+// browser on node B learns at once of a chat made, renamed and left on
+// node A, and starts and stops getting its messages accordingly.
+func TestChatEventsAcrossNodes(t *testing.T) {
+	u := dbtest.URL(t, migrations.Postgres)
+	db, err := migrations.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := migrations.Up(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	users := roster.NewStore(db)
+	if _, err := users.Import(context.Background(), roster.DemoSnapshot(), false); err != nil {
+		t.Fatal(err)
+	}
+	node := func(name string) (*env, *muc.Service) {
+		cl, err := cluster.New(db, u, cluster.Options{NodeID: name, Heartbeat: 100 * time.Millisecond, Missed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		arch := mam.NewStore(db)
+		srv := xmppcore.NewServer(db, users, arch, xmppcore.Options{Domain: "localhost", Cluster: cl})
+		if err := cl.Start(context.Background(), srv.ClusterHandler()); err != nil {
+			t.Fatal(err)
+		}
+		svc := muc.New(muc.NewStore(db), srv, arch, users, muc.Options{Domain: "localhost"})
+		svc.Register(srv)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			cl.Shutdown(ctx)
+		})
+		return newEnv(t, db, XMPP(srv, users, muc.NewStore(db), svc, arch, nil)), svc
+	}
+	_, svcA := node("chats_a")
+	eb, _ := node("chats_b")
+	ivanov, petrova := eb.user("ivanov"), eb.user("petrova")
+	wp, _, err := eb.dial(eb.login("petrova"), eb.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wp.hello(0)
+
+	ctx := context.Background()
+	c, err := svcA.Create(ctx, ivanov.ID, muc.NewChat{Title: "Через узлы", Type: muc.TypeClosed, Members: []int64{petrova.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := chatChanged(wp, c.ID, "created"); got["title"] != "Через узлы" || got["member"] != true {
+		t.Fatalf("created on A, seen on B: %v", got)
+	}
+	// B's follow list took the new chat: its messages reach the browser.
+	if _, err := svcA.PostMessage(ctx, c.ID, ivanov.ID, "привет с узла A", false); err != nil {
+		t.Fatal(err)
+	}
+	wp.expectMsg("привет с узла A")
+	title := "Новое имя"
+	if _, err := svcA.Update(ctx, ivanov.ID, c.ID, muc.Update{Title: &title}); err != nil {
+		t.Fatal(err)
+	}
+	if got := chatChanged(wp, c.ID, "edited"); got["title"] != title {
+		t.Fatalf("renamed on A, seen on B: %v", got)
+	}
+	if err := svcA.RemoveMember(ctx, ivanov.ID, c.ID, petrova.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := chatChanged(wp, c.ID, "member_removed", petrova.ID); got["member"] != false {
+		t.Fatalf("removed on A, seen on B: %v", got)
+	}
+	// And B's follow list dropped it.
+	if _, err := svcA.PostMessage(ctx, c.ID, ivanov.ID, "уже без тебя", false); err != nil {
+		t.Fatal(err)
+	}
+	wp.ws.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	for {
+		var f map[string]any
+		if err := wp.ws.ReadJSON(&f); err != nil {
+			break
+		}
+		if m, ok := f["message"].(map[string]any); ok && m["body"] == "уже без тебя" {
+			t.Fatalf("a removed member's browser on another node still gets the chat: %v", f)
+		}
+	}
 }
