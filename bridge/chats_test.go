@@ -295,8 +295,21 @@ func TestChatLifecycleAcrossDoors(t *testing.T) {
 		js2.Send(`<iq type='set' id='ps2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>`)
 		js2.Expect("id='ps2'", "type='result'")
 		js2.Expect("urn:xmpp:bookmarks:1", "<retract id='"+room+"'")
+		chatChanged(bi, id, "member_removed", smirnov.ID)
 		if ok, _ := w.svc.Store().IsMember(context.Background(), id, smirnov.ID); ok {
 			t.Fatal("private storage without the room did not end the membership")
+		}
+
+		// Dino leaves a room by parting and publishing its bookmark with
+		// autojoin='false': that is leaving the chat too.
+		bi.call(Frame{"type": "chat_add", "chat": id, "users": []int64{smirnov.ID}, "skip_message": true})
+		js2.Expect("urn:xmpp:bookmarks:1", "id='"+room+"'")
+		js2.Send(`<iq type='set' id='pub'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='` + room +
+			`'><conference xmlns='urn:xmpp:bookmarks:1' name='Продажи 2027' autojoin='false'><nick>Алексей</nick></conference></item></publish></pubsub></iq>`)
+		js2.Expect("id='pub'", "type='result'")
+		chatChanged(bi, id, "member_removed", smirnov.ID)
+		if ok, _ := w.svc.Store().IsMember(context.Background(), id, smirnov.ID); ok {
+			t.Fatal("a bookmark with autojoin false did not end the membership")
 		}
 
 		// The owner removes a member over REST: only the owner may; the

@@ -15,7 +15,10 @@ import (
 // their own bare JID; XEP-0048 clients read storage:bookmarks from private
 // XML storage. Both show every chat with autojoin. Publishing a bookmark
 // for a room joins the chat (when the rules allow); retracting one leaves
-// it.
+// it, and so does publishing it with autojoin='false' — what Dino and
+// Gajim do when the user leaves a room ("don't rejoin"). Leaving the room
+// with presence unavailable, as every client does on disconnect, is not
+// leaving the chat.
 
 // bookmarkError is a stanza error condition for the IQ adapters.
 type bookmarkError struct {
@@ -136,7 +139,13 @@ func (s *Service) PubSub(ctx context.Context, user jid.JID, iq *xmppcore.Element
 		if err != nil {
 			return nil, err
 		}
-		if !c.IsMember(u.ID) {
+		if noAutojoin(child(it, NSBookmarks, "conference")) {
+			if c.IsMember(u.ID) {
+				if err := s.RemoveMember(ctx, u.ID, c.ID, u.ID); err != nil {
+					return nil, err
+				}
+			}
+		} else if !c.IsMember(u.ID) {
 			if _, err := s.AddMembers(ctx, u.ID, c.ID, []int64{u.ID}, nil, false); err != nil {
 				if errors.Is(err, ErrForbidden) || errors.Is(err, ErrNotFound) {
 					return nil, bmErr("auth", "forbidden", "this chat is for members only")
@@ -164,6 +173,16 @@ func (s *Service) PubSub(ctx context.Context, user jid.JID, iq *xmppcore.Element
 	return nil, bmErr("cancel", "feature-not-implemented", "")
 }
 
+// noAutojoin reports whether a bookmark's conference element says
+// autojoin false explicitly (an absent attribute keeps the membership).
+func noAutojoin(conf *xmppcore.Element) bool {
+	if conf == nil {
+		return false
+	}
+	v := attr(conf, "autojoin")
+	return v == "false" || v == "0"
+}
+
 // bookmarkChat resolves a bookmark item id (a room JID) to its chat.
 func (s *Service) bookmarkChat(ctx context.Context, id string) (*Chat, error) {
 	j, err := jid.Parse(id)
@@ -179,7 +198,8 @@ func (s *Service) bookmarkChat(ctx context.Context, id string) (*Chat, error) {
 
 // Private serves jabber:iq:private for storage:bookmarks (XEP-0048): get
 // lists the user's chats; a set is the user's new list of chats: a chat
-// missing from it is left (as a XEP-0402 retract leaves it), a room of
+// missing from it, or in it with autojoin='false', is left (as a XEP-0402
+// retract leaves it), a room of
 // this service that is new in it is joined when the rules allow (an open
 // chat; a closed one the user may not join is skipped). Conferences
 // elsewhere and URL bookmarks are not kept. Other private namespaces are
@@ -233,7 +253,9 @@ func (s *Service) saveStorage(ctx context.Context, u *roster.User, st *xmppcore.
 		if err != nil {
 			return err
 		}
-		want[c.ID] = c
+		if !noAutojoin(conf) {
+			want[c.ID] = c
+		}
 	}
 	chats, err := s.store.ChatsOf(ctx, u.ID)
 	if err != nil {
