@@ -199,11 +199,10 @@ func (s *Service) bookmarkChat(ctx context.Context, id string) (*Chat, error) {
 // Private serves jabber:iq:private for storage:bookmarks (XEP-0048): get
 // lists the user's chats; a set is the user's new list of chats: a chat
 // missing from it, or in it with autojoin='false', is left (as a XEP-0402
-// retract leaves it), a room of
-// this service that is new in it is joined when the rules allow (an open
-// chat; a closed one the user may not join is skipped). Conferences
-// elsewhere and URL bookmarks are not kept. Other private namespaces are
-// not kept either.
+// retract leaves it), a room of this service that is new in it is joined
+// when the rules allow (an open chat; a closed one the user may not join
+// is skipped). Conferences elsewhere and URL bookmarks are not kept, nor
+// are other private namespaces.
 func (s *Service) Private(ctx context.Context, user jid.JID, iq *xmppcore.Element) (*xmppcore.Element, error) {
 	u, err := s.sessionUser(ctx, user)
 	if err != nil {

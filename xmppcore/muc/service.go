@@ -274,7 +274,9 @@ func (s *Service) removeMember(ctx context.Context, actor, chatID, userID int64)
 	}
 	nc, err := s.store.Get(ctx, chatID)
 	if err != nil {
-		return err
+		// The member is gone; only the notices about it are lost.
+		s.log.Warn("chat after removing a member", "chat", chatID, "err", err)
+		return nil
 	}
 	if nc.OwnerID != c.OwnerID {
 		// The owner left: the longest-standing member owns the chat now.
