@@ -232,6 +232,11 @@ func TestChatLifecycleAcrossDoors(t *testing.T) {
 		if st, out := w.do("PATCH", fmt.Sprintf("/api/v1/chats/%d", id), `{"owner_id":"30000"}`); st != 422 {
 			t.Fatalf("PATCH unknown owner: %d %v", st, out)
 		}
+		popov := w.user("popov")
+		st, out = w.do("PATCH", fmt.Sprintf("/api/v1/chats/%d", id), fmt.Sprintf(`{"owner_id":%q}`, popov.ExtID))
+		if e, _ := out["error"].(map[string]any); st != 422 || e["code"] != "not_member" || e["field"] != "owner_id" {
+			t.Fatalf("PATCH owner not a member: %d %v", st, out)
+		}
 		if st, _ := w.do("PATCH", "/api/v1/chats/999999", `{"title":"x"}`); st != 404 {
 			t.Fatalf("PATCH unknown chat: %d", st)
 		}
