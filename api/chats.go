@@ -198,8 +198,11 @@ type patchChatReq struct {
 	Color       *string `json:"color"`
 	Type        *string `json:"type"`
 	Avatar      *string `json:"avatar"`
+	OwnerID     userID  `json:"owner_id"` // hands the chat to this member
 }
 
+// patchChat edits a chat. With from_user_id the rule of who may edit
+// applies (the owner); without it the integration acts.
 func (a *API) patchChat(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "id")
 	if !ok {
@@ -214,8 +217,16 @@ func (a *API) patchChat(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	c, err := a.chats.Update(r.Context(), actor, id, muc.Update{Title: req.Title, Description: req.Description,
-		Color: req.Color, Type: req.Type, Avatar: req.Avatar})
+	up := muc.Update{Title: req.Title, Description: req.Description, Color: req.Color, Type: req.Type, Avatar: req.Avatar}
+	if req.OwnerID != "" {
+		owner, err := a.resolve(r, "owner_id", req.OwnerID)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		up.OwnerID = &owner.ID
+	}
+	c, err := a.chats.Update(r.Context(), actor, id, up)
 	if err != nil {
 		a.fail(w, r, err)
 		return

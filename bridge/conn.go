@@ -290,13 +290,26 @@ type request struct {
 	User     int64   `json:"user"`
 	IDs      []int64 `json:"ids"`
 	All      bool    `json:"all"`
+	// chat commands (chats.go)
+	Chat        int64   `json:"chat"`
+	Title       *string `json:"title"`
+	Description *string `json:"description"`
+	Color       *string `json:"color"`
+	ChatType    *string `json:"chat_type"`
+	Avatar      *string `json:"avatar"`
+	Owner       *int64  `json:"owner"`
+	Users       []int64 `json:"users"`
+	HideHistory *bool   `json:"hide_history"`
+	SkipMessage bool    `json:"skip_message"`
 }
 
-type cmdError struct{ code, msg string }
+// cmdError is a refusal the browser sees with its code; field names the
+// command's field at fault, when one is.
+type cmdError struct{ code, msg, field string }
 
 func (e *cmdError) Error() string { return e.code + ": " + e.msg }
 
-func bad(code, msg string) error { return &cmdError{code, msg} }
+func bad(code, msg string) error { return &cmdError{code: code, msg: msg} }
 
 func (c *conn) handle(data []byte) {
 	var req request
@@ -323,7 +336,11 @@ func (c *conn) handle(data []byte) {
 		var ce *cmdError
 		switch {
 		case errors.As(err, &ce):
-			c.Event(errFrame(req.ID, ce.code, ce.msg))
+			f := errFrame(req.ID, ce.code, ce.msg)
+			if ce.field != "" {
+				f["field"] = ce.field
+			}
+			c.Event(f)
 		case errors.Is(err, ErrForbidden):
 			c.Event(errFrame(req.ID, "forbidden", "you may not do that"))
 		case errors.Is(err, ErrNotFound):
@@ -392,6 +409,10 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		m, err := c.link.Send(ctx, r.To, body, r.OriginID)
 		if err != nil {
 			return nil, err
+		}
+		if m == nil {
+			// A command: answered by a command_answer event, not stored.
+			return map[string]any{"message": nil, "command": true}, nil
 		}
 		return map[string]any{"message": m}, nil
 	case "edit":
@@ -572,6 +593,8 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 			return nil, err
 		}
 		return map[string]any{"unread": unread}, nil
+	case "chat_create", "chat_edit", "chat_add", "chat_join", "chat_remove", "chat_leave", "chat_info", "chats_find":
+		return c.chatCommand(ctx, r)
 	case "ping":
 		return map[string]any{"time": time.Now().UnixMilli()}, nil
 	default:

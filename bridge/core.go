@@ -70,6 +70,10 @@ type Link interface {
 	SetPresence(ctx context.Context, show, status string) error
 	Presences(ctx context.Context) ([]Presence, error)
 	PresenceOf(ctx context.Context, userID int64) (Presence, error)
+	// Chats is the chat service, whose operations the chat commands call
+	// as the user (nil: no group chats); RoomJID a chat's room address.
+	Chats() ChatService
+	RoomJID(room string) string
 	Close()
 }
 

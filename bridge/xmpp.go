@@ -20,23 +20,34 @@ import (
 
 // Namespaces the bridge speaks with the core.
 const (
-	nsChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
-	nsReceipts   = "urn:xmpp:receipts"                     // XEP-0184
-	nsMarkers    = "urn:xmpp:chat-markers:0"               // XEP-0333
-	nsCorrect    = "urn:xmpp:message-correct:0"            // XEP-0308
-	nsRetract    = "urn:xmpp:message-retract:1"            // XEP-0424
-	nsCarbonsX   = "urn:xmpp:carbons:2"
-	nsForwardX   = "urn:xmpp:forward:0"
+	nsChatStates  = "http://jabber.org/protocol/chatstates" // XEP-0085
+	nsReceipts    = "urn:xmpp:receipts"                     // XEP-0184
+	nsMarkers     = "urn:xmpp:chat-markers:0"               // XEP-0333
+	nsCorrect     = "urn:xmpp:message-correct:0"            // XEP-0308
+	nsRetract     = "urn:xmpp:message-retract:1"            // XEP-0424
+	nsCarbonsX    = "urn:xmpp:carbons:2"
+	nsForwardX    = "urn:xmpp:forward:0"
+	nsPubSubEvent = "http://jabber.org/protocol/pubsub#event"
 )
 
 // ChatService is what the bridge needs from the group chat service
 // (muc.Service): posting (stored, then fanned out; it answers the stored
-// id) and following the user's chats, so that the session receives their
-// messages like an occupant without joining each room.
+// id, or 0 for a command answered to the session), following the user's
+// chats, so that the session receives their messages and change events
+// like an occupant without joining each room, and the chat lifecycle,
+// each operation under the service's own rules (actor = the user).
 type ChatService interface {
 	PostMessageOrigin(ctx context.Context, chatID, fromUserID int64, body, originID string, system bool) (int64, error)
+	PostFromSession(ctx context.Context, chatID, fromUserID int64, full, body, originID string) (int64, error)
 	Follow(ctx context.Context, userID int64, full string) error
 	Unfollow(userID int64, full string)
+
+	Get(ctx context.Context, viewer, chatID int64) (*muc.Chat, error)
+	FindChats(ctx context.Context, viewer int64, title string, limit int) ([]muc.Chat, error)
+	Create(ctx context.Context, actor int64, nc muc.NewChat) (*muc.Chat, error)
+	Update(ctx context.Context, actor, chatID int64, u muc.Update) (*muc.Chat, error)
+	AddMembers(ctx context.Context, actor, chatID int64, users []int64, hideHistory *bool, skipMessage bool) ([]int64, error)
+	RemoveMember(ctx context.Context, actor, chatID, userID int64) error
 }
 
 // xmppCore is Core over the XMPP server.
@@ -287,7 +298,19 @@ func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Fr
 	if typ == "error" {
 		return nil
 	}
+	if ev, ok := muc.ParseChatEvent(el); ok {
+		return []Frame{l.chatChanged(ev)}
+	}
+	if f := l.commandAnswer(el); f != nil {
+		return []Frame{f}
+	}
 	if typ == "headline" {
+		if el.Child(nsPubSubEvent, "event") != nil {
+			// PEP notifications (bookmark pushes and the like) are for
+			// Jabber clients; chat changes reach the browser as
+			// chat_changed events.
+			return nil
+		}
 		return l.headline(ctx, el)
 	}
 	chat := int64(0)
@@ -469,12 +492,14 @@ func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (
 		if l.x.post == nil {
 			return nil, bad("unavailable", "group chats are not available on this server")
 		}
-		n, err := l.x.post.PostMessageOrigin(ctx, to.Chat, l.userID, body, originID, false)
+		n, err := l.x.post.PostFromSession(ctx, to.Chat, l.userID, l.sess.JID().String(), body, originID)
 		if err != nil {
 			return nil, chatErr(err)
 		}
 		if n == 0 {
-			return nil, bad("not_stored", "the command was answered but not stored")
+			// A command (/getChatId): the room answered this session
+			// (a command_answer event); nothing was stored.
+			return nil, nil
 		}
 		id = n
 	} else {

@@ -436,6 +436,35 @@ await step('history loads on scroll up', async () => {
   await alice.context().close();
 });
 
+await step('chat renamed over REST, /getChatId, chat id and leaving in the browser', async () => {
+  const ie = await extOfLogin(ivan);
+  const found = await (await rest('GET', '/chats?title=' + encodeURIComponent('квартальный план'))).json();
+  const chat = found.chats[0];
+  assert(chat, 'the group chat exists');
+  // Maria's list shows the new title at once (chat_changed), no reload.
+  if (await maria.locator('.chat-head .back').isVisible()) await maria.click('.chat-head .back');
+  await maria.click('[data-tab=chats]');
+  await maria.fill('input.search', '');
+  const r = await rest('PATCH', `/chats/${chat.id}`, { from_user_id: ie, title: 'Продажи: план на год' });
+  assert(r.status === 200, 'PATCH /chats/{id}: ' + r.status);
+  const row = maria.locator('.row', { hasText: 'Продажи: план на год' }).first();
+  await row.waitFor({ timeout: 15000 });
+  await row.click();
+  // /getChatId answers this browser with the id; nothing is stored or shown as a message.
+  await sendText(maria, '/getChatId');
+  await maria.locator('.toast', { hasText: String(chat.id) }).waitFor({ timeout: 15000 });
+  assert(await maria.locator('.bubble .text', { hasText: '/getChatId' }).count() === 0, '/getChatId not shown as a message');
+  // The chat's info shows its id; "Покинуть чат" leaves it.
+  await maria.click('.chat-head > .icon-btn:last-child');
+  await maria.locator('.profile-card .chat-id', { hasText: String(chat.id) }).waitFor();
+  await shot(maria, 'ru-360-7-chat-info');
+  maria.once('dialog', (d) => d.accept());
+  await maria.click('.profile-card .leave-chat');
+  await maria.locator('.row', { hasText: 'Продажи: план на год' }).waitFor({ state: 'detached', timeout: 15000 });
+  const after = await (await rest('GET', `/chats/${chat.id}`)).json();
+  assert(after.members.length === 1 && after.members[0].user_id === ie, 'Maria left: ' + JSON.stringify(after.members));
+});
+
 await step('one-time login link from the portal', async () => {
   const me = await extOfLogin(maria);
   const r = await rest('POST', `/users/${me}/login-token`);

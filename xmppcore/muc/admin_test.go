@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 
@@ -140,6 +141,52 @@ func TestServerDefaultHideHistory(t *testing.T) {
 			if sees != tc.sees {
 				t.Fatalf("user %d sees earlier history: %v, want %v", tc.user, sees, tc.sees)
 			}
+		}
+	})
+}
+
+// Handing a chat over, from any door, re-announces both owners'
+// occupants with their new affiliation; when the owner leaves, the
+// longest-standing member becomes the owner and the room says so.
+func TestOwnerHandoverPresence(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		ivanov, smirnov, petrova := w.user(t, "ivanov"), w.user(t, "smirnov"), w.user(t, "petrova")
+		c, err := w.chats.Create(ctx, 0, muc.NewChat{Title: "t", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{smirnov.ID, petrova.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := w.chats.RoomJID(c)
+		i, s := w.login(t, "ivanov", "a"), w.login(t, "smirnov", "b")
+		join(i, room, "boss")
+		join(s, room, "alex")
+		// Only the owner hands over, and only to a member.
+		outsider := w.user(t, "popov").ID
+		if _, err := w.chats.Update(ctx, smirnov.ID, c.ID, muc.Update{OwnerID: &smirnov.ID}); !errors.Is(err, muc.ErrForbidden) {
+			t.Fatalf("a member takes the chat: got %v, want forbidden", err)
+		}
+		var ie *muc.InvalidError
+		if _, err := w.chats.Update(ctx, ivanov.ID, c.ID, muc.Update{OwnerID: &outsider}); !errors.As(err, &ie) || ie.Code != "not_member" {
+			t.Fatalf("handing to a non-member: got %v", err)
+		}
+		if _, err := w.chats.Update(ctx, ivanov.ID, c.ID, muc.Update{OwnerID: &smirnov.ID}); err != nil {
+			t.Fatal(err)
+		}
+		s.Expect("from='"+room+"/boss'", "affiliation='member'", "role='participant'")
+		s.Expect("from='"+room+"/alex'", "affiliation='owner'", "role='moderator'")
+		i.Expect("from='"+room+"/alex'", "affiliation='owner'")
+		got, _ := w.chats.Get(ctx, 0, c.ID)
+		if got.OwnerID != smirnov.ID || got.Members[0].UserID != smirnov.ID || got.Members[0].Role != muc.RoleOwner {
+			t.Fatalf("after handing over: %+v", got)
+		}
+		// The new owner leaves: Ivanov, a member since the start, owns it.
+		if err := w.chats.RemoveMember(ctx, smirnov.ID, c.ID, smirnov.ID); err != nil {
+			t.Fatal(err)
+		}
+		i.Expect("from='"+room+"/boss'", "affiliation='owner'", "role='moderator'")
+		if got, _ = w.chats.Get(ctx, 0, c.ID); got.OwnerID != ivanov.ID {
+			t.Fatalf("after the owner left: %+v", got)
 		}
 	})
 }

@@ -15,7 +15,10 @@ import (
 // their own bare JID; XEP-0048 clients read storage:bookmarks from private
 // XML storage. Both show every chat with autojoin. Publishing a bookmark
 // for a room joins the chat (when the rules allow); retracting one leaves
-// it.
+// it, and so does publishing it with autojoin='false' — what Dino and
+// Gajim do when the user leaves a room ("don't rejoin"). Leaving the room
+// with presence unavailable, as every client does on disconnect, is not
+// leaving the chat.
 
 // bookmarkError is a stanza error condition for the IQ adapters.
 type bookmarkError struct {
@@ -41,9 +44,9 @@ type bookmarkQueue struct {
 
 type bookmarkQueueKey struct{}
 
-// deferBookmarks returns a context under which pushBookmark queues its
-// notification instead of sending it, and flush, which sends the queued
-// ones in order.
+// deferBookmarks returns a context under which pushBookmark and the
+// other change notices (later) are queued instead of sent, and flush,
+// which sends the queued ones in order.
 func deferBookmarks(ctx context.Context) (context.Context, func()) {
 	q := &bookmarkQueue{}
 	return context.WithValue(ctx, bookmarkQueueKey{}, q), func() {
@@ -74,11 +77,7 @@ func (s *Service) pushBookmark(ctx context.Context, userID int64, c *Chat, prese
 	}
 	msg := add(el(nsClient, "message", "from", s.userJID(u), "type", "headline", "id", "bm-"+randomID()),
 		add(el(NSPubSubEvent, "event"), items))
-	if q, ok := ctx.Value(bookmarkQueueKey{}).(*bookmarkQueue); ok {
-		q.pushes = append(q.pushes, func() { s.router.SendToUser(userID, msg) })
-		return
-	}
-	s.router.SendToUser(userID, msg)
+	later(ctx, func() { s.router.SendToUser(userID, msg) })
 }
 
 // sessionUser maps an IQ's session to its user.
@@ -140,7 +139,13 @@ func (s *Service) PubSub(ctx context.Context, user jid.JID, iq *xmppcore.Element
 		if err != nil {
 			return nil, err
 		}
-		if !c.IsMember(u.ID) {
+		if noAutojoin(child(it, NSBookmarks, "conference")) {
+			if c.IsMember(u.ID) {
+				if err := s.RemoveMember(ctx, u.ID, c.ID, u.ID); err != nil {
+					return nil, err
+				}
+			}
+		} else if !c.IsMember(u.ID) {
 			if _, err := s.AddMembers(ctx, u.ID, c.ID, []int64{u.ID}, nil, false); err != nil {
 				if errors.Is(err, ErrForbidden) || errors.Is(err, ErrNotFound) {
 					return nil, bmErr("auth", "forbidden", "this chat is for members only")
@@ -168,6 +173,16 @@ func (s *Service) PubSub(ctx context.Context, user jid.JID, iq *xmppcore.Element
 	return nil, bmErr("cancel", "feature-not-implemented", "")
 }
 
+// noAutojoin reports whether a bookmark's conference element says
+// autojoin false explicitly (an absent attribute keeps the membership).
+func noAutojoin(conf *xmppcore.Element) bool {
+	if conf == nil {
+		return false
+	}
+	v := attr(conf, "autojoin")
+	return v == "false" || v == "0"
+}
+
 // bookmarkChat resolves a bookmark item id (a room JID) to its chat.
 func (s *Service) bookmarkChat(ctx context.Context, id string) (*Chat, error) {
 	j, err := jid.Parse(id)
@@ -182,8 +197,12 @@ func (s *Service) bookmarkChat(ctx context.Context, id string) (*Chat, error) {
 }
 
 // Private serves jabber:iq:private for storage:bookmarks (XEP-0048): get
-// lists the user's chats; a set is accepted and changes nothing, since
-// bookmarks follow membership. Other private namespaces are not kept.
+// lists the user's chats; a set is the user's new list of chats: a chat
+// missing from it, or in it with autojoin='false', is left (as a XEP-0402
+// retract leaves it), a room of this service that is new in it is joined
+// when the rules allow (an open chat; a closed one the user may not join
+// is skipped). Conferences elsewhere and URL bookmarks are not kept, nor
+// are other private namespaces.
 func (s *Service) Private(ctx context.Context, user jid.JID, iq *xmppcore.Element) (*xmppcore.Element, error) {
 	u, err := s.sessionUser(ctx, user)
 	if err != nil {
@@ -197,7 +216,7 @@ func (s *Service) Private(ctx context.Context, user jid.JID, iq *xmppcore.Elemen
 		return nil, bmErr("cancel", "service-unavailable", "only bookmarks are kept in private storage")
 	}
 	if attr(iq, "type") == "set" {
-		return nil, nil
+		return nil, s.saveStorage(ctx, u, q.Children[0])
 	}
 	chats, err := s.store.ChatsOf(ctx, u.ID)
 	if err != nil {
@@ -214,3 +233,48 @@ func (s *Service) Private(ctx context.Context, user jid.JID, iq *xmppcore.Elemen
 // BookmarksIQ is the PEP handler for the node urn:xmpp:bookmarks:1, for a
 // pubsub service that serves the other PEP nodes and delegates this one.
 func (s *Service) BookmarksIQ() xmppcore.IQHandler { return s.iqHandler(s.PubSub) }
+
+// saveStorage applies a XEP-0048 storage set: membership follows the list.
+func (s *Service) saveStorage(ctx context.Context, u *roster.User, st *xmppcore.Element) error {
+	want := make(map[int64]*Chat)
+	for _, conf := range st.Children {
+		if conf.Name.Local != "conference" {
+			continue
+		}
+		j, err := jid.Parse(attr(conf, "jid"))
+		if err != nil {
+			continue
+		}
+		c, err := s.ChatByJID(ctx, j.Bare())
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !noAutojoin(conf) {
+			want[c.ID] = c
+		}
+	}
+	chats, err := s.store.ChatsOf(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	for i := range chats {
+		c := &chats[i]
+		if want[c.ID] != nil {
+			delete(want, c.ID)
+			continue
+		}
+		if err := s.RemoveMember(ctx, u.ID, c.ID, u.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	for _, c := range want {
+		_, err := s.AddMembers(ctx, u.ID, c.ID, []int64{u.ID}, nil, false)
+		if err != nil && !errors.Is(err, ErrForbidden) && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}

@@ -14,10 +14,16 @@ type componentBroadcaster interface {
 }
 
 // HandleCluster fans out a room message that the service on another node
-// archived to the occupants and followers joined through this node
+// archived to the occupants and followers joined through this node, and
+// delivers chat events (events.go) to this node's followers
 // (xmppcore.ClusterComponent).
 func (s *Service) HandleCluster(ctx context.Context, msg *xmppcore.Element) {
 	if msg.Name.Local != "message" || msg.AttrValue("type") != "groupchat" {
+		return
+	}
+	if _, ok := ParseChatEvent(msg); ok {
+		// A chat changed on another node: this node's followers.
+		s.emitLocal(ctx, msg)
 		return
 	}
 	v := msg.Child(NSVestnik, "chat")

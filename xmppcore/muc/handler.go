@@ -149,22 +149,28 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 }
 
 // createByJoin makes a new chat when a user joins a room that does not
-// exist: an open chat owned by the joiner (an "instant room"), titled
-// after the room name. The owner can close it in the configuration form.
+// exist: a closed chat owned by the joiner, titled after the room name.
+// The owner opens it to the company in the configuration form
+// (muc#roomconfig_publicroom on, or muc#roomconfig_membersonly off).
 func (s *Service) createByJoin(ctx context.Context, u *roster.User, from, to jid.JID, e *xmppcore.Element) {
 	if !ValidRoom(to.Localpart()) {
 		s.reply(ctx, e, "cancel", "not-allowed", "room names are lowercase letters, digits, '-', '_' and '.', and chat<number> is reserved")
 		return
 	}
-	c, err := s.store.Create(ctx, NewChat{Title: to.Localpart(), Type: TypeOpen, OwnerID: u.ID, Room: to.Localpart()})
+	c, err := s.store.Create(ctx, NewChat{Title: to.Localpart(), Type: TypeClosed, OwnerID: u.ID, Room: to.Localpart()})
 	if errors.Is(err, ErrConflict) {
 		c, err = s.store.ByRoom(ctx, to.Localpart())
+		if err == nil {
+			s.join(ctx, c, u, from, to.Resourcepart(), e, false)
+			return
+		}
 	}
 	if err != nil {
 		s.replyErr(ctx, e, err)
 		return
 	}
 	s.memberChanged(ctx, u.ID, c, true)
+	s.emit(ctx, c, EventCreated, []int64{u.ID}, u.ID)
 	s.join(ctx, c, u, from, to.Resourcepart(), e, true)
 }
 
@@ -373,11 +379,13 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 		return
 	}
 	body := childText(e, "", "body")
-	// A subject alone changes the subject (the chat's title); with a body
+	// A subject alone changes the room's topic, which is the chat's
+	// description (the title stays: it is the room's name); with a body
 	// or a thread it is part of an ordinary message (XEP-0045 §8.1).
+	// Who may: whoever may edit the chat (canEdit).
 	if subj := child(e, "", "subject"); subj != nil && body == "" && child(e, "", "thread") == nil {
-		title := subj.Text
-		if _, err := s.Update(ctx, u.ID, c.ID, Update{Title: &title}); err != nil {
+		topic := subj.Text
+		if _, err := s.Update(ctx, s.actorOf(u), c.ID, Update{Description: &topic}); err != nil {
 			s.replyErr(ctx, e, err)
 		}
 		return

@@ -146,7 +146,7 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 	}
 	add(q, dataForm("result", NSRoomInfo,
 		field("text-single", "muc#roominfo_description", "Description", c.Description),
-		field("text-single", "muc#roominfo_subject", "Subject", c.Title),
+		field("text-single", "muc#roominfo_subject", "Subject", c.Description),
 		field("text-single", "muc#roominfo_occupants", "Number of occupants", strconv.Itoa(len(s.Occupants(c.ID)))),
 		field("text-single", "muc#roomconfig_roomname", "Name", c.Title),
 		field("text-single", "x-vestnik#chat_id", "Chat id", itoa(c.ID)),
@@ -299,15 +299,29 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 			d := multiText(f)
 			up.Description = &d
 		}
-		if v, ok := vals["muc#roomconfig_membersonly"]; ok {
+		// Open (any employee finds and joins it) unless the form says
+		// members only or not listed; either field alone decides.
+		mo, hasMO := vals["muc#roomconfig_membersonly"]
+		pub, hasPub := vals["muc#roomconfig_publicroom"]
+		switch {
+		case hasMO && formTrue(mo), hasPub && !formTrue(pub):
+			t := TypeClosed
+			up.Type = &t
+		case hasMO || hasPub:
 			t := TypeOpen
-			if v == "1" || v == "true" {
-				t = TypeClosed
-			}
 			up.Type = &t
 		}
 		if v, ok := vals["x-vestnik#color"]; ok {
 			up.Color = &v
+		}
+		// The service tells the occupants that the configuration
+		// changed (104) after this answer; a room is always
+		// non-anonymous here, which a whois=anyone request confirms
+		// (104 with 172).
+		ctx, flush := deferBookmarks(ctx)
+		whois := vals["muc#roomconfig_whois"] == "anyone"
+		if whois {
+			ctx = context.WithValue(ctx, extraStatusKey{}, "172")
 		}
 		nc, err := s.Update(ctx, actor, c.ID, up)
 		if err != nil {
@@ -315,30 +329,16 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 			return
 		}
 		s.router.Route(ctx, iqResult(iq, nil))
-		// Occupants learn that the configuration changed (104); a room
-		// is always non-anonymous here, which a whois=anyone request
-		// confirms (172).
+		flush()
 		changed := nc.Title != c.Title || nc.Description != c.Description || nc.Type != c.Type || nc.Color != c.Color
-		var codes []*xmppcore.Element
-		if changed {
-			codes = append(codes, el(NSMUCUser, "status", "code", "104"))
-		}
-		if v, ok := vals["muc#roomconfig_whois"]; ok && v == "anyone" {
-			codes = append(codes, el(NSMUCUser, "status", "code", "172"))
-		}
-		if len(codes) > 0 {
-			if len(codes) == 1 && attr(codes[0], "code") == "172" {
-				codes = append([]*xmppcore.Element{el(NSMUCUser, "status", "code", "104")}, codes...)
-			}
-			x := el(NSMUCUser, "x")
-			x.Children = codes
-			msg := add(el(nsClient, "message", "type", "groupchat", "id", "config-"+randomID()), x)
-			for _, full := range s.Occupants(c.ID) {
-				s.router.Route(ctx, addressed(msg, s.RoomJID(c), full))
-			}
+		if whois && !changed {
+			s.roomNotice(ctx, nc, "104")
 		}
 	}
 }
+
+// formTrue reads a boolean form value.
+func formTrue(v string) bool { return v == "1" || v == "true" }
 
 func formField(x *xmppcore.Element, name string) *xmppcore.Element {
 	for _, f := range x.Children {
@@ -466,12 +466,10 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 				now, err = s.AddMembers(ctx, actor, c.ID, []int64{target.ID}, nil, true)
 				if err == nil && len(now) > 0 {
 					added = append(added, now...)
-					s.announceAffiliation(ctx, c, target, "member")
 				}
 			case "none", "outcast":
 				if err = s.removeMember(ctx, actor, c.ID, target.ID); err == nil {
 					removed = append(removed, target.ID)
-					s.announceAffiliation(ctx, c, target, "none")
 				}
 			default:
 				s.reply(ctx, iq, "cancel", "not-allowed", "only member and none affiliations can be set")
@@ -541,12 +539,13 @@ func (s *Service) registerIQ(ctx context.Context, u *roster.User, to jid.JID, iq
 			s.reply(ctx, iq, "cancel", "item-not-found", "not a member")
 			return
 		}
+		ctx, flush := deferBookmarks(ctx)
 		if err := s.removeMember(ctx, u.ID, c.ID, u.ID); err != nil {
 			s.replyErr(ctx, iq, err)
 			return
 		}
 		s.router.Route(ctx, iqResult(iq, nil))
-		s.announceAffiliation(ctx, c, u, "none")
+		flush()
 		if _, err := s.PostMessage(ctx, c.ID, 0, s.removedText(ctx, u.ID, u.ID), true); err != nil {
 			s.log.Error("muc removed message", "err", err)
 		}

@@ -14,6 +14,16 @@ import (
 	"vestnik/xmppcore/muc"
 )
 
+// openRoom makes a room the client created an open chat through the
+// configuration form (a room created by joining is closed).
+func openRoom(c *client, room string) {
+	c.T.Helper()
+	c.Send(`<iq type='set' id='open-room' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>
+		<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>
+		<field var='muc#roomconfig_publicroom'><value>1</value></field></x></query></iq>`)
+	c.Expect("id='open-room'", "type='result'")
+}
+
 // join sends presence to room/nick and waits for the self-presence.
 func join(c *client, room, nick string) string {
 	c.T.Helper()
@@ -45,7 +55,7 @@ func TestRoomJoinTalkLeave(t *testing.T) {
 		if !strings.Contains(hist, "from='"+room+"/smirnov'") {
 			t.Fatalf("history from: %s", hist)
 		}
-		a.Expect("<subject>Продажи</subject>")
+		a.Expect("<subject></subject>")
 
 		b := w.login(t, "smirnov", "dino")
 		join(b, room, "Алексей")
@@ -153,37 +163,57 @@ func TestOpenChatsDiscoAndCreateByJoin(t *testing.T) {
 			t.Fatal("joining an open chat did not make a member")
 		}
 
-		// Joining a room that does not exist creates an open chat owned by the joiner.
+		// Joining a room that does not exist creates a closed chat owned by the joiner.
 		self := join(p, "coffee@conference."+domain, "Мария")
 		if !strings.Contains(self, "code='201'") || !strings.Contains(self, "affiliation='owner'") {
 			t.Fatalf("new room self-presence: %s", self)
 		}
 		c, err := w.chats.Store().ByRoom(ctx, "coffee")
-		if err != nil || c.OwnerID != petrova.ID || c.Type != muc.TypeOpen {
+		if err != nil || c.OwnerID != petrova.ID || c.Type != muc.TypeClosed {
 			t.Fatalf("created chat %+v %v", c, err)
 		}
 		p.Send(`<presence to='chat999@conference.` + domain + `/x'/>`)
 		p.Expect("type='error'", "not-allowed")
+		// Not in the room directory of others, and closed to them.
+		i := w.login(t, "ivanov", "y")
+		i.Send(`<iq type='get' id='d1' to='conference.` + domain + `'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
+		if items := i.Expect("id='d1'", "type='result'"); strings.Contains(items, "coffee@") {
+			t.Fatalf("a client-created room is listed: %s", items)
+		}
+		i.Send(`<presence to='coffee@conference.` + domain + `/Иван'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		i.Expect("type='error'", "registration-required")
 
-		// The owner's configuration form closes the chat and renames it.
+		// The owner's configuration form opens it (publicroom on)…
 		p.Send(`<iq type='get' id='c1' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
 		form := p.Expect("id='c1'", "type='result'")
 		if !strings.Contains(form, "muc#roomconfig_membersonly") || !strings.Contains(form, "muc#roomconfig_roomname") {
 			t.Fatalf("config form: %s", form)
 		}
+		openRoom(p, "coffee@conference."+domain)
+		if c, _ = w.chats.Store().ByRoom(ctx, "coffee"); c.Type != muc.TypeOpen {
+			t.Fatalf("after publicroom=1: %+v", c)
+		}
+		p.Expect("code='104'")
+		// …closes it again and renames it: a config change (104), not a new subject.
 		p.Send(`<iq type='set' id='c2' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'>
 			<x xmlns='jabber:x:data' type='submit'>
 			<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>
 			<field var='muc#roomconfig_roomname'><value>Кофе</value></field>
 			<field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>`)
 		p.Expect("id='c2'", "type='result'")
-		p.Expect("<subject>Кофе</subject>")
+		p.Expect("code='104'")
 		c, _ = w.chats.Store().ByRoom(ctx, "coffee")
 		if c.Title != "Кофе" || c.Type != muc.TypeClosed {
 			t.Fatalf("after config: %+v", c)
 		}
+		// The subject is the topic: it sets the description, not the title.
+		p.Send(`<message to='coffee@conference.` + domain + `' type='groupchat'><subject>Где взять зёрна</subject></message>`)
+		p.Expect("<subject>Где взять зёрна</subject>")
+		c, _ = w.chats.Store().ByRoom(ctx, "coffee")
+		if c.Title != "Кофе" || c.Description != "Где взять зёрна" {
+			t.Fatalf("after a subject: %+v", c)
+		}
 		// Not the owner: forbidden.
-		i := w.login(t, "ivanov", "y")
 		i.Send(`<iq type='get' id='c3' to='coffee@conference.` + domain + `'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
 		i.Expect("id='c3'", "type='error'")
 	})

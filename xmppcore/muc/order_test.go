@@ -131,6 +131,7 @@ func TestDestroyRoom(t *testing.T) {
 		m := w.login(t, "smirnov", "pc")
 		room := "garden@conference." + domain
 		join(o, room, "Owner")
+		openRoom(o, room)
 		join(m, room, "Member")
 		o.Send(`<message to='` + room + `' type='groupchat' id='g1'><body>before</body></message>`)
 		m.Expect("<body>before</body>")
@@ -168,6 +169,7 @@ func TestOccupantPresenceExtensions(t *testing.T) {
 		m := w.login(t, "smirnov", "pc")
 		room := "porch@conference." + domain
 		join(o, room, "Owner")
+		openRoom(o, room)
 		m.Send(`<presence to='` + room + `/Member'><x xmlns='http://jabber.org/protocol/muc'/><show>away</show>` +
 			`<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/><x xmlns='vcard-temp:x:update'><photo>abc</photo></x></presence>`)
 		p := o.Expect("from='"+room+"/Member'", "muc#user")
@@ -214,6 +216,7 @@ func TestGroupchatPayload(t *testing.T) {
 		m := w.login(t, "smirnov", "pc")
 		room := "deck@conference." + domain
 		join(o, room, "Owner")
+		openRoom(o, room)
 		join(m, room, "Member")
 		o.Send(`<message to='` + room + `' type='groupchat' id='u1'><body>https://x/y.png</body><x xmlns='jabber:x:oob'><url>https://x/y.png</url></x><subject>Topic</subject></message>`)
 		got := m.Expect("<body>https://x/y.png</body>")
@@ -246,6 +249,7 @@ func TestLeaveStatusAndErrorBounce(t *testing.T) {
 		m := w.login(t, "smirnov", "pc")
 		room := "hall@conference." + domain
 		join(o, room, "Owner")
+		openRoom(o, room)
 		join(m, room, "Member")
 		m.Send(`<presence type='unavailable' to='` + room + `/Member'><status>Farewell</status></presence>`)
 		if p := o.Expect("from='"+room+"/Member'", "type='unavailable'"); !strings.Contains(p, "<status>Farewell</status>") {
@@ -285,6 +289,7 @@ func TestRejoinResyncs(t *testing.T) {
 		m := w.login(t, "smirnov", "pc")
 		room := "loft@conference." + domain
 		join(o, room, "Owner")
+		openRoom(o, room)
 		join(m, room, "Member")
 		m.Expect("<subject")
 		o.Send(`<message to='` + room + `' type='groupchat' id='r1'><body>earlier</body></message>`)

@@ -236,7 +236,8 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 	return p
 }
 
-// broadcastSubject sends the room subject (the title) to every occupant.
+// broadcastSubject sends the room subject (the chat's description, its
+// topic) to every occupant.
 func (s *Service) broadcastSubject(ctx context.Context, c *Chat) {
 	msg := s.subjectMessage(c)
 	for _, full := range s.Occupants(c.ID) {
@@ -246,7 +247,7 @@ func (s *Service) broadcastSubject(ctx context.Context, c *Chat) {
 
 func (s *Service) subjectMessage(c *Chat) *xmppcore.Element {
 	return add(el(nsClient, "message", "from", s.RoomJID(c), "type", "groupchat", "id", "subject-"+strconv.FormatInt(c.ID, 10)),
-		text(nsClient, "subject", c.Title))
+		text(nsClient, "subject", c.Description))
 }
 
 // kick removes every session of userID from the room (they are no longer a
@@ -396,6 +397,14 @@ func (s *Service) Destroy(ctx context.Context, actor, chatID int64, reason, alt 
 		s.memberChanged(ctx, m.UserID, c, false)
 	}
 	closed := TypeClosed
-	_, err = s.store.Update(ctx, chatID, Update{Type: &closed})
-	return err
+	nc, err := s.store.Update(ctx, chatID, Update{Type: &closed})
+	if err != nil {
+		return err
+	}
+	gone := make([]int64, len(c.Members))
+	for i, m := range c.Members {
+		gone[i] = m.UserID
+	}
+	s.emit(ctx, nc, EventMemberRemoved, gone, actor)
+	return nil
 }

@@ -152,6 +152,13 @@ func (s *Service) Get(ctx context.Context, viewer, chatID int64) (*Chat, error) 
 	return c, nil
 }
 
+// FindChats lists the chats viewer may find whose title contains title
+// (any case): every open chat and the closed ones viewer is a member of
+// (viewer 0: all chats), newest first, at most limit (≤ MaxFound).
+func (s *Service) FindChats(ctx context.Context, viewer int64, title string, limit int) ([]Chat, error) {
+	return s.store.FindByTitle(ctx, title, viewer, limit)
+}
+
 // Create makes a chat. actor 0 is the integration; otherwise the actor
 // becomes the owner whatever nc says.
 func (s *Service) Create(ctx context.Context, actor int64, nc NewChat) (*Chat, error) {
@@ -162,9 +169,12 @@ func (s *Service) Create(ctx context.Context, actor int64, nc NewChat) (*Chat, e
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range c.Members {
+	users := make([]int64, len(c.Members))
+	for i, m := range c.Members {
+		users[i] = m.UserID
 		s.memberChanged(ctx, m.UserID, c, true)
 	}
+	s.emit(ctx, c, EventCreated, users, actor)
 	return c, nil
 }
 
@@ -188,15 +198,29 @@ func (s *Service) AddMembers(ctx context.Context, actor, chatID int64, users []i
 	if err != nil || len(added) == 0 {
 		return added, err
 	}
-	for _, u := range added {
-		s.memberChanged(ctx, u, c, true)
-	}
+	s.membersAdded(ctx, c, added, actor)
 	if !skipMessage {
 		if _, err := s.PostMessage(ctx, chatID, 0, s.addedText(ctx, actor, added), true); err != nil {
 			return added, err
 		}
 	}
 	return added, nil
+}
+
+// membersAdded follows up added members at every door: their bookmarks
+// and following sessions, the room's moderators (affiliation notices) and
+// the followers (a chat event).
+func (s *Service) membersAdded(ctx context.Context, c *Chat, added []int64, actor int64) {
+	for _, u := range added {
+		s.memberChanged(ctx, u, c, true)
+		if t, err := s.cache.byID(ctx, u); err == nil {
+			s.announceAffiliation(ctx, c, t, "member")
+		}
+	}
+	if nc, err := s.store.Get(ctx, c.ID); err == nil {
+		c = nc
+	}
+	s.emit(ctx, c, EventMembersAdded, added, actor)
 }
 
 // addedText is the system message for members added by actor.
@@ -245,11 +269,28 @@ func (s *Service) removeMember(ctx context.Context, actor, chatID, userID int64)
 	}
 	s.kick(ctx, c, userID, actor)
 	s.memberChanged(ctx, userID, c, false)
+	if t, err := s.cache.byID(ctx, userID); err == nil {
+		s.announceAffiliation(ctx, c, t, "none")
+	}
+	nc, err := s.store.Get(ctx, chatID)
+	if err != nil {
+		// The member is gone; only the notices about it are lost.
+		s.log.Warn("chat after removing a member", "chat", chatID, "err", err)
+		return nil
+	}
+	if nc.OwnerID != c.OwnerID {
+		// The owner left: the longest-standing member owns the chat now.
+		later(ctx, func() { s.ownerChanged(ctx, nc, c.OwnerID) })
+	}
+	s.emit(ctx, nc, EventMemberRemoved, []int64{userID}, actor)
 	return nil
 }
 
 // Update changes the chat on behalf of actor (the owner or the
-// integration) and tells joined occupants about a new subject.
+// integration; see canEdit) and tells every door: the members' bookmarks
+// when the title changed, the occupants a configuration change (104), the
+// new subject when the description (the room's topic) changed, the owner's
+// new affiliation, and the followers a chat event.
 func (s *Service) Update(ctx context.Context, actor, chatID int64, u Update) (*Chat, error) {
 	c, err := s.store.Get(ctx, chatID)
 	if err != nil {
@@ -262,12 +303,7 @@ func (s *Service) Update(ctx context.Context, actor, chatID int64, u Update) (*C
 	if err != nil {
 		return nil, err
 	}
-	if nc.Title != c.Title {
-		s.broadcastSubject(ctx, nc)
-		for _, m := range nc.Members {
-			s.pushBookmark(ctx, m.UserID, nc, true)
-		}
-	}
+	s.configChanged(ctx, c, nc, actor, u.Avatar != nil)
 	return nc, nil
 }
 
@@ -285,6 +321,22 @@ func (s *Service) PostMessage(ctx context.Context, chatID, fromUserID int64, bod
 // (XEP-0359 origin-id), kept in the archive and echoed in the stanza so
 // the sender recognizes its message (the bridge uses it).
 func (s *Service) PostMessageOrigin(ctx context.Context, chatID, fromUserID int64, body, originID string, system bool) (int64, error) {
+	return s.postMessage(ctx, chatID, fromUserID, jid.JID{}, body, originID, system)
+}
+
+// PostFromSession is PostMessageOrigin for a user's message sent through
+// one session (full, a full JID of the user): a command such as
+// "/getChatId" is answered to that session alone, as the room answers a
+// Jabber client.
+func (s *Service) PostFromSession(ctx context.Context, chatID, fromUserID int64, full, body, originID string) (int64, error) {
+	session, err := jid.Parse(full)
+	if err != nil {
+		return 0, fmt.Errorf("muc: post from session %q: %w", full, err)
+	}
+	return s.postMessage(ctx, chatID, fromUserID, session, body, originID, false)
+}
+
+func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, session jid.JID, body, originID string, system bool) (int64, error) {
 	if len(originID) > 128 {
 		return 0, invalid("origin_id", "origin_id_too_long", "origin id must be at most 128 bytes")
 	}
@@ -312,14 +364,14 @@ func (s *Service) PostMessageOrigin(ctx context.Context, chatID, fromUserID int6
 			return 0, err
 		}
 		if strings.TrimSpace(body) == GetChatID {
-			s.answerGetChatID(ctx, c, fromUserID, jid.JID{})
+			s.answerGetChatID(ctx, c, fromUserID, session)
 			return 0, nil
 		}
 		if join {
 			if _, err := s.store.AddMembers(ctx, chatID, []int64{fromUserID}, s.opts.HideHistory); err != nil {
 				return 0, err
 			}
-			s.memberChanged(ctx, fromUserID, c, true)
+			s.membersAdded(ctx, c, []int64{fromUserID}, fromUserID)
 		}
 	}
 	nick := ""

@@ -663,6 +663,9 @@ func (s *Store) RemoveMember(ctx context.Context, chatID, userID int64) error {
 type Update struct {
 	Title, Description, Color, Type *string
 	Avatar                          *string // data: URL; "" removes the avatar
+	// OwnerID hands the chat to another member (who must be one); the
+	// old owner stays a member.
+	OwnerID *int64
 }
 
 // Update validates and applies u and returns the updated chat.
@@ -700,15 +703,46 @@ func (s *Store) Update(ctx context.Context, chatID int64, u Update) (*Chat, erro
 		sets = append(sets, "avatar = ?", "avatar_type = ?")
 		args = append(args, data, typ)
 	}
+	if u.OwnerID != nil {
+		sets = append(sets, "owner_id = ?")
+		args = append(args, *u.OwnerID)
+	}
 	args = append(args, chatID)
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE chats SET `+strings.Join(sets, ", ")+` WHERE id = ?`), args...)
+	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+		if u.OwnerID != nil {
+			var role string
+			err := tx.GetContext(ctx, &role, tx.Rebind(`SELECT role FROM chat_members WHERE chat_id = ? AND user_id = ?`), chatID, *u.OwnerID)
+			if errors.Is(err, sql.ErrNoRows) {
+				var n int
+				if err := tx.GetContext(ctx, &n, tx.Rebind(`SELECT COUNT(*) FROM chats WHERE id = ?`), chatID); err != nil {
+					return err
+				}
+				if n == 0 {
+					return ErrNotFound
+				}
+				return invalid("owner_id", "not_member", "the new owner must be a member of the chat")
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE chat_members SET role = CASE WHEN user_id = ? THEN 'owner' ELSE 'member' END
+				WHERE chat_id = ? AND (role = 'owner' OR user_id = ?)`), *u.OwnerID, chatID, *u.OwnerID); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE chats SET `+strings.Join(sets, ", ")+` WHERE id = ?`), args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("muc: update chat %d: %w", chatID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, ErrNotFound
+		return nil, wrap(fmt.Sprintf("update chat %d", chatID), err)
 	}
 	return s.Get(ctx, chatID)
 }

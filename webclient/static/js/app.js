@@ -164,10 +164,41 @@ function onEvent(f) {
     case 'presence': S.presence.set(f.user, f); renderPresence(f.user); break;
     case 'notification': onNotification(f.notification); break;
     case 'contacts_changed': loadContacts(); break;
-    case 'chat_changed': loadConversations(); break;
+    case 'chat_changed': onChatChanged(f); break;
+    case 'command_answer': toast({ message: f.text }); break;
     case 'error': console.warn('bridge error', f.code, f.message); break;
     default: break;
   }
+}
+
+// A chat changed (any door): keep its fields; one we are no longer in
+// leaves the list (and the pane, if open).
+function onChatChanged(f) {
+  const c = f.chat;
+  if (!c) return;
+  const key = 'c' + c.id;
+  if (c.member === false) {
+    S.chats.delete(c.id);
+    S.convs.delete(key);
+    if (S.open === key) closeConv();
+    if (V.profile.dataset.chat === String(c.id)) closeProfile();
+    renderList();
+    return;
+  }
+  const known = S.chats.has(c.id);
+  S.chats.set(c.id, { ...S.chats.get(c.id), ...c });
+  if (!known) loadConversations();
+  renderList(); renderHead();
+  if (V.profile.dataset.chat === String(c.id)) openChatInfo(c.id);
+}
+
+async function leaveChat(id) {
+  const c = S.chats.get(id);
+  if (!c || !confirm(t('leaveConfirm', { title: c.title }))) return;
+  try {
+    await bridge.request('chat_leave', { chat: id });
+    onChatChanged({ chat: { id, member: false } });
+  } catch (e) { toast(e); }
 }
 
 let reloadingConvs = null;
@@ -786,6 +817,7 @@ function openProfileFor(key) {
 
 async function openProfile(id) {
   V.statusMenu.classList.add('hidden');
+  delete V.profile.dataset.chat;
   V.profile.dataset.user = String(id);
   if (S.users.has(id)) renderProfile(id);
   try {
@@ -826,14 +858,18 @@ function openChatInfo(id) {
   const c = S.chats.get(id);
   if (!c) return;
   delete V.profile.dataset.user;
+  V.profile.dataset.chat = String(id);
   replace(V.profile, h('div.profile-card', { role: 'dialog' },
     h('button.icon-btn.close', { onclick: closeProfile, 'aria-label': t('cancel') }, icon('close')),
     h('div.profile-top', null, convAvatar('c' + id, 'xl'), h('h2', null, c.title), h('div.profile-presence', null, c.members ? t('members', { n: c.members }) : t('groupChat'))),
-    h('div.fields', null, c.description ? h('div.field', null, h('span.field-value', null, c.description)) : null, c.jid ? h('div.field', null, h('span.field-label', null, 'XMPP'), h('span.field-value', null, c.jid)) : null)));
+    h('div.fields', null, c.description ? h('div.field', null, h('span.field-value', null, c.description)) : null,
+      h('div.field', null, h('span.field-label', null, t('chatId')), h('span.field-value.chat-id', null, String(id))),
+      c.jid ? h('div.field', null, h('span.field-label', null, 'XMPP'), h('span.field-value', null, c.jid)) : null),
+    h('div.profile-actions', null, h('button.btn-secondary.leave-chat', { onclick: () => leaveChat(id) }, t('leaveChat')))));
   V.profile.classList.remove('hidden');
 }
 
-function closeProfile() { V.profile.classList.add('hidden'); delete V.profile.dataset.user; }
+function closeProfile() { V.profile.classList.add('hidden'); delete V.profile.dataset.user; delete V.profile.dataset.chat; }
 
 // showCorrespondence opens the whole history with a colleague from its start.
 async function showCorrespondence(id) {
