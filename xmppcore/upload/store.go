@@ -44,17 +44,17 @@ const NS = "urn:xmpp:http:upload:0"
 
 // Limits and defaults.
 const (
-	DefaultMaxSize  = 100 << 20 // bytes per file (Options.MaxSize)
-	DefaultQuota    = 5 << 30   // bytes stored per user (Options.Quota)
-	MaxFilesPerMsg  = 10        // files one message may carry
-	maxNameLen      = 200       // characters in a file name
-	slotLifetime    = 5 * time.Minute
-	tokenBytes      = 32 // random bytes of a capability token (64 hex digits)
-	defaultTimeout  = 10 * time.Second
-	sniffLen        = 512 // bytes http.DetectContentType looks at
-	thumbSide       = 320 // pixels: a thumbnail fits in thumbSide × thumbSide
-	maxThumbPixels  = 50_000_000
-	thumbQuality    = 80
+	DefaultMaxSize = 100 << 20 // bytes per file (Options.MaxSize)
+	DefaultQuota   = 5 << 30   // bytes stored per user (Options.Quota)
+	MaxFilesPerMsg = 10        // files one message may carry
+	maxNameLen     = 200       // characters in a file name
+	slotLifetime   = 5 * time.Minute
+	tokenBytes     = 32 // random bytes of a capability token (64 hex digits)
+	defaultTimeout = 10 * time.Second
+	sniffLen       = 512 // bytes http.DetectContentType looks at
+	thumbSide      = 320 // pixels: a thumbnail fits in thumbSide × thumbSide
+	maxThumbPixels = 50_000_000
+	thumbQuality   = 80
 )
 
 var (
@@ -197,10 +197,10 @@ func (s *Store) checkSize(ctx context.Context, userID, size int64) error {
 
 // received is a file read to a temporary file, not yet stored.
 type received struct {
-	tmp    string
-	size   int64
-	sha    string
-	ctype  string
+	tmp   string
+	size  int64
+	sha   string
+	ctype string
 }
 
 // sniffer keeps the first sniffLen bytes written through it.
