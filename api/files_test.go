@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -233,4 +234,51 @@ func TestFiles(t *testing.T) {
 			t.Errorf("quota use: got %d, want %d", used, len(content)+900)
 		}
 	})
+}
+
+// TestLargeRESTUploadFlatMemory streams 100 MB through POST /files as
+// multipart/form-data: the server's heap must not grow with the file.
+func TestLargeRESTUploadFlatMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100 MB")
+	}
+	const size = 100 << 20
+	e, _ := newFilesEnv(t, dbtest.Open(t, "sqlite"), upload.Options{MaxSize: size})
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		mw.WriteField("from_user_id", "2")
+		w, _ := mw.CreateFormFile("file", "big.bin")
+		chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+		for n := 0; n < size; n += len(chunk) {
+			w.Write(chunk)
+		}
+		mw.Close()
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/files", pr)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	if resp.StatusCode != 201 || int64(out["size"].(float64)) != size {
+		t.Fatalf("upload: got %d %v", resp.StatusCode, out)
+	}
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("100 MB multipart POST in %v (%.0f MB/s); allocated %d KiB in all (client and server)",
+		elapsed.Round(time.Millisecond), float64(size)/(1<<20)/elapsed.Seconds(), allocated>>10)
+	if allocated > 32<<20 {
+		t.Errorf("%d MiB allocated during a 100 MiB upload: something copies it into memory", allocated>>20)
+	}
 }
