@@ -58,7 +58,7 @@ func ParseFileElement(e *Element) (f FileRef, ok bool) {
 // AttachFiles is the one rule for files in messages, applied by the core
 // before a message is archived (personal messages here, chat messages in
 // package muc): it drops NSFile elements a client sent, finds the stored
-// files whose URLs the body carries, and for each adds an XEP-0066
+// files whose URLs the body or an out-of-band element carries, and for each adds an XEP-0066
 // out-of-band element (unless the client sent one for that URL), so Dino,
 // Gajim and Conversations show it inline, and an NSFile element. It returns
 // the new children and the ids to archive with the message.
@@ -69,10 +69,23 @@ func AttachFiles(ctx context.Context, f Files, body string, kids []*Element) ([]
 			break
 		}
 	}
-	if f == nil || !strings.Contains(body, "/upload/") {
+	if f == nil {
 		return kids, nil, nil
 	}
-	refs, err := f.FilesIn(ctx, body)
+	// The body, and the URLs of out-of-band elements (a client may send a
+	// caption as the body and the URL only there).
+	text := body
+	for _, k := range kids {
+		if k.Name.Space == NSOOB && k.Name.Local == "x" {
+			if u := k.ChildText(NSOOB, "url"); strings.Contains(u, "/upload/") {
+				text += "\n" + u
+			}
+		}
+	}
+	if !strings.Contains(text, "/upload/") {
+		return kids, nil, nil
+	}
+	refs, err := f.FilesIn(ctx, text)
 	if err != nil || len(refs) == 0 {
 		return kids, nil, err
 	}
@@ -92,7 +105,7 @@ func AttachFiles(ctx context.Context, f Files, body string, kids []*Element) ([]
 // AttachFilesPayload is AttachFiles over an archived payload (serialized
 // children, as package muc keeps them).
 func AttachFilesPayload(ctx context.Context, f Files, body, payload string) (string, []int64, error) {
-	if !strings.Contains(payload, NSFile) && (f == nil || !strings.Contains(body, "/upload/")) {
+	if !strings.Contains(payload, NSFile) && (f == nil || !strings.Contains(body, "/upload/") && !strings.Contains(payload, "/upload/")) {
 		return payload, nil, nil
 	}
 	kids, err := ParseFragment(payload)

@@ -90,6 +90,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("serve: --tls-cert and --tls-key go together")
 	}
+	uploadOpts, err := uploadOptions(c)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
@@ -113,10 +117,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if c.retention < 0 {
 		return errors.New("serve: --retention must not be negative")
-	}
-	uploadOpts, err := uploadOptions(c)
-	if err != nil {
-		return err
 	}
 	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention})
 	// The file store, under --data, for every door (XEP-0363, REST, web).

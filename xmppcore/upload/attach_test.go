@@ -39,6 +39,8 @@ func TestAttachFiles(t *testing.T) {
 			[]string{"id='" + strconv.FormatInt(a.ID, 10) + "'", "name='a.txt'"}, map[string]int{"jabber:x:oob": 1, "urn:vestnik:file:0": 1}},
 		{"two files with text", "see\n" + ua + "\n" + ub, "", []int64{a.ID, b.ID},
 			[]string{"<url>" + ua + "</url>", "<url>" + ub + "</url>"}, map[string]int{"jabber:x:oob": 2, "urn:vestnik:file:0": 2}},
+		{"caption body, URL in OOB only", "фото", `<x xmlns='jabber:x:oob'><url>` + ub + `</url></x>`, []int64{b.ID},
+			[]string{"name='b.txt'"}, map[string]int{"jabber:x:oob": 1, "urn:vestnik:file:0": 1}},
 		{"unknown token", strings.Replace(ua, a.Token, strings.Repeat("f", 64), 1), "", nil, nil, map[string]int{"jabber:x:oob": 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
