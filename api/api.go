@@ -19,6 +19,7 @@ import (
 	"vestnik/roster"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
+	"vestnik/xmppcore/upload"
 )
 
 // Prefix is where the API is mounted.
@@ -54,6 +55,9 @@ type Options struct {
 	// LoginToken serves POST /users/{id}/login-token (bridge.LoginTokenHandler);
 	// without it the route answers 404.
 	LoginToken http.HandlerFunc
+	// Files serves POST /files and GET /files/{id}, and files[] in
+	// messages (without it they answer 404 / 422).
+	Files *upload.Store
 }
 
 // API serves /api/v1.
@@ -169,6 +173,13 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("GET /users/{id}/history", 0, a.getHistory)      // api/archive.go
 	a.route("GET /users/{id}/search", 0, a.searchArchive)    // api/archive.go
 	a.route("POST /users/{id}/login-token", 0, a.loginToken) // the bridge, via Options.LoginToken
+	fileBody := int64(upload.DefaultMaxSize)
+	if opts.Files != nil {
+		fileBody = opts.Files.MaxSize()
+	}
+	a.route("POST /files", fileBody+64<<10, a.postFile) // api/files.go
+	a.route("GET /files/{id}", 0, a.getFile)
+	a.route("GET /files/{id}/thumb", 0, a.getFileThumb)
 
 	a.mux.HandleFunc(Prefix+"/", a.noRoute)
 	return a

@@ -330,6 +330,7 @@ type postChatMessageReq struct {
 	FromUserID userID  `json:"from_user_id"`
 	Message    *string `json:"message"`
 	System     bool    `json:"system"`
+	Files      []int64 `json:"files"`
 }
 
 func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
@@ -341,9 +342,11 @@ func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if err := checkText("message", req.Message); err != nil {
-		a.fail(w, r, err)
-		return
+	if len(req.Files) == 0 {
+		if err := checkText("message", req.Message); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	var from int64
 	if !req.System || (req.FromUserID != "" && req.FromUserID != "0") {
@@ -354,7 +357,12 @@ func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		from = u.ID
 	}
-	msgID, err := a.chats.PostMessage(r.Context(), id, from, *req.Message, req.System)
+	body, err := a.withFiles(r, from, req.Message, req.Files)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	msgID, err := a.chats.PostMessage(r.Context(), id, from, body, req.System)
 	if err != nil {
 		a.fail(w, r, err)
 		return

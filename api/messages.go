@@ -13,6 +13,7 @@ type postMessageReq struct {
 	FromUserID userID  `json:"from_user_id"`
 	ToUserID   userID  `json:"to_user_id"`
 	Message    *string `json:"message"`
+	Files      []int64 `json:"files"`
 }
 
 // postMessage sends a personal message on behalf of a user, through the
@@ -20,10 +21,6 @@ type postMessageReq struct {
 func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 	var req postMessageReq
 	if !decode(w, r, &req) {
-		return
-	}
-	if err := checkText("message", req.Message); err != nil {
-		a.fail(w, r, err)
 		return
 	}
 	from, err := a.resolve(r, "from_user_id", req.FromUserID)
@@ -36,7 +33,12 @@ func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	id, err := a.msgr.SendPersonal(r.Context(), from.ID, to.ID, *req.Message)
+	body, err := a.withFiles(r, from.ID, req.Message, req.Files)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	id, err := a.msgr.SendPersonal(r.Context(), from.ID, to.ID, body)
 	if err != nil {
 		a.internal(w, r, err)
 		return

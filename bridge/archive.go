@@ -26,6 +26,8 @@ func FromMAM(m *mam.Message) Message {
 		Time: m.CreatedAt.UnixMilli(), OriginID: m.OriginID, Edited: m.EditedAt != nil, Deleted: m.Deleted}
 	if out.Deleted {
 		out.Body = ""
+	} else {
+		out.Files = filesOfPayload(m.Payload)
 	}
 	return out
 }

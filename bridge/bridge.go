@@ -20,6 +20,7 @@ import (
 
 	"vestnik/roster"
 	"vestnik/xmppcore/muc"
+	"vestnik/xmppcore/upload"
 )
 
 // Limits and timeouts of the bridge.
@@ -55,6 +56,9 @@ type Options struct {
 	// PublicURL is the base of login links (e.g. https://chat.example.com);
 	// by default the request's own scheme and host.
 	PublicURL string
+	// Files is the file store: POST /files, GET /files/{id} and files[]
+	// in send (without it they answer "unavailable").
+	Files *upload.Store
 }
 
 // Bridge serves /login, /logout, /session, /login/token/{token},
@@ -99,6 +103,9 @@ func (b *Bridge) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /widget/state", b.handleWidgetState)
 	mux.HandleFunc("OPTIONS /widget/state", b.handleWidgetState)
 	mux.HandleFunc("GET /ws", b.handleWS)
+	mux.HandleFunc("POST /files", b.handleUpload) // files.go
+	mux.HandleFunc("GET /files/{id}", b.handleFile)
+	mux.HandleFunc("GET /files/{id}/thumb", b.handleThumb)
 }
 
 // go runs f in a goroutine that Shutdown waits for; a panic closes only

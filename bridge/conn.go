@@ -290,6 +290,7 @@ type request struct {
 	User     int64   `json:"user"`
 	IDs      []int64 `json:"ids"`
 	All      bool    `json:"all"`
+	Files    []int64 `json:"files"`
 	// chat commands (chats.go)
 	Chat        int64   `json:"chat"`
 	Title       *string `json:"title"`
@@ -399,12 +400,21 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		if !r.To.valid() {
 			return nil, bad("bad_target", "to must name one user or one chat")
 		}
-		body, err := checkBody(r.Body)
-		if err != nil {
-			return nil, err
+		var body string
+		var err error
+		if len(r.Files) == 0 || r.Body != nil && *r.Body != "" {
+			if body, err = checkBody(r.Body); err != nil {
+				return nil, err
+			}
 		}
 		if len(r.OriginID) > 64 {
 			return nil, bad("bad_frame", "origin_id is longer than 64 characters")
+		}
+		var files []File
+		if len(r.Files) > 0 {
+			if body, files, err = c.withFiles(ctx, body, r.Files); err != nil {
+				return nil, err
+			}
 		}
 		m, err := c.link.Send(ctx, r.To, body, r.OriginID)
 		if err != nil {
@@ -414,6 +424,7 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 			// A command: answered by a command_answer event, not stored.
 			return map[string]any{"message": nil, "command": true}, nil
 		}
+		m.Files = files
 		return map[string]any{"message": m}, nil
 	case "edit":
 		if err := c.needLink(); err != nil {

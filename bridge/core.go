@@ -25,6 +25,7 @@ type Message struct {
 	OriginID string `json:"origin_id,omitempty"`
 	Edited   bool   `json:"edited,omitempty"`
 	Deleted  bool   `json:"deleted,omitempty"`
+	Files    []File `json:"files,omitempty"`
 }
 
 // Hit is a search result.

@@ -372,7 +372,8 @@ func (l *xmppLink) personal(ctx context.Context, el *xmppcore.Element, id, chat 
 	if chat == 0 {
 		from, to := l.peer(ctx, el.AttrValue("from")), l.peer(ctx, el.AttrValue("to"))
 		if from > 0 && to > 0 {
-			m := Message{ID: id, Kind: "chat", From: from, To: to, Body: el.ChildText(xmppcore.NSClient, "body"), Time: time.Now().UnixMilli()}
+			m := Message{ID: id, Kind: "chat", From: from, To: to, Body: el.ChildText(xmppcore.NSClient, "body"), Time: time.Now().UnixMilli(),
+				Files: filesOf(el.Children)}
 			if o := el.Child(xmppcore.NSStanzaID, "origin-id"); o != nil {
 				m.OriginID = o.AttrValue("id")
 			}

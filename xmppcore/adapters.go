@@ -179,7 +179,7 @@ func MAMArchive(st *mam.Store) Archive { return mamArchive{st} }
 
 func (a mamArchive) Append(ctx context.Context, m *ArchivedMessage) (bool, error) {
 	mm := &mam.Message{Kind: mam.KindChat, FromID: m.FromID, ToID: m.ToID, FromResource: m.FromResource,
-		OriginID: m.OriginID, Body: m.Body, Payload: m.Payload}
+		OriginID: m.OriginID, Body: m.Body, Payload: m.Payload, Files: m.Files}
 	newContact, err := a.st.Append(ctx, mm)
 	if err != nil {
 		return false, err

@@ -94,4 +94,5 @@ type ArchivedMessage struct {
 	OriginID     string // the client's id: origin-id, else the stanza id
 	Body         string
 	Payload      string // other child elements, serialized
+	Files        []int64
 }

@@ -134,9 +134,14 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 	var id int64
 	body := el.Child(NSClient, "body")
 	if (typ == "chat" || typ == "normal") && body != nil {
+		kids, files, err := AttachFiles(ctx, s.opts.Files, body.Text, el.Children)
+		if err != nil {
+			return 0, err
+		}
+		el.Children = kids
 		m := &ArchivedMessage{
 			FromID: fromID, ToID: to.ID, FromResource: fromRes,
-			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el),
+			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el), Files: files,
 		}
 		newContact, err := s.arch.Append(ctx, m)
 		if err != nil {

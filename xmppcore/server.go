@@ -46,6 +46,10 @@ type Options struct {
 	// Cluster reaches sessions on other nodes sharing the database
 	// (package cluster); nil for a single node.
 	Cluster Cluster
+	// Files is the file store (package upload): a personal message whose
+	// body carries a stored file's URL is archived with that file and
+	// gains its out-of-band data (AttachFiles); nil: no file store.
+	Files Files
 }
 
 // Component is a service on a subdomain (MUC at conference.<domain>): the

@@ -21,6 +21,10 @@ func TestRunErrors(t *testing.T) {
 		{"bad db url", []string{"migrate", "--db", "mysql://x"}, "unsupported database URL"},
 		{"unreachable db", []string{"migrate", "--db", "postgres://u@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"}, "cannot reach database"},
 		{"bad demo", []string{"serve", "--demo", "maybe"}, "--demo must be"},
+		{"bad upload size", []string{"serve", "--upload-max-size", "lots"}, "--upload-max-size must be"},
+		{"zero upload size", []string{"serve", "--upload-max-size", "0"}, "--upload-max-size must be"},
+		{"bad quota", []string{"serve", "--upload-quota", "-5M"}, "--upload-quota must be"},
+		{"bad public url", []string{"serve", "--public-url", "ftp://chat.example.com"}, "--public-url must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +51,10 @@ type serveConfig struct {
 	nodeID  string
 	// retention: how long the archive keeps messages (0 = forever).
 	retention time.Duration
+	// The file store: size limit and per-user quota (parseSize), the
+	// public base URL of slot and file URLs, CORS origins for /upload/.
+	uploadMaxSize, uploadQuota string
+	publicURL, uploadOrigins   string
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -69,6 +75,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
 	fs.BoolVar(&c.cluster, "cluster", true, "on PostgreSQL, serve as one node of several sharing the database (ignored on SQLite)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster node id ([a-z0-9_], default random)")
+	fs.StringVar(&c.uploadMaxSize, "upload-max-size", "100M", "largest file users may upload (bytes, or with K, M, G)")
+	fs.StringVar(&c.uploadQuota, "upload-quota", "5G", "bytes of files each user may store (K, M, G; 0: unlimited)")
+	fs.StringVar(&c.publicURL, "public-url", "", "base URL users reach the HTTP server at, for file URLs (e.g. https://chat.example.com behind a proxy; default http://<--http>)")
+	fs.StringVar(&c.uploadOrigins, "upload-origins", "", "comma-separated web origins (or *) allowed by CORS to PUT and GET files under /upload/ (browser XMPP clients such as Converse.js); default: --widget-origins")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -79,6 +89,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("serve: --tls-cert and --tls-key go together")
+	}
+	uploadOpts, err := uploadOptions(c)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
 		return fmt.Errorf("serve: data directory: %w", err)
@@ -105,10 +119,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("serve: --retention must not be negative")
 	}
 	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention})
+	// The file store, under --data, for every door (XEP-0363, REST, web).
+	files, err := upload.NewStore(db, filepath.Join(c.dataDir, "uploads"), archive, uploadOpts)
+	if err != nil {
+		return err
+	}
 	retention := archive.Retention(log.With("component", "retention"))
 	go retention.Serve()
 	defer retention.Shutdown(context.Background())
-	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log}
+	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log, Files: files}
 	var node *cluster.Cluster
 	if c.cluster && db.DriverName() == migrations.Postgres {
 		node, err = cluster.New(db, c.dbURL, cluster.Options{NodeID: c.nodeID, Logger: log})
@@ -154,7 +173,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			admins = append(admins, a)
 		}
 	}
-	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Admins: admins, Logger: log})
+	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Admins: admins, Files: files, Logger: log})
 	chatService.Register(xmpp)
 	xmpp.SetDirectInviter(chatService)
 	// PEP on users' JIDs and the pubsub.<domain> service; the bookmarks
@@ -164,25 +183,21 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pep.Register(xmpp)
 	xmpp.SetPEP(pep)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
-	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins)})
+	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins), Files: files})
 	xmppMetrics(reg, xmpp)
 	reg.Func("vestnik_bridge_connections", "Open web client WebSocket connections.", metrics.Gauge,
 		func() float64 { return float64(web.Connections()) })
 	web.Register(mux)
 	webclient.New().Register(mux)
-	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler})
+	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler, Files: files})
 	mux.Handle(api.Prefix+"/", restAPI.Handler())
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 
 	mux.Handle("GET /xmpp-websocket", xmpp.WebSocketHandler())
 
-	// HTTP file upload (XEP-0363) at upload.<domain>, files under --data.
-	uploads, err := upload.NewStore(db, filepath.Join(c.dataDir, "uploads"), upload.Options{PublicURL: publicURL(c.httpAt, c.domain)})
-	if err != nil {
-		return err
-	}
-	upload.NewService(uploads, users, log).Register(xmpp)
-	mux.Handle("/upload/", uploads.Handler())
+	// HTTP file upload (XEP-0363) at upload.<domain>; capability URLs.
+	upload.NewService(files, users, log).Register(xmpp)
+	mux.Handle("/upload/", files.Handler())
 
 	c2sLn, err := net.Listen("tcp", c.c2sAt)
 	if err != nil {
@@ -229,6 +244,54 @@ func publicURL(httpAt, domain string) string {
 		host = domain
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// uploadOptions reads the file store's flags.
+func uploadOptions(c serveConfig) (upload.Options, error) {
+	o := upload.Options{PublicURL: c.publicURL, Origins: splitList(c.uploadOrigins)}
+	if o.PublicURL == "" {
+		o.PublicURL = publicURL(c.httpAt, c.domain)
+	} else if u, err := url.Parse(o.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return o, fmt.Errorf("serve: --public-url must be an http(s) URL like https://chat.example.com, not %q", c.publicURL)
+	}
+	if len(o.Origins) == 0 {
+		o.Origins = splitList(c.webOrigins)
+	}
+	var err error
+	if o.MaxSize, err = parseSize(c.uploadMaxSize); err != nil || o.MaxSize <= 0 {
+		return o, fmt.Errorf("serve: --upload-max-size must be a positive size like 100M, not %q", c.uploadMaxSize)
+	}
+	if o.Quota, err = parseSize(c.uploadQuota); err != nil {
+		return o, fmt.Errorf("serve: --upload-quota must be a size like 5G (0: unlimited), not %q", c.uploadQuota)
+	}
+	if o.Quota == 0 {
+		o.Quota = -1
+	}
+	return o, nil
+}
+
+// parseSize reads a byte count with an optional K, M or G suffix (powers
+// of 1024; a trailing B or iB is allowed).
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(t, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(t, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(t, "G"):
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		t = t[:len(t)-1]
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

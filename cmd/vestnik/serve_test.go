@@ -70,6 +70,11 @@ func (l *lockedBuilder) String() string {
 func startServer(t *testing.T, bin, dbURL string, extra ...string) *server {
 	t.Helper()
 	s := &server{httpAt: freeAddr(t), c2sAt: freeAddr(t), dataDir: t.TempDir(), dbURL: dbURL, out: &lockedBuilder{}, done: make(chan error, 1)}
+	for i := 0; i+1 < len(extra); i++ {
+		if extra[i] == "--http" { // the caller chose the address (e.g. for --public-url)
+			s.httpAt = extra[i+1]
+		}
+	}
 	args := append([]string{"serve", "--domain", "example.test", "--db", dbURL, "--http", s.httpAt, "--c2s", s.c2sAt, "--data", s.dataDir}, extra...)
 	s.cmd = exec.Command(bin, args...)
 	pr, pw := io.Pipe()

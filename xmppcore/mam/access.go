@@ -64,3 +64,20 @@ func (s *Store) CanRead(ctx context.Context, viewer, id int64) (bool, error) {
 	}
 	return err == nil, err
 }
+
+// CarriesReadable reports whether viewer may read some message that
+// carries file fileID (message_files): the access rule for downloading a
+// stored file on someone's behalf (package upload adds the uploader).
+func (s *Store) CarriesReadable(ctx context.Context, viewer, fileID int64) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+	cond, args := readable(viewer)
+	var n int
+	err := s.db.GetContext(ctx, &n, s.db.Rebind(`SELECT COUNT(*) FROM (SELECT 1 FROM message_files f
+		JOIN messages m ON m.id = f.message_id
+		WHERE f.file_id = ? AND NOT m.deleted AND `+cond+` LIMIT 1) t`), append([]any{fileID}, args...)...)
+	if err != nil {
+		return false, fmt.Errorf("mam: file %d readable by %d: %w", fileID, viewer, err)
+	}
+	return n > 0, nil
+}

@@ -217,6 +217,9 @@ func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error
 	if err := a.queryRow(ctx, a.msg, q, args...).Scan(&r.id); err != nil {
 		return err
 	}
+	if err := insertFiles(ctx, a.tx, r.id, m.Files); err != nil {
+		return err
+	}
 	if m.Kind == KindChat && m.FromID != m.ToID {
 		res, err := a.exec(ctx, a.contacts, insertContactsSQL, m.FromID, m.ToID, m.ToID, m.FromID)
 		if err != nil {
@@ -276,6 +279,11 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return err
 	}
+	for _, r := range batch {
+		if err := insertFiles(ctx, tx, r.id, r.m.Files); err != nil {
+			return err
+		}
+	}
 	if len(pairs) == 0 {
 		return nil
 	}
@@ -303,4 +311,25 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 		first[pair{min(u, c), max(u, c)}].newContact = true
 	}
 	return rows.Err()
+}
+
+// insertFiles records the files message id carries (rare: one statement
+// per message that has any).
+func insertFiles(ctx context.Context, tx *sqlx.Tx, id int64, files []int64) error {
+	if len(files) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO message_files (message_id, file_id) VALUES `)
+	args := make([]any, 0, 2*len(files))
+	for i, f := range files {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?)")
+		args = append(args, id, f)
+	}
+	q.WriteString(` ON CONFLICT DO NOTHING`)
+	_, err := tx.ExecContext(ctx, tx.Rebind(q.String()), args...)
+	return err
 }

@@ -60,6 +60,10 @@ type Message struct {
 	Payload  string
 	EditedAt *time.Time
 	Deleted  bool
+	// Files are the ids of stored files (package upload) the message
+	// carries; Append records them in message_files with the message, so
+	// whoever may read it may download them. Not read back by queries.
+	Files []int64
 }
 
 // Options tune the store; zero values are the documented defaults.

@@ -37,6 +37,9 @@ type Options struct {
 	// act as the owner of every room (configure, change members,
 	// destroy).
 	Admins []string
+	// Files is the file store (package upload): a chat message whose body
+	// carries a stored file's URL is archived with it (xmppcore.AttachFiles).
+	Files  xmppcore.Files
 	Logger *slog.Logger
 }
 
@@ -400,7 +403,11 @@ func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, ori
 	if system {
 		kind = "system"
 	}
-	m := &mam.Message{Kind: kind, FromID: fromUserID, ChatID: c.ID, FromResource: nick, OriginID: originID, Body: body, Payload: payload}
+	payload, files, err := xmppcore.AttachFilesPayload(ctx, s.opts.Files, body, payload)
+	if err != nil {
+		return 0, fmt.Errorf("muc: files of a message to chat %d: %w", c.ID, err)
+	}
+	m := &mam.Message{Kind: kind, FromID: fromUserID, ChatID: c.ID, FromResource: nick, OriginID: originID, Body: body, Payload: payload, Files: files}
 	if _, err := s.archive.Append(ctx, m); err != nil {
 		return 0, fmt.Errorf("muc: archive message to chat %d: %w", c.ID, err)
 	}

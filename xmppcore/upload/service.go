@@ -90,11 +90,14 @@ func (s *Service) discoInfo() *xmppcore.Element {
 		xmppcore.NewElement(nsDiscoInfo, "feature", "var", NS),
 		xmppcore.NewElement(nsDiscoInfo, "feature", "var", nsDiscoInfo),
 	)
+	// XEP-0363 §2 and XEP-0128: the size limit as a field of a form whose
+	// FORM_TYPE is the upload namespace.
+	formType := xmppcore.NewElement(nsData, "field", "var", "FORM_TYPE", "type", "hidden")
+	formType.AddText(nsData, "value", NS)
+	maxSize := xmppcore.NewElement(nsData, "field", "var", "max-file-size")
+	maxSize.AddText(nsData, "value", strconv.FormatInt(s.store.MaxSize(), 10))
 	x := xmppcore.NewElement(nsData, "x", "type", "result")
-	x.AddChild(
-		xmppcore.NewElement(nsData, "field", "var", "FORM_TYPE", "type", "hidden").AddText(nsData, "value", NS),
-		xmppcore.NewElement(nsData, "field", "var", "max-file-size").AddText(nsData, "value", strconv.FormatInt(s.store.MaxSize(), 10)),
-	)
+	x.AddChild(formType, maxSize)
 	q.AddChild(x)
 	return q
 }
@@ -114,23 +117,26 @@ func (s *Service) request(ctx context.Context, from jid.JID, req *xmppcore.Eleme
 	if perr != nil || size <= 0 {
 		return nil, xmppcore.ErrBadRequest("size must be a positive number of bytes")
 	}
-	slot, err := s.store.Request(ctx, u.ID, req.AttrValue("filename"), size, req.AttrValue("content-type"))
+	slot, err := s.store.Request(ctx, u.ID, req.AttrValue("filename"), size)
 	switch {
 	case errors.Is(err, ErrTooLarge):
+		// XEP-0363 §4: not-acceptable with the limit.
 		e := xmppcore.ErrNotAcceptable("file too large: the limit is " + strconv.FormatInt(s.store.MaxSize(), 10) + " bytes")
+		e.App = xmppcore.NewElement(NS, "file-too-large")
+		e.App.AddText(NS, "max-file-size", strconv.FormatInt(s.store.MaxSize(), 10))
+		return nil, e
+	case errors.Is(err, ErrQuota):
+		e := xmppcore.ErrResourceConstraint()
+		e.Text = "upload quota exceeded: delete files or ask an administrator"
 		return nil, e
 	case errors.Is(err, ErrBadName):
 		return nil, xmppcore.ErrBadRequest("bad file name")
 	case err != nil:
 		return nil, err
 	}
-	put := xmppcore.NewElement(NS, "put", "url", slot.PutURL)
-	put.AddChild(xmppcore.NewElement(NS, "header", "name", "Content-Type"))
-	put.Children[0].Text = req.AttrValue("content-type")
-	if put.Children[0].Text == "" {
-		put.Children = nil
-	}
+	// No <header/>s: XEP-0363 §5 allows only Authorization, Cookie and
+	// Expires, and the slot needs none (the URL is the capability).
 	out := xmppcore.NewElement(NS, "slot")
-	out.AddChild(xmppcore.NewElement(NS, "get", "url", slot.GetURL), put)
+	out.AddChild(xmppcore.NewElement(NS, "get", "url", slot.GetURL), xmppcore.NewElement(NS, "put", "url", slot.PutURL))
 	return out, nil
 }

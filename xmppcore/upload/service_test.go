@@ -54,7 +54,7 @@ func TestSlotOverXMPP(t *testing.T) {
 		t.Cleanup(func() { srv.Shutdown(context.Background()) })
 		web := httptest.NewServer(nil)
 		defer web.Close()
-		store, err := upload.NewStore(db, t.TempDir(), upload.Options{MaxSize: 100, PublicURL: web.URL})
+		store, err := upload.NewStore(db, t.TempDir(), mam.NewStore(db), upload.Options{MaxSize: 100, Quota: 150, PublicURL: web.URL})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,17 +82,34 @@ func TestSlotOverXMPP(t *testing.T) {
 		}
 
 		info := send(`<iq xmlns='jabber:client' type='get' id='d1' to='upload.example.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-		if s := info.String(); !strings.Contains(s, upload.NS) || !strings.Contains(s, "<value>100</value>") {
-			t.Fatalf("disco#info: got %s; want the feature and max-file-size 100", s)
+		x := info.Child("http://jabber.org/protocol/disco#info", "query").Child("jabber:x:data", "x")
+		if x == nil {
+			t.Fatalf("disco#info: got %s; want a data form", info)
+		}
+		fields := map[string]string{}
+		for _, f := range x.Children {
+			if f.Name.Local != "field" {
+				t.Fatalf("disco#info form: got a <%s> child, want only fields: %s", f.Name.Local, info)
+			}
+			fields[f.AttrValue("var")] = f.ChildText("jabber:x:data", "value")
+		}
+		if fields["FORM_TYPE"] != upload.NS || fields["max-file-size"] != "100" {
+			t.Fatalf("disco#info form: got %v; want FORM_TYPE %s and max-file-size 100", fields, upload.NS)
 		}
 		big := send(`<iq xmlns='jabber:client' type='get' id='r0' to='upload.example.test'><request xmlns='urn:xmpp:http:upload:0' filename='a.bin' size='1000'/></iq>`)
-		if big.AttrValue("type") != "error" || !strings.Contains(big.String(), "not-acceptable") {
-			t.Fatalf("oversized request: got %s; want not-acceptable", big)
+		if big.AttrValue("type") != "error" || !strings.Contains(big.String(), "not-acceptable") ||
+			!strings.Contains(big.String(), `<file-too-large xmlns='urn:xmpp:http:upload:0'><max-file-size>100</max-file-size></file-too-large>`) {
+			t.Fatalf("oversized request: got %s; want not-acceptable with file-too-large", big)
 		}
 		res := send(`<iq xmlns='jabber:client' type='get' id='r1' to='upload.example.test'><request xmlns='urn:xmpp:http:upload:0' filename='note.txt' size='5' content-type='text/plain'/></iq>`)
 		slot := res.Child(upload.NS, "slot")
 		if res.AttrValue("type") != "result" || res.AttrValue("id") != "r1" || slot == nil {
 			t.Fatalf("slot request: got %s", res)
+		}
+		for _, h := range slot.Child(upload.NS, "put").Children {
+			if n := h.AttrValue("name"); n != "Authorization" && n != "Cookie" && n != "Expires" {
+				t.Fatalf("slot header %q: XEP-0363 allows only Authorization, Cookie, Expires", n)
+			}
 		}
 		putURL := slot.Child(upload.NS, "put").AttrValue("url")
 		getURL := slot.Child(upload.NS, "get").AttrValue("url")
@@ -111,6 +128,17 @@ func TestSlotOverXMPP(t *testing.T) {
 		resp.Body.Close()
 		if string(b) != "hello" {
 			t.Fatalf("GET: got %q, want hello", b)
+		}
+		// 5 of 150 bytes used: a 100-byte slot fits, a second does not.
+		if r := send(`<iq xmlns='jabber:client' type='get' id='r2' to='upload.example.test'><request xmlns='urn:xmpp:http:upload:0' filename='a' size='100'/></iq>`); r.AttrValue("type") != "result" {
+			t.Fatalf("slot within the quota: got %s", r)
+		}
+		if _, err := store.Save(ctx, alice.ID, "b", strings.NewReader(strings.Repeat("b", 100))); err != nil {
+			t.Fatal(err)
+		}
+		over := send(`<iq xmlns='jabber:client' type='get' id='r3' to='upload.example.test'><request xmlns='urn:xmpp:http:upload:0' filename='c' size='50'/></iq>`)
+		if over.AttrValue("type") != "error" || !strings.Contains(over.String(), "resource-constraint") || !strings.Contains(over.String(), `type='wait'`) {
+			t.Fatalf("slot over the quota: got %s; want a wait resource-constraint", over)
 		}
 	})
 }
