@@ -55,6 +55,10 @@ type Options struct {
 	// PublicURL is the base of login links (e.g. https://chat.example.com);
 	// by default the request's own scheme and host.
 	PublicURL string
+	// Admit takes a place for a WebSocket from a remote address under the
+	// server's connection caps (xmppcore.Server.Admit); false refuses it
+	// with 503. Nil: no cap.
+	Admit func(remote string) (release func(), ok bool)
 }
 
 // Bridge serves /login, /logout, /session, /login/token/{token},

@@ -57,14 +57,18 @@ type conn struct {
 	lastToken time.Time
 	deadline  time.Time  // read deadline last set
 	idle      idleWaiter // the transport, when it can wait for input outside the decoder
+	tk        *ticket    // its place under the connection caps (nil: uncapped)
 }
 
-func (s *Server) serveTransport(t Transport) {
-	c := &conn{srv: s, t: t, id: s.newConnID(), done: make(chan struct{})}
+// serveTransport serves one stream; tk is its place under the connection
+// caps, released when it ends.
+func (s *Server) serveTransport(t Transport, tk *ticket) {
+	c := &conn{srv: s, t: t, id: s.newConnID(), done: make(chan struct{}), tk: tk}
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
 		t.Close()
+		tk.release()
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -150,6 +154,7 @@ func (c *conn) finish() {
 	}
 	c.writers.Wait()
 	c.t.Close()
+	c.tk.release()
 	c.srv.mu.Lock()
 	delete(c.srv.conns, c)
 	c.srv.mu.Unlock()
@@ -165,6 +170,7 @@ func (c *conn) negotiateAndBind() bool {
 		return false
 	}
 	c.sess = sess
+	c.tk.authenticated()
 	return true
 }
 

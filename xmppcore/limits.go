@@ -15,6 +15,27 @@ const (
 	// MaxStreamHeaderSize bounds the stream header and everything before it.
 	MaxStreamHeaderSize = 8 << 10
 
+	// MaxConnections caps the open connections of every door that holds
+	// one (XMPP over TCP and WebSocket, the web bridge's WebSocket) on
+	// this node; a connection beyond it is refused at once. `vestnik
+	// serve` lowers it to fit the process's descriptor limit.
+	MaxConnections = 20000
+	// MaxConnectionsPerIP caps the open connections from one address (an
+	// IPv6 /64). An office behind one NAT address is one address: raise
+	// it for a large office, or behind a proxy that hides client addresses.
+	MaxConnectionsPerIP = 1000
+	// MaxUnauthenticated caps the XMPP streams that have not logged in yet
+	// (TLS handshake, SASL), in total and per address: they cost memory
+	// and a descriptor and belong to no one.
+	MaxUnauthenticated      = 5000
+	MaxUnauthenticatedPerIP = 100
+	// AcceptBackoffMin and AcceptBackoffMax bound the pause after a failed
+	// accept (out of descriptors): it starts at the minimum and doubles up
+	// to the maximum until an accept succeeds. The server never stops on
+	// an accept error.
+	AcceptBackoffMin = 5 * time.Millisecond
+	AcceptBackoffMax = time.Second
+
 	// AuthTimeout is how long a connection may take from accept to bound
 	// resource.
 	AuthTimeout = 30 * time.Second

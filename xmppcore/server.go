@@ -43,6 +43,13 @@ type Options struct {
 	// EventPollInterval overrides how often change events are polled
 	// (default EventPollInterval).
 	EventPollInterval time.Duration
+	// MaxConnections, MaxConnectionsPerIP, MaxUnauthenticated and
+	// MaxUnauthenticatedPerIP override the connection caps of the same
+	// names (limits.go); negative: unlimited.
+	MaxConnections          int
+	MaxConnectionsPerIP     int
+	MaxUnauthenticated      int
+	MaxUnauthenticatedPerIP int
 	// Cluster reaches sessions on other nodes sharing the database
 	// (package cluster); nil for a single node.
 	Cluster Cluster
@@ -94,7 +101,8 @@ type Server struct {
 	pep        PEP           // nil: no PEP service
 	inviter    DirectInviter // nil: direct invitations are only delivered
 
-	caps capsCache
+	caps  capsCache
+	admit *admission
 
 	count counters
 }
@@ -120,6 +128,15 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 	if opts.EventPollInterval == 0 {
 		opts.EventPollInterval = EventPollInterval
 	}
+	for _, l := range []struct {
+		v   *int
+		def int
+	}{{&opts.MaxConnections, MaxConnections}, {&opts.MaxConnectionsPerIP, MaxConnectionsPerIP},
+		{&opts.MaxUnauthenticated, MaxUnauthenticated}, {&opts.MaxUnauthenticatedPerIP, MaxUnauthenticatedPerIP}} {
+		if *l.v == 0 {
+			*l.v = l.def
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		db: db, dir: dir, arch: arch, opts: opts,
@@ -135,6 +152,7 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 		components: map[string]Component{},
 		iqHandlers: map[string]IQHandler{},
 	}
+	s.admit = newAdmission(opts)
 	s.users = newUserCache(dir)
 	s.count.init()
 	s.blocks.lists = map[int64]map[string]struct{}{}
@@ -193,20 +211,38 @@ func (s *Server) ServeC2S(ln net.Listener) error {
 			if s.closed.Load() {
 				return errServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			// Out of descriptors (EMFILE, ENFILE), a connection reset
+			// before accept, a timeout: wait and try again, as net/http
+			// does. The connections already open go on; the kernel keeps
+			// new ones in the backlog meanwhile.
+			if delay == 0 {
+				s.log.Warn("accept failed; retrying", "err", err)
 			}
-			return fmt.Errorf("xmppcore: accept: %w", err)
+			s.count.acceptErrors.Add(1)
+			delay = min(max(2*delay, AcceptBackoffMin), AcceptBackoffMax)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+			}
+			continue
 		}
 		delay = 0
+		tk := s.admit.admit(c.RemoteAddr().String(), true)
+		if tk == nil {
+			// Over a cap: refused without a word, before any TLS or XML.
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
+			c.Close()
+			continue
+		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetKeepAlive(true)
 			tc.SetNoDelay(true)
 		}
-		s.start("conn", func() { s.serveTransport(NewTCPTransport(c)) })
+		s.start("conn", func() { s.serveTransport(NewTCPTransport(c), tk) })
 	}
 }
 
@@ -214,7 +250,8 @@ var errServerClosed = errors.New("xmppcore: server closed")
 
 // ServeTransport runs one XML stream over t until it ends (used for
 // in-memory pipes in tests; ServeC2S and the WebSocket handler call it).
-func (s *Server) ServeTransport(t Transport) { s.serveTransport(t) }
+// It is under no connection cap.
+func (s *Server) ServeTransport(t Transport) { s.serveTransport(t, nil) }
 
 // Shutdown stops accepting, closes every session with system-shutdown and
 // waits for the goroutines to end (or ctx).

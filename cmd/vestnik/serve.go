@@ -49,6 +49,9 @@ type serveConfig struct {
 	nodeID  string
 	// retention: how long the archive keeps messages (0 = forever).
 	retention time.Duration
+	// Connection caps (xmppcore.Options) and HTTP timeouts.
+	maxConns, maxConnsPerIP, maxUnauth, maxUnauthPerIP int
+	httpRead, httpWrite, httpIdle, httpHeader          time.Duration
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -69,8 +72,21 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
 	fs.BoolVar(&c.cluster, "cluster", true, "on PostgreSQL, serve as one node of several sharing the database (ignored on SQLite)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster node id ([a-z0-9_], default random)")
+	fs.IntVar(&c.maxConns, "max-connections", 0, fmt.Sprintf("open XMPP and WebSocket connections on this node (default %d, lowered to fit the descriptor limit; -1: no cap)", xmppcore.MaxConnections))
+	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", xmppcore.MaxConnectionsPerIP, "open XMPP and WebSocket connections from one address (an IPv6 /64; -1: no cap)")
+	fs.IntVar(&c.maxUnauth, "max-unauthenticated", xmppcore.MaxUnauthenticated, "XMPP streams that have not logged in yet (-1: no cap)")
+	fs.IntVar(&c.maxUnauthPerIP, "max-unauthenticated-per-ip", xmppcore.MaxUnauthenticatedPerIP, "XMPP streams from one address that have not logged in yet (-1: no cap)")
+	fs.DurationVar(&c.httpHeader, "http-read-header-timeout", HTTPReadHeaderTimeout, "time to read an HTTP request header")
+	fs.DurationVar(&c.httpRead, "http-read-timeout", HTTPReadTimeout, "time to read a whole HTTP request, body included (uploads get 10m)")
+	fs.DurationVar(&c.httpWrite, "http-write-timeout", HTTPWriteTimeout, "time to answer an HTTP request (WebSockets are not affected; downloads get 10m)")
+	fs.DurationVar(&c.httpIdle, "http-idle-timeout", HTTPIdleTimeout, "time an idle keep-alive HTTP connection stays open")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
+	}
+	for _, d := range []time.Duration{c.httpHeader, c.httpRead, c.httpWrite, c.httpIdle} {
+		if d <= 0 {
+			return errors.New("serve: HTTP timeouts must be positive")
+		}
 	}
 	switch c.demo {
 	case "auto", "on", "off":
@@ -108,7 +124,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	retention := archive.Retention(log.With("component", "retention"))
 	go retention.Serve()
 	defer retention.Shutdown(context.Background())
-	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log}
+	if c.maxConns == 0 {
+		var lowered bool
+		if c.maxConns, lowered = fitDescriptors(xmppcore.MaxConnections); lowered {
+			log.Warn("connection cap lowered to fit the descriptor limit (raise ulimit -n)", "max_connections", c.maxConns)
+		}
+	}
+	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log,
+		MaxConnections: c.maxConns, MaxConnectionsPerIP: c.maxConnsPerIP,
+		MaxUnauthenticated: c.maxUnauth, MaxUnauthenticatedPerIP: c.maxUnauthPerIP}
 	var node *cluster.Cluster
 	if c.cluster && db.DriverName() == migrations.Postgres {
 		node, err = cluster.New(db, c.dbURL, cluster.Options{NodeID: c.nodeID, Logger: log})
@@ -164,7 +188,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pep.Register(xmpp)
 	xmpp.SetPEP(pep)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
-	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins)})
+	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins), Admit: xmpp.Admit})
 	xmppMetrics(reg, xmpp)
 	reg.Func("vestnik_bridge_connections", "Open web client WebSocket connections.", metrics.Gauge,
 		func() float64 { return float64(web.Connections()) })
@@ -192,7 +216,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("serve: http: %w", err)
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{Handler: drainRefused(longTransfers(mux)), ReadHeaderTimeout: c.httpHeader, ReadTimeout: c.httpRead,
+		WriteTimeout: c.httpWrite, IdleTimeout: c.httpIdle, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 	c2sErr := make(chan error, 1)
@@ -266,6 +291,9 @@ func xmppMetrics(reg *metrics.Registry, srv *xmppcore.Server) {
 		{"vestnik_sessions", "Bound sessions on this node, web client included.", metrics.Gauge, func(s s) int64 { return s.Sessions }},
 		{"vestnik_xmpp_stanzas_in_total", "Stanzas read from XMPP client streams.", metrics.Counter, func(s s) int64 { return s.StanzasIn }},
 		{"vestnik_auth_failures_total", "Failed SASL authentication attempts.", metrics.Counter, func(s s) int64 { return s.AuthFailures }},
+		{"vestnik_xmpp_unauthenticated", "XMPP client streams that have not logged in yet.", metrics.Gauge, func(s s) int64 { return s.Unauthenticated }},
+		{"vestnik_connections_refused_total", "Connections refused by a connection cap (XMPP and WebSocket doors).", metrics.Counter, func(s s) int64 { return s.Refused }},
+		{"vestnik_accept_errors_total", "Failed accepts of XMPP client connections (out of descriptors).", metrics.Counter, func(s s) int64 { return s.AcceptErrors }},
 	})
 	for reason := range srv.Stats().Closed {
 		reg.Func(`vestnik_sessions_closed_total{reason="`+reason+`"}`, "Sessions ended, by close reason.", metrics.Counter,
