@@ -211,6 +211,9 @@ func (s *Server) ServeC2S(ln net.Listener) error {
 			if s.closed.Load() {
 				return errServerClosed
 			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("xmppcore: accept: %w", err)
+			}
 			// Out of descriptors (EMFILE, ENFILE), a connection reset
 			// before accept, a timeout: wait and try again, as net/http
 			// does. The connections already open go on; the kernel keeps
