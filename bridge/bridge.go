@@ -59,7 +59,23 @@ type Options struct {
 	// server's connection caps (xmppcore.Server.Admit); false refuses it
 	// with 503. Nil: no cap.
 	Admit func(remote string) (release func(), ok bool)
+	// Guard throttles password guessing at POST /login, shared with the
+	// XMPP door (xmppcore.Server.Throttle). Nil: a fixed
+	// LoginFailureDelay and nothing refused.
+	Guard Guard
 }
+
+// Guard is the password-guessing throttle the login asks (xmppcore.Throttle).
+type Guard interface {
+	// Check: > 0 refuses the attempt unchecked for that long.
+	Check(door, remote, login string) time.Duration
+	// Failed records a wrong password and returns the delay of the answer.
+	Failed(door, remote, login string) time.Duration
+	Succeeded(remote, login string)
+}
+
+// doorWeb is this door's name for the Guard's counters (xmppcore.DoorWeb).
+const doorWeb = "web"
 
 // Bridge serves /login, /logout, /session, /login/token/{token},
 // /widget/state and /ws.

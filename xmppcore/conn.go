@@ -58,6 +58,7 @@ type conn struct {
 	deadline  time.Time  // read deadline last set
 	idle      idleWaiter // the transport, when it can wait for input outside the decoder
 	tk        *ticket    // its place under the connection caps (nil: uncapped)
+	tryLogin  string     // the login of the last SASL attempt, for the throttle
 }
 
 // serveTransport serves one stream; tk is its place under the connection
@@ -478,8 +479,15 @@ func (c *conn) negotiate() (*Session, error) {
 					}
 					failures++
 					c.srv.count.authFailures.Add(1)
-					if f != errSASLAborted && c.srv.opts.AuthFailureDelay > 0 {
-						time.Sleep(c.srv.opts.AuthFailureDelay)
+					if f == errSASLNotAuth {
+						// A wrong password (or unknown login): the answer
+						// waits longer with each failure (Throttle).
+						t := time.NewTimer(c.srv.throttle.Failed(DoorXMPP, c.t.RemoteAddr(), c.tryLogin))
+						select {
+						case <-t.C:
+						case <-c.srv.ctx.Done():
+							t.Stop()
+						}
 					}
 					c.saslFailure(f)
 					if failures >= MaxAuthFailures {
@@ -581,12 +589,23 @@ func (c *conn) authenticate(auth *Element) (*Account, error) {
 	default:
 		return nil, errSASLMech
 	}
+	remote := c.t.RemoteAddr()
+	c.tryLogin = ""
+	if c.srv.throttle.Check(DoorXMPP, remote, "") > 0 {
+		return nil, errSASLThrottled
+	}
 	in, err := decodeSASL(auth.Text)
 	if err != nil {
 		return nil, err
 	}
 	for {
 		out, done, err := mech.step(ctx, in)
+		c.tryLogin = mech.login()
+		if (done || err == errSASLNotAuth) && c.tryLogin != "" && c.srv.throttle.Check(DoorXMPP, remote, c.tryLogin) > 0 {
+			// Refused for this account from this address, right password
+			// or not: the answer must not tell.
+			return nil, errSASLThrottled
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -595,6 +614,7 @@ func (c *conn) authenticate(auth *Element) (*Account, error) {
 			if err != nil || !acc.Active {
 				return nil, errSASLNotAuth
 			}
+			c.srv.throttle.Succeeded(remote, acc.Login)
 			succ := NewElement(NSSASL, "success")
 			if len(out) > 0 {
 				succ.Text = base64.StdEncoding.EncodeToString(out)

@@ -42,9 +42,31 @@ const (
 	// MaxAuthFailures is how many failed SASL attempts a connection gets
 	// before the stream is closed.
 	MaxAuthFailures = 3
-	// AuthFailureDelay is added before each SASL failure answer, against
-	// password guessing.
-	AuthFailureDelay = 1 * time.Second
+	// AuthFailureDelay is added before the first failure answer of a
+	// password check (SASL, the web login); it doubles with each further
+	// failure for the account from the address, up to AuthMaxFailureDelay
+	// (Throttle).
+	AuthFailureDelay    = 1 * time.Second
+	AuthMaxFailureDelay = 8 * time.Second
+	// AuthAddrBurst failed passwords from one address (an IPv6 /64), then
+	// one per AuthAddrEvery; beyond that the address is refused unchecked
+	// until its bucket refills.
+	AuthAddrBurst = 30
+	AuthAddrEvery = 6 * time.Second
+	// AuthPairBurst failed passwords for one account from one address,
+	// then one per AuthPairEvery; beyond that the address is refused for
+	// that account (the account from other addresses is not).
+	AuthPairBurst = 5
+	AuthPairEvery = time.Minute
+	// AuthAccountBurst failed passwords for one account from anywhere,
+	// then one per AuthAccountEvery; beyond that failures for it are
+	// answered after AuthMaxFailureDelay (never refused: no lock-out).
+	AuthAccountBurst = 50
+	AuthAccountEvery = 10 * time.Second
+	// AuthSweepEvery is how often refilled buckets are forgotten, and
+	// AuthMaxTracked bounds the buckets of each kind kept.
+	AuthSweepEvery = time.Minute
+	AuthMaxTracked = 100000
 
 	// IdleTimeout closes a bound connection that sent nothing for this long
 	// (clients ping or send whitespace well within it).

@@ -31,8 +31,9 @@ type Options struct {
 	Domain    string      // XMPP domain; "localhost" when empty
 	TLSConfig *tls.Config // certificate for STARTTLS; without it TCP clients cannot log in
 	Logger    *slog.Logger
-	// AuthFailureDelay overrides the delay before a SASL failure answer
-	// (default AuthFailureDelay; negative: none, for tests).
+	// AuthFailureDelay overrides the delay before the first failure
+	// answer of a password check, which then doubles (default
+	// AuthFailureDelay; negative: none, for tests). See Throttle.
 	AuthFailureDelay time.Duration
 	// AuthTimeout overrides how long a client may take to log in and
 	// bind (default AuthTimeout).
@@ -101,8 +102,9 @@ type Server struct {
 	pep        PEP           // nil: no PEP service
 	inviter    DirectInviter // nil: direct invitations are only delivered
 
-	caps  capsCache
-	admit *admission
+	caps     capsCache
+	admit    *admission
+	throttle *Throttle
 
 	count counters
 }
@@ -153,6 +155,7 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 		iqHandlers: map[string]IQHandler{},
 	}
 	s.admit = newAdmission(opts)
+	s.throttle = NewThrottle(ThrottleOptions{BaseDelay: opts.AuthFailureDelay})
 	s.users = newUserCache(dir)
 	s.count.init()
 	s.blocks.lists = map[int64]map[string]struct{}{}

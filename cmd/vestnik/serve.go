@@ -188,7 +188,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pep.Register(xmpp)
 	xmpp.SetPEP(pep)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
-	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins), Admit: xmpp.Admit})
+	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins), Admit: xmpp.Admit, Guard: xmpp.Throttle()})
 	xmppMetrics(reg, xmpp)
 	reg.Func("vestnik_bridge_connections", "Open web client WebSocket connections.", metrics.Gauge,
 		func() float64 { return float64(web.Connections()) })
@@ -290,11 +290,17 @@ func xmppMetrics(reg *metrics.Registry, srv *xmppcore.Server) {
 		{"vestnik_online_users", "Users with at least one session on this node.", metrics.Gauge, func(s s) int64 { return s.Users }},
 		{"vestnik_sessions", "Bound sessions on this node, web client included.", metrics.Gauge, func(s s) int64 { return s.Sessions }},
 		{"vestnik_xmpp_stanzas_in_total", "Stanzas read from XMPP client streams.", metrics.Counter, func(s s) int64 { return s.StanzasIn }},
-		{"vestnik_auth_failures_total", "Failed SASL authentication attempts.", metrics.Counter, func(s s) int64 { return s.AuthFailures }},
 		{"vestnik_xmpp_unauthenticated", "XMPP client streams that have not logged in yet.", metrics.Gauge, func(s s) int64 { return s.Unauthenticated }},
 		{"vestnik_connections_refused_total", "Connections refused by a connection cap (XMPP and WebSocket doors).", metrics.Counter, func(s s) int64 { return s.Refused }},
 		{"vestnik_accept_errors_total", "Failed accepts of XMPP client connections (out of descriptors).", metrics.Counter, func(s s) int64 { return s.AcceptErrors }},
 	})
+	th := srv.Throttle()
+	for _, door := range []string{xmppcore.DoorXMPP, xmppcore.DoorWeb} {
+		reg.Func(`vestnik_auth_failures_total{door="`+door+`"}`, "Failed password checks, by door (SASL: xmpp; POST /login: web).", metrics.Counter,
+			func() float64 { return float64(th.Stats().Failures[door]) })
+		reg.Func(`vestnik_auth_throttled_total{door="`+door+`"}`, "Login attempts refused unchecked by the password-guessing throttle, by door.", metrics.Counter,
+			func() float64 { return float64(th.Stats().Throttled[door]) })
+	}
 	for reason := range srv.Stats().Closed {
 		reg.Func(`vestnik_sessions_closed_total{reason="`+reason+`"}`, "Sessions ended, by close reason.", metrics.Counter,
 			func() float64 { return float64(srv.Stats().Closed[reason]) })
