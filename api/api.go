@@ -53,6 +53,9 @@ type Options struct {
 	// LoginToken serves POST /users/{id}/login-token (bridge.LoginTokenHandler);
 	// without it the route answers 404.
 	LoginToken http.HandlerFunc
+	// MaxDeactivatedShare is the share of active employees PUT /org may
+	// deactivate without ?force=true (default roster.MaxDeactivatedShare).
+	MaxDeactivatedShare float64
 }
 
 // API serves /api/v1.

@@ -14,7 +14,7 @@ import (
 	"vestnik/roster"
 )
 
-// cmdOrg runs `vestnik org import FILE [--db URL] [--dry-run]`.
+// cmdOrg runs `vestnik org import FILE [--db URL] [--dry-run] [--force]`.
 func cmdOrg(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "import" {
 		return subErr("org", args, "import")
@@ -22,9 +22,14 @@ func cmdOrg(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("org import", flag.ContinueOnError)
 	dbURL := fs.String("db", defaultDB, "database URL")
 	dryRun := fs.Bool("dry-run", false, "show what would change, change nothing")
+	force := fs.Bool("force", false, "apply even if it deactivates more than --max-deactivated-share of active employees")
+	share := fs.Float64("max-deactivated-share", roster.MaxDeactivatedShare, "share of active employees an import may deactivate without --force (0 < share <= 1)")
 	pos, err := parseFlags(fs, args[1:], 1)
 	if err != nil {
 		return err
+	}
+	if *share <= 0 || *share > 1 {
+		return errors.New("org import: --max-deactivated-share must be in (0, 1]")
 	}
 	snap, err := readSnapshot(pos[0])
 	if err != nil {
@@ -35,7 +40,10 @@ func cmdOrg(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	rep, err := roster.NewStore(db).Import(ctx, snap, *dryRun)
+	rep, err := roster.NewStore(db).ImportWith(ctx, snap, roster.ImportOptions{DryRun: *dryRun, Force: *force, MaxDeactivatedShare: *share})
+	if errors.Is(err, roster.ErrMassDeactivation) {
+		return fmt.Errorf("org import: %s (--force)", strings.TrimPrefix(err.Error(), "roster: "))
+	}
 	if err != nil {
 		return fmt.Errorf("org import: %w", err)
 	}

@@ -17,7 +17,7 @@ const usage = `usage:
                   [--http 127.0.0.1:8080] [--c2s 127.0.0.1:5222]
                   [--tls-cert FILE --tls-key FILE] [--data ./data] [--demo=auto|on|off]
   vestnik migrate [--db URL]
-  vestnik org import FILE [--db URL] [--dry-run]
+  vestnik org import FILE [--db URL] [--dry-run] [--force] [--max-deactivated-share 0.5]
   vestnik user passwd LOGIN [--db URL]
   vestnik token create NAME [--db URL]
 Every flag can also be set as VESTNIK_<FLAG> in the environment.`

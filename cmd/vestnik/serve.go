@@ -52,6 +52,8 @@ type serveConfig struct {
 	// Connection caps (xmppcore.Options) and HTTP timeouts.
 	maxConns, maxConnsPerIP, maxUnauth, maxUnauthPerIP int
 	httpRead, httpWrite, httpIdle, httpHeader          time.Duration
+	// maxDeactivated: share of employees PUT /org may deactivate unforced.
+	maxDeactivated float64
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -80,8 +82,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.httpRead, "http-read-timeout", HTTPReadTimeout, "time to read a whole HTTP request, body included (uploads get 10m)")
 	fs.DurationVar(&c.httpWrite, "http-write-timeout", HTTPWriteTimeout, "time to answer an HTTP request (WebSockets are not affected; downloads get 10m)")
 	fs.DurationVar(&c.httpIdle, "http-idle-timeout", HTTPIdleTimeout, "time an idle keep-alive HTTP connection stays open")
+	fs.Float64Var(&c.maxDeactivated, "max-deactivated-share", roster.MaxDeactivatedShare, "share of active employees PUT /api/v1/org may deactivate without ?force=true (0 < share <= 1)")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
+	}
+	if c.maxDeactivated <= 0 || c.maxDeactivated > 1 {
+		return errors.New("serve: --max-deactivated-share must be in (0, 1]")
 	}
 	for _, d := range []time.Duration{c.httpHeader, c.httpRead, c.httpWrite, c.httpIdle} {
 		if d <= 0 {
@@ -194,7 +200,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		func() float64 { return float64(web.Connections()) })
 	web.Register(mux)
 	webclient.New().Register(mux)
-	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler})
+	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler, MaxDeactivatedShare: c.maxDeactivated})
 	mux.Handle(api.Prefix+"/", restAPI.Handler())
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 
