@@ -556,3 +556,23 @@ func TestNeverServerError(t *testing.T) {
 		}
 	})
 }
+
+func TestInvalidUTF8Refused(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db, Options{Rate: -1})
+		chats := count(t, db, `SELECT COUNT(*) FROM chats`)
+		msgs := count(t, db, `SELECT COUNT(*) FROM messages`)
+		for _, tc := range []struct{ method, path, body, field string }{
+			{"POST", "/api/v1/chats", "{\"title\":\"Отдел \xff\xfe\",\"owner_id\":\"1\"}", "title"},
+			{"POST", "/api/v1/chats", "{\"title\":\"t\",\"owner_id\":\"1\",\"users\":[\"1\",\"\xc3\x28\"]}", "users[1]"},
+			{"POST", "/api/v1/messages", "{\"from_user_id\":\"1\",\"to_user_id\":\"2\",\"message\":\"hi \xed\xa0\x80\"}", "message"},
+			{"PUT", "/api/v1/org", "{\"departments\":[],\"employees\":[{\"id\":\"1\",\"login\":\"a\",\"name\":\"\xff\"}]}", "employees[0].name"},
+		} {
+			st, out := e.do(tc.method, tc.path, tc.body)
+			expectError(t, st, out, 400, "invalid_utf8", tc.field)
+		}
+		if count(t, db, `SELECT COUNT(*) FROM chats`) != chats || count(t, db, `SELECT COUNT(*) FROM messages`) != msgs {
+			t.Fatal("a body with invalid UTF-8 was stored")
+		}
+	})
+}

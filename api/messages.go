@@ -118,6 +118,9 @@ func (a *API) putOrg(w http.ResponseWriter, r *http.Request) {
 	case isTooLarge(err):
 		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the import is larger than the limit")
 		return
+	case errors.As(err, &ie) && len(ie.Problems) == 1 && ie.Problems[0].Message == roster.NotUTF8:
+		writeInvalidUTF8(w, ie.Problems[0].Field)
+		return
 	case errors.As(err, &ie):
 		status, code := http.StatusUnprocessableEntity, "invalid_import"
 		details := make([]string, 0, len(ie.Problems))
