@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"vestnik/roster"
+	"vestnik/xmppcore"
 )
 
 // Frame is one JSON object on the wire: {"type": …, "id": …, …}.
@@ -167,7 +168,15 @@ func (c *conn) firstTime(id int64) bool {
 }
 
 // Close implements Events: the core ends the session.
-func (c *conn) Close(reason string) { c.close(closeCore + ": " + reason) }
+func (c *conn) Close(reason string) {
+	if reason == xmppcore.ReasonDeactivated || reason == xmppcore.ReasonRevoked {
+		// The account may no longer be signed in here: the browser is told
+		// to sign in again (its cookie is gone).
+		c.close(closeAuth)
+		return
+	}
+	c.close(closeCore + ": " + reason)
+}
 
 func (c *conn) close(why string) {
 	c.once.Do(func() {

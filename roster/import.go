@@ -237,6 +237,9 @@ func (im *importer) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := endSessions(ctx, im.tx, sortedIDs(im.gone)); err != nil {
+		return err
+	}
 	if _, err := prune(ctx, im.tx); err != nil {
 		return err
 	}

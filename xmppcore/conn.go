@@ -317,7 +317,7 @@ func (c *conn) Close(reason string) {
 	switch reason {
 	case closeConflict:
 		cond = "conflict"
-	case closeDeactivated:
+	case closeDeactivated, closeRevoked:
 		cond = "not-authorized"
 	case closeShutdown:
 		cond = "system-shutdown"

@@ -31,6 +31,14 @@ const (
 	closeTimeout      = "timeout"
 	closeProtocol     = "protocol-error"
 	closeIO           = "connection-lost"
+	closeRevoked      = "revoked" // password changed or logged out everywhere
+)
+
+// Close reasons other doors act on (the bridge tells its browsers to sign
+// in again).
+const (
+	ReasonDeactivated = closeDeactivated
+	ReasonRevoked     = closeRevoked
 )
 
 // Session is one bound resource of a user: an XMPP stream or an attached

@@ -13,7 +13,7 @@ type counters struct {
 
 // closeReasons are every reason a session ends with (session.go).
 var closeReasons = []string{closeNormal, closeConflict, closeSlowConsumer, closeDeactivated,
-	closeShutdown, closeTimeout, closeProtocol, closeIO}
+	closeShutdown, closeTimeout, closeProtocol, closeIO, closeRevoked}
 
 func (c *counters) init() {
 	c.closed = make(map[string]*atomic.Int64, len(closeReasons))

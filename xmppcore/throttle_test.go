@@ -121,3 +121,34 @@ func TestSASLBruteForceThrottled(t *testing.T) {
 		t.Errorf("throttle stats %+v, want %d failures and 1 refusal", st, AuthPairBurst)
 	}
 }
+
+func TestPasswordChangeAndLogoutEndStreams(t *testing.T) {
+	e := newEnv(t, dbtest.Open(t, migrations.SQLite))
+	alice, bob, carol := e.dial("alice"), e.dial("bob"), e.dial("carol")
+	alice.login("alice", "desk", true)
+	bob.login("bob", "desk", true)
+	carol.login("carol", "desk", true)
+	if err := e.rs.SetPassword(t.Context(), "alice", "changed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rs.Logout(t.Context(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*rawConn{alice, bob} {
+		r.expect(`<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`)
+		r.expectClosed()
+	}
+	carol.send(`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	carol.expect(`id='p1'`)
+	if got := e.srv.Stats().Closed[closeRevoked]; got != 2 {
+		t.Errorf("closed revoked %d, want 2", got)
+	}
+	// The old password no longer opens a stream; the new one does.
+	again := e.dial("alice again")
+	again.starttls()
+	again.expect(`</stream:features>`)
+	again.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>`, plainAuth("alice", "secret"))
+	again.expect(`<not-authorized/>`)
+	again.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>`, plainAuth("alice", "changed"))
+	again.expect(`<success`)
+}

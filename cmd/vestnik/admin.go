@@ -87,8 +87,11 @@ func printReport(w io.Writer, rep *roster.Report) {
 // cmdUser runs `vestnik user passwd LOGIN [--db URL]`, the password being
 // the first line of standard input.
 func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "logout" {
+		return cmdUserLogout(ctx, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "passwd" {
-		return subErr("user", args, "passwd")
+		return subErr("user", args, "passwd|logout")
 	}
 	fs := flag.NewFlagSet("user passwd", flag.ContinueOnError)
 	dbURL := fs.String("db", defaultDB, "database URL")
@@ -113,6 +116,31 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		return fmt.Errorf("user passwd: %w", err)
 	}
 	fmt.Fprintf(stdout, "password of %s changed\n", login)
+	return nil
+}
+
+// cmdUserLogout runs `vestnik user logout LOGIN [--db URL]`: every session
+// of the user ends (web cookies and login links at once, XMPP streams and
+// web client connections within seconds on every running node).
+func cmdUserLogout(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("user logout", flag.ContinueOnError)
+	dbURL := fs.String("db", defaultDB, "database URL")
+	pos, err := parseFlags(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := roster.NewStore(db).Logout(ctx, pos[0]); err != nil {
+		if errors.Is(err, roster.ErrNotFound) {
+			return fmt.Errorf("user logout: no user with login %q", pos[0])
+		}
+		return fmt.Errorf("user logout: %w", err)
+	}
+	fmt.Fprintf(stdout, "every session of %s ended\n", pos[0])
 	return nil
 }
 

@@ -270,3 +270,20 @@ func TestOrgImportRefusesMassDeactivation(t *testing.T) {
 		t.Fatalf("forced import left %d active", len(us))
 	}
 }
+
+func TestUserLogout(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "v.db")
+	if _, err := runCLI(t, "", "org", "import", writeFile(t, "org.json", orgJSON), "--db", url); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "", "user", "logout", "ivanov", "--db", url)
+	if err != nil || !strings.Contains(out, "every session of ivanov ended") {
+		t.Fatalf("logout: %q %v", out, err)
+	}
+	if _, err := runCLI(t, "", "user", "logout", "nobody", "--db", url); err == nil || !strings.Contains(err.Error(), `no user with login "nobody"`) {
+		t.Fatalf("logout nobody: %v", err)
+	}
+	if _, err := runCLI(t, "", "user", "frobnicate"); err == nil || !strings.Contains(err.Error(), "passwd|logout") {
+		t.Fatalf("unknown subcommand: %v", err)
+	}
+}

@@ -19,6 +19,7 @@ const usage = `usage:
   vestnik migrate [--db URL]
   vestnik org import FILE [--db URL] [--dry-run] [--force] [--max-deactivated-share 0.5]
   vestnik user passwd LOGIN [--db URL]
+  vestnik user logout LOGIN [--db URL]
   vestnik token create NAME [--db URL]
 Every flag can also be set as VESTNIK_<FLAG> in the environment.`
 

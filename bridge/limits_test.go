@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"github.com/jmoiron/sqlx"
+
 	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
 	"vestnik/xmppcore"
@@ -94,4 +97,78 @@ func TestWebSocketCap(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitClosed reads frames until the socket closes and returns the error.
+func (w *wsConn) waitClosed(within time.Duration) error {
+	w.ws.SetReadDeadline(time.Now().Add(within))
+	for {
+		if _, _, err := w.ws.ReadMessage(); err != nil {
+			return err
+		}
+	}
+}
+
+func TestSessionsEndWithTheirReason(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e, _ := newXMPPEnv(t, db)
+		ctx := context.Background()
+		ci, cp, cs := e.login("ivanov"), e.login("petrova"), e.login("smirnov")
+		var ws []*wsConn
+		for _, c := range []*http.Client{ci, cp, cs} {
+			w, _, err := e.dial(c, e.srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.hello(0)
+			ws = append(ws, w)
+		}
+		link, _, err := e.b.CreateLoginToken(ctx, e.user("ivanov").ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := e.users.SetPassword(ctx, "ivanov", "a-new-password"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.users.Logout(ctx, "petrova"); err != nil {
+			t.Fatal(err)
+		}
+		for i, who := range []string{"ivanov", "petrova"} {
+			if err := ws[i].waitClosed(6 * time.Second); !websocket.IsCloseError(err, CodeUnauthorized) {
+				t.Fatalf("%s's WebSocket: got %v, want close %d", who, err, CodeUnauthorized)
+			}
+		}
+		t.Logf("WebSockets closed %v after the change (poll interval %v)", time.Since(start), xmppcore.EventPollInterval)
+		for who, c := range map[string]*http.Client{"ivanov": ci, "petrova": cp} {
+			resp, err := c.Get(e.srv.URL + "/session")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s's old cookie: /session %d, want 401", who, resp.StatusCode)
+			}
+		}
+		resp, err := client().Get(e.srv.URL + "/login/token/" + link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("login link made before the password change: status %d, want 404", resp.StatusCode)
+		}
+		// Smirnov is untouched.
+		if d := ws[2].call(Frame{"type": "presence", "show": "away"}); d["type"] == "error" {
+			t.Errorf("smirnov's connection: %v", d)
+		}
+		resp, err = cs.Get(e.srv.URL + "/session")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("smirnov's cookie: /session %d, want 200", resp.StatusCode)
+		}
+	})
 }
