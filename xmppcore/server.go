@@ -238,9 +238,6 @@ func (s *Server) ServeC2S(ln net.Listener) error {
 		tk := s.admit.admit(c.RemoteAddr().String(), true)
 		if tk == nil {
 			// Over a cap: refused without a word, before any TLS or XML.
-			if tc, ok := c.(*net.TCPConn); ok {
-				tc.SetLinger(0)
-			}
 			c.Close()
 			continue
 		}
