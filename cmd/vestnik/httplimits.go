@@ -22,8 +22,8 @@ const (
 	// HTTPIdleTimeout closes a keep-alive connection that sends no next
 	// request.
 	HTTPIdleTimeout = 120 * time.Second
-	// UploadTimeout bounds one file upload or download (PUT, GET /upload/…):
-	// 10 MiB at 150 kbit/s.
+	// UploadTimeout bounds one file upload or download (PUT, GET /upload/…)
+	// or HR sync (PUT /api/v1/org): 10 MiB at 150 kbit/s.
 	UploadTimeout = 10 * time.Minute
 	// RefusedBodyDrain is how much of a refused request's body (413, 401,
 	// …) is read and thrown away after the answer, within
@@ -95,11 +95,12 @@ func (w *statusWriter) Flush() {
 	}
 }
 
-// longTransfers gives upload and download requests (/upload/…)
+// longTransfers gives file uploads and downloads (/upload/…) and HR syncs
+// (PUT /api/v1/org: up to 64 MiB, a transaction of up to 5 minutes)
 // UploadTimeout to read and write instead of the server-wide timeouts.
 func longTransfers(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/upload/") {
+		if strings.HasPrefix(r.URL.Path, "/upload/") || r.Method == http.MethodPut && r.URL.Path == "/api/v1/org" {
 			rc := http.NewResponseController(w)
 			d := time.Now().Add(UploadTimeout)
 			rc.SetReadDeadline(d)
