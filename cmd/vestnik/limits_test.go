@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,4 +251,58 @@ func TestServeLimits(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Uploads (and HR syncs) keep their long deadlines under a short server
+// read timeout; other requests do not.
+func TestLongTransfers(t *testing.T) {
+	var got atomic.Int64
+	h := drainRefused(longTransfers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			http.Error(w, "cut", http.StatusBadRequest)
+			return
+		}
+		got.Store(n)
+		w.WriteHeader(http.StatusNoContent)
+	})))
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	slowPut := func(method, path string) (int, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			for range 8 {
+				pw.Write([]byte("0123456789"))
+				time.Sleep(100 * time.Millisecond)
+			}
+			pw.Close()
+		}()
+		req, _ := http.NewRequest(method, srv.URL+path, pr)
+		req.ContentLength = 80
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	for _, tc := range []struct {
+		method, path string
+		long         bool
+	}{
+		{"PUT", "/upload/0123/f.txt", true},
+		{"PUT", "/api/v1/org", true},
+		{"POST", "/api/v1/messages", false},
+	} {
+		got.Store(0)
+		st, err := slowPut(tc.method, tc.path)
+		if tc.long && (err != nil || st != http.StatusNoContent || got.Load() != 80) {
+			t.Errorf("%s %s over 800 ms: status %d, %v, %d bytes read; want the whole body", tc.method, tc.path, st, err, got.Load())
+		}
+		if !tc.long && err == nil && st == http.StatusNoContent {
+			t.Errorf("%s %s over 800 ms with a 300 ms read timeout: read whole, want it cut", tc.method, tc.path)
+		}
+	}
 }
