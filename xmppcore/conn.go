@@ -49,6 +49,7 @@ type conn struct {
 	closeReason string // why the connection closed: the first reason, set under closeOnce
 	finalErr    atomic.Pointer[Element]
 	writing     atomic.Bool // writes go through the queue (set at bind)
+	slow        atomic.Bool // the queue overflowed: closed as a slow consumer
 
 	smOn bool   // XEP-0198 enabled (acks only, no resumption)
 	smIn uint32 // stanzas handled since enable (the h of <a/>)
@@ -284,6 +285,7 @@ func (c *conn) Deliver(el *Element) bool {
 	c.qmu.Lock()
 	if len(c.queue) >= SendQueueLen {
 		c.qmu.Unlock()
+		c.slow.Store(true)
 		c.closeWith(closeSlowConsumer, streamError("policy-violation", "too slow"))
 		// The writer is stuck on a peer that does not read: closing the
 		// transport unblocks it at once instead of after WriteTimeout.

@@ -197,12 +197,11 @@ func (sess *Session) deliver(el *Element) bool {
 	if sess.sink.Deliver(el) {
 		return true
 	}
-	if _, ok := sess.sink.(*conn); ok {
-		// A stream refuses a stanza when it is closing (a clean logout,
-		// a lost connection) or when it found itself too slow and closed
-		// with that reason; either way its reader ends the session with
-		// the reason it closed for. Killing it here as a slow consumer
-		// raced with that and miscounted clean logouts.
+	if c, ok := sess.sink.(*conn); ok && !c.slow.Load() {
+		// The stream refused the stanza because it is closing (a clean
+		// logout, a lost connection): its reader ends the session with the
+		// reason it closed for. Killing it here as a slow consumer raced
+		// with that and miscounted clean logouts.
 		return false
 	}
 	sess.srv.start("kill", func() { sess.kill(closeSlowConsumer) })
