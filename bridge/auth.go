@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"vestnik/roster"
+	"vestnik/xmppcore"
 )
 
 func newSecret() string {
@@ -158,7 +159,7 @@ func (b *Bridge) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g := b.opts.Guard; g != nil {
-		if wait := g.Check(doorWeb, r.RemoteAddr, req.Login); wait > 0 {
+		if wait := g.Check(xmppcore.DoorWeb, r.RemoteAddr, req.Login); wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			writeError(w, http.StatusTooManyRequests, "too_many_attempts", "too many failed sign-in attempts; try again later")
 			return
@@ -169,7 +170,7 @@ func (b *Bridge) handleLogin(w http.ResponseWriter, r *http.Request) {
 		b.log.Info("login failed", "login", req.Login, "remote", r.RemoteAddr)
 		delay := LoginFailureDelay
 		if g := b.opts.Guard; g != nil {
-			delay = g.Failed(doorWeb, r.RemoteAddr, req.Login)
+			delay = g.Failed(xmppcore.DoorWeb, r.RemoteAddr, req.Login)
 		}
 		t := time.NewTimer(delay)
 		select {

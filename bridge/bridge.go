@@ -74,9 +74,6 @@ type Guard interface {
 	Succeeded(remote, login string)
 }
 
-// doorWeb is this door's name for the Guard's counters (xmppcore.DoorWeb).
-const doorWeb = "web"
-
 // Bridge serves /login, /logout, /session, /login/token/{token},
 // /widget/state and /ws.
 type Bridge struct {
