@@ -58,6 +58,9 @@ type Options struct {
 	// Files serves POST /files and GET /files/{id}, and files[] in
 	// messages (without it they answer 404 / 422).
 	Files *upload.Store
+	// MaxDeactivatedShare is the share of active employees PUT /org may
+	// deactivate without ?force=true (default roster.MaxDeactivatedShare).
+	MaxDeactivatedShare float64
 }
 
 // API serves /api/v1.

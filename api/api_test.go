@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -495,16 +496,33 @@ func TestPutOrg(t *testing.T) {
 		body := `{"departments":[{"id":"1","name":"Компания","parent":null,"head":"1"}],
 			"employees":[{"id":"1","login":"director","name":"Сергей Волков","departments":["1"]},
 			{"id":"100","login":"newbie","name":"Новый Сотрудник","departments":["1"]}]}`
-		st, out := e.do("PUT", "/api/v1/org?dry_run=true", body)
+		st, out := e.do("PUT", "/api/v1/org?dry_run=true&force=true", body)
 		if st != 200 || out["created"] != float64(1) || out["dry_run"] != true {
 			t.Fatalf("dry run: %d %v", st, out)
 		}
 		if n := count(t, db, `SELECT COUNT(*) FROM users WHERE ext_id = '100'`); n != 0 {
 			t.Fatal("dry run applied")
 		}
-		st, out = e.do("PUT", "/api/v1/org", body)
+		// It keeps 1 of the demo's active employees: refused unless forced,
+		// and so is an empty snapshot.
+		active := count(t, db, `SELECT COUNT(*) FROM users WHERE active`)
+		for _, b := range []string{body, `{}`} {
+			st, out = e.do("PUT", "/api/v1/org", b)
+			expectError(t, st, out, 422, "mass_deactivation", "")
+			if msg := out["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "of "+strconv.Itoa(active)+" active employees") {
+				t.Errorf("message %q does not give the figures", msg)
+			}
+		}
+		st, out = e.do("PUT", "/api/v1/org?dry_run=true&force=false", `{}`)
+		expectError(t, st, out, 422, "mass_deactivation", "")
+		if n := count(t, db, `SELECT COUNT(*) FROM users WHERE active`); n != active {
+			t.Fatalf("refused imports changed the active employees: %d, want %d", n, active)
+		}
+		st, out = e.do("PUT", "/api/v1/org?force=maybe", body)
+		expectError(t, st, out, 422, "invalid_force", "force")
+		st, out = e.do("PUT", "/api/v1/org?force=true", body)
 		if st != 200 || out["created"] != float64(1) || out["deactivated"].(float64) < 20 {
-			t.Fatalf("import: %d %v", st, out)
+			t.Fatalf("forced import: %d %v", st, out)
 		}
 		st, out = e.do("PUT", "/api/v1/org", `{"departments":[],"employees":[{"id":"1","login":"bad login!","name":"x"},{"id":"1","login":"y","name":"y"}]}`)
 		expectError(t, st, out, 422, "invalid_import", "")
@@ -535,6 +553,26 @@ func TestNeverServerError(t *testing.T) {
 			for _, b := range bodies {
 				e.do(method, path, b)
 			}
+		}
+	})
+}
+
+func TestInvalidUTF8Refused(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db, Options{Rate: -1})
+		chats := count(t, db, `SELECT COUNT(*) FROM chats`)
+		msgs := count(t, db, `SELECT COUNT(*) FROM messages`)
+		for _, tc := range []struct{ method, path, body, field string }{
+			{"POST", "/api/v1/chats", "{\"title\":\"Отдел \xff\xfe\",\"owner_id\":\"1\"}", "title"},
+			{"POST", "/api/v1/chats", "{\"title\":\"t\",\"owner_id\":\"1\",\"users\":[\"1\",\"\xc3\x28\"]}", "users[1]"},
+			{"POST", "/api/v1/messages", "{\"from_user_id\":\"1\",\"to_user_id\":\"2\",\"message\":\"hi \xed\xa0\x80\"}", "message"},
+			{"PUT", "/api/v1/org", "{\"departments\":[],\"employees\":[{\"id\":\"1\",\"login\":\"a\",\"name\":\"\xff\"}]}", "employees[0].name"},
+		} {
+			st, out := e.do(tc.method, tc.path, tc.body)
+			expectError(t, st, out, 400, "invalid_utf8", tc.field)
+		}
+		if count(t, db, `SELECT COUNT(*) FROM chats`) != chats || count(t, db, `SELECT COUNT(*) FROM messages`) != msgs {
+			t.Fatal("a body with invalid UTF-8 was stored")
 		}
 	})
 }

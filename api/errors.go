@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,9 +107,25 @@ func badField(field, code, format string, args ...any) error {
 // decode reads a JSON object body into v. Unknown fields are ignored;
 // wrong types are 422 naming the field; malformed JSON is 400; a body over
 // the limit is 413. It reports whether the handler may go on.
+//
+// Text that is not valid UTF-8 is 400 invalid_utf8 naming the field: it
+// is refused, never stored with replacement characters.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
-	err := dec.Decode(v)
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		if isTooLarge(err) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than the limit for this endpoint")
+		} else {
+			writeError(w, http.StatusBadRequest, "malformed_json", "the body could not be read")
+		}
+		return false
+	}
+	if field, _, bad := roster.InvalidUTF8(b); bad {
+		writeInvalidUTF8(w, field)
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	err = dec.Decode(v)
 	if err == nil {
 		if _, err2 := dec.Token(); err2 != io.EOF {
 			if isTooLarge(err2) {
@@ -142,6 +159,15 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeError(w, http.StatusBadRequest, "malformed_json", "the body is not valid JSON: "+err.Error())
 	}
 	return false
+}
+
+// writeInvalidUTF8 answers 400 for a body with text that is not UTF-8.
+func writeInvalidUTF8(w http.ResponseWriter, field string) {
+	msg := "the body is not valid UTF-8"
+	if field != "" {
+		msg = field + ": not valid UTF-8 text"
+	}
+	writeJSON(w, http.StatusBadRequest, errorBody{Error: errorDetail{Code: "invalid_utf8", Message: msg, Field: field}})
 }
 
 func isTooLarge(err error) bool {

@@ -109,11 +109,19 @@ func (a *API) putOrg(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, "dry_run", "invalid_dry_run", "dry_run must be true or false")
 		return
 	}
+	force := r.URL.Query().Get("force")
+	if force != "" && force != "true" && force != "false" && force != "1" && force != "0" {
+		writeFieldError(w, "force", "invalid_force", "force must be true or false")
+		return
+	}
 	snap, err := roster.ParseJSON(r.Body)
 	var ie *roster.ImportError
 	switch {
 	case isTooLarge(err):
 		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the import is larger than the limit")
+		return
+	case errors.As(err, &ie) && len(ie.Problems) == 1 && ie.Problems[0].Message == roster.NotUTF8:
+		writeInvalidUTF8(w, ie.Problems[0].Field)
 		return
 	case errors.As(err, &ie):
 		status, code := http.StatusUnprocessableEntity, "invalid_import"
@@ -145,7 +153,12 @@ func (a *API) putOrg(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	rep, err := a.users.Import(r.Context(), snap, dry == "true" || dry == "1")
+	rep, err := a.users.ImportWith(r.Context(), snap, roster.ImportOptions{DryRun: dry == "true" || dry == "1",
+		Force: force == "true" || force == "1", MaxDeactivatedShare: a.opts.MaxDeactivatedShare})
+	if errors.Is(err, roster.ErrMassDeactivation) {
+		writeError(w, http.StatusUnprocessableEntity, "mass_deactivation", strings.TrimPrefix(err.Error(), "roster: ")+" (?force=true)")
+		return
+	}
 	if errors.As(err, &ie) {
 		details := make([]string, 0, len(ie.Problems))
 		for _, p := range ie.Problems {

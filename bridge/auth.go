@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"vestnik/roster"
+	"vestnik/xmppcore"
 )
 
 func newSecret() string {
@@ -157,12 +158,25 @@ func (b *Bridge) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "missing_credentials", "login and password are required")
 		return
 	}
+	if g := b.opts.Guard; g != nil {
+		if wait := g.Check(xmppcore.DoorWeb, r.RemoteAddr, req.Login); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			writeError(w, http.StatusTooManyRequests, "too_many_attempts", "too many failed sign-in attempts; try again later")
+			return
+		}
+	}
 	u, err := b.users.CheckPassword(r.Context(), req.Login, req.Password)
 	if errors.Is(err, roster.ErrBadPassword) || errors.Is(err, roster.ErrNotFound) {
 		b.log.Info("login failed", "login", req.Login, "remote", r.RemoteAddr)
+		delay := LoginFailureDelay
+		if g := b.opts.Guard; g != nil {
+			delay = g.Failed(xmppcore.DoorWeb, r.RemoteAddr, req.Login)
+		}
+		t := time.NewTimer(delay)
 		select {
-		case <-time.After(LoginFailureDelay):
+		case <-t.C:
 		case <-r.Context().Done():
+			t.Stop()
 		}
 		writeError(w, http.StatusUnauthorized, "bad_credentials", "wrong login or password")
 		return
@@ -171,6 +185,9 @@ func (b *Bridge) handleLogin(w http.ResponseWriter, r *http.Request) {
 		b.log.Error("login", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "could not sign in")
 		return
+	}
+	if g := b.opts.Guard; g != nil {
+		g.Succeeded(r.RemoteAddr, req.Login)
 	}
 	b.startSession(w, r, u)
 }

@@ -59,6 +59,23 @@ type Options struct {
 	// Files is the file store: POST /files, GET /files/{id} and files[]
 	// in send (without it they answer "unavailable").
 	Files *upload.Store
+	// Admit takes a place for a WebSocket from a remote address under the
+	// server's connection caps (xmppcore.Server.Admit); false refuses it
+	// with 503. Nil: no cap.
+	Admit func(remote string) (release func(), ok bool)
+	// Guard throttles password guessing at POST /login, shared with the
+	// XMPP door (xmppcore.Server.Throttle). Nil: a fixed
+	// LoginFailureDelay and nothing refused.
+	Guard Guard
+}
+
+// Guard is the password-guessing throttle the login asks (xmppcore.Throttle).
+type Guard interface {
+	// Check: > 0 refuses the attempt unchecked for that long.
+	Check(door, remote, login string) time.Duration
+	// Failed records a wrong password and returns the delay of the answer.
+	Failed(door, remote, login string) time.Duration
+	Succeeded(remote, login string)
 }
 
 // Bridge serves /login, /logout, /session, /login/token/{token},

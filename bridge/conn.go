@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"vestnik/roster"
+	"vestnik/xmppcore"
 )
 
 // Frame is one JSON object on the wire: {"type": …, "id": …, …}.
@@ -47,6 +48,8 @@ type conn struct {
 	quit chan struct{}
 	once sync.Once
 	why  string
+	// release gives back its place under the connection caps.
+	release func()
 
 	// Message ids already sent to the browser: the resume replay and the
 	// live path (offline flush, routing) may race; each message goes once.
@@ -78,8 +81,18 @@ func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		b.log.Error("ws session", "err", err)
 	}
+	release := func() {}
+	if b.opts.Admit != nil && u != nil {
+		var ok bool
+		if release, ok = b.opts.Admit(r.RemoteAddr); !ok {
+			w.Header().Set("Retry-After", "10")
+			writeError(w, http.StatusServiceUnavailable, "too_many_connections", "the server has too many connections; try again later")
+			return
+		}
+	}
 	ws, uerr := upgrader.Upgrade(w, r, nil)
 	if uerr != nil {
+		release()
 		return // the upgrader answered already
 	}
 	if u == nil {
@@ -94,9 +107,11 @@ func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
 	case <-b.done:
 		b.mu.Unlock()
 		ws.Close()
+		release()
 		return
 	default:
 	}
+	c.release = release
 	b.conns[c] = struct{}{}
 	b.mu.Unlock()
 	b.goSafe("ws writer", c.writeLoop)
@@ -153,7 +168,15 @@ func (c *conn) firstTime(id int64) bool {
 }
 
 // Close implements Events: the core ends the session.
-func (c *conn) Close(reason string) { c.close(closeCore + ": " + reason) }
+func (c *conn) Close(reason string) {
+	if reason == xmppcore.ReasonDeactivated || reason == xmppcore.ReasonRevoked {
+		// The account may no longer be signed in here: the browser is told
+		// to sign in again (its cookie is gone).
+		c.close(closeAuth)
+		return
+	}
+	c.close(closeCore + ": " + reason)
+}
 
 func (c *conn) close(why string) {
 	c.once.Do(func() {
@@ -206,6 +229,7 @@ func (c *conn) readLoop() {
 		c.b.mu.Lock()
 		delete(c.b.conns, c)
 		c.b.mu.Unlock()
+		c.release()
 		if c.link != nil && !c.b.core.Online(c.user.ID) {
 			c.b.broadcast(Frame{"type": "presence", "user": c.user.ID, "show": "offline", "last_seen": time.Now().UnixMilli()})
 		}

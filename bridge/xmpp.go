@@ -697,9 +697,11 @@ func (l *xmppLink) PresenceOf(ctx context.Context, userID int64) (Presence, erro
 }
 
 func (l *xmppLink) Close() {
+	// The session ends first: stanzas the stopped link refuses after that
+	// are not taken for a slow consumer (the close reason stays normal).
+	l.sess.Close()
 	l.stop()
 	if l.x.post != nil {
 		l.x.post.Unfollow(l.userID, l.sess.JID().String())
 	}
-	l.sess.Close()
 }

@@ -122,8 +122,9 @@ func (s *Store) Credentials(ctx context.Context, login string) (*Credentials, er
 	return &c, nil
 }
 
-// SetPassword replaces the user's credentials (active or not) and writes a
-// "password" event so that running servers can react.
+// SetPassword replaces the user's credentials (active or not), ends the
+// user's web sessions and login links, and writes a "password" event so
+// that running servers close the user's streams and connections.
 func (s *Store) SetPassword(ctx context.Context, login, password string) error {
 	if err := checkPassword(password); err != nil {
 		return fmt.Errorf("roster: set password of %q: %w", login, err)
@@ -145,6 +146,9 @@ func (s *Store) SetPassword(ctx context.Context, login, password string) error {
 		}
 		c.UserID = id
 		if err := putCredentials(ctx, tx, c); err != nil {
+			return err
+		}
+		if err := endSessions(ctx, tx, []int64{id}); err != nil {
 			return err
 		}
 		return insertEvents(ctx, tx, []Event{{Kind: EventPassword, UserID: id}})

@@ -13,7 +13,8 @@ const (
 	EventRosterAdd    = "roster_add"    // UserID's roster gained (or changed) ContactID
 	EventRosterRemove = "roster_remove" // UserID's roster lost ContactID
 	EventDeactivated  = "deactivated"   // UserID can no longer log in: close sessions
-	EventPassword     = "password"      // UserID's password changed
+	EventPassword     = "password"      // UserID's password changed: close sessions
+	EventLogout       = "logout"        // UserID was logged out everywhere: close sessions
 	EventUserUpdated  = "user_updated"  // UserID's name or title changed
 )
 

@@ -82,7 +82,39 @@ type dbUser struct {
 // changed), deactivated for each deactivated user, and user_updated for
 // changed names, titles, logins or emails. With dryRun the
 // same report is computed and everything is rolled back.
+//
+// Import refuses a snapshot that would deactivate more than
+// MaxDeactivatedShare of the active employees (ImportWith can force it).
 func (s *Store) Import(ctx context.Context, snap *Snapshot, dryRun bool) (*Report, error) {
+	return s.ImportWith(ctx, snap, ImportOptions{DryRun: dryRun})
+}
+
+// MaxDeactivatedShare is the default share of active employees one import
+// may deactivate: a larger one is far more often a broken export (an
+// empty file, one department instead of the company) than a real change.
+const MaxDeactivatedShare = 0.5
+
+// ErrMassDeactivation is returned (wrapped, with the figures) for a
+// snapshot that would deactivate more than the allowed share of active
+// employees; nothing is applied.
+var ErrMassDeactivation = errors.New("roster: the import would deactivate too many employees")
+
+// ImportOptions tune one import; zero values are the defaults.
+type ImportOptions struct {
+	DryRun bool
+	// Force applies the snapshot whatever share of employees it deactivates.
+	Force bool
+	// MaxDeactivatedShare overrides MaxDeactivatedShare (0 < share <= 1).
+	MaxDeactivatedShare float64
+}
+
+// ImportWith is Import with options.
+func (s *Store) ImportWith(ctx context.Context, snap *Snapshot, o ImportOptions) (*Report, error) {
+	dryRun := o.DryRun
+	share := o.MaxDeactivatedShare
+	if share <= 0 || share > 1 {
+		share = MaxDeactivatedShare
+	}
 	if err := snap.Validate(); err != nil {
 		return nil, err
 	}
@@ -107,6 +139,10 @@ func (s *Store) Import(ctx context.Context, snap *Snapshot, dryRun bool) (*Repor
 			return nil, err
 		}
 		return nil, fmt.Errorf("roster: import: %w", err)
+	}
+	if active := len(im.stable); !o.Force && float64(im.rep.Deactivated) > share*float64(active) {
+		return nil, fmt.Errorf("%w: %d of %d active employees (more than %.0f%%); nothing was applied — check the export, or force it",
+			ErrMassDeactivation, im.rep.Deactivated, active, share*100)
 	}
 	if dryRun {
 		return im.rep, nil
@@ -200,6 +236,9 @@ func (im *importer) run(ctx context.Context) error {
 		if _, err := im.tx.ExecContext(ctx, `DROP TABLE roster_scope`); err != nil {
 			return err
 		}
+	}
+	if err := endSessions(ctx, im.tx, sortedIDs(im.gone)); err != nil {
+		return err
 	}
 	if _, err := prune(ctx, im.tx); err != nil {
 		return err

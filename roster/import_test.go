@@ -391,3 +391,61 @@ func TestLookups(t *testing.T) {
 		}
 	})
 }
+
+func TestImportRefusesMassDeactivation(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		s := NewStore(db)
+		mustImport(t, s, testSnapshot())
+		keep := func(n int) *Snapshot {
+			snap := testSnapshot()
+			snap.Employees = snap.Employees[:n]
+			for i := range snap.Departments {
+				snap.Departments[i].Head = ""
+			}
+			return snap
+		}
+		// 3 of 7 (43%) go: applied. Then 3 of the 4 left (75%): refused,
+		// also as a dry run, and an empty snapshot too.
+		if rep := mustImport(t, s, keep(4)); rep.Deactivated != 3 {
+			t.Fatalf("4 kept: %s", rep)
+		}
+		events := count(t, db, "events")
+		for _, tc := range []struct {
+			name string
+			snap *Snapshot
+			o    ImportOptions
+		}{
+			{"75%", keep(1), ImportOptions{}},
+			{"75% dry run", keep(1), ImportOptions{DryRun: true}},
+			{"empty", &Snapshot{}, ImportOptions{}},
+			{"over a lower share", keep(3), ImportOptions{MaxDeactivatedShare: 0.2}},
+		} {
+			_, err := s.ImportWith(ctx, tc.snap, tc.o)
+			if !errors.Is(err, ErrMassDeactivation) || !strings.Contains(err.Error(), "of 4 active employees") {
+				t.Errorf("%s: got %v, want ErrMassDeactivation with the figures", tc.name, err)
+			}
+		}
+		if active := activeLogins(t, s); len(active) != 4 || count(t, db, "events") != events {
+			t.Fatalf("refused imports changed something: active %v", active)
+		}
+		rep, err := s.ImportWith(ctx, keep(1), ImportOptions{Force: true})
+		if err != nil || rep.Deactivated != 3 {
+			t.Fatalf("forced: %v %v", rep, err)
+		}
+	})
+}
+
+// activeLogins lists the active users.
+func activeLogins(t *testing.T, s *Store) []string {
+	t.Helper()
+	us, err := s.Users(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, u := range us {
+		out = append(out, u.Login)
+	}
+	return out
+}

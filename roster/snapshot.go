@@ -158,6 +158,9 @@ func ParseJSON(r io.Reader) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	if field, line, bad := InvalidUTF8(b); bad {
+		return nil, &ImportError{Problems: []Problem{{Place: fmt.Sprintf("json line %d", line), Field: field, Message: NotUTF8}}}
+	}
 	var snap Snapshot
 	if err := json.Unmarshal(b, &snap); err != nil {
 		place := "json"

@@ -49,6 +49,7 @@ type conn struct {
 	closeReason string // why the connection closed: the first reason, set under closeOnce
 	finalErr    atomic.Pointer[Element]
 	writing     atomic.Bool // writes go through the queue (set at bind)
+	slow        atomic.Bool // the queue overflowed: closed as a slow consumer
 
 	smOn bool   // XEP-0198 enabled (acks only, no resumption)
 	smIn uint32 // stanzas handled since enable (the h of <a/>)
@@ -57,14 +58,19 @@ type conn struct {
 	lastToken time.Time
 	deadline  time.Time  // read deadline last set
 	idle      idleWaiter // the transport, when it can wait for input outside the decoder
+	tk        *ticket    // its place under the connection caps (nil: uncapped)
+	tryLogin  string     // the login of the last SASL attempt, for the throttle
 }
 
-func (s *Server) serveTransport(t Transport) {
-	c := &conn{srv: s, t: t, id: s.newConnID(), done: make(chan struct{})}
+// serveTransport serves one stream; tk is its place under the connection
+// caps, released when it ends.
+func (s *Server) serveTransport(t Transport, tk *ticket) {
+	c := &conn{srv: s, t: t, id: s.newConnID(), done: make(chan struct{}), tk: tk}
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
 		t.Close()
+		tk.release()
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -150,6 +156,7 @@ func (c *conn) finish() {
 	}
 	c.writers.Wait()
 	c.t.Close()
+	c.tk.release()
 	c.srv.mu.Lock()
 	delete(c.srv.conns, c)
 	c.srv.mu.Unlock()
@@ -165,6 +172,7 @@ func (c *conn) negotiateAndBind() bool {
 		return false
 	}
 	c.sess = sess
+	c.tk.authenticated()
 	return true
 }
 
@@ -277,6 +285,7 @@ func (c *conn) Deliver(el *Element) bool {
 	c.qmu.Lock()
 	if len(c.queue) >= SendQueueLen {
 		c.qmu.Unlock()
+		c.slow.Store(true)
 		c.closeWith(closeSlowConsumer, streamError("policy-violation", "too slow"))
 		// The writer is stuck on a peer that does not read: closing the
 		// transport unblocks it at once instead of after WriteTimeout.
@@ -310,7 +319,7 @@ func (c *conn) Close(reason string) {
 	switch reason {
 	case closeConflict:
 		cond = "conflict"
-	case closeDeactivated:
+	case closeDeactivated, closeRevoked:
 		cond = "not-authorized"
 	case closeShutdown:
 		cond = "system-shutdown"
@@ -472,8 +481,15 @@ func (c *conn) negotiate() (*Session, error) {
 					}
 					failures++
 					c.srv.count.authFailures.Add(1)
-					if f != errSASLAborted && c.srv.opts.AuthFailureDelay > 0 {
-						time.Sleep(c.srv.opts.AuthFailureDelay)
+					if f == errSASLNotAuth {
+						// A wrong password (or unknown login): the answer
+						// waits longer with each failure (Throttle).
+						t := time.NewTimer(c.srv.throttle.Failed(DoorXMPP, c.t.RemoteAddr(), c.tryLogin))
+						select {
+						case <-t.C:
+						case <-c.srv.ctx.Done():
+							t.Stop()
+						}
 					}
 					c.saslFailure(f)
 					if failures >= MaxAuthFailures {
@@ -575,12 +591,23 @@ func (c *conn) authenticate(auth *Element) (*Account, error) {
 	default:
 		return nil, errSASLMech
 	}
+	remote := c.t.RemoteAddr()
+	c.tryLogin = ""
+	if c.srv.throttle.Check(DoorXMPP, remote, "") > 0 {
+		return nil, errSASLThrottled
+	}
 	in, err := decodeSASL(auth.Text)
 	if err != nil {
 		return nil, err
 	}
 	for {
 		out, done, err := mech.step(ctx, in)
+		c.tryLogin = mech.login()
+		if (done || err == errSASLNotAuth) && c.tryLogin != "" && c.srv.throttle.Check(DoorXMPP, remote, c.tryLogin) > 0 {
+			// Refused for this account from this address, right password
+			// or not: the answer must not tell.
+			return nil, errSASLThrottled
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -589,6 +616,7 @@ func (c *conn) authenticate(auth *Element) (*Account, error) {
 			if err != nil || !acc.Active {
 				return nil, errSASLNotAuth
 			}
+			c.srv.throttle.Succeeded(remote, acc.Login)
 			succ := NewElement(NSSASL, "success")
 			if len(out) > 0 {
 				succ.Text = base64.StdEncoding.EncodeToString(out)

@@ -62,7 +62,15 @@ func (s *Server) applyEvents(ctx context.Context, evs []Event) {
 			for _, sess := range s.router.sessions(e.UserID) {
 				sess.kill(closeDeactivated)
 			}
-		case "user_updated", "password":
+		case "password", "logout":
+			// The credentials a session was opened with no longer hold:
+			// streams and web client connections end (their cookies were
+			// deleted with the event).
+			s.users.forget(e.UserID)
+			for _, sess := range s.router.sessions(e.UserID) {
+				sess.kill(closeRevoked)
+			}
+		case "user_updated":
 			s.users.forget(e.UserID)
 		case "roster_add", "roster_remove":
 			if len(s.router.sessions(e.UserID)) == 0 {

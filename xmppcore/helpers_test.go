@@ -90,6 +90,12 @@ func newEnv(t testing.TB, db *sqlx.DB) *testEnv {
 // newEnvOrg is newEnv with another HR snapshot.
 func newEnvOrg(t testing.TB, db *sqlx.DB, org string) *testEnv {
 	t.Helper()
+	return newEnvWith(t, db, org, nil)
+}
+
+// newEnvWith is newEnvOrg with options changed by tune (nil: none).
+func newEnvWith(t testing.TB, db *sqlx.DB, org string, tune func(*Options)) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	rs := roster.NewStore(db)
 	snap, err := roster.ParseJSON(strings.NewReader(org))
@@ -104,8 +110,12 @@ func newEnvOrg(t testing.TB, db *sqlx.DB, org string) *testEnv {
 	if os.Getenv("VESTNIK_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv := NewServer(db, rs, arch, Options{Domain: testDomain, TLSConfig: testTLS(t), Logger: logger,
-		AuthFailureDelay: -1, EventPollInterval: 100 * time.Millisecond})
+	opts := Options{Domain: testDomain, TLSConfig: testTLS(t), Logger: logger,
+		AuthFailureDelay: -1, EventPollInterval: 100 * time.Millisecond}
+	if tune != nil {
+		tune(&opts)
+	}
+	srv := NewServer(db, rs, arch, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

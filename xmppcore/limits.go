@@ -15,15 +15,58 @@ const (
 	// MaxStreamHeaderSize bounds the stream header and everything before it.
 	MaxStreamHeaderSize = 8 << 10
 
+	// MaxConnections caps the open connections of every door that holds
+	// one (XMPP over TCP and WebSocket, the web bridge's WebSocket) on
+	// this node; a connection beyond it is refused at once. `vestnik
+	// serve` lowers it to fit the process's descriptor limit.
+	MaxConnections = 20000
+	// MaxConnectionsPerIP caps the open connections from one address (an
+	// IPv6 /64). An office behind one NAT address is one address: raise
+	// it for a large office, or behind a proxy that hides client addresses.
+	MaxConnectionsPerIP = 1000
+	// MaxUnauthenticated caps the XMPP streams that have not logged in yet
+	// (TLS handshake, SASL), in total and per address: they cost memory
+	// and a descriptor and belong to no one.
+	MaxUnauthenticated      = 5000
+	MaxUnauthenticatedPerIP = 100
+	// AcceptBackoffMin and AcceptBackoffMax bound the pause after a failed
+	// accept (out of descriptors): it starts at the minimum and doubles up
+	// to the maximum until an accept succeeds. The server never stops on
+	// an accept error.
+	AcceptBackoffMin = 5 * time.Millisecond
+	AcceptBackoffMax = time.Second
+
 	// AuthTimeout is how long a connection may take from accept to bound
 	// resource.
 	AuthTimeout = 30 * time.Second
 	// MaxAuthFailures is how many failed SASL attempts a connection gets
 	// before the stream is closed.
 	MaxAuthFailures = 3
-	// AuthFailureDelay is added before each SASL failure answer, against
-	// password guessing.
-	AuthFailureDelay = 1 * time.Second
+	// AuthFailureDelay is added before the first failure answer of a
+	// password check (SASL, the web login); it doubles with each further
+	// failure for the account from the address, up to AuthMaxFailureDelay
+	// (Throttle).
+	AuthFailureDelay    = 1 * time.Second
+	AuthMaxFailureDelay = 8 * time.Second
+	// AuthAddrBurst failed passwords from one address (an IPv6 /64), then
+	// one per AuthAddrEvery; beyond that the address is refused unchecked
+	// until its bucket refills.
+	AuthAddrBurst = 30
+	AuthAddrEvery = 6 * time.Second
+	// AuthPairBurst failed passwords for one account from one address,
+	// then one per AuthPairEvery; beyond that the address is refused for
+	// that account (the account from other addresses is not).
+	AuthPairBurst = 5
+	AuthPairEvery = time.Minute
+	// AuthAccountBurst failed passwords for one account from anywhere,
+	// then one per AuthAccountEvery; beyond that failures for it are
+	// answered after AuthMaxFailureDelay (never refused: no lock-out).
+	AuthAccountBurst = 50
+	AuthAccountEvery = 10 * time.Second
+	// AuthSweepEvery is how often refilled buckets are forgotten, and
+	// AuthMaxTracked bounds the buckets of each kind kept.
+	AuthSweepEvery = time.Minute
+	AuthMaxTracked = 100000
 
 	// IdleTimeout closes a bound connection that sent nothing for this long
 	// (clients ping or send whitespace well within it).
@@ -46,8 +89,10 @@ const (
 	MaxResourceLen = 256
 
 	// EventPollInterval is how often the server polls change events
-	// written by HR imports and the CLI (SPEC: picked up within 5 s).
-	EventPollInterval = 2 * time.Second
+	// written by HR imports and the CLI (SPEC: picked up within 5 s; a
+	// password change, deactivation or logout ends the user's sessions
+	// within about a second). One primary-key read per node.
+	EventPollInterval = time.Second
 
 	// MarkInterval is how often delivery marks of online users are
 	// stored, all in one transaction (they are also stored before an

@@ -37,6 +37,7 @@ var (
 	errSASLEncrypt   = &saslFailure{cond: "encryption-required"}
 	errSASLAborted   = &saslFailure{cond: "aborted"}
 	errSASLTemporary = &saslFailure{cond: "temporary-auth-failure"}
+	errSASLThrottled = &saslFailure{cond: "temporary-auth-failure", text: "too many failed attempts; try again later"}
 )
 
 // saslStep is one mechanism's server state: it takes the client's
@@ -215,13 +216,13 @@ func (p *plainServer) step(ctx context.Context, in []byte) ([]byte, bool, error)
 	if len(parts[0]) > 0 && !authzMatches(string(parts[0]), login, p.domain) {
 		return nil, false, &saslFailure{cond: "invalid-authzid"}
 	}
+	p.user = login // the login tried, for the throttle, even if it fails
 	if _, err := p.dir.CheckPassword(ctx, login, string(parts[2])); err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadPassword) {
 			return nil, false, errSASLNotAuth
 		}
 		return nil, false, errSASLTemporary
 	}
-	p.user = login
 	return nil, true, nil
 }
 

@@ -31,8 +31,9 @@ type Options struct {
 	Domain    string      // XMPP domain; "localhost" when empty
 	TLSConfig *tls.Config // certificate for STARTTLS; without it TCP clients cannot log in
 	Logger    *slog.Logger
-	// AuthFailureDelay overrides the delay before a SASL failure answer
-	// (default AuthFailureDelay; negative: none, for tests).
+	// AuthFailureDelay overrides the delay before the first failure
+	// answer of a password check, which then doubles (default
+	// AuthFailureDelay; negative: none, for tests). See Throttle.
 	AuthFailureDelay time.Duration
 	// AuthTimeout overrides how long a client may take to log in and
 	// bind (default AuthTimeout).
@@ -43,6 +44,13 @@ type Options struct {
 	// EventPollInterval overrides how often change events are polled
 	// (default EventPollInterval).
 	EventPollInterval time.Duration
+	// MaxConnections, MaxConnectionsPerIP, MaxUnauthenticated and
+	// MaxUnauthenticatedPerIP override the connection caps of the same
+	// names (limits.go); negative: unlimited.
+	MaxConnections          int
+	MaxConnectionsPerIP     int
+	MaxUnauthenticated      int
+	MaxUnauthenticatedPerIP int
 	// Cluster reaches sessions on other nodes sharing the database
 	// (package cluster); nil for a single node.
 	Cluster Cluster
@@ -98,7 +106,9 @@ type Server struct {
 	pep        PEP           // nil: no PEP service
 	inviter    DirectInviter // nil: direct invitations are only delivered
 
-	caps capsCache
+	caps     capsCache
+	admit    *admission
+	throttle *Throttle
 
 	count counters
 }
@@ -124,6 +134,15 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 	if opts.EventPollInterval == 0 {
 		opts.EventPollInterval = EventPollInterval
 	}
+	for _, l := range []struct {
+		v   *int
+		def int
+	}{{&opts.MaxConnections, MaxConnections}, {&opts.MaxConnectionsPerIP, MaxConnectionsPerIP},
+		{&opts.MaxUnauthenticated, MaxUnauthenticated}, {&opts.MaxUnauthenticatedPerIP, MaxUnauthenticatedPerIP}} {
+		if *l.v == 0 {
+			*l.v = l.def
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		db: db, dir: dir, arch: arch, opts: opts,
@@ -139,6 +158,8 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 		components: map[string]Component{},
 		iqHandlers: map[string]IQHandler{},
 	}
+	s.admit = newAdmission(opts)
+	s.throttle = NewThrottle(ThrottleOptions{BaseDelay: opts.AuthFailureDelay})
 	s.users = newUserCache(dir)
 	s.count.init()
 	s.blocks.lists = map[int64]map[string]struct{}{}
@@ -197,20 +218,38 @@ func (s *Server) ServeC2S(ln net.Listener) error {
 			if s.closed.Load() {
 				return errServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("xmppcore: accept: %w", err)
 			}
-			return fmt.Errorf("xmppcore: accept: %w", err)
+			// Out of descriptors (EMFILE, ENFILE), a connection reset
+			// before accept, a timeout: wait and try again, as net/http
+			// does. The connections already open go on; the kernel keeps
+			// new ones in the backlog meanwhile.
+			if delay == 0 {
+				s.log.Warn("accept failed; retrying", "err", err)
+			}
+			s.count.acceptErrors.Add(1)
+			delay = min(max(2*delay, AcceptBackoffMin), AcceptBackoffMax)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+			}
+			continue
 		}
 		delay = 0
+		tk := s.admit.admit(c.RemoteAddr().String(), true)
+		if tk == nil {
+			// Over a cap: refused without a word, before any TLS or XML.
+			c.Close()
+			continue
+		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetKeepAlive(true)
 			tc.SetNoDelay(true)
 		}
-		s.start("conn", func() { s.serveTransport(NewTCPTransport(c)) })
+		s.start("conn", func() { s.serveTransport(NewTCPTransport(c), tk) })
 	}
 }
 
@@ -218,7 +257,8 @@ var errServerClosed = errors.New("xmppcore: server closed")
 
 // ServeTransport runs one XML stream over t until it ends (used for
 // in-memory pipes in tests; ServeC2S and the WebSocket handler call it).
-func (s *Server) ServeTransport(t Transport) { s.serveTransport(t) }
+// It is under no connection cap.
+func (s *Server) ServeTransport(t Transport) { s.serveTransport(t, nil) }
 
 // Shutdown stops accepting, closes every session with system-shutdown and
 // waits for the goroutines to end (or ctx).

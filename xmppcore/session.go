@@ -31,6 +31,14 @@ const (
 	closeTimeout      = "timeout"
 	closeProtocol     = "protocol-error"
 	closeIO           = "connection-lost"
+	closeRevoked      = "revoked" // password changed or logged out everywhere
+)
+
+// Close reasons other doors act on (the bridge tells its browsers to sign
+// in again).
+const (
+	ReasonDeactivated = closeDeactivated
+	ReasonRevoked     = closeRevoked
 )
 
 // Session is one bound resource of a user: an XMPP stream or an attached
@@ -188,6 +196,13 @@ func (sess *Session) deliver(el *Element) bool {
 	}
 	if sess.sink.Deliver(el) {
 		return true
+	}
+	if c, ok := sess.sink.(*conn); ok && !c.slow.Load() {
+		// The stream refused the stanza because it is closing (a clean
+		// logout, a lost connection): its reader ends the session with the
+		// reason it closed for. Killing it here as a slow consumer raced
+		// with that and miscounted clean logouts.
+		return false
 	}
 	sess.srv.start("kill", func() { sess.kill(closeSlowConsumer) })
 	return false

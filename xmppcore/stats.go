@@ -6,13 +6,14 @@ import "sync/atomic"
 type counters struct {
 	stanzasIn    atomic.Int64
 	authFailures atomic.Int64
+	acceptErrors atomic.Int64
 	// closed counts ended sessions by close reason (the fixed set below).
 	closed map[string]*atomic.Int64
 }
 
 // closeReasons are every reason a session ends with (session.go).
 var closeReasons = []string{closeNormal, closeConflict, closeSlowConsumer, closeDeactivated,
-	closeShutdown, closeTimeout, closeProtocol, closeIO}
+	closeShutdown, closeTimeout, closeProtocol, closeIO, closeRevoked}
 
 func (c *counters) init() {
 	c.closed = make(map[string]*atomic.Int64, len(closeReasons))
@@ -35,6 +36,12 @@ type Stats struct {
 	StanzasIn    int64            // stanzas read from client streams since start
 	AuthFailures int64            // failed SASL attempts since start
 	Closed       map[string]int64 // sessions ended since start, by close reason
+	// Unauthenticated is the open streams that have not logged in yet.
+	Unauthenticated int64
+	// Refused counts connections refused by a connection cap since start.
+	Refused int64
+	// AcceptErrors counts failed accepts (out of descriptors) since start.
+	AcceptErrors int64
 }
 
 // Stats returns the current counters and gauges.
@@ -43,7 +50,11 @@ func (s *Server) Stats() Stats {
 		StanzasIn:    s.count.stanzasIn.Load(),
 		AuthFailures: s.count.authFailures.Load(),
 		Closed:       make(map[string]int64, len(s.count.closed)),
+		Refused:      s.admit.refused.Load(),
+		AcceptErrors: s.count.acceptErrors.Load(),
 	}
+	_, unauth := s.admit.counts()
+	st.Unauthenticated = int64(unauth)
 	for r, n := range s.count.closed {
 		st.Closed[r] = n.Load()
 	}

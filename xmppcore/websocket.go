@@ -120,18 +120,26 @@ func (s *Server) WebSocketHandler() http.Handler {
 			http.Error(w, "XMPP over WebSocket (RFC 7395) only", http.StatusBadRequest)
 			return
 		}
+		tk := s.admit.admit(r.RemoteAddr, true)
+		if tk == nil {
+			w.Header().Set("Retry-After", "10")
+			http.Error(w, "too many connections", http.StatusServiceUnavailable)
+			return
+		}
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
+			tk.release()
 			return // Upgrade answered the client
 		}
 		if ws.Subprotocol() != "xmpp" {
 			ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseProtocolError, "subprotocol xmpp required"), time.Now().Add(time.Second))
 			ws.Close()
+			tk.release()
 			return
 		}
 		ws.SetReadLimit(MaxStanzaSize)
 		t := &wsTransport{ws: ws, secure: r.TLS != nil}
-		s.serveTransport(t)
+		s.serveTransport(t, tk)
 	})
 }
 

@@ -16,7 +16,7 @@ import (
 	"vestnik/roster"
 )
 
-// cmdOrg runs `vestnik org import FILE [--db URL] [--dry-run]`.
+// cmdOrg runs `vestnik org import FILE [--db URL] [--dry-run] [--force]`.
 func cmdOrg(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "import" {
 		return subErr("org", args, "import")
@@ -24,9 +24,14 @@ func cmdOrg(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("org import", flag.ContinueOnError)
 	dbURL := fs.String("db", defaultDB, "database URL")
 	dryRun := fs.Bool("dry-run", false, "show what would change, change nothing")
+	force := fs.Bool("force", false, "apply even if it deactivates more than --max-deactivated-share of active employees")
+	share := fs.Float64("max-deactivated-share", roster.MaxDeactivatedShare, "share of active employees an import may deactivate without --force (0 < share <= 1)")
 	pos, err := parseFlags(fs, args[1:], 1)
 	if err != nil {
 		return err
+	}
+	if *share <= 0 || *share > 1 {
+		return errors.New("org import: --max-deactivated-share must be in (0, 1]")
 	}
 	snap, err := readSnapshot(pos[0])
 	if err != nil {
@@ -37,7 +42,10 @@ func cmdOrg(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	rep, err := roster.NewStore(db).Import(ctx, snap, *dryRun)
+	rep, err := roster.NewStore(db).ImportWith(ctx, snap, roster.ImportOptions{DryRun: *dryRun, Force: *force, MaxDeactivatedShare: *share})
+	if errors.Is(err, roster.ErrMassDeactivation) {
+		return fmt.Errorf("org import: %s (--force)", strings.TrimPrefix(err.Error(), "roster: "))
+	}
 	if err != nil {
 		return fmt.Errorf("org import: %w", err)
 	}
@@ -81,8 +89,11 @@ func printReport(w io.Writer, rep *roster.Report) {
 // cmdUser runs `vestnik user passwd LOGIN [--db URL]`, the password being
 // the first line of standard input.
 func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "logout" {
+		return cmdUserLogout(ctx, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "passwd" {
-		return subErr("user", args, "passwd")
+		return subErr("user", args, "passwd|logout")
 	}
 	fs := flag.NewFlagSet("user passwd", flag.ContinueOnError)
 	dbURL := fs.String("db", defaultDB, "database URL")
@@ -107,6 +118,31 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		return fmt.Errorf("user passwd: %w", err)
 	}
 	fmt.Fprintf(stdout, "password of %s changed\n", login)
+	return nil
+}
+
+// cmdUserLogout runs `vestnik user logout LOGIN [--db URL]`: every session
+// of the user ends (web cookies and login links at once, XMPP streams and
+// web client connections within seconds on every running node).
+func cmdUserLogout(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("user logout", flag.ContinueOnError)
+	dbURL := fs.String("db", defaultDB, "database URL")
+	pos, err := parseFlags(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := roster.NewStore(db).Logout(ctx, pos[0]); err != nil {
+		if errors.Is(err, roster.ErrNotFound) {
+			return fmt.Errorf("user logout: no user with login %q", pos[0])
+		}
+		return fmt.Errorf("user logout: %w", err)
+	}
+	fmt.Fprintf(stdout, "every session of %s ended\n", pos[0])
 	return nil
 }
 

@@ -273,3 +273,44 @@ func TestServeLoadsDemo(t *testing.T) {
 		t.Fatalf("demo login after serve: %v", err)
 	}
 }
+
+func TestOrgImportRefusesMassDeactivation(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "v.db")
+	if _, err := runCLI(t, "", "org", "import", writeFile(t, "org.json", orgJSON), "--db", url); err != nil {
+		t.Fatal(err)
+	}
+	empty := writeFile(t, "empty.json", `{"departments": [], "employees": []}`)
+	_, err := runCLI(t, "", "org", "import", empty, "--db", url)
+	if err == nil || !strings.Contains(err.Error(), "active employees") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("empty snapshot: got %v, want a refusal naming --force", err)
+	}
+	if us, _ := openStore(t, url).Users(context.Background()); len(us) == 0 {
+		t.Fatal("the refused import deactivated employees")
+	}
+	if _, err := runCLI(t, "", "org", "import", empty, "--db", url, "--max-deactivated-share", "2"); err == nil {
+		t.Fatal("--max-deactivated-share 2 accepted")
+	}
+	if _, err := runCLI(t, "", "org", "import", empty, "--db", url, "--force"); err != nil {
+		t.Fatalf("forced: %v", err)
+	}
+	if us, _ := openStore(t, url).Users(context.Background()); len(us) != 0 {
+		t.Fatalf("forced import left %d active", len(us))
+	}
+}
+
+func TestUserLogout(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "v.db")
+	if _, err := runCLI(t, "", "org", "import", writeFile(t, "org.json", orgJSON), "--db", url); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "", "user", "logout", "ivanov", "--db", url)
+	if err != nil || !strings.Contains(out, "every session of ivanov ended") {
+		t.Fatalf("logout: %q %v", out, err)
+	}
+	if _, err := runCLI(t, "", "user", "logout", "nobody", "--db", url); err == nil || !strings.Contains(err.Error(), `no user with login "nobody"`) {
+		t.Fatalf("logout nobody: %v", err)
+	}
+	if _, err := runCLI(t, "", "user", "frobnicate"); err == nil || !strings.Contains(err.Error(), "passwd|logout") {
+		t.Fatalf("unknown subcommand: %v", err)
+	}
+}

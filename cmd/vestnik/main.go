@@ -17,13 +17,14 @@ const usage = `usage:
                   [--http 127.0.0.1:8080] [--c2s 127.0.0.1:5222]
                   [--tls-cert FILE --tls-key FILE] [--data ./data] [--demo=auto|on|off]
   vestnik migrate [--db URL]
-  vestnik org import FILE [--db URL] [--dry-run]
+  vestnik org import FILE [--db URL] [--dry-run] [--force] [--max-deactivated-share 0.5]
   vestnik user passwd LOGIN [--db URL]
   vestnik token create NAME [--scope post,read,org,login,admin] [--as-user ID] [--db URL]
   vestnik token list [--db URL]
   vestnik token revoke ID|NAME [--db URL]
   vestnik backup FILE [--db sqlite:PATH]          consistent copy of a running server's SQLite
   vestnik db copy --from sqlite:PATH --to postgres://…   move an installation to PostgreSQL
+  vestnik user logout LOGIN [--db URL]
 Every flag can also be set as VESTNIK_<FLAG> in the environment.`
 
 // errUsage asks main to print the usage text.

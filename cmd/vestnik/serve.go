@@ -55,6 +55,11 @@ type serveConfig struct {
 	// public base URL of slot and file URLs, CORS origins for /upload/.
 	uploadMaxSize, uploadQuota string
 	publicURL, uploadOrigins   string
+	// Connection caps (xmppcore.Options) and HTTP timeouts.
+	maxConns, maxConnsPerIP, maxUnauth, maxUnauthPerIP int
+	httpRead, httpWrite, httpIdle, httpHeader          time.Duration
+	// maxDeactivated: share of employees PUT /org may deactivate unforced.
+	maxDeactivated float64
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -79,8 +84,25 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.uploadQuota, "upload-quota", "5G", "bytes of files each user may store (K, M, G; 0: unlimited)")
 	fs.StringVar(&c.publicURL, "public-url", "", "base URL users reach the HTTP server at, for file URLs (e.g. https://chat.example.com behind a proxy; default http://<--http>)")
 	fs.StringVar(&c.uploadOrigins, "upload-origins", "", "comma-separated web origins (or *) allowed by CORS to PUT and GET files under /upload/ (browser XMPP clients such as Converse.js); default: --widget-origins")
+	fs.IntVar(&c.maxConns, "max-connections", 0, fmt.Sprintf("open XMPP and WebSocket connections on this node (default %d, lowered to fit the descriptor limit; -1: no cap)", xmppcore.MaxConnections))
+	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", xmppcore.MaxConnectionsPerIP, "open XMPP and WebSocket connections from one address (an IPv6 /64; -1: no cap)")
+	fs.IntVar(&c.maxUnauth, "max-unauthenticated", xmppcore.MaxUnauthenticated, "XMPP streams that have not logged in yet (-1: no cap)")
+	fs.IntVar(&c.maxUnauthPerIP, "max-unauthenticated-per-ip", xmppcore.MaxUnauthenticatedPerIP, "XMPP streams from one address that have not logged in yet (-1: no cap)")
+	fs.DurationVar(&c.httpHeader, "http-read-header-timeout", HTTPReadHeaderTimeout, "time to read an HTTP request header")
+	fs.DurationVar(&c.httpRead, "http-read-timeout", HTTPReadTimeout, "time to read a whole HTTP request, body included (uploads get 10m)")
+	fs.DurationVar(&c.httpWrite, "http-write-timeout", HTTPWriteTimeout, "time to answer an HTTP request (WebSockets are not affected; downloads get 10m)")
+	fs.DurationVar(&c.httpIdle, "http-idle-timeout", HTTPIdleTimeout, "time an idle keep-alive HTTP connection stays open")
+	fs.Float64Var(&c.maxDeactivated, "max-deactivated-share", roster.MaxDeactivatedShare, "share of active employees PUT /api/v1/org may deactivate without ?force=true (0 < share <= 1)")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
+	}
+	if c.maxDeactivated <= 0 || c.maxDeactivated > 1 {
+		return errors.New("serve: --max-deactivated-share must be in (0, 1]")
+	}
+	for _, d := range []time.Duration{c.httpHeader, c.httpRead, c.httpWrite, c.httpIdle} {
+		if d <= 0 {
+			return errors.New("serve: HTTP timeouts must be positive")
+		}
 	}
 	switch c.demo {
 	case "auto", "on", "off":
@@ -127,7 +149,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	retention := archive.Retention(log.With("component", "retention"))
 	go retention.Serve()
 	defer retention.Shutdown(context.Background())
-	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log, Files: files}
+	if c.maxConns == 0 {
+		var lowered bool
+		if c.maxConns, lowered = fitDescriptors(xmppcore.MaxConnections); lowered {
+			log.Warn("connection cap lowered to fit the descriptor limit (raise ulimit -n)", "max_connections", c.maxConns)
+		}
+	}
+	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log,
+		MaxConnections: c.maxConns, MaxConnectionsPerIP: c.maxConnsPerIP,
+		MaxUnauthenticated: c.maxUnauth, MaxUnauthenticatedPerIP: c.maxUnauthPerIP, Files: files}
 	var node *cluster.Cluster
 	if c.cluster && db.DriverName() == migrations.Postgres {
 		node, err = cluster.New(db, c.dbURL, cluster.Options{NodeID: c.nodeID, Logger: log})
@@ -183,13 +213,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pep.Register(xmpp)
 	xmpp.SetPEP(pep)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
-	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins), Files: files})
+	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins), Admit: xmpp.Admit, Guard: xmpp.Throttle(), Files: files})
 	xmppMetrics(reg, xmpp)
 	reg.Func("vestnik_bridge_connections", "Open web client WebSocket connections.", metrics.Gauge,
 		func() float64 { return float64(web.Connections()) })
 	web.Register(mux)
 	webclient.New().Register(mux)
-	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler, Files: files})
+	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler, MaxDeactivatedShare: c.maxDeactivated, Files: files})
 	mux.Handle(api.Prefix+"/", restAPI.Handler())
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 
@@ -207,7 +237,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("serve: http: %w", err)
 	}
-	hs := &http.Server{Handler: reg.Instrument(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{Handler: reg.Instrument(drainRefused(longTransfers(mux))), ReadHeaderTimeout: c.httpHeader, ReadTimeout: c.httpRead,
+		WriteTimeout: c.httpWrite, IdleTimeout: c.httpIdle, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 	c2sErr := make(chan error, 1)
@@ -314,9 +345,18 @@ func xmppMetrics(reg *metrics.Registry, srv *xmppcore.Server) {
 		{Name: "vestnik_online_users", Help: "Users with at least one session on this node.", Kind: metrics.Gauge, Read: func(s s) float64 { return float64(s.Users) }},
 		{Name: "vestnik_sessions", Help: "Bound sessions on this node, web client included.", Kind: metrics.Gauge, Read: func(s s) float64 { return float64(s.Sessions) }},
 		{Name: "vestnik_xmpp_stanzas_in_total", Help: "Stanzas read from XMPP client streams.", Kind: metrics.Counter, Read: func(s s) float64 { return float64(s.StanzasIn) }},
-		{Name: "vestnik_auth_failures_total", Help: "Failed SASL authentication attempts.", Kind: metrics.Counter, Read: func(s s) float64 { return float64(s.AuthFailures) }},
+		{Name: "vestnik_xmpp_unauthenticated", Help: "XMPP client streams that have not logged in yet.", Kind: metrics.Gauge, Read: func(s s) float64 { return float64(s.Unauthenticated) }},
+		{Name: "vestnik_connections_refused_total", Help: "Connections refused by a connection cap (XMPP and WebSocket doors).", Kind: metrics.Counter, Read: func(s s) float64 { return float64(s.Refused) }},
+		{Name: "vestnik_accept_errors_total", Help: "Failed accepts of XMPP client connections (out of descriptors).", Kind: metrics.Counter, Read: func(s s) float64 { return float64(s.AcceptErrors) }},
 	}, metrics.LabeledStat[s]{Name: "vestnik_sessions_closed_total", Help: "Sessions ended, by close reason.", Label: "reason", Kind: metrics.Counter,
 		Read: func(s s) map[string]int64 { return s.Closed }})
+	type t = xmppcore.ThrottleStats
+	th := srv.Throttle()
+	metrics.Snapshot(reg, th.Stats, nil,
+		metrics.LabeledStat[t]{Name: "vestnik_auth_failures_total", Help: "Failed password checks, by door (SASL: xmpp; POST /login: web).", Label: "door", Kind: metrics.Counter,
+			Read: func(s t) map[string]int64 { return s.Failures }},
+		metrics.LabeledStat[t]{Name: "vestnik_auth_throttled_total", Help: "Login attempts refused unchecked by the password-guessing throttle, by door.", Label: "door", Kind: metrics.Counter,
+			Read: func(s t) map[string]int64 { return s.Throttled }})
 }
 
 // clusterMetrics exports the cluster node's counters.
