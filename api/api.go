@@ -171,6 +171,8 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("POST /users/{id}/login-token", 0, a.loginToken) // the bridge, via Options.LoginToken
 
 	a.mux.HandleFunc(Prefix+"/", a.noRoute)
+	a.mux.HandleFunc(BitrixPrefix+"{user_id}/{token}/{method}", a.bitrix) // the Bitrix24 facade, api/bitrix.go
+	a.mux.HandleFunc(BitrixPrefix, a.bitrixNoRoute)
 	return a
 }
 
