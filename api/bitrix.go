@@ -464,7 +464,10 @@ func (c *bxCall) chatAdd() (any, error) {
 	default:
 		return nil, bxInvalid("TYPE", "must be OPEN or CHAT")
 	}
-	title, _ := c.p.str("TITLE")
+	title, err := c.p.str("TITLE")
+	if err != nil {
+		return nil, err
+	}
 	desc, err := c.p.str("DESCRIPTION")
 	if err != nil {
 		return nil, err
@@ -481,13 +484,17 @@ func (c *bxCall) chatAdd() (any, error) {
 		return nil, bxInvalid("USERS", fmt.Sprintf("at most %d users", muc.MaxMembers))
 	}
 	actor := c.user
-	if o, _ := c.p.str("OWNER_ID"); strings.TrimSpace(o) != "" && strings.TrimSpace(o) != c.user.ExtID {
+	o, err := c.p.str("OWNER_ID")
+	if err != nil {
+		return nil, err
+	}
+	if o = strings.TrimSpace(o); o != "" && o != c.user.ExtID {
 		// The core makes the creating user the owner. A token that may
 		// act as anyone creates the chat as OWNER_ID instead.
 		if c.tok.AsUser != 0 {
 			return nil, &bxError{http.StatusForbidden, "ACCESS_DENIED", "OWNER_ID: this token may act only as its own user"}
 		}
-		if actor, err = c.active("OWNER_ID", strings.TrimSpace(o)); err != nil {
+		if actor, err = c.active("OWNER_ID", o); err != nil {
 			return nil, err
 		}
 	}
