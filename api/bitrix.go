@@ -134,11 +134,11 @@ func (a *API) bitrix(w http.ResponseWriter, r *http.Request) {
 		u, err = a.userByExtID(r.Context(), ext)
 	}
 	switch {
-	case u == nil || errors.Is(err, roster.ErrNotFound) || err == nil && !u.Active:
-		writeBitrixError(w, &bxError{http.StatusUnauthorized, "INVALID_CREDENTIALS", "user " + strconv.Quote(ext) + " does not exist or is not active"})
-		return
-	case err != nil:
+	case err != nil && !errors.Is(err, roster.ErrNotFound):
 		a.bitrixInternal(w, r, err)
+		return
+	case u == nil || err != nil || !u.Active:
+		writeBitrixError(w, &bxError{http.StatusUnauthorized, "INVALID_CREDENTIALS", "user " + strconv.Quote(ext) + " does not exist or is not active"})
 		return
 	case tok.AsUser != 0 && tok.AsUser != u.ID:
 		writeBitrixError(w, &bxError{http.StatusUnauthorized, "INVALID_CREDENTIALS", "this token may act only as the user it was made for"})
@@ -257,11 +257,11 @@ func (c *bxCall) active(name, ext string) (*roster.User, error) {
 	if len(ext) <= 200 {
 		u, err = c.a.userByExtID(c.ctx, ext)
 	}
-	if u == nil || errors.Is(err, roster.ErrNotFound) || err == nil && !u.Active {
-		return nil, &bxError{http.StatusBadRequest, "USER_NOT_FOUND", name + ": user " + strconv.Quote(ext) + " does not exist or is not active"}
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, roster.ErrNotFound) {
 		return nil, err
+	}
+	if u == nil || err != nil || !u.Active {
+		return nil, &bxError{http.StatusBadRequest, "USER_NOT_FOUND", name + ": user " + strconv.Quote(ext) + " does not exist or is not active"}
 	}
 	c.users[u.ID] = u
 	return u, nil
