@@ -161,9 +161,24 @@ func (a *API) bitrix(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	end := time.Now()
-	writeJSON(w, http.StatusOK, map[string]any{"result": res, "time": map[string]any{
-		"start": unixFloat(start), "finish": unixFloat(end), "duration": end.Sub(start).Seconds(),
-		"processing": end.Sub(start).Seconds(), "date_start": atom(start), "date_finish": atom(end)}})
+	writeJSON(w, http.StatusOK, bxResult{Result: res, Time: bxTime{Start: unixFloat(start), Finish: unixFloat(end),
+		Duration: end.Sub(start).Seconds(), Processing: end.Sub(start).Seconds(), DateStart: atom(start), DateFinish: atom(end)}})
+}
+
+// bxResult is a successful answer.
+type bxResult struct {
+	Result any    `json:"result"`
+	Time   bxTime `json:"time"`
+}
+
+// bxTime is Bitrix24's timing block (seconds; dates in ATOM).
+type bxTime struct {
+	Start      float64 `json:"start"`
+	Finish     float64 `json:"finish"`
+	Duration   float64 `json:"duration"`
+	Processing float64 `json:"processing"`
+	DateStart  string  `json:"date_start"`
+	DateFinish string  `json:"date_finish"`
 }
 
 // bitrixNoRoute answers paths under /rest/ that name no method.
