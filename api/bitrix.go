@@ -41,6 +41,7 @@ var bxMethods = map[string]bxMethod{
 	"im.message.add":         {roster.ScopePost, (*bxCall).messageAdd},
 	"im.chat.add":            {roster.ScopePost, (*bxCall).chatAdd},
 	"im.chat.get":            {roster.ScopeRead, (*bxCall).chatGet},
+	"im.dialog.get":          {roster.ScopeRead, (*bxCall).dialogGet},
 	"im.chat.user.add":       {roster.ScopePost, (*bxCall).chatUserAdd},
 	"im.chat.user.delete":    {roster.ScopePost, (*bxCall).chatUserDelete},
 	"im.chat.user.list":      {roster.ScopeRead, (*bxCall).chatUserList},
@@ -587,6 +588,26 @@ func (c *bxCall) chatGet() (any, error) {
 	out := c.chatJSON(ch)
 	out["ID"] = ch.ID
 	return out, nil
+}
+
+// dialogGet: im.dialog.get (DIALOG_ID): the chat, or the person of a
+// personal dialog.
+func (c *bxCall) dialogGet() (any, error) {
+	d, err := c.dialogForRead("DIALOG_ID")
+	if err != nil {
+		return nil, err
+	}
+	if d.peer != nil {
+		out := c.userJSON(d.peer)
+		out["dialog_id"] = d.peer.ExtID
+		out["type"] = "user"
+		return out, nil
+	}
+	ch, err := c.a.chats.Get(c.ctx, c.user.ID, d.chatID)
+	if err != nil {
+		return nil, err
+	}
+	return c.chatJSON(ch), nil
 }
 
 // chatUserAdd: im.chat.user.add (CHAT_ID, USERS, HIDE_HISTORY).

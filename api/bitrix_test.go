@@ -199,6 +199,13 @@ func TestBitrixPHPIntegration(t *testing.T) {
 		if int64(got["id"].(float64)) != chatID {
 			t.Fatalf("im.chat.get by DIALOG_ID %v", got)
 		}
+		if got := bxOK(t, e.bx("2", "im.dialog.get", fmt.Sprintf("DIALOG_ID=chat%d", chatID))).(map[string]any); got["dialog_id"] != fmt.Sprintf("chat%d", chatID) {
+			t.Fatalf("im.dialog.get of a chat: %v", got)
+		}
+		if got := bxOK(t, e.bx("2", "im.dialog.get", "DIALOG_ID=3")).(map[string]any); got["name"] != "Мария Петрова" || got["type"] != "user" {
+			t.Fatalf("im.dialog.get of a person: %v", got)
+		}
+		bxExpectError(t, e.bx("9", "im.dialog.get", fmt.Sprintf("DIALOG_ID=chat%d", chatID)), 403, "ACCESS_DENIED")
 		list := bxOK(t, e.bx("2", "im.chat.user.list", fmt.Sprintf("CHAT_ID=%d", chatID))).([]any)
 		if len(list) != 5 || list[0].(float64) != 1 {
 			t.Fatalf("im.chat.user.list %v", list)
