@@ -403,12 +403,17 @@ func (c *bxCall) chatJSON(ch *muc.Chat) map[string]any {
 		"jid": c.a.chats.RoomJID(ch)}
 }
 
+// authorID is a message's author as Bitrix24 shows it: 0 for a system
+// message.
+func (c *bxCall) authorID(m *mam.Message) any {
+	if m.Kind == mam.KindSystem || m.FromID == 0 {
+		return 0
+	}
+	return bxID(c.userOf(m.FromID).ExtID)
+}
+
 // messageJSON is an archived message as im.dialog.messages.get shows it.
 func (c *bxCall) messageJSON(m *mam.Message) map[string]any {
-	author := any(0)
-	if m.Kind != mam.KindSystem && m.FromID != 0 {
-		author = bxID(c.userOf(m.FromID).ExtID)
-	}
 	var params map[string]any
 	switch {
 	case m.Deleted:
@@ -416,7 +421,7 @@ func (c *bxCall) messageJSON(m *mam.Message) map[string]any {
 	case m.EditedAt != nil:
 		params = map[string]any{"IS_EDITED": "Y"}
 	}
-	return map[string]any{"id": m.ID, "chat_id": m.ChatID, "author_id": author, "date": atom(m.CreatedAt), "text": m.Body, "params": params}
+	return map[string]any{"id": m.ID, "chat_id": m.ChatID, "author_id": c.authorID(m), "date": atom(m.CreatedAt), "text": m.Body, "params": params}
 }
 
 // Methods.
@@ -878,18 +883,19 @@ func (c *bxCall) recentGet() (any, error) {
 		v  map[string]any
 	}
 	var items []item
+	chatItem := func(ch *muc.Chat, at time.Time, msg any) item {
+		cj := c.chatJSON(ch)
+		return item{at, map[string]any{"id": cj["dialog_id"], "type": "chat", "avatar": map[string]any{"url": cj["avatar"], "color": ch.Color},
+			"title": ch.Title, "message": msg, "date": atom(at), "chat": cj}}
+	}
 	for i := range msgs {
 		m := &msgs[i]
-		msg := map[string]any{"id": m.ID, "text": m.Body, "file": false, "attach": false, "author_id": c.messageJSON(m)["author_id"], "date": atom(m.CreatedAt)}
+		msg := map[string]any{"id": m.ID, "text": m.Body, "file": false, "attach": false, "author_id": c.authorID(m), "date": atom(m.CreatedAt)}
 		if m.ChatID != 0 {
-			ch := byID[m.ChatID]
-			if ch == nil || skipChat {
-				continue
+			if ch := byID[m.ChatID]; ch != nil && !skipChat {
+				delete(byID, m.ChatID)
+				items = append(items, chatItem(ch, m.CreatedAt, msg))
 			}
-			delete(byID, m.ChatID)
-			items = append(items, item{m.CreatedAt, map[string]any{"id": "chat" + strconv.FormatInt(ch.ID, 10), "type": "chat",
-				"avatar": map[string]any{"url": c.chatJSON(ch)["avatar"], "color": ch.Color}, "title": ch.Title,
-				"message": msg, "date": atom(m.CreatedAt), "chat": c.chatJSON(ch)}})
 			continue
 		}
 		if skipDialog {
@@ -904,10 +910,10 @@ func (c *bxCall) recentGet() (any, error) {
 			"avatar": map[string]any{"url": "", "color": ""}, "title": u.Name, "message": msg, "date": atom(m.CreatedAt), "user": c.userJSON(u)}})
 	}
 	if !skipChat {
-		for _, ch := range byID { // chats with nothing the user may read yet
-			items = append(items, item{ch.CreatedAt, map[string]any{"id": "chat" + strconv.FormatInt(ch.ID, 10), "type": "chat",
-				"avatar": map[string]any{"url": c.chatJSON(ch)["avatar"], "color": ch.Color}, "title": ch.Title,
-				"message": nil, "date": atom(ch.CreatedAt), "chat": c.chatJSON(ch)}})
+		for _, ch := range chats { // chats with nothing the user may read yet
+			if byID[ch.ID] != nil {
+				items = append(items, chatItem(byID[ch.ID], ch.CreatedAt, nil))
+			}
 		}
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].at.After(items[j].at) })

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -256,6 +257,15 @@ func TestBitrixPHPIntegration(t *testing.T) {
 		}
 		if r := bxOK(t, e.bx("2", "im.recent.get", "SKIP_CHAT=Y")).([]any); len(r) != 1 {
 			t.Fatalf("SKIP_CHAT=Y: %v", r)
+		}
+		// A chat with nothing yet to read is listed without a message.
+		quiet := bxID64(t, bxOK(t, e.bx("1", "im.chat.add", "TITLE=quiet&USERS[]=9")))
+		recent = bxOK(t, e.bx("9", "im.recent.get", "")).([]any)
+		if len(recent) != 1 || recent[0].(map[string]any)["id"] != fmt.Sprintf("chat%d", quiet) || recent[0].(map[string]any)["message"] != nil {
+			t.Fatalf("recent of a new member: %v", recent)
+		}
+		if r := bxOK(t, e.bx("9", "im.recent.get", "LAST_UPDATE="+url.QueryEscape(atom(time.Now().Add(time.Hour))))).([]any); len(r) != 0 {
+			t.Fatalf("LAST_UPDATE in the future: %v", r)
 		}
 
 		// Notifications and users.
