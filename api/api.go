@@ -185,6 +185,8 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("GET /files/{id}/thumb", 0, a.getFileThumb)
 
 	a.mux.HandleFunc(Prefix+"/", a.noRoute)
+	a.mux.HandleFunc(BitrixPrefix+"{user_id}/{token}/{method}", a.bitrix) // the Bitrix24 facade, api/bitrix.go
+	a.mux.HandleFunc(BitrixPrefix, a.bitrixNoRoute)
 	return a
 }
 

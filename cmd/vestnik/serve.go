@@ -221,6 +221,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	webclient.New().Register(mux)
 	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler, MaxDeactivatedShare: c.maxDeactivated, Files: files})
 	mux.Handle(api.Prefix+"/", restAPI.Handler())
+	mux.Handle(api.BitrixPrefix, restAPI.Handler()) // the Bitrix24-compatible facade
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 
 	mux.Handle("GET /xmpp-websocket", xmpp.WebSocketHandler())
