@@ -356,6 +356,8 @@ func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		from = u.ID
+	} else if tok := requestToken(r); tok != nil && tok.AsUser != 0 {
+		from = tok.AsUser // a user's token posts system messages as that user, where it is a member
 	}
 	body, err := a.withFiles(r, from, req.Message, req.Files)
 	if err != nil {

@@ -361,6 +361,11 @@ func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, ses
 			return 0, err
 		}
 	}
+	if system && fromUserID != 0 && !c.IsMember(fromUserID) {
+		// A system message on behalf of a user (a bot's token) goes only
+		// where that user is a member; the integration (0) posts anywhere.
+		return 0, fmt.Errorf("%w: only members may post system messages to a chat", ErrForbidden)
+	}
 	if !system {
 		join, err := canPost(c, fromUserID)
 		if err != nil {
