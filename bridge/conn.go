@@ -113,9 +113,12 @@ func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.release = release
 	b.conns[c] = struct{}{}
-	b.mu.Unlock()
+	// Started under b.mu, after the done check: Shutdown's wg.Wait then
+	// comes after these wg.Adds (a WaitGroup must not grow from zero
+	// while it is being waited on).
 	b.goSafe("ws writer", c.writeLoop)
 	b.goSafe("ws reader", c.readLoop)
+	b.mu.Unlock()
 }
 
 // Event implements Events: queue a frame for the browser without blocking.
