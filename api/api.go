@@ -141,6 +141,12 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("GET /users/{id}/search", 0, a.searchArchive)    // api/archive.go
 	a.route("POST /users/{id}/login-token", 0, a.loginToken) // the bridge, via Options.LoginToken
 
+	// Edits, retractions and reactions (api/edits.go).
+	a.route("PATCH /messages/{id}", MaxBody, a.patchMessage)
+	a.route("DELETE /messages/{id}", MaxBody, a.deleteMessage)
+	a.route("POST /messages/{id}/reactions", MaxBody, a.postReaction)
+	a.route("DELETE /messages/{id}/reactions", MaxBody, a.deleteReaction)
+
 	a.mux.HandleFunc(Prefix+"/", a.noRoute)
 	return a
 }

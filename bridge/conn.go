@@ -290,6 +290,8 @@ type request struct {
 	User     int64   `json:"user"`
 	IDs      []int64 `json:"ids"`
 	All      bool    `json:"all"`
+	// Reactions is the whole set of the user's reactions (react).
+	Reactions []string `json:"reactions"`
 }
 
 type cmdError struct{ code, msg string }
@@ -416,6 +418,21 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 			return nil, err
 		}
 		return map[string]any{"message": m}, nil
+	case "react":
+		if err := c.needLink(); err != nil {
+			return nil, err
+		}
+		if r.Message <= 0 {
+			return nil, bad("bad_frame", "message_id names the message")
+		}
+		if r.Reactions == nil {
+			r.Reactions = []string{}
+		}
+		rs, err := c.link.React(ctx, r.Message, r.Reactions)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"message_id": r.Message, "reactions": rs}, nil
 	case "typing":
 		if err := c.needLink(); err != nil {
 			return nil, err

@@ -25,6 +25,14 @@ type Message struct {
 	OriginID string `json:"origin_id,omitempty"`
 	Edited   bool   `json:"edited,omitempty"`
 	Deleted  bool   `json:"deleted,omitempty"`
+	// Reactions on the message, in history and resume (omitted when none).
+	Reactions []Reaction `json:"reactions,omitempty"`
+}
+
+// Reaction is one reaction on a message and the users who gave it.
+type Reaction struct {
+	Emoji string  `json:"emoji"`
+	Users []int64 `json:"users"`
 }
 
 // Hit is a search result.
@@ -64,6 +72,9 @@ type Link interface {
 	Send(ctx context.Context, to Target, body, originID string) (*Message, error)
 	Edit(ctx context.Context, id int64, body string) (*Message, error)
 	Retract(ctx context.Context, id int64) (*Message, error)
+	// React replaces the user's reactions on a message (the whole set,
+	// XEP-0444) and returns everyone's.
+	React(ctx context.Context, id int64, set []string) ([]Reaction, error)
 	Typing(ctx context.Context, to Target, state string) error
 	// Displayed tells the peer (XEP-0333) that messages up to id were read.
 	Displayed(ctx context.Context, to Target, upTo int64) error

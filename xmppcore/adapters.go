@@ -22,6 +22,7 @@ func NewServer(db *sqlx.DB, rs *roster.Store, archive *mam.Store, opts Options) 
 	}
 	rs.SetDomain(opts.Domain)
 	s := NewServerWith(db, RosterDirectory(rs, opts.Domain), MAMArchive(archive), opts)
+	s.msgs = archive
 	s.registerMAM(archive, mam.NewDirectory(db, s.domain, "conference."+s.domain))
 	return s
 }

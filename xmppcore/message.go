@@ -86,6 +86,9 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 		sess.replyError(el, ErrServiceUnavailable())
 		return 0, ErrServiceUnavailable()
 	}
+	if ok, err := s.changeFromClient(ctx, sess, acc, el); ok {
+		return 0, err
+	}
 	s.directInvite(ctx, sess, j, el)
 	id, err := s.deliverPersonal(ctx, sess.userID, sess.login, sess.resource, sess, acc, j.Resourcepart(), el)
 	if err != nil {
@@ -148,6 +151,14 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 			s.pushContact(ctx, to.ID, fromID)
 		}
 	}
+	s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, id)
+	return id, nil
+}
+
+// routePersonal routes a personal message (archived as id, or 0 when it
+// is not archived) to the recipient's sessions and sends carbons to both
+// users' other sessions. sess is the sending session (nil from REST).
+func (s *Server) routePersonal(ctx context.Context, fromID int64, fromLogin string, sess *Session, to *Account, toRes, typ string, el *Element, id int64) {
 	toBare := s.bareJID(to.Login)
 	out := el
 	if id != 0 {
@@ -188,7 +199,6 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 			t.deliver(carbon("received", toBare, t.jidStr, out))
 		}
 	}
-	return id, nil
 }
 
 // routeMessage delivers a message to a user's sessions by RFC 6121 rules

@@ -49,6 +49,8 @@ type serveConfig struct {
 	nodeID  string
 	// retention: how long the archive keeps messages (0 = forever).
 	retention time.Duration
+	// editWindow: how long authors may edit or delete a message (0 = no limit).
+	editWindow time.Duration
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,6 +69,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&c.secureWeb, "secure-cookie", false, "mark the web session cookie Secure (set when users reach the server over HTTPS, e.g. through a proxy)")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
+	fs.DurationVar(&c.editWindow, "edit-window", mam.DefaultEditWindow, "how long after sending authors may edit or delete a message (XEP-0308/0424, the browser, REST); 0: no limit")
 	fs.BoolVar(&c.cluster, "cluster", true, "on PostgreSQL, serve as one node of several sharing the database (ignored on SQLite)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster node id ([a-z0-9_], default random)")
 	if _, err := parseFlags(fs, args, 0); err != nil {
@@ -104,7 +107,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if c.retention < 0 {
 		return errors.New("serve: --retention must not be negative")
 	}
-	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention})
+	if c.editWindow < 0 {
+		return errors.New("serve: --edit-window must not be negative")
+	}
+	editWindow := c.editWindow
+	if editWindow == 0 {
+		editWindow = -1 // no limit
+	}
+	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention, EditWindow: editWindow})
 	retention := archive.Retention(log.With("component", "retention"))
 	go retention.Serve()
 	defer retention.Shutdown(context.Background())

@@ -42,6 +42,9 @@ func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (in
 			return 0, fmt.Errorf("mam: retention fts: %w", err)
 		}
 	}
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM reactions WHERE message_id IN `+in), anys(ids)...); err != nil {
+		return 0, fmt.Errorf("mam: retention reactions: %w", err)
+	}
 	res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM messages WHERE id IN `+in), anys(ids)...)
 	if err != nil {
 		return 0, fmt.Errorf("mam: retention delete: %w", err)

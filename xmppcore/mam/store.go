@@ -42,6 +42,10 @@ var (
 	ErrNotFound  = errors.New("mam: not found")
 	ErrForbidden = errors.New("mam: forbidden")
 	ErrInvalid   = errors.New("mam: invalid message")
+	// ErrTooLate and ErrRetracted are ErrForbidden with a reason: the
+	// edit window of the message is over, or it was retracted.
+	ErrTooLate   = fmt.Errorf("%w: the time to change this message is over", ErrForbidden)
+	ErrRetracted = fmt.Errorf("%w: the message was retracted", ErrForbidden)
 )
 
 // Message is one archived message. IDs are internal user and chat ids; 0
@@ -74,7 +78,16 @@ type Options struct {
 	// MaxBatch is how many concurrent appends share one transaction
 	// (default 256).
 	MaxBatch int
+	// EditWindow is how long after sending its author may edit or
+	// retract a message, from any door (default DefaultEditWindow;
+	// negative: no limit).
+	EditWindow time.Duration
 }
+
+// DefaultEditWindow is how long a message stays editable by default: a
+// day, enough to fix a typo or take back a message sent to the wrong
+// person, short enough that yesterday's agreements stay as they were read.
+const DefaultEditWindow = 24 * time.Hour
 
 // Store is the archive over one database (SQLite or PostgreSQL).
 type Store struct {
@@ -109,6 +122,9 @@ func NewStoreOptions(db *sqlx.DB, opts Options) *Store {
 	}
 	if opts.RetentionBatch <= 0 {
 		opts.RetentionBatch = 1000
+	}
+	if opts.EditWindow == 0 {
+		opts.EditWindow = DefaultEditWindow
 	}
 	s := &Store{db: db, pg: db.DriverName() == "postgres", opts: opts}
 	s.ftsDirty.Store(true)

@@ -372,6 +372,9 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 		s.reply(ctx, e, "modify", "bad-request", "messages to the room are type groupchat")
 		return
 	}
+	if s.clientChange(ctx, c, u.ID, e) {
+		return
+	}
 	body := childText(e, "", "body")
 	// A subject alone changes the subject (the chat's title); with a body
 	// or a thread it is part of an ordinary message (XEP-0045 §8.1).

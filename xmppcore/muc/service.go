@@ -57,8 +57,9 @@ type Service struct {
 	host    string // conference.<domain>
 	log     *slog.Logger
 
-	dir   mam.Directory // JIDs for MAM results of room archives
-	cache userCache
+	dir     mam.Directory // JIDs for MAM results of room archives
+	cache   userCache
+	changes Changes // edits, retractions, reactions (set by Register)
 
 	mu    sync.RWMutex // guards rooms, follows and followers (the maps only)
 	rooms map[int64]*room
@@ -92,6 +93,8 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 // PEP node, XEP-0048 private storage).
 func (s *Service) Register(srv *xmppcore.Server) {
 	srv.RegisterComponent(s.host, s)
+	s.changes = srv
+	srv.SetChatChanges(s)
 	srv.HandleIQ(NSPubSub, s.iqHandler(s.PubSub))
 	srv.HandleIQ(NSPrivate, s.iqHandler(s.Private))
 	srv.AddFeature(NSBookmarks + "#compat")

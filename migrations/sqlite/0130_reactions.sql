@@ -1,0 +1,15 @@
+-- Edits, retractions and reactions (owner: archive, xmppcore/mam).
+-- messages_origin finds a message by the id its client gave it (XEP-0359
+-- origin-id, else the stanza id): XEP-0308 corrections, XEP-0424
+-- retractions and XEP-0444 reactions name messages that way.
+CREATE INDEX messages_origin ON messages(origin_id) WHERE origin_id <> '';
+
+-- Reactions (XEP-0444): per message and user the set of reactions they
+-- keep on it; a row per reaction. created_at orders the summary.
+CREATE TABLE reactions (
+    message_id  BIGINT NOT NULL,
+    user_id     BIGINT NOT NULL,
+    reaction    TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (message_id, user_id, reaction)
+);
