@@ -332,4 +332,3 @@ func countMessages(t *testing.T, db *sqlx.DB, a, b int64) int {
 	}
 	return n
 }
-
