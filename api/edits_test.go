@@ -1,0 +1,88 @@
+package api
+
+import (
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"vestnik/migrations/dbtest"
+)
+
+func TestEditsOverREST(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db, Options{})
+		author, reader := e.attach(t, "2"), e.attach(t, "3")
+		id := e.post("/api/v1/messages", `{"from_user_id":"2","to_user_id":"3","message":"Счёт на 100 рублей"}`)
+		reader.expect(t, "Счёт на 100 рублей")
+		path := fmt.Sprintf("/api/v1/messages/%d", id)
+
+		for _, tc := range []struct {
+			name, method, path, body string
+			status                   int
+			code, field              string
+		}{
+			{"someone else's", "PATCH", path, `{"from_user_id":"3","message":"Счёт на 1 рубль"}`, 403, "not_author", ""},
+			{"one who cannot read it", "PATCH", path, `{"from_user_id":"4","message":"x"}`, 404, "message_not_found", ""},
+			{"unknown message", "PATCH", "/api/v1/messages/999999", `{"from_user_id":"2","message":"x"}`, 404, "message_not_found", ""},
+			{"not a message id", "PATCH", "/api/v1/messages/abc", `{"from_user_id":"2","message":"x"}`, 404, "message_not_found", ""},
+			{"empty text", "PATCH", path, `{"from_user_id":"2","message":" "}`, 422, "empty_message", "message"},
+			{"no author", "PATCH", path, `{"message":"x"}`, 422, "missing_user", "from_user_id"},
+			{"delete someone else's", "DELETE", path + "?from_user_id=3", "", 403, "not_author", ""},
+			{"delete without author", "DELETE", path, "", 422, "missing_user", "from_user_id"},
+			{"react where one cannot read", "POST", path + "/reactions", `{"from_user_id":"4","reaction":"👍"}`, 404, "message_not_found", ""},
+			{"react without a reaction", "POST", path + "/reactions", `{"from_user_id":"3"}`, 422, "missing_reaction", "reaction"},
+			{"react with text", "POST", path + "/reactions", `{"from_user_id":"3","reaction":"не эмодзи"}`, 422, "invalid_reaction", "reaction"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				st, out := e.do(tc.method, tc.path, tc.body)
+				expectError(t, st, out, tc.status, tc.code, tc.field)
+			})
+		}
+
+		st, out := e.do("PATCH", path, `{"from_user_id":"2","message":"Счёт на 120 рублей"}`)
+		m, _ := out["message"].(map[string]any)
+		if st != 200 || m["text"] != "Счёт на 120 рублей" || m["edited"] != true || m["id"] != float64(id) {
+			t.Fatalf("edit: %d %v", st, out)
+		}
+		reader.expect(t, "<replace xmlns='urn:xmpp:message-correct:0'", "Счёт на 120 рублей")
+
+		st, out = e.do("POST", path+"/reactions", `{"from_user_id":3,"reaction":"👍"}`)
+		if st != 200 || fmt.Sprint(out["reactions"]) != "[map[emoji:👍 users:[3]]]" {
+			t.Fatalf("react: %d %v", st, out)
+		}
+		author.expect(t, "<reactions xmlns='urn:xmpp:reactions:0'", "<reaction>👍</reaction>")
+		// Adding it again changes nothing; DELETE takes it off.
+		st, out = e.do("POST", path+"/reactions", `{"from_user_id":"3","reaction":"👍"}`)
+		if st != 200 || fmt.Sprint(out["reactions"]) != "[map[emoji:👍 users:[3]]]" {
+			t.Fatalf("react again: %d %v", st, out)
+		}
+		st, out = e.do("DELETE", path+"/reactions?from_user_id=3&reaction="+url.QueryEscape("👍"), "")
+		if st != 200 || fmt.Sprint(out["reactions"]) != "[]" {
+			t.Fatalf("remove reaction: %d %v", st, out)
+		}
+
+		st, out = e.do("DELETE", path, `{"from_user_id":"2"}`)
+		m, _ = out["message"].(map[string]any)
+		if st != 200 || m["deleted"] != true || m["text"] != "" {
+			t.Fatalf("delete: %d %v", st, out)
+		}
+		reader.expect(t, "<retract xmlns='urn:xmpp:message-retract:1'")
+		st, out = e.do("PATCH", path, `{"from_user_id":"2","message":"вернуть"}`)
+		expectError(t, st, out, 409, "message_retracted", "")
+		st, out = e.do("POST", path+"/reactions", `{"from_user_id":"3","reaction":"👍"}`)
+		expectError(t, st, out, 409, "message_retracted", "")
+
+		// Past the edit window (24 hours by default).
+		old := e.post("/api/v1/messages", `{"from_user_id":"2","to_user_id":"3","message":"позавчера"}`)
+		if _, err := db.Exec(db.Rebind(`UPDATE messages SET created_at = ? WHERE id = ?`), time.Now().Add(-48*time.Hour).UnixMicro(), old); err != nil {
+			t.Fatal(err)
+		}
+		st, out = e.do("PATCH", fmt.Sprintf("/api/v1/messages/%d", old), `{"from_user_id":"2","message":"сегодня"}`)
+		expectError(t, st, out, 409, "edit_window_over", "")
+		st, out = e.do("DELETE", fmt.Sprintf("/api/v1/messages/%d?from_user_id=2", old), "")
+		expectError(t, st, out, 409, "edit_window_over", "")
+	})
+}
