@@ -58,6 +58,8 @@ func (a *API) changeFailed(w http.ResponseWriter, r *http.Request, err error, fi
 		writeError(w, http.StatusConflict, "edit_window_over", "the time to change this message is over")
 	case errors.Is(err, mam.ErrRetracted):
 		writeError(w, http.StatusConflict, "message_retracted", "the message was deleted")
+	case errors.Is(err, xmppcore.ErrBlocked):
+		writeError(w, http.StatusForbidden, "blocked", "one of the two users blocked the other")
 	case errors.Is(err, mam.ErrForbidden):
 		writeError(w, http.StatusForbidden, "not_author", "only its author may change a message")
 	case errors.Is(err, mam.ErrInvalid):

@@ -3,6 +3,7 @@ package xmppcore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -206,8 +207,32 @@ func (s *Server) resolveChange(ctx context.Context, r ChangeRequest) (*mam.Messa
 	if s.msgs == nil {
 		return nil, ErrChangesUnavailable
 	}
-	return s.msgs.Resolve(ctx, r.User, r.Ref)
+	m, err := s.msgs.Resolve(ctx, r.User, r.Ref)
+	if err != nil || m.ChatID != 0 {
+		return m, err
+	}
+	// Between two people who blocked one another (XEP-0191) nothing
+	// changes, as nothing new would be delivered.
+	peerID := m.ToID
+	if r.User == m.ToID {
+		peerID = m.FromID
+	}
+	if peerID != r.User {
+		me, err1 := s.users.byID(ctx, r.User)
+		peer, err2 := s.users.byID(ctx, peerID)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("xmppcore: message change: %w", err)
+		}
+		if s.isBlocked(ctx, peer.ID, s.bareJID(me.Login)) || s.isBlocked(ctx, me.ID, s.bareJID(peer.Login)) {
+			return nil, ErrBlocked
+		}
+	}
+	return m, nil
 }
+
+// ErrBlocked refuses a change to a message between two users when one
+// blocked the other. It is a mam.ErrForbidden.
+var ErrBlocked = fmt.Errorf("%w: blocked", mam.ErrForbidden)
 
 // tellChange sends the notice about c: for a personal message to the
 // other party's sessions (and the actor's other sessions as carbons), for
@@ -326,6 +351,8 @@ func ChangeError(err error) *StanzaError {
 		return ErrNotAllowed("the time to change this message is over")
 	case errors.Is(err, mam.ErrRetracted):
 		return ErrNotAllowed("the message was retracted")
+	case errors.Is(err, ErrBlocked):
+		return ErrNotAcceptable("blocked")
 	case errors.Is(err, mam.ErrForbidden):
 		return ErrForbidden("only its author may change a message")
 	case errors.Is(err, mam.ErrInvalid):
