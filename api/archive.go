@@ -30,6 +30,8 @@ type archiveMessage struct {
 	Edited     bool    `json:"edited"`
 	EditedAt   *string `json:"edited_at"`
 	Deleted    bool    `json:"deleted"`
+	// Reactions, in history (omitted when none).
+	Reactions []reactionJSON `json:"reactions,omitempty"`
 }
 
 type searchHit struct {
@@ -194,6 +196,10 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out = append(out, m)
+	}
+	if err := x.reactions(out); err != nil {
+		a.internal(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "complete": p.Complete})
 }

@@ -208,18 +208,47 @@ func (a *API) reaction(w http.ResponseWriter, r *http.Request, req reactionReq, 
 		return
 	}
 	x := &extIDs{a: a, r: r, cache: map[int64]string{}}
+	out, err := x.reactionList(sum)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message_id": id, "reactions": out})
+}
+
+// reactionList names the users of a reaction summary by portal id.
+func (x *extIDs) reactionList(sum []mam.Reaction) ([]reactionJSON, error) {
 	out := make([]reactionJSON, 0, len(sum))
 	for _, s := range sum {
 		rj := reactionJSON{Emoji: s.Emoji, Users: make([]string, 0, len(s.Users))}
 		for _, u := range s.Users {
 			ext, err := x.of(u)
 			if err != nil {
-				a.internal(w, r, err)
-				return
+				return nil, err
 			}
 			rj.Users = append(rj.Users, *ext)
 		}
 		out = append(out, rj)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"message_id": id, "reactions": out})
+	return out, nil
+}
+
+// reactions adds their reactions to a page of messages (one query).
+func (x *extIDs) reactions(msgs []archiveMessage) error {
+	ids := make([]int64, len(msgs))
+	for i := range msgs {
+		ids[i] = msgs[i].ID
+	}
+	all, err := x.a.opts.Archive.Reactions(x.r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	for i := range msgs {
+		if sum := all[msgs[i].ID]; len(sum) > 0 {
+			if msgs[i].Reactions, err = x.reactionList(sum); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -59,6 +59,10 @@ func TestEditsOverREST(t *testing.T) {
 		if st != 200 || fmt.Sprint(out["reactions"]) != "[map[emoji:👍 users:[3]]]" {
 			t.Fatalf("react again: %d %v", st, out)
 		}
+		st, out = e.do("GET", "/api/v1/users/3/history?with=2", "")
+		if h := messagesOf(t, out, "messages"); st != 200 || len(h) != 1 || fmt.Sprint(h[0]["reactions"]) != "[map[emoji:👍 users:[3]]]" {
+			t.Fatalf("history with reactions: %d %v", st, out)
+		}
 		st, out = e.do("DELETE", path+"/reactions?from_user_id=3&reaction="+url.QueryEscape("👍"), "")
 		if st != 200 || fmt.Sprint(out["reactions"]) != "[]" {
 			t.Fatalf("remove reaction: %d %v", st, out)
