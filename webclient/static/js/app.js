@@ -159,6 +159,7 @@ function onEvent(f) {
     case 'synced': onSynced(); break;
     case 'message': onMessage(f.message, f.replay); break;
     case 'edited': case 'deleted': onMessage(f.message, true); break;
+    case 'reactions': onReactions(f.message_id, f.reactions); break;
     case 'receipt': onReceipt(f); break;
     case 'typing': onTyping(f); break;
     case 'presence': S.presence.set(f.user, f); renderPresence(f.user); break;
@@ -181,6 +182,11 @@ function onMessage(m, quiet) {
   const box = S.msgs.get(key);
   const isNew = !S.seen.has(m.id) && !(box && box.list.some((x) => x.id === m.id));
   S.seen.add(m.id);
+  if (box && !m.reactions && !m.deleted) {
+    // An edit does not carry the reactions: keep those we have.
+    const had = box.list.find((x) => x.id === m.id);
+    if (had && had.reactions) m.reactions = had.reactions;
+  }
   if (box) box.list = mergeMessages(box.list, [m]);
   const c = S.convs.get(key) || { key, unread: 0 };
   if (!c.last || c.last.id <= m.id) c.last = m;
@@ -195,6 +201,29 @@ function onMessage(m, quiet) {
   if (S.open === key) { renderMessages(true); markOpenRead(); renderHead(); }
   renderList();
 }
+
+// onReactions shows everyone's reactions on a message now.
+function onReactions(id, reactions) {
+  for (const [key, box] of S.msgs) {
+    const m = box.list.find((x) => x.id === id);
+    if (!m) continue;
+    m.reactions = reactions && reactions.length ? reactions : undefined;
+    if (S.open === key) renderMessages(false);
+  }
+}
+
+// toggleReaction adds or takes off one of my reactions (the bridge takes
+// my whole set, as XEP-0444 does).
+async function toggleReaction(m, emoji) {
+  const mine = (m.reactions || []).filter((r) => r.users.includes(S.me.id)).map((r) => r.emoji);
+  const next = mine.includes(emoji) ? mine.filter((x) => x !== emoji) : [...mine, emoji];
+  try {
+    const d = await bridge.request('react', { message_id: m.id, reactions: next });
+    onReactions(m.id, d.reactions);
+  } catch (e) { toast(e); }
+}
+
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '🙏'];
 
 function onReceipt(f) {
   const key = f.chat ? 'c' + f.chat : 'u' + f.user;
@@ -653,17 +682,25 @@ function bubble(m, c, mine, author, tail) {
     m.edited && !m.deleted ? h('span.edited', null, t('edited')) : null,
     h('time', { datetime: new Date(m.time).toISOString(), title: new Date(m.time).toLocaleString(lang) }, formatTime(m.time, lang)),
     status(m, c));
-  const more = mine && !m.deleted && m.id ? h('button.msg-more', { 'aria-label': '⋯', onclick: (e) => { e.stopPropagation(); msgMenu(e.currentTarget, m); } }, '⋯') : null;
+  const reactions = m.reactions && m.reactions.length && !m.deleted ? h('div.reactions', null,
+    m.reactions.map((r) => h('button.reaction' + (r.users.includes(S.me.id) ? '.mine' : ''), {
+      title: r.users.map((u) => S.users.get(u)?.name || '…').join(', '),
+      onclick: (e) => { e.stopPropagation(); toggleReaction(m, r.emoji); },
+    }, r.emoji + ' ' + r.users.length))) : null;
+  const more = !m.deleted && m.id && m.kind !== 'system' ? h('button.msg-more', { 'aria-label': '⋯', onclick: (e) => { e.stopPropagation(); msgMenu(e.currentTarget, m); } }, '⋯') : null;
   return h('div.bubble' + (tail ? '.tail' : '') + (m.deleted ? '.gone' : ''), { dataset: { id: m.id || '' } },
     author ? h('div.author', { style: `color:${colorFor(author.id)}`, onclick: () => openProfile(author.id) }, author.name) : null,
-    body, meta, more);
+    body, reactions, meta, more);
 }
 
 function msgMenu(anchor, m) {
   document.querySelectorAll('.msg-menu').forEach((x) => x.remove());
+  const mine = m.from === S.me.id;
   const menu = h('div.msg-menu', null,
-    h('button.menu-item', { onclick: () => { menu.remove(); startEdit(m); } }, t('edit')),
-    h('button.menu-item.danger', { onclick: async () => { menu.remove(); if (confirm(t('deleteConfirm'))) { try { await bridge.request('delete', { message_id: m.id }); } catch (e) { toast(e); } } } }, t('delete')));
+    mine ? h('button.menu-item', { onclick: () => { menu.remove(); startEdit(m); } }, t('edit')) : null,
+    mine ? h('button.menu-item.danger', { onclick: async () => { menu.remove(); if (confirm(t('deleteConfirm'))) { try { await bridge.request('delete', { message_id: m.id }); } catch (e) { toast(e); } } } }, t('delete')) : null,
+    h('div.react-pick', { 'aria-label': t('react') },
+      QUICK_REACTIONS.map((x) => h('button.react-opt', { onclick: () => { menu.remove(); toggleReaction(m, x); } }, x))));
   anchor.parentElement.appendChild(menu);
 }
 
