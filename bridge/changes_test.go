@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,12 @@ func TestCorrectionInChat(t *testing.T) {
 		conv.Send(`<presence to='` + room + `/Петрова'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
 		conv.Expect("<subject")
 		wp := e.browser("petrova")
+		// The room tells clients it keeps retractions and bounds reactions.
+		dino.Send(`<iq type='get' id='di' to='` + room + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		di := dino.Expect("id='di'")
+		if !strings.Contains(di, "var='urn:xmpp:message-retract:1'") || !regexp.MustCompile(`urn:xmpp:reactions:0:restrictions.*var='max_reactions_per_user'[^>]*><value>10</value>`).MatchString(di) {
+			t.Fatalf("room disco#info: got %s", di)
+		}
 
 		dino.Send(`<message to='` + room + `' type='groupchat' id='m-1'><body>План на неделю</body><origin-id xmlns='urn:xmpp:sid:0' id='m-1'/></message>`)
 		id := wp.expectMsg("План на неделю")["id"].(float64)

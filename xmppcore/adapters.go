@@ -261,6 +261,7 @@ func (s *Server) registerMAM(st *mam.Store, dir mam.Directory) {
 	for _, f := range mam.Features {
 		s.AddFeature(f)
 	}
+	s.AddFeature(NSRetract) // XEP-0424: retractions leave tombstones in the archive
 }
 
 func mamError(err error) error {

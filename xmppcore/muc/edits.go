@@ -78,3 +78,10 @@ func (s *Service) MessageChanged(ctx context.Context, ch *xmppcore.MessageChange
 	msg.Children = append(msg.Children, el(NSVestnik, "chat", "id", strconv.FormatInt(c.ID, 10), "from-user", strconv.FormatInt(ch.Actor, 10)))
 	s.fanout(ctx, c, msg)
 }
+
+// reactionRestrictions is the XEP-0444 disco#info form telling clients
+// how many reactions one user keeps on a message.
+func reactionRestrictions() *xmppcore.Element {
+	return dataForm("result", xmppcore.NSReactions+":restrictions",
+		field("text-single", "max_reactions_per_user", "", strconv.Itoa(mam.MaxReactions)))
+}
