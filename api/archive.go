@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"vestnik/roster"
+	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 )
 
@@ -32,6 +33,8 @@ type archiveMessage struct {
 	Deleted    bool    `json:"deleted"`
 	// Reactions, in history (omitted when none).
 	Reactions []reactionJSON `json:"reactions,omitempty"`
+	// ReplyTo is the id of the message this one answers (XEP-0461).
+	ReplyTo int64 `json:"reply_to,omitempty"`
 }
 
 type searchHit struct {
@@ -81,6 +84,14 @@ func (x *extIDs) message(m *mam.Message) (archiveMessage, error) {
 	if m.EditedAt != nil {
 		s := m.EditedAt.UTC().Format(time.RFC3339Nano)
 		out.EditedAt = &s
+	}
+	if m.ReplyTo != 0 && !m.Deleted {
+		// The quote a Jabber client put in the body for clients
+		// without XEP-0461 is not part of the text.
+		out.ReplyTo = m.ReplyTo
+		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {
+			out.Text = xmppcore.StripReplyFallback(out.Text, kids)
+		}
 	}
 	return out, nil
 }

@@ -316,6 +316,8 @@ type postChatMessageReq struct {
 	FromUserID userID  `json:"from_user_id"`
 	Message    *string `json:"message"`
 	System     bool    `json:"system"`
+	// ReplyTo is the id of the chat message this one answers (XEP-0461).
+	ReplyTo int64 `json:"reply_to"`
 }
 
 func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
@@ -340,7 +342,13 @@ func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		from = u.ID
 	}
-	msgID, err := a.chats.PostMessage(r.Context(), id, from, *req.Message, req.System)
+	var msgID int64
+	var err error
+	if req.ReplyTo != 0 && !req.System {
+		msgID, err = a.chats.PostReply(r.Context(), id, from, *req.Message, "", req.ReplyTo)
+	} else {
+		msgID, err = a.chats.PostMessage(r.Context(), id, from, *req.Message, req.System)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -90,3 +90,32 @@ func TestEditsOverREST(t *testing.T) {
 		expectError(t, st, out, 409, "edit_window_over", "")
 	})
 }
+
+func TestRepliesOverREST(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db, Options{})
+		reader := e.attach(t, "2")
+		q := e.post("/api/v1/messages", `{"from_user_id":"2","to_user_id":"3","message":"Когда?"}`)
+		a := e.post("/api/v1/messages", fmt.Sprintf(`{"from_user_id":"3","to_user_id":"2","message":"В три","reply_to":%d}`, q))
+		reader.expect(t, "В три", "<reply xmlns='urn:xmpp:reply:0' to='ivanov@example.test'", fmt.Sprintf("<reply-to xmlns='urn:vestnik:message:0' id='%d'/>", q))
+		st, out := e.do("GET", "/api/v1/users/2/history?with=3", "")
+		h := messagesOf(t, out, "messages")
+		if st != 200 || len(h) != 2 || h[1]["id"] != float64(a) || h[1]["reply_to"] != float64(q) || h[0]["reply_to"] != nil {
+			t.Fatalf("history: %d %v", st, out)
+		}
+		// A message of another conversation cannot be answered here.
+		other := e.post("/api/v1/messages", `{"from_user_id":"2","to_user_id":"4","message":"не вам"}`)
+		st, out = e.do("POST", "/api/v1/messages", fmt.Sprintf(`{"from_user_id":"3","to_user_id":"2","message":"?","reply_to":%d}`, other))
+		expectError(t, st, out, 422, "unknown_reply", "reply_to")
+
+		chat := e.createChat(`{"title":"Ответы","color":"GREEN","type":"closed","owner_id":"2","users":["3"]}`)
+		c1 := e.post(fmt.Sprintf("/api/v1/chats/%d/messages", chat), `{"from_user_id":"2","message":"Повестка?"}`)
+		c2 := e.post(fmt.Sprintf("/api/v1/chats/%d/messages", chat), fmt.Sprintf(`{"from_user_id":"3","message":"Бюджет","reply_to":%d}`, c1))
+		var replyTo int64
+		if err := db.Get(&replyTo, db.Rebind(`SELECT reply_to FROM messages WHERE id = ?`), c2); err != nil || replyTo != c1 {
+			t.Fatalf("chat reply stored: %d %v, want %d", replyTo, err, c1)
+		}
+		st, out = e.do("POST", fmt.Sprintf("/api/v1/chats/%d/messages", chat), fmt.Sprintf(`{"from_user_id":"3","message":"?","reply_to":%d}`, q))
+		expectError(t, st, out, 422, "unknown_reply", "reply_to")
+	})
+}

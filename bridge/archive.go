@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 )
@@ -27,6 +28,12 @@ func FromMAM(m *mam.Message) Message {
 		Time: m.CreatedAt.UnixMilli(), OriginID: m.OriginID, Edited: m.EditedAt != nil, Deleted: m.Deleted}
 	if out.Deleted {
 		out.Body = ""
+	}
+	if m.ReplyTo != 0 && !m.Deleted {
+		out.ReplyTo = m.ReplyTo
+		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {
+			out.Body = xmppcore.StripReplyFallback(out.Body, kids)
+		}
 	}
 	return out
 }

@@ -339,3 +339,90 @@ func countMessages(t *testing.T, db *sqlx.DB, a, b int64) int {
 	}
 	return n
 }
+
+// TestRepliesAcrossDoors: XEP-0461 replies from Jabber clients (with the
+// quote fallback Conversations puts in the body) reach the browser as
+// reply_to with the quote taken off, and the browser's replies reach
+// Jabber clients as <reply/> naming the message the way they know it; a
+// reply to a message one cannot see is refused.
+func TestRepliesAcrossDoors(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newTCPEnv(t, db)
+		ctx := context.Background()
+		ivanov, petrova := e.user("ivanov"), e.user("petrova")
+		chat, err := e.svc.Create(ctx, ivanov.ID, muc.NewChat{Title: "Планёрка", Color: "GREEN", Type: "closed", Members: []int64{petrova.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := chat.Room + "@conference.localhost"
+		dino := e.jabber("ivanov", "dino")
+		conv := e.jabber("petrova", "conversations")
+		conv.Send(`<presence to='` + room + `/Петрова'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		conv.Expect("<subject")
+		wi := e.browser("ivanov")
+
+		// Personal: Ivanov's Dino asks, Petrova's Conversations answers with a quote.
+		dino.Send(`<message to='petrova@localhost' type='chat' id='d-1'><body>Когда встреча?</body></message>`)
+		q := wi.expectMsg("Когда встреча?")["id"].(float64)
+		conv.Expect("id='d-1'")
+		quote := "> Когда встреча?\n"
+		conv.Send(fmt.Sprintf(`<message to='ivanov@localhost' type='chat' id='c-1'><body>%sВ три</body><reply xmlns='urn:xmpp:reply:0' to='ivanov@localhost' id='d-1'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='%d'/></fallback></message>`,
+			quote, len([]rune(quote))))
+		got := wi.expectMsg("В три")
+		if got["reply_to"] != q {
+			t.Fatalf("reply in the browser: got %v, want reply_to %v", got, q)
+		}
+		answer := got["id"].(float64)
+		dino.Expect("id='c-1'", "<reply xmlns='urn:xmpp:reply:0' to='ivanov@localhost' id='d-1'>", fmt.Sprintf("<reply-to xmlns='urn:vestnik:message:0' id='%d'>", int64(q)))
+		// The browser answers the answer; Conversations sees whom.
+		d := wi.call(Frame{"type": "send", "to": Frame{"user": petrova.ID}, "body": "Договорились", "reply_to": answer})
+		if d["message"].(map[string]any)["reply_to"] != answer {
+			t.Fatalf("send ack: got %v", d)
+		}
+		conv.Expect("Договорились", "<reply xmlns='urn:xmpp:reply:0' to='petrova@localhost' id='c-1'>")
+		if m, err := e.arch.Get(ctx, int64(answer)); err != nil || m.ReplyTo != int64(q) {
+			t.Fatalf("archived reply: %+v %v", m, err)
+		}
+
+		// In the room: the browser posts, the occupant replies by stanza-id, the browser replies back.
+		x := wi.call(Frame{"type": "send", "to": Frame{"chat": chat.ID}, "body": "Повестка?"})["message"].(map[string]any)["id"].(float64)
+		conv.Expect("Повестка?")
+		conv.Send(fmt.Sprintf(`<message to='%s' type='groupchat' id='c-2'><body>Бюджет</body><reply xmlns='urn:xmpp:reply:0' to='%s/Иванов' id='%d'/></message>`, room, room, int64(x)))
+		got = wi.expectMsg("Бюджет")
+		if got["reply_to"] != x || got["chat"] != float64(chat.ID) {
+			t.Fatalf("room reply in the browser: got %v, want reply_to %v", got, x)
+		}
+		wi.call(Frame{"type": "send", "to": Frame{"chat": chat.ID}, "body": "Принято", "reply_to": got["id"]})
+		conv.Expect("Принято", fmt.Sprintf("<reply xmlns='urn:xmpp:reply:0' to='%s/Петрова' id='%d'>", room, int64(got["id"].(float64))))
+
+		// After a reconnect, history keeps the replies, without the quote.
+		wi.ws.Close()
+		wi2 := e.browser("ivanov")
+		h := wi2.call(Frame{"type": "history", "with": Frame{"user": petrova.ID}})
+		var found bool
+		for _, x := range h["messages"].([]any) {
+			m := x.(map[string]any)
+			if m["id"] == answer {
+				found = m["body"] == "В три" && m["reply_to"] == q
+			}
+		}
+		if !found {
+			t.Fatalf("history: no reply %v with its quote taken off in %v", answer, h["messages"])
+		}
+
+		// One cannot answer what one cannot see.
+		wa := e.browser("alice")
+		fid := wa.send(Frame{"type": "send", "to": Frame{"user": ivanov.ID}, "body": "и я", "reply_to": q})
+		if f := wa.expect("error", fid); f["code"] != "bad_reply" {
+			t.Fatalf("reply to another conversation's message: got %v", f)
+		}
+		fid = wa.send(Frame{"type": "send", "to": Frame{"chat": chat.ID}, "body": "и я", "reply_to": x})
+		if f := wa.expect("error", fid); f["code"] != "forbidden" && f["code"] != "invalid" {
+			t.Fatalf("reply in a closed chat by a non-member: got %v", f)
+		}
+		conv.Send(`<message to='ivanov@localhost' type='chat' id='c-9'><body>?</body><reply xmlns='urn:xmpp:reply:0' to='ivanov@localhost' id='no-such-id'/></message>`)
+		conv.Expect("type='error'", "id='c-9'", "not-acceptable")
+		conv.Send(`<message to='` + room + `' type='groupchat' id='c-10'><body>?</body><reply xmlns='urn:xmpp:reply:0' id='999999'/></message>`)
+		conv.Expect("type='error'", "id='c-10'", "not-acceptable")
+	})
+}

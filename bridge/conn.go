@@ -291,7 +291,8 @@ type request struct {
 	IDs      []int64 `json:"ids"`
 	All      bool    `json:"all"`
 	// Reactions is the whole set of the user's reactions (react).
-	Reactions []string `json:"reactions"`
+	Reactions []string `json:"reactions"` // ReplyTo is the message a sent one answers (send).
+	ReplyTo   int64    `json:"reply_to"`
 }
 
 type cmdError struct{ code, msg string }
@@ -391,7 +392,7 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		if len(r.OriginID) > 64 {
 			return nil, bad("bad_frame", "origin_id is longer than 64 characters")
 		}
-		m, err := c.link.Send(ctx, r.To, body, r.OriginID)
+		m, err := c.link.Send(ctx, r.To, body, r.OriginID, r.ReplyTo)
 		if err != nil {
 			return nil, err
 		}

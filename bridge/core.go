@@ -27,6 +27,8 @@ type Message struct {
 	Deleted  bool   `json:"deleted,omitempty"`
 	// Reactions on the message, in history and resume (omitted when none).
 	Reactions []Reaction `json:"reactions,omitempty"`
+	// ReplyTo is the id of the message this one answers (XEP-0461).
+	ReplyTo int64 `json:"reply_to,omitempty"`
 }
 
 // Reaction is one reaction on a message and the users who gave it.
@@ -68,8 +70,9 @@ type Core interface {
 
 // Link is one attached bridge session in the router.
 type Link interface {
-	// Send stores and routes a message; the answer carries the stored id.
-	Send(ctx context.Context, to Target, body, originID string) (*Message, error)
+	// Send stores and routes a message, answering message replyTo when
+	// not 0; the answer carries the stored id.
+	Send(ctx context.Context, to Target, body, originID string, replyTo int64) (*Message, error)
 	Edit(ctx context.Context, id int64, body string) (*Message, error)
 	Retract(ctx context.Context, id int64) (*Message, error)
 	// React replaces the user's reactions on a message (the whole set,

@@ -35,6 +35,7 @@ const (
 // messages like an occupant without joining each room.
 type ChatService interface {
 	PostMessageOrigin(ctx context.Context, chatID, fromUserID int64, body, originID string, system bool) (int64, error)
+	PostReply(ctx context.Context, chatID, fromUserID int64, body, originID string, replyTo int64) (int64, error)
 	Follow(ctx context.Context, userID int64, full string) error
 	Unfollow(userID int64, full string)
 }
@@ -357,6 +358,9 @@ func (l *xmppLink) personal(ctx context.Context, el *xmppcore.Element, id, chat 
 		from, to := l.peer(ctx, el.AttrValue("from")), l.peer(ctx, el.AttrValue("to"))
 		if from > 0 && to > 0 {
 			m := Message{ID: id, Kind: "chat", From: from, To: to, Body: el.ChildText(xmppcore.NSClient, "body"), Time: time.Now().UnixMilli()}
+			if m.ReplyTo = xmppcore.ReplyTo(el); m.ReplyTo != 0 {
+				m.Body = xmppcore.StripReplyFallback(m.Body, el.Children)
+			}
 			if o := el.Child(xmppcore.NSStanzaID, "origin-id"); o != nil {
 				m.OriginID = o.AttrValue("id")
 			}
@@ -493,7 +497,7 @@ func (l *xmppLink) presenceFrames(ctx context.Context, el *xmppcore.Element) []F
 	return []Frame{{"type": "presence", "user": p.User, "show": p.Show, "status": p.Status, "last_seen": p.LastSeen}}
 }
 
-func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (*Message, error) {
+func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string, replyTo int64) (*Message, error) {
 	if originID == "" {
 		originID = "b" + randomResource()
 	}
@@ -502,7 +506,13 @@ func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (
 		if l.x.post == nil {
 			return nil, bad("unavailable", "group chats are not available on this server")
 		}
-		n, err := l.x.post.PostMessageOrigin(ctx, to.Chat, l.userID, body, originID, false)
+		var n int64
+		var err error
+		if replyTo != 0 {
+			n, err = l.x.post.PostReply(ctx, to.Chat, l.userID, body, originID, replyTo)
+		} else {
+			n, err = l.x.post.PostMessageOrigin(ctx, to.Chat, l.userID, body, originID, false)
+		}
 		if err != nil {
 			return nil, chatErr(err)
 		}
@@ -521,6 +531,17 @@ func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (
 		el.AddChild(xmppcore.NewElement(nsReceipts, "request"))
 		el.AddChild(xmppcore.NewElement(nsMarkers, "markable"))
 		el.AddChild(xmppcore.NewElement(nsChatStates, "active"))
+		if replyTo != 0 {
+			// A XEP-0461 reply, as a Jabber client sends it.
+			r, err := l.x.srv.ReplyElement(ctx, l.userID, mam.Ref{ID: replyTo, With: to.User})
+			if errors.Is(err, xmppcore.ErrBadReply) {
+				return nil, bad("bad_reply", "no such message in this conversation to reply to")
+			}
+			if err != nil {
+				return nil, err
+			}
+			el.AddChild(r)
+		}
 		n, err := l.sess.HandleMessage(ctx, el)
 		if err != nil {
 			var se *xmppcore.StanzaError
@@ -542,7 +563,7 @@ func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (
 	l.mu.Unlock()
 	// The message as stored (the archive assigned id and time; the time
 	// differs from created_at by the commit's few milliseconds at most).
-	msg := Message{ID: id, Kind: "chat", From: l.userID, To: to.User, Body: body, Time: time.Now().UnixMilli(), OriginID: originID}
+	msg := Message{ID: id, Kind: "chat", From: l.userID, To: to.User, Body: body, Time: time.Now().UnixMilli(), OriginID: originID, ReplyTo: replyTo}
 	if to.Chat > 0 {
 		msg.Kind, msg.To, msg.Chat = "groupchat", 0, to.Chat
 	}

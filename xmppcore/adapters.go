@@ -180,7 +180,7 @@ func MAMArchive(st *mam.Store) Archive { return mamArchive{st} }
 
 func (a mamArchive) Append(ctx context.Context, m *ArchivedMessage) (bool, error) {
 	mm := &mam.Message{Kind: mam.KindChat, FromID: m.FromID, ToID: m.ToID, FromResource: m.FromResource,
-		OriginID: m.OriginID, Body: m.Body, Payload: m.Payload}
+		OriginID: m.OriginID, Body: m.Body, Payload: m.Payload, ReplyTo: m.ReplyTo}
 	newContact, err := a.st.Append(ctx, mm)
 	if err != nil {
 		return false, err

@@ -94,4 +94,5 @@ type ArchivedMessage struct {
 	OriginID     string // the client's id: origin-id, else the stanza id
 	Body         string
 	Payload      string // other child elements, serialized
+	ReplyTo      int64  // the archive id this message answers (XEP-0461), 0: none
 }

@@ -92,6 +92,11 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 	s.directInvite(ctx, sess, j, el)
 	id, err := s.deliverPersonal(ctx, sess.userID, sess.login, sess.resource, sess, acc, j.Resourcepart(), el)
 	if err != nil {
+		if errors.Is(err, ErrBadReply) {
+			e := ErrNotAcceptable("no such message to reply to")
+			sess.replyError(el, e)
+			return 0, e
+		}
 		if errors.Is(err, mam.ErrInvalid) {
 			e := ErrPolicyViolation("message too large")
 			sess.replyError(el, e)
@@ -108,6 +113,13 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 // from a client: archived, stanza-id, routed or left for offline
 // delivery, carbons to the sender's resources.
 func (s *Server) SendPersonal(ctx context.Context, fromUserID, toUserID int64, body string) (int64, error) {
+	return s.SendPersonalReply(ctx, fromUserID, toUserID, body, 0)
+}
+
+// SendPersonalReply is SendPersonal answering message replyTo (an
+// archive id; 0: none), as a XEP-0461 reply: ErrBadReply when the sender
+// may not see that message in this conversation.
+func (s *Server) SendPersonalReply(ctx context.Context, fromUserID, toUserID int64, body string, replyTo int64) (int64, error) {
 	from, err := s.users.byID(ctx, fromUserID)
 	if err != nil {
 		return 0, fmt.Errorf("xmppcore: send personal: sender %d: %w", fromUserID, err)
@@ -122,6 +134,13 @@ func (s *Server) SendPersonal(ctx context.Context, fromUserID, toUserID int64, b
 	el := NewElement(NSClient, "message", "type", "chat", "id", randomID(9),
 		"from", s.bareJID(from.Login), "to", s.bareJID(to.Login))
 	el.AddText(NSClient, "body", body)
+	if replyTo != 0 {
+		r, err := s.ReplyElement(ctx, from.ID, mam.Ref{ID: replyTo, With: to.ID})
+		if err != nil {
+			return 0, err
+		}
+		el.AddChild(r)
+	}
 	return s.deliverPersonal(ctx, from.ID, from.Login, "", nil, to, "", el)
 }
 
@@ -137,9 +156,13 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 	var id int64
 	body := el.Child(NSClient, "body")
 	if (typ == "chat" || typ == "normal") && body != nil {
+		replyTo, err := s.markReply(ctx, fromID, to.ID, el)
+		if err != nil {
+			return 0, err
+		}
 		m := &ArchivedMessage{
 			FromID: fromID, ToID: to.ID, FromResource: fromRes,
-			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el),
+			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el), ReplyTo: replyTo,
 		}
 		newContact, err := s.arch.Append(ctx, m)
 		if err != nil {

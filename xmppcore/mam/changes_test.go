@@ -186,3 +186,46 @@ func show(sum []Reaction) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestReplies(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		s := NewStore(db)
+		q := mustAppend(t, s, &Message{Kind: KindChat, FromID: 1, ToID: 2, OriginID: "q-1", Body: "Когда?"})
+		other := mustAppend(t, s, personal(1, 3, "не тебе"))
+		target, err := s.ReplyTarget(ctx, 2, Ref{Client: "q-1", With: 1})
+		if err != nil || target.ID != q.ID {
+			t.Fatalf("reply target: %+v %v", target, err)
+		}
+		a := mustAppend(t, s, &Message{Kind: KindChat, FromID: 2, ToID: 1, Body: "В три", ReplyTo: target.ID})
+		// Both append paths (one alone, a batch) keep it.
+		batch := make(chan *Message, 3)
+		for i := 0; i < 3; i++ {
+			go func() {
+				m := &Message{Kind: KindChat, FromID: 2, ToID: 1, Body: "и ещё", ReplyTo: q.ID}
+				if _, err := s.Append(ctx, m); err != nil {
+					t.Error(err)
+				}
+				batch <- m
+			}()
+		}
+		for _, m := range []*Message{a, <-batch, <-batch, <-batch} {
+			got, err := s.Get(ctx, m.ID)
+			if err != nil || got.ReplyTo != q.ID {
+				t.Fatalf("stored reply: %+v %v, want reply_to %d", got, err, q.ID)
+			}
+		}
+		if _, err := s.ReplyTarget(ctx, 2, Ref{ID: other.ID, With: 1}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("reply to a message one cannot see: got %v, want ErrNotFound", err)
+		}
+		if _, err := s.ReplyTarget(ctx, 3, Ref{ID: q.ID, With: 1}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("reply from outside the conversation: got %v, want ErrNotFound", err)
+		}
+		if _, err := s.Retract(ctx, 1, q.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ReplyTarget(ctx, 2, Ref{ID: q.ID, With: 1}); !errors.Is(err, ErrRetracted) {
+			t.Errorf("reply to a retracted message: got %v, want ErrRetracted", err)
+		}
+	})
+}

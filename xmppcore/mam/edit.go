@@ -222,3 +222,20 @@ func (s *Store) reindex(ctx context.Context, tx *sqlx.Tx, id int64, terms string
 	_, err := tx.ExecContext(ctx, `INSERT INTO messages_fts (rowid, terms) VALUES (?, ?)`, id, terms)
 	return err
 }
+
+// ReplyTarget is the message a reply by author names (XEP-0461): one
+// author may read, in the conversation ref names, not retracted. One
+// cannot answer what one cannot see (ErrNotFound).
+func (s *Store) ReplyTarget(ctx context.Context, author int64, ref Ref) (*Message, error) {
+	m, err := s.Resolve(ctx, author, ref)
+	if err != nil {
+		return nil, err
+	}
+	if m.Deleted {
+		return nil, ErrRetracted
+	}
+	if m.Kind == KindHeadline {
+		return nil, ErrNotFound
+	}
+	return m, nil
+}

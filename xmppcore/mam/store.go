@@ -64,6 +64,9 @@ type Message struct {
 	Payload  string
 	EditedAt *time.Time
 	Deleted  bool
+	// ReplyTo is the archive id of the message this one answers
+	// (XEP-0461), 0 for none; the door resolves it (ReplyTarget).
+	ReplyTo int64
 }
 
 // Options tune the store; zero values are the documented defaults.
@@ -133,7 +136,7 @@ func NewStoreOptions(db *sqlx.DB, opts Options) *Store {
 
 // columns selected for a Message, with the alias m.
 const msgColumns = `m.id, m.created_at, m.kind, m.from_id, m.to_id, m.chat_id, m.from_resource,
-	m.origin_id, m.body, m.payload, m.edited_at, m.deleted`
+	m.origin_id, m.body, m.payload, m.edited_at, m.deleted, m.reply_to`
 
 type msgRow struct {
 	ID           int64         `db:"id"`
@@ -148,6 +151,7 @@ type msgRow struct {
 	Payload      string        `db:"payload"`
 	EditedAt     sql.NullInt64 `db:"edited_at"`
 	Deleted      bool          `db:"deleted"`
+	ReplyTo      sql.NullInt64 `db:"reply_to"`
 }
 
 func (r *msgRow) message() Message {
@@ -163,6 +167,7 @@ func (r *msgRow) message() Message {
 		Body:         r.Body,
 		Payload:      r.Payload,
 		Deleted:      r.Deleted,
+		ReplyTo:      r.ReplyTo.Int64,
 	}
 	if r.EditedAt.Valid {
 		t := time.UnixMicro(r.EditedAt.Int64).UTC()

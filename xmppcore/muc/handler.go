@@ -389,6 +389,10 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 		s.answerGetChatID(ctx, c, u.ID, from)
 		return
 	}
+	replyTo, ok := s.markReply(ctx, c, u.ID, body, e)
+	if !ok {
+		return
+	}
 	payload := messagePayload(e)
 	if body == "" {
 		// Chat states, markers, reactions: relayed to the occupants as
@@ -415,7 +419,7 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	if len(originID) > 128 {
 		originID = originID[:128]
 	}
-	if _, err := s.post(ctx, c, u.ID, o.nick, originID, body, payload, false); err != nil {
+	if _, err := s.post(ctx, c, u.ID, o.nick, originID, body, payload, false, replyTo); err != nil {
 		s.replyErr(ctx, e, err)
 	}
 }

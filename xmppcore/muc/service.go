@@ -288,6 +288,17 @@ func (s *Service) PostMessage(ctx context.Context, chatID, fromUserID int64, bod
 // (XEP-0359 origin-id), kept in the archive and echoed in the stanza so
 // the sender recognizes its message (the bridge uses it).
 func (s *Service) PostMessageOrigin(ctx context.Context, chatID, fromUserID int64, body, originID string, system bool) (int64, error) {
+	return s.postMessage(ctx, chatID, fromUserID, body, originID, system, 0)
+}
+
+// PostReply is PostMessageOrigin for a message answering message replyTo
+// of the chat (an archive id; XEP-0461): refused (InvalidError on
+// reply_to) when the author may not see that message.
+func (s *Service) PostReply(ctx context.Context, chatID, fromUserID int64, body, originID string, replyTo int64) (int64, error) {
+	return s.postMessage(ctx, chatID, fromUserID, body, originID, false, replyTo)
+}
+
+func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, body, originID string, system bool, replyTo int64) (int64, error) {
 	if len(originID) > 128 {
 		return 0, invalid("origin_id", "origin_id_too_long", "origin id must be at most 128 bytes")
 	}
@@ -329,7 +340,13 @@ func (s *Service) PostMessageOrigin(ctx context.Context, chatID, fromUserID int6
 	if !system {
 		nick = s.nickOf(ctx, c.ID, fromUserID)
 	}
-	return s.post(ctx, c, fromUserID, nick, originID, body, "", system)
+	payload := ""
+	if replyTo != 0 {
+		if payload, err = s.replyPayload(ctx, c, fromUserID, replyTo); err != nil {
+			return 0, err
+		}
+	}
+	return s.post(ctx, c, fromUserID, nick, originID, body, payload, system, replyTo)
 }
 
 func (s *Service) checkActive(ctx context.Context, userID int64) error {
@@ -346,12 +363,12 @@ func (s *Service) checkActive(ctx context.Context, userID int64) error {
 // post archives a message and fans it out to the room's occupants.
 // originID and payload come from an XMPP client; nick is the author's
 // room nick ("" for system messages, which come from the room itself).
-func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, originID, body, payload string, system bool) (int64, error) {
+func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, originID, body, payload string, system bool, replyTo int64) (int64, error) {
 	kind := "groupchat"
 	if system {
 		kind = "system"
 	}
-	m := &mam.Message{Kind: kind, FromID: fromUserID, ChatID: c.ID, FromResource: nick, OriginID: originID, Body: body, Payload: payload}
+	m := &mam.Message{Kind: kind, FromID: fromUserID, ChatID: c.ID, FromResource: nick, OriginID: originID, Body: body, Payload: payload, ReplyTo: replyTo}
 	if _, err := s.archive.Append(ctx, m); err != nil {
 		return 0, fmt.Errorf("muc: archive message to chat %d: %w", c.ID, err)
 	}
