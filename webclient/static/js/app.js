@@ -25,7 +25,7 @@ const S = {
   msgs: new Map(), // key -> {list, complete, loading}
   typing: new Map(), // key -> {name, until}
   notes: [], notesUnread: 0,
-  tab: 'chats', query: '', open: null, editing: null,
+  tab: 'chats', query: '', open: null, editing: null, replying: null,
   conn: 'connecting', hiddenUnread: 0,
   seen: new Set(), // message ids already counted
 };
@@ -307,7 +307,7 @@ function buildLayout() {
     if (!V.bellPanel.contains(e.target) && !V.bell.contains(e.target)) V.bellPanel.classList.add('hidden');
     if (!e.target.closest?.('.msg-menu, .msg-more')) document.querySelectorAll('.msg-menu').forEach((x) => x.remove());
   });
-  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') { closeProfile(); V.bellPanel.classList.add('hidden'); if (S.editing) cancelEdit(); } });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') { closeProfile(); V.bellPanel.classList.add('hidden'); if (S.editing) cancelEdit(); if (S.replying) cancelReply(); } });
   setTab(LS.get('tab') || 'chats');
   renderMe(); renderConn(); renderBell();
   setInterval(() => { if (S.tab === 'company' || S.open) { renderHead(); } }, 60000);
@@ -533,6 +533,7 @@ function renderSearch() {
 async function openConv(key, focusId) {
   if (!/^[uc]\d+$/.test(key)) return;
   if (S.editing) cancelEdit();
+  if (S.replying) cancelReply();
   saveDraft();
   S.open = key;
   LS.set('open', key);
@@ -690,7 +691,7 @@ function bubble(m, c, mine, author, tail) {
   const more = !m.deleted && m.id && m.kind !== 'system' ? h('button.msg-more', { 'aria-label': '⋯', onclick: (e) => { e.stopPropagation(); msgMenu(e.currentTarget, m); } }, '⋯') : null;
   return h('div.bubble' + (tail ? '.tail' : '') + (m.deleted ? '.gone' : ''), { dataset: { id: m.id || '' } },
     author ? h('div.author', { style: `color:${colorFor(author.id)}`, onclick: () => openProfile(author.id) }, author.name) : null,
-    body, reactions, meta, more);
+    m.reply_to && !m.deleted ? quote(m) : null, body, reactions, meta, more);
 }
 
 function msgMenu(anchor, m) {
@@ -699,12 +700,47 @@ function msgMenu(anchor, m) {
   const menu = h('div.msg-menu', null,
     mine ? h('button.menu-item', { onclick: () => { menu.remove(); startEdit(m); } }, t('edit')) : null,
     mine ? h('button.menu-item.danger', { onclick: async () => { menu.remove(); if (confirm(t('deleteConfirm'))) { try { await bridge.request('delete', { message_id: m.id }); } catch (e) { toast(e); } } } }, t('delete')) : null,
+    h('button.menu-item.reply', { onclick: () => { menu.remove(); startReply(m); } }, t('reply')),
     h('div.react-pick', { 'aria-label': t('react') },
       QUICK_REACTIONS.map((x) => h('button.react-opt', { onclick: () => { menu.remove(); toggleReaction(m, x); } }, x))));
   anchor.parentElement.appendChild(menu);
 }
 
+// Replies (XEP-0461): the composer remembers the message answered.
+function startReply(m) {
+  if (S.editing) cancelEdit();
+  S.replying = m;
+  V.editBar.classList.remove('hidden');
+  replace(V.editBar, h('span.edit-label', null, t('replyTo') + ' ' + (S.users.get(m.from)?.name || '…')),
+    h('span.edit-text', null, m.body), h('button.icon-btn', { onclick: cancelReply, 'aria-label': t('cancel') }, icon('close')));
+  V.input.focus();
+}
+
+function cancelReply() {
+  S.replying = null;
+  V.editBar.classList.add('hidden');
+}
+
+// findMessage looks for a loaded message by id in any conversation.
+function findMessage(id) {
+  for (const box of S.msgs.values()) {
+    const m = box.list.find((x) => x.id === id);
+    if (m) return m;
+  }
+  return null;
+}
+
+// quote shows the message a reply answers (when it is loaded).
+function quote(m) {
+  const q = findMessage(m.reply_to);
+  const who = q ? (S.users.get(q.from)?.name || '…') : '';
+  const text = !q ? t('earlierMessage') : q.deleted ? t('deleted') : q.body;
+  return h('div.quote', { onclick: (e) => { e.stopPropagation(); if (q) renderMessages(false, q.id); } },
+    who ? h('span.quote-author', null, who) : null, h('span.quote-text', null, text));
+}
+
 function startEdit(m) {
+  if (S.replying) cancelReply();
   S.editing = m;
   V.editBar.classList.remove('hidden');
   replace(V.editBar, h('span.edit-label', null, t('editing')), h('span.edit-text', null, m.body), h('button.icon-btn', { onclick: cancelEdit, 'aria-label': t('cancel') }, icon('close')));
@@ -789,14 +825,16 @@ async function submit() {
   LS.set('draft.' + key, null);
   autoGrow();
   if (typingSent) { typingSent = 0; clearTimeout(typingTimer); }
+  const replyTo = S.replying ? S.replying.id : 0;
+  if (S.replying) cancelReply();
   const origin = newOriginId();
   const box = S.msgs.get(key) || { list: [], complete: true };
   S.msgs.set(key, box);
-  const temp = { id: 0, origin_id: origin, from: S.me.id, body, time: Date.now(), kind: key[0] === 'c' ? 'groupchat' : 'chat' };
+  const temp = { id: 0, origin_id: origin, from: S.me.id, body, time: Date.now(), kind: key[0] === 'c' ? 'groupchat' : 'chat', reply_to: replyTo || undefined };
   box.pending = [...(box.pending || []), temp];
   renderMessages(true);
   try {
-    const d = await bridge.request('send', { to: target(key), body, origin_id: origin });
+    const d = await bridge.request('send', replyTo ? { to: target(key), body, origin_id: origin, reply_to: replyTo } : { to: target(key), body, origin_id: origin });
     box.pending = box.pending.filter((x) => x !== temp);
     if (d.message) onMessage(d.message, true);
     else renderMessages(true);
