@@ -1,9 +1,4 @@
 -- Edits, retractions, reactions and replies (owner: archive, xmppcore/mam).
--- messages_origin finds a message by the id its client gave it (XEP-0359
--- origin-id, else the stanza id): XEP-0308 corrections, XEP-0424
--- retractions and XEP-0444 reactions name messages that way.
-CREATE INDEX messages_origin ON messages(origin_id) WHERE origin_id <> '';
-
 -- Replies (XEP-0461): the archive id of the message a message answers.
 ALTER TABLE messages ADD COLUMN reply_to BIGINT;
 

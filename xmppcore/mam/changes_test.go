@@ -229,3 +229,30 @@ func TestReplies(t *testing.T) {
 		}
 	})
 }
+
+// TestResolveWindow: a client id names one of the conversation's latest
+// ClientIDWindow messages; an older message is still found by archive id.
+func TestResolveWindow(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		s := NewStore(db)
+		old := mustAppend(t, s, &Message{Kind: KindChat, FromID: 1, ToID: 2, OriginID: "old-1", Body: "давно"})
+		more := make([]Message, ClientIDWindow)
+		for i := range more {
+			more[i] = Message{Kind: KindChat, FromID: 2, ToID: 1, Body: "x", CreatedAt: time.Now()}
+		}
+		if err := s.Bulk(ctx, more); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Resolve(ctx, 2, Ref{Client: "old-1", With: 1}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("client id beyond the window: got %v, want ErrNotFound", err)
+		}
+		if m, err := s.Resolve(ctx, 2, Ref{ID: old.ID, With: 1}); err != nil || m.ID != old.ID {
+			t.Errorf("archive id beyond the window: got %+v %v", m, err)
+		}
+		recent := mustAppend(t, s, &Message{Kind: KindChat, FromID: 1, ToID: 2, OriginID: "old-1", Body: "снова"})
+		if m, err := s.Resolve(ctx, 2, Ref{Client: "old-1", With: 1}); err != nil || m.ID != recent.ID {
+			t.Errorf("recent client id: got %+v %v", m, err)
+		}
+	})
+}

@@ -133,6 +133,13 @@ type Ref struct {
 	Author int64
 }
 
+// ClientIDWindow is how many of a conversation's latest messages a
+// client's id is looked for among (Resolve): clients correct, retract,
+// react to and answer recent messages; an older one is still named by
+// its archive id (the bridge, REST, the room stanza-id of XEP-0424 and
+// XEP-0444).
+const ClientIDWindow = 5000
+
 // Resolve returns the message ref names, if viewer may read it; a
 // message outside the conversation the ref names is ErrNotFound.
 func (s *Store) Resolve(ctx context.Context, viewer int64, ref Ref) (*Message, error) {
@@ -151,16 +158,20 @@ func (s *Store) Resolve(ctx context.Context, viewer int64, ref Ref) (*Message, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-	cond, args := readable(viewer)
-	w := []string{`m.origin_id = ?`, `m.origin_id <> ''`, cond}
-	wargs := append([]any{ref.Client}, args...)
+	// The conversation's latest ClientIDWindow messages, by the index of
+	// its scope (pair or chat): no index on origin_id, which would cost
+	// every append a write to a page of random keys.
+	var scope string
+	var sargs []any
 	if ref.ChatID != 0 {
-		w = append(w, `m.chat_id = ?`)
-		wargs = append(wargs, ref.ChatID)
+		scope, sargs = `SELECT id FROM messages WHERE chat_id = ? ORDER BY id DESC LIMIT ?`, []any{ref.ChatID, ClientIDWindow}
 	} else {
-		w = append(w, `m.pair_lo = ?`, `m.pair_hi = ?`)
-		wargs = append(wargs, min(viewer, ref.With), max(viewer, ref.With))
+		scope, sargs = `SELECT id FROM messages WHERE pair_lo = ? AND pair_hi = ? ORDER BY id DESC LIMIT ?`,
+			[]any{min(viewer, ref.With), max(viewer, ref.With), ClientIDWindow}
 	}
+	cond, args := readable(viewer)
+	w := []string{`m.id IN (` + scope + `)`, `m.origin_id = ?`, cond}
+	wargs := append(append(sargs, ref.Client), args...)
 	if ref.Author != 0 {
 		w = append(w, `m.from_id = ?`)
 		wargs = append(wargs, ref.Author)
