@@ -426,3 +426,67 @@ func TestRepliesAcrossDoors(t *testing.T) {
 		conv.Expect("type='error'", "id='c-10'", "not-acceptable")
 	})
 }
+
+// TestMentionsInChat: @Full Name and @login in a browser's chat message
+// notify those members and reach Jabber clients as XEP-0372 references;
+// a Jabber client's reference notifies the browser user; naming an
+// employee who left is refused.
+func TestMentionsInChat(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newTCPEnv(t, db)
+		ctx := context.Background()
+		ivanov, petrova, alice := e.user("ivanov"), e.user("petrova"), e.user("alice")
+		chat, err := e.svc.Create(ctx, ivanov.ID, muc.NewChat{Title: "Отчёты", Color: "GREEN", Type: "closed", Members: []int64{petrova.ID, alice.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := chat.Room + "@conference.localhost"
+		conv := e.jabber("petrova", "conversations")
+		conv.Send(`<presence to='` + room + `/Петрова'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		conv.Expect("<subject")
+		wi, wp, wa := e.browser("ivanov"), e.browser("petrova"), e.browser("alice")
+		notified := func(w *wsConn, text string) {
+			t.Helper()
+			w.expectFrame(func(f map[string]any) bool {
+				n, _ := f["notification"].(map[string]any)
+				return f["type"] == "notification" && n != nil && strings.Contains(n["text"].(string), text)
+			}, "notification "+text)
+		}
+
+		body := "@мария петрова, посмотри отчёт; @alice тоже"
+		id := wi.call(Frame{"type": "send", "to": Frame{"chat": chat.ID}, "body": body})["message"].(map[string]any)["id"].(float64)
+		notified(wp, "Иван Иванов mentioned you in «Отчёты»: @мария петрова, посмотри отчёт")
+		notified(wa, "Иван Иванов mentioned you")
+		at := len([]rune(body[:strings.Index(body, "@alice")]))
+		got := conv.Expect("посмотри отчёт")
+		for _, want := range []string{
+			"<reference xmlns='urn:xmpp:reference:0' type='mention' uri='xmpp:petrova@localhost' begin='0' end='14'>",
+			fmt.Sprintf("<reference xmlns='urn:xmpp:reference:0' type='mention' uri='xmpp:alice@localhost' begin='%d' end='%d'>", at, at+6),
+		} {
+			if !strings.Contains(got, want) {
+				t.Fatalf("room message: got %s, want %s", got, want)
+			}
+		}
+		if m, err := e.arch.Get(ctx, int64(id)); err != nil || !strings.Contains(m.Payload, "xmpp:petrova@localhost") {
+			t.Fatalf("archived without its references: %+v %v", m, err)
+		}
+
+		// A Jabber client's XEP-0372 reference.
+		conv.Send(`<message to='` + room + `' type='groupchat' id='c-1'><body>Иван, готово</body><reference xmlns='urn:xmpp:reference:0' type='mention' uri='xmpp:ivanov@localhost' begin='0' end='4'/></message>`)
+		notified(wi, "Мария Петрова mentioned you in «Отчёты»: Иван, готово")
+		// Someone who left the company cannot be named.
+		conv.Send(`<message to='` + room + `' type='groupchat' id='c-2'><body>Пётр?</body><reference xmlns='urn:xmpp:reference:0' type='mention' uri='xmpp:sidorov@localhost' begin='0' end='4'/></message>`)
+		conv.Expect("type='error'", "id='c-2'", "not-acceptable", "no longer an active employee")
+		// An e-mail address is not a mention, nor is naming oneself.
+		wi.call(Frame{"type": "send", "to": Frame{"chat": chat.ID}, "body": "почта: petrova@localhost, а я @ivanov"})
+		conv.Expect("почта: petrova@localhost")
+		// The author is not told of their own message: Ivanov has one
+		// notification (Petrova's), Petrova one (Ivanov's).
+		for _, u := range []*roster.User{ivanov, petrova} {
+			var n int
+			if err := db.Get(&n, db.Rebind(`SELECT COUNT(*) FROM notifications WHERE user_id = ?`), u.ID); err != nil || n != 1 {
+				t.Fatalf("notifications of %s: %d %v, want 1", u.Login, n, err)
+			}
+		}
+	})
+}

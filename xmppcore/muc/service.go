@@ -57,9 +57,10 @@ type Service struct {
 	host    string // conference.<domain>
 	log     *slog.Logger
 
-	dir     mam.Directory // JIDs for MAM results of room archives
-	cache   userCache
-	changes Changes // edits, retractions, reactions (set by Register)
+	dir      mam.Directory // JIDs for MAM results of room archives
+	cache    userCache
+	changes  Changes  // edits, retractions, reactions (set by Register)
+	notifier Notifier // mentions (set by Register)
 
 	mu    sync.RWMutex // guards rooms, follows and followers (the maps only)
 	rooms map[int64]*room
@@ -94,6 +95,7 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 func (s *Service) Register(srv *xmppcore.Server) {
 	srv.RegisterComponent(s.host, s)
 	s.changes = srv
+	s.notifier = srv
 	srv.SetChatChanges(s)
 	srv.HandleIQ(NSPubSub, s.iqHandler(s.PubSub))
 	srv.HandleIQ(NSPrivate, s.iqHandler(s.Private))
@@ -368,11 +370,20 @@ func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, ori
 	if system {
 		kind = "system"
 	}
+	var mentioned []int64
+	if !system {
+		extra, users, err := s.mentions(ctx, c, fromUserID, body, payload)
+		if err != nil {
+			return 0, err
+		}
+		payload, mentioned = payload+extra, users
+	}
 	m := &mam.Message{Kind: kind, FromID: fromUserID, ChatID: c.ID, FromResource: nick, OriginID: originID, Body: body, Payload: payload, ReplyTo: replyTo}
 	if _, err := s.archive.Append(ctx, m); err != nil {
 		return 0, fmt.Errorf("muc: archive message to chat %d: %w", c.ID, err)
 	}
 	s.fanout(ctx, c, s.groupchatElement(c, m, nick, system))
+	s.notifyMentions(ctx, c, fromUserID, body, mentioned)
 	return m.ID, nil
 }
 
