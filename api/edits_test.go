@@ -117,5 +117,9 @@ func TestRepliesOverREST(t *testing.T) {
 		}
 		st, out = e.do("POST", fmt.Sprintf("/api/v1/chats/%d/messages", chat), fmt.Sprintf(`{"from_user_id":"3","message":"?","reply_to":%d}`, q))
 		expectError(t, st, out, 422, "unknown_reply", "reply_to")
+
+		// A mention in the text notifies the member named.
+		e.post(fmt.Sprintf("/api/v1/chats/%d/messages", chat), `{"from_user_id":"3","message":"@Иван Иванов, глянь"}`)
+		reader.expect(t, "mentioned you", "@Иван Иванов, глянь", "type='headline'")
 	})
 }
