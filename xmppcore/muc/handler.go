@@ -395,7 +395,7 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	}
 	payload := messagePayload(e)
 	if body == "" {
-		// Chat states, markers, reactions: relayed to the occupants as
+		// Chat states and markers (reactions are changes, above): relayed to the occupants as
 		// they are, not archived.
 		if payload != "" && c.IsMember(u.ID) {
 			s.relayEphemeral(ctx, c, r, o, e)
