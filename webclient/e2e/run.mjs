@@ -259,6 +259,37 @@ await step('edit and delete', async () => {
   assert(await maria.locator('.bubble .text', { hasText: 'No typo here' }).count() === 0, 'deleted text gone');
 });
 
+await step('reactions: picked in one browser, shown and toggled in the other', async () => {
+  await sendText(maria, 'Обед в час?');
+  await waitBubble(ivan, 'Обед в час?');
+  const b = ivan.locator('.run:not(.mine) .bubble', { hasText: 'Обед в час?' }).last();
+  await b.hover();
+  await b.locator('.msg-more').click();
+  await ivan.locator('.msg-menu .react-opt', { hasText: '👍' }).click();
+  await b.locator('.reaction.mine', { hasText: '👍 1' }).waitFor();
+  const mb = maria.locator('.bubble', { hasText: 'Обед в час?' }).last();
+  await mb.locator('.reaction', { hasText: '👍 1' }).waitFor({ timeout: 15000 });
+  await mb.locator('.reaction', { hasText: '👍 1' }).click();
+  await mb.locator('.reaction.mine', { hasText: '👍 2' }).waitFor();
+  await b.locator('.reaction', { hasText: '👍 2' }).waitFor({ timeout: 15000 });
+});
+
+await step('replies: answered from the menu, quoted in both browsers', async () => {
+  await sendText(maria, 'Кто готовит отчёт?');
+  await waitBubble(ivan, 'Кто готовит отчёт?');
+  const b = ivan.locator('.run:not(.mine) .bubble', { hasText: 'Кто готовит отчёт?' }).last();
+  await b.hover();
+  await b.locator('.msg-more').click();
+  await ivan.click('.msg-menu .menu-item.reply');
+  await ivan.locator('.edit-bar:not(.hidden)', { hasText: 'Кто готовит отчёт?' }).waitFor();
+  await sendText(ivan, 'Я подготовлю');
+  const mine = ivan.locator('.run.mine .bubble', { hasText: 'Я подготовлю' }).last();
+  await mine.locator('.quote', { hasText: 'Кто готовит отчёт?' }).waitFor();
+  const theirs = maria.locator('.bubble', { hasText: 'Я подготовлю' }).last();
+  await theirs.locator('.quote', { hasText: 'Кто готовит отчёт?' }).waitFor({ timeout: 15000 });
+  assert(await ivan.locator('.edit-bar.hidden').count() === 1, 'reply bar closed after sending');
+});
+
 await step('a message with <script> and HTML is shown as text', async () => {
   const evil = '<script>window.__pwned=1</script><b>bold</b><img src=x onerror="window.__pwned=2"> & javascript:alert(1)';
   await sendText(ivan, evil);

@@ -25,7 +25,7 @@ const S = {
   msgs: new Map(), // key -> {list, complete, loading}
   typing: new Map(), // key -> {name, until}
   notes: [], notesUnread: 0,
-  tab: 'chats', query: '', open: null, editing: null,
+  tab: 'chats', query: '', open: null, editing: null, replying: null,
   conn: 'connecting', hiddenUnread: 0,
   seen: new Set(), // message ids already counted
 };
@@ -159,6 +159,7 @@ function onEvent(f) {
     case 'synced': onSynced(); break;
     case 'message': onMessage(f.message, f.replay); break;
     case 'edited': case 'deleted': onMessage(f.message, true); break;
+    case 'reactions': onReactions(f.message_id, f.reactions); break;
     case 'receipt': onReceipt(f); break;
     case 'typing': onTyping(f); break;
     case 'presence': S.presence.set(f.user, f); renderPresence(f.user); break;
@@ -212,6 +213,11 @@ function onMessage(m, quiet) {
   const box = S.msgs.get(key);
   const isNew = !S.seen.has(m.id) && !(box && box.list.some((x) => x.id === m.id));
   S.seen.add(m.id);
+  if (box && !m.reactions && !m.deleted) {
+    // An edit does not carry the reactions: keep those we have.
+    const had = box.list.find((x) => x.id === m.id);
+    if (had && had.reactions) m.reactions = had.reactions;
+  }
   if (box) box.list = mergeMessages(box.list, [m]);
   const c = S.convs.get(key) || { key, unread: 0 };
   if (!c.last || c.last.id <= m.id) c.last = m;
@@ -226,6 +232,29 @@ function onMessage(m, quiet) {
   if (S.open === key) { renderMessages(true); markOpenRead(); renderHead(); }
   renderList();
 }
+
+// onReactions shows everyone's reactions on a message now.
+function onReactions(id, reactions) {
+  for (const [key, box] of S.msgs) {
+    const m = box.list.find((x) => x.id === id);
+    if (!m) continue;
+    m.reactions = reactions && reactions.length ? reactions : undefined;
+    if (S.open === key) renderMessages(false);
+  }
+}
+
+// toggleReaction adds or takes off one of my reactions (the bridge takes
+// my whole set, as XEP-0444 does).
+async function toggleReaction(m, emoji) {
+  const mine = (m.reactions || []).filter((r) => r.users.includes(S.me.id)).map((r) => r.emoji);
+  const next = mine.includes(emoji) ? mine.filter((x) => x !== emoji) : [...mine, emoji];
+  try {
+    const d = await bridge.request('react', { message_id: m.id, reactions: next });
+    onReactions(m.id, d.reactions);
+  } catch (e) { toast(e); }
+}
+
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '🙏'];
 
 function onReceipt(f) {
   const key = f.chat ? 'c' + f.chat : 'u' + f.user;
@@ -309,7 +338,7 @@ function buildLayout() {
     if (!V.bellPanel.contains(e.target) && !V.bell.contains(e.target)) V.bellPanel.classList.add('hidden');
     if (!e.target.closest?.('.msg-menu, .msg-more')) document.querySelectorAll('.msg-menu').forEach((x) => x.remove());
   });
-  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') { closeProfile(); V.bellPanel.classList.add('hidden'); if (S.editing) cancelEdit(); } });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') { closeProfile(); V.bellPanel.classList.add('hidden'); if (S.editing) cancelEdit(); if (S.replying) cancelReply(); } });
   setTab(LS.get('tab') || 'chats');
   renderMe(); renderConn(); renderBell();
   setInterval(() => { if (S.tab === 'company' || S.open) { renderHead(); } }, 60000);
@@ -535,6 +564,7 @@ function renderSearch() {
 async function openConv(key, focusId) {
   if (!/^[uc]\d+$/.test(key)) return;
   if (S.editing) cancelEdit();
+  if (S.replying) cancelReply();
   saveDraft();
   S.open = key;
   LS.set('open', key);
@@ -684,21 +714,64 @@ function bubble(m, c, mine, author, tail) {
     m.edited && !m.deleted ? h('span.edited', null, t('edited')) : null,
     h('time', { datetime: new Date(m.time).toISOString(), title: new Date(m.time).toLocaleString(lang) }, formatTime(m.time, lang)),
     status(m, c));
-  const more = mine && !m.deleted && m.id ? h('button.msg-more', { 'aria-label': '⋯', onclick: (e) => { e.stopPropagation(); msgMenu(e.currentTarget, m); } }, '⋯') : null;
+  const reactions = m.reactions && m.reactions.length && !m.deleted ? h('div.reactions', null,
+    m.reactions.map((r) => h('button.reaction' + (r.users.includes(S.me.id) ? '.mine' : ''), {
+      title: r.users.map((u) => S.users.get(u)?.name || '…').join(', '),
+      onclick: (e) => { e.stopPropagation(); toggleReaction(m, r.emoji); },
+    }, r.emoji + ' ' + r.users.length))) : null;
+  const more = !m.deleted && m.id && m.kind !== 'system' ? h('button.msg-more', { 'aria-label': '⋯', onclick: (e) => { e.stopPropagation(); msgMenu(e.currentTarget, m); } }, '⋯') : null;
   return h('div.bubble' + (tail ? '.tail' : '') + (m.deleted ? '.gone' : ''), { dataset: { id: m.id || '' } },
     author ? h('div.author', { style: `color:${colorFor(author.id)}`, onclick: () => openProfile(author.id) }, author.name) : null,
-    body, meta, more);
+    m.reply_to && !m.deleted ? quote(m) : null, body, reactions, meta, more);
 }
 
 function msgMenu(anchor, m) {
   document.querySelectorAll('.msg-menu').forEach((x) => x.remove());
+  const mine = m.from === S.me.id;
   const menu = h('div.msg-menu', null,
-    h('button.menu-item', { onclick: () => { menu.remove(); startEdit(m); } }, t('edit')),
-    h('button.menu-item.danger', { onclick: async () => { menu.remove(); if (confirm(t('deleteConfirm'))) { try { await bridge.request('delete', { message_id: m.id }); } catch (e) { toast(e); } } } }, t('delete')));
+    mine ? h('button.menu-item', { onclick: () => { menu.remove(); startEdit(m); } }, t('edit')) : null,
+    mine ? h('button.menu-item.danger', { onclick: async () => { menu.remove(); if (confirm(t('deleteConfirm'))) { try { await bridge.request('delete', { message_id: m.id }); } catch (e) { toast(e); } } } }, t('delete')) : null,
+    h('button.menu-item.reply', { onclick: () => { menu.remove(); startReply(m); } }, t('reply')),
+    h('div.react-pick', { 'aria-label': t('react') },
+      QUICK_REACTIONS.map((x) => h('button.react-opt', { onclick: () => { menu.remove(); toggleReaction(m, x); } }, x))));
   anchor.parentElement.appendChild(menu);
 }
 
+// Replies (XEP-0461): the composer remembers the message answered.
+function startReply(m) {
+  if (S.editing) cancelEdit();
+  S.replying = m;
+  V.editBar.classList.remove('hidden');
+  replace(V.editBar, h('span.edit-label', null, t('replyTo') + ' ' + (S.users.get(m.from)?.name || '…')),
+    h('span.edit-text', null, m.body), h('button.icon-btn', { onclick: cancelReply, 'aria-label': t('cancel') }, icon('close')));
+  V.input.focus();
+}
+
+function cancelReply() {
+  S.replying = null;
+  V.editBar.classList.add('hidden');
+}
+
+// findMessage looks for a loaded message by id in any conversation.
+function findMessage(id) {
+  for (const box of S.msgs.values()) {
+    const m = box.list.find((x) => x.id === id);
+    if (m) return m;
+  }
+  return null;
+}
+
+// quote shows the message a reply answers (when it is loaded).
+function quote(m) {
+  const q = findMessage(m.reply_to);
+  const who = q ? (S.users.get(q.from)?.name || '…') : '';
+  const text = !q ? t('earlierMessage') : q.deleted ? t('deleted') : q.body;
+  return h('div.quote', { onclick: (e) => { e.stopPropagation(); if (q) renderMessages(false, q.id); } },
+    who ? h('span.quote-author', null, who) : null, h('span.quote-text', null, text));
+}
+
 function startEdit(m) {
+  if (S.replying) cancelReply();
   S.editing = m;
   V.editBar.classList.remove('hidden');
   replace(V.editBar, h('span.edit-label', null, t('editing')), h('span.edit-text', null, m.body), h('button.icon-btn', { onclick: cancelEdit, 'aria-label': t('cancel') }, icon('close')));
@@ -783,14 +856,16 @@ async function submit() {
   LS.set('draft.' + key, null);
   autoGrow();
   if (typingSent) { typingSent = 0; clearTimeout(typingTimer); }
+  const replyTo = S.replying ? S.replying.id : 0;
+  if (S.replying) cancelReply();
   const origin = newOriginId();
   const box = S.msgs.get(key) || { list: [], complete: true };
   S.msgs.set(key, box);
-  const temp = { id: 0, origin_id: origin, from: S.me.id, body, time: Date.now(), kind: key[0] === 'c' ? 'groupchat' : 'chat' };
+  const temp = { id: 0, origin_id: origin, from: S.me.id, body, time: Date.now(), kind: key[0] === 'c' ? 'groupchat' : 'chat', reply_to: replyTo || undefined };
   box.pending = [...(box.pending || []), temp];
   renderMessages(true);
   try {
-    const d = await bridge.request('send', { to: target(key), body, origin_id: origin });
+    const d = await bridge.request('send', replyTo ? { to: target(key), body, origin_id: origin, reply_to: replyTo } : { to: target(key), body, origin_id: origin });
     box.pending = box.pending.filter((x) => x !== temp);
     if (d.message) onMessage(d.message, true);
     else renderMessages(true);
