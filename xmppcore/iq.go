@@ -400,6 +400,17 @@ func (s *Server) iqDiscoInfo(ctx context.Context, sess *Session, iq *Element) (*
 		}
 		s.extMu.RUnlock()
 	}
+	seen := make(map[string]bool, len(res.Children))
+	for _, c := range res.Children {
+		seen[c.AttrValue("var")] = true
+	}
+	s.extMu.RLock()
+	for _, f := range s.accountFeatures {
+		if !seen[f] {
+			res.AddChild(NewElement(NSDiscoInfo, "feature", "var", f))
+		}
+	}
+	s.extMu.RUnlock()
 	return res, nil
 }
 

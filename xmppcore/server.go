@@ -99,12 +99,13 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 
-	extMu      sync.RWMutex // guards components, iqHandlers, features, pep, inviter
-	components map[string]Component
-	iqHandlers map[string]IQHandler
-	features   []string
-	pep        PEP           // nil: no PEP service
-	inviter    DirectInviter // nil: direct invitations are only delivered
+	extMu           sync.RWMutex // guards components, iqHandlers, features, pep, inviter
+	components      map[string]Component
+	iqHandlers      map[string]IQHandler
+	features        []string
+	accountFeatures []string      // disco#info features of every account's bare JID (PEP services)
+	pep             PEP           // nil: no PEP service
+	inviter         DirectInviter // nil: direct invitations are only delivered
 
 	caps     capsCache
 	admit    *admission
@@ -318,13 +319,27 @@ func (s *Server) HandleIQ(space string, h IQHandler) {
 func (s *Server) AddFeature(f string) {
 	s.extMu.Lock()
 	defer s.extMu.Unlock()
-	for _, x := range s.features {
+	s.features = addSorted(s.features, f)
+}
+
+// AddAccountFeature adds a disco#info feature of every account's bare
+// JID, where a client looks for what its PEP service offers (XEP-0402
+// urn:xmpp:bookmarks:1#compat, for instance), not on the domain.
+func (s *Server) AddAccountFeature(f string) {
+	s.extMu.Lock()
+	defer s.extMu.Unlock()
+	s.accountFeatures = addSorted(s.accountFeatures, f)
+}
+
+func addSorted(list []string, f string) []string {
+	for _, x := range list {
 		if x == f {
-			return
+			return list
 		}
 	}
-	s.features = append(s.features, f)
-	sort.Strings(s.features)
+	list = append(list, f)
+	sort.Strings(list)
+	return list
 }
 
 func (s *Server) iqHandler(space string) IQHandler {

@@ -97,7 +97,13 @@ func (s *Service) Register(srv *xmppcore.Server) {
 	srv.RegisterComponent(s.host, s)
 	srv.HandleIQ(NSPubSub, s.iqHandler(s.PubSub))
 	srv.HandleIQ(NSPrivate, s.iqHandler(s.Private))
-	srv.AddFeature(NSBookmarks + "#compat")
+	// XEP-0402 §3.3: the account's PEP service keeps storage:bookmarks
+	// (private XML storage and PEP, XEP-0048/0223) and urn:xmpp:bookmarks:1
+	// in sync — both are views of the same bookmarks here.
+	srv.AddAccountFeature(NSBookmarks + "#compat")
+	srv.AddAccountFeature(NSBookmarks + "#compat-pep")
+	srv.AddAccountFeature(NSPubSub + "#config-node-max")
+	srv.AddAccountFeature(NSPubSub + "#publish-options")
 }
 
 // iqHandler adapts a bookmarks handler to the server's IQ dispatch.

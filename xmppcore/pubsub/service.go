@@ -25,6 +25,7 @@ const (
 	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
 	nsBookmarks  = "urn:xmpp:bookmarks:1"
+	nsStorage    = "storage:bookmarks" // XEP-0048 bookmarks in PEP (XEP-0223), kept by the chat service too
 )
 
 // Limits.
@@ -103,7 +104,7 @@ func (s *Service) Register(srv *xmppcore.Server) {
 	srv.HandleIQ(NS, s.pepIQ)
 	srv.HandleIQ(NSOwner, s.pepIQ)
 	for _, f := range []string{NS + "#publish", NS + "#auto-create", NS + "#publish-options", NS + "#retract-items",
-		NS + "#retrieve-items", NS + "#subscribe", NS + "#config-node", NS + "#last-published", NS + "#persistent-items"} {
+		NS + "#retrieve-items", NS + "#subscribe", NS + "#config-node", NS + "#config-node-max", NS + "#last-published", NS + "#persistent-items"} {
 		srv.AddFeature(f)
 	}
 }
@@ -184,7 +185,7 @@ func (s *Service) pepIQ(ctx context.Context, sess *xmppcore.Session, iq *xmppcor
 	if ps == nil || len(ps.Children) == 0 {
 		return nil, xmppcore.ErrBadRequest("")
 	}
-	if s.opts.Bookmarks != nil && ps.Children[0].AttrValue("node") == nsBookmarks && ps.Name.Space == NS {
+	if node := ps.Children[0].AttrValue("node"); s.opts.Bookmarks != nil && (node == nsBookmarks || node == nsStorage) && ps.Name.Space == NS {
 		return s.opts.Bookmarks(ctx, sess, iq)
 	}
 	r := &request{from: from, bare: from.Bare().String(), service: service, pep: true, admin: false, iq: iq}

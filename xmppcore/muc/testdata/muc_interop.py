@@ -4,7 +4,9 @@
 Usage: muc_interop.py HOST PORT DOMAIN PASSWORD ROOM
 ivanov and smirnov (members of the closed chat ROOM) log in over STARTTLS
 with SCRAM-SHA-256; smirnov reads his bookmarks from private storage
-(XEP-0048) and finds ROOM with autojoin; both join ROOM with the XEP-0045
+(XEP-0048) and, as Converse.js does, from PEP storage:bookmarks after
+seeing urn:xmpp:bookmarks:1#compat on his account, and finds ROOM with
+autojoin; both join ROOM with the XEP-0045
 plugin and see each other; ivanov's groupchat message reaches smirnov
 from ROOM/ivanov's nick with a stanza-id by the room; petrova (not a
 member) is refused. Prints "OK" and exits 0, or prints the failure and
@@ -32,7 +34,7 @@ class Client(slixmpp.ClientXMPP):
         super().__init__(f"{user}@{DOMAIN}/slix", PASSWORD, sasl_mech="SCRAM-SHA-256")
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
-        for p in ("xep_0030", "xep_0045", "xep_0048", "xep_0049", "xep_0359"):
+        for p in ("xep_0030", "xep_0045", "xep_0048", "xep_0049", "xep_0223", "xep_0359"):
             self.register_plugin(p)
         self.groupchat = asyncio.Queue()
         self.ready = asyncio.Event()
@@ -64,6 +66,20 @@ async def main():
     confs = res["private"]["bookmarks"]["conferences"]
     if not any(str(c["jid"]) == ROOM and c["autojoin"] for c in confs):
         fail(f"bookmarks: {res}")
+
+    # Converse.js-style: the account's disco#info says the PEP service
+    # keeps XEP-0048 and XEP-0402 bookmarks in sync (#compat), and PEP
+    # storage:bookmarks (XEP-0223) lists the chat.
+    info = await smirnov.plugin["xep_0030"].get_info(jid=f"smirnov@{DOMAIN}")
+    feats = info["disco_info"]["features"]
+    for f in ("urn:xmpp:bookmarks:1#compat", "urn:xmpp:bookmarks:1#compat-pep"):
+        if f not in feats:
+            fail(f"account disco#info lacks {f}: {feats}")
+    res = await smirnov.plugin["xep_0048"].get_bookmarks(method="xep_0223")
+    found = [c for c in res.xml.iter("{storage:bookmarks}conference")
+             if c.get("jid") == ROOM and c.get("autojoin") == "true"]
+    if not found:
+        fail(f"PEP storage:bookmarks: {res}")
 
     muc_i, muc_s = ivanov.plugin["xep_0045"], smirnov.plugin["xep_0045"]
     await muc_i.join_muc_wait(slixmpp.JID(ROOM), "Иван", maxstanzas=0, timeout=10)
