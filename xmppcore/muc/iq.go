@@ -29,7 +29,7 @@ func (s *Service) roomArchive(ctx context.Context, u *roster.User, from, to jid.
 		return
 	}
 	resp, err := s.archive.HandleQuery(ctx, s.dir, mam.Request{Viewer: u.ID, ChatID: c.ID, ArchiveJID: s.RoomJID(c),
-		To: from.String(), Query: []byte(payload.String())})
+		To: from.String(), Query: []byte(payload.String()), Get: attr(iq, "type") == "get"})
 	var me *mam.Error
 	if errors.As(err, &me) {
 		s.reply(ctx, iq, me.Type, me.Condition, me.Text)
