@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -37,7 +39,77 @@ func (st *store) vCard(ctx context.Context, userID int64) (string, error) {
 	return v, nil
 }
 
-// publishVCard handles a vcard-temp set: the user's own card, bounded.
+// A vCard is the company directory's card with the user's own additions.
+// The directory fields (FN, N, ORG, TITLE, EMAIL, TEL, and the server's
+// JABBERID) come from HR and are read-only: a set that changes one is
+// refused with not-allowed and a text naming it, and changes nothing. A
+// set may repeat them unchanged (Gajim sends back the card it read, with a
+// new PHOTO) or leave them out (a photo-only set): they stay. Everything
+// else (PHOTO, NICKNAME, URL, BDAY, DESC, …) is the user's and replaced
+// by each set; an empty set clears the user's part only.
+
+// directoryFields are the vCard elements made from the org data.
+var directoryFields = map[string]bool{"FN": true, "N": true, "ORG": true, "TITLE": true, "EMAIL": true, "TEL": true, "JABBERID": true}
+
+// orgVCard is the directory's card of an account.
+func (s *Server) orgVCard(acc *Account) *Element {
+	v := NewElement(NSVCard, "vCard")
+	v.AddText(NSVCard, "FN", acc.Name)
+	n := NewElement(NSVCard, "N")
+	if parts := strings.Fields(acc.Name); len(parts) > 1 {
+		n.AddText(NSVCard, "FAMILY", strings.Join(parts[1:], " "))
+		n.AddText(NSVCard, "GIVEN", parts[0])
+	} else {
+		n.AddText(NSVCard, "GIVEN", acc.Name)
+	}
+	v.AddChild(n)
+	if len(acc.Departments) > 0 || acc.Org != "" {
+		org := NewElement(NSVCard, "ORG")
+		orgName := acc.Org
+		if orgName == "" && len(acc.Departments) > 0 {
+			orgName = acc.Departments[0]
+		}
+		org.AddText(NSVCard, "ORGNAME", orgName)
+		for _, d := range acc.Departments {
+			if d != orgName {
+				org.AddText(NSVCard, "ORGUNIT", d)
+			}
+		}
+		v.AddChild(org)
+	}
+	if acc.Title != "" {
+		v.AddText(NSVCard, "TITLE", acc.Title)
+	}
+	if acc.Email != "" {
+		e := NewElement(NSVCard, "EMAIL")
+		e.AddChild(NewElement(NSVCard, "INTERNET"))
+		e.AddText(NSVCard, "USERID", acc.Email)
+		v.AddChild(e)
+	}
+	v.AddText(NSVCard, "JABBERID", s.bareJID(acc.Login))
+	return v
+}
+
+// vCardOf is the card served for an account: the directory's fields and
+// the user's own additions.
+func (s *Server) vCardOf(ctx context.Context, acc *Account) (*Element, error) {
+	v := s.orgVCard(acc)
+	own, err := s.storedVCard(ctx, acc.ID)
+	if err != nil {
+		return nil, err
+	}
+	if own != nil {
+		for _, c := range own.Children {
+			if !directoryFields[c.Name.Local] {
+				v.AddChild(c)
+			}
+		}
+	}
+	return v, nil
+}
+
+// publishVCard handles a vcard-temp set: the user's own fields, bounded;
+// the directory's may only be repeated unchanged.
 func (s *Server) publishVCard(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
 	if to := iq.AttrValue("to"); to != "" && to != sess.bareStr {
 		return nil, ErrForbidden("")
@@ -46,14 +118,64 @@ func (s *Server) publishVCard(ctx context.Context, sess *Session, iq *Element) (
 	if v.Name.Local != "vCard" {
 		return nil, ErrBadRequest("expected vCard")
 	}
-	raw := v.String()
-	if len(raw) > MaxVCardSize {
+	if len(v.String()) > MaxVCardSize {
 		return nil, ErrNotAcceptable("vCard too large")
 	}
-	if err := s.store.setVCard(ctx, sess.userID, raw); err != nil {
+	acc, err := s.users.byID(ctx, sess.userID)
+	if err != nil {
+		return nil, err
+	}
+	org := s.orgVCard(acc)
+	own := NewElement(NSVCard, "vCard")
+	for _, c := range v.Children {
+		name := c.Name.Local
+		switch {
+		case !directoryFields[name]:
+			own.AddChild(c)
+		case name == "JABBERID":
+		case !sameField(org, v, name):
+			return nil, ErrNotAllowed(name + " comes from the company directory and cannot be changed here; only your photo, nickname and other personal fields can")
+		}
+	}
+	if err := s.store.setVCard(ctx, sess.userID, own.String()); err != nil {
 		return nil, err
 	}
 	return nil, nil
+}
+
+// sameField reports whether the elements named name in a and b hold the
+// same values: their non-empty texts, whitespace collapsed, as a multiset
+// (clients reorder N's parts and add empty MIDDLE or PREF elements).
+func sameField(a, b *Element, name string) bool {
+	values := func(v *Element) []string {
+		var out []string
+		var walk func(e *Element)
+		walk = func(e *Element) {
+			if t := strings.Join(strings.Fields(e.Text), " "); t != "" {
+				out = append(out, t)
+			}
+			for _, c := range e.Children {
+				walk(c)
+			}
+		}
+		for _, c := range v.Children {
+			if c.Name.Local == name {
+				walk(c)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	x, y := values(a), values(b)
+	if len(x) != len(y) {
+		return false
+	}
+	for i := range x {
+		if x[i] != y[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // storedVCard returns the vCard the user published, nil if none.
