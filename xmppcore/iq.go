@@ -374,13 +374,7 @@ func (s *Server) iqDiscoInfo(ctx context.Context, sess *Session, iq *Element) (*
 	}
 	to := iq.AttrValue("to")
 	if to == s.domain {
-		res.AddChild(NewElement(NSDiscoInfo, "identity", "category", "server", "type", "im", "name", "Vestnik"))
-		s.extMu.RLock()
-		for _, f := range s.features {
-			res.AddChild(NewElement(NSDiscoInfo, "feature", "var", f))
-		}
-		s.extMu.RUnlock()
-		return res, nil
+		return s.serverInfo(), nil
 	}
 	// An account.
 	res.AddChild(NewElement(NSDiscoInfo, "identity", "category", "account", "type", "registered"))

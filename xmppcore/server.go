@@ -58,6 +58,10 @@ type Options struct {
 	// body carries a stored file's URL is archived with that file and
 	// gains its out-of-band data (AttachFiles); nil: no file store.
 	Files Files
+	// ContactAddresses are the operators' addresses (URIs such as
+	// mailto:it@example.com or xmpp:admin@example.com), listed as
+	// admin-addresses in the server's disco#info (XEP-0157).
+	ContactAddresses []string
 }
 
 // Component is a service on a subdomain (MUC at conference.<domain>): the
@@ -104,6 +108,7 @@ type Server struct {
 	iqHandlers      map[string]IQHandler
 	features        []string
 	accountFeatures []string      // disco#info features of every account's bare JID (PEP services)
+	capsEl          *Element      // the server's XEP-0115 <c/>, made from features when first asked
 	pep             PEP           // nil: no PEP service
 	inviter         DirectInviter // nil: direct invitations are only delivered
 
@@ -320,6 +325,7 @@ func (s *Server) AddFeature(f string) {
 	s.extMu.Lock()
 	defer s.extMu.Unlock()
 	s.features = addSorted(s.features, f)
+	s.capsEl = nil
 }
 
 // AddAccountFeature adds a disco#info feature of every account's bare
