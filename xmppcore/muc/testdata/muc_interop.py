@@ -9,7 +9,9 @@ seeing urn:xmpp:bookmarks:1#compat on his account, and finds ROOM with
 autojoin; both join ROOM with the XEP-0045
 plugin and see each other; ivanov's groupchat message reaches smirnov
 from ROOM/ivanov's nick with a stanza-id by the room; petrova (not a
-member) is refused. Prints "OK" and exits 0, or prints the failure and
+member) is refused; a rejoin with maxchars=0 gets no history; ivanov
+kicks smirnov (307) and bans him (301, outcast list, rejoin forbidden).
+Prints "OK" and exits 0, or prints the failure and
 exits 1.
 """
 import asyncio
@@ -40,6 +42,8 @@ class Client(slixmpp.ClientXMPP):
         self.ready = asyncio.Event()
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("groupchat_message", lambda m: self.groupchat.put_nowait(m))
+        self.gone = asyncio.Queue()
+        self.add_event_handler("groupchat_presence", lambda p: self.gone.put_nowait(p) if p["type"] == "unavailable" else None)
 
     async def on_start(self, _):
         await self.get_roster()
@@ -107,6 +111,46 @@ async def main():
         fail(f"from {m['from']}")
     if m["stanza_id"]["by"] != ROOM or not m["stanza_id"]["id"]:
         fail(f"stanza-id {m['stanza_id']}")
+
+    # A rejoin with maxchars=0 gets no history (Conversations-style).
+    _, _, _, hist = await muc_s.join_muc_wait(slixmpp.JID(ROOM), "Алексей", maxchars=0, timeout=10)
+    if hist:
+        fail(f"maxchars=0 replayed {len(hist)} messages")
+
+    async def gone_with(client, code):
+        deadline = asyncio.get_event_loop().time() + 10
+        while True:
+            left = deadline - asyncio.get_event_loop().time()
+            if left <= 0:
+                fail(f"no unavailable presence with status {code}")
+            try:
+                p = await asyncio.wait_for(client.gone.get(), left)
+            except asyncio.TimeoutError:
+                fail(f"no unavailable presence with status {code}")
+            if str(p["from"]) == ROOM + "/Алексей" and code in p["muc"]["status_codes"]:
+                return p
+
+    # The owner kicks (307): still a member, rejoins.
+    await muc_i.set_role(slixmpp.JID(ROOM), "Алексей", "none", reason="тише", timeout=10)
+    p = await gone_with(smirnov, 307)
+    if p["muc"]["role"] != "none":
+        fail(f"kick presence: {p}")
+    await muc_s.join_muc_wait(slixmpp.JID(ROOM), "Алексей", maxstanzas=0, timeout=10)
+
+    # The owner bans (301): listed as outcast, cannot rejoin.
+    await muc_i.set_affiliation(slixmpp.JID(ROOM), "outcast", jid=smirnov.boundjid.bare, reason="спам", timeout=10)
+    p = await gone_with(smirnov, 301)
+    if p["muc"]["affiliation"] != "outcast":
+        fail(f"ban presence: {p}")
+    outcasts = await muc_i.get_affiliation_list(slixmpp.JID(ROOM), "outcast", timeout=10)
+    if [str(j) for j in outcasts] != [f"smirnov@{DOMAIN}"]:
+        fail(f"outcast list: {outcasts}")
+    try:
+        await muc_s.join_muc_wait(slixmpp.JID(ROOM), "Алексей", maxstanzas=0, timeout=10)
+        fail("a banned user rejoined")
+    except PresenceError as e:
+        if e.condition != "forbidden":
+            fail(f"banned rejoin refused with {e.condition}")
 
     # A non-member cannot join the closed chat.
     petrova = await login("petrova")
