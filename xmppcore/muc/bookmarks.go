@@ -427,13 +427,19 @@ func (s *Service) Private(ctx context.Context, user jid.JID, iq *xmppcore.Elemen
 }
 
 // pepStorage serves the PEP node storage:bookmarks: items get returns
-// the item 'current' with the whole list, publish is a XEP-0048 set.
+// the item 'current' with the whole list (item-not-found when there is
+// no bookmark), publish is a XEP-0048 set.
 func (s *Service) pepStorage(ctx context.Context, u *roster.User, typ string, op *xmppcore.Element) (*xmppcore.Element, error) {
 	switch {
 	case typ == "get" && op.Name.Local == "items":
 		st, err := s.storage(ctx, u)
 		if err != nil {
 			return nil, err
+		}
+		if len(st.Children) == 0 {
+			// No bookmarks: the node has no item (what Prosody answers,
+			// and what Converse.js takes for an empty list).
+			return nil, bmErr("cancel", "item-not-found", "")
 		}
 		items := add(el(NSPubSub, "items", "node", NSStorage), add(el(NSPubSub, "item", "id", "current"), st))
 		return add(el(NSPubSub, "pubsub"), items), nil

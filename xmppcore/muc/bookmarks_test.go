@@ -28,6 +28,11 @@ func TestBookmarksAsPublished(t *testing.T) {
 		room := w.chats.RoomJID(c)
 		p := w.login(t, "petrova", "converse")
 
+		// Before any chat, PEP storage:bookmarks has no item.
+		q := w.login(t, "popov", "converse")
+		q.Send(`<iq type='get' id='e1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='storage:bookmarks'/></pubsub></iq>`)
+		q.Expect("id='e1'", "type='error'", "item-not-found")
+
 		// Discovery: the PEP features are the account's, not the domain's.
 		p.Send(`<iq type='get' id='d1' to='petrova@` + domain + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 		info := p.Expect("id='d1'", "type='result'")
