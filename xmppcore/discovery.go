@@ -33,7 +33,9 @@ func (s *Server) serverInfo() *Element {
 	s.extMu.RUnlock()
 	if len(s.opts.ContactAddresses) > 0 {
 		x := NewElement("jabber:x:data", "x", "type", "result")
-		x.AddChild(NewElement("jabber:x:data", "field", "var", "FORM_TYPE", "type", "hidden").AddText("jabber:x:data", "value", NSServerInfo))
+		ft := NewElement("jabber:x:data", "field", "var", "FORM_TYPE", "type", "hidden")
+		ft.AddText("jabber:x:data", "value", NSServerInfo)
+		x.AddChild(ft)
 		f := NewElement("jabber:x:data", "field", "var", "admin-addresses", "type", "list-multi")
 		for _, a := range s.opts.ContactAddresses {
 			f.AddText("jabber:x:data", "value", a)

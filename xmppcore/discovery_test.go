@@ -32,7 +32,8 @@ func TestServerDiscovery(t *testing.T) {
 		r.expect(`<jid>`)
 		r.send(`<iq type='get' id='d1' to='example.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 		info := r.expect(`<iq type='result' id='d1'[^>]*>(.*?)</iq>`)[1]
-		for _, want := range []string{"<value>http://jabber.org/network/serverinfo</value>", "var='admin-addresses'",
+		for _, want := range []string{"<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/network/serverinfo</value></field>",
+			"<field var='admin-addresses' type='list-multi'><value>mailto:it@example.test</value><value>xmpp:admin@example.test</value></field>",
 			"<value>mailto:it@example.test</value>", "<value>xmpp:admin@example.test</value>"} {
 			if !strings.Contains(info, want) {
 				t.Errorf("disco#info lacks %s: %s", want, info)

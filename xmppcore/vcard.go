@@ -143,6 +143,37 @@ func (s *Server) publishVCard(ctx context.Context, sess *Session, iq *Element) (
 	return nil, nil
 }
 
+// SetVCardPhoto replaces the PHOTO of the account's own vCard fields
+// (the PEP avatar conversion of XEP-0398 calls it); an empty binval
+// removes it. The directory fields are not stored, so they stay.
+func (s *Server) SetVCardPhoto(ctx context.Context, login, mimeType, binval string) error {
+	acc, err := s.users.byLogin(ctx, login)
+	if err != nil {
+		return err
+	}
+	own, err := s.storedVCard(ctx, acc.ID)
+	if err != nil {
+		return err
+	}
+	if own == nil {
+		own = NewElement(NSVCard, "vCard")
+	}
+	own.RemoveChildren("", "PHOTO")
+	if binval != "" {
+		p := NewElement(NSVCard, "PHOTO")
+		if mimeType != "" {
+			p.AddText(NSVCard, "TYPE", mimeType)
+		}
+		p.AddText(NSVCard, "BINVAL", binval)
+		own.AddChild(p)
+	}
+	raw := own.String()
+	if len(raw) > MaxVCardSize {
+		return fmt.Errorf("xmppcore: vcard of %s: photo too large (%d bytes)", login, len(raw))
+	}
+	return s.store.setVCard(ctx, acc.ID, raw)
+}
+
 // sameField reports whether the elements named name in a and b hold the
 // same values: their non-empty texts, whitespace collapsed, as a multiset
 // (clients reorder N's parts and add empty MIDDLE or PREF elements).

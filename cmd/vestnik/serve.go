@@ -218,7 +218,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// PEP on users' JIDs and the pubsub.<domain> service; the bookmarks
 	// node stays with the chat service.
 	pep := pubsub.New(pubsub.NewStore(db), xmpp, users, pubsub.Options{Domain: c.domain, Admins: admins,
-		Bookmarks: chatService.BookmarksIQ(), Logger: log})
+		Bookmarks: chatService.BookmarksIQ(), Photos: xmpp, Logger: log})
 	pep.Register(xmpp)
 	xmpp.SetPEP(pep)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).

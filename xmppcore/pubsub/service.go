@@ -60,7 +60,19 @@ type Options struct {
 	// Bookmarks answers PEP requests for the node urn:xmpp:bookmarks:1
 	// (the chat service's handler); nil: that node is kept here too.
 	Bookmarks xmppcore.IQHandler
-	Logger    *slog.Logger
+	// Photos, when set, gets a user's XEP-0084 avatar each time they
+	// publish its metadata on PEP, for their vCard PHOTO (XEP-0398):
+	// clients that read only vCards (Converse.js) see avatars set by
+	// Conversations or Dino.
+	Photos PhotoSetter
+	Logger *slog.Logger
+}
+
+// PhotoSetter keeps the PHOTO of a user's vCard (xmppcore.Server).
+type PhotoSetter interface {
+	// SetVCardPhoto replaces the PHOTO of the account's vCard; an empty
+	// binval removes it.
+	SetVCardPhoto(ctx context.Context, login, mimeType, binval string) error
 }
 
 // Service serves PEP on bare JIDs and the pubsub.<domain> component.
@@ -584,6 +596,9 @@ func (s *Service) publish(ctx context.Context, r *request, op, ps *xmppcore.Elem
 	}
 	dctx := context.WithoutCancel(ctx)
 	r.later(func() { s.notifyItem(dctx, r.service, n, it, payload) })
+	if r.pep && n.Name == nsAvatarMeta && s.opts.Photos != nil {
+		r.later(func() { s.avatarToVCard(dctx, r.service, payload) })
+	}
 	return xmppcore.NewElement(NS, "pubsub").AddChild(
 		xmppcore.NewElement(NS, "publish", "node", n.Name).AddChild(xmppcore.NewElement(NS, "item", "id", it.ID))), nil
 }
