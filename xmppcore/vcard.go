@@ -137,10 +137,40 @@ func (s *Server) publishVCard(ctx context.Context, sess *Session, iq *Element) (
 			return nil, ErrNotAllowed(name + " comes from the company directory and cannot be changed here; only your photo, nickname and other personal fields can")
 		}
 	}
+	prev, err := s.storedVCard(ctx, sess.userID)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.store.setVCard(ctx, sess.userID, own.String()); err != nil {
 		return nil, err
 	}
+	// XEP-0398: a new PHOTO becomes the PEP avatar too, after the result.
+	mime, photo := vCardPhoto(own)
+	if _, was := vCardPhoto(prev); photo != was {
+		if ap, ok := s.pepService().(AvatarPublisher); ok {
+			ctx := context.WithoutCancel(ctx)
+			owner := sess.bareStr
+			sess.afterReply(func() {
+				if err := ap.PublishAvatar(ctx, owner, mime, photo); err != nil {
+					sess.logger().Warn("vcard photo to pep", "err", err)
+				}
+			})
+		}
+	}
 	return nil, nil
+}
+
+// vCardPhoto returns the type and inline image of a vCard's PHOTO
+// (whitespace removed), "" if none.
+func vCardPhoto(v *Element) (mimeType, binval string) {
+	if v == nil {
+		return "", ""
+	}
+	p := v.Child("", "PHOTO")
+	if p == nil {
+		return "", ""
+	}
+	return strings.TrimSpace(p.ChildText("", "TYPE")), strings.Join(strings.Fields(p.ChildText("", "BINVAL")), "")
 }
 
 // SetVCardPhoto replaces the PHOTO of the account's own vCard fields

@@ -115,6 +115,9 @@ func (s *Service) Register(srv *xmppcore.Server) {
 	srv.RegisterComponent(s.host, s)
 	srv.HandleIQ(NS, s.pepIQ)
 	srv.HandleIQ(NSOwner, s.pepIQ)
+	if s.opts.Photos != nil {
+		srv.AddAccountFeature(NSVCardConversion)
+	}
 	for _, f := range []string{NS + "#publish", NS + "#auto-create", NS + "#publish-options", NS + "#retract-items",
 		NS + "#retrieve-items", NS + "#subscribe", NS + "#config-node", NS + "#config-node-max", NS + "#last-published", NS + "#persistent-items"} {
 		srv.AddFeature(f)
@@ -163,8 +166,11 @@ type request struct {
 	service string  // PEP owner's bare JID, or the service host
 	pep     bool
 	admin   bool
-	iq      *xmppcore.Element
-	after   []func() // notifications, sent once the IQ is answered
+	// fromVCard: published by the server from a vCard PHOTO (XEP-0398),
+	// not to be converted back.
+	fromVCard bool
+	iq        *xmppcore.Element
+	after     []func() // notifications, sent once the IQ is answered
 }
 
 // later queues f to run after the answer to the request was sent.
@@ -596,7 +602,7 @@ func (s *Service) publish(ctx context.Context, r *request, op, ps *xmppcore.Elem
 	}
 	dctx := context.WithoutCancel(ctx)
 	r.later(func() { s.notifyItem(dctx, r.service, n, it, payload) })
-	if r.pep && n.Name == nsAvatarMeta && s.opts.Photos != nil {
+	if r.pep && n.Name == nsAvatarMeta && s.opts.Photos != nil && !r.fromVCard {
 		r.later(func() { s.avatarToVCard(dctx, r.service, payload) })
 	}
 	return xmppcore.NewElement(NS, "pubsub").AddChild(
