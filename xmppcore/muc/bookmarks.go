@@ -13,15 +13,20 @@ import (
 	"vestnik/xmppcore"
 )
 
-// A user's bookmarks are their chats: the list is derived from membership,
-// never stored. XEP-0402 clients read the PEP node urn:xmpp:bookmarks:1 on
-// their own bare JID; XEP-0048 clients read storage:bookmarks from private
-// XML storage. Both show every chat with autojoin. Publishing a bookmark
-// for a room joins the chat (when the rules allow); retracting one leaves
-// it, and so does publishing it with autojoin='false' — what Dino and
-// Gajim do when the user leaves a room ("don't rejoin"). Leaving the room
-// with presence unavailable, as every client does on disconnect, is not
-// leaving the chat.
+// A user's bookmarks follow their chats, and what their clients publish
+// is kept as published (xmpp_bookmarks): the list is every chat the user
+// is a member of (with the <conference/> they published — name, nick,
+// password, <extensions/> — or the server's, autojoin), the chats they
+// left by publishing autojoin='false' (listed as published), and rooms on
+// other servers (kept, with no effect). XEP-0402 clients read the PEP node
+// urn:xmpp:bookmarks:1 on their own bare JID; XEP-0048 clients read
+// storage:bookmarks from private XML storage or from PEP (XEP-0223, what
+// Converse.js does). Publishing a bookmark for a room joins the chat
+// (when the rules allow); retracting one leaves it, and so does
+// publishing it with autojoin='false' — what Dino and Gajim do when the
+// user leaves a room ("don't rejoin"). Leaving the room with presence
+// unavailable, as every client does on disconnect, is not leaving the
+// chat.
 
 // bookmarkError is a stanza error condition for the IQ adapters.
 type bookmarkError struct {
