@@ -22,6 +22,10 @@ const (
 	CapsNode = "https://vestnik.invalid/server"
 )
 
+// ContactKinds are the XEP-0157 kinds of contact address, in the order
+// the form lists them.
+var ContactKinds = []string{"abuse", "admin", "feedback", "sales", "security", "status", "support"}
+
 // serverInfo is the disco#info result of the server's domain.
 func (s *Server) serverInfo() *Element {
 	res := NewElement(NSDiscoInfo, "query")
@@ -33,14 +37,17 @@ func (s *Server) serverInfo() *Element {
 	s.extMu.RUnlock()
 	if len(s.opts.ContactAddresses) > 0 {
 		x := NewElement("jabber:x:data", "x", "type", "result")
-		ft := NewElement("jabber:x:data", "field", "var", "FORM_TYPE", "type", "hidden")
+		ft := NewElement("jabber:x:data", "field", "type", "hidden", "var", "FORM_TYPE")
 		ft.AddText("jabber:x:data", "value", NSServerInfo)
 		x.AddChild(ft)
-		f := NewElement("jabber:x:data", "field", "var", "admin-addresses", "type", "list-multi")
-		for _, a := range s.opts.ContactAddresses {
-			f.AddText("jabber:x:data", "value", a)
+		for _, kind := range ContactKinds {
+			f := NewElement("jabber:x:data", "field", "type", "list-multi", "var", kind+"-addresses")
+			for _, a := range s.opts.ContactAddresses[kind] {
+				f.AddText("jabber:x:data", "value", a)
+			}
+			x.AddChild(f)
 		}
-		res.AddChild(x.AddChild(f))
+		res.AddChild(x)
 	}
 	return res
 }

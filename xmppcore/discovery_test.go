@@ -19,7 +19,7 @@ import (
 func TestServerDiscovery(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
 		e := newEnvWith(t, db, testOrg, func(o *Options) {
-			o.ContactAddresses = []string{"mailto:it@example.test", "xmpp:admin@example.test"}
+			o.ContactAddresses = map[string][]string{"admin": {"mailto:it@example.test", "xmpp:admin@example.test"}, "abuse": {"mailto:abuse@example.test"}}
 		})
 		r := e.dial("alice")
 		r.starttls()
@@ -32,8 +32,10 @@ func TestServerDiscovery(t *testing.T) {
 		r.expect(`<jid>`)
 		r.send(`<iq type='get' id='d1' to='example.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 		info := r.expect(`<iq type='result' id='d1'[^>]*>(.*?)</iq>`)[1]
-		for _, want := range []string{"<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/network/serverinfo</value></field>",
-			"<field var='admin-addresses' type='list-multi'><value>mailto:it@example.test</value><value>xmpp:admin@example.test</value></field>",
+		for _, want := range []string{"<field type='hidden' var='FORM_TYPE'><value>http://jabber.org/network/serverinfo</value></field>" +
+				"<field type='list-multi' var='abuse-addresses'><value>mailto:abuse@example.test</value></field>" +
+				"<field type='list-multi' var='admin-addresses'><value>mailto:it@example.test</value><value>xmpp:admin@example.test</value></field>" +
+				"<field type='list-multi' var='feedback-addresses'/>",
 			"<value>mailto:it@example.test</value>", "<value>xmpp:admin@example.test</value>"} {
 			if !strings.Contains(info, want) {
 				t.Errorf("disco#info lacks %s: %s", want, info)

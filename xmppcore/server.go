@@ -58,10 +58,11 @@ type Options struct {
 	// body carries a stored file's URL is archived with that file and
 	// gains its out-of-band data (AttachFiles); nil: no file store.
 	Files Files
-	// ContactAddresses are the operators' addresses (URIs such as
-	// mailto:it@example.com or xmpp:admin@example.com), listed as
-	// admin-addresses in the server's disco#info (XEP-0157).
-	ContactAddresses []string
+	// ContactAddresses are the service's contact addresses by kind
+	// (ContactKinds: "admin", "abuse", …), URIs such as
+	// mailto:it@example.com or xmpp:admin@example.com, listed in the
+	// server's disco#info (XEP-0157); none: no form.
+	ContactAddresses map[string][]string
 }
 
 // Component is a service on a subdomain (MUC at conference.<domain>): the

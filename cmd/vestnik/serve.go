@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,9 +47,9 @@ type serveConfig struct {
 	secureWeb   bool
 	// admins: comma-separated logins of server admins (pubsub node creation).
 	admins string
-	// adminContact: XEP-0157 contact addresses; roomMessageRate: muc.Options.MessageRate.
-	adminContact    string
-	roomMessageRate float64
+	// adminContact, contacts: XEP-0157 contact addresses; roomMessageRate: muc.Options.MessageRate.
+	adminContact, contacts string
+	roomMessageRate        float64
 	// cluster: share sessions with other nodes on the same PostgreSQL.
 	cluster bool
 	nodeID  string
@@ -78,6 +79,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&c.hideHistory, "hide-history", false, "default for hide_history when members are added to a chat")
 	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (create pubsub nodes, own every chat room in XMPP)")
 	fs.StringVar(&c.adminContact, "admin-contact", "", "comma-separated operator addresses shown to XMPP clients (XEP-0157), e.g. mailto:it@example.com,xmpp:admin@example.com")
+	fs.StringVar(&c.contacts, "contact-addresses", "", "more XEP-0157 addresses as KIND=URI,… (KIND: abuse, admin, feedback, sales, security, status, support)")
 	fs.Float64Var(&c.roomMessageRate, "room-message-rate", muc.DefaultMessageRate, "messages per second one person may post to one chat, sustained (bursts of 20; negative: no limit)")
 	fs.StringVar(&c.webOrigins, "widget-origins", "", "comma-separated portal origins (https://portal.example.com) whose pages may show /widget.js with the user's unread counts")
 	fs.BoolVar(&c.secureWeb, "secure-cookie", false, "mark the web session cookie Secure (set when users reach the server over HTTPS, e.g. through a proxy)")
@@ -163,7 +165,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log,
 		MaxConnections: c.maxConns, MaxConnectionsPerIP: c.maxConnsPerIP,
 		MaxUnauthenticated: c.maxUnauth, MaxUnauthenticatedPerIP: c.maxUnauthPerIP, Files: files}
-	if xopts.ContactAddresses, err = contactAddresses(c.adminContact); err != nil {
+	if xopts.ContactAddresses, err = contactAddresses(c.adminContact, c.contacts); err != nil {
 		return err
 	}
 	var node *cluster.Cluster
@@ -289,19 +291,38 @@ func publicURL(httpAt, domain string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// contactAddresses reads --admin-contact: comma-separated URIs (mailto:,
-// xmpp:, http(s):, tel:, sip:); a bare e-mail address becomes mailto:.
-func contactAddresses(v string) ([]string, error) {
-	var out []string
-	for _, a := range splitList(v) {
+// contactAddresses reads --admin-contact (URIs: mailto:, xmpp:, http(s):,
+// tel:, sip:, …; a bare e-mail address becomes mailto:) and
+// --contact-addresses (KIND=URI pairs).
+func contactAddresses(admin, more string) (map[string][]string, error) {
+	out := map[string][]string{}
+	add := func(flag, kind, a string) error {
 		if !strings.Contains(a, ":") && strings.Contains(a, "@") {
 			a = "mailto:" + a
 		}
 		u, err := url.Parse(a)
 		if err != nil || u.Scheme == "" || strings.ContainsAny(a, " <>'\"") {
-			return nil, fmt.Errorf("serve: --admin-contact: %q is not an address like mailto:it@example.com or xmpp:admin@example.com", a)
+			return fmt.Errorf("serve: %s: %q is not an address like mailto:it@example.com or xmpp:admin@example.com", flag, a)
 		}
-		out = append(out, a)
+		out[kind] = append(out[kind], a)
+		return nil
+	}
+	for _, a := range splitList(admin) {
+		if err := add("--admin-contact", "admin", a); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range splitList(more) {
+		kind, a, ok := strings.Cut(p, "=")
+		if !ok || !slices.Contains(xmppcore.ContactKinds, kind) {
+			return nil, fmt.Errorf("serve: --contact-addresses: %q is not KIND=URI with KIND one of %s", p, strings.Join(xmppcore.ContactKinds, ", "))
+		}
+		if err := add("--contact-addresses", kind, a); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }
