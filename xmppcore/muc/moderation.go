@@ -86,13 +86,18 @@ func (s *Store) removeOutcasts(ctx context.Context, chatID int64, users []int64)
 // integration) adding a banned user lifts the ban; anyone else —
 // including the user joining an open chat — is refused.
 func (s *Service) checkOutcasts(ctx context.Context, c *Chat, actor int64, users []int64) error {
+	// A chat's outcasts are few: one query, not one per user added.
+	outs, err := s.store.Outcasts(ctx, c.ID)
+	if err != nil || len(outs) == 0 {
+		return err
+	}
+	isOut := make(map[int64]bool, len(outs))
+	for _, o := range outs {
+		isOut[o.UserID] = true
+	}
 	var banned []int64
 	for _, u := range users {
-		ok, err := s.store.IsOutcast(ctx, c.ID, u)
-		if err != nil {
-			return err
-		}
-		if ok {
+		if isOut[u] {
 			banned = append(banned, u)
 		}
 	}
