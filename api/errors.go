@@ -70,6 +70,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusForbidden, "forbidden", strings.TrimPrefix(err.Error(), muc.ErrForbidden.Error()+": "))
 	case errors.Is(err, muc.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", "it exists already")
+	case errors.Is(err, muc.ErrRateLimited):
+		writeError(w, http.StatusTooManyRequests, "rate_limited", strings.TrimPrefix(err.Error(), muc.ErrRateLimited.Error()+": "))
 	default:
 		a.internal(w, r, err)
 	}

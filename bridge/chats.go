@@ -113,6 +113,8 @@ func lifecycleErr(err error) error {
 		return bad("forbidden", strings.TrimPrefix(err.Error(), muc.ErrForbidden.Error()+": "))
 	case errors.Is(err, muc.ErrConflict):
 		return bad("conflict", "it exists already")
+	case errors.Is(err, muc.ErrRateLimited):
+		return bad("rate_limited", strings.TrimPrefix(err.Error(), muc.ErrRateLimited.Error()+": "))
 	}
 	return err
 }

@@ -239,7 +239,8 @@ func (s *Server) registerMAM(st *mam.Store, dir mam.Directory) {
 		if q.Name.Local != "query" {
 			return nil, ErrBadRequest("")
 		}
-		resp, err := st.HandleQuery(ctx, dir, mam.Request{Viewer: sess.userID, ArchiveJID: sess.bareStr, To: sess.jidStr, Query: q.AppendXML(nil, "")})
+		resp, err := st.HandleQuery(ctx, dir, mam.Request{Viewer: sess.userID, ArchiveJID: sess.bareStr, To: sess.jidStr, Query: q.AppendXML(nil, ""),
+			Get: iq.AttrValue("type") == "get"})
 		if err != nil {
 			return nil, mamError(err)
 		}

@@ -406,6 +406,7 @@ func (c *conn) negotiate() (*Session, error) {
 			return nil, err
 		}
 		features := NewElement(NSStream, "features")
+		features.AddChild(c.srv.serverCaps()) // XEP-0115 server capabilities
 		needTLS := !c.t.Secure() && c.srv.opts.TLSConfig != nil && !c.t.Framed()
 		switch {
 		case needTLS:

@@ -162,21 +162,49 @@ func TestBlockingVCardDisco(t *testing.T) {
 				t.Errorf("vcard lacks %s: %s", want, v)
 			}
 		}
-		// Bob publishes his own card: others get it instead of the org
-		// card, and it survives a new session; a huge card is refused.
+		// The directory fields are read-only: a set that changes FN is
+		// refused and changes nothing.
 		b.send(`<iq type='set' id='v2'><vCard xmlns='vcard-temp'><FN>Бобби</FN><NICKNAME>bob</NICKNAME></vCard></iq>`)
-		b.expect(`type='result' id='v2'`)
+		b.expect(`id='v2'[^>]*type='error'.*?<not-allowed .*?FN comes from the company directory`)
+		// Gajim's avatar change: the card it read, repeated, plus a
+		// PHOTO (its N parts reordered, an empty MIDDLE): accepted.
+		b.send(`<iq type='set' id='v2b'><vCard xmlns='vcard-temp'><FN>Боб Иванов</FN><N><GIVEN>Боб</GIVEN><MIDDLE/><FAMILY>Иванов</FAMILY></N>` +
+			`<ORG><ORGNAME>Company</ORGNAME><ORGUNIT>Sales</ORGUNIT></ORG><TITLE>Sales</TITLE><JABBERID>bob@example.test</JABBERID>` +
+			`<NICKNAME>bob</NICKNAME><PHOTO><TYPE>image/png</TYPE><BINVAL>AAAA</BINVAL></PHOTO></vCard></iq>`)
+		b.expect(`type='result' id='v2b'`)
 		a.send(`<iq type='get' id='v3' to='bob@example.test'><vCard xmlns='vcard-temp'/></iq>`)
 		v = a.expect(`<iq type='result' id='v3'[^>]*>(.*?)</iq>`)[1]
-		if !strings.Contains(v, `<FN>Бобби</FN><NICKNAME>bob</NICKNAME>`) || strings.Contains(v, "ORGNAME") {
+		if !strings.Contains(v, `<FN>Боб Иванов</FN>`) || !strings.Contains(v, "<ORGNAME>Company</ORGNAME>") || strings.Count(v, "<FN>") != 1 ||
+			!strings.Contains(v, `<NICKNAME>bob</NICKNAME>`) || !strings.Contains(v, "<BINVAL>AAAA</BINVAL>") {
 			t.Errorf("published vcard: %s", v)
+		}
+		// A photo-only set keeps the company fields and replaces the
+		// user's own part.
+		b.send(`<iq type='set' id='v2c'><vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>BBBB</BINVAL></PHOTO></vCard></iq>`)
+		b.expect(`type='result' id='v2c'`)
+		a.send(`<iq type='get' id='v3b' to='bob@example.test'><vCard xmlns='vcard-temp'/></iq>`)
+		v = a.expect(`<iq type='result' id='v3b'[^>]*>(.*?)</iq>`)[1]
+		if !strings.Contains(v, `<TITLE>Sales</TITLE>`) || !strings.Contains(v, "<ORGNAME>Company</ORGNAME>") ||
+			strings.Contains(v, "NICKNAME") || !strings.Contains(v, "<BINVAL>BBBB</BINVAL>") {
+			t.Errorf("photo-only set: %s", v)
+		}
+		// A TEL or TITLE the directory does not hold is refused too.
+		b.send(`<iq type='set' id='v2d'><vCard xmlns='vcard-temp'><TITLE>CEO</TITLE></vCard></iq>`)
+		b.expect(`id='v2d'[^>]*type='error'.*?<not-allowed `)
+		// An empty set wipes only the user's part.
+		b.send(`<iq type='set' id='v2e'><vCard xmlns='vcard-temp'/></iq>`)
+		b.expect(`type='result' id='v2e'`)
+		a.send(`<iq type='get' id='v3c' to='bob@example.test'><vCard xmlns='vcard-temp'/></iq>`)
+		v = a.expect(`<iq type='result' id='v3c'[^>]*>(.*?)</iq>`)[1]
+		if !strings.Contains(v, `<TITLE>Sales</TITLE>`) || !strings.Contains(v, "<ORGNAME>Company</ORGNAME>") || strings.Contains(v, "PHOTO") {
+			t.Errorf("empty set: %s", v)
 		}
 		b.send(`<iq type='set' id='v4'><vCard xmlns='vcard-temp'><DESC>%s</DESC></vCard></iq>`, strings.Repeat("x", MaxVCardSize))
 		b.expect(`id='v4'[^>]*type='error'.*?<not-acceptable `)
 		b.send(`<iq type='set' id='v5' to='alice@example.test'><vCard xmlns='vcard-temp'><FN>x</FN></vCard></iq>`)
 		b.expect(`id='v5'[^>]*type='error'`)
 		b.send(`<iq type='get' id='v6'><vCard xmlns='vcard-temp'/></iq>`)
-		b.expect(`type='result' id='v6'.*?<FN>Бобби</FN>`)
+		b.expect(`type='result' id='v6'.*?<FN>Боб Иванов</FN>`)
 		a.send(`<iq type='get' id='v7'><vCard xmlns='vcard-temp'/></iq>`)
 		a.expect(`type='result' id='v7'.*?<FN>[^<]*</FN>.*?<JABBERID>alice@example.test</JABBERID>`)
 

@@ -374,13 +374,7 @@ func (s *Server) iqDiscoInfo(ctx context.Context, sess *Session, iq *Element) (*
 	}
 	to := iq.AttrValue("to")
 	if to == s.domain {
-		res.AddChild(NewElement(NSDiscoInfo, "identity", "category", "server", "type", "im", "name", "Vestnik"))
-		s.extMu.RLock()
-		for _, f := range s.features {
-			res.AddChild(NewElement(NSDiscoInfo, "feature", "var", f))
-		}
-		s.extMu.RUnlock()
-		return res, nil
+		return s.serverInfo(), nil
 	}
 	// An account.
 	res.AddChild(NewElement(NSDiscoInfo, "identity", "category", "account", "type", "registered"))
@@ -400,6 +394,17 @@ func (s *Server) iqDiscoInfo(ctx context.Context, sess *Session, iq *Element) (*
 		}
 		s.extMu.RUnlock()
 	}
+	seen := make(map[string]bool, len(res.Children))
+	for _, c := range res.Children {
+		seen[c.AttrValue("var")] = true
+	}
+	s.extMu.RLock()
+	for _, f := range s.accountFeatures {
+		if !seen[f] {
+			res.AddChild(NewElement(NSDiscoInfo, "feature", "var", f))
+		}
+	}
+	s.extMu.RUnlock()
 	return res, nil
 }
 
@@ -470,44 +475,7 @@ func (s *Server) iqVCard(ctx context.Context, sess *Session, iq *Element) (*Elem
 		}
 		return nil, err
 	}
-	if v, err := s.storedVCard(ctx, acc.ID); err != nil || v != nil {
-		return v, err
-	}
-	v := NewElement(NSVCard, "vCard")
-	v.AddText(NSVCard, "FN", acc.Name)
-	n := NewElement(NSVCard, "N")
-	if parts := strings.Fields(acc.Name); len(parts) > 1 {
-		n.AddText(NSVCard, "FAMILY", strings.Join(parts[1:], " "))
-		n.AddText(NSVCard, "GIVEN", parts[0])
-	} else {
-		n.AddText(NSVCard, "GIVEN", acc.Name)
-	}
-	v.AddChild(n)
-	if len(acc.Departments) > 0 || acc.Org != "" {
-		org := NewElement(NSVCard, "ORG")
-		orgName := acc.Org
-		if orgName == "" && len(acc.Departments) > 0 {
-			orgName = acc.Departments[0]
-		}
-		org.AddText(NSVCard, "ORGNAME", orgName)
-		for _, d := range acc.Departments {
-			if d != orgName {
-				org.AddText(NSVCard, "ORGUNIT", d)
-			}
-		}
-		v.AddChild(org)
-	}
-	if acc.Title != "" {
-		v.AddText(NSVCard, "TITLE", acc.Title)
-	}
-	if acc.Email != "" {
-		e := NewElement(NSVCard, "EMAIL")
-		e.AddChild(NewElement(NSVCard, "INTERNET"))
-		e.AddText(NSVCard, "USERID", acc.Email)
-		v.AddChild(e)
-	}
-	v.AddText(NSVCard, "JABBERID", s.bareJID(acc.Login))
-	return v, nil
+	return s.vCardOf(ctx, acc)
 }
 
 // --- carbons (XEP-0280) --------------------------------------------------------

@@ -32,6 +32,12 @@ type PEP interface {
 	SendLastItems(ctx context.Context, owner, toFull string, wants func(node string) bool) error
 }
 
+// AvatarPublisher is a PEP service that publishes a vCard PHOTO as the
+// owner's XEP-0084 avatar (XEP-0398); binval "" disables the avatar.
+type AvatarPublisher interface {
+	PublishAvatar(ctx context.Context, owner, mimeType, binval string) error
+}
+
 // SetPEP installs the PEP service: disco on accounts lists its nodes and
 // entity capabilities make it send last items. Call before serving.
 func (s *Server) SetPEP(p PEP) {

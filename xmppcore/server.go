@@ -60,6 +60,11 @@ type Options struct {
 	// body carries a stored file's URL is archived with that file and
 	// gains its out-of-band data (AttachFiles); nil: no file store.
 	Files Files
+	// ContactAddresses are the service's contact addresses by kind
+	// (ContactKinds: "admin", "abuse", …), URIs such as
+	// mailto:it@example.com or xmpp:admin@example.com, listed in the
+	// server's disco#info (XEP-0157); none: no form.
+	ContactAddresses map[string][]string
 }
 
 // Component is a service on a subdomain (MUC at conference.<domain>): the
@@ -101,12 +106,14 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 
-	extMu      sync.RWMutex // guards components, iqHandlers, features, pep, inviter
-	components map[string]Component
-	iqHandlers map[string]IQHandler
-	features   []string
-	pep        PEP           // nil: no PEP service
-	inviter    DirectInviter // nil: direct invitations are only delivered
+	extMu           sync.RWMutex // guards components, iqHandlers, features, pep, inviter
+	components      map[string]Component
+	iqHandlers      map[string]IQHandler
+	features        []string
+	accountFeatures []string      // disco#info features of every account's bare JID (PEP services)
+	capsEl          *Element      // the server's XEP-0115 <c/>, made from features when first asked
+	pep             PEP           // nil: no PEP service
+	inviter         DirectInviter // nil: direct invitations are only delivered
 
 	msgs        *mam.Store  // edits, retractions, reactions (edits.go); nil from NewServerWith
 	chatChanges ChatChanges // guarded by extMu; nil: no chat service
@@ -323,13 +330,28 @@ func (s *Server) HandleIQ(space string, h IQHandler) {
 func (s *Server) AddFeature(f string) {
 	s.extMu.Lock()
 	defer s.extMu.Unlock()
-	for _, x := range s.features {
+	s.features = addSorted(s.features, f)
+	s.capsEl = nil
+}
+
+// AddAccountFeature adds a disco#info feature of every account's bare
+// JID, where a client looks for what its PEP service offers (XEP-0402
+// urn:xmpp:bookmarks:1#compat, for instance), not on the domain.
+func (s *Server) AddAccountFeature(f string) {
+	s.extMu.Lock()
+	defer s.extMu.Unlock()
+	s.accountFeatures = addSorted(s.accountFeatures, f)
+}
+
+func addSorted(list []string, f string) []string {
+	for _, x := range list {
 		if x == f {
-			return
+			return list
 		}
 	}
-	s.features = append(s.features, f)
-	sort.Strings(s.features)
+	list = append(list, f)
+	sort.Strings(list)
+	return list
 }
 
 func (s *Server) iqHandler(space string) IQHandler {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,9 @@ type serveConfig struct {
 	secureWeb   bool
 	// admins: comma-separated logins of server admins (pubsub node creation).
 	admins string
+	// adminContact, contacts: XEP-0157 contact addresses; roomMessageRate: muc.Options.MessageRate.
+	adminContact, contacts string
+	roomMessageRate        float64
 	// cluster: share sessions with other nodes on the same PostgreSQL.
 	cluster bool
 	nodeID  string
@@ -76,6 +80,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.dataDir, "data", "./data", "data directory (self-signed certificate, uploads)")
 	fs.BoolVar(&c.hideHistory, "hide-history", false, "default for hide_history when members are added to a chat")
 	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (create pubsub nodes, own every chat room in XMPP)")
+	fs.StringVar(&c.adminContact, "admin-contact", "", "comma-separated operator addresses shown to XMPP clients (XEP-0157), e.g. mailto:it@example.com,xmpp:admin@example.com")
+	fs.StringVar(&c.contacts, "contact-addresses", "", "more XEP-0157 addresses as KIND=URI,… (KIND: abuse, admin, feedback, sales, security, status, support)")
+	fs.Float64Var(&c.roomMessageRate, "room-message-rate", muc.DefaultMessageRate, "messages per second one person may post to one chat, sustained (bursts of 20; negative: no limit)")
 	fs.StringVar(&c.webOrigins, "widget-origins", "", "comma-separated portal origins (https://portal.example.com) whose pages may show /widget.js with the user's unread counts")
 	fs.BoolVar(&c.secureWeb, "secure-cookie", false, "mark the web session cookie Secure (set when users reach the server over HTTPS, e.g. through a proxy)")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
@@ -168,6 +175,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log,
 		MaxConnections: c.maxConns, MaxConnectionsPerIP: c.maxConnsPerIP,
 		MaxUnauthenticated: c.maxUnauth, MaxUnauthenticatedPerIP: c.maxUnauthPerIP, Files: files}
+	if xopts.ContactAddresses, err = contactAddresses(c.adminContact, c.contacts); err != nil {
+		return err
+	}
 	var node *cluster.Cluster
 	if c.cluster && db.DriverName() == migrations.Postgres {
 		node, err = cluster.New(db, c.dbURL, cluster.Options{NodeID: c.nodeID, Logger: log})
@@ -213,13 +223,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			admins = append(admins, a)
 		}
 	}
-	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Admins: admins, Files: files, Logger: log})
+	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Admins: admins, Files: files, Logger: log,
+		MessageRate: c.roomMessageRate})
 	chatService.Register(xmpp)
 	xmpp.SetDirectInviter(chatService)
 	// PEP on users' JIDs and the pubsub.<domain> service; the bookmarks
 	// node stays with the chat service.
 	pep := pubsub.New(pubsub.NewStore(db), xmpp, users, pubsub.Options{Domain: c.domain, Admins: admins,
-		Bookmarks: chatService.BookmarksIQ(), Logger: log})
+		Bookmarks: chatService.BookmarksIQ(), Photos: xmpp, Logger: log})
 	pep.Register(xmpp)
 	xmpp.SetPEP(pep)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
@@ -235,6 +246,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 
 	mux.Handle("GET /xmpp-websocket", xmpp.WebSocketHandler())
+	// XEP-0156: where web clients find the WebSocket endpoint.
+	mux.Handle("GET /.well-known/host-meta", xmppcore.HostMetaHandler(c.publicURL))
+	mux.Handle("GET /.well-known/host-meta.json", xmppcore.HostMetaHandler(c.publicURL))
 
 	// HTTP file upload (XEP-0363) at upload.<domain>; capability URLs.
 	upload.NewService(files, users, log).Register(xmpp)
@@ -286,6 +300,42 @@ func publicURL(httpAt, domain string) string {
 		host = domain
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// contactAddresses reads --admin-contact (URIs: mailto:, xmpp:, http(s):,
+// tel:, sip:, …; a bare e-mail address becomes mailto:) and
+// --contact-addresses (KIND=URI pairs).
+func contactAddresses(admin, more string) (map[string][]string, error) {
+	out := map[string][]string{}
+	add := func(flag, kind, a string) error {
+		if !strings.Contains(a, ":") && strings.Contains(a, "@") {
+			a = "mailto:" + a
+		}
+		u, err := url.Parse(a)
+		if err != nil || u.Scheme == "" || strings.ContainsAny(a, " <>'\"") {
+			return fmt.Errorf("serve: %s: %q is not an address like mailto:it@example.com or xmpp:admin@example.com", flag, a)
+		}
+		out[kind] = append(out[kind], a)
+		return nil
+	}
+	for _, a := range splitList(admin) {
+		if err := add("--admin-contact", "admin", a); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range splitList(more) {
+		kind, a, ok := strings.Cut(p, "=")
+		if !ok || !slices.Contains(xmppcore.ContactKinds, kind) {
+			return nil, fmt.Errorf("serve: --contact-addresses: %q is not KIND=URI with KIND one of %s", p, strings.Join(xmppcore.ContactKinds, ", "))
+		}
+		if err := add("--contact-addresses", kind, a); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }
 
 // uploadOptions reads the file store's flags.

@@ -184,3 +184,34 @@ func TestMAMOverXMPP(t *testing.T) {
 		}
 	})
 }
+
+// TestMAMFormAndOriginID: an empty <query/> get answers the search form
+// (XEP-0313 §4.1.1) and runs no query; an archived message a client sent
+// with an origin-id carries it once.
+func TestMAMFormAndOriginID(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newE2E(t, db)
+		a, b := e.user(t, "1"), e.user(t, "2")
+		sa, _ := e.attach(t, a)
+		sb, out := e.attach(t, b)
+		send(t, sb, `<presence/>`)
+		send(t, sa, `<message type='chat' id='o1' to='`+b.Login+`@example.test'><body>с origin-id</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>`)
+		out.waitFor(t, "с origin-id")
+
+		send(t, sb, `<iq type='get' id='f1'><query xmlns='urn:xmpp:mam:2'/></iq>`)
+		got := out.waitFor(t, "id='f1'")
+		form := got[len(got)-1]
+		if len(got) != 1 || !strings.Contains(form, "type='result'") || !strings.Contains(form, "type='form'") ||
+			!strings.Contains(form, "<value>urn:xmpp:mam:2</value>") || !strings.Contains(form, "var='with'") ||
+			!strings.Contains(form, "var='start'") || !strings.Contains(form, "var='end'") {
+			t.Fatalf("form discovery: %q", got)
+		}
+
+		send(t, sb, `<iq type='set' id='q1'><query xmlns='urn:xmpp:mam:2'/></iq>`)
+		got = out.waitFor(t, "id='q1'", "type='result'")
+		all := strings.Join(got, "\n")
+		if !strings.Contains(all, "с origin-id") || strings.Count(all, "<origin-id") != 1 {
+			t.Fatalf("origin-ids in the archived message:\n%s", all)
+		}
+	})
+}

@@ -37,6 +37,19 @@ const (
 // Features are the disco#info features of an archive (user or room).
 var Features = []string{NS, NSExtended}
 
+// queryForm is the answer to a get: the fields a query may filter on
+// (XEP-0313 §4.1.1, §5.1.1 ids, XEP-0431 full text search).
+const queryForm = "<query xmlns='" + NS + "'><x xmlns='" + NSData + "' type='form'>" +
+	"<field type='hidden' var='FORM_TYPE'><value>" + NS + "</value></field>" +
+	"<field type='jid-single' var='with'/>" +
+	"<field type='text-single' var='start'/>" +
+	"<field type='text-single' var='end'/>" +
+	"<field type='text-single' var='before-id'/>" +
+	"<field type='text-single' var='after-id'/>" +
+	"<field type='list-multi' var='ids'><validate xmlns='http://jabber.org/protocol/xdata-validate' datatype='xs:string'><open/></validate></field>" +
+	"<field type='text-single' var='{" + NSFulltext + "}fulltext'/>" +
+	"</x></query>"
+
 // MaxQueryXML bounds the size of a <query/> element.
 const MaxQueryXML = 16 << 10
 
@@ -59,6 +72,9 @@ type Request struct {
 	ArchiveJID string // the queried archive: the viewer's bare JID or the room JID
 	To         string // the requester's full JID (to of the result messages)
 	Query      []byte // the <query xmlns='urn:xmpp:mam:2'/> element
+	// Get: the IQ is a get, which asks for the search form (XEP-0313
+	// §4.1.1); queries are sets.
+	Get bool
 }
 
 // Response is what the server sends: each of Results as a message, then
@@ -109,6 +125,9 @@ func (s *Store) HandleQuery(ctx context.Context, dir Directory, req Request) (*R
 	}
 	if xq.Node != "" {
 		return nil, &Error{Type: "cancel", Condition: "item-not-found", Text: "no such node"}
+	}
+	if req.Get {
+		return &Response{Fin: queryForm}, nil
 	}
 	q := Query{Viewer: req.Viewer, ChatID: req.ChatID}
 	if req.ChatID != 0 {
@@ -400,7 +419,9 @@ func resultXML(ctx context.Context, dir Directory, req Request, queryID string, 
 		}
 		b.WriteString("/>")
 	}
-	if m.OriginID != "" {
+	// The payload of a client's message keeps its own <origin-id/>;
+	// one is added only for messages that came without it (REST, bridge).
+	if m.OriginID != "" && !strings.Contains(m.Payload, "<origin-id xmlns='"+NSStanzaID+"'") {
 		b.WriteString("<origin-id xmlns='" + NSStanzaID + "'")
 		writeAttr(&b, "id", m.OriginID)
 		b.WriteString("/>")

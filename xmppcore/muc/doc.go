@@ -1,8 +1,8 @@
 // Package muc owns group chats: the chat model and its store (members,
 // membership windows for history, avatars), the rules of who may do what
 // (open and closed chats, owners), posting to a chat, and the chats as
-// XEP-0045 rooms at conference.<domain> with XEP-0402 and XEP-0048
-// bookmarks.
+// XEP-0045 rooms at conference.<domain> (with moderation: kick, voice,
+// ban) and XEP-0402 and XEP-0048 bookmarks.
 //
 // Destroying a room (XEP-0045 §10.9, by its owner or a server admin)
 // closes the chat: every occupant leaves with a <destroy/> notice, every

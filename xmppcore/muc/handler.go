@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -64,6 +65,8 @@ func (s *Service) replyErr(ctx context.Context, e *xmppcore.Element, err error) 
 		s.reply(ctx, e, "auth", "forbidden", strings.TrimPrefix(err.Error(), "muc: forbidden: "))
 	case errors.Is(err, ErrConflict):
 		s.reply(ctx, e, "cancel", "conflict", "")
+	case errors.Is(err, ErrRateLimited):
+		s.reply(ctx, e, "wait", "policy-violation", strings.TrimPrefix(err.Error(), ErrRateLimited.Error()+": "))
 	case errors.As(err, &ie):
 		s.reply(ctx, e, "modify", "not-acceptable", ie.Message)
 	case errors.As(err, &ue):
@@ -227,6 +230,11 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		return
 	}
 	if !c.IsMember(u.ID) {
+		if banned, _ := s.store.IsOutcast(ctx, c.ID, u.ID); banned {
+			s.reply(ctx, e, "auth", "forbidden", "you are banned from this chat")
+			s.dropIfEmpty(c.ID, r)
+			return
+		}
 		if c.Type != TypeOpen {
 			s.reply(ctx, e, "auth", "registration-required", "this chat is for members only")
 			s.dropIfEmpty(c.ID, r)
@@ -277,15 +285,8 @@ func (s *Service) sendJoinState(ctx context.Context, c *Chat, userID int64, o *o
 		self = append(self, "201")
 	}
 	s.router.Route(ctx, addressed(s.occupantPresence(c, o, false, self...), s.RoomJID(c)+"/"+nick, full))
-	limit := s.opts.HistoryOnJoin
-	if h := child(child(e, NSMUC, "x"), NSMUC, "history"); h != nil {
-		if v := attr(h, "maxstanzas"); v != "" {
-			if n, err := atoiBounded(v, limit); err == nil {
-				limit = n
-			}
-		}
-	}
-	s.sendHistory(ctx, c, userID, full, limit)
+	limit, since := joinHistory(child(child(e, NSMUC, "x"), NSMUC, "history"), s.opts.HistoryOnJoin, time.Now())
+	s.sendHistory(ctx, c, userID, full, limit, since)
 	s.router.Route(ctx, addressed(s.subjectMessage(c), s.RoomJID(c), full))
 }
 
@@ -412,6 +413,10 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	}
 	if !c.IsMember(u.ID) {
 		s.reply(ctx, e, "auth", "forbidden", "you are no longer a member of this chat")
+		return
+	}
+	if o.visitor {
+		s.reply(ctx, e, "auth", "forbidden", "a moderator took your voice in this room")
 		return
 	}
 	if len(body) > MaxBody {
@@ -580,7 +585,7 @@ func messagePayload(e *xmppcore.Element) string {
 		switch {
 		case (c.Name.Space == "" || c.Name.Space == nsClient) && c.Name.Local == "body":
 		case c.Name.Space == NSStanzaID:
-		case c.Name.Space == NSDelay, c.Name.Space == NSVestnik, c.Name.Space == NSMUCUser, c.Name.Space == NSMUC:
+		case c.Name.Space == NSDelay, c.Name.Space == NSVestnik, c.Name.Space == NSMUCUser, c.Name.Space == NSMUC, c.Name.Space == NSOccupantID:
 		default:
 			b = c.AppendXML(b, nsClient)
 		}
@@ -602,7 +607,7 @@ func (s *Service) relayEphemeral(ctx context.Context, c *Chat, r *room, o *occup
 	if err != nil {
 		return
 	}
-	msg.Children = kids
+	msg.Children = append(kids, el(NSOccupantID, "occupant-id", "id", s.occupantID(c, o.userID)))
 	for _, full := range r.snapshot() {
 		s.router.Route(ctx, addressed(msg, s.RoomJID(c)+"/"+o.nick, full))
 	}

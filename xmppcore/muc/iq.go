@@ -29,7 +29,7 @@ func (s *Service) roomArchive(ctx context.Context, u *roster.User, from, to jid.
 		return
 	}
 	resp, err := s.archive.HandleQuery(ctx, s.dir, mam.Request{Viewer: u.ID, ChatID: c.ID, ArchiveJID: s.RoomJID(c),
-		To: from.String(), Query: []byte(payload.String())})
+		To: from.String(), Query: []byte(payload.String()), Get: attr(iq, "type") == "get"})
 	var me *mam.Error
 	if errors.As(err, &me) {
 		s.reply(ctx, iq, me.Type, me.Condition, me.Text)
@@ -135,7 +135,7 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 	}
 	add(q, el(NSDiscoInfo, "identity", "category", "conference", "type", "text", "name", c.Title))
 	features := []string{NSMUC, "muc_persistent", "muc_nonanonymous", "muc_unmoderated", "muc_unsecured",
-		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo, NSVCard, xmppcore.NSRetract}
+		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo, NSVCard, xmppcore.NSRetract, NSOccupantID}
 	if c.Type == TypeOpen {
 		features = append(features, "muc_open", "muc_public")
 	} else {
@@ -391,6 +391,22 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 			return
 		}
 		q := el(NSMUCAdmin, "query")
+		if want == "outcast" {
+			outs, err := s.store.Outcasts(ctx, c.ID)
+			if err != nil {
+				s.replyErr(ctx, iq, err)
+				return
+			}
+			for _, o := range outs {
+				if ou, err := s.users.UserByID(ctx, o.UserID); err == nil {
+					it := el(NSMUCAdmin, "item", "affiliation", "outcast", "jid", s.userJID(ou))
+					if o.Reason != "" {
+						add(it, text(NSMUCAdmin, "reason", o.Reason))
+					}
+					add(q, it)
+				}
+			}
+		}
 		for _, m := range c.Members {
 			aff := "member"
 			if m.UserID == c.OwnerID {
@@ -427,6 +443,27 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 				continue
 			}
 			aff := attr(it, "affiliation")
+			if role := attr(it, "role"); role != "" && aff == "" {
+				// Kick and voice (XEP-0045 §8.2–8.4), by nick.
+				switch role {
+				case "none":
+					err = s.Kick(ctx, actor, c, attr(it, "nick"), childText(it, NSMUCAdmin, "reason"))
+				case "participant", "visitor":
+					err = s.SetVoice(ctx, actor, c, attr(it, "nick"), role == "participant")
+				default:
+					s.reply(ctx, iq, "cancel", "not-allowed", "the owner is the room's only moderator")
+					return
+				}
+				if errors.Is(err, ErrNotFound) {
+					s.reply(ctx, iq, "cancel", "item-not-found", "no such occupant")
+					return
+				}
+				if err != nil {
+					s.replyErr(ctx, iq, err)
+					return
+				}
+				continue
+			}
 			var target *roster.User
 			if j := attr(it, "jid"); j != "" {
 				tj, err := jid.Parse(j)
@@ -468,12 +505,17 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 				if err == nil && len(now) > 0 {
 					added = append(added, now...)
 				}
-			case "none", "outcast":
+			case "none":
 				if err = s.removeMember(ctx, actor, c.ID, target.ID); err == nil {
 					removed = append(removed, target.ID)
 				}
+			case "outcast":
+				wasMember := c.IsMember(target.ID)
+				if err = s.Ban(ctx, actor, c.ID, target.ID, childText(it, NSMUCAdmin, "reason")); err == nil && wasMember {
+					removed = append(removed, target.ID)
+				}
 			default:
-				s.reply(ctx, iq, "cancel", "not-allowed", "only member and none affiliations can be set")
+				s.reply(ctx, iq, "cancel", "not-allowed", "the owner is changed in the room configuration; member, none and outcast affiliations can be set")
 				return
 			}
 			if err != nil {

@@ -2,6 +2,8 @@ package muc
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"sort"
 	"strconv"
@@ -25,6 +27,7 @@ type occupant struct {
 	userID   int64
 	nick     string
 	presence *xmppcore.Element // the last presence it sent (show, status)
+	visitor  bool              // voice revoked by a moderator (role visitor)
 }
 
 // room returns the live room of a chat, creating it when create is set.
@@ -156,6 +159,9 @@ func (s *Service) groupchatElement(c *Chat, m *mam.Message, nick string, system 
 	if m.OriginID != "" {
 		msg.Children = append(msg.Children, el(NSStanzaID, "origin-id", "id", m.OriginID))
 	}
+	if !system && m.FromID != 0 {
+		msg.Children = append(msg.Children, el(NSOccupantID, "occupant-id", "id", s.occupantID(c, m.FromID)))
+	}
 	v := el(NSVestnik, "chat", "id", strconv.FormatInt(c.ID, 10))
 	if system {
 		setAttr(v, "system", "true")
@@ -180,6 +186,8 @@ func (s *Service) occupantItem(c *Chat, o *occupant) *xmppcore.Element {
 	aff, role := "member", "participant"
 	if o.userID == c.OwnerID {
 		aff, role = "owner", "moderator"
+	} else if o.visitor {
+		role = "visitor"
 	}
 	return el(NSMUCUser, "item", "affiliation", aff, "role", role, "jid", o.full)
 }
@@ -226,14 +234,32 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 		setAttr(item, "affiliation", "none")
 		setAttr(item, "role", "none")
 	}
+	for _, st := range statuses {
+		switch st {
+		case "301": // banned
+			setAttr(item, "affiliation", "outcast")
+			setAttr(item, "role", "none")
+		case "307": // kicked
+			setAttr(item, "role", "none")
+		}
+	}
 	add(x, item)
 	for _, st := range statuses {
 		if st == "110" {
 			x.Children = append(x.Children, el(NSMUCUser, "status", "code", st))
 		}
 	}
-	p.Children = append(p.Children, x)
+	p.Children = append(p.Children, x, el(NSOccupantID, "occupant-id", "id", s.occupantID(c, o.userID)))
 	return p
+}
+
+// occupantID is a user's XEP-0421 occupant id in a chat: the same for
+// every session and nick of the user in that room, different between
+// rooms, and telling nothing by itself (rooms are non-anonymous anyway:
+// the real JID is in the presence).
+func (s *Service) occupantID(c *Chat, userID int64) string {
+	h := sha256.Sum256([]byte("vestnik occupant-id\x00" + s.RoomJID(c) + "\x00" + strconv.FormatInt(userID, 10)))
+	return base64.RawURLEncoding.EncodeToString(h[:18])
 }
 
 // broadcastSubject sends the room subject (the chat's description, its
@@ -253,38 +279,7 @@ func (s *Service) subjectMessage(c *Chat) *xmppcore.Element {
 // kick removes every session of userID from the room (they are no longer a
 // member): each gets unavailable with status 321, the others see them go.
 func (s *Service) kick(ctx context.Context, c *Chat, userID, actor int64) {
-	r := s.room(c.ID, false)
-	if r == nil {
-		return
-	}
-	var gone []*occupant
-	var by *occupant
-	r.mu.Lock()
-	for full, o := range r.occupants {
-		if o.userID == userID {
-			gone = append(gone, o)
-			delete(r.occupants, full)
-		} else if actor != 0 && o.userID == actor && by == nil {
-			cp := *o
-			by = &cp
-		}
-	}
-	r.mu.Unlock()
-	withActor := func(p *xmppcore.Element) *xmppcore.Element {
-		if by != nil {
-			if x := child(p, NSMUCUser, "x"); x != nil {
-				if it := child(x, NSMUCUser, "item"); it != nil {
-					add(it, el(NSMUCUser, "actor", "nick", by.nick, "jid", by.full))
-				}
-			}
-		}
-		return p
-	}
-	for _, o := range gone {
-		s.router.Route(ctx, addressed(withActor(s.occupantPresence(c, o, true, "110", "321")), s.RoomJID(c)+"/"+o.nick, o.full))
-		s.announceLeaveWith(ctx, c, r, o, withActor, "321")
-	}
-	s.dropIfEmpty(c.ID, r)
+	s.eject(ctx, c, userID, actor, "", "321")
 }
 
 // announceLeave tells the other occupants that o left, unless another
@@ -313,13 +308,44 @@ func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *oc
 	}
 }
 
+// joinHistory reads a join's <history/> (XEP-0045 §7.2.14): how many
+// messages at most (maxstanzas, bounded by max; maxchars='0' asks for
+// none — other maxchars values are not counted, clients use only 0) and
+// from when (seconds before now, or since; the later of both). Absent or
+// malformed attributes leave the defaults: max messages, any time.
+func joinHistory(h *xmppcore.Element, max int, now time.Time) (limit int, since time.Time) {
+	limit = max
+	if h == nil {
+		return limit, since
+	}
+	if v := attr(h, "maxstanzas"); v != "" {
+		if n, err := atoiBounded(v, max); err == nil {
+			limit = n
+		}
+	}
+	if attr(h, "maxchars") == "0" {
+		limit = 0
+	}
+	if v := attr(h, "seconds"); v != "" {
+		if n, err := atoiBounded(v, 1<<31); err == nil {
+			since = now.Add(-time.Duration(n) * time.Second)
+		}
+	}
+	if v := attr(h, "since"); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.After(since) {
+			since = t
+		}
+	}
+	return limit, since
+}
+
 // sendHistory sends the joiner the latest messages they may read, oldest
 // first, with delay stamps.
-func (s *Service) sendHistory(ctx context.Context, c *Chat, userID int64, to string, limit int) {
+func (s *Service) sendHistory(ctx context.Context, c *Chat, userID int64, to string, limit int, since time.Time) {
 	if limit <= 0 {
 		return
 	}
-	page, err := s.archive.Query(ctx, mam.Query{Viewer: userID, ChatID: c.ID, Limit: limit, Reverse: true})
+	page, err := s.archive.Query(ctx, mam.Query{Viewer: userID, ChatID: c.ID, Limit: limit, Reverse: true, Start: since})
 	if err != nil {
 		s.log.Warn("history on join", "chat", c.ID, "err", err)
 		return

@@ -39,8 +39,15 @@ type Options struct {
 	Admins []string
 	// Files is the file store (package upload): a chat message whose body
 	// carries a stored file's URL is archived with it (xmppcore.AttachFiles).
-	Files  xmppcore.Files
-	Logger *slog.Logger
+	Files xmppcore.Files
+	// MessageRate is how many messages per second one author may post to
+	// one chat, sustained, with MessageBurst at once (defaults
+	// DefaultMessageRate, DefaultMessageBurst; a negative rate: no
+	// limit). System messages and the integration (author 0) are not
+	// limited. Over it a post fails with ErrRateLimited.
+	MessageRate  float64
+	MessageBurst int
+	Logger       *slog.Logger
 }
 
 // GetChatID is the command that answers the sender alone with the chat id.
@@ -64,6 +71,8 @@ type Service struct {
 	cache    userCache
 	changes  Changes  // edits, retractions, reactions (set by Register)
 	notifier Notifier // mentions (set by Register)
+
+	limits postLimiters // per author and chat message rate
 
 	mu    sync.RWMutex // guards rooms, follows and followers (the maps only)
 	rooms map[int64]*room
@@ -102,7 +111,13 @@ func (s *Service) Register(srv *xmppcore.Server) {
 	srv.SetChatChanges(s)
 	srv.HandleIQ(NSPubSub, s.iqHandler(s.PubSub))
 	srv.HandleIQ(NSPrivate, s.iqHandler(s.Private))
-	srv.AddFeature(NSBookmarks + "#compat")
+	// XEP-0402 §3.3: the account's PEP service keeps storage:bookmarks
+	// (private XML storage and PEP, XEP-0048/0223) and urn:xmpp:bookmarks:1
+	// in sync — both are views of the same bookmarks here.
+	srv.AddAccountFeature(NSBookmarks + "#compat")
+	srv.AddAccountFeature(NSBookmarks + "#compat-pep")
+	srv.AddAccountFeature(NSPubSub + "#config-node-max")
+	srv.AddAccountFeature(NSPubSub + "#publish-options")
 }
 
 // iqHandler adapts a bookmarks handler to the server's IQ dispatch.
@@ -196,6 +211,9 @@ func (s *Service) AddMembers(ctx context.Context, actor, chatID int64, users []i
 		return nil, err
 	}
 	if err := canAdd(c, actor, users); err != nil {
+		return nil, err
+	}
+	if err := s.checkOutcasts(ctx, c, actor, users); err != nil {
 		return nil, err
 	}
 	hide := s.opts.HideHistory
@@ -425,6 +443,10 @@ func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, ori
 	kind := "groupchat"
 	if system {
 		kind = "system"
+	} else if fromUserID != 0 {
+		if err := s.allowPost(c.ID, fromUserID); err != nil {
+			return 0, err
+		}
 	}
 	payload, files, err := xmppcore.AttachFilesPayload(ctx, s.opts.Files, body, payload)
 	if err != nil {

@@ -28,7 +28,8 @@ const (
 	NSRoomConfig  = "http://jabber.org/protocol/muc#roomconfig"
 	NSRoomInfo    = "http://jabber.org/protocol/muc#roominfo"
 	NSVCard       = "vcard-temp"
-	NSVestnik     = "urn:vestnik:chat:0" // <chat id='…' system='true'/> on chat messages
+	NSVestnik     = "urn:vestnik:chat:0"     // <chat id='…' system='true'/> on chat messages
+	NSOccupantID  = "urn:xmpp:occupant-id:0" // XEP-0421
 )
 
 // el builds an element; attrs are name, value pairs.

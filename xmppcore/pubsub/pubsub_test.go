@@ -235,3 +235,73 @@ func TestPEPHooks(t *testing.T) {
 		iv.ExpectNone(200*time.Millisecond, "urn:test")
 	})
 }
+
+// TestAvatarToVCard: an XEP-0084 avatar published on PEP (what
+// Conversations and Dino do) becomes the vCard PHOTO that vCard-only
+// clients read (XEP-0398); an empty metadata removes it; the directory
+// fields stay.
+func TestAvatarToVCard(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		p := w.login(t, "petrova", "conversations")
+		other := w.login(t, "ivanov", "converse")
+		const png = "iVBORw0KGgo="
+		p.Send(iq("set", "a1", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:avatar:data'><item id='abc123'><data xmlns='urn:xmpp:avatar:data'>"+png+"</data></item></publish></pubsub>"))
+		p.Expect("id='a1'", "type='result'")
+		p.Send(iq("set", "a2", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:avatar:metadata'><item id='abc123'><metadata xmlns='urn:xmpp:avatar:metadata'>"+
+			"<info id='abc123' type='image/png' bytes='8' width='1' height='1'/></metadata></item></publish></pubsub>"))
+		p.Expect("id='a2'", "type='result'")
+		// The conversion follows the IQ result; a later IQ of the same
+		// session is answered after it.
+		p.Send(iq("get", "sync", "", "<ping xmlns='urn:xmpp:ping'/>"))
+		p.Expect("id='sync'")
+		other.Send(`<iq type='get' id='v1' to='petrova@` + domain + `'><vCard xmlns='vcard-temp'/></iq>`)
+		v := other.Expect("id='v1'", "type='result'")
+		if !strings.Contains(v, "<TYPE>image/png</TYPE><BINVAL>"+png+"</BINVAL>") || !strings.Contains(v, "<FN>") {
+			t.Fatalf("vCard after the PEP avatar: %s", v)
+		}
+		p.Send(iq("set", "a3", "", "<pubsub "+nsPS+"><publish node='urn:xmpp:avatar:metadata'><item id='none'><metadata xmlns='urn:xmpp:avatar:metadata'/></item></publish></pubsub>"))
+		p.Expect("id='a3'", "type='result'")
+		p.Send(iq("get", "sync2", "", "<ping xmlns='urn:xmpp:ping'/>"))
+		p.Expect("id='sync2'")
+		other.Send(`<iq type='get' id='v2' to='petrova@` + domain + `'><vCard xmlns='vcard-temp'/></iq>`)
+		if v := other.Expect("id='v2'", "type='result'"); strings.Contains(v, "PHOTO") || !strings.Contains(v, "<FN>") {
+			t.Fatalf("vCard after disabling the avatar: %s", v)
+		}
+	})
+}
+
+// TestVCardPhotoToPEP: a vCard PHOTO (Gajim, Converse.js) is published
+// as the XEP-0084 avatar — data under its SHA-1, then metadata — so PEP
+// clients see it; the account advertises the conversion.
+func TestVCardPhotoToPEP(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		p := w.login(t, "petrova", "gajim")
+		p.Send(iq("get", "d1", "petrova@"+domain, "<query xmlns='http://jabber.org/protocol/disco#info'/>"))
+		if d := p.Expect("id='d1'", "type='result'"); !strings.Contains(d, "urn:xmpp:pep-vcard-conversion:0") {
+			t.Fatalf("account disco#info: %s", d)
+		}
+		// "hello" is aGVsbG8= ; its SHA-1 is aaf4c61d…
+		p.Send(iq("set", "v1", "", "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>aGVs\n bG8=</BINVAL></PHOTO></vCard>"))
+		p.Expect("id='v1'", "type='result'")
+		p.Send(iq("get", "sync", "", "<ping xmlns='urn:xmpp:ping'/>"))
+		p.Expect("id='sync'")
+		const sha = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
+		p.Send(iq("get", "m1", "", "<pubsub "+nsPS+"><items node='urn:xmpp:avatar:metadata'/></pubsub>"))
+		if m := p.Expect("id='m1'", "type='result'"); !strings.Contains(m, "id='"+sha+"'") || !strings.Contains(m, "bytes='5'") || !strings.Contains(m, "type='image/png'") {
+			t.Fatalf("avatar metadata: %s", m)
+		}
+		p.Send(iq("get", "m2", "", "<pubsub "+nsPS+"><items node='urn:xmpp:avatar:data'><item id='"+sha+"'/></items></pubsub>"))
+		if m := p.Expect("id='m2'", "type='result'"); !strings.Contains(m, ">aGVsbG8=</data>") {
+			t.Fatalf("avatar data: %s", m)
+		}
+		// Bad base64 changes no avatar (and the vCard set itself stands).
+		p.Send(iq("set", "v2", "", "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>!!!</BINVAL></PHOTO></vCard>"))
+		p.Expect("id='v2'", "type='result'")
+		p.Send(iq("get", "m3", "", "<pubsub "+nsPS+"><items node='urn:xmpp:avatar:metadata'/></pubsub>"))
+		if m := p.Expect("id='m3'", "type='result'"); !strings.Contains(m, "id='"+sha+"'") {
+			t.Fatalf("avatar metadata after a bad photo: %s", m)
+		}
+	})
+}

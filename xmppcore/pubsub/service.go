@@ -25,6 +25,7 @@ const (
 	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
 	nsBookmarks  = "urn:xmpp:bookmarks:1"
+	nsStorage    = "storage:bookmarks" // XEP-0048 bookmarks in PEP (XEP-0223), kept by the chat service too
 )
 
 // Limits.
@@ -59,7 +60,19 @@ type Options struct {
 	// Bookmarks answers PEP requests for the node urn:xmpp:bookmarks:1
 	// (the chat service's handler); nil: that node is kept here too.
 	Bookmarks xmppcore.IQHandler
-	Logger    *slog.Logger
+	// Photos, when set, gets a user's XEP-0084 avatar each time they
+	// publish its metadata on PEP, for their vCard PHOTO (XEP-0398):
+	// clients that read only vCards (Converse.js) see avatars set by
+	// Conversations or Dino.
+	Photos PhotoSetter
+	Logger *slog.Logger
+}
+
+// PhotoSetter keeps the PHOTO of a user's vCard (xmppcore.Server).
+type PhotoSetter interface {
+	// SetVCardPhoto replaces the PHOTO of the account's vCard; an empty
+	// binval removes it.
+	SetVCardPhoto(ctx context.Context, login, mimeType, binval string) error
 }
 
 // Service serves PEP on bare JIDs and the pubsub.<domain> component.
@@ -102,8 +115,11 @@ func (s *Service) Register(srv *xmppcore.Server) {
 	srv.RegisterComponent(s.host, s)
 	srv.HandleIQ(NS, s.pepIQ)
 	srv.HandleIQ(NSOwner, s.pepIQ)
+	if s.opts.Photos != nil {
+		srv.AddAccountFeature(NSVCardConversion)
+	}
 	for _, f := range []string{NS + "#publish", NS + "#auto-create", NS + "#publish-options", NS + "#retract-items",
-		NS + "#retrieve-items", NS + "#subscribe", NS + "#config-node", NS + "#last-published", NS + "#persistent-items"} {
+		NS + "#retrieve-items", NS + "#subscribe", NS + "#config-node", NS + "#config-node-max", NS + "#last-published", NS + "#persistent-items"} {
 		srv.AddFeature(f)
 	}
 }
@@ -150,8 +166,11 @@ type request struct {
 	service string  // PEP owner's bare JID, or the service host
 	pep     bool
 	admin   bool
-	iq      *xmppcore.Element
-	after   []func() // notifications, sent once the IQ is answered
+	// fromVCard: published by the server from a vCard PHOTO (XEP-0398),
+	// not to be converted back.
+	fromVCard bool
+	iq        *xmppcore.Element
+	after     []func() // notifications, sent once the IQ is answered
 }
 
 // later queues f to run after the answer to the request was sent.
@@ -184,7 +203,7 @@ func (s *Service) pepIQ(ctx context.Context, sess *xmppcore.Session, iq *xmppcor
 	if ps == nil || len(ps.Children) == 0 {
 		return nil, xmppcore.ErrBadRequest("")
 	}
-	if s.opts.Bookmarks != nil && ps.Children[0].AttrValue("node") == nsBookmarks && ps.Name.Space == NS {
+	if node := ps.Children[0].AttrValue("node"); s.opts.Bookmarks != nil && (node == nsBookmarks || node == nsStorage) && ps.Name.Space == NS {
 		return s.opts.Bookmarks(ctx, sess, iq)
 	}
 	r := &request{from: from, bare: from.Bare().String(), service: service, pep: true, admin: false, iq: iq}
@@ -583,6 +602,9 @@ func (s *Service) publish(ctx context.Context, r *request, op, ps *xmppcore.Elem
 	}
 	dctx := context.WithoutCancel(ctx)
 	r.later(func() { s.notifyItem(dctx, r.service, n, it, payload) })
+	if r.pep && n.Name == nsAvatarMeta && s.opts.Photos != nil && !r.fromVCard {
+		r.later(func() { s.avatarToVCard(dctx, r.service, payload) })
+	}
 	return xmppcore.NewElement(NS, "pubsub").AddChild(
 		xmppcore.NewElement(NS, "publish", "node", n.Name).AddChild(xmppcore.NewElement(NS, "item", "id", it.ID))), nil
 }

@@ -51,7 +51,7 @@ func newWorld(t testing.TB, db *sqlx.DB) *world {
 	chats := muc.New(muc.NewStore(db), srv, archive, users, muc.Options{Domain: domain})
 	chats.Register(srv)
 	ps := pubsub.New(pubsub.NewStore(db), srv, users, pubsub.Options{Domain: domain, Admins: []string{"ivanov"},
-		Bookmarks: chats.BookmarksIQ(), Logger: testLogger()})
+		Bookmarks: chats.BookmarksIQ(), Photos: srv, Logger: testLogger()})
 	ps.Register(srv)
 	srv.SetPEP(ps)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -30,6 +30,7 @@ class Client(slixmpp.ClientXMPP):
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
         self.register_plugin("xep_0203")  # delayed delivery
+        self.register_plugin("xep_0313")  # message archive management
         self.messages = asyncio.Queue()
         self.available = {}
         self.ready = asyncio.Event()
@@ -112,6 +113,14 @@ async def main():
     m = await next_message(bob, "while you were away", "offline message")
     if not m["delay"]["stamp"]:
         fail("offline message without a delay stamp")
+
+    # XEP-0313 §4.1.1: the search form, asked for with an empty get.
+    form = await bob.plugin["xep_0313"].get_fields(timeout=10)
+    fields = form.get_fields()
+    if form["type"] != "form" or not {"FORM_TYPE", "with", "start", "end"} <= set(fields):
+        fail(f"MAM form: {form}")
+    if fields["FORM_TYPE"]["value"] not in ("urn:xmpp:mam:2", ["urn:xmpp:mam:2"]):
+        fail(f"MAM form FORM_TYPE: {fields['FORM_TYPE']['value']}")
     alice.disconnect()
     bob.disconnect()
     await asyncio.sleep(0.3)

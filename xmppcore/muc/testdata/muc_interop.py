@@ -4,10 +4,14 @@
 Usage: muc_interop.py HOST PORT DOMAIN PASSWORD ROOM
 ivanov and smirnov (members of the closed chat ROOM) log in over STARTTLS
 with SCRAM-SHA-256; smirnov reads his bookmarks from private storage
-(XEP-0048) and finds ROOM with autojoin; both join ROOM with the XEP-0045
+(XEP-0048) and, as Converse.js does, from PEP storage:bookmarks after
+seeing urn:xmpp:bookmarks:1#compat on his account, and finds ROOM with
+autojoin; both join ROOM with the XEP-0045
 plugin and see each other; ivanov's groupchat message reaches smirnov
 from ROOM/ivanov's nick with a stanza-id by the room; petrova (not a
-member) is refused. Prints "OK" and exits 0, or prints the failure and
+member) is refused; a rejoin with maxchars=0 gets no history; ivanov
+kicks smirnov (307) and bans him (301, outcast list, rejoin forbidden).
+Prints "OK" and exits 0, or prints the failure and
 exits 1.
 """
 import asyncio
@@ -32,12 +36,14 @@ class Client(slixmpp.ClientXMPP):
         super().__init__(f"{user}@{DOMAIN}/slix", PASSWORD, sasl_mech="SCRAM-SHA-256")
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
-        for p in ("xep_0030", "xep_0045", "xep_0048", "xep_0049", "xep_0359"):
+        for p in ("xep_0030", "xep_0045", "xep_0048", "xep_0049", "xep_0223", "xep_0359"):
             self.register_plugin(p)
         self.groupchat = asyncio.Queue()
         self.ready = asyncio.Event()
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("groupchat_message", lambda m: self.groupchat.put_nowait(m))
+        self.gone = asyncio.Queue()
+        self.add_event_handler("groupchat_presence", lambda p: self.gone.put_nowait(p) if p["type"] == "unavailable" else None)
 
     async def on_start(self, _):
         await self.get_roster()
@@ -65,6 +71,20 @@ async def main():
     if not any(str(c["jid"]) == ROOM and c["autojoin"] for c in confs):
         fail(f"bookmarks: {res}")
 
+    # Converse.js-style: the account's disco#info says the PEP service
+    # keeps XEP-0048 and XEP-0402 bookmarks in sync (#compat), and PEP
+    # storage:bookmarks (XEP-0223) lists the chat.
+    info = await smirnov.plugin["xep_0030"].get_info(jid=f"smirnov@{DOMAIN}")
+    feats = info["disco_info"]["features"]
+    for f in ("urn:xmpp:bookmarks:1#compat", "urn:xmpp:bookmarks:1#compat-pep"):
+        if f not in feats:
+            fail(f"account disco#info lacks {f}: {feats}")
+    res = await smirnov.plugin["xep_0048"].get_bookmarks(method="xep_0223")
+    found = [c for c in res.xml.iter("{storage:bookmarks}conference")
+             if c.get("jid") == ROOM and c.get("autojoin") == "true"]
+    if not found:
+        fail(f"PEP storage:bookmarks: {res}")
+
     muc_i, muc_s = ivanov.plugin["xep_0045"], smirnov.plugin["xep_0045"]
     await muc_i.join_muc_wait(slixmpp.JID(ROOM), "Иван", maxstanzas=0, timeout=10)
     await muc_s.join_muc_wait(slixmpp.JID(ROOM), "Алексей", maxstanzas=0, timeout=10)
@@ -91,6 +111,46 @@ async def main():
         fail(f"from {m['from']}")
     if m["stanza_id"]["by"] != ROOM or not m["stanza_id"]["id"]:
         fail(f"stanza-id {m['stanza_id']}")
+
+    # A rejoin with maxchars=0 gets no history (Conversations-style).
+    _, _, _, hist = await muc_s.join_muc_wait(slixmpp.JID(ROOM), "Алексей", maxchars=0, timeout=10)
+    if hist:
+        fail(f"maxchars=0 replayed {len(hist)} messages")
+
+    async def gone_with(client, code):
+        deadline = asyncio.get_event_loop().time() + 10
+        while True:
+            left = deadline - asyncio.get_event_loop().time()
+            if left <= 0:
+                fail(f"no unavailable presence with status {code}")
+            try:
+                p = await asyncio.wait_for(client.gone.get(), left)
+            except asyncio.TimeoutError:
+                fail(f"no unavailable presence with status {code}")
+            if str(p["from"]) == ROOM + "/Алексей" and code in p["muc"]["status_codes"]:
+                return p
+
+    # The owner kicks (307): still a member, rejoins.
+    await muc_i.set_role(slixmpp.JID(ROOM), "Алексей", "none", reason="тише", timeout=10)
+    p = await gone_with(smirnov, 307)
+    if p["muc"]["role"] != "none":
+        fail(f"kick presence: {p}")
+    await muc_s.join_muc_wait(slixmpp.JID(ROOM), "Алексей", maxstanzas=0, timeout=10)
+
+    # The owner bans (301): listed as outcast, cannot rejoin.
+    await muc_i.set_affiliation(slixmpp.JID(ROOM), "outcast", jid=smirnov.boundjid.bare, reason="спам", timeout=10)
+    p = await gone_with(smirnov, 301)
+    if p["muc"]["affiliation"] != "outcast":
+        fail(f"ban presence: {p}")
+    outcasts = await muc_i.get_affiliation_list(slixmpp.JID(ROOM), "outcast", timeout=10)
+    if [str(j) for j in outcasts] != [f"smirnov@{DOMAIN}"]:
+        fail(f"outcast list: {outcasts}")
+    try:
+        await muc_s.join_muc_wait(slixmpp.JID(ROOM), "Алексей", maxstanzas=0, timeout=10)
+        fail("a banned user rejoined")
+    except PresenceError as e:
+        if e.condition != "forbidden":
+            fail(f"banned rejoin refused with {e.condition}")
 
     # A non-member cannot join the closed chat.
     petrova = await login("petrova")
