@@ -39,6 +39,9 @@ type bxMethod struct {
 // them without regard to case).
 var bxMethods = map[string]bxMethod{
 	"im.message.add":         {roster.ScopePost, (*bxCall).messageAdd},
+	"im.message.update":      {roster.ScopePost, (*bxCall).messageUpdate},
+	"im.message.delete":      {roster.ScopePost, (*bxCall).messageDelete},
+	"im.message.like":        {roster.ScopePost, (*bxCall).messageLike},
 	"im.chat.add":            {roster.ScopePost, (*bxCall).chatAdd},
 	"im.chat.get":            {roster.ScopeRead, (*bxCall).chatGet},
 	"im.dialog.get":          {roster.ScopeRead, (*bxCall).dialogGet},
