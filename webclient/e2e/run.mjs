@@ -683,6 +683,10 @@ await step('mute, browse and join open chats, leave seen live', async () => {
   await alice3.click('.dialog-form button[type=submit]');
   await alice3.locator('.chat-head .head-name', { hasText: 'Open kitchen' }).waitFor();
   await toList(maria);
+  await maria.getByRole('button', { name: 'Новый чат' }).click();
+  await maria.locator('.dialog-form .pick-row').first().waitFor();
+  await shot(maria, 'ru-360-12-new-chat-dialog');
+  await maria.keyboard.press('Escape');
   await maria.getByRole('button', { name: 'Открытые чаты' }).click();
   await maria.fill('.dialog-form input[type=search]', 'kitchen');
   await maria.getByRole('button', { name: 'Вступить: Open kitchen' }).click();
