@@ -561,8 +561,14 @@ await step('chat info: members with roles, id, /getChatId; Maria sees a rename l
   // Rename by the owner: Maria's header changes at once.
   await ivan.click('.chat-info .edit-chat');
   await ivan.fill('.dialog-form input[name=title]', 'Проект Бета');
+  await ivan.getByRole('radio', { name: 'Purple' }).check();
+  // A 2×2 PNG as the chat's picture (scaled to a small JPEG in the browser).
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQCgAf7gP9i18U1AAAAABJRU5ErkJggg==', 'base64');
+  await ivan.getByLabel('Chat picture').setInputFiles({ name: 'logo.png', mimeType: 'image/png', buffer: png });
+  await ivan.locator('.dialog-form .avatar-preview img').waitFor();
   await ivan.click('.dialog-form button[type=submit]');
   await maria.locator('.chat-head .head-name', { hasText: 'Проект Бета' }).waitFor({ timeout: 15000 });
+  await waitUntil(maria, () => { const i = document.querySelector('.chat-head .avatar.img img'); return i && i.complete && i.naturalWidth > 0; });
   await alice3.locator('.chat-head .head-name', { hasText: 'Проект Бета' }).waitFor({ timeout: 15000 });
   // The owner removes Alice: her conversation closes and the chat leaves her list.
   await ivan.locator('.chat-info .member-list .member').nth(2).waitFor();
