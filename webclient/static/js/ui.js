@@ -60,6 +60,11 @@ export function toast(e, cls = '') {
 let lastFocus = null;
 export function showCard(card, kind, id) {
   if (V.profile.classList.contains('hidden')) lastFocus = document.activeElement;
+  // A live redraw keeps the focus on the same control (by class, within
+  // the same member row), so keyboard and screen-reader users keep their place.
+  const prev = V.profile.contains(document.activeElement) ? document.activeElement : null;
+  const cls = prev ? prev.classList[prev.classList.length - 1] : '';
+  const row = prev?.closest('[data-user]')?.dataset.user;
   delete V.profile.dataset.user;
   delete V.profile.dataset.chat;
   delete V.profile.dataset.view;
@@ -67,8 +72,9 @@ export function showCard(card, kind, id) {
   replace(V.profile, card);
   V.profile.classList.remove('hidden');
   if (!card.contains(document.activeElement)) {
-    const f = card.querySelector('[autofocus]') || card.querySelector('.close');
-    f?.focus();
+    let f = null;
+    if (cls) f = (row ? card.querySelector(`[data-user="${Number(row)}"] .${cls}`) : null) || card.querySelector('.' + cls);
+    (f || card.querySelector('[autofocus]') || card.querySelector('.close'))?.focus();
   }
 }
 
