@@ -536,6 +536,10 @@ await step('three browsers: Ivan creates a chat with Maria and Alice in the brow
   await sendText(ivan, 'Всем привет в новом чате');
   await waitBubble(maria, 'Всем привет в новом чате');
   await waitBubble(alice3, 'Всем привет в новом чате');
+  // An @mention is marked, for the person named more strongly.
+  await sendText(alice3, '@Иван Иванов, план в силе?');
+  await ivan.locator('.bubble .mention.me', { hasText: '@Иван Иванов' }).waitFor({ timeout: 15000 });
+  await maria.locator('.bubble .mention:not(.me)', { hasText: '@Иван Иванов' }).waitFor({ timeout: 15000 });
 });
 
 await step('chat info: members with roles, id, /getChatId; Maria sees a rename live; remove and re-add with history', async () => {

@@ -221,11 +221,28 @@ export function renderMessages(stickBottom, focusId) {
   updateJump();
 }
 
+// mentionNames: every colleague's name and login, for marking @mentions
+// (the reader's own marked apart); rebuilt when the company changes.
+let mentionCache = { size: -1 };
+function mentionNames() {
+  if (mentionCache.size === S.users.size) return mentionCache;
+  const names = [], me = [];
+  for (const u of S.users.values()) {
+    for (const n of [u.name, u.login]) {
+      if (!n) continue;
+      if (u.id === S.me.id) me.push(names.length);
+      names.push(n);
+    }
+  }
+  mentionCache = { size: S.users.size, names, me };
+  return mentionCache;
+}
+
 function bubble(m, c, mine, author, tail) {
   const body = h('div.text');
   const text = m.deleted ? '' : stripFileLines(m.body, m.files);
   if (m.deleted) body.appendChild(h('em.deleted', null, t('deleted')));
-  else renderBody(document, body, text);
+  else renderBody(document, body, text, m.chat && text.includes('@') ? mentionNames() : null);
   const files = m.deleted ? null : renderFiles(m.files, t, lang, openImage);
   const meta = h('span.meta', null,
     m.edited && !m.deleted ? h('span.edited', null, t('edited')) : null,
