@@ -537,8 +537,15 @@ await step('three browsers: Ivan creates a chat with Maria and Alice in the brow
   await waitBubble(maria, 'Всем привет в новом чате');
   await waitBubble(alice3, 'Всем привет в новом чате');
   // An @mention is marked, for the person named more strongly.
-  await sendText(alice3, '@Иван Иванов, план в силе?');
-  await ivan.locator('.bubble .mention.me', { hasText: '@Иван Иванов' }).waitFor({ timeout: 15000 });
+  // Typed with the autocomplete of the chat's members.
+  await alice3.locator('textarea.input').pressSequentially('@Ива');
+  await alice3.getByRole('option', { name: /Иван Иванов/ }).waitFor();
+  await shot(alice3, 'en-desktop-13-mention-autocomplete');
+  await alice3.keyboard.press('Enter');
+  assert(await alice3.locator('textarea.input').inputValue() === '@Иван Иванов ', 'picked: ' + await alice3.locator('textarea.input').inputValue());
+  await alice3.locator('textarea.input').pressSequentially('план в силе?');
+  await alice3.keyboard.press('Enter');
+  await ivan.locator('.bubble', { hasText: 'план в силе?' }).locator('.mention.me', { hasText: '@Иван Иванов' }).waitFor({ timeout: 15000 });
   await maria.locator('.bubble .mention:not(.me)', { hasText: '@Иван Иванов' }).waitFor({ timeout: 15000 });
 });
 

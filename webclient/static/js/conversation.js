@@ -10,6 +10,7 @@ import { avatar, convAvatar, presenceOf, presenceText, toast, showCard, closeBtn
 import { renderFiles, stripFileLines, safeFileURL } from './files.js';
 import { Attachments, wireDrop, pastedFiles } from './attach.js';
 import { nameOfConv } from './sidebar.js';
+import { MentionBox } from './mention.js';
 
 const attachments = new Attachments();
 let divider = null; // {key, id}: the first message that was unread when the conversation was opened
@@ -27,8 +28,11 @@ export function buildPane() {
     rows: 1, placeholder: t('writeMessage'), 'aria-label': t('writeMessage'), onkeydown: onKey, oninput: onInput,
     onpaste: (e) => { const files = pastedFiles(e); if (files.length) { e.preventDefault(); attachments.add(files); } },
   });
+  V.mentions = new MentionBox(V.input);
+  V.input.addEventListener('click', () => V.mentions.update());
+  V.input.addEventListener('blur', () => setTimeout(() => V.mentions.close(), 150));
   V.sendBtn = h('button.send', { type: 'button', onclick: submit, 'aria-label': t('send'), title: t('send') }, icon('send'));
-  V.composer = h('footer.composer.hidden', null, V.editBar, attachments.el,
+  V.composer = h('footer.composer.hidden', null, V.editBar, attachments.el, V.mentions.el,
     h('div.compose-row', null, attachments.button, attachments.input, V.input, V.sendBtn));
   V.drop = h('div.drop-hint', { 'aria-hidden': 'true' }, t('dropHere'));
   const pane = h('main.pane', null, V.head, V.msgs, V.jump, V.composer, V.empty, V.drop);
@@ -319,6 +323,7 @@ function autoGrow() {
 let typingSent = 0, typingTimer = null;
 function onInput() {
   autoGrow();
+  V.mentions.update();
   saveDraft();
   if (!S.open || S.editing) return;
   const now = Date.now();
@@ -333,6 +338,7 @@ function onInput() {
 }
 
 function onKey(e) {
+  if (V.mentions.onKey(e)) return;
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
     submit();
