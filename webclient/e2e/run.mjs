@@ -742,6 +742,24 @@ await step('mute, browse and join open chats, leave seen live', async () => {
   await maria.keyboard.press('Escape');
   await maria.click('.chat-head .back');
   await maria.locator('.row', { hasText: 'Open kitchen' }).locator('.row-muted').waitFor();
+  // Muted: no desktop notification while the tab is hidden, except for a mention.
+  await maria.context().grantPermissions(['notifications']);
+  await maria.evaluate(() => {
+    window.__shown = [];
+    window.Notification = class { static permission = 'granted'; static requestPermission() { return Promise.resolve('granted'); } constructor(title, o) { window.__shown.push(title + ': ' + o.body); } };
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await sendText(alice3, 'Кофе готов');
+  await maria.locator('.row', { hasText: 'Open kitchen' }).locator('.row-preview', { hasText: 'Кофе готов' }).waitFor({ timeout: 15000 });
+  await sendText(alice3, '@Мария Петрова, вам оставить?');
+  await waitUntil(maria, () => window.__shown.length > 0);
+  const shown = await maria.evaluate(() => window.__shown);
+  assert(shown.some((x) => x.includes('вам оставить?')) && !shown.some((x) => x.includes('Кофе готов')), 'only the mention notified: ' + JSON.stringify(shown));
+  await maria.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
   // Maria leaves "Проект Бета"; Ivan's open info panel shows two members at once.
   await ivan.locator('.row', { hasText: 'Проект Бета' }).first().click();
   await ivan.getByRole('button', { name: 'Chat info' }).first().click();

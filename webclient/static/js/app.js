@@ -13,6 +13,7 @@ import { openProfile, renderProfile, profileShown } from './profile.js';
 import { openChatInfo, chatInfoShown } from './chatinfo.js';
 import { openNewChat, openBrowse } from './chatform.js';
 import { isMuted } from './mute.js';
+import { splitMentions } from './text.js';
 
 document.documentElement.lang = lang;
 document.title = t('appName');
@@ -204,11 +205,16 @@ function onMessage(m, quiet) {
     const visible = S.open === key && !document.hidden;
     if (!visible && (!c.read || m.id > c.read)) c.unread = (c.unread || 0) + 1;
     if (S.typing.has(key)) { S.typing.delete(key); }
-    if (!quiet && document.hidden && !isMuted(key)) alertHidden(m);
+    if (!quiet && document.hidden && (!isMuted(key) || mentionsMe(m))) alertHidden(m);
   }
   S.convs.set(key, c);
   if (S.open === key) { renderMessages(true); markOpenRead(); renderHead(); }
   renderList();
+}
+
+// mentionsMe: a muted chat still alerts the person it @mentions.
+function mentionsMe(m) {
+  return splitMentions(m.body, [S.me.name, S.me.login]).some((p) => p.mention >= 0);
 }
 
 function onReceipt(f) {
