@@ -184,7 +184,15 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("GET /files/{id}", 0, a.getFile)
 	a.route("GET /files/{id}/thumb", 0, a.getFileThumb)
 
+	// Edits, retractions and reactions (api/edits.go).
+	a.route("PATCH /messages/{id}", MaxBody, a.patchMessage)
+	a.route("DELETE /messages/{id}", MaxBody, a.deleteMessage)
+	a.route("POST /messages/{id}/reactions", MaxBody, a.postReaction)
+	a.route("DELETE /messages/{id}/reactions", MaxBody, a.deleteReaction)
+
 	a.mux.HandleFunc(Prefix+"/", a.noRoute)
+	a.mux.HandleFunc(BitrixPrefix+"{user_id}/{token}/{method}", a.bitrix) // the Bitrix24 facade, api/bitrix.go
+	a.mux.HandleFunc(BitrixPrefix, a.bitrixNoRoute)
 	return a
 }
 

@@ -59,6 +59,7 @@ func newEnv(t *testing.T, db *sqlx.DB, opts Options) *env {
 	a := New(users, chats, msgr, opts)
 	mux := http.NewServeMux()
 	mux.Handle(Prefix+"/", a.Handler())
+	mux.Handle(BitrixPrefix, a.Handler())
 	mux.Handle("GET /avatars/chat/{id}", a.AvatarHandler())
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"vestnik/roster"
+	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 )
 
@@ -30,6 +31,10 @@ type archiveMessage struct {
 	Edited     bool    `json:"edited"`
 	EditedAt   *string `json:"edited_at"`
 	Deleted    bool    `json:"deleted"`
+	// Reactions, in history (omitted when none).
+	Reactions []reactionJSON `json:"reactions,omitempty"`
+	// ReplyTo is the id of the message this one answers (XEP-0461).
+	ReplyTo int64 `json:"reply_to,omitempty"`
 }
 
 type searchHit struct {
@@ -79,6 +84,14 @@ func (x *extIDs) message(m *mam.Message) (archiveMessage, error) {
 	if m.EditedAt != nil {
 		s := m.EditedAt.UTC().Format(time.RFC3339Nano)
 		out.EditedAt = &s
+	}
+	if m.ReplyTo != 0 && !m.Deleted {
+		// The quote a Jabber client put in the body for clients
+		// without XEP-0461 is not part of the text.
+		out.ReplyTo = m.ReplyTo
+		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {
+			out.Text = xmppcore.StripReplyFallback(out.Text, kids)
+		}
 	}
 	return out, nil
 }
@@ -198,6 +211,10 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out = append(out, m)
+	}
+	if err := x.reactions(out); err != nil {
+		a.internal(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "complete": p.Complete})
 }

@@ -331,6 +331,8 @@ type postChatMessageReq struct {
 	Message    *string `json:"message"`
 	System     bool    `json:"system"`
 	Files      []int64 `json:"files"`
+	// ReplyTo is the id of the chat message this one answers (XEP-0461).
+	ReplyTo int64 `json:"reply_to"`
 }
 
 func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
@@ -356,13 +358,20 @@ func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		from = u.ID
+	} else if tok := requestToken(r); tok != nil && tok.AsUser != 0 {
+		from = tok.AsUser // a user's token posts system messages as that user, where it is a member
 	}
 	body, err := a.withFiles(r, from, req.Message, req.Files)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	msgID, err := a.chats.PostMessage(r.Context(), id, from, body, req.System)
+	var msgID int64
+	if req.ReplyTo != 0 && !req.System {
+		msgID, err = a.chats.PostReply(r.Context(), id, from, body, "", req.ReplyTo)
+	} else {
+		msgID, err = a.chats.PostMessage(r.Context(), id, from, body, req.System)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

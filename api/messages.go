@@ -1,12 +1,14 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"vestnik/roster"
+	"vestnik/xmppcore"
 )
 
 type postMessageReq struct {
@@ -14,6 +16,14 @@ type postMessageReq struct {
 	ToUserID   userID  `json:"to_user_id"`
 	Message    *string `json:"message"`
 	Files      []int64 `json:"files"`
+	// ReplyTo is the id of the message this one answers (XEP-0461).
+	ReplyTo int64 `json:"reply_to"`
+}
+
+// Replier sends a personal message answering another one
+// (xmppcore.Server implements it, beside Messenger).
+type Replier interface {
+	SendPersonalReply(ctx context.Context, fromUserID, toUserID int64, body string, replyTo int64) (int64, error)
 }
 
 // postMessage sends a personal message on behalf of a user, through the
@@ -38,7 +48,21 @@ func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	id, err := a.msgr.SendPersonal(r.Context(), from.ID, to.ID, body)
+	var id int64
+	if req.ReplyTo != 0 {
+		rp, ok := a.msgr.(Replier)
+		if !ok {
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "replies are not available on this server")
+			return
+		}
+		id, err = rp.SendPersonalReply(r.Context(), from.ID, to.ID, body, req.ReplyTo)
+	} else {
+		id, err = a.msgr.SendPersonal(r.Context(), from.ID, to.ID, body)
+	}
+	if errors.Is(err, xmppcore.ErrBadReply) {
+		writeFieldError(w, "reply_to", "unknown_reply", "no such message in this conversation to reply to")
+		return
+	}
 	if err != nil {
 		a.internal(w, r, err)
 		return

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -52,6 +53,20 @@ func TestTokenScopesAndUser(t *testing.T) {
 			{"user token reads its own history", bot, "GET", "/api/v1/users/2/history?with=3", "", 200, ""},
 			{"user token cannot read another's history", bot, "GET", "/api/v1/users/3/history?with=2", "", 403, "token_user"},
 		}
+		_, other := e.do("POST", "/api/v1/chats", `{"title":"Чужой","type":"closed","owner_id":"3","users":["4"]}`)
+		_, own := e.do("POST", "/api/v1/chats", `{"title":"Свой","type":"closed","owner_id":"2","users":["4"]}`)
+		cases = append(cases,
+			struct {
+				name, token, method, path, body string
+				status                          int
+				code                            string
+			}{"user token: no system message where its user is no member", bot, "POST", fmt.Sprintf("/api/v1/chats/%v/messages", other["id"]), `{"system":true,"message":"notice"}`, 403, "forbidden"},
+			struct {
+				name, token, method, path, body string
+				status                          int
+				code                            string
+			}{"user token: system message where its user is a member", bot, "POST", fmt.Sprintf("/api/v1/chats/%v/messages", own["id"]), `{"system":true,"message":"notice"}`, 201, ""},
+		)
 		for _, c := range cases {
 			status, body := e.doToken(c.token, c.method, c.path, c.body)
 			if status != c.status {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 
+	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 )
@@ -29,17 +31,54 @@ func FromMAM(m *mam.Message) Message {
 	} else {
 		out.Files = filesOfPayload(m.Payload)
 	}
+	if m.ReplyTo != 0 && !m.Deleted {
+		out.ReplyTo = m.ReplyTo
+		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {
+			out.Body = xmppcore.StripReplyFallback(out.Body, kids)
+		}
+	}
 	return out
+}
+
+// fromMAMReactions converts reactions to the client's shape.
+func fromMAMReactions(rs []mam.Reaction) []Reaction {
+	out := make([]Reaction, len(rs))
+	for i, r := range rs {
+		out[i] = Reaction{Emoji: r.Emoji, Users: r.Users}
+	}
+	return out
+}
+
+// withReactions adds their reactions to msgs (one query).
+func (a mamArchive) withReactions(ctx context.Context, msgs []Message) error {
+	ids := make([]int64, len(msgs))
+	for i := range msgs {
+		ids[i] = msgs[i].ID
+	}
+	rs, err := a.s.Reactions(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range msgs {
+		if r := rs[msgs[i].ID]; len(r) > 0 {
+			msgs[i].Reactions = fromMAMReactions(r)
+		}
+	}
+	return nil
 }
 
 func mamErr(err error) error {
 	switch {
+	case errors.Is(err, mam.ErrTooLate):
+		return bad("too_late", "the time to change this message is over")
+	case errors.Is(err, mam.ErrRetracted):
+		return bad("retracted", "the message was deleted")
 	case errors.Is(err, mam.ErrNotFound):
 		return ErrNotFound
 	case errors.Is(err, mam.ErrForbidden):
 		return ErrForbidden
 	case errors.Is(err, mam.ErrInvalid):
-		return bad("invalid", "the archive refused the request")
+		return bad("invalid", strings.TrimPrefix(err.Error(), mam.ErrInvalid.Error()+": "))
 	}
 	return err
 }
@@ -56,6 +95,9 @@ func (a mamArchive) History(ctx context.Context, viewer int64, with Target, befo
 		if shown(p.Messages[i].Kind) {
 			out = append(out, FromMAM(&p.Messages[i]))
 		}
+	}
+	if err := a.withReactions(ctx, out); err != nil {
+		return nil, false, err
 	}
 	return out, p.Complete, nil
 }
@@ -86,6 +128,9 @@ func (a mamArchive) Since(ctx context.Context, viewer int64, afterID int64, limi
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	if len(out) > limit {
 		out = out[:limit]
+	}
+	if err := a.withReactions(ctx, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -113,9 +113,12 @@ func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.release = release
 	b.conns[c] = struct{}{}
-	b.mu.Unlock()
+	// Started under b.mu, after the done check: Shutdown's wg.Wait then
+	// comes after these wg.Adds (a WaitGroup must not grow from zero
+	// while it is being waited on).
 	b.goSafe("ws writer", c.writeLoop)
 	b.goSafe("ws reader", c.readLoop)
+	b.mu.Unlock()
 }
 
 // Event implements Events: queue a frame for the browser without blocking.
@@ -326,6 +329,10 @@ type request struct {
 	Users       []int64 `json:"users"`
 	HideHistory *bool   `json:"hide_history"`
 	SkipMessage bool    `json:"skip_message"`
+	// Reactions is the whole set of the user's reactions (react).
+	Reactions []string `json:"reactions"`
+	// ReplyTo is the message a sent one answers (send).
+	ReplyTo int64 `json:"reply_to"`
 }
 
 // cmdError is a refusal the browser sees with its code; field names the
@@ -440,7 +447,7 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 				return nil, err
 			}
 		}
-		m, err := c.link.Send(ctx, r.To, body, r.OriginID)
+		m, err := c.link.Send(ctx, r.To, body, r.OriginID, r.ReplyTo)
 		if err != nil {
 			return nil, err
 		}
@@ -472,6 +479,21 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 			return nil, err
 		}
 		return map[string]any{"message": m}, nil
+	case "react":
+		if err := c.needLink(); err != nil {
+			return nil, err
+		}
+		if r.Message <= 0 {
+			return nil, bad("bad_frame", "message_id names the message")
+		}
+		if r.Reactions == nil {
+			r.Reactions = []string{}
+		}
+		rs, err := c.link.React(ctx, r.Message, r.Reactions)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"message_id": r.Message, "reactions": rs}, nil
 	case "typing":
 		if err := c.needLink(); err != nil {
 			return nil, err

@@ -26,6 +26,16 @@ type Message struct {
 	Edited   bool   `json:"edited,omitempty"`
 	Deleted  bool   `json:"deleted,omitempty"`
 	Files    []File `json:"files,omitempty"`
+	// Reactions on the message, in history and resume (omitted when none).
+	Reactions []Reaction `json:"reactions,omitempty"`
+	// ReplyTo is the id of the message this one answers (XEP-0461).
+	ReplyTo int64 `json:"reply_to,omitempty"`
+}
+
+// Reaction is one reaction on a message and the users who gave it.
+type Reaction struct {
+	Emoji string  `json:"emoji"`
+	Users []int64 `json:"users"`
 }
 
 // Hit is a search result.
@@ -61,10 +71,14 @@ type Core interface {
 
 // Link is one attached bridge session in the router.
 type Link interface {
-	// Send stores and routes a message; the answer carries the stored id.
-	Send(ctx context.Context, to Target, body, originID string) (*Message, error)
+	// Send stores and routes a message, answering message replyTo when
+	// not 0; the answer carries the stored id.
+	Send(ctx context.Context, to Target, body, originID string, replyTo int64) (*Message, error)
 	Edit(ctx context.Context, id int64, body string) (*Message, error)
 	Retract(ctx context.Context, id int64) (*Message, error)
+	// React replaces the user's reactions on a message (the whole set,
+	// XEP-0444) and returns everyone's.
+	React(ctx context.Context, id int64, set []string) ([]Reaction, error)
 	Typing(ctx context.Context, to Target, state string) error
 	// Displayed tells the peer (XEP-0333) that messages up to id were read.
 	Displayed(ctx context.Context, to Target, upTo int64) error

@@ -38,7 +38,7 @@ const (
 // each operation under the service's own rules (actor = the user).
 type ChatService interface {
 	PostMessageOrigin(ctx context.Context, chatID, fromUserID int64, body, originID string, system bool) (int64, error)
-	PostFromSession(ctx context.Context, chatID, fromUserID int64, full, body, originID string) (int64, error)
+	PostFromSession(ctx context.Context, chatID, fromUserID int64, full, body, originID string, replyTo int64) (int64, error)
 	Follow(ctx context.Context, userID int64, full string) error
 	Unfollow(userID int64, full string)
 
@@ -319,12 +319,19 @@ func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Fr
 	}
 	peer := l.peer(ctx, from)
 	var out []Frame
-	// Edits and retractions (XEP-0308, XEP-0424) carry the archive id.
-	if r := el.Child(nsCorrect, "replace"); r != nil {
-		return l.refetch(ctx, r.AttrValue("id"), "edited")
+	// Edits, retractions and reactions (XEP-0308, XEP-0424, XEP-0444):
+	// the core's notice names the archive id (xmppcore/edits.go).
+	if st := el.Child(xmppcore.NSMessageState, "edited"); st != nil {
+		return l.refetch(ctx, st.AttrValue("id"), "edited")
 	}
-	if r := el.Child(nsRetract, "retract"); r != nil {
-		return l.refetch(ctx, r.AttrValue("id"), "deleted")
+	if st := el.Child(xmppcore.NSMessageState, "retracted"); st != nil {
+		return l.refetch(ctx, st.AttrValue("id"), "deleted")
+	}
+	if st := el.Child(xmppcore.NSMessageState, "reactions"); st != nil {
+		return reactionsFrames(st, chat)
+	}
+	if el.Child(nsCorrect, "replace") != nil || el.Child(nsRetract, "retract") != nil {
+		return nil // not from the core: nothing was stored
 	}
 	if el.Child(xmppcore.NSClient, "body") != nil {
 		id := l.stanzaID(el)
@@ -374,6 +381,9 @@ func (l *xmppLink) personal(ctx context.Context, el *xmppcore.Element, id, chat 
 		if from > 0 && to > 0 {
 			m := Message{ID: id, Kind: "chat", From: from, To: to, Body: el.ChildText(xmppcore.NSClient, "body"), Time: time.Now().UnixMilli(),
 				Files: filesOf(el.Children)}
+			if m.ReplyTo = xmppcore.ReplyTo(el); m.ReplyTo != 0 {
+				m.Body = xmppcore.StripReplyFallback(m.Body, el.Children)
+			}
 			if o := el.Child(xmppcore.NSStanzaID, "origin-id"); o != nil {
 				m.OriginID = o.AttrValue("id")
 			}
@@ -391,6 +401,32 @@ func (l *xmppLink) personal(ctx context.Context, el *xmppcore.Element, id, chat 
 		return Message{}, err
 	}
 	return FromMAM(m), nil
+}
+
+// reactionsFrames turns the core's reaction summary into a frame.
+func reactionsFrames(st *xmppcore.Element, chat int64) []Frame {
+	id, err := strconv.ParseInt(st.AttrValue("id"), 10, 64)
+	if err != nil {
+		return nil
+	}
+	rs := []Reaction{}
+	for _, r := range st.Children {
+		if r.Name.Local != "reaction" {
+			continue
+		}
+		x := Reaction{Emoji: r.AttrValue("emoji"), Users: []int64{}}
+		for _, u := range strings.Fields(r.AttrValue("users")) {
+			if n, err := strconv.ParseInt(u, 10, 64); err == nil {
+				x.Users = append(x.Users, n)
+			}
+		}
+		rs = append(rs, x)
+	}
+	f := Frame{"type": "reactions", "message_id": id, "reactions": rs}
+	if chat > 0 {
+		f["chat"] = chat
+	}
+	return []Frame{f}
 }
 
 func (l *xmppLink) refetch(ctx context.Context, ref, typ string) []Frame {
@@ -484,7 +520,7 @@ func (l *xmppLink) presenceFrames(ctx context.Context, el *xmppcore.Element) []F
 	return []Frame{{"type": "presence", "user": p.User, "show": p.Show, "status": p.Status, "last_seen": p.LastSeen}}
 }
 
-func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (*Message, error) {
+func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string, replyTo int64) (*Message, error) {
 	if originID == "" {
 		originID = "b" + randomResource()
 	}
@@ -493,7 +529,7 @@ func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (
 		if l.x.post == nil {
 			return nil, bad("unavailable", "group chats are not available on this server")
 		}
-		n, err := l.x.post.PostFromSession(ctx, to.Chat, l.userID, l.sess.JID().String(), body, originID)
+		n, err := l.x.post.PostFromSession(ctx, to.Chat, l.userID, l.sess.JID().String(), body, originID, replyTo)
 		if err != nil {
 			return nil, chatErr(err)
 		}
@@ -514,6 +550,17 @@ func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (
 		el.AddChild(xmppcore.NewElement(nsReceipts, "request"))
 		el.AddChild(xmppcore.NewElement(nsMarkers, "markable"))
 		el.AddChild(xmppcore.NewElement(nsChatStates, "active"))
+		if replyTo != 0 {
+			// A XEP-0461 reply, as a Jabber client sends it.
+			r, err := l.x.srv.ReplyElement(ctx, l.userID, mam.Ref{ID: replyTo, With: to.User})
+			if errors.Is(err, xmppcore.ErrBadReply) {
+				return nil, bad("bad_reply", "no such message in this conversation to reply to")
+			}
+			if err != nil {
+				return nil, err
+			}
+			el.AddChild(r)
+		}
 		n, err := l.sess.HandleMessage(ctx, el)
 		if err != nil {
 			var se *xmppcore.StanzaError
@@ -535,7 +582,7 @@ func (l *xmppLink) Send(ctx context.Context, to Target, body, originID string) (
 	l.mu.Unlock()
 	// The message as stored (the archive assigned id and time; the time
 	// differs from created_at by the commit's few milliseconds at most).
-	msg := Message{ID: id, Kind: "chat", From: l.userID, To: to.User, Body: body, Time: time.Now().UnixMilli(), OriginID: originID}
+	msg := Message{ID: id, Kind: "chat", From: l.userID, To: to.User, Body: body, Time: time.Now().UnixMilli(), OriginID: originID, ReplyTo: replyTo}
 	if to.Chat > 0 {
 		msg.Kind, msg.To, msg.Chat = "groupchat", 0, to.Chat
 	}
@@ -555,57 +602,33 @@ func chatErr(err error) error {
 	return err
 }
 
-// notifyChange tells the other party (and our other sessions) that a
-// stored message changed: XEP-0308 correction or XEP-0424 retraction, as
-// a message that is routed but not archived again.
-func (l *xmppLink) notifyChange(ctx context.Context, m *mam.Message, child *xmppcore.Element) {
-	var users []int64
-	if m.ChatID > 0 {
-		if ms, err := l.x.chats.Members(ctx, m.ChatID); err == nil {
-			for _, mb := range ms {
-				users = append(users, mb.UserID)
-			}
-		}
-	} else {
-		users = []int64{m.FromID, m.ToID}
-	}
-	from := l.sess.JID().String()
-	for _, u := range users {
-		login, err := l.x.loginOf(ctx, u)
-		if err != nil {
-			continue
-		}
-		el := xmppcore.NewElement(xmppcore.NSClient, "message", "type", "chat", "from", from, "to", login+"@"+l.bareDomain())
-		if m.ChatID > 0 {
-			el.SetAttr("type", "groupchat")
-		}
-		if !m.Deleted {
-			el.AddText(xmppcore.NSClient, "body", m.Body)
-		}
-		el.AddChild(child.Copy())
-		el.AddChild(xmppcore.NewElement(xmppcore.NSHints, "no-store"))
-		l.x.srv.SendToUser(u, el)
-	}
-}
-
+// Edit, Retract and React are the core's operations (xmppcore/edits.go),
+// the same as for a Jabber client: the rule is the archive's, and the
+// core tells every party's sessions (this one gets the answer instead).
 func (l *xmppLink) Edit(ctx context.Context, id int64, body string) (*Message, error) {
-	m, err := l.x.arch.Edit(ctx, l.userID, id, body)
+	m, err := l.x.srv.EditMessage(ctx, xmppcore.ChangeRequest{User: l.userID, Ref: mam.Ref{ID: id}, Via: l.sess}, body)
 	if err != nil {
 		return nil, mamErr(err)
 	}
-	l.notifyChange(ctx, m, xmppcore.NewElement(nsCorrect, "replace", "id", strconv.FormatInt(id, 10)))
 	msg := FromMAM(m)
 	return &msg, nil
 }
 
 func (l *xmppLink) Retract(ctx context.Context, id int64) (*Message, error) {
-	m, err := l.x.arch.Retract(ctx, l.userID, id)
+	m, err := l.x.srv.RetractMessage(ctx, xmppcore.ChangeRequest{User: l.userID, Ref: mam.Ref{ID: id}, Via: l.sess})
 	if err != nil {
 		return nil, mamErr(err)
 	}
-	l.notifyChange(ctx, m, xmppcore.NewElement(nsRetract, "retract", "id", strconv.FormatInt(id, 10)))
 	msg := FromMAM(m)
 	return &msg, nil
+}
+
+func (l *xmppLink) React(ctx context.Context, id int64, set []string) ([]Reaction, error) {
+	_, sum, err := l.x.srv.SetReactions(ctx, xmppcore.ChangeRequest{User: l.userID, Ref: mam.Ref{ID: id}, Via: l.sess}, set)
+	if err != nil {
+		return nil, mamErr(err)
+	}
+	return fromMAMReactions(sum), nil
 }
 
 func (l *xmppLink) Typing(ctx context.Context, to Target, state string) error {

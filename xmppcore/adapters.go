@@ -22,6 +22,7 @@ func NewServer(db *sqlx.DB, rs *roster.Store, archive *mam.Store, opts Options) 
 	}
 	rs.SetDomain(opts.Domain)
 	s := NewServerWith(db, RosterDirectory(rs, opts.Domain), MAMArchive(archive), opts)
+	s.msgs = archive
 	s.registerMAM(archive, mam.NewDirectory(db, s.domain, "conference."+s.domain))
 	return s
 }
@@ -179,7 +180,7 @@ func MAMArchive(st *mam.Store) Archive { return mamArchive{st} }
 
 func (a mamArchive) Append(ctx context.Context, m *ArchivedMessage) (bool, error) {
 	mm := &mam.Message{Kind: mam.KindChat, FromID: m.FromID, ToID: m.ToID, FromResource: m.FromResource,
-		OriginID: m.OriginID, Body: m.Body, Payload: m.Payload, Files: m.Files}
+		OriginID: m.OriginID, Body: m.Body, Payload: m.Payload, Files: m.Files, ReplyTo: m.ReplyTo}
 	newContact, err := a.st.Append(ctx, mm)
 	if err != nil {
 		return false, err
@@ -260,6 +261,7 @@ func (s *Server) registerMAM(st *mam.Store, dir mam.Directory) {
 	for _, f := range mam.Features {
 		s.AddFeature(f)
 	}
+	s.AddFeature(NSRetract) // XEP-0424: retractions leave tombstones in the archive
 }
 
 func mamError(err error) error {

@@ -115,6 +115,9 @@ func TestConnectionCaps(t *testing.T) {
 	waitFor(t, "the closed connection to be released", func() bool { return e.srv.Stats().Unauthenticated == 1 })
 	bob = e.dial("bob")
 	bob.login("bob", "desk", true)
+	// The login's answer may reach the client before the server moves the
+	// ticket to the authenticated ones.
+	waitFor(t, "bob to count as authenticated", func() bool { return e.srv.Stats().Unauthenticated == 1 })
 	r := e.dial("third")
 	r.open()
 	// 4 connections from the address: alice, bob, held[1], third.
@@ -123,7 +126,7 @@ func TestConnectionCaps(t *testing.T) {
 	}
 	// The refused ones cost nothing; closing one lets the next in.
 	r.c.Close()
-	waitFor(t, "the closed connection to be released", func() bool { return e.srv.Stats().Connections == 3 })
+	waitFor(t, "the closed connection to be released", func() bool { total, _ := e.srv.admit.counts(); return total == 3 })
 	again := e.dial("again")
 	again.open()
 	if got := e.srv.Stats().Refused; got != 2 {
@@ -165,7 +168,7 @@ func TestWebSocketCaps(t *testing.T) {
 	}
 	release()
 	open[0].Close()
-	waitFor(t, "the closed WebSocket to be released", func() bool { return e.srv.Stats().Connections == 1 })
+	waitFor(t, "the closed WebSocket to be released", func() bool { total, _ := e.srv.admit.counts(); return total == 1 })
 	ws, _, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatalf("WebSocket after one closed: %v", err)

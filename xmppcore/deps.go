@@ -95,4 +95,5 @@ type ArchivedMessage struct {
 	Body         string
 	Payload      string // other child elements, serialized
 	Files        []int64
+	ReplyTo      int64 // the archive id this message answers (XEP-0461), 0: none
 }

@@ -86,9 +86,17 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 		sess.replyError(el, ErrServiceUnavailable())
 		return 0, ErrServiceUnavailable()
 	}
+	if ok, err := s.changeFromClient(ctx, sess, acc, el); ok {
+		return 0, err
+	}
 	s.directInvite(ctx, sess, j, el)
 	id, err := s.deliverPersonal(ctx, sess.userID, sess.login, sess.resource, sess, acc, j.Resourcepart(), el)
 	if err != nil {
+		if errors.Is(err, ErrBadReply) {
+			e := ErrNotAcceptable("no such message to reply to")
+			sess.replyError(el, e)
+			return 0, e
+		}
 		if errors.Is(err, mam.ErrInvalid) {
 			e := ErrPolicyViolation("message too large")
 			sess.replyError(el, e)
@@ -105,6 +113,13 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 // from a client: archived, stanza-id, routed or left for offline
 // delivery, carbons to the sender's resources.
 func (s *Server) SendPersonal(ctx context.Context, fromUserID, toUserID int64, body string) (int64, error) {
+	return s.SendPersonalReply(ctx, fromUserID, toUserID, body, 0)
+}
+
+// SendPersonalReply is SendPersonal answering message replyTo (an
+// archive id; 0: none), as a XEP-0461 reply: ErrBadReply when the sender
+// may not see that message in this conversation.
+func (s *Server) SendPersonalReply(ctx context.Context, fromUserID, toUserID int64, body string, replyTo int64) (int64, error) {
 	from, err := s.users.byID(ctx, fromUserID)
 	if err != nil {
 		return 0, fmt.Errorf("xmppcore: send personal: sender %d: %w", fromUserID, err)
@@ -119,6 +134,13 @@ func (s *Server) SendPersonal(ctx context.Context, fromUserID, toUserID int64, b
 	el := NewElement(NSClient, "message", "type", "chat", "id", randomID(9),
 		"from", s.bareJID(from.Login), "to", s.bareJID(to.Login))
 	el.AddText(NSClient, "body", body)
+	if replyTo != 0 {
+		r, err := s.ReplyElement(ctx, from.ID, mam.Ref{ID: replyTo, With: to.ID})
+		if err != nil {
+			return 0, err
+		}
+		el.AddChild(r)
+	}
 	return s.deliverPersonal(ctx, from.ID, from.Login, "", nil, to, "", el)
 }
 
@@ -139,9 +161,13 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 			return 0, err
 		}
 		el.Children = kids
+		replyTo, err := s.markReply(ctx, fromID, to.ID, el)
+		if err != nil {
+			return 0, err
+		}
 		m := &ArchivedMessage{
 			FromID: fromID, ToID: to.ID, FromResource: fromRes,
-			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el), Files: files,
+			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el), Files: files, ReplyTo: replyTo,
 		}
 		newContact, err := s.arch.Append(ctx, m)
 		if err != nil {
@@ -153,6 +179,14 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 			s.pushContact(ctx, to.ID, fromID)
 		}
 	}
+	s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, id)
+	return id, nil
+}
+
+// routePersonal routes a personal message (archived as id, or 0 when it
+// is not archived) to the recipient's sessions and sends carbons to both
+// users' other sessions. sess is the sending session (nil from REST).
+func (s *Server) routePersonal(ctx context.Context, fromID int64, fromLogin string, sess *Session, to *Account, toRes, typ string, el *Element, id int64) {
 	toBare := s.bareJID(to.Login)
 	out := el
 	if id != 0 {
@@ -193,7 +227,6 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 			t.deliver(carbon("received", toBare, t.jidStr, out))
 		}
 	}
-	return id, nil
 }
 
 // routeMessage delivers a message to a user's sessions by RFC 6121 rules

@@ -24,6 +24,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"mellium.im/xmpp/jid"
+
+	"vestnik/xmppcore/mam"
 )
 
 // Options tune the server; zero values are the documented defaults.
@@ -105,6 +107,9 @@ type Server struct {
 	features   []string
 	pep        PEP           // nil: no PEP service
 	inviter    DirectInviter // nil: direct invitations are only delivered
+
+	msgs        *mam.Store  // edits, retractions, reactions (edits.go); nil from NewServerWith
+	chatChanges ChatChanges // guarded by extMu; nil: no chat service
 
 	caps     capsCache
 	admit    *admission

@@ -254,6 +254,13 @@ func TestClusterEndToEnd(t *testing.T) {
 	bob.expect("<message", `type="groupchat"`, `from="`+chat.JID+`/Carol"`, "и тебе")
 	post("/chats/"+strings.TrimPrefix(strings.Split(chat.JID, "@")[0], "chat")+"/messages", `{"from_user_id": "5", "message": "from REST"}`)
 	carol.expect("<message", `type="groupchat"`, "from REST")
+	// Edits and reactions cross nodes: bob corrects his room message on
+	// A and carol sees it on B; carol reacts on B to bob's personal
+	// message and bob sees it on A.
+	bob.send(`<message xmlns='jabber:client' to='` + chat.JID + `' type='groupchat' id='g3'><body>всем привет!</body><replace xmlns='urn:xmpp:message-correct:0' id='g1'/></message>`)
+	carol.expect("<message", `type="groupchat"`, `from="`+chat.JID+`/Bob"`, `<replace id="g1">`, "всем привет!")
+	carol.send(`<message xmlns='jabber:client' to='bob@example.test' type='chat' id='r1'><reactions xmlns='urn:xmpp:reactions:0' id='m1'><reaction>👍</reaction></reactions></message>`)
+	bob.expect("<message", `<reactions id="m1"><reaction>👍</reaction></reactions>`)
 
 	if code, m := get(t, "http://"+a.httpAt+"/metrics"); code != 200 || !strings.Contains(m, "vestnik_cluster_nodes 1") {
 		t.Errorf("metrics of node A: got %d, want vestnik_cluster_nodes 1", code)

@@ -60,6 +60,8 @@ type serveConfig struct {
 	httpRead, httpWrite, httpIdle, httpHeader          time.Duration
 	// maxDeactivated: share of employees PUT /org may deactivate unforced.
 	maxDeactivated float64
+	// editWindow: how long authors may edit or delete a message (0 = no limit).
+	editWindow time.Duration
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -78,6 +80,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&c.secureWeb, "secure-cookie", false, "mark the web session cookie Secure (set when users reach the server over HTTPS, e.g. through a proxy)")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
+	fs.DurationVar(&c.editWindow, "edit-window", mam.DefaultEditWindow, "how long after sending authors may edit or delete a message (XEP-0308/0424, the browser, REST); 0: no limit")
 	fs.BoolVar(&c.cluster, "cluster", true, "on PostgreSQL, serve as one node of several sharing the database (ignored on SQLite)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster node id ([a-z0-9_], default random)")
 	fs.StringVar(&c.uploadMaxSize, "upload-max-size", "100M", "largest file users may upload (bytes, or with K, M, G)")
@@ -140,7 +143,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if c.retention < 0 {
 		return errors.New("serve: --retention must not be negative")
 	}
-	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention})
+	if c.editWindow < 0 {
+		return errors.New("serve: --edit-window must not be negative")
+	}
+	editWindow := c.editWindow
+	if editWindow == 0 {
+		editWindow = -1 // no limit
+	}
+	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention, EditWindow: editWindow})
 	// The file store, under --data, for every door (XEP-0363, REST, web).
 	files, err := upload.NewStore(db, filepath.Join(c.dataDir, "uploads"), archive, uploadOpts)
 	if err != nil {
@@ -221,6 +231,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	webclient.New().Register(mux)
 	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler, MaxDeactivatedShare: c.maxDeactivated, Files: files})
 	mux.Handle(api.Prefix+"/", restAPI.Handler())
+	mux.Handle(api.BitrixPrefix, restAPI.Handler()) // the Bitrix24-compatible facade
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 
 	mux.Handle("GET /xmpp-websocket", xmpp.WebSocketHandler())

@@ -269,6 +269,71 @@ await step('edit and delete', async () => {
   assert(await maria.locator('.bubble .text', { hasText: 'No typo here' }).count() === 0, 'deleted text gone');
 });
 
+await step('reactions: picked in one browser, shown and toggled in the other', async () => {
+  await sendText(maria, 'Обед в час?');
+  await waitBubble(ivan, 'Обед в час?');
+  const b = ivan.locator('.run:not(.mine) .bubble', { hasText: 'Обед в час?' }).last();
+  await b.hover();
+  await b.locator('.msg-more').click();
+  await ivan.locator('.msg-menu .react-opt', { hasText: '👍' }).click();
+  await b.locator('.reaction.mine', { hasText: '👍 1' }).waitFor();
+  const mb = maria.locator('.bubble', { hasText: 'Обед в час?' }).last();
+  await mb.locator('.reaction', { hasText: '👍 1' }).waitFor({ timeout: 15000 });
+  await mb.locator('.reaction', { hasText: '👍 1' }).click();
+  await mb.locator('.reaction.mine', { hasText: '👍 2' }).waitFor();
+  await b.locator('.reaction', { hasText: '👍 2' }).waitFor({ timeout: 15000 });
+});
+
+await step('replies: answered from the menu, quoted in both browsers', async () => {
+  await sendText(maria, 'Кто готовит отчёт?');
+  await waitBubble(ivan, 'Кто готовит отчёт?');
+  const b = ivan.locator('.run:not(.mine) .bubble', { hasText: 'Кто готовит отчёт?' }).last();
+  await b.hover();
+  await b.locator('.msg-more').click();
+  await ivan.click('.msg-menu .menu-item.reply');
+  await ivan.locator('.edit-bar:not(.hidden)', { hasText: 'Кто готовит отчёт?' }).waitFor();
+  await sendText(ivan, 'Я подготовлю');
+  const mine = ivan.locator('.run.mine .bubble', { hasText: 'Я подготовлю' }).last();
+  await mine.locator('.quote', { hasText: 'Кто готовит отчёт?' }).waitFor();
+  const theirs = maria.locator('.bubble', { hasText: 'Я подготовлю' }).last();
+  await theirs.locator('.quote', { hasText: 'Кто готовит отчёт?' }).waitFor({ timeout: 15000 });
+  assert(await ivan.locator('.edit-bar.hidden').count() === 1, 'reply bar closed after sending');
+});
+
+await step('own messages edited and deleted on another device show live; quote jumps; Reply and React by name', async () => {
+  // The reply's quote jumps to the answered message.
+  await maria.locator('.bubble', { hasText: 'Я подготовлю' }).last().locator('.quote').click();
+  await maria.locator('.bubble.flash', { hasText: 'Кто готовит отчёт?' }).waitFor();
+  // Ivan also has the Russian client open on a phone.
+  const phone = await newUser('ru-RU', 360);
+  await login(phone, 'ivanov');
+  await phone.locator('.row', { hasText: 'Мария Петрова' }).first().click();
+  await sendText(ivan, 'С другого устройства');
+  await waitBubble(phone, 'С другого устройства');
+  const b = phone.locator('.run.mine .bubble', { hasText: 'С другого устройства' }).last();
+  await b.locator('.msg-more').click();
+  await phone.getByRole('menuitem', { name: 'Изменить' }).click();
+  await phone.fill('textarea.input', 'Исправлено на телефоне');
+  await phone.keyboard.press('Enter');
+  await waitBubble(ivan, 'Исправлено на телефоне');
+  await waitBubble(maria, 'Исправлено на телефоне');
+  // Maria reacts with the palette, by the controls' Russian names; Ivan sees who.
+  const mb = maria.locator('.bubble', { hasText: 'Исправлено на телефоне' }).last();
+  await mb.locator('.msg-more').click();
+  assert(await maria.getByRole('menuitem', { name: 'Ответить' }).count() === 1, 'Ответить');
+  await maria.getByRole('menuitem', { name: 'Реакция 🎉' }).click();
+  await ivan.locator('.bubble', { hasText: 'Исправлено на телефоне' }).last().getByRole('button', { name: '🎉 1: Мария Петрова' }).waitFor({ timeout: 15000 });
+  await shot(phone, 'ru-360-13-edited-on-phone');
+  // Deleted on the desktop: gone from the phone at once.
+  const d = ivan.locator('.run.mine .bubble', { hasText: 'Исправлено на телефоне' }).last();
+  await d.hover();
+  await d.locator('.msg-more').click();
+  ivan.once('dialog', (x) => x.accept());
+  await ivan.getByRole('menuitem', { name: 'Delete' }).click();
+  await phone.locator('.bubble .text', { hasText: 'Исправлено на телефоне' }).waitFor({ state: 'detached', timeout: 15000 });
+  await phone.context().close();
+});
+
 await step('a message with <script> and HTML is shown as text', async () => {
   const evil = '<script>window.__pwned=1</script><b>bold</b><img src=x onerror="window.__pwned=2"> & javascript:alert(1)';
   await sendText(ivan, evil);

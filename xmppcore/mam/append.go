@@ -129,9 +129,9 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 // written later on SQLite (ftsindex.go) and with the row on PostgreSQL.
 const (
 	insertMessageSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+		from_resource, origin_id, body, payload, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 	insertMessagePGSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
+		from_resource, origin_id, body, payload, reply_to, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
 	insertContactsSQL = `INSERT INTO personal_contacts (user_id, contact_id) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING`
 )
 
@@ -205,7 +205,7 @@ func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error
 		lo, hi = nullID(min(m.FromID, m.ToID)), nullID(max(m.FromID, m.ToID))
 	}
 	args := []any{r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
-		m.FromResource, m.OriginID, m.Body, m.Payload}
+		m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo)}
 	q := insertMessageSQL
 	if s.pg {
 		// PostgreSQL indexes with the row; SQLite later (ftsindex.go).
@@ -246,8 +246,8 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 	now := time.Now().UnixMicro()
 	var q strings.Builder
 	q.WriteString(`INSERT INTO messages (id, created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, fts) VALUES `)
-	args := make([]any, 0, 13*len(batch))
+		from_resource, origin_id, body, payload, reply_to, fts) VALUES `)
+	args := make([]any, 0, 14*len(batch))
 	type pair struct{ lo, hi int64 }
 	first := map[pair]*appendReq{}
 	var pairs []pair
@@ -271,10 +271,10 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 			q.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, CAST($%d AS tsvector))",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13)
+		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, CAST($%d AS tsvector))",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13, n+14)
 		args = append(args, r.id, r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
-			m.FromResource, m.OriginID, m.Body, m.Payload, sql.NullString{String: terms, Valid: terms != ""})
+			m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), sql.NullString{String: terms, Valid: terms != ""})
 	}
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return err

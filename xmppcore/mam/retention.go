@@ -45,6 +45,9 @@ func (s *Store) DeleteOlderThan(ctx context.Context, t time.Time, limit int) (in
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM message_files WHERE message_id IN `+in), anys(ids)...); err != nil {
 		return 0, fmt.Errorf("mam: retention files: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM reactions WHERE message_id IN `+in), anys(ids)...); err != nil {
+		return 0, fmt.Errorf("mam: retention reactions: %w", err)
+	}
 	res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM messages WHERE id IN `+in), anys(ids)...)
 	if err != nil {
 		return 0, fmt.Errorf("mam: retention delete: %w", err)

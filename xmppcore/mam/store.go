@@ -42,6 +42,10 @@ var (
 	ErrNotFound  = errors.New("mam: not found")
 	ErrForbidden = errors.New("mam: forbidden")
 	ErrInvalid   = errors.New("mam: invalid message")
+	// ErrTooLate and ErrRetracted are ErrForbidden with a reason: the
+	// edit window of the message is over, or it was retracted.
+	ErrTooLate   = fmt.Errorf("%w: the time to change this message is over", ErrForbidden)
+	ErrRetracted = fmt.Errorf("%w: the message was retracted", ErrForbidden)
 )
 
 // Message is one archived message. IDs are internal user and chat ids; 0
@@ -64,6 +68,9 @@ type Message struct {
 	// carries; Append records them in message_files with the message, so
 	// whoever may read it may download them. Not read back by queries.
 	Files []int64
+	// ReplyTo is the archive id of the message this one answers
+	// (XEP-0461), 0 for none; the door resolves it (ReplyTarget).
+	ReplyTo int64
 }
 
 // Options tune the store; zero values are the documented defaults.
@@ -78,7 +85,16 @@ type Options struct {
 	// MaxBatch is how many concurrent appends share one transaction
 	// (default 256).
 	MaxBatch int
+	// EditWindow is how long after sending its author may edit or
+	// retract a message, from any door (default DefaultEditWindow;
+	// negative: no limit).
+	EditWindow time.Duration
 }
+
+// DefaultEditWindow is how long a message stays editable by default: a
+// day, enough to fix a typo or take back a message sent to the wrong
+// person, short enough that yesterday's agreements stay as they were read.
+const DefaultEditWindow = 24 * time.Hour
 
 // Store is the archive over one database (SQLite or PostgreSQL).
 type Store struct {
@@ -114,6 +130,9 @@ func NewStoreOptions(db *sqlx.DB, opts Options) *Store {
 	if opts.RetentionBatch <= 0 {
 		opts.RetentionBatch = 1000
 	}
+	if opts.EditWindow == 0 {
+		opts.EditWindow = DefaultEditWindow
+	}
 	s := &Store{db: db, pg: db.DriverName() == "postgres", opts: opts}
 	s.ftsDirty.Store(true)
 	return s
@@ -121,7 +140,7 @@ func NewStoreOptions(db *sqlx.DB, opts Options) *Store {
 
 // columns selected for a Message, with the alias m.
 const msgColumns = `m.id, m.created_at, m.kind, m.from_id, m.to_id, m.chat_id, m.from_resource,
-	m.origin_id, m.body, m.payload, m.edited_at, m.deleted`
+	m.origin_id, m.body, m.payload, m.edited_at, m.deleted, m.reply_to`
 
 type msgRow struct {
 	ID           int64         `db:"id"`
@@ -136,6 +155,7 @@ type msgRow struct {
 	Payload      string        `db:"payload"`
 	EditedAt     sql.NullInt64 `db:"edited_at"`
 	Deleted      bool          `db:"deleted"`
+	ReplyTo      sql.NullInt64 `db:"reply_to"`
 }
 
 func (r *msgRow) message() Message {
@@ -151,6 +171,7 @@ func (r *msgRow) message() Message {
 		Body:         r.Body,
 		Payload:      r.Payload,
 		Deleted:      r.Deleted,
+		ReplyTo:      r.ReplyTo.Int64,
 	}
 	if r.EditedAt.Valid {
 		t := time.UnixMicro(r.EditedAt.Int64).UTC()

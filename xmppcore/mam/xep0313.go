@@ -27,7 +27,11 @@ const (
 	NSStanzaID = "urn:xmpp:sid:0"
 	NSFulltext = "urn:xmpp:fulltext:0"
 	NSRetract  = "urn:xmpp:message-retract:1"
-	nsClient   = "jabber:client"
+	// NSMessageState marks the state of a changed message for clients
+	// that want it: <edited stamp/> in MAM results; the live notices
+	// (xmppcore/edits.go) carry the archive id and reactions in it.
+	NSMessageState = "urn:vestnik:message:0"
+	nsClient       = "jabber:client"
 )
 
 // Features are the disco#info features of an archive (user or room).
@@ -384,6 +388,11 @@ func resultXML(ctx context.Context, dir Directory, req Request, queryID string, 
 		b.WriteString("</body>")
 	}
 	b.WriteString(m.Payload)
+	if m.EditedAt != nil && !m.Deleted {
+		b.WriteString("<edited xmlns='" + NSMessageState + "'")
+		writeAttr(&b, "stamp", m.EditedAt.UTC().Format(time.RFC3339))
+		b.WriteString("/>")
+	}
 	if m.Deleted {
 		b.WriteString("<retracted xmlns='" + NSRetract + "'")
 		if m.EditedAt != nil {

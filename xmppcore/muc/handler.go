@@ -378,6 +378,9 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 		s.reply(ctx, e, "modify", "bad-request", "messages to the room are type groupchat")
 		return
 	}
+	if s.clientChange(ctx, c, u.ID, e) {
+		return
+	}
 	body := childText(e, "", "body")
 	// A subject alone changes the room's topic, which is the chat's
 	// description (the title stays: it is the room's name); with a body
@@ -394,9 +397,13 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 		s.answerGetChatID(ctx, c, u.ID, from)
 		return
 	}
+	replyTo, ok := s.markReply(ctx, c, u.ID, body, e)
+	if !ok {
+		return
+	}
 	payload := messagePayload(e)
 	if body == "" {
-		// Chat states, markers, reactions: relayed to the occupants as
+		// Chat states and markers (reactions are changes, above): relayed to the occupants as
 		// they are, not archived.
 		if payload != "" && c.IsMember(u.ID) {
 			s.relayEphemeral(ctx, c, r, o, e)
@@ -420,7 +427,7 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	if len(originID) > 128 {
 		originID = originID[:128]
 	}
-	if _, err := s.post(ctx, c, u.ID, o.nick, originID, body, payload, false); err != nil {
+	if _, err := s.post(ctx, c, u.ID, o.nick, originID, body, payload, false, replyTo); err != nil {
 		s.replyErr(ctx, e, err)
 	}
 }

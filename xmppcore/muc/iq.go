@@ -135,7 +135,7 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 	}
 	add(q, el(NSDiscoInfo, "identity", "category", "conference", "type", "text", "name", c.Title))
 	features := []string{NSMUC, "muc_persistent", "muc_nonanonymous", "muc_unmoderated", "muc_unsecured",
-		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo, NSVCard}
+		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo, NSVCard, xmppcore.NSRetract}
 	if c.Type == TypeOpen {
 		features = append(features, "muc_open", "muc_public")
 	} else {
@@ -144,6 +144,7 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 	for _, f := range features {
 		add(q, el(NSDiscoInfo, "feature", "var", f))
 	}
+	add(q, reactionRestrictions())
 	add(q, dataForm("result", NSRoomInfo,
 		field("text-single", "muc#roominfo_description", "Description", c.Description),
 		field("text-single", "muc#roominfo_subject", "Subject", c.Description),

@@ -60,8 +60,10 @@ type Service struct {
 	host    string // conference.<domain>
 	log     *slog.Logger
 
-	dir   mam.Directory // JIDs for MAM results of room archives
-	cache userCache
+	dir      mam.Directory // JIDs for MAM results of room archives
+	cache    userCache
+	changes  Changes  // edits, retractions, reactions (set by Register)
+	notifier Notifier // mentions (set by Register)
 
 	mu    sync.RWMutex // guards rooms, follows and followers (the maps only)
 	rooms map[int64]*room
@@ -95,6 +97,9 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 // PEP node, XEP-0048 private storage).
 func (s *Service) Register(srv *xmppcore.Server) {
 	srv.RegisterComponent(s.host, s)
+	s.changes = srv
+	s.notifier = srv
+	srv.SetChatChanges(s)
 	srv.HandleIQ(NSPubSub, s.iqHandler(s.PubSub))
 	srv.HandleIQ(NSPrivate, s.iqHandler(s.Private))
 	srv.AddFeature(NSBookmarks + "#compat")
@@ -324,22 +329,29 @@ func (s *Service) PostMessage(ctx context.Context, chatID, fromUserID int64, bod
 // (XEP-0359 origin-id), kept in the archive and echoed in the stanza so
 // the sender recognizes its message (the bridge uses it).
 func (s *Service) PostMessageOrigin(ctx context.Context, chatID, fromUserID int64, body, originID string, system bool) (int64, error) {
-	return s.postMessage(ctx, chatID, fromUserID, jid.JID{}, body, originID, system)
+	return s.postMessage(ctx, chatID, fromUserID, jid.JID{}, body, originID, system, 0)
 }
 
-// PostFromSession is PostMessageOrigin for a user's message sent through
-// one session (full, a full JID of the user): a command such as
-// "/getChatId" is answered to that session alone, as the room answers a
-// Jabber client.
-func (s *Service) PostFromSession(ctx context.Context, chatID, fromUserID int64, full, body, originID string) (int64, error) {
+// PostReply is PostMessageOrigin for a message answering message replyTo
+// of the chat (an archive id; XEP-0461): refused (InvalidError on
+// reply_to) when the author may not see that message.
+func (s *Service) PostReply(ctx context.Context, chatID, fromUserID int64, body, originID string, replyTo int64) (int64, error) {
+	return s.postMessage(ctx, chatID, fromUserID, jid.JID{}, body, originID, false, replyTo)
+}
+
+// PostFromSession is PostReply for a user's message sent through one
+// session (full, a full JID of the user; replyTo 0: not a reply): a
+// command such as "/getChatId" is answered to that session alone, as the
+// room answers a Jabber client.
+func (s *Service) PostFromSession(ctx context.Context, chatID, fromUserID int64, full, body, originID string, replyTo int64) (int64, error) {
 	session, err := jid.Parse(full)
 	if err != nil {
 		return 0, fmt.Errorf("muc: post from session %q: %w", full, err)
 	}
-	return s.postMessage(ctx, chatID, fromUserID, session, body, originID, false)
+	return s.postMessage(ctx, chatID, fromUserID, session, body, originID, false, replyTo)
 }
 
-func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, session jid.JID, body, originID string, system bool) (int64, error) {
+func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, session jid.JID, body, originID string, system bool, replyTo int64) (int64, error) {
 	if len(originID) > 128 {
 		return 0, invalid("origin_id", "origin_id_too_long", "origin id must be at most 128 bytes")
 	}
@@ -361,6 +373,11 @@ func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, ses
 			return 0, err
 		}
 	}
+	if system && fromUserID != 0 && !c.IsMember(fromUserID) {
+		// A system message on behalf of a user (a bot's token) goes only
+		// where that user is a member; the integration (0) posts anywhere.
+		return 0, fmt.Errorf("%w: only members may post system messages to a chat", ErrForbidden)
+	}
 	if !system {
 		join, err := canPost(c, fromUserID)
 		if err != nil {
@@ -381,7 +398,13 @@ func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, ses
 	if !system {
 		nick = s.nickOf(ctx, c.ID, fromUserID)
 	}
-	return s.post(ctx, c, fromUserID, nick, originID, body, "", system)
+	payload := ""
+	if replyTo != 0 {
+		if payload, err = s.replyPayload(ctx, c, fromUserID, replyTo); err != nil {
+			return 0, err
+		}
+	}
+	return s.post(ctx, c, fromUserID, nick, originID, body, payload, system, replyTo)
 }
 
 func (s *Service) checkActive(ctx context.Context, userID int64) error {
@@ -398,7 +421,7 @@ func (s *Service) checkActive(ctx context.Context, userID int64) error {
 // post archives a message and fans it out to the room's occupants.
 // originID and payload come from an XMPP client; nick is the author's
 // room nick ("" for system messages, which come from the room itself).
-func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, originID, body, payload string, system bool) (int64, error) {
+func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, originID, body, payload string, system bool, replyTo int64) (int64, error) {
 	kind := "groupchat"
 	if system {
 		kind = "system"
@@ -407,11 +430,20 @@ func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, ori
 	if err != nil {
 		return 0, fmt.Errorf("muc: files of a message to chat %d: %w", c.ID, err)
 	}
-	m := &mam.Message{Kind: kind, FromID: fromUserID, ChatID: c.ID, FromResource: nick, OriginID: originID, Body: body, Payload: payload, Files: files}
+	var mentioned []int64
+	if !system {
+		extra, users, err := s.mentions(ctx, c, fromUserID, body, payload)
+		if err != nil {
+			return 0, err
+		}
+		payload, mentioned = payload+extra, users
+	}
+	m := &mam.Message{Kind: kind, FromID: fromUserID, ChatID: c.ID, FromResource: nick, OriginID: originID, Body: body, Payload: payload, Files: files, ReplyTo: replyTo}
 	if _, err := s.archive.Append(ctx, m); err != nil {
 		return 0, fmt.Errorf("muc: archive message to chat %d: %w", c.ID, err)
 	}
 	s.fanout(ctx, c, s.groupchatElement(c, m, nick, system))
+	s.notifyMentions(ctx, c, fromUserID, body, mentioned)
 	return m.ID, nil
 }
 

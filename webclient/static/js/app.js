@@ -8,7 +8,7 @@ import { Bridge, convKey, mergeMessages } from './proto.js';
 import { S, V, t, lang, LS, app, conn, request } from './state.js';
 import { avatar, dot, presenceOf, toast, closeCard } from './ui.js';
 import { renderList, nameOfConv, previewText } from './sidebar.js';
-import { buildPane, openConv, closeConv, renderHead, renderMessages, markOpenRead, loadOlder, cancelEdit } from './conversation.js';
+import { buildPane, openConv, closeConv, renderHead, renderMessages, markOpenRead, loadOlder, cancelEdit, cancelReply, onReactions } from './conversation.js';
 import { openProfile, renderProfile, profileShown } from './profile.js';
 import { openChatInfo, chatInfoShown } from './chatinfo.js';
 import { openNewChat, openBrowse } from './chatform.js';
@@ -148,6 +148,7 @@ function onEvent(f) {
     case 'synced': onSynced(); break;
     case 'message': onMessage(f.message, f.replay); break;
     case 'edited': case 'deleted': onMessage(f.message, true); break;
+    case 'reactions': onReactions(f.message_id, f.reactions); break;
     case 'receipt': onReceipt(f); break;
     case 'typing': onTyping(f); break;
     case 'presence': S.presence.set(f.user, f); renderPresence(f.user); break;
@@ -197,6 +198,11 @@ function onMessage(m, quiet) {
   const box = S.msgs.get(key);
   const isNew = !S.seen.has(m.id) && !(box && box.list.some((x) => x.id === m.id));
   S.seen.add(m.id);
+  if (box && !m.reactions && !m.deleted) {
+    // An edit does not carry the reactions: keep those we have.
+    const had = box.list.find((x) => x.id === m.id);
+    if (had && had.reactions) m.reactions = had.reactions;
+  }
   if (box) box.list = mergeMessages(box.list, [m]);
   const c = S.convs.get(key) || { key, unread: 0 };
   if (!c.last || c.last.id <= m.id) c.last = m;
@@ -296,6 +302,7 @@ function buildLayout() {
     V.bellPanel.classList.add('hidden');
     V.statusMenu.classList.add('hidden');
     if (S.editing) cancelEdit();
+    if (S.replying) cancelReply();
   });
   setTab(LS.get('tab') || 'chats');
   renderMe(); renderConn(); renderBell();

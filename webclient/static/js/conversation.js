@@ -43,6 +43,7 @@ export function buildPane() {
 export async function openConv(key, focusId) {
   if (!/^[uc]\d+$/.test(key)) return;
   if (S.editing) cancelEdit();
+  if (S.replying) cancelReply();
   if (S.open !== key) attachments.clear();
   saveDraft();
   S.open = key;
@@ -252,10 +253,19 @@ function bubble(m, c, mine, author, tail) {
     m.edited && !m.deleted ? h('span.edited', null, t('edited')) : null,
     h('time', { datetime: new Date(m.time).toISOString(), title: new Date(m.time).toLocaleString(lang) }, formatTime(m.time, lang)),
     status(m, c));
-  const more = mine && !m.deleted && m.id ? h('button.msg-more', { type: 'button', 'aria-label': t('edit') + ' / ' + t('delete'), 'aria-haspopup': 'menu', onclick: (e) => { e.stopPropagation(); msgMenu(e.currentTarget, m); } }, '⋯') : null;
+  const live = !m.deleted && m.id && m.kind !== 'system';
+  const more = live ? h('button.msg-more', { type: 'button', 'aria-label': t('messageActions'), title: t('messageActions'), 'aria-haspopup': 'menu', onclick: (e) => { e.stopPropagation(); msgMenu(e.currentTarget, m); } }, '⋯') : null;
+  const reactions = live && m.reactions?.length ? h('div.reactions', null, m.reactions.map((r) => {
+    const names = r.users.map((u) => (u === S.me.id ? t('you') : S.users.get(u)?.name || '…')).join(', ');
+    return h('button.reaction' + (r.users.includes(S.me.id) ? '.mine' : ''), {
+      type: 'button', title: names, 'aria-pressed': String(r.users.includes(S.me.id)),
+      'aria-label': t('reactionBy', { emoji: r.emoji, n: r.users.length, names }),
+      onclick: (e) => { e.stopPropagation(); toggleReaction(m, r.emoji); },
+    }, r.emoji + ' ' + r.users.length);
+  })) : null;
   return h('div.bubble' + (tail ? '.tail' : '') + (m.deleted ? '.gone' : '') + (files ? '.has-files' : '') + (files && !text ? '.only-files' : ''), { dataset: { id: m.id || '' }, tabindex: -1 },
     author ? h('div.author', { style: `color:${colorFor(author.id)}`, onclick: () => app.openProfile(author.id) }, author.name) : null,
-    files, text || m.deleted ? body : null, meta, more);
+    m.reply_to && !m.deleted ? quote(m) : null, files, text || m.deleted ? body : null, reactions, meta, more);
 }
 
 // openImage shows an image full size in the overlay.
@@ -268,16 +278,96 @@ function openImage(f) {
     h('div.viewer-bar', null, h('span.viewer-name', null, f.name), h('a.link', { href: url, download: f.name }, t('download', { name: '' }).trim()))), 'view', 'image');
 }
 
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '🙏', '👀', '✅'];
+
+// msgMenu: edit (one's own), reply, a reaction palette, delete (one's own).
 function msgMenu(anchor, m) {
   document.querySelectorAll('.msg-menu').forEach((x) => x.remove());
-  const menu = h('div.msg-menu', { role: 'menu' },
-    h('button.menu-item', { role: 'menuitem', onclick: () => { menu.remove(); startEdit(m); } }, t('edit')),
-    h('button.menu-item.danger', { role: 'menuitem', onclick: async () => { menu.remove(); if (confirm(t('deleteConfirm'))) { try { await request('delete', { message_id: m.id }); } catch (e) { toast(e); } } } }, t('delete')));
+  const mine = m.from === S.me.id;
+  const menu = h('div.msg-menu', { role: 'menu', 'aria-label': t('messageActions'), onkeydown: menuKeys },
+    mine ? h('button.menu-item', { type: 'button', role: 'menuitem', onclick: () => { menu.remove(); startEdit(m); } }, icon('edit', 'mi'), t('edit')) : null,
+    h('button.menu-item.reply', { type: 'button', role: 'menuitem', onclick: () => { menu.remove(); startReply(m); } }, icon('reply', 'mi'), t('reply')),
+    h('div.react-pick', { role: 'group', 'aria-label': t('react') },
+      QUICK_REACTIONS.map((x) => h('button.react-opt', { type: 'button', role: 'menuitem', 'aria-label': t('react') + ' ' + x, title: t('react') + ' ' + x, onclick: () => { menu.remove(); toggleReaction(m, x); } }, x))),
+    mine ? h('button.menu-item.danger', { type: 'button', role: 'menuitem', onclick: async () => { menu.remove(); if (confirm(t('deleteConfirm'))) { try { app.onMessage((await request('delete', { message_id: m.id })).message, true); } catch (e) { toast(e); } } } }, t('delete')) : null);
   anchor.parentElement.appendChild(menu);
   menu.querySelector('button').focus();
 }
 
+// menuKeys moves through a menu's buttons with the arrow keys; Escape
+// closes it and gives the focus back to its button.
+function menuKeys(e) {
+  const items = [...e.currentTarget.querySelectorAll('button')];
+  const i = items.indexOf(document.activeElement);
+  if (e.key === 'ArrowDown' || e.key === 'ArrowRight') { e.preventDefault(); items[(i + 1) % items.length].focus(); }
+  else if (e.key === 'ArrowUp' || e.key === 'ArrowLeft') { e.preventDefault(); items[(i - 1 + items.length) % items.length].focus(); }
+  else if (e.key === 'Escape') { e.stopPropagation(); const b = e.currentTarget.parentElement.querySelector('.msg-more'); e.currentTarget.remove(); b?.focus(); }
+}
+
+// onReactions shows everyone's reactions on a message now.
+export function onReactions(id, reactions) {
+  for (const [key, box] of S.msgs) {
+    const m = box.list.find((x) => x.id === id);
+    if (!m) continue;
+    m.reactions = reactions && reactions.length ? reactions : undefined;
+    if (S.open === key) renderMessages(false);
+  }
+}
+
+// toggleReaction adds or takes off one of my reactions (the bridge takes
+// my whole set, as XEP-0444 does).
+async function toggleReaction(m, emoji) {
+  const mine = (m.reactions || []).filter((r) => r.users.includes(S.me.id)).map((r) => r.emoji);
+  const next = mine.includes(emoji) ? mine.filter((x) => x !== emoji) : [...mine, emoji];
+  try {
+    const d = await request('react', { message_id: m.id, reactions: next });
+    onReactions(m.id, d.reactions);
+  } catch (e) { toast(e); }
+}
+
+// Replies (XEP-0461): the composer remembers the message answered.
+function startReply(m) {
+  if (S.editing) cancelEdit();
+  S.replying = m;
+  V.editBar.classList.remove('hidden');
+  replace(V.editBar, h('span.edit-label', null, t('replyTo') + ' ' + (S.users.get(m.from)?.name || '…')),
+    h('span.edit-text', null, stripFileLines(m.body, m.files) || (m.files || []).map((f) => f.name).join(', ')),
+    h('button.icon-btn', { type: 'button', onclick: cancelReply, 'aria-label': t('cancel') }, icon('close')));
+  V.input.focus();
+}
+
+export function cancelReply() {
+  S.replying = null;
+  V.editBar.classList.add('hidden');
+}
+
+function findMessage(id) {
+  for (const box of S.msgs.values()) {
+    const m = box.list.find((x) => x.id === id);
+    if (m) return m;
+  }
+  return null;
+}
+
+// quote shows the message a reply answers; activating it jumps there,
+// loading older pages when it is not on screen yet.
+function quote(m) {
+  const q = findMessage(m.reply_to);
+  const who = q ? (S.users.get(q.from)?.name || '…') : '';
+  const text = !q ? t('earlierMessage') : q.deleted ? t('deleted') : (stripFileLines(q.body, q.files) || (q.files || []).map((f) => f.name).join(', '));
+  const jump = async (e) => {
+    e.stopPropagation();
+    const key = S.open;
+    const box = S.msgs.get(key);
+    for (let i = 0; i < 20 && box && !box.list.some((x) => x.id === m.reply_to) && !box.complete; i++) await loadOlder(key);
+    if (S.open === key) renderMessages(false, m.reply_to);
+  };
+  return h('div.quote', { role: 'button', tabindex: 0, 'aria-label': t('jumpToQuoted') + (who ? ': ' + who : ''), onclick: jump, onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); jump(e); } } },
+    who ? h('span.quote-author', null, who) : null, h('span.quote-text', null, text));
+}
+
 function startEdit(m) {
+  if (S.replying) cancelReply();
   S.editing = m;
   V.editBar.classList.remove('hidden');
   const text = stripFileLines(m.body, m.files);
@@ -379,15 +469,18 @@ async function submit() {
   LS.set('draft.' + key, null);
   autoGrow();
   if (typingSent) { typingSent = 0; clearTimeout(typingTimer); }
+  const replyTo = S.replying && S.open === key ? S.replying.id : 0;
+  if (S.replying) cancelReply();
   const origin = newOriginId();
   const box = S.msgs.get(key) || { list: [], complete: true };
   S.msgs.set(key, box);
-  const temp = { id: 0, origin_id: origin, from: S.me.id, body, time: Date.now(), kind: key[0] === 'c' ? 'groupchat' : 'chat', files: files.length ? files : undefined };
+  const temp = { id: 0, origin_id: origin, from: S.me.id, body, time: Date.now(), kind: key[0] === 'c' ? 'groupchat' : 'chat', files: files.length ? files : undefined, reply_to: replyTo || undefined };
   box.pending = [...(box.pending || []), temp];
   renderMessages(true);
   try {
     const payload = { to: target(key), body, origin_id: origin };
     if (files.length) payload.files = files.map((f) => f.id);
+    if (replyTo) payload.reply_to = replyTo;
     const d = await request('send', payload);
     box.pending = box.pending.filter((x) => x !== temp);
     if (d.message) app.onMessage(d.message, true);
@@ -396,6 +489,7 @@ async function submit() {
     box.pending = box.pending.filter((x) => x !== temp);
     renderMessages(true);
     V.input.value = body;
+    if (replyTo) { const q = findMessage(replyTo); if (q) startReply(q); }
     toast(e);
   }
 }

@@ -22,7 +22,7 @@ export const S = {
   msgs: new Map(), // key -> {list, complete, loading}
   typing: new Map(), // key -> {name, until}
   notes: [], notesUnread: 0,
-  tab: 'chats', query: '', open: null, editing: null,
+  tab: 'chats', query: '', open: null, editing: null, replying: null,
   conn: 'connecting', hiddenUnread: 0,
   seen: new Set(), // message ids already counted
 };
