@@ -224,7 +224,9 @@ func (b *Bridge) handleSession(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, ErrNotFound) {
 			b.log.Error("session", "err", err)
 		}
-		writeError(w, http.StatusUnauthorized, "no_session", "not signed in")
+		// Not an error: the page asks on every visit whether it is
+		// signed in, and an error status would log one in its console.
+		writeJSON(w, http.StatusOK, map[string]any{"user": nil})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(u)})

@@ -283,9 +283,11 @@ func TestLogin(t *testing.T) {
 		req, _ := http.NewRequest("GET", e.srv.URL+"/session", nil)
 		req.Header.Set("Cookie", CookieName+"="+old)
 		r5, _ := http.DefaultClient.Do(req)
+		var s5 map[string]any
+		json.NewDecoder(r5.Body).Decode(&s5)
 		r5.Body.Close()
-		if r5.StatusCode != 401 {
-			t.Fatalf("session after logout: got %d, want 401", r5.StatusCode)
+		if u, ok := s5["user"]; r5.StatusCode != 200 || !ok || u != nil {
+			t.Fatalf("session after logout: got %d %v, want 200 with user null", r5.StatusCode, s5)
 		}
 	})
 }

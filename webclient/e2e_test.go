@@ -70,7 +70,7 @@ func TestBrowser(t *testing.T) {
 	httpAt, c2sAt := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv := exec.CommandContext(ctx, bin, "serve", "--db", db, "--data", dir, "--http", httpAt, "--c2s", c2sAt, "--demo=on", "--domain", "localhost")
+	srv := exec.CommandContext(ctx, bin, "serve", "--db", db, "--data", dir, "--http", httpAt, "--c2s", c2sAt, "--demo=on", "--domain", "localhost", "--upload-max-size", "2M")
 	srv.Cancel = func() error { return srv.Process.Signal(os.Interrupt) }
 	srv.WaitDelay = 10 * time.Second
 	logf, _ := os.Create(filepath.Join(dir, "serve.log"))

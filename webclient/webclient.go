@@ -96,6 +96,12 @@ func (h *Handler) URL(name string) string { return "/s/" + h.hash + "/" + name }
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", h.serveIndex)
 	mux.HandleFunc("GET /s/{hash}/{path...}", h.serveAsset)
+	// Browsers ask for /favicon.ico on pages without an icon link (error
+	// pages, downloads); answer it rather than log a 404 in their console.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		h.write(w, r, h.assets["favicon.svg"])
+	})
 	mux.HandleFunc("GET /widget.js", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		w.Header().Set("Access-Control-Allow-Origin", "*")

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -70,6 +71,16 @@ func TestServing(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(w, "/widget/state") {
 		t.Fatalf("widget.js: %d", resp.StatusCode)
 	}
+	resp, icon := get(t, srv, "/favicon.ico", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/svg+xml" || !strings.HasPrefix(icon, "<svg") {
+		t.Fatalf("favicon.ico: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// Every module the app imports is preloaded by index.html (no waterfall).
+	for _, name := range assetNames(h, "js/") {
+		if !strings.Contains(index, `rel="modulepreload" href="`+h.URL(name)+`"`) {
+			t.Errorf("index.html does not preload %s", name)
+		}
+	}
 }
 
 // TestColdLoadSize keeps the first load small: everything the app loads
@@ -91,4 +102,16 @@ func TestColdLoadSize(t *testing.T) {
 	if total > 150_000 {
 		t.Fatalf("cold load is %d bytes, over the 150 KB budget", total)
 	}
+}
+
+// assetNames lists the embedded files under dir, sorted.
+func assetNames(h *Handler, dir string) []string {
+	var out []string
+	for name := range h.assets {
+		if strings.HasPrefix(name, dir) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

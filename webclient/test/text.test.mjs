@@ -48,3 +48,14 @@ test('snippetParts reads only <mark> and unescapes the rest', () => {
     { text: ' & <i>x</i>', mark: false },
   ]);
 });
+
+test('splitMentions marks @names and @logins of members only', async () => {
+  const { splitMentions } = await import('../static/js/text.js');
+  const names = ['Мария Петрова', 'petrova', 'Иван Иванов', 'ivanov', 'Ivan'];
+  assert.deepEqual(splitMentions('@Мария Петрова, посмотрите', names), [{ text: '@Мария Петрова', mention: 0 }, { text: ', посмотрите', mention: -1 }]);
+  assert.deepEqual(splitMentions('cc @ivanov and @Ivan.', names), [{ text: 'cc ', mention: -1 }, { text: '@ivanov', mention: 3 }, { text: ' and ', mention: -1 }, { text: '@Ivan', mention: 4 }, { text: '.', mention: -1 }]);
+  // Not inside words or e-mail addresses, not a longer word, not an unknown name.
+  assert.deepEqual(splitMentions('mail ivan@ivanov.ru', names), [{ text: 'mail ivan@ivanov.ru', mention: -1 }]);
+  assert.deepEqual(splitMentions('@Ivanka @nobody', names), [{ text: '@Ivanka @nobody', mention: -1 }]);
+  assert.deepEqual(splitMentions('<b>@ivanov</b>', names), [{ text: '<b>', mention: -1 }, { text: '@ivanov', mention: 3 }, { text: '</b>', mention: -1 }]);
+});

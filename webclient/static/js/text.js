@@ -48,10 +48,41 @@ export function tokenize(body) {
   return out;
 }
 
-// renderBody appends a message body to parent as text nodes and safe links.
-export function renderBody(doc, parent, body) {
+// splitMentions cuts a text into plain parts and @mentions of the given
+// names (full names or logins), longest first, case-insensitive:
+// [{text, mention}] where mention is the matched name's index or -1.
+export function splitMentions(text, names) {
+  const list = (names || []).map((n, i) => ({ n: String(n || ''), i })).filter((x) => x.n).sort((a, b) => b.n.length - a.n.length);
+  const out = [];
+  const s = String(text ?? '');
+  let last = 0;
+  for (let at = s.indexOf('@'); at >= 0; at = s.indexOf('@', at + 1)) {
+    if (at < last || (at > 0 && /[\p{L}\p{N}_.]/u.test(s[at - 1]))) continue;
+    const rest = s.slice(at + 1).toLowerCase();
+    const hit = list.find((x) => rest.startsWith(x.n.toLowerCase()) && !/[\p{L}\p{N}_]/u.test(rest[x.n.length] || ''));
+    if (!hit) continue;
+    if (at > last) out.push({ text: s.slice(last, at), mention: -1 });
+    out.push({ text: s.slice(at, at + 1 + hit.n.length), mention: hit.i });
+    last = at + 1 + hit.n.length;
+  }
+  if (last < s.length) out.push({ text: s.slice(last), mention: -1 });
+  return out;
+}
+
+// renderBody appends a message body to parent as text nodes and safe
+// links; mentions ({names, me}: names to mark, and which of them are the
+// reader) become <span class="mention">, text only.
+export function renderBody(doc, parent, body, mentions) {
   for (const tok of tokenize(body)) {
-    if (tok.t === 'text') parent.appendChild(doc.createTextNode(tok.v));
+    if (tok.t === 'text' && mentions?.names?.length) {
+      for (const p of splitMentions(tok.v, mentions.names)) {
+        if (p.mention < 0) { parent.appendChild(doc.createTextNode(p.text)); continue; }
+        const el = doc.createElement('span');
+        el.className = mentions.me?.includes(p.mention) ? 'mention me' : 'mention';
+        el.textContent = p.text;
+        parent.appendChild(el);
+      }
+    } else if (tok.t === 'text') parent.appendChild(doc.createTextNode(tok.v));
     else if (tok.t === 'br') parent.appendChild(doc.createElement('br'));
     else {
       const a = doc.createElement('a');

@@ -1,0 +1,42 @@
+// A colleague's card: presence, title, departments, manager, contacts,
+// and buttons to write to them or read the whole correspondence.
+import { h } from './dom.js';
+import { S, V, t, app, request } from './state.js';
+import { avatar, dot, presenceText, showCard, closeCard, closeBtn } from './ui.js';
+
+export async function openProfile(id) {
+  V.statusMenu.classList.add('hidden');
+  if (S.users.has(id)) renderProfile(id);
+  try {
+    const d = await request('profile', { user: id });
+    S.users.set(id, { ...S.users.get(id), ...d.user });
+    if (d.presence) S.presence.set(id, d.presence);
+  } catch { /* show what we have */ }
+  // Still the profile the user asked for, and not closed meanwhile?
+  if (V.profile.dataset.user === String(id)) renderProfile(id);
+}
+
+export function profileShown(id) { return V.profile.dataset.user === String(id); }
+
+export function renderProfile(id) {
+  const u = S.users.get(id);
+  if (!u) return;
+  const mgr = u.manager_id ? S.users.get(u.manager_id) : null;
+  const depts = (u.departments || []).map((d) => S.depts.find((x) => x.id === d)?.name).filter(Boolean);
+  const field = (label, value) => (value ? h('div.field', null, h('span.field-label', null, label), h('span.field-value', null, value)) : null);
+  showCard(h('div.profile-card', { role: 'dialog', 'aria-modal': 'true', 'aria-label': t('profile') + ': ' + u.name },
+    closeBtn(),
+    h('div.profile-top', null,
+      avatar(id, u.name, 'xl'),
+      h('h2', null, u.name),
+      h('div.profile-presence', null, dot(id), presenceText(id))),
+    h('div.fields', null,
+      field(t('title'), u.title),
+      field(t('department'), depts.join(', ')),
+      mgr ? h('div.field', null, h('span.field-label', null, t('manager')), h('button.link', { type: 'button', onclick: () => openProfile(mgr.id) }, mgr.name)) : null,
+      field(t('email'), u.email),
+      field(t('login'), u.jid || u.login)),
+    id !== S.me.id ? h('div.profile-actions', null,
+      h('button.btn-primary', { type: 'button', onclick: () => { closeCard(); app.setTab('chats'); app.openConv('u' + id); } }, t('writeTo')),
+      h('button.btn-secondary', { type: 'button', onclick: () => { closeCard(); app.showCorrespondence(id); } }, t('showCorrespondence'))) : null), 'user', id);
+}
