@@ -164,7 +164,8 @@ func (c *conn) finish() {
 
 // negotiateAndBind runs the negotiation; false when the stream ended.
 func (c *conn) negotiateAndBind() bool {
-	c.t.SetReadDeadline(time.Now().Add(c.srv.opts.AuthTimeout))
+	start := time.Now()
+	c.t.SetReadDeadline(start.Add(c.srv.opts.AuthTimeout))
 	c.r = newStreamReader(c.t, c.t.Framed())
 	sess, err := c.negotiate()
 	if err != nil {
@@ -173,6 +174,9 @@ func (c *conn) negotiateAndBind() bool {
 	}
 	c.sess = sess
 	c.tk.authenticated()
+	if on := c.srv.opts.OnLogin; on != nil {
+		on(time.Since(start))
+	}
 	return true
 }
 

@@ -30,6 +30,14 @@ import (
 
 // Options tune the server; zero values are the documented defaults.
 type Options struct {
+	// OnMessage, if set, is told how long handling a client's message
+	// with a body took (stored, routed and queued to every recipient's
+	// sessions), by its type (chat, groupchat). It must not block.
+	OnMessage func(typ string, took time.Duration)
+	// OnLogin, if set, is told how long a stream took from its start to a
+	// bound session (TLS, SASL, bind). It must not block.
+	OnLogin func(took time.Duration)
+
 	Domain    string      // XMPP domain; "localhost" when empty
 	TLSConfig *tls.Config // certificate for STARTTLS; without it TCP clients cannot log in
 	Logger    *slog.Logger

@@ -222,6 +222,16 @@ func (sess *Session) Handle(ctx context.Context, el *Element) error {
 	sess.lastActive.Store(time.Now().Unix())
 	switch el.Name.Local {
 	case "message":
+		if on := sess.srv.opts.OnMessage; on != nil && el.Child(NSClient, "body") != nil {
+			start := time.Now()
+			sess.srv.handleMessage(ctx, sess, el)
+			typ := el.AttrValue("type")
+			if typ != "groupchat" {
+				typ = "chat"
+			}
+			on(typ, time.Since(start))
+			break
+		}
 		sess.srv.handleMessage(ctx, sess, el)
 	case "presence":
 		sess.srv.handlePresence(ctx, sess, el)

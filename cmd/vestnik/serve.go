@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"vestnik/api"
 	"vestnik/bridge"
 	"vestnik/cluster"
@@ -157,7 +159,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if editWindow == 0 {
 		editWindow = -1 // no limit
 	}
-	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention, EditWindow: editWindow})
+	reg := metrics.New()
+	lat := newLatencies(reg)
+	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention, EditWindow: editWindow, OnCommit: lat.commit})
 	// The file store, under --data, for every door (XEP-0363, REST, web).
 	files, err := upload.NewStore(db, filepath.Join(c.dataDir, "uploads"), archive, uploadOpts)
 	if err != nil {
@@ -174,7 +178,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log,
 		MaxConnections: c.maxConns, MaxConnectionsPerIP: c.maxConnsPerIP,
-		MaxUnauthenticated: c.maxUnauth, MaxUnauthenticatedPerIP: c.maxUnauthPerIP, Files: files}
+		MaxUnauthenticated: c.maxUnauth, MaxUnauthenticatedPerIP: c.maxUnauthPerIP, Files: files,
+		OnMessage: lat.message, OnLogin: lat.login}
 	if xopts.ContactAddresses, err = contactAddresses(c.adminContact, c.contacts); err != nil {
 		return err
 	}
@@ -200,7 +205,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}()
 	}
 
-	reg := metrics.New()
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", reg)
 	if node != nil {
@@ -419,6 +423,32 @@ func xmppMetrics(reg *metrics.Registry, srv *xmppcore.Server) {
 		metrics.LabeledStat[t]{Name: "vestnik_auth_throttled_total", Help: "Login attempts refused unchecked by the password-guessing throttle, by door.", Label: "door", Kind: metrics.Counter,
 			Read: func(s t) map[string]int64 { return s.Throttled }})
 }
+
+// latencies are the server's latency histograms, fed by the core's hooks.
+type latencies struct {
+	commitDur, commitSize, messageDur, loginDur *prometheus.HistogramVec
+}
+
+func newLatencies(reg *metrics.Registry) *latencies {
+	return &latencies{
+		commitDur: reg.Histogram("vestnik_archive_commit_seconds", "Time of one archive group commit (a transaction storing one or more messages).", nil),
+		commitSize: reg.Histogram("vestnik_archive_commit_messages", "Messages stored by one archive group commit.",
+			[]float64{1, 2, 4, 8, 16, 32, 64, 128, 256}),
+		messageDur: reg.Histogram("vestnik_message_handling_seconds", "Time from a client's message with a body to it being stored and queued to every recipient's sessions, by type (chat, groupchat).", nil, "type"),
+		loginDur:   reg.Histogram("vestnik_xmpp_login_seconds", "Time from a stream's start to a bound session (TLS, SASL, bind); web logins are the POST /login route of vestnik_http_request_duration_seconds.", nil),
+	}
+}
+
+func (l *latencies) commit(took time.Duration, n int) {
+	l.commitDur.WithLabelValues().Observe(took.Seconds())
+	l.commitSize.WithLabelValues().Observe(float64(n))
+}
+
+func (l *latencies) message(typ string, took time.Duration) {
+	l.messageDur.WithLabelValues(typ).Observe(took.Seconds())
+}
+
+func (l *latencies) login(took time.Duration) { l.loginDur.WithLabelValues().Observe(took.Seconds()) }
 
 // clusterMetrics exports the cluster node's counters.
 func clusterMetrics(reg *metrics.Registry, node *cluster.Cluster) {

@@ -164,6 +164,20 @@ func TestServeEndToEnd(t *testing.T) {
 					}
 				}
 			}
+			// A login and a message feed the latency histograms.
+			ivan := xdial(t, s.c2sAt, "ivanov@example.test", "demo")
+			ivan.send(`<message xmlns='jabber:client' to='petrova@example.test' type='chat' id='m1'><body>metrics</body></message>`)
+			ivan.send(`<iq xmlns='jabber:client' type='get' id='after' to='example.test'><ping xmlns='urn:xmpp:ping'/></iq>`)
+			ivan.expect(`id="after"`)
+			_, body := get(t, "http://"+s.httpAt+"/metrics")
+			for _, want := range []string{`vestnik_message_handling_seconds_count{type="chat"} 1`, "vestnik_xmpp_login_seconds_count 1",
+				"vestnik_archive_commit_seconds_count", "vestnik_archive_commit_messages_bucket", `vestnik_http_request_duration_seconds_count{route="GET /healthz"}`,
+				"process_open_fds", "go_gc_duration_seconds"} {
+				if !strings.Contains(body, want) {
+					t.Errorf("metrics after a message: no %q", want)
+				}
+			}
+			ivan.close()
 			for _, f := range []string{"tls-cert.pem", "tls-key.pem"} {
 				if _, err := os.Stat(filepath.Join(s.dataDir, f)); err != nil {
 					t.Errorf("self-signed certificate: %v", err)

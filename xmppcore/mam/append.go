@@ -97,6 +97,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	if !s.pg {
 		defer s.ftsAppended()
 	}
+	start := time.Now()
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
 		if s.pg && len(batch) > 1 {
 			return s.insertBatchPG(ctx, tx, batch)
@@ -112,6 +113,9 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 		return nil
 	})
 	if err == nil {
+		if s.opts.OnCommit != nil {
+			s.opts.OnCommit(time.Since(start), len(batch))
+		}
 		return
 	}
 	if len(batch) == 1 {

@@ -89,6 +89,10 @@ type Options struct {
 	// retract a message, from any door (default DefaultEditWindow;
 	// negative: no limit).
 	EditWindow time.Duration
+	// OnCommit, if set, is told how long each group commit took and how
+	// many messages it stored (for the archive commit histogram). It runs
+	// on the committing goroutine and must not block.
+	OnCommit func(took time.Duration, messages int)
 }
 
 // DefaultEditWindow is how long a message stays editable by default: a
