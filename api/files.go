@@ -113,6 +113,8 @@ func (a *API) uploadFailed(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, "file_too_large", "the file is larger than the limit of this server")
 	case errors.Is(err, upload.ErrQuota):
 		writeError(w, http.StatusRequestEntityTooLarge, "quota_exceeded", "the user's upload quota is used up")
+	case errors.Is(err, upload.ErrFull):
+		writeError(w, http.StatusInsufficientStorage, "storage_full", "the server's file storage is full")
 	case errors.Is(err, upload.ErrBadName):
 		writeFieldError(w, "file", "bad_file_name", "the file needs a name (filename in its Content-Disposition)")
 	case errors.Is(err, upload.ErrEmpty):

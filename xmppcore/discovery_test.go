@@ -33,9 +33,9 @@ func TestServerDiscovery(t *testing.T) {
 		r.send(`<iq type='get' id='d1' to='example.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 		info := r.expect(`<iq type='result' id='d1'[^>]*>(.*?)</iq>`)[1]
 		for _, want := range []string{"<field type='hidden' var='FORM_TYPE'><value>http://jabber.org/network/serverinfo</value></field>" +
-				"<field type='list-multi' var='abuse-addresses'><value>mailto:abuse@example.test</value></field>" +
-				"<field type='list-multi' var='admin-addresses'><value>mailto:it@example.test</value><value>xmpp:admin@example.test</value></field>" +
-				"<field type='list-multi' var='feedback-addresses'/>",
+			"<field type='list-multi' var='abuse-addresses'><value>mailto:abuse@example.test</value></field>" +
+			"<field type='list-multi' var='admin-addresses'><value>mailto:it@example.test</value><value>xmpp:admin@example.test</value></field>" +
+			"<field type='list-multi' var='feedback-addresses'/>",
 			"<value>mailto:it@example.test</value>", "<value>xmpp:admin@example.test</value>"} {
 			if !strings.Contains(info, want) {
 				t.Errorf("disco#info lacks %s: %s", want, info)

@@ -60,6 +60,8 @@ type serveConfig struct {
 	// The file store: size limit and per-user quota (parseSize), the
 	// public base URL of slot and file URLs, CORS origins for /upload/.
 	uploadMaxSize, uploadQuota string
+	uploadTotal, uploadReserve string
+	uploadOrphans              time.Duration
 	publicURL, uploadOrigins   string
 	// Connection caps (xmppcore.Options) and HTTP timeouts.
 	maxConns, maxConnsPerIP, maxUnauth, maxUnauthPerIP int
@@ -94,6 +96,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster node id ([a-z0-9_], default random)")
 	fs.StringVar(&c.uploadMaxSize, "upload-max-size", "100M", "largest file users may upload (bytes, or with K, M, G)")
 	fs.StringVar(&c.uploadQuota, "upload-quota", "5G", "bytes of files each user may store (K, M, G; 0: unlimited)")
+	fs.StringVar(&c.uploadTotal, "upload-total", "0", "bytes of files all users together may store (K, M, G, T; 0: no cap but --upload-disk-reserve)")
+	fs.StringVar(&c.uploadReserve, "upload-disk-reserve", "1G", "disk space a new file must leave free under --data (K, M, G; 0: none)")
+	fs.DurationVar(&c.uploadOrphans, "upload-orphan-after", upload.DefaultOrphanAfter, "delete a file no live message carries (never sent, retracted, or removed by --retention) once it is this old")
 	fs.StringVar(&c.publicURL, "public-url", "", "base URL users reach the HTTP server at, for file URLs (e.g. https://chat.example.com behind a proxy; default http://<--http>)")
 	fs.StringVar(&c.uploadOrigins, "upload-origins", "", "comma-separated web origins (or *) allowed by CORS to PUT and GET files under /upload/ (browser XMPP clients such as Converse.js); default: --widget-origins")
 	fs.IntVar(&c.maxConns, "max-connections", 0, fmt.Sprintf("open XMPP and WebSocket connections on this node (default %d, lowered to fit the descriptor limit; -1: no cap)", xmppcore.MaxConnections))
@@ -167,6 +172,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	defer stopSweep()
+	go files.SweepLoop(sweepCtx, log.With("component", "files"))
 	retention := archive.Retention(log.With("component", "retention"))
 	go retention.Serve()
 	defer retention.Shutdown(context.Background())
@@ -363,11 +371,24 @@ func uploadOptions(c serveConfig) (upload.Options, error) {
 	if o.Quota == 0 {
 		o.Quota = -1
 	}
+	if o.Total, err = parseSize(c.uploadTotal); err != nil || o.Total < 0 {
+		return o, fmt.Errorf("serve: --upload-total must be a size like 500G (0: no cap), not %q", c.uploadTotal)
+	}
+	if o.DiskReserve, err = parseSize(c.uploadReserve); err != nil || o.DiskReserve < 0 {
+		return o, fmt.Errorf("serve: --upload-disk-reserve must be a size like 1G (0: none), not %q", c.uploadReserve)
+	}
+	if o.DiskReserve == 0 {
+		o.DiskReserve = -1
+	}
+	if c.uploadOrphans <= 0 {
+		return o, fmt.Errorf("serve: --upload-orphan-after must be positive, not %s", c.uploadOrphans)
+	}
+	o.OrphanAfter = c.uploadOrphans
 	return o, nil
 }
 
 // parseSize reads a byte count with an optional K, M or G suffix (powers
-// of 1024; a trailing B or iB is allowed).
+// of 1024; T too; a trailing B or iB is allowed).
 func parseSize(s string) (int64, error) {
 	t := strings.ToUpper(strings.TrimSpace(s))
 	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
@@ -379,6 +400,8 @@ func parseSize(s string) (int64, error) {
 		mult = 1 << 20
 	case strings.HasSuffix(t, "G"):
 		mult = 1 << 30
+	case strings.HasSuffix(t, "T"):
+		mult = 1 << 40
 	}
 	if mult > 1 {
 		t = t[:len(t)-1]

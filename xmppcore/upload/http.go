@@ -177,6 +177,10 @@ func (s *Store) put(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "upload quota exceeded", http.StatusRequestEntityTooLarge)
 			return
 		}
+		if errors.Is(err, ErrFull) {
+			http.Error(w, "file storage full", http.StatusInsufficientStorage)
+			return
+		}
 		http.Error(w, "cannot store the file", http.StatusInternalServerError)
 		return
 	}

@@ -129,6 +129,10 @@ func (s *Service) request(ctx context.Context, from jid.JID, req *xmppcore.Eleme
 		e := xmppcore.ErrResourceConstraint()
 		e.Text = "upload quota exceeded: delete files or ask an administrator"
 		return nil, e
+	case errors.Is(err, ErrFull):
+		e := xmppcore.ErrResourceConstraint()
+		e.Text = "the server's file storage is full"
+		return nil, e
 	case errors.Is(err, ErrBadName):
 		return nil, xmppcore.ErrBadRequest("bad file name")
 	case err != nil:

@@ -46,6 +46,7 @@ const NS = "urn:xmpp:http:upload:0"
 const (
 	DefaultMaxSize = 100 << 20 // bytes per file (Options.MaxSize)
 	DefaultQuota   = 5 << 30   // bytes stored per user (Options.Quota)
+	DefaultReserve = 1 << 30   // bytes of disk left free under the file store (Options.DiskReserve)
 	MaxFilesPerMsg = 10        // files one message may carry
 	maxNameLen     = 200       // characters in a file name
 	slotLifetime   = 5 * time.Minute
@@ -60,6 +61,9 @@ const (
 var (
 	ErrTooLarge = errors.New("upload: file too large")
 	ErrQuota    = errors.New("upload: quota exceeded")
+	// ErrFull: the server's file storage is full (Options.Total, or the
+	// disk down to Options.DiskReserve).
+	ErrFull     = errors.New("upload: file storage full")
 	ErrBadName  = errors.New("upload: bad file name")
 	ErrEmpty    = errors.New("upload: empty file")
 	ErrNotFound = errors.New("upload: not found")
@@ -83,6 +87,16 @@ type Options struct {
 	// allowed by CORS on /upload/ (Converse.js and other browser clients
 	// PUT and GET there from their own pages); none: no CORS.
 	Origins []string
+	// Total caps the bytes of all stored files (0: no cap but the disk
+	// reserve).
+	Total int64
+	// DiskReserve is how many bytes of disk a new file must leave free
+	// (DefaultReserve; negative: none).
+	DiskReserve int64
+	// OrphanAfter is how long a file no live message carries is kept
+	// (DefaultOrphanAfter); SweepEvery how often Sweep runs
+	// (DefaultSweepEvery).
+	OrphanAfter, SweepEvery time.Duration
 }
 
 // Store keeps file records in the database and their bytes under dir: the
@@ -102,6 +116,15 @@ func NewStore(db *sqlx.DB, dir string, arch *mam.Store, opts Options) (*Store, e
 	}
 	if opts.Quota == 0 {
 		opts.Quota = DefaultQuota
+	}
+	if opts.DiskReserve == 0 {
+		opts.DiskReserve = DefaultReserve
+	}
+	if opts.OrphanAfter <= 0 {
+		opts.OrphanAfter = DefaultOrphanAfter
+	}
+	if opts.SweepEvery <= 0 {
+		opts.SweepEvery = DefaultSweepEvery
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -183,7 +206,7 @@ func (s *Store) checkSize(ctx context.Context, userID, size int64) error {
 		return ErrTooLarge
 	}
 	if s.opts.Quota < 0 {
-		return nil
+		return s.checkRoom(ctx, size)
 	}
 	used, err := s.Used(ctx, userID)
 	if err != nil {
@@ -191,6 +214,25 @@ func (s *Store) checkSize(ctx context.Context, userID, size int64) error {
 	}
 	if used+max(size, 1) > s.opts.Quota {
 		return ErrQuota
+	}
+	return s.checkRoom(ctx, size)
+}
+
+// checkRoom tells whether the server may store size more bytes: the
+// total cap and the disk reserve (ErrFull).
+func (s *Store) checkRoom(ctx context.Context, size int64) error {
+	if free := diskFree(s.dir); s.opts.DiskReserve > 0 && free >= 0 && free-size < s.opts.DiskReserve {
+		return ErrFull
+	}
+	if s.opts.Total <= 0 {
+		return nil
+	}
+	var all sql.NullInt64
+	if err := s.db.GetContext(ctx, &all, `SELECT SUM(size) FROM files`); err != nil {
+		return fmt.Errorf("upload: stored bytes: %w", err)
+	}
+	if all.Int64+max(size, 1) > s.opts.Total {
+		return ErrFull
 	}
 	return nil
 }
@@ -283,23 +325,34 @@ func (s *Store) commit(ctx context.Context, userID int64, token, name string, re
 	if err := os.Rename(rec.tmp, path); err != nil {
 		return nil, fmt.Errorf("upload: store file: %w", err)
 	}
+	if free := diskFree(s.dir); s.opts.DiskReserve > 0 && free >= 0 && free < s.opts.DiskReserve {
+		os.Remove(path)
+		return nil, ErrFull
+	}
 	f.Thumb = makeThumb(path, path+".thumb", f.ContentType) == nil
-	quota := s.opts.Quota
+	quota, total := s.opts.Quota, s.opts.Total
 	if quota < 0 {
 		quota = 1 << 62
 	}
-	// One statement checks the quota and inserts, so two uploads racing
-	// on SQLite (serialized writers) cannot both pass it.
+	if total <= 0 {
+		total = 1 << 62
+	}
+	// One statement checks the quota and the total and inserts, so two
+	// uploads racing on SQLite (serialized writers) cannot both pass them.
 	err := s.db.GetContext(ctx, &f.ID, s.db.Rebind(`INSERT INTO files (token, user_id, name, size, content_type, sha256, thumb, created_at)
 		SELECT CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT),
 			CAST(? AS TEXT), CAST(? AS BOOLEAN), CAST(? AS BIGINT)
 		WHERE COALESCE((SELECT SUM(size) FROM files WHERE user_id = ?), 0) + ? <= ?
+		AND COALESCE((SELECT SUM(size) FROM files), 0) + ? <= ?
 		RETURNING id`), f.Token, f.UserID, f.Name, f.Size, f.ContentType, f.SHA256, f.Thumb, f.CreatedAt,
-		userID, f.Size, quota)
+		userID, f.Size, quota, f.Size, total)
 	if err != nil {
 		os.Remove(path)
 		os.Remove(path + ".thumb")
 		if errors.Is(err, sql.ErrNoRows) {
+			if used, uerr := s.Used(ctx, userID); uerr == nil && used+f.Size <= quota {
+				return nil, ErrFull // within the user's quota: the total refused it
+			}
 			return nil, ErrQuota
 		}
 		return nil, fmt.Errorf("upload: record file: %w", err)
