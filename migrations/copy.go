@@ -151,7 +151,7 @@ func Copy(ctx context.Context, src, dst *sqlx.DB, opts CopyOptions) ([]TableSum,
 	}
 	// Verify what the destination now holds against what was read.
 	for i, t := range tables {
-		got, err := checksum(ctx, dst, t, `"`)
+		got, err := checksum(ctx, dst, t)
 		if err != nil {
 			return nil, err
 		}
@@ -297,10 +297,8 @@ func orderByForeignKeys(ctx context.Context, dst *sqlx.DB, tables []table) ([]ta
 // the count and checksum of what it read.
 func copyTable(ctx context.Context, src sqlx.QueryerContext, tx *sqlx.Tx, t table, computed map[string]func(map[string]any) (any, error)) (TableSum, error) {
 	names := make([]string, 0, len(t.common)+len(t.extra))
-	sel := make([]string, 0, len(t.common))
 	for _, c := range t.common {
 		names = append(names, c.name)
-		sel = append(sel, `"`+c.name+`"`)
 	}
 	var fill []column
 	for _, c := range t.extra {
@@ -314,30 +312,9 @@ func copyTable(ctx context.Context, src sqlx.QueryerContext, tx *sqlx.Tx, t tabl
 		return TableSum{}, fmt.Errorf("db copy: %s: %w", t.name, err)
 	}
 	defer stmt.Close()
-	rows, err := src.QueryContext(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM "`+t.name+`"`)
-	if err != nil {
-		return TableSum{}, fmt.Errorf("db copy: read %s: %w", t.name, err)
-	}
-	defer rows.Close()
-	acc := newSum(t.name)
-	raw := make([]any, len(t.common))
-	ptrs := make([]any, len(raw))
-	for i := range raw {
-		ptrs[i] = &raw[i]
-	}
-	vals := make([]any, len(names))
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return TableSum{}, fmt.Errorf("db copy: read %s: %w", t.name, err)
-		}
-		for i, c := range t.common {
-			v, err := convert(raw[i], c.typ)
-			if err != nil {
-				return TableSum{}, fmt.Errorf("db copy: %s.%s: %w", t.name, c.name, err)
-			}
-			vals[i] = v
-		}
-		acc.add(vals[:len(t.common)], t.common)
+	out := make([]any, len(names))
+	sum, err := readTable(ctx, src, t, "read", func(vals []any) error {
+		copy(out, vals)
 		if len(fill) > 0 {
 			row := make(map[string]any, len(t.common))
 			for i, c := range t.common {
@@ -346,22 +323,23 @@ func copyTable(ctx context.Context, src sqlx.QueryerContext, tx *sqlx.Tx, t tabl
 			for j, c := range fill {
 				v, err := computed[t.name+"."+c.name](row)
 				if err != nil {
-					return TableSum{}, fmt.Errorf("db copy: %s.%s: %w", t.name, c.name, err)
+					return fmt.Errorf("%s.%s: %w", t.name, c.name, err)
 				}
-				vals[len(t.common)+j] = v
+				out[len(t.common)+j] = v
 			}
 		}
-		if _, err := stmt.ExecContext(ctx, vals...); err != nil {
-			return TableSum{}, fmt.Errorf("db copy: write %s: %w", t.name, err)
+		if _, err := stmt.ExecContext(ctx, out...); err != nil {
+			return fmt.Errorf("write %s: %w", t.name, err)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return TableSum{}, fmt.Errorf("db copy: read %s: %w", t.name, err)
+		return nil
+	})
+	if err != nil {
+		return TableSum{}, err
 	}
 	if _, err := stmt.ExecContext(ctx); err != nil {
 		return TableSum{}, fmt.Errorf("db copy: write %s: %w", t.name, err)
 	}
-	return acc.sum(), nil
+	return sum, nil
 }
 
 // convert turns a value read from SQLite into what the destination
@@ -435,14 +413,21 @@ func resetSequences(ctx context.Context, tx *sqlx.Tx, t table) error {
 }
 
 // checksum reads a table of db back and sums it like copyTable did.
-func checksum(ctx context.Context, db sqlx.QueryerContext, t table, quote string) (TableSum, error) {
+func checksum(ctx context.Context, db sqlx.QueryerContext, t table) (TableSum, error) {
+	return readTable(ctx, db, t, "verify", func([]any) error { return nil })
+}
+
+// readTable reads the common columns of every row of t from db, converted
+// to the destination's types, hands each row to f (the slice is reused)
+// and returns the table's count and checksum.
+func readTable(ctx context.Context, db sqlx.QueryerContext, t table, what string, f func(vals []any) error) (TableSum, error) {
 	sel := make([]string, len(t.common))
 	for i, c := range t.common {
-		sel[i] = quote + c.name + quote
+		sel[i] = `"` + c.name + `"`
 	}
-	rows, err := db.QueryContext(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+quote+t.name+quote)
+	rows, err := db.QueryContext(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM "`+t.name+`"`)
 	if err != nil {
-		return TableSum{}, fmt.Errorf("db copy: verify %s: %w", t.name, err)
+		return TableSum{}, fmt.Errorf("db copy: %s %s: %w", what, t.name, err)
 	}
 	defer rows.Close()
 	acc := newSum(t.name)
@@ -454,19 +439,22 @@ func checksum(ctx context.Context, db sqlx.QueryerContext, t table, quote string
 	vals := make([]any, len(raw))
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return TableSum{}, fmt.Errorf("db copy: verify %s: %w", t.name, err)
+			return TableSum{}, fmt.Errorf("db copy: %s %s: %w", what, t.name, err)
 		}
 		for i, c := range t.common {
 			v, err := convert(raw[i], c.typ)
 			if err != nil {
-				return TableSum{}, fmt.Errorf("db copy: verify %s.%s: %w", t.name, c.name, err)
+				return TableSum{}, fmt.Errorf("db copy: %s %s.%s: %w", what, t.name, c.name, err)
 			}
 			vals[i] = v
 		}
 		acc.add(vals, t.common)
+		if err := f(vals); err != nil {
+			return TableSum{}, fmt.Errorf("db copy: %w", err)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return TableSum{}, fmt.Errorf("db copy: verify %s: %w", t.name, err)
+		return TableSum{}, fmt.Errorf("db copy: %s %s: %w", what, t.name, err)
 	}
 	return acc.sum(), nil
 }
