@@ -51,8 +51,17 @@ type conn struct {
 	writing     atomic.Bool // writes go through the queue (set at bind)
 	slow        atomic.Bool // the queue overflowed: closed as a slow consumer
 
-	smOn bool   // XEP-0198 enabled (acks only, no resumption)
+	smOn bool   // XEP-0198 enabled (reader goroutine)
 	smIn uint32 // stanzas handled since enable (the h of <a/>)
+	// XEP-0198 outbound state, all under qmu: set once at enable (sm,
+	// read by other goroutines, hence atomic), the stanzas sent and not
+	// acknowledged (oldest first, bounded by SMMaxUnacked), the h of the
+	// last <a/>, and stanzas sent since the last <r/>.
+	sm       atomic.Bool
+	unacked  []*Element
+	smAcked  uint32
+	sinceReq int
+	inactive atomic.Bool // XEP-0352: the client said <inactive/>
 
 	tokens    float64 // rate limit bucket
 	lastToken time.Time
@@ -179,6 +188,7 @@ func (c *conn) negotiateAndBind() bool {
 // failed ends the stream for err (nil: a clean close by the peer).
 func (c *conn) failed(err error) {
 	var cond, reason string
+	var tooHigh *handledTooHigh
 	switch {
 	case err == nil || errors.Is(err, errStreamClosed):
 		c.closeFromReader(closeNormal, nil)
@@ -191,6 +201,11 @@ func (c *conn) failed(err error) {
 		cond, reason = "restricted-xml", closeProtocol
 	case errors.Is(err, errBadStreamHeader):
 		cond, reason = "invalid-namespace", closeProtocol
+	case errors.As(err, &tooHigh):
+		e := streamError("undefined-condition", "")
+		e.AddChild(NewElement(NSSM, "handled-count-too-high", "h", strconv.FormatUint(uint64(tooHigh.h), 10), "send-count", strconv.FormatUint(uint64(tooHigh.sent), 10)))
+		c.closeFromReader(closeProtocol, e)
+		return
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		cond, reason = "connection-timeout", closeTimeout
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrClosedPipe):
@@ -283,7 +298,8 @@ func (c *conn) Deliver(el *Element) bool {
 	default:
 	}
 	c.qmu.Lock()
-	if len(c.queue) >= SendQueueLen {
+	sm := c.sm.Load()
+	if len(c.queue) >= SendQueueLen || (sm && len(c.unacked) >= SMMaxUnacked) {
 		c.qmu.Unlock()
 		c.slow.Store(true)
 		c.closeWith(closeSlowConsumer, streamError("policy-violation", "too slow"))
@@ -293,6 +309,14 @@ func (c *conn) Deliver(el *Element) bool {
 		return false
 	}
 	c.queue = append(c.queue, el)
+	if sm {
+		c.unacked = append(c.unacked, el)
+		c.sinceReq++
+		if c.sinceReq >= SMRequestEvery {
+			c.queue = append(c.queue, smRequest)
+			c.sinceReq = 0
+		}
+	}
 	if !c.writerOn {
 		c.writerOn = true
 		c.writers.Add(1)
@@ -301,6 +325,27 @@ func (c *conn) Deliver(el *Element) bool {
 	c.qmu.Unlock()
 	return true
 }
+
+// deliverNonza queues a stream-management or other element that is not a
+// stanza: it is not counted or kept for acknowledgement.
+func (c *conn) deliverNonza(el *Element) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.qmu.Lock()
+	c.queue = append(c.queue, el)
+	if !c.writerOn {
+		c.writerOn = true
+		c.writers.Add(1)
+		c.srv.start("writer", c.writer)
+	}
+	c.qmu.Unlock()
+}
+
+// smRequest is the server's ack request (shared, never mutated).
+var smRequest = NewElement(NSSM, "r")
 
 // kickWriter makes sure a writer runs (to write the end of the stream).
 func (c *conn) kickWriter() {
@@ -356,6 +401,11 @@ func (c *conn) writer() {
 		default:
 		}
 		c.qmu.Lock()
+		if len(c.queue) == 0 && c.sinceReq > 0 {
+			// The end of a burst: ask the client what it has handled.
+			c.queue = append(c.queue, smRequest)
+			c.sinceReq = 0
+		}
 		batch, c.queue = c.queue, batch[:0]
 		if len(batch) == 0 {
 			c.queue = nil
@@ -421,6 +471,7 @@ func (c *conn) negotiate() (*Session, error) {
 		default:
 			features.AddChild(NewElement(NSBind, "bind"))
 			features.AddChild(NewElement(NSSM, "sm"))
+			features.AddChild(NewElement(NSCSI, "csi"))
 			sess := NewElement(NSSession, "session")
 			sess.AddChild(NewElement(NSSession, "optional"))
 			features.AddChild(sess)
@@ -697,7 +748,11 @@ func (c *conn) serve() error {
 		el := ev.el
 		switch {
 		case el.Name.Space == NSSM:
-			c.streamManagement(el)
+			if err := c.streamManagement(el); err != nil {
+				return err
+			}
+		case el.Name.Space == NSCSI:
+			c.clientState(el)
 		case el.Name.Space != NSClient:
 			return &streamErr{cond: "unsupported-stanza-type"}
 		default:
@@ -753,35 +808,100 @@ func (c *conn) limitRate() {
 }
 
 // NSSM is stream management (XEP-0198). Vestnik acknowledges what it
-// received (<r/> → <a h=…/>) but offers no resumption: a client that lost
-// its stream logs in again and gets what it missed from offline delivery
-// and MAM.
+// received (<r/> → <a h=…/>), keeps what it sent until the client
+// acknowledges it, and asks for acks (<r/> after each burst written and
+// every SMRequestEvery stanzas). A personal message delivered to an SM
+// stream raises the delivery mark only once acknowledged, so what a
+// stream that died had not acknowledged comes again as offline messages.
+// There is no resumption yet (<resume/> fails with item-not-found).
 const NSSM = "urn:xmpp:sm:3"
 
-func (c *conn) streamManagement(el *Element) {
+// NSCSI is client state indication (XEP-0352).
+const NSCSI = "urn:xmpp:csi:0"
+
+func (c *conn) streamManagement(el *Element) error {
 	switch el.Name.Local {
 	case "enable":
 		if c.smOn {
-			c.Deliver(smFailed("unexpected-request"))
-			return
+			c.deliverNonza(smFailed("unexpected-request"))
+			return nil
 		}
 		c.smOn = true
-		c.Deliver(NewElement(NSSM, "enabled"))
+		c.deliverNonza(NewElement(NSSM, "enabled"))
+		c.sm.Store(true)
 	case "r":
 		if c.smOn {
-			c.Deliver(NewElement(NSSM, "a", "h", strconv.FormatUint(uint64(c.smIn), 10)))
+			c.deliverNonza(NewElement(NSSM, "a", "h", strconv.FormatUint(uint64(c.smIn), 10)))
 		}
 	case "a":
-		// Acknowledgement of what we sent; nothing is kept for resending.
+		if !c.smOn {
+			return nil
+		}
+		h, err := strconv.ParseUint(el.AttrValue("h"), 10, 32)
+		if err != nil {
+			return &streamErr{cond: "invalid-xml"}
+		}
+		return c.acked(uint32(h))
 	case "resume":
-		c.Deliver(smFailed("item-not-found"))
+		c.deliverNonza(smFailed("item-not-found"))
 	default:
-		c.Deliver(smFailed("feature-not-implemented"))
+		c.deliverNonza(smFailed("feature-not-implemented"))
 	}
+	return nil
 }
+
+// acked drops what the client acknowledged with <a h/> (h counts modulo
+// 2^32) and raises the user's delivery mark to the newest archived
+// personal message among them.
+func (c *conn) acked(h uint32) error {
+	c.qmu.Lock()
+	n := h - c.smAcked
+	if uint64(n) > uint64(len(c.unacked)) {
+		e := &handledTooHigh{h: h, sent: c.smAcked + uint32(len(c.unacked))}
+		c.qmu.Unlock()
+		return e
+	}
+	var mark int64
+	for i, el := range c.unacked[:n] {
+		if id := c.sess.archiveID(el); id > mark {
+			mark = id
+		}
+		c.unacked[i] = nil
+	}
+	c.unacked = c.unacked[n:]
+	if len(c.unacked) == 0 {
+		c.unacked = nil
+	}
+	c.smAcked = h
+	c.qmu.Unlock()
+	if u := c.sess.user; u != nil && mark > 0 {
+		u.deliverMu.Lock()
+		if mark > u.pendingMark {
+			u.pendingMark = mark
+		}
+		u.deliverMu.Unlock()
+	}
+	return nil
+}
+
+// handledTooHigh: the client acknowledged more than was sent (a stream
+// error undefined-condition with <handled-count-too-high/>).
+type handledTooHigh struct{ h, sent uint32 }
+
+func (e *handledTooHigh) Error() string { return "xmppcore: handled count too high" }
 
 func smFailed(cond string) *Element {
 	f := NewElement(NSSM, "failed")
 	f.AddChild(NewElement(NSStanzas, cond))
 	return f
+}
+
+// clientState handles <inactive/> and <active/> (XEP-0352).
+func (c *conn) clientState(el *Element) {
+	switch el.Name.Local {
+	case "inactive":
+		c.sess.setInactive(true)
+	case "active":
+		c.sess.setInactive(false)
+	}
 }
