@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -51,8 +52,17 @@ type conn struct {
 	writing     atomic.Bool // writes go through the queue (set at bind)
 	slow        atomic.Bool // the queue overflowed: closed as a slow consumer
 
-	smOn bool   // XEP-0198 enabled (reader goroutine)
-	smIn uint32 // stanzas handled since enable (the h of <a/>)
+	smOn bool          // XEP-0198 enabled (reader goroutine)
+	smIn atomic.Uint32 // stanzas handled since enable (the h of <a/>)
+	smID string        // resume id (reader goroutine; "" when not resumable)
+	// After a resumption the session's stanzas go to the stream that
+	// resumed it (next); detached (under qmu): the stream died and the
+	// session waits for its client until timer fires; resumed (under
+	// qmu): another stream took the session over.
+	next     atomic.Pointer[conn]
+	detached bool
+	resumed  bool
+	timer    *time.Timer
 	// XEP-0198 outbound state, all under qmu: set once at enable (sm,
 	// read by other goroutines, hence atomic), the stanzas sent and not
 	// acknowledged (oldest first, bounded by SMMaxUnacked), the h of the
@@ -160,7 +170,8 @@ func (c *conn) finish() {
 	// closeWith is a no-op when the connection was closed already; after
 	// it closeReason holds the first reason given.
 	c.closeWith(closeIO, nil)
-	if c.sess != nil {
+	if c.sess != nil && !c.detach() {
+		c.forget()
 		c.sess.end(c.closeReason)
 	}
 	c.writers.Wait()
@@ -189,6 +200,13 @@ func (c *conn) negotiateAndBind() bool {
 func (c *conn) failed(err error) {
 	var cond, reason string
 	var tooHigh *handledTooHigh
+	var syn *xml.SyntaxError
+	if errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &syn) && syn.Msg == "unexpected EOF") {
+		// The transport ended inside the stream: a lost connection (a
+		// resumable XEP-0198 session waits for its client).
+		c.closeFromReader(closeIO, nil)
+		return
+	}
 	switch {
 	case err == nil || errors.Is(err, errStreamClosed):
 		c.closeFromReader(closeNormal, nil)
@@ -292,12 +310,20 @@ func (c *conn) startWriter() { c.writing.Store(true) }
 
 // Deliver queues el for the writer; a full queue closes the connection.
 func (c *conn) Deliver(el *Element) bool {
+	if n := c.next.Load(); n != nil {
+		return n.Deliver(el)
+	}
 	select {
 	case <-c.done:
-		return false
+		return c.deliverDetached(el)
 	default:
 	}
 	c.qmu.Lock()
+	if n := c.next.Load(); n != nil {
+		// Resumed by another stream while this one was still open.
+		c.qmu.Unlock()
+		return n.Deliver(el)
+	}
 	sm := c.sm.Load()
 	if len(c.queue) >= SendQueueLen || (sm && len(c.unacked) >= SMMaxUnacked) {
 		c.qmu.Unlock()
@@ -322,6 +348,23 @@ func (c *conn) Deliver(el *Element) bool {
 		c.writers.Add(1)
 		c.srv.start("writer", c.writer)
 	}
+	c.qmu.Unlock()
+	return true
+}
+
+// deliverDetached keeps a stanza for a resumable session whose stream
+// died, to be sent when the client resumes (bounded by SMMaxUnacked).
+func (c *conn) deliverDetached(el *Element) bool {
+	c.qmu.Lock()
+	if n := c.next.Load(); n != nil {
+		c.qmu.Unlock()
+		return n.Deliver(el)
+	}
+	if !c.detached || len(c.unacked) >= SMMaxUnacked {
+		c.qmu.Unlock()
+		return false
+	}
+	c.unacked = append(c.unacked, el)
 	c.qmu.Unlock()
 	return true
 }
@@ -360,6 +403,10 @@ func (c *conn) kickWriter() {
 
 // Close implements Sink: the session is being closed by the server.
 func (c *conn) Close(reason string) {
+	if n := c.next.Load(); n != nil {
+		n.Close(reason)
+		return
+	}
 	cond := ""
 	switch reason {
 	case closeConflict:
@@ -555,8 +602,18 @@ func (c *conn) negotiate() (*Session, error) {
 				}
 				break stanzas
 			default:
-				if el.Name.Local != "iq" || el.Name.Space != NSClient {
+				if (el.Name.Local != "iq" || el.Name.Space != NSClient) && el.Name.Space != NSSM {
 					return nil, &streamErr{cond: "not-authorized"}
+				}
+				if el.Name.Space == NSSM && el.Name.Local == "resume" {
+					sess, err := c.resume(acc, el)
+					if err != nil {
+						return nil, err
+					}
+					if sess != nil {
+						return sess, nil
+					}
+					continue
 				}
 				switch {
 				case el.Child(NSBind, "bind") != nil && el.AttrValue("type") == "set":
@@ -757,7 +814,7 @@ func (c *conn) serve() error {
 			return &streamErr{cond: "unsupported-stanza-type"}
 		default:
 			if c.smOn {
-				c.smIn++
+				c.smIn.Add(1)
 			}
 			if err := c.sess.Handle(ctx, el); err != nil {
 				if errors.Is(err, errSessionEnded) {
@@ -827,11 +884,21 @@ func (c *conn) streamManagement(el *Element) error {
 			return nil
 		}
 		c.smOn = true
-		c.deliverNonza(NewElement(NSSM, "enabled"))
+		en := NewElement(NSSM, "enabled")
+		if r := el.AttrValue("resume"); r == "true" || r == "1" {
+			c.smID = randomID(18)
+			en.SetAttr("id", c.smID)
+			en.SetAttr("resume", "true")
+			en.SetAttr("max", strconv.Itoa(int(c.srv.opts.SMResumeTimeout/time.Second)))
+			c.srv.smMu.Lock()
+			c.srv.resumable[c.smID] = c
+			c.srv.smMu.Unlock()
+		}
+		c.deliverNonza(en)
 		c.sm.Store(true)
 	case "r":
 		if c.smOn {
-			c.deliverNonza(NewElement(NSSM, "a", "h", strconv.FormatUint(uint64(c.smIn), 10)))
+			c.deliverNonza(NewElement(NSSM, "a", "h", strconv.FormatUint(uint64(c.smIn.Load()), 10)))
 		}
 	case "a":
 		if !c.smOn {
@@ -843,7 +910,7 @@ func (c *conn) streamManagement(el *Element) error {
 		}
 		return c.acked(uint32(h))
 	case "resume":
-		c.deliverNonza(smFailed("item-not-found"))
+		c.deliverNonza(smFailed("unexpected-request"))
 	default:
 		c.deliverNonza(smFailed("feature-not-implemented"))
 	}
@@ -904,4 +971,126 @@ func (c *conn) clientState(el *Element) {
 	case "active":
 		c.sess.setInactive(false)
 	}
+}
+
+// detach keeps a resumable session in the router when its stream died
+// without closing (a lost connection, the idle deadline): it waits
+// detached for SMResumeTimeout, its stanzas kept for the resumption.
+// True when the session must not end now (also when another stream
+// resumed it).
+func (c *conn) detach() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.resumed {
+		return true
+	}
+	if c.smID == "" || (c.closeReason != closeIO && c.closeReason != closeTimeout) || c.sess.ended.Load() || c.srv.closed.Load() {
+		return false
+	}
+	c.detached = true
+	c.timer = time.AfterFunc(c.srv.opts.SMResumeTimeout, func() {
+		if !c.srv.closed.Load() {
+			c.srv.start("sm-expire", c.expire)
+		}
+	})
+	return true
+}
+
+// expire ends a detached session its client did not resume in time:
+// unavailable presence goes out, and the personal messages it had not
+// acknowledged stay above the delivery mark (offline delivery).
+func (c *conn) expire() {
+	c.qmu.Lock()
+	if c.resumed || !c.detached {
+		c.qmu.Unlock()
+		return
+	}
+	c.detached = false
+	c.unacked = nil
+	c.qmu.Unlock()
+	c.forget()
+	c.sess.end(closeTimeout)
+}
+
+// forget drops the stream's resume id.
+func (c *conn) forget() {
+	if c.smID == "" {
+		return
+	}
+	c.srv.smMu.Lock()
+	if c.srv.resumable[c.smID] == c {
+		delete(c.srv.resumable, c.smID)
+	}
+	c.srv.smMu.Unlock()
+}
+
+// resume takes over the session named by <resume previd h/> for an
+// authenticated stream: <resumed/>, then what the client had not
+// acknowledged and what queued while detached, in order; the old stream
+// (if still open) is closed. An unknown, expired or other user's id
+// gets <failed/> (nil session, nil error) and the client may bind.
+func (c *conn) resume(acc *Account, el *Element) (*Session, error) {
+	id := el.AttrValue("previd")
+	h, err := strconv.ParseUint(el.AttrValue("h"), 10, 32)
+	c.srv.smMu.Lock()
+	old := c.srv.resumable[id]
+	c.srv.smMu.Unlock()
+	if err != nil || old == nil || old.sess.userID != acc.ID || old.sess.ended.Load() {
+		c.t.WriteElement(smFailed("item-not-found"))
+		return nil, c.t.Flush()
+	}
+	old.qmu.Lock()
+	if old.resumed || old.sess.ended.Load() {
+		old.qmu.Unlock()
+		c.t.WriteElement(smFailed("item-not-found"))
+		return nil, c.t.Flush()
+	}
+	n := uint32(h) - old.smAcked
+	if uint64(n) > uint64(len(old.unacked)) {
+		e := &handledTooHigh{h: uint32(h), sent: old.smAcked + uint32(len(old.unacked))}
+		old.qmu.Unlock()
+		return nil, e
+	}
+	var mark int64
+	for _, x := range old.unacked[:n] {
+		if a := old.sess.archiveID(x); a > mark {
+			mark = a
+		}
+	}
+	rest := append([]*Element(nil), old.unacked[n:]...)
+	sess := old.sess
+	c.sess = sess
+	c.smOn = true
+	c.smID = id
+	c.smIn.Store(old.smIn.Load())
+	c.startWriter()
+	c.qmu.Lock()
+	c.smAcked = uint32(h)
+	c.unacked = rest
+	c.sm.Store(true)
+	c.queue = append(c.queue, NewElement(NSSM, "resumed", "previd", id, "h", strconv.FormatUint(uint64(c.smIn.Load()), 10)))
+	c.queue = append(c.queue, rest...)
+	c.sinceReq = len(rest)
+	c.qmu.Unlock()
+	c.kickWriter()
+	old.resumed = true
+	old.detached = false
+	old.unacked = nil
+	if old.timer != nil {
+		old.timer.Stop()
+	}
+	old.next.Store(c)
+	old.qmu.Unlock()
+	c.srv.smMu.Lock()
+	c.srv.resumable[id] = c
+	c.srv.smMu.Unlock()
+	old.closeWith(closeIO, nil) // the old stream, if still open
+	if u := sess.user; u != nil && mark > 0 {
+		u.deliverMu.Lock()
+		if mark > u.pendingMark {
+			u.pendingMark = mark
+		}
+		u.deliverMu.Unlock()
+	}
+	return sess, nil
 }

@@ -129,4 +129,8 @@ const (
 	// (presence and chat states, coalesced per sender); over it everything
 	// held is flushed.
 	CSIMaxHeld = 500
+
+	// SMResumeTimeout is how long a resumable XEP-0198 session whose
+	// stream died waits for its client to resume (the max of <enabled/>).
+	SMResumeTimeout = 300 * time.Second
 )

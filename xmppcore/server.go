@@ -58,6 +58,9 @@ type Options struct {
 	// body carries a stored file's URL is archived with that file and
 	// gains its out-of-band data (AttachFiles); nil: no file store.
 	Files Files
+	// SMResumeTimeout overrides how long a resumable XEP-0198 session
+	// waits detached for its client (default SMResumeTimeout).
+	SMResumeTimeout time.Duration
 }
 
 // Component is a service on a subdomain (MUC at conference.<domain>): the
@@ -98,6 +101,8 @@ type Server struct {
 	mu        sync.Mutex // guards listeners, conns
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	smMu      sync.Mutex       // guards resumable (a leaf lock)
+	resumable map[string]*conn // XEP-0198 resume id → the session's latest stream
 
 	extMu      sync.RWMutex // guards components, iqHandlers, features, pep, inviter
 	components map[string]Component
@@ -128,6 +133,9 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 	if opts.RateStanzas == 0 {
 		opts.RateStanzas = RateStanzas
 	}
+	if opts.SMResumeTimeout <= 0 {
+		opts.SMResumeTimeout = SMResumeTimeout
+	}
 	if opts.AuthTimeout == 0 {
 		opts.AuthTimeout = AuthTimeout
 	}
@@ -155,6 +163,7 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 		router:     newRouter(),
 		listeners:  map[net.Listener]struct{}{},
 		conns:      map[*conn]struct{}{},
+		resumable:  map[string]*conn{},
 		components: map[string]Component{},
 		iqHandlers: map[string]IQHandler{},
 	}

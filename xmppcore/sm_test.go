@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -166,6 +167,122 @@ func TestCSIHoldsPresence(t *testing.T) {
 		}
 		if strings.Contains(got, "composing") {
 			t.Errorf("stale chat state flushed after the message: %q", clip([]byte(got)))
+		}
+	})
+}
+
+// authOnly runs STARTTLS and SASL PLAIN and reopens the stream, stopping
+// before resource binding (for <resume/>).
+func (r *rawConn) authOnly(user string) {
+	r.t.Helper()
+	r.starttls()
+	r.expect(`<mechanism>PLAIN</mechanism>.*</stream:features>`)
+	r.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>`, plainAuth(user, "secret"))
+	r.expect(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`)
+	r.open()
+	r.expect(`<csi xmlns='urn:xmpp:csi:0'/>`)
+}
+
+// smResumable logs bob in over TCP with a resumable XEP-0198 session and
+// returns the stream and its resume id.
+func smResumable(e *testEnv, res string) (*rawConn, string) {
+	e.t.Helper()
+	r := e.dial("bob/" + res)
+	r.login("bob", res, true)
+	r.send(`<presence/><iq type='get' id='settle'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	r.expect(`<iq type='result' id='settle'[^>]*/>`)
+	r.send(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+	id := r.expect(`<enabled xmlns='urn:xmpp:sm:3' id='([^']+)' resume='true' max='\d+'/>`)[1]
+	return r, id
+}
+
+func TestSMResume(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db)
+		a := e.online("alice", "pc")
+		b, id := smResumable(e, "phone")
+		a.send(`<message to='bob@%s' type='chat'><body>one</body></message>`, testDomain)
+		b.expect(`<body>one</body>`)
+		a.send(`<message to='bob@%s' type='chat'><body>two</body></message>`, testDomain)
+		a.send(`<message to='bob@%s' type='chat'><body>three</body></message>`, testDomain)
+		b.expect(`<body>three</body>`)
+		b.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`) // handled: h=1
+		b.expect(`id='p'`)
+		b.c.Close() // acked nothing but "one" (h=1 below)
+
+		// While detached, the session is still there and keeps what comes.
+		a.send(`<message to='bob@%s' type='chat'><body>four</body></message>`, testDomain)
+		a.send(`<iq type='get' id='as'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		if got := a.upTo(`id='as'`); strings.Contains(got, "unavailable") {
+			t.Errorf("a detached session went unavailable: %q", clip([]byte(got)))
+		}
+
+		b2 := e.dial("bob/phone2")
+		b2.authOnly("bob")
+		b2.send(`<resume xmlns='urn:xmpp:sm:3' previd='%s' h='1'/>`, id)
+		b2.expect(`<resumed xmlns='urn:xmpp:sm:3' previd='` + regexp.QuoteMeta(id) + `' h='1'/>`)
+		b2.send(`<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		got := b2.upTo(`<iq type='result' id='sync' to='bob@` + testDomain + `/phone'/>`)
+		for body, want := range map[string]int{"one": 0, "two": 1, "three": 1, "four": 1} {
+			if n := strings.Count(got, "<body>"+body+"</body>"); n != want {
+				t.Errorf("after resume %q: got %d, want %d", body, n, want)
+			}
+		}
+		if !regexp.MustCompile(`(?s)two.*three.*four`).MatchString(got) {
+			t.Errorf("resent out of order: %q", clip([]byte(got)))
+		}
+		// Live messages reach the resumed stream; acks count on.
+		a.send(`<message to='bob@%s' type='chat'><body>five</body></message>`, testDomain)
+		b2.expect(`<body>five</body>`)
+		// Sent after h=1 ("one"): two, three, the result of p, four, the result
+		// of sync, five: h=7.
+		b2.send(`<a xmlns='urn:xmpp:sm:3' h='7'/><r xmlns='urn:xmpp:sm:3'/>`)
+		b2.expect(`<a xmlns='urn:xmpp:sm:3' h='2'/>`) // the pings p and sync
+		b2.send(`<a xmlns='urn:xmpp:sm:3' h='8'/>`)
+		b2.expect(`handled-count-too-high`)
+	})
+}
+
+func TestSMResumeFailed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db)
+		_, id := smResumable(e, "phone")
+		// Another user cannot take bob's session; an unknown id fails too.
+		for _, prev := range []string{id, "nope"} {
+			a := e.dial("alice")
+			a.authOnly("alice")
+			a.send(`<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>`, prev)
+			a.expect(`<failed xmlns='urn:xmpp:sm:3'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>`)
+			a.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`)
+			a.expect(`<jid>alice@`)
+		}
+	})
+}
+
+func TestSMResumeTimeout(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnvWith(t, db, testOrg, func(o *Options) { o.SMResumeTimeout = 300 * time.Millisecond })
+		a := e.online("alice", "pc")
+		b, id := smResumable(e, "phone")
+		a.send(`<message to='bob@%s' type='chat'><body>lost1</body></message>`, testDomain)
+		a.send(`<message to='bob@%s' type='chat'><body>lost2</body></message>`, testDomain)
+		b.expect(`<body>lost2</body>`)
+		b.c.Close()
+		// At the timeout the session ends for real.
+		a.expect(`<presence [^>]*from='bob@` + testDomain + `/phone'[^>]*type='unavailable'`)
+		b2 := e.dial("bob/phone")
+		b2.authOnly("bob")
+		b2.send(`<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>`, id)
+		b2.expect(`<failed xmlns='urn:xmpp:sm:3'><item-not-found `)
+		b2.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		got := b2.upTo(`<iq type='result' id='sync'[^>]*/>`)
+		for _, body := range []string{"lost1", "lost2"} {
+			if n := strings.Count(got, "<body>"+body+"</body>"); n != 1 {
+				t.Errorf("offline %q: got %d, want 1", body, n)
+			}
+		}
+		if !strings.Contains(got, "Offline Storage") {
+			t.Errorf("not offline messages: %q", clip([]byte(got)))
 		}
 	})
 }
