@@ -870,7 +870,8 @@ func (c *conn) limitRate() {
 // every SMRequestEvery stanzas). A personal message delivered to an SM
 // stream raises the delivery mark only once acknowledged, so what a
 // stream that died had not acknowledged comes again as offline messages.
-// There is no resumption yet (<resume/> fails with item-not-found).
+// A resumable session (<enable resume='true'/>) whose stream dies waits
+// detached for SMResumeTimeout (detach, resume, expire).
 const NSSM = "urn:xmpp:sm:3"
 
 // NSCSI is client state indication (XEP-0352).
