@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -51,8 +52,26 @@ type conn struct {
 	writing     atomic.Bool // writes go through the queue (set at bind)
 	slow        atomic.Bool // the queue overflowed: closed as a slow consumer
 
-	smOn bool   // XEP-0198 enabled (acks only, no resumption)
-	smIn uint32 // stanzas handled since enable (the h of <a/>)
+	smOn bool          // XEP-0198 enabled (reader goroutine)
+	smIn atomic.Uint32 // stanzas handled since enable (the h of <a/>)
+	smID string        // resume id (reader goroutine; "" when not resumable)
+	// After a resumption the session's stanzas go to the stream that
+	// resumed it (next); detached (under qmu): the stream died and the
+	// session waits for its client until timer fires; resumed (under
+	// qmu): another stream took the session over.
+	next     atomic.Pointer[conn]
+	detached bool
+	resumed  bool
+	timer    *time.Timer
+	// XEP-0198 outbound state, all under qmu: set once at enable (sm,
+	// read by other goroutines, hence atomic), the stanzas sent and not
+	// acknowledged (oldest first, bounded by SMMaxUnacked), the h of the
+	// last <a/>, and stanzas sent since the last <r/>.
+	sm       atomic.Bool
+	unacked  []*Element
+	smAcked  uint32
+	sinceReq int
+	inactive atomic.Bool // XEP-0352: the client said <inactive/>
 
 	tokens    float64 // rate limit bucket
 	lastToken time.Time
@@ -151,7 +170,8 @@ func (c *conn) finish() {
 	// closeWith is a no-op when the connection was closed already; after
 	// it closeReason holds the first reason given.
 	c.closeWith(closeIO, nil)
-	if c.sess != nil {
+	if c.sess != nil && !c.detach() {
+		c.forget()
 		c.sess.end(c.closeReason)
 	}
 	c.writers.Wait()
@@ -183,6 +203,14 @@ func (c *conn) negotiateAndBind() bool {
 // failed ends the stream for err (nil: a clean close by the peer).
 func (c *conn) failed(err error) {
 	var cond, reason string
+	var tooHigh *handledTooHigh
+	var syn *xml.SyntaxError
+	if errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &syn) && syn.Msg == "unexpected EOF") {
+		// The transport ended inside the stream: a lost connection (a
+		// resumable XEP-0198 session waits for its client).
+		c.closeFromReader(closeIO, nil)
+		return
+	}
 	switch {
 	case err == nil || errors.Is(err, errStreamClosed):
 		c.closeFromReader(closeNormal, nil)
@@ -195,6 +223,11 @@ func (c *conn) failed(err error) {
 		cond, reason = "restricted-xml", closeProtocol
 	case errors.Is(err, errBadStreamHeader):
 		cond, reason = "invalid-namespace", closeProtocol
+	case errors.As(err, &tooHigh):
+		e := streamError("undefined-condition", "")
+		e.AddChild(NewElement(NSSM, "handled-count-too-high", "h", strconv.FormatUint(uint64(tooHigh.h), 10), "send-count", strconv.FormatUint(uint64(tooHigh.sent), 10)))
+		c.closeFromReader(closeProtocol, e)
+		return
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		cond, reason = "connection-timeout", closeTimeout
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrClosedPipe):
@@ -281,13 +314,22 @@ func (c *conn) startWriter() { c.writing.Store(true) }
 
 // Deliver queues el for the writer; a full queue closes the connection.
 func (c *conn) Deliver(el *Element) bool {
+	if n := c.next.Load(); n != nil {
+		return n.Deliver(el)
+	}
 	select {
 	case <-c.done:
-		return false
+		return c.deliverDetached(el)
 	default:
 	}
 	c.qmu.Lock()
-	if len(c.queue) >= SendQueueLen {
+	if n := c.next.Load(); n != nil {
+		// Resumed by another stream while this one was still open.
+		c.qmu.Unlock()
+		return n.Deliver(el)
+	}
+	sm := c.sm.Load()
+	if len(c.queue) >= SendQueueLen || (sm && len(c.unacked) >= SMMaxUnacked) {
 		c.qmu.Unlock()
 		c.slow.Store(true)
 		c.closeWith(closeSlowConsumer, streamError("policy-violation", "too slow"))
@@ -297,6 +339,14 @@ func (c *conn) Deliver(el *Element) bool {
 		return false
 	}
 	c.queue = append(c.queue, el)
+	if sm {
+		c.unacked = append(c.unacked, el)
+		c.sinceReq++
+		if c.sinceReq >= SMRequestEvery {
+			c.queue = append(c.queue, smRequest)
+			c.sinceReq = 0
+		}
+	}
 	if !c.writerOn {
 		c.writerOn = true
 		c.writers.Add(1)
@@ -305,6 +355,44 @@ func (c *conn) Deliver(el *Element) bool {
 	c.qmu.Unlock()
 	return true
 }
+
+// deliverDetached keeps a stanza for a resumable session whose stream
+// died, to be sent when the client resumes (bounded by SMMaxUnacked).
+func (c *conn) deliverDetached(el *Element) bool {
+	c.qmu.Lock()
+	if n := c.next.Load(); n != nil {
+		c.qmu.Unlock()
+		return n.Deliver(el)
+	}
+	if !c.detached || len(c.unacked) >= SMMaxUnacked {
+		c.qmu.Unlock()
+		return false
+	}
+	c.unacked = append(c.unacked, el)
+	c.qmu.Unlock()
+	return true
+}
+
+// deliverNonza queues a stream-management or other element that is not a
+// stanza: it is not counted or kept for acknowledgement.
+func (c *conn) deliverNonza(el *Element) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.qmu.Lock()
+	c.queue = append(c.queue, el)
+	if !c.writerOn {
+		c.writerOn = true
+		c.writers.Add(1)
+		c.srv.start("writer", c.writer)
+	}
+	c.qmu.Unlock()
+}
+
+// smRequest is the server's ack request (shared, never mutated).
+var smRequest = NewElement(NSSM, "r")
 
 // kickWriter makes sure a writer runs (to write the end of the stream).
 func (c *conn) kickWriter() {
@@ -319,6 +407,10 @@ func (c *conn) kickWriter() {
 
 // Close implements Sink: the session is being closed by the server.
 func (c *conn) Close(reason string) {
+	if n := c.next.Load(); n != nil {
+		n.Close(reason)
+		return
+	}
 	cond := ""
 	switch reason {
 	case closeConflict:
@@ -360,6 +452,11 @@ func (c *conn) writer() {
 		default:
 		}
 		c.qmu.Lock()
+		if len(c.queue) == 0 && c.sinceReq > 0 {
+			// The end of a burst: ask the client what it has handled.
+			c.queue = append(c.queue, smRequest)
+			c.sinceReq = 0
+		}
 		batch, c.queue = c.queue, batch[:0]
 		if len(batch) == 0 {
 			c.queue = nil
@@ -426,6 +523,7 @@ func (c *conn) negotiate() (*Session, error) {
 		default:
 			features.AddChild(NewElement(NSBind, "bind"))
 			features.AddChild(NewElement(NSSM, "sm"))
+			features.AddChild(NewElement(NSCSI, "csi"))
 			sess := NewElement(NSSession, "session")
 			sess.AddChild(NewElement(NSSession, "optional"))
 			features.AddChild(sess)
@@ -509,8 +607,18 @@ func (c *conn) negotiate() (*Session, error) {
 				}
 				break stanzas
 			default:
-				if el.Name.Local != "iq" || el.Name.Space != NSClient {
+				if (el.Name.Local != "iq" || el.Name.Space != NSClient) && el.Name.Space != NSSM {
 					return nil, &streamErr{cond: "not-authorized"}
+				}
+				if el.Name.Space == NSSM && el.Name.Local == "resume" {
+					sess, err := c.resume(acc, el)
+					if err != nil {
+						return nil, err
+					}
+					if sess != nil {
+						return sess, nil
+					}
+					continue
 				}
 				switch {
 				case el.Child(NSBind, "bind") != nil && el.AttrValue("type") == "set":
@@ -702,12 +810,16 @@ func (c *conn) serve() error {
 		el := ev.el
 		switch {
 		case el.Name.Space == NSSM:
-			c.streamManagement(el)
+			if err := c.streamManagement(el); err != nil {
+				return err
+			}
+		case el.Name.Space == NSCSI:
+			c.clientState(el)
 		case el.Name.Space != NSClient:
 			return &streamErr{cond: "unsupported-stanza-type"}
 		default:
 			if c.smOn {
-				c.smIn++
+				c.smIn.Add(1)
 			}
 			if err := c.sess.Handle(ctx, el); err != nil {
 				if errors.Is(err, errSessionEnded) {
@@ -758,35 +870,233 @@ func (c *conn) limitRate() {
 }
 
 // NSSM is stream management (XEP-0198). Vestnik acknowledges what it
-// received (<r/> → <a h=…/>) but offers no resumption: a client that lost
-// its stream logs in again and gets what it missed from offline delivery
-// and MAM.
+// received (<r/> → <a h=…/>), keeps what it sent until the client
+// acknowledges it, and asks for acks (<r/> after each burst written and
+// every SMRequestEvery stanzas). A personal message delivered to an SM
+// stream raises the delivery mark only once acknowledged, so what a
+// stream that died had not acknowledged comes again as offline messages.
+// A resumable session (<enable resume='true'/>) whose stream dies waits
+// detached for SMResumeTimeout (detach, resume, expire).
 const NSSM = "urn:xmpp:sm:3"
 
-func (c *conn) streamManagement(el *Element) {
+// NSCSI is client state indication (XEP-0352).
+const NSCSI = "urn:xmpp:csi:0"
+
+func (c *conn) streamManagement(el *Element) error {
 	switch el.Name.Local {
 	case "enable":
 		if c.smOn {
-			c.Deliver(smFailed("unexpected-request"))
-			return
+			c.deliverNonza(smFailed("unexpected-request"))
+			return nil
 		}
 		c.smOn = true
-		c.Deliver(NewElement(NSSM, "enabled"))
+		en := NewElement(NSSM, "enabled")
+		if r := el.AttrValue("resume"); r == "true" || r == "1" {
+			c.smID = randomID(18)
+			en.SetAttr("id", c.smID)
+			en.SetAttr("resume", "true")
+			en.SetAttr("max", strconv.Itoa(int(c.srv.opts.SMResumeTimeout/time.Second)))
+			c.srv.smMu.Lock()
+			c.srv.resumable[c.smID] = c
+			c.srv.smMu.Unlock()
+		}
+		c.deliverNonza(en)
+		c.sm.Store(true)
 	case "r":
 		if c.smOn {
-			c.Deliver(NewElement(NSSM, "a", "h", strconv.FormatUint(uint64(c.smIn), 10)))
+			c.deliverNonza(NewElement(NSSM, "a", "h", strconv.FormatUint(uint64(c.smIn.Load()), 10)))
 		}
 	case "a":
-		// Acknowledgement of what we sent; nothing is kept for resending.
+		if !c.smOn {
+			return nil
+		}
+		h, err := strconv.ParseUint(el.AttrValue("h"), 10, 32)
+		if err != nil {
+			return &streamErr{cond: "invalid-xml"}
+		}
+		return c.acked(uint32(h))
 	case "resume":
-		c.Deliver(smFailed("item-not-found"))
+		c.deliverNonza(smFailed("unexpected-request"))
 	default:
-		c.Deliver(smFailed("feature-not-implemented"))
+		c.deliverNonza(smFailed("feature-not-implemented"))
 	}
+	return nil
 }
+
+// acked drops what the client acknowledged with <a h/> (h counts modulo
+// 2^32) and raises the user's delivery mark to the newest archived
+// personal message among them.
+func (c *conn) acked(h uint32) error {
+	c.qmu.Lock()
+	n := h - c.smAcked
+	if uint64(n) > uint64(len(c.unacked)) {
+		e := &handledTooHigh{h: h, sent: c.smAcked + uint32(len(c.unacked))}
+		c.qmu.Unlock()
+		return e
+	}
+	var mark int64
+	for i, el := range c.unacked[:n] {
+		if id := c.sess.archiveID(el); id > mark {
+			mark = id
+		}
+		c.unacked[i] = nil
+	}
+	c.unacked = c.unacked[n:]
+	if len(c.unacked) == 0 {
+		c.unacked = nil
+	}
+	c.smAcked = h
+	c.qmu.Unlock()
+	if u := c.sess.user; u != nil && mark > 0 {
+		u.deliverMu.Lock()
+		if mark > u.pendingMark {
+			u.pendingMark = mark
+		}
+		u.deliverMu.Unlock()
+	}
+	return nil
+}
+
+// handledTooHigh: the client acknowledged more than was sent (a stream
+// error undefined-condition with <handled-count-too-high/>).
+type handledTooHigh struct{ h, sent uint32 }
+
+func (e *handledTooHigh) Error() string { return "xmppcore: handled count too high" }
 
 func smFailed(cond string) *Element {
 	f := NewElement(NSSM, "failed")
 	f.AddChild(NewElement(NSStanzas, cond))
 	return f
+}
+
+// clientState handles <inactive/> and <active/> (XEP-0352).
+func (c *conn) clientState(el *Element) {
+	switch el.Name.Local {
+	case "inactive":
+		c.sess.setInactive(true)
+	case "active":
+		c.sess.setInactive(false)
+	}
+}
+
+// detach keeps a resumable session in the router when its stream died
+// without closing (a lost connection, the idle deadline): it waits
+// detached for SMResumeTimeout, its stanzas kept for the resumption.
+// True when the session must not end now (also when another stream
+// resumed it).
+func (c *conn) detach() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.resumed {
+		return true
+	}
+	if c.smID == "" || (c.closeReason != closeIO && c.closeReason != closeTimeout) || c.sess.ended.Load() || c.srv.closed.Load() {
+		return false
+	}
+	c.detached = true
+	c.timer = time.AfterFunc(c.srv.opts.SMResumeTimeout, func() {
+		if !c.srv.closed.Load() {
+			c.srv.start("sm-expire", c.expire)
+		}
+	})
+	return true
+}
+
+// expire ends a detached session its client did not resume in time:
+// unavailable presence goes out, and the personal messages it had not
+// acknowledged stay above the delivery mark (offline delivery).
+func (c *conn) expire() {
+	c.qmu.Lock()
+	if c.resumed || !c.detached {
+		c.qmu.Unlock()
+		return
+	}
+	c.detached = false
+	c.unacked = nil
+	c.qmu.Unlock()
+	c.forget()
+	c.sess.end(closeTimeout)
+}
+
+// forget drops the stream's resume id.
+func (c *conn) forget() {
+	if c.smID == "" {
+		return
+	}
+	c.srv.smMu.Lock()
+	if c.srv.resumable[c.smID] == c {
+		delete(c.srv.resumable, c.smID)
+	}
+	c.srv.smMu.Unlock()
+}
+
+// resume takes over the session named by <resume previd h/> for an
+// authenticated stream: <resumed/>, then what the client had not
+// acknowledged and what queued while detached, in order; the old stream
+// (if still open) is closed. An unknown, expired or other user's id
+// gets <failed/> (nil session, nil error) and the client may bind.
+func (c *conn) resume(acc *Account, el *Element) (*Session, error) {
+	id := el.AttrValue("previd")
+	h, err := strconv.ParseUint(el.AttrValue("h"), 10, 32)
+	c.srv.smMu.Lock()
+	old := c.srv.resumable[id]
+	c.srv.smMu.Unlock()
+	if err != nil || old == nil || old.sess.userID != acc.ID || old.sess.ended.Load() {
+		c.t.WriteElement(smFailed("item-not-found"))
+		return nil, c.t.Flush()
+	}
+	old.qmu.Lock()
+	if old.resumed || old.sess.ended.Load() {
+		old.qmu.Unlock()
+		c.t.WriteElement(smFailed("item-not-found"))
+		return nil, c.t.Flush()
+	}
+	n := uint32(h) - old.smAcked
+	if uint64(n) > uint64(len(old.unacked)) {
+		e := &handledTooHigh{h: uint32(h), sent: old.smAcked + uint32(len(old.unacked))}
+		old.qmu.Unlock()
+		return nil, e
+	}
+	var mark int64
+	for _, x := range old.unacked[:n] {
+		if a := old.sess.archiveID(x); a > mark {
+			mark = a
+		}
+	}
+	rest := append([]*Element(nil), old.unacked[n:]...)
+	sess := old.sess
+	c.sess = sess
+	c.smOn = true
+	c.smID = id
+	c.smIn.Store(old.smIn.Load())
+	c.startWriter()
+	c.qmu.Lock()
+	c.smAcked = uint32(h)
+	c.unacked = rest
+	c.sm.Store(true)
+	c.queue = append(c.queue, NewElement(NSSM, "resumed", "previd", id, "h", strconv.FormatUint(uint64(c.smIn.Load()), 10)))
+	c.queue = append(c.queue, rest...)
+	c.sinceReq = len(rest)
+	c.qmu.Unlock()
+	c.kickWriter()
+	old.resumed = true
+	old.detached = false
+	old.unacked = nil
+	if old.timer != nil {
+		old.timer.Stop()
+	}
+	old.next.Store(c)
+	old.qmu.Unlock()
+	c.srv.smMu.Lock()
+	c.srv.resumable[id] = c
+	c.srv.smMu.Unlock()
+	old.closeWith(closeIO, nil) // the old stream, if still open
+	if u := sess.user; u != nil && mark > 0 {
+		u.deliverMu.Lock()
+		if mark > u.pendingMark {
+			u.pendingMark = mark
+		}
+		u.deliverMu.Unlock()
+	}
+	return sess, nil
 }

@@ -115,4 +115,22 @@ const (
 	// FlushedMemory is how long a session remembers the ids it received by
 	// offline flush, so that a concurrent live delivery is not doubled.
 	FlushedMemory = 30 * time.Second
+
+	// SMMaxUnacked bounds the stanzas an XEP-0198 stream keeps until the
+	// client acknowledges them; over it the stream is closed as a slow
+	// consumer (its unacknowledged messages come again as offline ones).
+	SMMaxUnacked = 1000
+
+	// SMRequestEvery: the server asks for an ack (<r/>) after this many
+	// stanzas, and at the end of every burst it writes.
+	SMRequestEvery = 20
+
+	// CSIMaxHeld bounds what an inactive (XEP-0352) session holds back
+	// (presence and chat states, coalesced per sender); over it everything
+	// held is flushed.
+	CSIMaxHeld = 500
+
+	// SMResumeTimeout is how long a resumable XEP-0198 session whose
+	// stream died waits for its client to resume (the max of <enabled/>).
+	SMResumeTimeout = 300 * time.Second
 )

@@ -302,6 +302,7 @@ func (s *Server) routeLocal(to *Account, toRes, typ string, el *Element, id int6
 		}
 	}
 	delivered := targets[:0:0]
+	raise := false
 	for _, t := range targets {
 		c := el
 		if len(targets) > 1 || el.AttrValue("to") != t.jidStr {
@@ -310,9 +311,13 @@ func (s *Server) routeLocal(to *Account, toRes, typ string, el *Element, id int6
 		}
 		if t.deliver(c) {
 			delivered = append(delivered, t)
+			if !t.defersMark() {
+				raise = true
+			}
 		}
 	}
-	if id != 0 && len(delivered) > 0 && id > u.pendingMark {
+	// A stream with XEP-0198 raises the mark when the client acks (conn.acked).
+	if id != 0 && raise && id > u.pendingMark {
 		// The mark is written later (before an offline flush, when the
 		// user's last session ends, and every MarkInterval): one write
 		// per message would make every message two SQLite transactions.
@@ -454,6 +459,12 @@ func (s *Server) flushOffline(ctx context.Context, sess *Session) {
 			}
 			u.flushed[m.ID] = struct{}{}
 			last = m.ID
+		}
+		if len(msgs) < OfflineBatch && sess.defersMark() {
+			// The last batch to an XEP-0198 stream: the client's ack
+			// raises the mark (conn.acked), so what it never acks comes
+			// again. Earlier batches are marked to move on.
+			return
 		}
 		if err := s.arch.MarkDelivered(ctx, sess.userID, last); err != nil {
 			sess.logger().Error("mark delivered", "err", err)

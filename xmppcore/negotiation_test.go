@@ -183,6 +183,6 @@ func TestStreamManagement(t *testing.T) {
 		r.send(`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq><presence/><r xmlns='urn:xmpp:sm:3'/>`)
 		r.expect(`<a xmlns='urn:xmpp:sm:3' h='2'/>`)
 		r.send(`<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>`)
-		r.expect(`<failed xmlns='urn:xmpp:sm:3'><item-not-found `)
+		r.expect(`<failed xmlns='urn:xmpp:sm:3'><unexpected-request `)
 	})
 }

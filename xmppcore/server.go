@@ -73,6 +73,9 @@ type Options struct {
 	// mailto:it@example.com or xmpp:admin@example.com, listed in the
 	// server's disco#info (XEP-0157); none: no form.
 	ContactAddresses map[string][]string
+	// SMResumeTimeout overrides how long a resumable XEP-0198 session
+	// waits detached for its client (default SMResumeTimeout).
+	SMResumeTimeout time.Duration
 }
 
 // Component is a service on a subdomain (MUC at conference.<domain>): the
@@ -113,6 +116,8 @@ type Server struct {
 	mu        sync.Mutex // guards listeners, conns
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	smMu      sync.Mutex       // guards resumable (a leaf lock)
+	resumable map[string]*conn // XEP-0198 resume id → the session's latest stream
 
 	extMu           sync.RWMutex // guards components, iqHandlers, features, pep, inviter
 	components      map[string]Component
@@ -148,6 +153,9 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 	if opts.RateStanzas == 0 {
 		opts.RateStanzas = RateStanzas
 	}
+	if opts.SMResumeTimeout <= 0 {
+		opts.SMResumeTimeout = SMResumeTimeout
+	}
 	if opts.AuthTimeout == 0 {
 		opts.AuthTimeout = AuthTimeout
 	}
@@ -175,6 +183,7 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 		router:     newRouter(),
 		listeners:  map[net.Listener]struct{}{},
 		conns:      map[*conn]struct{}{},
+		resumable:  map[string]*conn{},
 		components: map[string]Component{},
 		iqHandlers: map[string]IQHandler{},
 	}

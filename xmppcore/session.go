@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,115 @@ type Session struct {
 	after    []func()            // run after the current IQ's reply
 
 	capsIQ *Element // a caps request to send before the presence broadcast (reader goroutine)
+
+	// XEP-0352: while inactive, presence and chat states are held back
+	// (coalesced per sender and kind) and flushed on <active/>.
+	inactive atomic.Bool
+	heldMu   sync.Mutex // guards held, heldAt
+	held     []*Element
+	heldAt   map[string]int // sender and kind → index in held
+}
+
+// NSChatStates is XEP-0085 chat state notifications.
+const NSChatStates = "http://jabber.org/protocol/chatstates"
+
+// setInactive records the client's state (XEP-0352); becoming active
+// flushes what was held back, in order.
+func (sess *Session) setInactive(on bool) {
+	sess.inactive.Store(on)
+	if on {
+		return
+	}
+	sess.flushHeld()
+}
+
+func (sess *Session) flushHeld() {
+	sess.heldMu.Lock()
+	held := sess.held
+	sess.held, sess.heldAt = nil, nil
+	sess.heldMu.Unlock()
+	for _, el := range held {
+		if el != nil && !sess.deliverNow(el) {
+			return
+		}
+	}
+}
+
+// holdKey tells whether an inactive session may hold el back: presence
+// (available or unavailable) and messages that carry only a chat state.
+// The key coalesces by sender and kind.
+func holdKey(el *Element) string {
+	switch el.Name.Local {
+	case "presence":
+		if t := el.AttrValue("type"); t != "" && t != "unavailable" {
+			return ""
+		}
+		return "p " + el.AttrValue("from")
+	case "message":
+		if el.Child(NSClient, "body") != nil || el.AttrValue("type") == "error" {
+			return ""
+		}
+		for _, ch := range el.Children {
+			if ch.Name.Space == NSChatStates {
+				return "c " + el.AttrValue("from")
+			}
+		}
+	}
+	return ""
+}
+
+// hold keeps el back while the session is inactive; false when it must
+// go at once. A message with a body drops the sender's held chat state
+// (it is stale once the message arrives).
+func (sess *Session) hold(el *Element) bool {
+	key := holdKey(el)
+	sess.heldMu.Lock()
+	if key == "" {
+		if el.Name.Local == "message" && sess.heldAt != nil {
+			ck := "c " + el.AttrValue("from")
+			if i, ok := sess.heldAt[ck]; ok {
+				sess.held[i] = nil
+				delete(sess.heldAt, ck)
+			}
+		}
+		sess.heldMu.Unlock()
+		return false
+	}
+	if i, ok := sess.heldAt[key]; ok {
+		sess.held[i] = nil
+	}
+	if sess.heldAt == nil {
+		sess.heldAt = map[string]int{}
+	}
+	sess.heldAt[key] = len(sess.held)
+	sess.held = append(sess.held, el)
+	full := len(sess.held) >= CSIMaxHeld
+	sess.heldMu.Unlock()
+	if full {
+		sess.flushHeld()
+	}
+	return true
+}
+
+// archiveID is the archive id of a personal message delivered to the
+// session (its stanza-id by the user's bare JID), or 0.
+func (sess *Session) archiveID(el *Element) int64 {
+	if el.Name.Local != "message" {
+		return 0
+	}
+	sid := el.Child(NSStanzaID, "stanza-id")
+	if sid == nil || sid.AttrValue("by") != sess.bareStr {
+		return 0
+	}
+	id, _ := strconv.ParseInt(sid.AttrValue("id"), 10, 64)
+	return id
+}
+
+// defersMark reports whether a delivery to the session raises the
+// delivery mark only once the client acknowledges it (XEP-0198).
+func (sess *Session) defersMark() bool {
+	c, ok := sess.sink.(*conn)
+	return ok && c.sm.Load()
 }
 
 // logger returns a logger for the session, made when something is logged
@@ -191,6 +301,16 @@ func (sess *Session) end(reason string) {
 
 // deliver hands el to the session's sink; a slow consumer is closed.
 func (sess *Session) deliver(el *Element) bool {
+	if sess.ended.Load() {
+		return false
+	}
+	if sess.inactive.Load() && sess.hold(el) {
+		return true
+	}
+	return sess.deliverNow(el)
+}
+
+func (sess *Session) deliverNow(el *Element) bool {
 	if sess.ended.Load() {
 		return false
 	}

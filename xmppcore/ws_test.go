@@ -142,3 +142,51 @@ func TestSCRAMOverTLS(t *testing.T) {
 		}
 	})
 }
+
+// TestWebSocketSMResume: XEP-0198 over RFC 7395 (as Converse.js uses it):
+// the socket is cut, a new one resumes and gets the unacknowledged message.
+func TestWebSocketSMResume(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db)
+		hs := httptest.NewServer(e.srv.WebSocketHandler())
+		defer hs.Close()
+		open := `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.test' version='1.0'/>`
+		login := func() *wsConn {
+			d := websocket.Dialer{Subprotocols: []string{"xmpp"}}
+			ws, _, err := d.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ws.Close() })
+			w := &wsConn{t: t, ws: ws}
+			w.send(open)
+			w.expect(`</stream:features>`)
+			scram(t, sasl.ScramSha256, "alice", "secret", w.send, w.expect)
+			w.send(open)
+			w.expect(`<sm xmlns='urn:xmpp:sm:3'/>`)
+			return w
+		}
+		w := login()
+		w.send(`<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>`)
+		w.expect(`<jid>alice@example.test/web</jid>`)
+		w.send(`<presence xmlns='jabber:client'/>`)
+		w.send(`<iq xmlns='jabber:client' type='get' id='s'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		w.expect(`id='s'`)
+		w.send(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+		id := w.expect(`<enabled xmlns='urn:xmpp:sm:3' id='([^']+)' resume='true'`)[1]
+
+		b := e.online("bob", "tcp")
+		b.send(`<message to='alice@example.test' type='chat' id='w1'><body>over the web</body></message>`)
+		w.expect(`<body>over the web</body>`)
+		w.ws.UnderlyingConn().Close() // no ack, no close
+
+		w2 := login()
+		w2.send(`<resume xmlns='urn:xmpp:sm:3' previd='` + id + `' h='0'/>`)
+		w2.expect(`<resumed xmlns='urn:xmpp:sm:3' previd='` + regexp.QuoteMeta(id) + `' h='0'/>`)
+		w2.send(`<iq xmlns='jabber:client' type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		got := w2.expect(`(?s)(.*?)id='sync'`)[1]
+		if n := strings.Count(got, "<body>over the web</body>"); n != 1 {
+			t.Errorf("after resume: got the message %d times, want 1: %s", n, clip([]byte(got)))
+		}
+	})
+}
