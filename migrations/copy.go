@@ -307,7 +307,11 @@ func copyTable(ctx context.Context, src sqlx.QueryerContext, tx *sqlx.Tx, t tabl
 			fill = append(fill, c)
 		}
 	}
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn(t.name, names...))
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = pq.QuoteIdentifier(n)
+	}
+	stmt, err := tx.PrepareContext(ctx, `COPY `+pq.QuoteIdentifier(t.name)+` (`+strings.Join(quoted, ", ")+`) FROM STDIN`)
 	if err != nil {
 		return TableSum{}, fmt.Errorf("db copy: %s: %w", t.name, err)
 	}

@@ -71,7 +71,6 @@ type conn struct {
 	unacked  []*Element
 	smAcked  uint32
 	sinceReq int
-	inactive atomic.Bool // XEP-0352: the client said <inactive/>
 
 	tokens    float64 // rate limit bucket
 	lastToken time.Time

@@ -39,12 +39,6 @@ func bmErr(typ, cond, text string) error {
 	return &bookmarkError{Type: typ, Condition: cond, Text: text}
 }
 
-// conferenceItem is the XEP-0402 item the server makes for a chat when
-// the user published none.
-func (s *Service) conferenceItem(c *Chat, nick string) *xmppcore.Element {
-	return s.bookmarkItem(s.RoomJID(c), s.defaultConference(c, nick))
-}
-
 func (s *Service) defaultConference(c *Chat, nick string) *xmppcore.Element {
 	return add(el(NSBookmarks, "conference", "name", c.Title, "autojoin", "true"), text(NSBookmarks, "nick", nick))
 }
