@@ -113,7 +113,7 @@ func (a *API) pathUser(w http.ResponseWriter, r *http.Request) (*roster.User, bo
 		a.internal(w, r, err)
 		return nil, false
 	}
-	if err := checkActing(r, u); err != nil {
+	if err := checkActing(r, u.ID); err != nil {
 		writeError(w, http.StatusForbidden, "token_user", err.Error())
 		return nil, false
 	}
@@ -202,21 +202,7 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	x := &extIDs{a: a, r: r, cache: map[int64]string{}}
-	out := make([]archiveMessage, 0, len(p.Messages))
-	for i := range p.Messages {
-		m, err := x.message(&p.Messages[i])
-		if err != nil {
-			a.internal(w, r, err)
-			return
-		}
-		out = append(out, m)
-	}
-	if err := x.reactions(out); err != nil {
-		a.internal(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "complete": p.Complete})
+	a.writePage(w, r, p)
 }
 
 // searchArchive answers GET /users/{id}/search?q=&with=&chat_id=&before=&limit=:

@@ -1,11 +1,9 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
-	"vestnik/roster"
 	"vestnik/xmppcore/mam"
 )
 
@@ -15,26 +13,20 @@ import (
 
 // readerParam resolves the query parameter that names the user reading
 // (required; a token made for a user reads only as that user).
-func (a *API) readerParam(w http.ResponseWriter, r *http.Request, name string) (*roster.User, bool) {
-	v := strings.TrimSpace(r.URL.Query().Get(name))
-	if v == "" {
+func (a *API) readerParam(w http.ResponseWriter, r *http.Request, name string) (int64, bool) {
+	if strings.TrimSpace(r.URL.Query().Get(name)) == "" {
 		writeFieldError(w, name, "missing_user", "the reading user's id is required")
-		return nil, false
+		return 0, false
 	}
-	u, err := a.users.UserByExtID(r.Context(), v)
-	if errors.Is(err, roster.ErrNotFound) || len(v) > 200 {
-		writeFieldError(w, name, "unknown_user", "user "+v+" does not exist")
-		return nil, false
+	id, ok := a.queryUser(w, r, name)
+	if !ok {
+		return 0, false
 	}
-	if err != nil {
-		a.internal(w, r, err)
-		return nil, false
-	}
-	if err := checkActing(r, u); err != nil {
+	if err := checkActing(r, id); err != nil {
 		writeError(w, http.StatusForbidden, "token_user", err.Error())
-		return nil, false
+		return 0, false
 	}
-	return u, true
+	return id, true
 }
 
 // writePage answers a page of archived messages (oldest first) with their
@@ -68,11 +60,11 @@ func (a *API) getChatMessages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u, ok := a.readerParam(w, r, "user_id")
+	reader, ok := a.readerParam(w, r, "user_id")
 	if !ok {
 		return
 	}
-	if _, err := a.chats.Get(r.Context(), u.ID, id); err != nil {
+	if _, err := a.chats.Get(r.Context(), reader, id); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -84,7 +76,7 @@ func (a *API) getChatMessages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p, err := a.opts.Archive.Query(r.Context(), mam.Query{Viewer: u.ID, ChatID: id, BeforeID: before, Limit: int(limit), Reverse: true})
+	p, err := a.opts.Archive.Query(r.Context(), mam.Query{Viewer: reader, ChatID: id, BeforeID: before, Limit: int(limit), Reverse: true})
 	if err != nil {
 		a.internal(w, r, err)
 		return

@@ -90,8 +90,8 @@ var errTokenUser = errors.New("this token may act only as the user it was made f
 
 // checkActing refuses a user other than the one the request's token is
 // bound to (tokens without a user may act as anyone).
-func checkActing(r *http.Request, u *roster.User) error {
-	if tok := requestToken(r); tok != nil && tok.AsUser != 0 && u.ID != tok.AsUser {
+func checkActing(r *http.Request, userID int64) error {
+	if tok := requestToken(r); tok != nil && tok.AsUser != 0 && userID != tok.AsUser {
 		return errTokenUser
 	}
 	return nil
@@ -237,7 +237,7 @@ func (a *API) resolve(r *http.Request, field string, id userID) (*roster.User, e
 	}
 	// from_user_id is the acting user on every route.
 	if field == "from_user_id" {
-		if err := checkActing(r, u); err != nil {
+		if err := checkActing(r, u.ID); err != nil {
 			return nil, err
 		}
 	}
