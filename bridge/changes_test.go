@@ -35,7 +35,7 @@ func newTCPEnv(t *testing.T, db *sqlx.DB) *tcpEnv {
 		t.Fatalf("demo import: %v", err)
 	}
 	arch := mam.NewStore(db)
-	srv := xmppcore.NewServer(db, users, arch, xmppcore.Options{Domain: "localhost", TLSConfig: testTLS(t), AuthFailureDelay: -1})
+	srv := xmppcore.NewServer(db, users, arch, xmppcore.Options{Domain: "localhost", TLSConfig: xmpptest.SelfSigned(t, "localhost"), AuthFailureDelay: -1})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

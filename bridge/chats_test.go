@@ -2,16 +2,9 @@ package bridge
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -54,7 +47,7 @@ func newChatWorld(t *testing.T, db *sqlx.DB) *chatWorld {
 		t.Fatalf("demo import: %v", err)
 	}
 	arch := mam.NewStore(db)
-	srv := xmppcore.NewServer(db, users, arch, xmppcore.Options{Domain: domain, TLSConfig: testTLS(t), AuthFailureDelay: -1})
+	srv := xmppcore.NewServer(db, users, arch, xmppcore.Options{Domain: domain, TLSConfig: xmpptest.SelfSigned(t, "localhost"), AuthFailureDelay: -1})
 	svc := muc.New(muc.NewStore(db), srv, arch, users, muc.Options{Domain: domain})
 	svc.Register(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -410,22 +403,6 @@ func TestOpenChatsAndOwnership(t *testing.T) {
 			t.Fatalf("leaver's event: %v", c)
 		}
 	})
-}
-
-// testTLS is a self-signed certificate for the XMPP server.
-func testTLS(t testing.TB) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
 
 // TestChatEventsAcrossNodes: two nodes on one PostgreSQL database. A

@@ -2,14 +2,7 @@ package muc_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"testing"
@@ -21,6 +14,7 @@ import (
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
+	"vestnik/xmppcore/xmpptest"
 )
 
 const domain = "example.test"
@@ -97,22 +91,7 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func selfSigned(t testing.TB) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: domain}, DNSNames: []string{domain},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-}
-
 func newXMPPServer(t testing.TB, db *sqlx.DB, users *roster.Store, archive *mam.Store) *xmppcore.Server {
 	return xmppcore.NewServer(db, users, archive,
-		xmppcore.Options{Domain: domain, TLSConfig: selfSigned(t), AuthFailureDelay: -1, Logger: testLogger()})
+		xmppcore.Options{Domain: domain, TLSConfig: xmpptest.SelfSigned(t, domain), AuthFailureDelay: -1, Logger: testLogger()})
 }
