@@ -292,8 +292,8 @@ func TestWidgetConnectionCap(t *testing.T) {
 
 // TestWidgetMessages: a widget connection is a session of the core like a
 // browser's: a personal message from a Jabber client reaches it at once,
-// the answer from the widget reaches the Jabber client, and reading it
-// clears the widget's count.
+// the answer from the widget reaches the Jabber client, reading it clears
+// the widget's count, and logging the user out ends the widget.
 func TestWidgetMessages(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
 		e := newTCPEnv(t, db)
@@ -327,5 +327,10 @@ func TestWidgetMessages(t *testing.T) {
 		if st := w.call(Frame{"type": "widget_state"}); st["unread_messages"] != float64(0) {
 			t.Fatalf("unread after reading: %v", st)
 		}
+		// Logging the user out everywhere ends the open widget too.
+		if err := e.users.Logout(context.Background(), "ivanov"); err != nil {
+			t.Fatal(err)
+		}
+		expectClose(t, w, CodeUnauthorized, 10*time.Second)
 	})
 }
