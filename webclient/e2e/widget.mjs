@@ -140,11 +140,11 @@ await step('the leader tab closes: the other takes over the connection and still
   await until(async () => (await connections()) === 1, 'the second tab connected', 10000);
   await sleep(300);
   await rest('/messages', { from_user_id: '3', to_user_id: '2', message: 'Вы на связи?' });
-  await tab2.getByRole('group', { name: 'Вестник: Мария Петрова' }).waitFor({ timeout: 2000 });
+  await tab2.getByRole('group', { name: 'Вестник: Мария Петрова', exact: true }).waitFor({ timeout: 2000 });
   assert((await connections()) === 1, 'one connection');
 });
 
-await step('notifications (a mention is one) pop up, labelled in English in an English browser', async () => {
+await step('a notification pops up, labelled in English in an English browser', async () => {
   const en = await browser.newContext({ locale: 'en-US' });
   const page = await portalTab(en);
   await page.getByRole('button', { name: /^Vestnik/ }).waitFor();
@@ -162,8 +162,29 @@ await step('notifications (a mention is one) pop up, labelled in English in an E
   pages.splice(pages.indexOf(page), 1);
 });
 
+await step('a mention in a chat pops up and is answered in that chat', async () => {
+  const chat = await rest('/chats', { title: 'Отчёты', type: 'closed', owner_id: '3', users: ['3', '2'] });
+  await sleep(500);
+  const t0 = Date.now();
+  await rest(`/chats/${chat.id}/messages`, { from_user_id: '3', message: '@Иван Иванов посмотри отчёт' });
+  const pop = tab2.getByRole('group', { name: 'Вестник: Мария Петрова · упоминание', exact: true });
+  await pop.waitFor({ timeout: 2000 }).catch(async (e) => {
+    const shown = await tab2.evaluate(() => [...document.querySelector('body > div:last-child').shadowRoot.querySelectorAll('[role=group]')].map((g) => g.getAttribute('aria-label') + ' | ' + g.textContent));
+    throw new Error(e.message + '\npop-ups shown: ' + JSON.stringify(shown));
+  });
+  const ms = Date.now() - t0;
+  console.log(`METRICS widget_mention_popup_ms=${ms}`);
+  assert(ms < 1000, 'mention pop-up after ' + ms + ' ms');
+  await pop.getByRole('textbox', { name: 'Ответ: Мария Петрова · упоминание' }).fill('Смотрю отчёт');
+  await pop.getByRole('button', { name: 'Отправить' }).click();
+  await until(async () => (await pop.count()) === 0, 'mention pop-up closed');
+  const r = await fetch(`${BASE}/api/v1/chats/${chat.id}/messages?user_id=3`, { headers: { Authorization: 'Bearer ' + TOKEN } });
+  const got = await r.json();
+  assert(got.messages.some((m) => m.text === 'Смотрю отчёт' && m.from_user_id === '2'), JSON.stringify(got));
+});
+
 await step('"Open messenger" opens the full messenger signed in', async () => {
-  const pop = tab2.getByRole('group', { name: 'Вестник: Мария Петрова' });
+  const pop = tab2.getByRole('group', { name: 'Вестник: Мария Петрова', exact: true });
   const [win] = await Promise.all([ctx.waitForEvent('page'), pop.getByRole('button', { name: 'Открыть мессенджер' }).click()]);
   await until(async () => win.url() === BASE + '/', 'messenger opened at ' + win.url());
   await win.waitForLoadState();

@@ -20,8 +20,8 @@
   var KEY = 'vestnik-widget ' + base;
   var ru = /^(ru|uk|be|kk)\b/i.test(cfg.lang || navigator.language || '');
   var T = ru
-    ? { title: 'Вестник', open: 'Открыть мессенджер', unread: 'непрочитанных', notes: 'Уведомления', none: 'Нет новых уведомлений', login: 'Войти в Вестник', note: 'Уведомление', reply: 'Ответ', send: 'Отправить', close: 'Закрыть', sent: 'Отправлено', failed: 'Не отправлено', logout: 'Выйти из виджета', messages: 'Непрочитанных сообщений', more: 'Подробнее' }
-    : { title: 'Vestnik', open: 'Open messenger', unread: 'unread', notes: 'Notifications', none: 'No new notifications', login: 'Sign in to Vestnik', note: 'Notification', reply: 'Reply', send: 'Send', close: 'Close', sent: 'Sent', failed: 'Not sent', logout: 'Sign out of the widget', messages: 'Unread messages', more: 'Details' };
+    ? { title: 'Вестник', open: 'Открыть мессенджер', unread: 'непрочитанных', notes: 'Уведомления', none: 'Нет новых уведомлений', login: 'Войти в Вестник', note: 'Уведомление', mention: 'упоминание', reply: 'Ответ', send: 'Отправить', close: 'Закрыть', sent: 'Отправлено', failed: 'Не отправлено', logout: 'Выйти из виджета', messages: 'Непрочитанных сообщений', more: 'Подробнее' }
+    : { title: 'Vestnik', open: 'Open messenger', unread: 'unread', notes: 'Notifications', none: 'No new notifications', login: 'Sign in to Vestnik', note: 'Notification', mention: 'mention', reply: 'Reply', send: 'Send', close: 'Close', sent: 'Sent', failed: 'Not sent', logout: 'Sign out of the widget', messages: 'Unread messages', more: 'Details' };
 
   // ---- view (every tab) ----
   var host = document.createElement('div');
@@ -144,10 +144,10 @@
         var body = input.value.trim();
         if (!body) return;
         send.disabled = true;
-        call({ type: 'send', to: { user: p.from }, body: body, origin_id: 'wg' + Math.random().toString(36).slice(2) }).then(function (f) {
+        call({ type: 'send', to: p.to, body: body, origin_id: 'wg' + Math.random().toString(36).slice(2) }).then(function (f) {
           if (f.type !== 'ack') throw new Error(f.code);
           request({ t: 'close', k: p.k });
-          return call({ type: 'read', with: { user: p.from }, up_to: p.id }).then(function () { request({ t: 'refresh' }); });
+          return call({ type: 'read', with: p.to, up_to: p.id }).then(function () { request({ t: 'refresh' }); });
         }).catch(function () {
           send.disabled = false;
           send.textContent = T.failed + ' · ' + T.send;
@@ -285,19 +285,39 @@
       refresh();
     } else if (f.type === 'message' && !f.replay) {
       var m = f.message;
-      if (!S.user || m.kind !== 'chat' || m.from === S.user.id || m.deleted) return;
+      if (!S.user || m.from === S.user.id || m.deleted) return;
+      if (m.kind === 'groupchat') {
+        recent.push(m); // a mention's notification names one of these
+        if (recent.length > 20) recent.shift();
+        return;
+      }
+      if (m.kind !== 'chat') return;
       S.msgs++;
       emit({ t: 'state', s: S });
       nameOf(m.from).then(function (n) {
-        emit({ t: 'pop', p: { k: 'm' + m.id, kind: 'msg', id: m.id, from: m.from, name: n, text: m.body } });
+        emit({ t: 'pop', p: { k: 'm' + m.id, kind: 'msg', id: m.id, to: { user: m.from }, name: n, text: m.body } });
       });
     } else if (f.type === 'notification') {
       var x = f.notification;
       S.notes++;
       S.list = [x].concat(S.list || []).slice(0, 5);
       emit({ t: 'state', s: S });
-      emit({ t: 'pop', p: { k: 'n' + (x.id || x.time), kind: 'note', text: x.text, link: x.link } });
+      notePop(x, 0);
     }
+  }
+  // A mention comes as a notification whose text ends with the chat
+  // message's beginning: found among the recent chat messages, its pop-up
+  // can answer in that chat. The message may come a moment after it.
+  var recent = [];
+  function notePop(x, tries) {
+    var m = recent.filter(function (r) {
+      return r.body && x.text.indexOf(': ' + Array.from(r.body).slice(0, 140).join('')) >= 0;
+    }).pop();
+    if (!m && tries < 3) return setTimeout(function () { notePop(x, tries + 1); }, 150);
+    if (!m) return emit({ t: 'pop', p: { k: 'n' + (x.id || x.time), kind: 'note', text: x.text, link: x.link } });
+    nameOf(m.from).then(function (n) {
+      emit({ t: 'pop', p: { k: 'n' + (x.id || x.time), kind: 'msg', id: m.id, to: { chat: m.chat }, name: n + ' · ' + T.mention, text: m.body } });
+    });
   }
   function connect() {
     clearTimeout(timer);
