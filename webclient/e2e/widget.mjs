@@ -193,6 +193,16 @@ await step('"Open messenger" opens the full messenger signed in', async () => {
   await win.close();
 });
 
+await step('signing out of the widget ends its connection; "Sign in" asks the portal again', async () => {
+  const badge = tab2.getByRole('button', { name: /^Вестник/ });
+  await badge.click();
+  await tab2.getByRole('button', { name: 'Выйти из виджета' }).click();
+  await until(async () => (await connections()) === 0, 'the widget connection closed');
+  await tab2.getByRole('button', { name: 'Войти в Вестник' }).click();
+  await until(async () => (await connections()) === 1, 'signed in again');
+  await tab2.getByText('Вестник · Иван Иванов').waitFor();
+});
+
 await step('no script or console errors on the portal pages', async () => {
   for (const p of pages) assert(p.errors.length === 0, p.errors.join('\n'));
 });
