@@ -384,6 +384,9 @@
   function becomeLeader() {
     leader = true;
     connect();
+    // Reads made elsewhere (the messenger, a Jabber client) lower the
+    // counts: ask again now and then.
+    setInterval(function () { if (ws && ws.readyState === 1 && S.user) refresh(); }, 60000);
   }
 
   (document.body ? Promise.resolve() : new Promise(function (r) { document.addEventListener('DOMContentLoaded', r); }))
