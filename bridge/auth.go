@@ -53,7 +53,7 @@ func (b *Bridge) sessionUser(r *http.Request) (*roster.User, error) {
 		return nil, ErrNotFound
 	}
 	var uid int64
-	err = b.db.GetContext(r.Context(), &uid, b.db.Rebind(`SELECT user_id FROM web_sessions WHERE hash = ? AND expires_at > ?`), hashSecret(c.Value), nowMicro())
+	err = b.db.GetContext(r.Context(), &uid, b.db.Rebind(`SELECT user_id FROM web_sessions WHERE hash = ? AND expires_at > ? AND origin = ''`), hashSecret(c.Value), nowMicro())
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -286,10 +286,9 @@ func (b *Bridge) baseURL(r *http.Request) string {
 // same statement that reads it, so it works once.
 func (b *Bridge) handleTokenLogin(w http.ResponseWriter, r *http.Request) {
 	secret := r.PathValue("token")
-	var uid int64
-	err := b.db.GetContext(r.Context(), &uid, b.db.Rebind(`DELETE FROM login_tokens WHERE hash = ? AND expires_at > ? RETURNING user_id`), hashSecret(secret), nowMicro())
+	uid, err := b.consumeLoginToken(r.Context(), secret)
 	if err != nil {
-		if !errors.Is(err, sql.ErrNoRows) {
+		if !errors.Is(err, ErrNotFound) {
 			b.log.Error("token login", "err", err)
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

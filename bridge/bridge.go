@@ -49,9 +49,10 @@ type Options struct {
 	// SecureCookie marks the session cookie Secure; set it when users reach
 	// the server over HTTPS (directly or through a proxy).
 	SecureCookie bool
-	// WidgetOrigins may read /widget/state with credentials (CORS), for
-	// portal pages that include /widget.js. They must be same-site with
-	// Vestnik for the SameSite=Lax cookie to be sent.
+	// WidgetOrigins are the portal origins whose pages may include
+	// /widget.js: they may exchange a one-time login link for a widget
+	// credential (POST /widget/session), open /ws with it, and read
+	// /widget/state with the cookie (same-site portals only).
 	WidgetOrigins []string
 	// PublicURL is the base of login links (e.g. https://chat.example.com);
 	// by default the request's own scheme and host.
@@ -120,6 +121,9 @@ func (b *Bridge) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /widget/state", b.handleWidgetState)
 	mux.HandleFunc("OPTIONS /widget/state", b.handleWidgetState)
 	mux.HandleFunc("GET /ws", b.handleWS)
+	mux.HandleFunc("POST /widget/session", b.handleWidgetSession) // widget.go
+	mux.HandleFunc("DELETE /widget/session", b.handleWidgetLogout)
+	mux.HandleFunc("OPTIONS /widget/session", func(w http.ResponseWriter, r *http.Request) { b.widgetCORS(w, r) })
 	mux.HandleFunc("POST /files", b.handleUpload) // files.go
 	mux.HandleFunc("GET /files/{id}", b.handleFile)
 	mux.HandleFunc("GET /files/{id}/thumb", b.handleThumb)

@@ -50,6 +50,12 @@ type conn struct {
 	why  string
 	// release gives back its place under the connection caps.
 	release func()
+	// A widget connection (widget.go): the hash of its credential, the
+	// timer that ends it when the credential expires, and the server's
+	// base URL for login links.
+	cred   string
+	expiry *time.Timer
+	base   string
 
 	// Message ids already sent to the browser: the resume replay and the
 	// live path (offline flush, routing) may race; each message goes once.
@@ -73,11 +79,24 @@ var upgrader = websocket.Upgrader{
 }
 
 func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r, true) {
+	origin, widget := b.widgetOrigin(r)
+	if !widget && !sameOrigin(r, true) {
 		writeError(w, http.StatusForbidden, "bad_origin", "WebSocket from another site is not allowed")
 		return
 	}
-	u, err := b.sessionUser(r)
+	var u *roster.User
+	var err error
+	var expires time.Time
+	up := upgrader
+	if widget {
+		// A portal page (Options.WidgetOrigins): no cookie, the widget
+		// credential issued to that very origin comes as a subprotocol.
+		u, expires, err = b.widgetUser(r.Context(), widgetCredential(r), origin)
+		up.CheckOrigin = func(*http.Request) bool { return true } // checked above
+		up.Subprotocols = []string{WidgetProtocol}
+	} else {
+		u, err = b.sessionUser(r)
+	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		b.log.Error("ws session", "err", err)
 	}
@@ -90,7 +109,7 @@ func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ws, uerr := upgrader.Upgrade(w, r, nil)
+	ws, uerr := up.Upgrade(w, r, nil)
 	if uerr != nil {
 		release()
 		return // the upgrader answered already
@@ -102,6 +121,9 @@ func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(MaxFrame)
 	c := &conn{b: b, ws: ws, user: u, out: make(chan Frame, SendQueue), quit: make(chan struct{}), tokens: RateBurst, last: time.Now()}
+	if widget {
+		c.cred, c.base = hashSecret(widgetCredential(r)), b.baseURL(r)
+	}
 	b.mu.Lock()
 	select {
 	case <-b.done:
@@ -113,6 +135,11 @@ func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.release = release
 	b.conns[c] = struct{}{}
+	if widget {
+		// The credential's end ends the connection (revocation closes it
+		// through the core or DELETE /widget/session).
+		c.expiry = time.AfterFunc(time.Until(expires), func() { c.close(closeAuth) })
+	}
 	// Started under b.mu, after the done check: Shutdown's wg.Wait then
 	// comes after these wg.Adds (a WaitGroup must not grow from zero
 	// while it is being waited on).
@@ -226,6 +253,9 @@ func (c *conn) readLoop() {
 	log := c.b.log.With("user", c.user.Login)
 	defer func() {
 		c.close(closeClient)
+		if c.expiry != nil {
+			c.expiry.Stop()
+		}
 		if c.link != nil {
 			c.link.Close()
 		}
@@ -355,6 +385,10 @@ func (c *conn) handle(data []byte) {
 	}
 	if len(req.ID) > 64 {
 		c.Event(errFrame("", "bad_frame", "id is longer than 64 characters"))
+		return
+	}
+	if c.cred != "" && !widgetCommands[req.Type] {
+		c.Event(errFrame(req.ID, "forbidden", "the widget may not use "+truncate(req.Type, 40)))
 		return
 	}
 	if !c.hello && req.Type != "hello" {
@@ -654,6 +688,13 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		return c.chatCommand(ctx, r)
 	case "ping":
 		return map[string]any{"time": time.Now().UnixMilli()}, nil
+	case "widget_state":
+		return b.widgetState(ctx, c.user)
+	case "login_link":
+		if c.cred == "" {
+			return nil, bad("forbidden", "login links are for the widget")
+		}
+		return c.loginLink(ctx)
 	default:
 		return nil, bad("unknown_type", "unknown frame type "+truncate(r.Type, 40))
 	}

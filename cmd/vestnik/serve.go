@@ -87,7 +87,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.adminContact, "admin-contact", "", "comma-separated operator addresses shown to XMPP clients (XEP-0157), e.g. mailto:it@example.com,xmpp:admin@example.com")
 	fs.StringVar(&c.contacts, "contact-addresses", "", "more XEP-0157 addresses as KIND=URI,… (KIND: abuse, admin, feedback, sales, security, status, support)")
 	fs.Float64Var(&c.roomMessageRate, "room-message-rate", muc.DefaultMessageRate, "messages per second one person may post to one chat, sustained (bursts of 20; negative: no limit)")
-	fs.StringVar(&c.webOrigins, "widget-origins", "", "comma-separated portal origins (https://portal.example.com) whose pages may show /widget.js with the user's unread counts")
+	fs.StringVar(&c.webOrigins, "widget-origins", "", "comma-separated portal origins (https://portal.example.com) whose pages may show /widget.js: live counts and pop-ups over /ws with a widget credential from a one-time login link")
 	fs.BoolVar(&c.secureWeb, "secure-cookie", false, "mark the web session cookie Secure (set when users reach the server over HTTPS, e.g. through a proxy)")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
