@@ -130,6 +130,7 @@ type Server struct {
 
 	msgs        *mam.Store  // edits, retractions, reactions (edits.go); nil from NewServerWith
 	chatChanges ChatChanges // guarded by extMu; nil: no chat service
+	keyboardHooks []func(ctx context.Context, p KeyboardPress) // guarded by extMu (rich.go)
 
 	caps     capsCache
 	admit    *admission
