@@ -525,3 +525,15 @@ func first(errs ...error) error {
 	}
 	return nil
 }
+
+// UnmarshalJSON accepts the full form {"color", "blocks": […]} and the
+// short form, an array of blocks.
+func (a *Attach) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '[' {
+		a.Color = ""
+		return json.Unmarshal(b, &a.Blocks)
+	}
+	type plain Attach
+	return json.Unmarshal(b, (*plain)(a))
+}
