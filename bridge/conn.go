@@ -333,6 +333,8 @@ type request struct {
 	Reactions []string `json:"reactions"`
 	// ReplyTo is the message a sent one answers (send).
 	ReplyTo int64 `json:"reply_to"`
+	// Button is the index of a keyboard button (press).
+	Button *int `json:"button"`
 }
 
 // cmdError is a refusal the browser sees with its code; field names the
@@ -494,6 +496,17 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 			return nil, err
 		}
 		return map[string]any{"message_id": r.Message, "reactions": rs}, nil
+	case "press":
+		if err := c.needLink(); err != nil {
+			return nil, err
+		}
+		if r.Message <= 0 || r.Button == nil {
+			return nil, bad("bad_frame", "message_id and button name the button")
+		}
+		if err := c.link.Press(ctx, r.Message, *r.Button); err != nil {
+			return nil, err
+		}
+		return map[string]any{"message_id": r.Message, "button": *r.Button}, nil
 	case "typing":
 		if err := c.needLink(); err != nil {
 			return nil, err

@@ -380,7 +380,7 @@ func (l *xmppLink) personal(ctx context.Context, el *xmppcore.Element, id, chat 
 		from, to := l.peer(ctx, el.AttrValue("from")), l.peer(ctx, el.AttrValue("to"))
 		if from > 0 && to > 0 {
 			m := Message{ID: id, Kind: "chat", From: from, To: to, Body: el.ChildText(xmppcore.NSClient, "body"), Time: time.Now().UnixMilli(),
-				Files: filesOf(el.Children)}
+				Files: filesOf(el.Children), Rich: xmppcore.RichOfElements(el.Children)}
 			if m.ReplyTo = xmppcore.ReplyTo(el); m.ReplyTo != 0 {
 				m.Body = xmppcore.StripReplyFallback(m.Body, el.Children)
 			}
@@ -629,6 +629,16 @@ func (l *xmppLink) React(ctx context.Context, id int64, set []string) ([]Reactio
 		return nil, mamErr(err)
 	}
 	return fromMAMReactions(sum), nil
+}
+
+func (l *xmppLink) Press(ctx context.Context, id int64, button int) error {
+	if _, err := l.x.srv.PressButton(ctx, l.userID, id, button); err != nil {
+		if errors.Is(err, xmppcore.ErrNoButton) || errors.Is(err, xmppcore.ErrDisabled) {
+			return bad("bad_button", "this message has no such button to press")
+		}
+		return mamErr(err)
+	}
+	return nil
 }
 
 func (l *xmppLink) Typing(ctx context.Context, to Target, state string) error {
