@@ -48,6 +48,7 @@ test('unsafe links are text, never links', () => {
     const nodes = parseRich(`[url=${bad}]click[/url] [url]${bad}[/url]`);
     assert.ok(!JSON.stringify(nodes).includes('"link"'), bad);
   }
+  assert.equal(plainOf(parseRich('[url=javascript:alert(1)]click[/url]')), 'click');
   assert.equal(safeLink('mailto:a@b.test'), 'mailto:a@b.test');
   assert.equal(safeLink('www.a.test'), 'https://www.a.test/');
   assert.equal(safeLink('ftp://a.test'), '');

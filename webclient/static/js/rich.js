@@ -159,7 +159,8 @@ export function parseRich(text) {
         const label = conv(n.c);
         const plain = n.c.map((k) => k.v || '').join('');
         const href = safeLink(n.arg ?? plain);
-        out.push(href ? { t: 'link', href, c: label.length ? label : [{ t: 'text', v: n.arg }] } : { t: 'text', v: n.arg ?? '' }, ...(href ? [] : label));
+        if (href) out.push({ t: 'link', href, c: label.length ? label : [{ t: 'text', v: n.arg }] });
+        else out.push(...(label.length ? label : [{ t: 'text', v: n.arg ?? '' }])); // a link this client will not open: its text only
       } else if (n.t === 'user' || n.t === 'chat') {
         const id = parseInt(n.arg, 10);
         out.push(id > 0 ? { t: n.t, id, c: conv(n.c) } : { t: 'text', v: '' }, ...(id > 0 ? [] : conv(n.c)));
@@ -306,14 +307,14 @@ export function renderAttach(doc, attach, opts = {}) {
           img.loading = 'lazy';
           a.appendChild(img);
           box.appendChild(a);
-        } else box.appendChild(link(doc, href, 'ra-image-link', '🖼 ' + (im.name || href)));
+        } else box.appendChild(link(doc, href, 'ra-image-link', im.name || href));
       }
       card.appendChild(box);
     } else if (b.file) {
       for (const f of b.file) {
         const href = safeLink(f.link);
         const row = el(doc, 'div', 'ra-file');
-        row.appendChild(href ? link(doc, href, 'ra-file-name', '📄 ' + (f.name || href)) : el(doc, 'span', 'ra-file-name', f.name));
+        row.appendChild(href ? link(doc, href, 'ra-file-name', f.name || href) : el(doc, 'span', 'ra-file-name', f.name));
         if (f.size > 0) row.appendChild(el(doc, 'span', 'ra-size', humanSize(f.size)));
         card.appendChild(row);
       }
