@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"vestnik/roster"
 	"vestnik/xmppcore"
@@ -60,8 +61,7 @@ type conn struct {
 	// reader-goroutine state
 	ready        atomic.Bool // hello done: broadcasts may reach it
 	show, status string
-	tokens       float64
-	last         time.Time
+	limiter      *rate.Limiter // client frames: RatePerSecond, bursts of RateBurst
 	hello        bool
 }
 
@@ -101,7 +101,7 @@ func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(MaxFrame)
-	c := &conn{b: b, ws: ws, user: u, out: make(chan Frame, SendQueue), quit: make(chan struct{}), tokens: RateBurst, last: time.Now()}
+	c := &conn{b: b, ws: ws, user: u, out: make(chan Frame, SendQueue), quit: make(chan struct{}), limiter: rate.NewLimiter(RatePerSecond, RateBurst)}
 	b.mu.Lock()
 	select {
 	case <-b.done:
@@ -266,20 +266,9 @@ func (c *conn) readLoop() {
 	}
 }
 
-// allow is a token bucket: RateBurst frames, refilled at RatePerSecond.
-func (c *conn) allow() bool {
-	now := time.Now()
-	c.tokens += now.Sub(c.last).Seconds() * RatePerSecond
-	c.last = now
-	if c.tokens > RateBurst {
-		c.tokens = RateBurst
-	}
-	if c.tokens < 1 {
-		return false
-	}
-	c.tokens--
-	return true
-}
+// allow takes a token from the connection's bucket: RateBurst frames,
+// refilled at RatePerSecond (golang.org/x/time/rate).
+func (c *conn) allow() bool { return c.limiter.Allow() }
 
 func errFrame(id, code, msg string) Frame {
 	f := Frame{"type": "error", "code": code, "message": msg}
