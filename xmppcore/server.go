@@ -131,6 +131,7 @@ type Server struct {
 	msgs          *mam.Store                                   // edits, retractions, reactions (edits.go); nil from NewServerWith
 	chatChanges   ChatChanges                                  // guarded by extMu; nil: no chat service
 	keyboardHooks []func(ctx context.Context, p KeyboardPress) // guarded by extMu (rich.go)
+	userHooks     []func(userID int64)                         // guarded by extMu (usercache.go)
 
 	caps     capsCache
 	admit    *admission

@@ -110,6 +110,7 @@ func (s *Service) Register(srv *xmppcore.Server) {
 	s.changes = srv
 	s.notifier = srv
 	srv.SetChatChanges(s)
+	srv.OnUserChanged(s.cache.forget)
 	srv.HandleIQ(NSPubSub, s.iqHandler(s.PubSub))
 	srv.HandleIQ(NSPrivate, s.iqHandler(s.Private))
 	// XEP-0402 §3.3: the account's PEP service keeps storage:bookmarks
