@@ -18,7 +18,9 @@ func TestPlainText(t *testing.T) {
 		{"br", "one[br]two[BR]three", "one\ntwo\nthree"},
 		{"quote", "he said[quote]yes\nsure[/quote]ok", "he said\n> yes\n> sure\nok"},
 		{"nested quote", "[quote]a[quote]b[/quote][/quote]", "> a\n> > b"},
-		{"code kept", "run [code][b]x[/b] := 1[/code] now [b]!", "run [b]x[/b] := 1 now !"},
+		{"code kept", "run [code][b]x[/b] := 1[/code] now [b]!", "run [b]x[/b] := 1 now [b]!"},
+		{"unclosed stays", "array[i] and [b]bold[/b] [u]", "array[i] and bold [u]"},
+		{"nested", "[b][i]both[/i][/b] [color=#f00]red[/color]", "both red"},
 		{"stray closing quote", "a[/quote]b", "ab"},
 		{"send keeps text", "[send=yes]Yes[/send]", "Yes"},
 	}

@@ -23,7 +23,7 @@ var (
 	urlRE     = regexp.MustCompile(`(?is)\[url\](.*?)\[/url\]`)
 	refRE     = regexp.MustCompile(`(?is)\[(user|chat|send|put|call)=[^\]\n]*\](.*?)\[/(?:user|chat|send|put|call)\]`)
 	brRE      = regexp.MustCompile(`(?i)\[br\]`)
-	simpleRE  = regexp.MustCompile(`(?i)\[/?(?:b|i|u|s|color|size)(?:=[^\]\n]*)?\]`)
+	simpleRE  = pairREs("b", "i", "u", "s", "color", "size")
 	codeRE    = regexp.MustCompile(`(?is)\[code\](.*?)\[/code\]`)
 	quoteOpen = regexp.MustCompile(`(?i)\[quote\]`)
 	quoteEnd  = regexp.MustCompile(`(?i)\[/quote\]`)
@@ -55,7 +55,7 @@ func plainSegment(s string) string {
 	s = brRE.ReplaceAllString(s, "\n")
 	s = urlArgRE.ReplaceAllStringFunc(s, func(m string) string {
 		p := urlArgRE.FindStringSubmatch(m)
-		href, label := strings.TrimSpace(p[1]), simpleRE.ReplaceAllString(p[2], "")
+		href, label := strings.TrimSpace(p[1]), stripSimple(p[2])
 		if label == "" || label == href {
 			return href
 		}
@@ -63,7 +63,7 @@ func plainSegment(s string) string {
 	})
 	s = urlRE.ReplaceAllString(s, "$1")
 	s = refRE.ReplaceAllString(s, "$2")
-	s = simpleRE.ReplaceAllString(s, "")
+	s = stripSimple(s)
 	// Quotes, innermost first: the last opening before the first closing.
 	for range 64 {
 		end := quoteEnd.FindStringIndex(s)
@@ -91,6 +91,30 @@ func plainSegment(s string) string {
 		s = before + strings.Join(lines, "\n") + after
 	}
 	return quoteOpen.ReplaceAllString(s, "")
+}
+
+// pairREs matches each formatting tag with its closing tag.
+func pairREs(names ...string) []*regexp.Regexp {
+	out := make([]*regexp.Regexp, len(names))
+	for i, n := range names {
+		out[i] = regexp.MustCompile(`(?is)\[` + n + `(?:=[^\]\n]*)?\](.*?)\[/` + n + `\]`)
+	}
+	return out
+}
+
+// stripSimple removes paired formatting tags ([b]…[/b], [color=…]…[/color]);
+// a tag never closed stays as written (as the web client shows it).
+func stripSimple(s string) string {
+	for range 8 {
+		before := s
+		for _, re := range simpleRE {
+			s = re.ReplaceAllString(s, "$1")
+		}
+		if s == before {
+			break
+		}
+	}
+	return s
 }
 
 // Fallback is the plain text a client that does not know the payload
