@@ -62,6 +62,11 @@ func TestBitrixRichMessages(t *testing.T) {
 			strings.ReplaceAll("Сделка №12 закрыта, карточка (https://crm.test/12)\nCRM\nСделка 12\nhttps://crm.test/12\n────────\nСумма: 100 ₽\n[Одобрить]\n[Открыть] https://crm.test/12</body>", "\n", "&#xA;"),
 			"urn:vestnik:rich:0")
 
+		// MAM gives a Jabber client the same: the fallback body and the element.
+		cl.Send(`<iq type='set' id='mam1'><query xmlns='urn:xmpp:mam:2' queryid='mam1'/></iq>`)
+		cl.Expect("<result", "queryid='mam1'", "Сделка №12 закрыта, карточка (https://crm.test/12)", "urn:vestnik:rich:0")
+		cl.Expect("id='mam1'", "<fin")
+
 		// Back from im.dialog.messages.get with the text as sent and the
 		// attachment and keyboard in params.
 		got := bxOK(t, e.bx("1", "im.dialog.messages.get", "DIALOG_ID=2")).(map[string]any)["messages"].([]any)
