@@ -194,6 +194,7 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("DELETE /messages/{id}", MaxBody, a.deleteMessage)
 	a.route("POST /messages/{id}/reactions", MaxBody, a.postReaction)
 	a.route("DELETE /messages/{id}/reactions", MaxBody, a.deleteReaction)
+	a.route("POST /messages/{id}/keyboard", MaxBody, a.postPress) // api/rich.go
 
 	a.mux.HandleFunc(Prefix+"/", a.noRoute)
 	a.mux.HandleFunc(BitrixPrefix+"{user_id}/{token}/{method}", a.bitrix) // the Bitrix24 facade, api/bitrix.go

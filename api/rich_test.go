@@ -209,8 +209,15 @@ func TestRESTRichMessages(t *testing.T) {
 		if err != nil || p.Command != "vote" || p.Params != "no" {
 			t.Fatalf("press: %+v %v", p, err)
 		}
-		if _, err := e.xmpp.PressButton(ctx, uid(t, db, "2"), cid, 0); err != nil {
-			t.Fatalf("press in a chat: %v", err)
+		st, out = e.do("POST", fmt.Sprintf("/api/v1/messages/%d/keyboard", cid), `{"from_user_id":"2","button":0}`)
+		if st != 200 || out["command"] != "ok" {
+			t.Fatalf("press in a chat over REST: %d %v", st, out)
+		}
+		if st, out = e.do("POST", fmt.Sprintf("/api/v1/messages/%d/keyboard", cid), `{"from_user_id":"2","button":3}`); st != 422 {
+			t.Fatalf("press a missing button over REST: %d %v", st, out)
+		}
+		if st, out = e.do("POST", fmt.Sprintf("/api/v1/messages/%d/keyboard", cid), `{"from_user_id":"3","button":0}`); st != 404 {
+			t.Fatalf("press by a non-member over REST: %d %v", st, out)
 		}
 		if _, err := e.xmpp.PressButton(ctx, uid(t, db, "3"), id, 0); err == nil {
 			t.Fatal("a user who cannot read the message pressed its button")
