@@ -9,12 +9,15 @@ package api
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"vestnik/roster"
 	"vestnik/xmppcore/mam"
@@ -75,7 +78,7 @@ type API struct {
 	routes []string // "METHOD /api/v1/path", for the OpenAPI check
 
 	mu      sync.Mutex // guards buckets, tokens, used and byExt
-	buckets map[int64]*bucket
+	buckets map[int64]*rate.Limiter
 	tokens  map[string]cachedToken
 	used    map[int64]time.Time // when a token's last use was last written
 	byExt   map[string]cachedUser
@@ -155,7 +158,7 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 		opts.Logger = slog.Default()
 	}
 	a := &API{users: users, chats: chats, msgr: msgr, opts: opts, log: opts.Logger.With("component", "api"),
-		mux: http.NewServeMux(), buckets: make(map[int64]*bucket), tokens: make(map[string]cachedToken), used: make(map[int64]time.Time),
+		mux: http.NewServeMux(), buckets: make(map[int64]*rate.Limiter), tokens: make(map[string]cachedToken), used: make(map[int64]time.Time),
 		byExt: make(map[string]cachedUser)}
 
 	// The route table; other owners add their rows here (the web owner:
@@ -191,6 +194,7 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("DELETE /messages/{id}", MaxBody, a.deleteMessage)
 	a.route("POST /messages/{id}/reactions", MaxBody, a.postReaction)
 	a.route("DELETE /messages/{id}/reactions", MaxBody, a.deleteReaction)
+	a.route("POST /messages/{id}/keyboard", MaxBody, a.postPress) // api/rich.go
 
 	a.mux.HandleFunc(Prefix+"/", a.noRoute)
 	a.mux.HandleFunc(BitrixPrefix+"{user_id}/{token}/{method}", a.bitrix) // the Bitrix24 facade, api/bitrix.go
@@ -339,33 +343,18 @@ func (a *API) recordUse(ctx context.Context, id int64) {
 	}
 }
 
-// bucket is a token bucket for one API token.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
+// allow takes a token from tokenID's bucket (golang.org/x/time/rate:
+// opts.Rate per second, bursts of twice that).
 func (a *API) allow(tokenID int64) bool {
 	if a.opts.Rate < 0 {
 		return true
 	}
-	now := time.Now()
-	burst := 2 * a.opts.Rate
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	b := a.buckets[tokenID]
-	if b == nil {
-		b = &bucket{tokens: burst, last: now}
-		a.buckets[tokenID] = b
+	l := a.buckets[tokenID]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(a.opts.Rate), max(1, int(math.Ceil(2*a.opts.Rate))))
+		a.buckets[tokenID] = l
 	}
-	b.tokens += now.Sub(b.last).Seconds() * a.opts.Rate
-	if b.tokens > burst {
-		b.tokens = burst
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	a.mu.Unlock()
+	return l.Allow()
 }

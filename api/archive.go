@@ -10,6 +10,7 @@ import (
 	"vestnik/roster"
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/rich"
 )
 
 // History and search (owner: archive). Both read the archive on behalf of
@@ -35,6 +36,10 @@ type archiveMessage struct {
 	Reactions []reactionJSON `json:"reactions,omitempty"`
 	// ReplyTo is the id of the message this one answers (XEP-0461).
 	ReplyTo int64 `json:"reply_to,omitempty"`
+	// A rich message's attachment and keyboard; its text is then the
+	// text as sent, BB-codes included (omitted when none).
+	Attach   *rich.Attach  `json:"attach,omitempty"`
+	Keyboard []rich.Button `json:"keyboard,omitempty"`
 }
 
 type searchHit struct {
@@ -84,6 +89,9 @@ func (x *extIDs) message(m *mam.Message) (archiveMessage, error) {
 	if m.EditedAt != nil {
 		s := m.EditedAt.UTC().Format(time.RFC3339Nano)
 		out.EditedAt = &s
+	}
+	if c := xmppcore.RichOf(m.Payload); c != nil && !m.Deleted {
+		out.Text, out.Attach, out.Keyboard = c.Text, c.Attach, c.Keyboard
 	}
 	if m.ReplyTo != 0 && !m.Deleted {
 		// The quote a Jabber client put in the body for clients

@@ -424,21 +424,33 @@ func (c *bxCall) messageJSON(m *mam.Message) map[string]any {
 	case m.EditedAt != nil:
 		params = map[string]any{"IS_EDITED": "Y"}
 	}
-	return map[string]any{"id": m.ID, "chat_id": m.ChatID, "author_id": c.authorID(m), "date": atom(m.CreatedAt), "text": m.Body, "params": params}
+	text := m.Body
+	if rc := richOfMessage(m.Payload); rc != nil && !m.Deleted {
+		text = rc.Text
+		if rp := bxParamsOf(rc); rp != nil {
+			if params == nil {
+				params = map[string]any{}
+			}
+			for k, v := range rp {
+				params[k] = v
+			}
+		}
+	}
+	return map[string]any{"id": m.ID, "chat_id": m.ChatID, "author_id": c.authorID(m), "date": atom(m.CreatedAt), "text": text, "params": params}
 }
 
 // Methods.
 
 // messageAdd: im.message.add (DIALOG_ID, MESSAGE, SYSTEM).
 func (c *bxCall) messageAdd() (any, error) {
-	if err := c.refuse("rich attachments and keyboards are not stored by Vestnik yet", "ATTACH", "KEYBOARD", "MENU"); err != nil {
+	if err := c.refuse("chat context menus are not supported by Vestnik", "MENU"); err != nil {
 		return nil, err
 	}
 	d, err := c.dialog("DIALOG_ID")
 	if err != nil {
 		return nil, err
 	}
-	text, err := c.message("MESSAGE")
+	content, _, err := c.bxRich(true)
 	if err != nil {
 		return nil, err
 	}
@@ -450,9 +462,13 @@ func (c *bxCall) messageAdd() (any, error) {
 		if system {
 			return nil, bxInvalid("SYSTEM", "system messages go to chats (DIALOG_ID=chat<ID>), not to a person")
 		}
-		id, err := c.a.msgr.SendPersonal(c.ctx, c.user.ID, d.peer.ID, text)
+		rs, ok := c.a.msgr.(RichSender)
+		if !ok {
+			return nil, &bxError{http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "rich messages are not available on this server"}
+		}
+		id, err := rs.SendPersonalRich(c.ctx, c.user.ID, d.peer.ID, content, 0)
 		if err != nil {
-			return nil, err
+			return nil, bxRichError(err)
 		}
 		return id, nil
 	}
@@ -463,9 +479,9 @@ func (c *bxCall) messageAdd() (any, error) {
 			return nil, err
 		}
 	}
-	id, err := c.a.chats.PostMessage(c.ctx, d.chatID, c.user.ID, text, system)
+	id, err := c.a.chats.PostRich(c.ctx, d.chatID, c.user.ID, content, system, 0)
 	if err != nil || id == 0 {
-		return false, err // /getChatId was answered to the user alone: nothing stored
+		return false, bxRichError(err) // /getChatId was answered to the user alone: nothing stored
 	}
 	return id, nil
 }
@@ -893,7 +909,11 @@ func (c *bxCall) recentGet() (any, error) {
 	}
 	for i := range msgs {
 		m := &msgs[i]
-		msg := map[string]any{"id": m.ID, "text": m.Body, "file": false, "attach": false, "author_id": c.authorID(m), "date": atom(m.CreatedAt)}
+		text, attach := m.Body, false
+		if rc := richOfMessage(m.Payload); rc != nil && !m.Deleted {
+			text, attach = rc.Text, rc.Attach != nil
+		}
+		msg := map[string]any{"id": m.ID, "text": text, "file": false, "attach": attach, "author_id": c.authorID(m), "date": atom(m.CreatedAt)}
 		if m.ChatID != 0 {
 			if ch := byID[m.ChatID]; ch != nil && !skipChat {
 				delete(byID, m.ChatID)
@@ -933,7 +953,7 @@ func (c *bxCall) recentGet() (any, error) {
 // notifyAdd: im.notify.personal.add and im.notify.system.add (USER_ID,
 // MESSAGE): a notification through the same path as POST /notifications.
 func (c *bxCall) notifyAdd() (any, error) {
-	if err := c.refuse("notifications have no tags or attachments in Vestnik yet", "TAG", "SUB_TAG", "ATTACH"); err != nil {
+	if err := c.refuse("notifications have no tags in Vestnik yet", "TAG", "SUB_TAG"); err != nil {
 		return nil, err
 	}
 	ext, err := c.p.required("USER_ID")
@@ -944,9 +964,18 @@ func (c *bxCall) notifyAdd() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	text, err := c.message("MESSAGE")
+	content, _, err := c.bxRich(true)
 	if err != nil {
 		return nil, err
+	}
+	if err := content.Validate(); err != nil {
+		return nil, bxRichError(err)
+	}
+	// A notification is text: BB-codes and an attachment become their
+	// readable plain text (docs/bitrix-compat.md).
+	text := content.Fallback()
+	if len(text) > MaxMessage {
+		return nil, bxInvalid("ATTACH", "the notification is too long")
 	}
 	id, err := c.a.msgr.Notify(c.ctx, to.ID, text, "")
 	if err != nil {

@@ -8,7 +8,14 @@ import (
 
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/rich"
 )
+
+// isN reports a parameter given as "N" (Bitrix24's "remove it").
+func isN(v any) bool {
+	s, ok := v.(string)
+	return ok && strings.EqualFold(strings.TrimSpace(s), "N")
+}
 
 // The facade's im.message.update, im.message.delete and im.message.like:
 // the core's edit, retraction and reaction operations (xmppcore/edits.go),
@@ -54,14 +61,22 @@ func changeError(err error) error {
 // messageUpdate: im.message.update. An empty MESSAGE deletes the message,
 // as in Bitrix24.
 func (c *bxCall) messageUpdate() (any, error) {
-	if err := c.refuse("rich attachments and keyboards are not stored by Vestnik yet", "ATTACH", "KEYBOARD", "MENU"); err != nil {
+	if err := c.refuse("chat context menus are not supported by Vestnik", "MENU"); err != nil {
 		return nil, err
 	}
 	cr, mc, err := c.messageRef()
 	if err != nil {
 		return nil, err
 	}
-	if !c.p.has("MESSAGE") {
+	// ATTACH or KEYBOARD "N" (or empty) removes them; absent keeps them.
+	dropAttach, dropKeyboard := c.p.has("ATTACH") && !c.given("ATTACH") || isN(c.p["ATTACH"]), c.p.has("KEYBOARD") && !c.given("KEYBOARD") || isN(c.p["KEYBOARD"])
+	if isN(c.p["ATTACH"]) {
+		delete(c.p, "ATTACH")
+	}
+	if isN(c.p["KEYBOARD"]) {
+		delete(c.p, "KEYBOARD")
+	}
+	if !c.p.has("MESSAGE") && !c.given("ATTACH") && !c.given("KEYBOARD") && !dropAttach && !dropKeyboard {
 		return nil, bxEmpty("MESSAGE")
 	}
 	text, err := c.p.str("MESSAGE")
@@ -71,10 +86,32 @@ func (c *bxCall) messageUpdate() (any, error) {
 	if len(text) > MaxMessage {
 		return nil, bxInvalid("MESSAGE", "too long")
 	}
-	if strings.TrimSpace(text) == "" {
+	if c.p.has("MESSAGE") && strings.TrimSpace(text) == "" && !c.given("ATTACH") && !c.given("KEYBOARD") {
 		_, err = mc.RetractMessage(c.ctx, cr)
-	} else {
-		_, err = mc.EditMessage(c.ctx, cr, text)
+		if err != nil {
+			return nil, changeError(err)
+		}
+		return true, nil
+	}
+	content, _, err := c.bxRich(false)
+	if err != nil {
+		return nil, err
+	}
+	hasText := c.p.has("MESSAGE")
+	_, err = mc.EditRichMessage(c.ctx, cr, func(old *rich.Content) *rich.Content {
+		if hasText {
+			old.Text = content.Text
+		}
+		if content.Attach != nil || dropAttach {
+			old.Attach = content.Attach
+		}
+		if content.Keyboard != nil || dropKeyboard {
+			old.Keyboard = content.Keyboard
+		}
+		return old
+	})
+	if rerr := bxRichError(err); rerr != err {
+		return nil, rerr
 	}
 	if err != nil {
 		return nil, changeError(err)

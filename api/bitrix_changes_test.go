@@ -41,7 +41,7 @@ func TestBitrixMessageChanges(t *testing.T) {
 		bxExpectError(t, e.bx("2", "im.message.update", url.Values{"MESSAGE_ID": {msg}, "MESSAGE": {"чужое"}}.Encode()), 403, "ACCESS_DENIED")
 		bxExpectError(t, e.bx("1", "im.message.update", url.Values{"MESSAGE_ID": {"999999"}, "MESSAGE": {"x"}}.Encode()), 400, "MESSAGE_ID_ERROR")
 		bxExpectError(t, e.bx("1", "im.message.update", url.Values{"MESSAGE": {"x"}}.Encode()), 400, "MESSAGE_ID_EMPTY")
-		bxExpectError(t, e.bx("1", "im.message.update", url.Values{"MESSAGE_ID": {msg}, "MESSAGE": {"x"}, "KEYBOARD[0][TEXT]": {"ok"}}.Encode()), 400, "UNSUPPORTED_KEYBOARD")
+		bxExpectError(t, e.bx("1", "im.message.update", url.Values{"MESSAGE_ID": {msg}, "MESSAGE": {"x"}, "KEYBOARD[0][TEXT]": {"ok"}}.Encode()), 400, "KEYBOARD_ERROR")
 		if b, _ := body(); b != "итог" {
 			t.Fatalf("refused updates changed the message: %q", b)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"vestnik/roster"
 	"vestnik/xmppcore/muc"
+	"vestnik/xmppcore/rich"
 )
 
 var typeOfString = reflect.TypeOf("")
@@ -333,6 +334,9 @@ type postChatMessageReq struct {
 	Files      []int64 `json:"files"`
 	// ReplyTo is the id of the chat message this one answers (XEP-0461).
 	ReplyTo int64 `json:"reply_to"`
+	// Attach and Keyboard make a rich message (package rich).
+	Attach   *rich.Attach  `json:"attach"`
+	Keyboard []rich.Button `json:"keyboard"`
 }
 
 func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
@@ -344,7 +348,7 @@ func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if len(req.Files) == 0 {
+	if len(req.Files) == 0 && !isRich(req.Attach, req.Keyboard) {
 		if err := checkText("message", req.Message); err != nil {
 			a.fail(w, r, err)
 			return
@@ -361,17 +365,16 @@ func (a *API) postChatMessage(w http.ResponseWriter, r *http.Request) {
 	} else if tok := requestToken(r); tok != nil && tok.AsUser != 0 {
 		from = tok.AsUser // a user's token posts system messages as that user, where it is a member
 	}
-	body, err := a.withFiles(r, from, req.Message, req.Files)
+	body, err := a.withFiles(r, from, req.Message, req.Files, isRich(req.Attach, req.Keyboard))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	var msgID int64
-	if req.ReplyTo != 0 && !req.System {
-		msgID, err = a.chats.PostReply(r.Context(), id, from, body, "", req.ReplyTo)
-	} else {
-		msgID, err = a.chats.PostMessage(r.Context(), id, from, body, req.System)
+	replyTo := req.ReplyTo
+	if req.System {
+		replyTo = 0
 	}
+	msgID, err := a.chats.PostRich(r.Context(), id, from, &rich.Content{Text: body, Attach: req.Attach, Keyboard: req.Keyboard}, req.System, replyTo)
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -9,6 +9,7 @@ import (
 
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/rich"
 )
 
 // Edits, retractions and reactions: the core's operations
@@ -19,6 +20,7 @@ import (
 // (xmppcore.Server implements it, beside Messenger).
 type MessageChanges interface {
 	EditMessage(ctx context.Context, r xmppcore.ChangeRequest, body string) (*mam.Message, error)
+	EditRichMessage(ctx context.Context, r xmppcore.ChangeRequest, f func(old *rich.Content) *rich.Content) (*mam.Message, error)
 	RetractMessage(ctx context.Context, r xmppcore.ChangeRequest) (*mam.Message, error)
 	AddReaction(ctx context.Context, r xmppcore.ChangeRequest, reaction string) (*mam.Message, []mam.Reaction, error)
 	RemoveReaction(ctx context.Context, r xmppcore.ChangeRequest, reaction string) (*mam.Message, []mam.Reaction, error)
@@ -72,6 +74,10 @@ func (a *API) changeFailed(w http.ResponseWriter, r *http.Request, err error, fi
 type patchMessageReq struct {
 	FromUserID userID  `json:"from_user_id"`
 	Message    *string `json:"message"`
+	// Attach and Keyboard replace a rich message's (absent: kept; an
+	// empty list removes them).
+	Attach   *rich.Attach   `json:"attach"`
+	Keyboard *[]rich.Button `json:"keyboard"`
 }
 
 // patchMessage edits a message: PATCH /messages/{id}.
@@ -88,16 +94,41 @@ func (a *API) patchMessage(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if err := checkText("message", req.Message); err != nil {
-		a.fail(w, r, err)
-		return
+	richGiven := req.Attach != nil || req.Keyboard != nil
+	if !richGiven || req.Message != nil {
+		if err := checkText("message", req.Message); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	from, err := a.resolve(r, "from_user_id", req.FromUserID)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	m, err := mc.EditMessage(r.Context(), xmppcore.ChangeRequest{User: from.ID, Ref: mam.Ref{ID: id}}, *req.Message)
+	cr := xmppcore.ChangeRequest{User: from.ID, Ref: mam.Ref{ID: id}}
+	var m *mam.Message
+	if richGiven {
+		m, err = mc.EditRichMessage(r.Context(), cr, func(old *rich.Content) *rich.Content {
+			if req.Message != nil {
+				old.Text = *req.Message
+			}
+			if req.Attach != nil {
+				old.Attach = req.Attach
+			}
+			if req.Keyboard != nil {
+				old.Keyboard = *req.Keyboard
+			}
+			return old
+		})
+	} else {
+		m, err = mc.EditMessage(r.Context(), cr, *req.Message)
+	}
+	var fe *rich.FieldError
+	if errors.As(err, &fe) {
+		a.fail(w, r, err)
+		return
+	}
 	if err != nil {
 		a.changeFailed(w, r, err, "message")
 		return

@@ -11,6 +11,7 @@ import (
 
 	"vestnik/roster"
 	"vestnik/xmppcore/muc"
+	"vestnik/xmppcore/rich"
 )
 
 // errorBody is the error model of SPEC §6.
@@ -55,9 +56,12 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ie *muc.InvalidError
 	var ue *muc.UnknownUserError
 	var fe *fieldError
+	var re *rich.FieldError
 	switch {
 	case errors.As(err, &fe):
 		writeFieldError(w, fe.field, fe.code, fe.msg)
+	case errors.As(err, &re):
+		writeFieldError(w, re.Field, re.Code, re.Message)
 	case errors.Is(err, errTokenUser):
 		writeError(w, http.StatusForbidden, "token_user", err.Error())
 	case errors.As(err, &ie):

@@ -164,7 +164,16 @@ func (a *API) serveFile(w http.ResponseWriter, r *http.Request, thumb bool) {
 // withFiles is the body of a message that carries files: the text and the
 // files' URLs (upload.Store.Compose); 422 naming files for an unknown
 // file or one the sender may not share.
-func (a *API) withFiles(r *http.Request, fromID int64, text *string, files []int64) (string, error) {
+func (a *API) withFiles(r *http.Request, fromID int64, text *string, files []int64, rich bool) (string, error) {
+	if len(files) == 0 && rich {
+		if text == nil {
+			return "", nil
+		}
+		if len(*text) > MaxMessage {
+			return "", badField("message", "message_too_long", "must be at most %d bytes", MaxMessage)
+		}
+		return *text, nil
+	}
 	if len(files) == 0 {
 		if err := checkText("message", text); err != nil {
 			return "", err

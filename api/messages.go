@@ -9,6 +9,7 @@ import (
 
 	"vestnik/roster"
 	"vestnik/xmppcore"
+	"vestnik/xmppcore/rich"
 )
 
 type postMessageReq struct {
@@ -18,7 +19,20 @@ type postMessageReq struct {
 	Files      []int64 `json:"files"`
 	// ReplyTo is the id of the message this one answers (XEP-0461).
 	ReplyTo int64 `json:"reply_to"`
+	// Attach and Keyboard make a rich message (package rich).
+	Attach   *rich.Attach  `json:"attach"`
+	Keyboard []rich.Button `json:"keyboard"`
 }
+
+// RichSender sends a personal message with rich content: BB-coded text,
+// an attachment, a keyboard (xmppcore.Server implements it).
+type RichSender interface {
+	SendPersonalRich(ctx context.Context, fromUserID, toUserID int64, c *rich.Content, replyTo int64) (int64, error)
+}
+
+// isRich reports whether a request carries an attachment or a keyboard
+// (then its message text may be empty).
+func isRich(a *rich.Attach, kb []rich.Button) bool { return a != nil || len(kb) > 0 }
 
 // Replier sends a personal message answering another one
 // (xmppcore.Server implements it, beside Messenger).
@@ -43,13 +57,18 @@ func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	body, err := a.withFiles(r, from.ID, req.Message, req.Files)
+	body, err := a.withFiles(r, from.ID, req.Message, req.Files, isRich(req.Attach, req.Keyboard))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	var id int64
-	if req.ReplyTo != 0 {
+	if rs, ok := a.msgr.(RichSender); ok {
+		id, err = rs.SendPersonalRich(r.Context(), from.ID, to.ID, &rich.Content{Text: body, Attach: req.Attach, Keyboard: req.Keyboard}, req.ReplyTo)
+	} else if isRich(req.Attach, req.Keyboard) {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "rich messages are not available on this server")
+		return
+	} else if req.ReplyTo != 0 {
 		rp, ok := a.msgr.(Replier)
 		if !ok {
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "replies are not available on this server")
@@ -64,7 +83,7 @@ func (a *API) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.internal(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]int64{"id": id})

@@ -30,6 +30,7 @@ func FromMAM(m *mam.Message) Message {
 		out.Body = ""
 	} else {
 		out.Files = filesOfPayload(m.Payload)
+		out.Rich = xmppcore.RichOf(m.Payload)
 	}
 	if m.ReplyTo != 0 && !m.Deleted {
 		out.ReplyTo = m.ReplyTo

@@ -26,6 +26,7 @@ type tcpEnv struct {
 	*env
 	svc  *muc.Service
 	addr string
+	xs   *xmppcore.Server
 }
 
 func newTCPEnv(t *testing.T, db *sqlx.DB) *tcpEnv {
@@ -49,7 +50,7 @@ func newTCPEnv(t *testing.T, db *sqlx.DB) *tcpEnv {
 	chats := muc.NewStore(db)
 	svc := muc.New(chats, srv, arch, users, muc.Options{Domain: "localhost"})
 	svc.Register(srv)
-	return &tcpEnv{env: newEnv(t, db, XMPP(srv, users, chats, svc, arch, nil)), svc: svc, addr: ln.Addr().String()}
+	return &tcpEnv{env: newEnv(t, db, XMPP(srv, users, chats, svc, arch, nil)), svc: svc, addr: ln.Addr().String(), xs: srv}
 }
 
 // jabber logs a Jabber client in as login@localhost/resource, available.

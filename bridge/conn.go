@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"vestnik/roster"
 	"vestnik/xmppcore"
@@ -66,8 +67,7 @@ type conn struct {
 	// reader-goroutine state
 	ready        atomic.Bool // hello done: broadcasts may reach it
 	show, status string
-	tokens       float64
-	last         time.Time
+	limiter      *rate.Limiter // client frames: RatePerSecond, bursts of RateBurst
 	hello        bool
 }
 
@@ -120,7 +120,7 @@ func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(MaxFrame)
-	c := &conn{b: b, ws: ws, user: u, out: make(chan Frame, SendQueue), quit: make(chan struct{}), tokens: RateBurst, last: time.Now()}
+	c := &conn{b: b, ws: ws, user: u, out: make(chan Frame, SendQueue), quit: make(chan struct{}), limiter: rate.NewLimiter(RatePerSecond, RateBurst)}
 	if widget {
 		c.cred, c.base = hashSecret(widgetCredential(r)), b.baseURL(r)
 	}
@@ -296,20 +296,9 @@ func (c *conn) readLoop() {
 	}
 }
 
-// allow is a token bucket: RateBurst frames, refilled at RatePerSecond.
-func (c *conn) allow() bool {
-	now := time.Now()
-	c.tokens += now.Sub(c.last).Seconds() * RatePerSecond
-	c.last = now
-	if c.tokens > RateBurst {
-		c.tokens = RateBurst
-	}
-	if c.tokens < 1 {
-		return false
-	}
-	c.tokens--
-	return true
-}
+// allow takes a token from the connection's bucket: RateBurst frames,
+// refilled at RatePerSecond (golang.org/x/time/rate).
+func (c *conn) allow() bool { return c.limiter.Allow() }
 
 func errFrame(id, code, msg string) Frame {
 	f := Frame{"type": "error", "code": code, "message": msg}
@@ -363,6 +352,8 @@ type request struct {
 	Reactions []string `json:"reactions"`
 	// ReplyTo is the message a sent one answers (send).
 	ReplyTo int64 `json:"reply_to"`
+	// Button is the index of a keyboard button (press).
+	Button *int `json:"button"`
 }
 
 // cmdError is a refusal the browser sees with its code; field names the
@@ -528,6 +519,17 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 			return nil, err
 		}
 		return map[string]any{"message_id": r.Message, "reactions": rs}, nil
+	case "press":
+		if err := c.needLink(); err != nil {
+			return nil, err
+		}
+		if r.Message <= 0 || r.Button == nil {
+			return nil, bad("bad_frame", "message_id and button name the button")
+		}
+		if err := c.link.Press(ctx, r.Message, *r.Button); err != nil {
+			return nil, err
+		}
+		return map[string]any{"message_id": r.Message, "button": *r.Button}, nil
 	case "typing":
 		if err := c.needLink(); err != nil {
 			return nil, err

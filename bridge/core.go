@@ -3,6 +3,8 @@ package bridge
 import (
 	"context"
 	"errors"
+
+	"vestnik/xmppcore/rich"
 )
 
 // Target names a conversation: a colleague (User) or a chat (Chat).
@@ -30,6 +32,9 @@ type Message struct {
 	Reactions []Reaction `json:"reactions,omitempty"`
 	// ReplyTo is the id of the message this one answers (XEP-0461).
 	ReplyTo int64 `json:"reply_to,omitempty"`
+	// Rich is a rich message's text as sent (BB-codes), attachment and
+	// keyboard; Body is then their plain-text fallback.
+	Rich *rich.Content `json:"rich,omitempty"`
 }
 
 // Reaction is one reaction on a message and the users who gave it.
@@ -79,6 +84,9 @@ type Link interface {
 	// React replaces the user's reactions on a message (the whole set,
 	// XEP-0444) and returns everyone's.
 	React(ctx context.Context, id int64, set []string) ([]Reaction, error)
+	// Press presses a command button of a message's keyboard (the core's
+	// xmppcore.Server.PressButton: a keyboard-pressed event).
+	Press(ctx context.Context, id int64, button int) error
 	Typing(ctx context.Context, to Target, state string) error
 	// Displayed tells the peer (XEP-0333) that messages up to id were read.
 	Displayed(ctx context.Context, to Target, upTo int64) error

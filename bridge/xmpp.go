@@ -59,10 +59,8 @@ type xmppCore struct {
 	arch  *mam.Store
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	byLogin map[string]int64
-	logins  map[int64]string
-	rooms   map[string]int64
+	mu    sync.Mutex // guards rooms
+	rooms map[string]int64
 }
 
 // XMPP makes the bridge's Core over the XMPP server. post may be nil (no
@@ -72,47 +70,28 @@ func XMPP(srv *xmppcore.Server, users *roster.Store, chats *muc.Store, post Chat
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &xmppCore{srv: srv, users: users, chats: chats, post: post, arch: arch, log: log,
-		byLogin: map[string]int64{}, logins: map[int64]string{}, rooms: map[string]int64{}}
+		rooms: map[string]int64{}}
 }
 
+// loginOf and idOf look users up through the server's one user cache,
+// which change events keep current (a login rename addresses the new JID).
 func (x *xmppCore) loginOf(ctx context.Context, id int64) (string, error) {
-	x.mu.Lock()
-	l, ok := x.logins[id]
-	x.mu.Unlock()
-	if ok {
-		return l, nil
-	}
-	u, err := x.users.UserByID(ctx, id)
-	if errors.Is(err, roster.ErrNotFound) {
+	u, err := x.srv.UserByID(ctx, id)
+	if errors.Is(err, xmppcore.ErrNotFound) {
 		return "", bad("not_found", "no such user")
 	}
 	if err != nil {
 		return "", err
 	}
-	x.remember(u.ID, u.Login)
 	return u.Login, nil
 }
 
 func (x *xmppCore) idOf(ctx context.Context, login string) (int64, error) {
-	x.mu.Lock()
-	id, ok := x.byLogin[login]
-	x.mu.Unlock()
-	if ok {
-		return id, nil
-	}
-	u, err := x.users.UserByLogin(ctx, login)
+	u, err := x.srv.UserByLogin(ctx, login)
 	if err != nil {
 		return 0, err
 	}
-	x.remember(u.ID, u.Login)
 	return u.ID, nil
-}
-
-func (x *xmppCore) remember(id int64, login string) {
-	x.mu.Lock()
-	x.byLogin[login] = id
-	x.logins[id] = login
-	x.mu.Unlock()
 }
 
 func (x *xmppCore) chatOfRoom(ctx context.Context, room string) int64 {
@@ -380,7 +359,7 @@ func (l *xmppLink) personal(ctx context.Context, el *xmppcore.Element, id, chat 
 		from, to := l.peer(ctx, el.AttrValue("from")), l.peer(ctx, el.AttrValue("to"))
 		if from > 0 && to > 0 {
 			m := Message{ID: id, Kind: "chat", From: from, To: to, Body: el.ChildText(xmppcore.NSClient, "body"), Time: time.Now().UnixMilli(),
-				Files: filesOf(el.Children)}
+				Files: filesOf(el.Children), Rich: xmppcore.RichOfElements(el.Children)}
 			if m.ReplyTo = xmppcore.ReplyTo(el); m.ReplyTo != 0 {
 				m.Body = xmppcore.StripReplyFallback(m.Body, el.Children)
 			}
@@ -631,6 +610,16 @@ func (l *xmppLink) React(ctx context.Context, id int64, set []string) ([]Reactio
 	return fromMAMReactions(sum), nil
 }
 
+func (l *xmppLink) Press(ctx context.Context, id int64, button int) error {
+	if _, err := l.x.srv.PressButton(ctx, l.userID, id, button); err != nil {
+		if errors.Is(err, xmppcore.ErrNoButton) || errors.Is(err, xmppcore.ErrDisabled) {
+			return bad("bad_button", "this message has no such button to press")
+		}
+		return mamErr(err)
+	}
+	return nil
+}
+
 func (l *xmppLink) Typing(ctx context.Context, to Target, state string) error {
 	if to.Chat > 0 {
 		return nil // chats: Bridge.chatTyping tells the members' browsers
@@ -682,7 +671,6 @@ func (l *xmppLink) Presences(ctx context.Context) ([]Presence, error) {
 	}
 	out := make([]Presence, 0, len(users))
 	for _, u := range users {
-		l.x.remember(u.ID, u.Login)
 		if l.x.srv.Online(u.ID) {
 			out = append(out, Presence{User: u.ID, Show: "online"})
 			if u.ID != l.userID {

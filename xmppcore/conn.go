@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Namespaces of stream negotiation.
@@ -72,12 +74,11 @@ type conn struct {
 	smAcked  uint32
 	sinceReq int
 
-	tokens    float64 // rate limit bucket
-	lastToken time.Time
-	deadline  time.Time  // read deadline last set
-	idle      idleWaiter // the transport, when it can wait for input outside the decoder
-	tk        *ticket    // its place under the connection caps (nil: uncapped)
-	tryLogin  string     // the login of the last SASL attempt, for the throttle
+	limiter  *rate.Limiter // stanzas: Options.RateStanzas per second, bursts of RateBurst; nil: unlimited
+	deadline time.Time     // read deadline last set
+	idle     idleWaiter    // the transport, when it can wait for input outside the decoder
+	tk       *ticket       // its place under the connection caps (nil: uncapped)
+	tryLogin string        // the login of the last SASL attempt, for the throttle
 }
 
 // serveTransport serves one stream; tk is its place under the connection
@@ -97,8 +98,9 @@ func (s *Server) serveTransport(t Transport, tk *ticket) {
 		return
 	}
 	c.t.SetReadDeadline(time.Time{})
-	c.tokens = RateBurst
-	c.lastToken = time.Now()
+	if r := c.srv.opts.RateStanzas; r >= 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(r), RateBurst)
+	}
 	if c.idle, _ = c.t.(idleWaiter); c.idle != nil && !c.r.buffered() && !c.idle.Buffered() {
 		c.r.release()
 		s.start("reader", c.awaitInput)
@@ -846,26 +848,17 @@ func (c *conn) touchDeadline() {
 // limitRate takes a token from the connection's bucket, sleeping when it
 // is empty (the kernel's buffers then push back on the client).
 func (c *conn) limitRate() {
-	rate := c.srv.opts.RateStanzas
-	if rate < 0 {
+	if c.limiter == nil {
 		return
 	}
-	now := time.Now()
-	c.tokens += now.Sub(c.lastToken).Seconds() * rate
-	c.lastToken = now
-	if c.tokens > RateBurst {
-		c.tokens = RateBurst
-	}
-	if c.tokens < 1 {
-		wait := time.Duration((1 - c.tokens) / rate * float64(time.Second))
+	if d := c.limiter.Reserve().Delay(); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
 		select {
-		case <-time.After(wait):
+		case <-t.C:
 		case <-c.done:
 		}
-		c.tokens = 1
-		c.lastToken = time.Now()
 	}
-	c.tokens--
 }
 
 // NSSM is stream management (XEP-0198). Vestnik acknowledges what it

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/rich"
 )
 
 // Edits, retractions and reactions: one operation each for every door.
@@ -72,6 +73,11 @@ func (c *MessageChange) Elements(ref string) []*Element {
 		body := NewElement(NSClient, "body")
 		body.Text = c.Message.Body
 		out = append(out, body, NewElement(NSCorrect, "replace", "id", ref), NewElement(NSMessageState, "edited", "id", id))
+		if c := RichOf(c.Message.Payload); c != nil {
+			el := NewElement(NSRich, "rich")
+			el.Text = c.Encode()
+			out = append(out, el)
+		}
 	case ChangeRetract:
 		body := NewElement(NSClient, "body")
 		body.Text = RetractFallback
@@ -134,16 +140,12 @@ var ErrChangesUnavailable = errors.New("xmppcore: message changes need the archi
 
 // EditMessage replaces the body of a message (mam.Store.Edit: its author,
 // within the edit window) and tells everyone who has it.
+// A rich message keeps its attachment and keyboard; body becomes its text.
 func (s *Server) EditMessage(ctx context.Context, r ChangeRequest, body string) (*mam.Message, error) {
-	m, err := s.resolveChange(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	if m, err = s.msgs.Edit(ctx, r.User, m.ID, body); err != nil {
-		return nil, err
-	}
-	s.tellChange(ctx, &MessageChange{Op: ChangeEdit, Message: m, Actor: r.User, ClientID: r.ClientID}, r.Via)
-	return m, nil
+	return s.editRich(ctx, r, func(old *rich.Content) *rich.Content {
+		old.Text = body
+		return old
+	}, true)
 }
 
 // RetractMessage deletes a message for everyone, leaving a tombstone

@@ -58,7 +58,7 @@ func (s *Server) applyEvents(ctx context.Context, evs []Event) {
 	for _, e := range evs {
 		switch e.Kind {
 		case "deactivated":
-			s.users.forget(e.UserID)
+			s.userChanged(e.UserID)
 			for _, sess := range s.router.sessions(e.UserID) {
 				sess.kill(closeDeactivated)
 			}
@@ -66,12 +66,12 @@ func (s *Server) applyEvents(ctx context.Context, evs []Event) {
 			// The credentials a session was opened with no longer hold:
 			// streams and web client connections end (their cookies were
 			// deleted with the event).
-			s.users.forget(e.UserID)
+			s.userChanged(e.UserID)
 			for _, sess := range s.router.sessions(e.UserID) {
 				sess.kill(closeRevoked)
 			}
 		case "user_updated":
-			s.users.forget(e.UserID)
+			s.userChanged(e.UserID)
 		case "roster_add", "roster_remove":
 			if len(s.router.sessions(e.UserID)) == 0 {
 				continue

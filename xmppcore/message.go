@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/rich"
 )
 
 // Namespaces of message extensions handled here.
@@ -97,6 +98,11 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 			sess.replyError(el, e)
 			return 0, e
 		}
+		if errors.Is(err, ErrRich) {
+			e := ErrBadRequest(err.Error())
+			sess.replyError(el, e)
+			return 0, e
+		}
 		if errors.Is(err, mam.ErrInvalid) {
 			e := ErrPolicyViolation("message too large")
 			sess.replyError(el, e)
@@ -120,6 +126,17 @@ func (s *Server) SendPersonal(ctx context.Context, fromUserID, toUserID int64, b
 // archive id; 0: none), as a XEP-0461 reply: ErrBadReply when the sender
 // may not see that message in this conversation.
 func (s *Server) SendPersonalReply(ctx context.Context, fromUserID, toUserID int64, body string, replyTo int64) (int64, error) {
+	return s.SendPersonalRich(ctx, fromUserID, toUserID, &rich.Content{Text: body}, replyTo)
+}
+
+// SendPersonalRich is SendPersonalReply with rich content: BB-coded
+// text, an attachment and a keyboard (RichMessage; an invalid one is
+// ErrRich). Content that is plain text is sent as it is.
+func (s *Server) SendPersonalRich(ctx context.Context, fromUserID, toUserID int64, c *rich.Content, replyTo int64) (int64, error) {
+	body, richEl, err := RichMessage(c)
+	if err != nil {
+		return 0, err
+	}
 	from, err := s.users.byID(ctx, fromUserID)
 	if err != nil {
 		return 0, fmt.Errorf("xmppcore: send personal: sender %d: %w", fromUserID, err)
@@ -134,6 +151,9 @@ func (s *Server) SendPersonalReply(ctx context.Context, fromUserID, toUserID int
 	el := NewElement(NSClient, "message", "type", "chat", "id", randomID(9),
 		"from", s.bareJID(from.Login), "to", s.bareJID(to.Login))
 	el.AddText(NSClient, "body", body)
+	if richEl != nil {
+		el.AddChild(richEl)
+	}
 	if replyTo != 0 {
 		r, err := s.ReplyElement(ctx, from.ID, mam.Ref{ID: replyTo, With: to.ID})
 		if err != nil {
@@ -156,6 +176,12 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 	var id int64
 	body := el.Child(NSClient, "body")
 	if (typ == "chat" || typ == "normal") && body != nil {
+		if text, kids, ok, err := NormalizeRich(el.Children); err != nil {
+			return 0, err
+		} else if ok {
+			el.Children = kids
+			body.Text = text
+		}
 		kids, files, err := AttachFiles(ctx, s.opts.Files, body.Text, el.Children)
 		if err != nil {
 			return 0, err

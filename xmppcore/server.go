@@ -128,8 +128,10 @@ type Server struct {
 	pep             PEP           // nil: no PEP service
 	inviter         DirectInviter // nil: direct invitations are only delivered
 
-	msgs        *mam.Store  // edits, retractions, reactions (edits.go); nil from NewServerWith
-	chatChanges ChatChanges // guarded by extMu; nil: no chat service
+	msgs          *mam.Store                                   // edits, retractions, reactions (edits.go); nil from NewServerWith
+	chatChanges   ChatChanges                                  // guarded by extMu; nil: no chat service
+	keyboardHooks []func(ctx context.Context, p KeyboardPress) // guarded by extMu (rich.go)
+	userHooks     []func(userID int64)                         // guarded by extMu (usercache.go)
 
 	caps     capsCache
 	admit    *admission

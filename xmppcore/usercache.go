@@ -86,3 +86,41 @@ func (c *userCache) forget(id int64) {
 		delete(c.idMap, id)
 	}
 }
+
+// The process's one user cache: doors (the bridge) and services look
+// users up through the server, and every cache of users in the process
+// is dropped by the same change events (applyEvents: deactivated,
+// password, logout, user_updated — a login rename is a user_updated).
+
+// UserByID returns the account with internal id (active or not) through
+// the server's cache; ErrNotFound if unknown.
+func (s *Server) UserByID(ctx context.Context, id int64) (*Account, error) {
+	return s.users.byID(ctx, id)
+}
+
+// UserByLogin returns the account with login (active or not) through the
+// server's cache; ErrNotFound if unknown.
+func (s *Server) UserByLogin(ctx context.Context, login string) (*Account, error) {
+	return s.users.byLogin(ctx, login)
+}
+
+// OnUserChanged adds a hook told of every user whose account changed
+// (login, name, deactivation, credentials), after the server's own cache
+// dropped them: services that keep users drop them too. Hooks run on the
+// change-event goroutine and must not block.
+func (s *Server) OnUserChanged(f func(userID int64)) {
+	s.extMu.Lock()
+	defer s.extMu.Unlock()
+	s.userHooks = append(s.userHooks, f)
+}
+
+// userChanged drops a user from every cache in the process.
+func (s *Server) userChanged(id int64) {
+	s.users.forget(id)
+	s.extMu.RLock()
+	hooks := s.userHooks
+	s.extMu.RUnlock()
+	for _, f := range hooks {
+		f(id)
+	}
+}

@@ -842,6 +842,65 @@ await step('mute, browse and join open chats, leave seen live', async () => {
   await alice3.context().close();
 });
 
+// ---- rich messages: ATTACH card, keyboard, BB-codes and typed formatting (issue 12 item 2) ----
+await step('rich messages: an ATTACH card and a keyboard from REST, BB-codes and typed formatting rendered safely', async () => {
+  const [ie, me] = [await extOfLogin(ivan), await extOfLogin(maria)];
+  const r = await rest('POST', '/messages', {
+    from_user_id: me, to_user_id: ie,
+    message: '[b]Заявка №17[/b] ждёт решения: [url=https://portal.example/r/17]открыть на портале[/url] [url=javascript:alert(1)]x[/url]',
+    attach: { color: '#2f6fab', blocks: [
+      { user: { name: 'Портал <HR>' } },
+      { link: { name: 'Отпуск с 1 по 14 июля', desc: 'Замещает [i]Алиса[/i]', link: 'https://portal.example/r/17' } },
+      { delimiter: { size: 200, color: '#c6c6c6' } },
+      { grid: [{ name: 'Сотрудник', value: 'Мария Петрова', display: 'ROW' }, { name: 'Дней', value: '14', display: 'ROW' }] },
+      { file: [{ name: 'заявление.pdf', link: 'https://portal.example/f/17.pdf', size: 48213 }] },
+    ] },
+    keyboard: [{ text: 'Согласовать', command: 'approve', command_params: '17', bg_color: '#2f6fab', text_color: '#ffffff' },
+      { text: 'Отклонить', command: 'decline', command_params: '17' }, { type: 'NEWLINE' },
+      { text: 'Открыть заявку', link: 'https://portal.example/r/17' }, { text: 'Ответить', action: 'PUT', action_value: 'Уточните даты, пожалуйста' }],
+  });
+  const body = await r.text();
+  assert(r.status === 201, 'POST /messages with attach: ' + r.status + ' ' + body);
+  await toList(ivan);
+  await ivan.locator('.row', { hasText: 'Мария Петрова' }).first().click();
+  const card = ivan.locator('.bubble .rich-attach').last();
+  await card.waitFor({ timeout: 15000 });
+  const bubble = ivan.locator('.bubble', { has: ivan.locator('.rich-attach') }).last();
+  assert(await bubble.locator('.text strong', { hasText: 'Заявка №17' }).count() === 1, 'BB [b] is bold');
+  assert(await bubble.locator('.text a[href="https://portal.example/r/17"]', { hasText: 'открыть на портале' }).count() === 1, 'BB [url=] is a link');
+  assert(await bubble.locator('a[href^="javascript"]').count() === 0 && !(await bubble.textContent()).includes('javascript:'), 'no javascript: link, its text only');
+  assert((await card.textContent()).includes('Портал <HR>'), 'user block name shown as text');
+  assert(await card.locator('.ra-desc em', { hasText: 'Алиса' }).count() === 1, 'BB in a link description');
+  assert(await card.locator('.ra-item.ra-row').count() === 2 && await card.locator('hr.ra-delimiter').count() === 1, 'grid and delimiter');
+  assert(await card.locator('.ra-file a[href="https://portal.example/f/17.pdf"]').count() === 1, 'file block');
+  const kb = bubble.locator('.rich-keyboard');
+  assert(await kb.locator('.kb-row').count() === 2, 'two rows of buttons');
+  assert(await kb.locator('a.kb-link[href="https://portal.example/r/17"][target=_blank]').count() === 1, 'link button opens the link');
+  await kb.getByRole('button', { name: 'Согласовать' }).click();
+  await kb.locator('.kb-btn.pressed', { hasText: 'Согласовать' }).waitFor({ timeout: 15000 });
+  assert((ivan.sent.press || 0) >= 1, 'a press frame went to the server');
+  await kb.getByRole('button', { name: 'Ответить' }).click();
+  assert(await ivan.inputValue('textarea.input') === 'Уточните даты, пожалуйста', 'PUT fills the composer');
+  await ivan.fill('textarea.input', '');
+  // Typed formatting from Maria's browser (XEP-0393 conventions).
+  await toList(maria);
+  await maria.locator('.row', { hasText: 'Иван Иванов' }).first().click();
+  await maria.fill('textarea.input', '*Важно:* _до пятницы_, команда `make test`\n> Уточните даты\n```\nif (a < b) { return; }\n```\n<b>не разметка</b> https://portal.example/r/17');
+  await maria.keyboard.press('Enter');
+  const fmt = ivan.locator('.bubble', { hasText: 'до пятницы' }).last();
+  await fmt.waitFor({ timeout: 15000 });
+  assert(await fmt.locator('.text strong', { hasText: 'Важно:' }).count() === 1, '*bold*');
+  assert(await fmt.locator('.text em', { hasText: 'до пятницы' }).count() === 1, '_italic_');
+  assert(await fmt.locator('.text code', { hasText: 'make test' }).count() === 1, '`code`');
+  assert(await fmt.locator('.text blockquote', { hasText: 'Уточните даты' }).count() === 1, '> quote');
+  assert(await fmt.locator('.text pre code', { hasText: 'if (a < b) { return; }' }).count() === 1, 'code block');
+  assert(await fmt.locator('.text b').count() === 0 && (await fmt.textContent()).includes('<b>не разметка</b>'), 'HTML stays text');
+  assert(await fmt.locator('.text a[href="https://portal.example/r/17"]').count() === 1, 'link auto-linked');
+  await fmt.scrollIntoViewIfNeeded();
+  await shot(ivan, 'en-desktop-20-rich-message');
+  await shot(maria, 'ru-360-20-rich-message');
+});
+
 await step('one-time login link from the portal', async () => {
   const me = await extOfLogin(maria);
   const r = await rest('POST', `/users/${me}/login-token`);

@@ -27,8 +27,28 @@ func (s *Store) Edit(ctx context.Context, editorID, id int64, body string) (*Mes
 	if strings.TrimSpace(body) == "" {
 		return nil, fmt.Errorf("%w: empty body (retract the message instead)", ErrInvalid)
 	}
-	return s.change(ctx, editorID, id, func(m *Message) {
+	return s.change(ctx, editorID, id, func(m *Message) error {
 		m.Body = body
+		return nil
+	})
+}
+
+// EditWith is Edit where f computes the new body and payload from the
+// stored message, inside the edit's transaction (a rich message's text,
+// attachment and keyboard change together). An error from f refuses the
+// edit and is returned.
+func (s *Store) EditWith(ctx context.Context, editorID, id int64, f func(m *Message) error) (*Message, error) {
+	return s.change(ctx, editorID, id, func(m *Message) error {
+		if err := f(m); err != nil {
+			return err
+		}
+		if len(m.Body) > MaxBody || len(m.Payload) > MaxPayload {
+			return fmt.Errorf("%w: body longer than %d bytes", ErrInvalid, MaxBody)
+		}
+		if strings.TrimSpace(m.Body) == "" {
+			return fmt.Errorf("%w: empty body (retract the message instead)", ErrInvalid)
+		}
+		return nil
 	})
 }
 
@@ -36,8 +56,9 @@ func (s *Store) Edit(ctx context.Context, editorID, id int64, body string) (*Mes
 // paging and delivery marks stable) as a tombstone, with body and payload
 // emptied, the deleted flag set and its reactions removed.
 func (s *Store) Retract(ctx context.Context, editorID, id int64) (*Message, error) {
-	return s.change(ctx, editorID, id, func(m *Message) {
+	return s.change(ctx, editorID, id, func(m *Message) error {
 		m.Body, m.Payload, m.Deleted = "", "", true
+		return nil
 	})
 }
 
@@ -59,7 +80,7 @@ func (s *Store) mayChange(m *Message, editorID int64, now time.Time) error {
 // it (0: no limit).
 func (s *Store) EditWindow() time.Duration { return max(s.opts.EditWindow, 0) }
 
-func (s *Store) change(ctx context.Context, editorID, id int64, f func(m *Message)) (*Message, error) {
+func (s *Store) change(ctx context.Context, editorID, id int64, f func(m *Message) error) (*Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
 	var out *Message
@@ -90,7 +111,9 @@ func (s *Store) change(ctx context.Context, editorID, id int64, f func(m *Messag
 		if err := s.mayChange(&m, editorID, now); err != nil {
 			return err
 		}
-		f(&m)
+		if err := f(&m); err != nil {
+			return err
+		}
 		m.EditedAt = &now
 		terms := docTerms(&m)
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE messages SET body = ?, payload = ?, deleted = ?, edited_at = ? WHERE id = ?`),

@@ -14,6 +14,7 @@ import (
 	"vestnik/roster"
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/rich"
 )
 
 // Router is what the service needs from the XMPP server: routing stanzas to
@@ -109,6 +110,7 @@ func (s *Service) Register(srv *xmppcore.Server) {
 	s.changes = srv
 	s.notifier = srv
 	srv.SetChatChanges(s)
+	srv.OnUserChanged(s.cache.forget)
 	srv.HandleIQ(NSPubSub, s.iqHandler(s.PubSub))
 	srv.HandleIQ(NSPrivate, s.iqHandler(s.Private))
 	// XEP-0402 §3.3: the account's PEP service keeps storage:bookmarks
@@ -347,14 +349,29 @@ func (s *Service) PostMessage(ctx context.Context, chatID, fromUserID int64, bod
 // (XEP-0359 origin-id), kept in the archive and echoed in the stanza so
 // the sender recognizes its message (the bridge uses it).
 func (s *Service) PostMessageOrigin(ctx context.Context, chatID, fromUserID int64, body, originID string, system bool) (int64, error) {
-	return s.postMessage(ctx, chatID, fromUserID, jid.JID{}, body, originID, system, 0)
+	return s.postMessage(ctx, chatID, fromUserID, jid.JID{}, body, originID, system, 0, "")
+}
+
+// PostRich is PostMessage (replyTo 0) or PostReply with rich content:
+// BB-coded text, an attachment, a keyboard (xmppcore.RichMessage; an
+// invalid one is xmppcore.ErrRich). Plain text is posted as it is.
+func (s *Service) PostRich(ctx context.Context, chatID, fromUserID int64, c *rich.Content, system bool, replyTo int64) (int64, error) {
+	body, el, err := xmppcore.RichMessage(c)
+	if err != nil {
+		return 0, err
+	}
+	extra := ""
+	if el != nil {
+		extra = el.String()
+	}
+	return s.postMessage(ctx, chatID, fromUserID, jid.JID{}, body, "", system, replyTo, extra)
 }
 
 // PostReply is PostMessageOrigin for a message answering message replyTo
 // of the chat (an archive id; XEP-0461): refused (InvalidError on
 // reply_to) when the author may not see that message.
 func (s *Service) PostReply(ctx context.Context, chatID, fromUserID int64, body, originID string, replyTo int64) (int64, error) {
-	return s.postMessage(ctx, chatID, fromUserID, jid.JID{}, body, originID, false, replyTo)
+	return s.postMessage(ctx, chatID, fromUserID, jid.JID{}, body, originID, false, replyTo, "")
 }
 
 // PostFromSession is PostReply for a user's message sent through one
@@ -366,10 +383,12 @@ func (s *Service) PostFromSession(ctx context.Context, chatID, fromUserID int64,
 	if err != nil {
 		return 0, fmt.Errorf("muc: post from session %q: %w", full, err)
 	}
-	return s.postMessage(ctx, chatID, fromUserID, session, body, originID, false, replyTo)
+	return s.postMessage(ctx, chatID, fromUserID, session, body, originID, false, replyTo, "")
 }
 
-func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, session jid.JID, body, originID string, system bool, replyTo int64) (int64, error) {
+// postMessage posts body; extra is payload XML the door adds (a rich
+// element), checked again by post.
+func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, session jid.JID, body, originID string, system bool, replyTo int64, extra string) (int64, error) {
 	if len(originID) > 128 {
 		return 0, invalid("origin_id", "origin_id_too_long", "origin id must be at most 128 bytes")
 	}
@@ -422,6 +441,7 @@ func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, ses
 			return 0, err
 		}
 	}
+	payload += extra
 	return s.post(ctx, c, fromUserID, nick, originID, body, payload, system, replyTo)
 }
 
@@ -447,6 +467,10 @@ func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, ori
 		if err := s.allowPost(c.ID, fromUserID); err != nil {
 			return 0, err
 		}
+	}
+	body, payload, err := xmppcore.NormalizeRichPayload(body, payload)
+	if err != nil {
+		return 0, fmt.Errorf("muc: message to chat %d: %w", c.ID, err)
 	}
 	payload, files, err := xmppcore.AttachFilesPayload(ctx, s.opts.Files, body, payload)
 	if err != nil {

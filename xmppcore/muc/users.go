@@ -50,3 +50,10 @@ func (c *userCache) byID(ctx context.Context, id int64) (*roster.User, error) {
 	c.mu.Unlock()
 	return u, nil
 }
+
+// forget drops a user whose account changed (xmppcore.Server.OnUserChanged).
+func (c *userCache) forget(id int64) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}

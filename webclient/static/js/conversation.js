@@ -2,7 +2,7 @@
 // runs by author, files, the "new messages" divider), the composer with
 // attachments, editing and sending.
 import { h, replace, clear, icon } from './dom.js';
-import { renderBody } from './text.js';
+import { renderRich, renderAttach, renderKeyboard } from './rich.js';
 import { formatTime, dayLabel, colorFor, groupMessages } from './format.js';
 import { newOriginId, mergeMessages } from './proto.js';
 import { S, V, t, lang, LS, app, request, conn } from './state.js';
@@ -243,11 +243,53 @@ function mentionNames() {
   return mentionCache;
 }
 
+// textOf is what a message says as its author wrote it: a rich message's
+// text (BB-codes) rather than its plain-text fallback, file lines taken off.
+function textOf(m) {
+  return stripFileLines(m.rich ? (m.rich.text || '') : m.body, m.files);
+}
+
+// richOpts: how BB-code mentions of users ([user=<portal id>]) and chats
+// open, and where images may load from.
+function richOpts(m, text) {
+  return {
+    mentions: m.chat && text.includes('@') ? mentionNames() : null,
+    origin: location.origin,
+    onUser: (ext) => { const u = [...S.users.values()].find((x) => x.ext_id === String(ext)); if (u) app.openConv('u' + u.id); },
+    onChat: (id) => { if (S.chats.has(id)) app.openConv('c' + id); },
+  };
+}
+
+// pressButton: a command goes to the server (a keyboard-pressed event
+// for the integration); client actions act here.
+async function pressButton(m, i, b, node) {
+  const action = String(b.action || '').toUpperCase();
+  const value = String(b.action_value || '');
+  if (action === 'PUT') { V.input.value = value; autoGrow(); V.input.focus(); return; }
+  if (action === 'SEND') { V.input.value = value; submit(); return; }
+  if (action === 'COPY') { try { await navigator.clipboard.writeText(value); toast(t('copied')); } catch (e) { toast(e); } return; }
+  if (action === 'DIALOG') {
+    const u = [...S.users.values()].find((x) => x.ext_id === value);
+    if (u) app.openConv('u' + u.id);
+    else if (/^chat\d+$/.test(value) && S.chats.has(Number(value.slice(4)))) app.openConv('c' + value.slice(4));
+    return;
+  }
+  if (!b.command) return;
+  node.disabled = true;
+  try {
+    await request('press', { message_id: m.id, button: i });
+    node.classList.add('pressed');
+  } catch (e) { toast(e); } finally { node.disabled = false; }
+}
+
 function bubble(m, c, mine, author, tail) {
   const body = h('div.text');
-  const text = m.deleted ? '' : stripFileLines(m.body, m.files);
+  const text = m.deleted ? '' : textOf(m);
   if (m.deleted) body.appendChild(h('em.deleted', null, t('deleted')));
-  else renderBody(document, body, text, m.chat && text.includes('@') ? mentionNames() : null);
+  else renderRich(document, body, text, richOpts(m, text));
+  const card = !m.deleted && m.rich?.attach?.blocks?.length ? renderAttach(document, m.rich.attach, richOpts(m, '')) : null;
+  const keys = !m.deleted && m.id && m.rich?.keyboard?.length ? renderKeyboard(document, m.rich.keyboard, (i, b, node) => pressButton(m, i, b, node)) : null;
+  if (keys) keys.setAttribute('aria-label', t('buttons'));
   const files = m.deleted ? null : renderFiles(m.files, t, lang, openImage);
   const meta = h('span.meta', null,
     m.edited && !m.deleted ? h('span.edited', null, t('edited')) : null,
@@ -265,7 +307,7 @@ function bubble(m, c, mine, author, tail) {
   })) : null;
   return h('div.bubble' + (tail ? '.tail' : '') + (m.deleted ? '.gone' : '') + (files ? '.has-files' : '') + (files && !text ? '.only-files' : ''), { dataset: { id: m.id || '' }, tabindex: -1 },
     author ? h('div.author', { style: `color:${colorFor(author.id)}`, onclick: () => app.openProfile(author.id) }, author.name) : null,
-    m.reply_to && !m.deleted ? quote(m) : null, files, text || m.deleted ? body : null, reactions, meta, more);
+    m.reply_to && !m.deleted ? quote(m) : null, files, text || m.deleted ? body : null, card, keys, reactions, meta, more);
 }
 
 // openImage shows an image full size in the overlay.
@@ -370,7 +412,7 @@ function startEdit(m) {
   if (S.replying) cancelReply();
   S.editing = m;
   V.editBar.classList.remove('hidden');
-  const text = stripFileLines(m.body, m.files);
+  const text = textOf(m);
   replace(V.editBar, h('span.edit-label', null, t('editing')), h('span.edit-text', null, text), h('button.icon-btn', { type: 'button', onclick: cancelEdit, 'aria-label': t('cancel') }, icon('close')));
   V.input.value = text;
   autoGrow();
@@ -448,8 +490,9 @@ async function submit() {
     const m = S.editing;
     cancelEdit();
     // Keep the file URL lines Jabber clients need.
-    const tail = String(m.body || '').slice(stripFileLines(m.body, m.files).length);
-    if (body !== stripFileLines(m.body, m.files)) {
+    const src = m.rich ? (m.rich.text || '') : String(m.body || '');
+    const tail = src.slice(textOf(m).length);
+    if (body !== textOf(m)) {
       try { app.onMessage((await request('edit', { message_id: m.id, body: body + tail })).message, true); } catch (e) { toast(e); }
     }
     return;
