@@ -330,6 +330,9 @@ func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Fr
 	if st := el.Child(xmppcore.NSMessageState, "reactions"); st != nil {
 		return reactionsFrames(st, chat)
 	}
+	if rd := el.Child(xmppcore.NSMessageState, "read"); rd != nil {
+		return l.readFrames(ctx, el, rd, chat) // read.go
+	}
 	if el.Child(nsCorrect, "replace") != nil || el.Child(nsRetract, "retract") != nil {
 		return nil // not from the core: nothing was stored
 	}
@@ -468,12 +471,11 @@ func (l *xmppLink) archiveID(ctx context.Context, ref string) int64 {
 
 func (l *xmppLink) headline(ctx context.Context, el *xmppcore.Element) []Frame {
 	body := el.ChildText(xmppcore.NSClient, "body")
-	var rows []notificationRow
-	err := l.x.chats.DB().SelectContext(ctx, &rows, l.x.chats.DB().Rebind(`SELECT id, text, link, created_at, read_at FROM notifications WHERE user_id = ? ORDER BY id DESC LIMIT 10`), l.userID)
-	if err == nil {
-		for _, r := range rows {
-			if r.Text == body || strings.HasPrefix(body, r.Text) {
-				return []Frame{{"type": "notification", "notification": r.notification()}}
+	// A notification names itself by id (xmppcore/notify.go).
+	if mark := el.Child(xmppcore.NSNotify, "notification"); mark != nil {
+		if id, err := strconv.ParseInt(mark.AttrValue("id"), 10, 64); err == nil {
+			if n, err := l.x.srv.Notification(ctx, l.userID, id); err == nil {
+				return []Frame{{"type": "notification", "notification": fromCoreNotification(n)}}
 			}
 		}
 	}
@@ -646,19 +648,12 @@ func (l *xmppLink) Typing(ctx context.Context, to Target, state string) error {
 	return nil
 }
 
-func (l *xmppLink) Displayed(ctx context.Context, to Target, upTo int64) error {
-	if to.Chat > 0 {
-		return nil
-	}
-	login, err := l.x.loginOf(ctx, to.User)
-	if err != nil {
-		return err
-	}
-	el := xmppcore.NewElement(xmppcore.NSClient, "message", "type", "chat", "to", login+"@"+l.bareDomain())
-	el.AddChild(xmppcore.NewElement(nsMarkers, "displayed", "id", strconv.FormatInt(upTo, 10)))
-	el.AddChild(xmppcore.NewElement(xmppcore.NSHints, "no-store"))
-	l.handle(ctx, el)
-	return nil
+// MarkRead is the core's read operation (xmppcore/read.go), as this
+// session: the colleague or the chat and the user's other sessions are
+// told by the core.
+func (l *xmppLink) MarkRead(ctx context.Context, to Target, upTo int64) error {
+	_, _, err := l.x.srv.MarkRead(ctx, xmppcore.ReadRequest{User: l.userID, With: to.User, Chat: to.Chat, UpTo: upTo, Via: l.sess})
+	return mamErr(err)
 }
 
 func (l *xmppLink) SetPresence(ctx context.Context, show, status string) error {
