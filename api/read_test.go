@@ -164,5 +164,3 @@ func TestBitrixDialogRead(t *testing.T) {
 		bxExpectError(t, e.bx("4", "im.dialog.read", fmt.Sprintf("DIALOG_ID=%s&MESSAGE_ID=%d", chatKey, last)), 403, "ACCESS_DENIED")
 	})
 }
-
-
