@@ -171,5 +171,3 @@ func TestSeenByInChat(t *testing.T) {
 		}
 	})
 }
-
-
