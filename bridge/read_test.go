@@ -5,10 +5,16 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
+	"vestnik/cluster"
+	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
+	"vestnik/roster"
+	"vestnik/xmppcore"
+	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 )
 
@@ -170,4 +176,80 @@ func TestSeenByInChat(t *testing.T) {
 			t.Fatalf("read from outside: got %v", f)
 		}
 	})
+}
+
+// TestReadAcrossNodes: two nodes on one PostgreSQL database. A read mark
+// set in a browser on node B reaches the author's browser on node A (a
+// read receipt, a seen event in a chat) and the reader's own browser on A
+// (its unread count drops).
+func TestReadAcrossNodes(t *testing.T) {
+	u := dbtest.URL(t, migrations.Postgres)
+	db, err := migrations.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := migrations.Up(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	users := roster.NewStore(db)
+	if _, err := users.Import(context.Background(), roster.DemoSnapshot(), false); err != nil {
+		t.Fatal(err)
+	}
+	node := func(name string) (*env, *muc.Service) {
+		cl, err := cluster.New(db, u, cluster.Options{NodeID: name, Heartbeat: 100 * time.Millisecond, Missed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		arch := mam.NewStore(db)
+		srv := xmppcore.NewServer(db, users, arch, xmppcore.Options{Domain: "localhost", Cluster: cl})
+		if err := cl.Start(context.Background(), srv.ClusterHandler()); err != nil {
+			t.Fatal(err)
+		}
+		svc := muc.New(muc.NewStore(db), srv, arch, users, muc.Options{Domain: "localhost"})
+		svc.Register(srv)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			cl.Shutdown(ctx)
+		})
+		return newEnv(t, db, XMPP(srv, users, muc.NewStore(db), svc, arch, nil)), svc
+	}
+	ea, svcA := node("read_a")
+	eb, _ := node("read_b")
+	ivanov, petrova := ea.user("ivanov"), ea.user("petrova")
+	dial := func(e *env, login string) *wsConn {
+		w, _, err := e.dial(e.login(login), e.srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.hello(0)
+		return w
+	}
+	wi, wpA, wpB := dial(ea, "ivanov"), dial(ea, "petrova"), dial(eb, "petrova")
+
+	d := wi.call(Frame{"type": "send", "to": Frame{"user": petrova.ID}, "body": "через узлы"})
+	id := d["message"].(map[string]any)["id"].(float64)
+	wpB.expectMsg("через узлы")
+	wpB.call(Frame{"type": "read", "with": Frame{"user": ivanov.ID}, "up_to": id})
+	wi.expectFrame(func(f map[string]any) bool {
+		return f["type"] == "receipt" && f["state"] == "read" && f["message_id"] == id
+	}, "read receipt on the other node")
+	wpA.expectFrame(func(f map[string]any) bool {
+		w, _ := f["with"].(map[string]any)
+		return f["type"] == "read" && w != nil && w["user"] == float64(ivanov.ID) && f["up_to"] == id
+	}, "read event in the reader's browser on the other node")
+
+	c, err := svcA.Create(context.Background(), ivanov.ID, muc.NewChat{Title: "Узлы", Type: muc.TypeClosed, Members: []int64{petrova.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chatChanged(wpB, c.ID, "created")
+	cid := wi.call(Frame{"type": "send", "to": Frame{"chat": c.ID}, "body": "в чат"})["message"].(map[string]any)["id"].(float64)
+	wpB.expectMsg("в чат")
+	wpB.call(Frame{"type": "read", "with": Frame{"chat": c.ID}, "up_to": cid})
+	wi.expectFrame(func(f map[string]any) bool {
+		return f["type"] == "seen" && f["chat"] == float64(c.ID) && f["user"] == float64(petrova.ID) && f["up_to"] == cid
+	}, "seen event on the other node")
 }
