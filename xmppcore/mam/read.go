@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Read state, in one place: per user and conversation (a colleague or a
@@ -199,26 +200,22 @@ func (s *Store) Conversations(ctx context.Context, viewer int64, limit int) ([]C
 			}
 		}
 	}
-	counts, err := s.unreadPersonal(ctx, viewer)
-	if err != nil {
+	if err := s.countPersonalUnread(ctx, viewer, out); err != nil {
 		return nil, err
-	}
-	for peer, n := range counts {
-		if c := byPeer[peer]; c != nil {
-			c.Unread = n
-		}
 	}
 	var chats []struct {
 		Chat int64 `db:"chat_id"`
 		N    int   `db:"n"`
 	}
 	cond, args := readable(viewer)
-	err = s.db.SelectContext(ctx, &chats, s.db.Rebind(`SELECT m.chat_id, COUNT(*) AS n FROM messages m
-		LEFT JOIN read_marks r ON r.user_id = ? AND r.peer_id = 0 AND r.chat_id = m.chat_id
-		WHERE m.chat_id IN (SELECT chat_id FROM chat_periods WHERE user_id = ? AND to_id IS NULL)
-		  AND m.kind = 'groupchat' AND m.deleted = FALSE AND (m.from_id IS NULL OR m.from_id <> ?)
-		  AND m.id > COALESCE(r.last_id, 0) AND `+cond+` GROUP BY m.chat_id`),
-		append([]any{viewer, viewer, viewer}, args...)...)
+	// Per chat a range of the chat index after the read mark: only the
+	// unread messages are visited, however long the chat's history.
+	err = s.db.SelectContext(ctx, &chats, s.db.Rebind(`SELECT p.chat_id, (SELECT COUNT(*) FROM messages m
+			WHERE m.chat_id = p.chat_id AND m.id > COALESCE(r.last_id, 0)
+			  AND m.kind = 'groupchat' AND m.deleted = FALSE AND (m.from_id IS NULL OR m.from_id <> ?) AND `+cond+`) AS n
+		FROM chat_periods p LEFT JOIN read_marks r ON r.user_id = p.user_id AND r.peer_id = 0 AND r.chat_id = p.chat_id
+		WHERE p.user_id = ? AND p.to_id IS NULL`),
+		append(append([]any{viewer}, args...), viewer)...)
 	if err != nil {
 		return nil, fmt.Errorf("mam: unread chat messages of %d: %w", viewer, err)
 	}
@@ -228,6 +225,45 @@ func (s *Store) Conversations(ctx context.Context, viewer int64, limit int) ([]C
 		}
 	}
 	return out, nil
+}
+
+// countPersonalUnread sets the unread count of the personal
+// conversations in cs (their read marks set): per conversation a range
+// of the pair index after the mark, so that only unread messages are
+// visited however long the history; a statement per 100 conversations.
+func (s *Store) countPersonalUnread(ctx context.Context, viewer int64, cs []Conversation) error {
+	var todo []*Conversation
+	for i := range cs {
+		if cs[i].ChatID == 0 {
+			todo = append(todo, &cs[i])
+		}
+	}
+	for len(todo) > 0 {
+		batch := todo[:min(len(todo), 100)]
+		todo = todo[len(batch):]
+		parts := make([]string, len(batch))
+		args := make([]any, 0, 5*len(batch))
+		for i, c := range batch {
+			parts[i] = `SELECT ? AS peer, (SELECT COUNT(*) FROM messages m WHERE m.pair_lo = ? AND m.pair_hi = ? AND m.id > ?
+				AND m.from_id = ? AND m.chat_id IS NULL AND m.kind = 'chat' AND m.deleted = FALSE) AS n`
+			args = append(args, c.With, min(viewer, c.With), max(viewer, c.With), c.Read, c.With)
+		}
+		var rows []struct {
+			Peer int64 `db:"peer"`
+			N    int   `db:"n"`
+		}
+		if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(strings.Join(parts, " UNION ALL ")), args...); err != nil {
+			return fmt.Errorf("mam: unread messages of %d: %w", viewer, err)
+		}
+		for _, r := range rows {
+			for _, c := range batch {
+				if c.With == r.Peer {
+					c.Unread = r.N
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // UnreadPersonal is how many personal messages the user has not read, in

@@ -191,3 +191,97 @@ func TestMarkReadChatAndSeenBy(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkMarkRead: a reader marks a 2,000-message personal conversation
+// read message by message (the browser's read on each new message).
+func BenchmarkMarkRead(b *testing.B) {
+	for _, backend := range dbtest.Backends(b) {
+		b.Run(backend, func(b *testing.B) {
+			s := NewStore(dbtest.Open(b, backend))
+			ctx := context.Background()
+			ids := make([]int64, 2000)
+			for i := range ids {
+				m := personal(2, 1, "сообщение")
+				if _, err := s.Append(ctx, m); err != nil {
+					b.Fatal(err)
+				}
+				ids[i] = m.ID
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, _, _, err := s.MarkRead(ctx, 1, Ref{ID: ids[i%len(ids)], With: 2}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkConversations: the conversation list with unread counts of a
+// user with 50 colleagues and 20 chats, 40 messages each.
+func BenchmarkConversations(b *testing.B) {
+	for _, backend := range dbtest.Backends(b) {
+		b.Run(backend, func(b *testing.B) {
+			db := dbtest.Open(b, backend)
+			s := NewStore(db)
+			ctx := context.Background()
+			for i := 0; i < 40; i++ {
+				for p := int64(2); p < 52; p++ {
+					if _, err := s.Append(ctx, personal(p, 1, "лично")); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for c := int64(100); c < 120; c++ {
+					if _, err := s.Append(ctx, chatMsg(c, 2, "в чат")); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			for c := int64(100); c < 120; c++ {
+				if _, err := db.Exec(db.Rebind(`INSERT INTO chat_periods (chat_id, user_id, from_id) VALUES (?, 1, 0)`), c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				cs, err := s.Conversations(ctx, 1, 0)
+				if err != nil || len(cs) != 70 {
+					b.Fatalf("got %d conversations, %v", len(cs), err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkUnreadLongChat: the conversation list of a member who has read
+// a 20,000-message chat up to its last 5 messages: only those are counted
+// (the chat index's range after the read mark), not the history.
+func BenchmarkUnreadLongChat(b *testing.B) {
+	for _, backend := range dbtest.Backends(b) {
+		b.Run(backend, func(b *testing.B) {
+			db := dbtest.Open(b, backend)
+			s := NewStore(db)
+			ctx := context.Background()
+			if _, err := db.Exec(db.Rebind(`INSERT INTO chat_periods (chat_id, user_id, from_id) VALUES (100, 1, 0)`)); err != nil {
+				b.Fatal(err)
+			}
+			ms := make([]Message, 20000)
+			for i := range ms {
+				ms[i] = *chatMsg(100, 2, "x")
+			}
+			if err := s.Bulk(ctx, ms); err != nil {
+				b.Fatal(err)
+			}
+			if _, _, _, err := s.MarkRead(ctx, 1, Ref{ID: ms[len(ms)-6].ID, ChatID: 100}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				cs, err := s.Conversations(ctx, 1, 0)
+				if err != nil || len(cs) != 1 || cs[0].Unread != 5 {
+					b.Fatalf("got %+v, %v", cs, err)
+				}
+			}
+		})
+	}
+}
