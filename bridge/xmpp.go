@@ -363,12 +363,12 @@ func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Fr
 	}
 	// Receipts and markers about our messages.
 	if r := el.Child(nsReceipts, "received"); r != nil && peer > 0 {
-		if id := l.archiveID(ctx, r.AttrValue("id")); id > 0 {
+		if id := l.archiveID(ctx, peer, r.AttrValue("id")); id > 0 {
 			out = append(out, Frame{"type": "receipt", "user": peer, "message_id": id, "state": "delivered"})
 		}
 	}
 	if r := el.Child(nsMarkers, "displayed"); r != nil && peer > 0 {
-		if id := l.archiveID(ctx, r.AttrValue("id")); id > 0 {
+		if id := l.archiveID(ctx, peer, r.AttrValue("id")); id > 0 {
 			out = append(out, Frame{"type": "receipt", "user": peer, "message_id": id, "state": "read"})
 		}
 	}
@@ -448,8 +448,9 @@ func (l *xmppLink) refetch(ctx context.Context, ref, typ string) []Frame {
 // own stanza ids (origin ids) are remembered; an archive id is taken as is.
 // A receipt may overtake Send's bookkeeping (the peer answers as soon as
 // the router delivers, before Send returns), so an unknown origin id is
-// looked up among the user's own recent messages in the archive.
-func (l *xmppLink) archiveID(ctx context.Context, ref string) int64 {
+// looked up among the user's own recent messages to peer in the archive
+// (mam.Store.Resolve, as for a client's correction).
+func (l *xmppLink) archiveID(ctx context.Context, peer int64, ref string) int64 {
 	l.mu.Lock()
 	id, ok := l.origins[ref]
 	l.mu.Unlock()
@@ -462,11 +463,11 @@ func (l *xmppLink) archiveID(ctx context.Context, ref string) int64 {
 	if ref == "" {
 		return 0
 	}
-	db := l.x.chats.DB()
-	if err := db.GetContext(ctx, &id, db.Rebind(`SELECT id FROM messages WHERE from_id = ? AND origin_id = ? ORDER BY id DESC LIMIT 1`), l.userID, ref); err != nil {
+	m, err := l.x.arch.Resolve(ctx, l.userID, mam.Ref{Client: ref, With: peer, Author: l.userID})
+	if err != nil {
 		return 0
 	}
-	return id
+	return m.ID
 }
 
 func (l *xmppLink) headline(ctx context.Context, el *xmppcore.Element) []Frame {
