@@ -178,6 +178,7 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("POST /notifications", MaxBody, a.postNotification)
 	a.route("GET /chats/{id}/messages", 0, a.getChatMessages) // api/conversations.go
 	a.route("GET /users/{id}/recent", 0, a.getRecent)         // api/conversations.go
+	a.route("POST /users/{id}/read", MaxBody, a.postRead)     // api/read.go
 	a.route("GET /users/{id}/history", 0, a.getHistory)       // api/archive.go
 	a.route("GET /users/{id}/search", 0, a.searchArchive)     // api/archive.go
 	a.route("POST /users/{id}/login-token", 0, a.loginToken)  // the bridge, via Options.LoginToken

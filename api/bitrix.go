@@ -54,6 +54,7 @@ var bxMethods = map[string]bxMethod{
 	"im.chat.leave":          {roster.ScopePost, (*bxCall).chatLeave},
 	"im.dialog.messages.get": {roster.ScopeRead, (*bxCall).dialogMessagesGet},
 	"im.recent.get":          {roster.ScopeRead, (*bxCall).recentGet},
+	"im.dialog.read":         {roster.ScopePost, (*bxCall).dialogRead}, // api/bitrix_read.go
 	"im.notify.personal.add": {roster.ScopePost, (*bxCall).notifyAdd},
 	"im.notify.system.add":   {roster.ScopePost, (*bxCall).notifyAdd},
 	"im.user.get":            {roster.ScopeRead, (*bxCall).userGet},
@@ -860,7 +861,8 @@ func (c *bxCall) dialogForRead(name string) (dialog, error) {
 }
 
 // recentGet: im.recent.get (SKIP_CHAT, SKIP_DIALOG, LAST_UPDATE): the
-// user's conversations with their last message, newest first.
+// user's conversations with their last message and unread counter
+// (mam/read.go), newest first.
 func (c *bxCall) recentGet() (any, error) {
 	archive, err := c.archive()
 	if err != nil {
@@ -885,7 +887,7 @@ func (c *bxCall) recentGet() (any, error) {
 			since = t
 		}
 	}
-	msgs, err := archive.Recent(c.ctx, c.user.ID, 0)
+	convs, err := archive.Conversations(c.ctx, c.user.ID, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -902,13 +904,13 @@ func (c *bxCall) recentGet() (any, error) {
 		v  map[string]any
 	}
 	var items []item
-	chatItem := func(ch *muc.Chat, at time.Time, msg any) item {
+	chatItem := func(ch *muc.Chat, at time.Time, msg any, counter int) item {
 		cj := c.chatJSON(ch)
 		return item{at, map[string]any{"id": cj["dialog_id"], "type": "chat", "avatar": map[string]any{"url": cj["avatar"], "color": ch.Color},
-			"title": ch.Title, "message": msg, "date": atom(at), "chat": cj}}
+			"title": ch.Title, "message": msg, "date": atom(at), "chat": cj, "counter": counter}}
 	}
-	for i := range msgs {
-		m := &msgs[i]
+	for i := range convs {
+		m := &convs[i].Last
 		text, attach := m.Body, false
 		if rc := richOfMessage(m.Payload); rc != nil && !m.Deleted {
 			text, attach = rc.Text, rc.Attach != nil
@@ -917,7 +919,7 @@ func (c *bxCall) recentGet() (any, error) {
 		if m.ChatID != 0 {
 			if ch := byID[m.ChatID]; ch != nil && !skipChat {
 				delete(byID, m.ChatID)
-				items = append(items, chatItem(ch, m.CreatedAt, msg))
+				items = append(items, chatItem(ch, m.CreatedAt, msg, convs[i].Unread))
 			}
 			continue
 		}
@@ -930,12 +932,13 @@ func (c *bxCall) recentGet() (any, error) {
 		}
 		u := c.userOf(peer)
 		items = append(items, item{m.CreatedAt, map[string]any{"id": bxID(u.ExtID), "type": "user",
-			"avatar": map[string]any{"url": "", "color": ""}, "title": u.Name, "message": msg, "date": atom(m.CreatedAt), "user": c.userJSON(u)}})
+			"avatar": map[string]any{"url": "", "color": ""}, "title": u.Name, "message": msg, "date": atom(m.CreatedAt), "user": c.userJSON(u),
+			"counter": convs[i].Unread}})
 	}
 	if !skipChat {
 		for _, ch := range chats { // chats with nothing the user may read yet
 			if byID[ch.ID] != nil {
-				items = append(items, chatItem(byID[ch.ID], ch.CreatedAt, nil))
+				items = append(items, chatItem(byID[ch.ID], ch.CreatedAt, nil, 0))
 			}
 		}
 	}

@@ -89,11 +89,12 @@ type recentJSON struct {
 	With        *string        `json:"with,omitempty"`    // the colleague of a personal conversation
 	ChatID      *int64         `json:"chat_id,omitempty"` // or the chat
 	LastMessage archiveMessage `json:"last_message"`
+	Unread      int            `json:"unread"` // messages from others after the user's read mark
 }
 
 // getRecent answers GET /users/{id}/recent?limit=: the user's
 // conversations, personal and chats, by their newest message the user may
-// read, newest first.
+// read, newest first, each with its unread count (mam/read.go).
 func (a *API) getRecent(w http.ResponseWriter, r *http.Request) {
 	if !a.archiveReady(w) {
 		return
@@ -106,21 +107,21 @@ func (a *API) getRecent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	msgs, err := a.opts.Archive.Recent(r.Context(), u.ID, int(limit))
+	convs, err := a.opts.Archive.Conversations(r.Context(), u.ID, int(limit))
 	if err != nil {
 		a.internal(w, r, err)
 		return
 	}
 	x := &extIDs{a: a, r: r, cache: map[int64]string{}}
-	out := make([]recentJSON, 0, len(msgs))
-	for i := range msgs {
-		m := &msgs[i]
+	out := make([]recentJSON, 0, len(convs))
+	for i := range convs {
+		m := &convs[i].Last
 		am, err := x.message(m)
 		if err != nil {
 			a.internal(w, r, err)
 			return
 		}
-		c := recentJSON{LastMessage: am}
+		c := recentJSON{LastMessage: am, Unread: convs[i].Unread}
 		if m.ChatID != 0 {
 			c.ChatID = &m.ChatID
 		} else {

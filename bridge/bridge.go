@@ -6,7 +6,7 @@
 // resource: it attaches through Core, and what the browser sends takes the
 // same path as a stanza from a Jabber client, while what the router
 // delivers is translated into JSON events. The bridge keeps no business
-// logic of its own beyond login, read marks and the shape of its frames.
+// logic of its own beyond login and the shape of its frames.
 package bridge
 
 import (
@@ -19,6 +19,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/roster"
+	"vestnik/xmppcore"
 	"vestnik/xmppcore/muc"
 	"vestnik/xmppcore/upload"
 )
@@ -87,6 +88,7 @@ type Bridge struct {
 	chats   *muc.Store
 	core    Core
 	archive Archive
+	notes   *xmppcore.NotificationStore
 	opts    Options
 	log     *slog.Logger
 
@@ -104,7 +106,7 @@ func New(db *sqlx.DB, users *roster.Store, chats *muc.Store, core Core, archive 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Bridge{db: db, users: users, chats: chats, core: core, archive: archive, opts: opts,
+	b := &Bridge{db: db, users: users, chats: chats, core: core, archive: archive, notes: xmppcore.NewNotificationStore(db), opts: opts,
 		log: log.With("component", "bridge"), conns: map[*conn]struct{}{}, done: make(chan struct{})}
 	if core != nil {
 		b.goSafe("presence sweep", b.sweepPresence)

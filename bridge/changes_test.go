@@ -428,7 +428,8 @@ func TestMentionsInChat(t *testing.T) {
 			t.Helper()
 			w.expectFrame(func(f map[string]any) bool {
 				n, _ := f["notification"].(map[string]any)
-				return f["type"] == "notification" && n != nil && strings.Contains(n["text"].(string), text)
+				// The notification names itself: the bridge finds it by id.
+				return f["type"] == "notification" && n != nil && strings.Contains(n["text"].(string), text) && n["id"].(float64) > 0
 			}, "notification "+text)
 		}
 

@@ -550,15 +550,27 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		if !r.With.valid() || r.UpTo <= 0 {
 			return nil, bad("bad_target", "with must name one user or one chat, up_to a message id")
 		}
-		if err := b.setReadMark(ctx, me, r.With, r.UpTo); err != nil {
+		// The core's operation (xmppcore/read.go); without the core only
+		// the mark is stored, as there are no sessions to tell.
+		switch {
+		case c.link != nil:
+			return nil, c.link.MarkRead(ctx, r.With, r.UpTo)
+		case b.archive != nil:
+			return nil, b.archive.MarkRead(ctx, me, r.With, r.UpTo)
+		}
+		return nil, bad("unavailable", "read marks are not available on this server")
+	case "seen_by":
+		if b.archive == nil {
+			return nil, bad("unavailable", "read marks are not available on this server")
+		}
+		if r.Chat <= 0 || r.Message <= 0 {
+			return nil, bad("bad_target", "chat names the chat, message_id the message")
+		}
+		users, err := b.archive.SeenBy(ctx, me, r.Chat, r.Message)
+		if err != nil {
 			return nil, err
 		}
-		if c.link != nil {
-			if err := c.link.Displayed(ctx, r.With, r.UpTo); err != nil {
-				return nil, err
-			}
-		}
-		return nil, nil
+		return map[string]any{"chat": r.Chat, "message_id": r.Message, "users": users}, nil
 	case "history":
 		if b.archive == nil {
 			return nil, bad("unavailable", "history is not available on this server")
@@ -576,11 +588,21 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		}
 		res := map[string]any{"messages": nonNil(msgs), "complete": complete}
 		if r.With.User > 0 {
-			pr, err := b.peerRead(ctx, me, r.With.User)
+			pr, err := b.archive.ReadMark(ctx, r.With.User, Target{User: me})
 			if err != nil {
 				return nil, err
 			}
 			res["peer_read"] = pr
+		} else if r.BeforeID == 0 {
+			// How far the other members have read ("seen by"); kept
+			// current by seen events.
+			marks, err := b.archive.ChatReadMarks(ctx, me, r.With.Chat)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+			if marks != nil {
+				res["read_marks"] = marks
+			}
 		}
 		return res, nil
 	case "search":
@@ -635,7 +657,10 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 			ids[i] = ch.ID
 			cj[i] = toChatJSON(ch, true)
 		}
-		convs, err := b.conversations(ctx, me, ids)
+		if b.archive == nil {
+			return nil, bad("unavailable", "history is not available on this server")
+		}
+		convs, err := b.archive.Conversations(ctx, me, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -678,10 +703,10 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		if r.All {
 			ids = nil
 		}
-		if err := b.markNotifications(ctx, me, ids); err != nil {
+		if _, err := b.notes.MarkRead(ctx, me, 0, ids); err != nil {
 			return nil, err
 		}
-		_, unread, err := b.notifications(ctx, me, 0, 1, true)
+		unread, err := b.notes.Unread(ctx, me)
 		if err != nil {
 			return nil, err
 		}

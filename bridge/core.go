@@ -88,8 +88,10 @@ type Link interface {
 	// xmppcore.Server.PressButton: a keyboard-pressed event).
 	Press(ctx context.Context, id int64, button int) error
 	Typing(ctx context.Context, to Target, state string) error
-	// Displayed tells the peer (XEP-0333) that messages up to id were read.
-	Displayed(ctx context.Context, to Target, upTo int64) error
+	// MarkRead raises the user's read mark of a conversation to message
+	// upTo through the core (xmppcore.Server.MarkRead), which tells the
+	// colleague or the chat and the user's other devices.
+	MarkRead(ctx context.Context, with Target, upTo int64) error
 	SetPresence(ctx context.Context, show, status string) error
 	Presences(ctx context.Context) ([]Presence, error)
 	PresenceOf(ctx context.Context, userID int64) (Presence, error)
@@ -106,6 +108,15 @@ type Archive interface {
 	// Since returns what viewer may read with id > afterID, oldest first.
 	Since(ctx context.Context, viewer int64, afterID int64, limit int) ([]Message, error)
 	Search(ctx context.Context, viewer int64, text string, limit int) ([]Hit, error)
+	// Read state (mam/read.go): the conversation list with unread counts,
+	// a read mark, how far a chat's members have read and who has seen a
+	// chat message, the widget's unread count.
+	Conversations(ctx context.Context, viewer int64, chatIDs []int64) ([]Conversation, error)
+	ReadMark(ctx context.Context, user int64, with Target) (int64, error)
+	MarkRead(ctx context.Context, user int64, with Target, upTo int64) error
+	ChatReadMarks(ctx context.Context, viewer, chatID int64) (map[int64]int64, error)
+	SeenBy(ctx context.Context, viewer, chatID, id int64) ([]int64, error)
+	UnreadPersonal(ctx context.Context, viewer int64) (int, error)
 }
 
 // Errors a Core or Archive returns that reach the browser with their own code.

@@ -309,6 +309,9 @@ func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Fr
 	if st := el.Child(xmppcore.NSMessageState, "reactions"); st != nil {
 		return reactionsFrames(st, chat)
 	}
+	if rd := el.Child(xmppcore.NSMessageState, "read"); rd != nil {
+		return l.readFrames(ctx, el, rd, chat) // read.go
+	}
 	if el.Child(nsCorrect, "replace") != nil || el.Child(nsRetract, "retract") != nil {
 		return nil // not from the core: nothing was stored
 	}
@@ -339,12 +342,12 @@ func (l *xmppLink) messageFrames(ctx context.Context, el *xmppcore.Element) []Fr
 	}
 	// Receipts and markers about our messages.
 	if r := el.Child(nsReceipts, "received"); r != nil && peer > 0 {
-		if id := l.archiveID(ctx, r.AttrValue("id")); id > 0 {
+		if id := l.archiveID(ctx, peer, r.AttrValue("id")); id > 0 {
 			out = append(out, Frame{"type": "receipt", "user": peer, "message_id": id, "state": "delivered"})
 		}
 	}
 	if r := el.Child(nsMarkers, "displayed"); r != nil && peer > 0 {
-		if id := l.archiveID(ctx, r.AttrValue("id")); id > 0 {
+		if id := l.archiveID(ctx, peer, r.AttrValue("id")); id > 0 {
 			out = append(out, Frame{"type": "receipt", "user": peer, "message_id": id, "state": "read"})
 		}
 	}
@@ -424,8 +427,9 @@ func (l *xmppLink) refetch(ctx context.Context, ref, typ string) []Frame {
 // own stanza ids (origin ids) are remembered; an archive id is taken as is.
 // A receipt may overtake Send's bookkeeping (the peer answers as soon as
 // the router delivers, before Send returns), so an unknown origin id is
-// looked up among the user's own recent messages in the archive.
-func (l *xmppLink) archiveID(ctx context.Context, ref string) int64 {
+// looked up among the user's own recent messages to peer in the archive
+// (mam.Store.Resolve, as for a client's correction).
+func (l *xmppLink) archiveID(ctx context.Context, peer int64, ref string) int64 {
 	l.mu.Lock()
 	id, ok := l.origins[ref]
 	l.mu.Unlock()
@@ -438,21 +442,20 @@ func (l *xmppLink) archiveID(ctx context.Context, ref string) int64 {
 	if ref == "" {
 		return 0
 	}
-	db := l.x.chats.DB()
-	if err := db.GetContext(ctx, &id, db.Rebind(`SELECT id FROM messages WHERE from_id = ? AND origin_id = ? ORDER BY id DESC LIMIT 1`), l.userID, ref); err != nil {
+	m, err := l.x.arch.Resolve(ctx, l.userID, mam.Ref{Client: ref, With: peer, Author: l.userID})
+	if err != nil {
 		return 0
 	}
-	return id
+	return m.ID
 }
 
 func (l *xmppLink) headline(ctx context.Context, el *xmppcore.Element) []Frame {
 	body := el.ChildText(xmppcore.NSClient, "body")
-	var rows []notificationRow
-	err := l.x.chats.DB().SelectContext(ctx, &rows, l.x.chats.DB().Rebind(`SELECT id, text, link, created_at, read_at FROM notifications WHERE user_id = ? ORDER BY id DESC LIMIT 10`), l.userID)
-	if err == nil {
-		for _, r := range rows {
-			if r.Text == body || strings.HasPrefix(body, r.Text) {
-				return []Frame{{"type": "notification", "notification": r.notification()}}
+	// A notification names itself by id (xmppcore/notify.go).
+	if mark := el.Child(xmppcore.NSNotify, "notification"); mark != nil {
+		if id, err := strconv.ParseInt(mark.AttrValue("id"), 10, 64); err == nil {
+			if n, err := l.x.srv.Notification(ctx, l.userID, id); err == nil {
+				return []Frame{{"type": "notification", "notification": fromCoreNotification(n)}}
 			}
 		}
 	}
@@ -635,19 +638,12 @@ func (l *xmppLink) Typing(ctx context.Context, to Target, state string) error {
 	return nil
 }
 
-func (l *xmppLink) Displayed(ctx context.Context, to Target, upTo int64) error {
-	if to.Chat > 0 {
-		return nil
-	}
-	login, err := l.x.loginOf(ctx, to.User)
-	if err != nil {
-		return err
-	}
-	el := xmppcore.NewElement(xmppcore.NSClient, "message", "type", "chat", "to", login+"@"+l.bareDomain())
-	el.AddChild(xmppcore.NewElement(nsMarkers, "displayed", "id", strconv.FormatInt(upTo, 10)))
-	el.AddChild(xmppcore.NewElement(xmppcore.NSHints, "no-store"))
-	l.handle(ctx, el)
-	return nil
+// MarkRead is the core's read operation (xmppcore/read.go), as this
+// session: the colleague or the chat and the user's other sessions are
+// told by the core.
+func (l *xmppLink) MarkRead(ctx context.Context, to Target, upTo int64) error {
+	_, _, err := l.x.srv.MarkRead(ctx, xmppcore.ReadRequest{User: l.userID, With: to.User, Chat: to.Chat, UpTo: upTo, Via: l.sess})
+	return mamErr(err)
 }
 
 func (l *xmppLink) SetPresence(ctx context.Context, show, status string) error {

@@ -90,6 +90,7 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 	if ok, err := s.changeFromClient(ctx, sess, acc, el); ok {
 		return 0, err
 	}
+	s.readFromClient(ctx, sess, acc, el) // read.go
 	s.directInvite(ctx, sess, j, el)
 	id, err := s.deliverPersonal(ctx, sess.userID, sess.login, sess.resource, sess, acc, j.Resourcepart(), el)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // Notifications from the portal (REST POST /notifications) are stored in
@@ -107,16 +109,49 @@ func (r notificationRow) notification() Notification {
 // Notifications returns the user's latest notifications (unreadOnly: only
 // those not read), newest first, at most limit (1…500, default 50).
 func (s *Server) Notifications(ctx context.Context, userID int64, unreadOnly bool, limit int) ([]Notification, error) {
+	return NewNotificationStore(s.db).List(ctx, userID, 0, limit, unreadOnly)
+}
+
+// MarkNotificationsRead marks the user's notifications up to upToID (0:
+// all) as read and returns how many changed.
+func (s *Server) MarkNotificationsRead(ctx context.Context, userID, upToID int64) (int64, error) {
+	return NewNotificationStore(s.db).MarkRead(ctx, userID, upToID, nil)
+}
+
+// Notification returns the user's notification id (ErrNotFound when it
+// is not theirs).
+func (s *Server) Notification(ctx context.Context, userID, id int64) (*Notification, error) {
+	return NewNotificationStore(s.db).Get(ctx, userID, id)
+}
+
+// NotificationStore lists a user's notifications and marks them read:
+// the one copy of those rules, for the XMPP core and the bridge's bell.
+type NotificationStore struct{ db *sqlx.DB }
+
+// NewNotificationStore returns the notification store over db.
+func NewNotificationStore(db *sqlx.DB) *NotificationStore { return &NotificationStore{db: db} }
+
+const notificationCols = `id, user_id, text, link, created_at, read_at`
+
+// List returns the user's notifications older than beforeID (0: the
+// latest; unreadOnly: only those not read), newest first, at most limit
+// (1…500, default MaxPendingNotifications).
+func (n *NotificationStore) List(ctx context.Context, userID, beforeID int64, limit int, unreadOnly bool) ([]Notification, error) {
 	if limit <= 0 || limit > 500 {
 		limit = MaxPendingNotifications
 	}
-	q := `SELECT id, user_id, text, link, created_at, read_at FROM notifications WHERE user_id = ?`
+	q := `SELECT ` + notificationCols + ` FROM notifications WHERE user_id = ?`
+	args := []any{userID}
+	if beforeID > 0 {
+		q += ` AND id < ?`
+		args = append(args, beforeID)
+	}
 	if unreadOnly {
 		q += ` AND read_at IS NULL`
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	var rows []notificationRow
-	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(q), userID, limit); err != nil {
+	if err := n.db.SelectContext(ctx, &rows, n.db.Rebind(q), append(args, limit)...); err != nil {
 		return nil, fmt.Errorf("xmppcore: notifications of %d: %w", userID, err)
 	}
 	out := make([]Notification, len(rows))
@@ -126,21 +161,59 @@ func (s *Server) Notifications(ctx context.Context, userID int64, unreadOnly boo
 	return out, nil
 }
 
-// MarkNotificationsRead marks the user's notifications up to upToID (0:
-// all) as read and returns how many changed.
-func (s *Server) MarkNotificationsRead(ctx context.Context, userID, upToID int64) (int64, error) {
+// Get returns the user's notification id (ErrNotFound when it is not
+// theirs or does not exist).
+func (n *NotificationStore) Get(ctx context.Context, userID, id int64) (*Notification, error) {
+	var r notificationRow
+	err := n.db.GetContext(ctx, &r, n.db.Rebind(`SELECT `+notificationCols+` FROM notifications WHERE user_id = ? AND id = ?`), userID, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("xmppcore: notification %d of %d: %w", id, userID, err)
+	}
+	no := r.notification()
+	return &no, nil
+}
+
+// Unread is how many of the user's notifications are not read.
+func (n *NotificationStore) Unread(ctx context.Context, userID int64) (int, error) {
+	var c int
+	if err := n.db.GetContext(ctx, &c, n.db.Rebind(`SELECT COUNT(*) FROM notifications WHERE user_id = ? AND read_at IS NULL`), userID); err != nil {
+		return 0, fmt.Errorf("xmppcore: unread notifications of %d: %w", userID, err)
+	}
+	return c, nil
+}
+
+// MarkRead marks the user's notifications read: those named by ids when
+// given, else those up to upToID (0: all). It returns how many changed;
+// ids that are not the user's change nothing.
+func (n *NotificationStore) MarkRead(ctx context.Context, userID, upToID int64, ids []int64) (int64, error) {
+	now := time.Now().UnixMicro()
+	if len(ids) > 0 {
+		q, args, err := sqlx.In(`UPDATE notifications SET read_at = ? WHERE user_id = ? AND read_at IS NULL AND id IN (?)`, now, userID, ids)
+		if err != nil {
+			return 0, fmt.Errorf("xmppcore: mark notifications of %d: %w", userID, err)
+		}
+		res, err := n.db.ExecContext(ctx, n.db.Rebind(q), args...)
+		if err != nil {
+			return 0, fmt.Errorf("xmppcore: mark notifications of %d: %w", userID, err)
+		}
+		c, _ := res.RowsAffected()
+		return c, nil
+	}
 	q := `UPDATE notifications SET read_at = ? WHERE user_id = ? AND read_at IS NULL`
-	args := []any{time.Now().UnixMicro(), userID}
+	args := []any{now, userID}
 	if upToID > 0 {
 		q += ` AND id <= ?`
 		args = append(args, upToID)
 	}
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(q), args...)
+	res, err := n.db.ExecContext(ctx, n.db.Rebind(q), args...)
 	if err != nil {
 		return 0, fmt.Errorf("xmppcore: mark notifications of %d: %w", userID, err)
 	}
-	n, _ := res.RowsAffected()
-	return n, nil
+	c, _ := res.RowsAffected()
+	return c, nil
 }
 
 // SendUnreadNotifications sends the session the user's unread

@@ -899,6 +899,39 @@ await step('rich messages: an ATTACH card and a keyboard from REST, BB-codes and
   await fmt.scrollIntoViewIfNeeded();
   await shot(ivan, 'en-desktop-20-rich-message');
   await shot(maria, 'ru-360-20-rich-message');
+// ---- read state: "seen by" in a group chat (issue 10 item 5) ----
+await step('seen by: a member reads a group chat, the author sees "Seen by" with the names (both languages)', async () => {
+  const [ie, me] = [await extOfLogin(ivan), await extOfLogin(maria)];
+  const r = await rest('POST', '/chats', { title: 'Прочтения', color: 'AZURE', type: 'closed', owner_id: ie, users: [ie, me] });
+  assert(r.status === 201, 'POST /chats: ' + r.status);
+  const chat = await r.json();
+  await toList(ivan);
+  await toList(maria);
+  await ivan.locator('.row', { hasText: 'Прочтения' }).first().click();
+  await sendText(ivan, 'Кто прочитал план?');
+  await waitBubble(ivan, 'Кто прочитал план?');
+  const mine = ivan.locator('.run.mine .bubble', { hasText: 'Кто прочитал план?' });
+  assert(await mine.locator('.seen-by').count() === 0, 'nobody has seen it yet');
+  // Maria opens the chat: her read mark moves, Ivan's browser shows it live.
+  await maria.locator('.row', { hasText: 'Прочтения' }).first().click();
+  await waitBubble(maria, 'Кто прочитал план?');
+  const seen = ivan.getByRole('button', { name: /^Seen by 1: Мария Петрова/ });
+  await seen.waitFor({ timeout: 15000 });
+  assert((await seen.textContent()) === 'Seen by 1', 'seen by text: ' + await seen.textContent());
+  await seen.click();
+  await ivan.getByRole('list', { name: 'Seen by' }).getByText('Мария Петрова').waitFor();
+  assert(await seen.getAttribute('aria-expanded') === 'true', 'names shown');
+  await shot(ivan, 'en-desktop-14-seen-by');
+  // Maria writes; Ivan has the chat open and reads it: Maria sees "Просмотрено".
+  await sendText(maria, 'Прочитала, всё ясно');
+  await waitBubble(ivan, 'Прочитала, всё ясно');
+  const ru = maria.getByRole('button', { name: /^Просмотрено: 1 — Иван Иванов/ });
+  await ru.waitFor({ timeout: 15000 });
+  assert(await maria.locator('.run.mine .bubble', { hasText: 'Прочитала, всё ясно' }).locator('.seen-by').count() === 1, 'under her own latest message');
+  await shot(maria, 'ru-360-14-seen-by');
+  // The read mark is the core's: REST answers the same for Ivan's message.
+  const h = await rest('POST', `/users/${me}/read`, { chat_id: chat.id, up_to: 1 });
+  assert(h.status === 404, 'a message outside the chat is refused: ' + h.status);
 });
 
 await step('one-time login link from the portal', async () => {

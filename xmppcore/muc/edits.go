@@ -17,6 +17,9 @@ import (
 // messages (xmppcore.Server).
 type Changes interface {
 	Apply(ctx context.Context, c *xmppcore.ClientChange, r xmppcore.ChangeRequest) error
+	// MarkRead records a read mark (xmppcore/read.go); when it moved,
+	// the core calls ReadMoved (read.go).
+	MarkRead(ctx context.Context, r xmppcore.ReadRequest) (mam.ReadMark, bool, error)
 }
 
 // clientChange handles a groupchat message that changes an archived chat

@@ -406,7 +406,7 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	if body == "" {
 		// Chat states and markers (reactions are changes, above): relayed to the occupants as
 		// they are, not archived.
-		if payload != "" && c.IsMember(u.ID) {
+		if payload != "" && c.IsMember(u.ID) && !s.displayed(ctx, c, u.ID, e) {
 			s.relayEphemeral(ctx, c, r, o, e)
 		}
 		return

@@ -14,6 +14,7 @@ import { openChatInfo, chatInfoShown } from './chatinfo.js';
 import { openNewChat, openBrowse } from './chatform.js';
 import { isMuted } from './mute.js';
 import { splitMentions } from './text.js';
+import { onRead, onSeen } from './seen.js';
 
 document.documentElement.lang = lang;
 document.title = t('appName');
@@ -150,6 +151,8 @@ function onEvent(f) {
     case 'edited': case 'deleted': onMessage(f.message, true); break;
     case 'reactions': onReactions(f.message_id, f.reactions); break;
     case 'receipt': onReceipt(f); break;
+    case 'read': onRead(f); break;
+    case 'seen': onSeen(f); break;
     case 'typing': onTyping(f); break;
     case 'presence': S.presence.set(f.user, f); renderPresence(f.user); break;
     case 'notification': onNotification(f.notification); break;

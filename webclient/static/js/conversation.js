@@ -11,8 +11,10 @@ import { renderFiles, stripFileLines, safeFileURL } from './files.js';
 import { Attachments, wireDrop, pastedFiles } from './attach.js';
 import { nameOfConv } from './sidebar.js';
 import { MentionBox } from './mention.js';
+import { seenRow, setChatMarks } from './seen.js';
 
 const attachments = new Attachments();
+let seenFor = 0; // the message that shows "seen by" (renderMessages)
 let divider = null; // {key, id}: the first message that was unread when the conversation was opened
 
 export function buildPane() {
@@ -112,6 +114,7 @@ export async function loadOlder(key) {
     box.complete = !!d.complete;
     const c = S.convs.get(key);
     if (c && d.peer_read) c.peerRead = Math.max(c.peerRead || 0, d.peer_read);
+    if (d.read_marks && key[0] === 'c') setChatMarks(Number(key.slice(1)), d.read_marks);
   } catch (e) {
     console.warn('history', e);
   } finally {
@@ -184,6 +187,9 @@ export function renderMessages(stickBottom, focusId) {
   const c = S.convs.get(key);
   const isChat = key[0] === 'c';
   const list = [...box.list, ...(box.pending || [])];
+  // "Seen by" goes under the user's own latest message in a group chat.
+  seenFor = 0;
+  if (isChat) for (const m of box.list) if (m.from === S.me.id && !m.deleted && m.id > seenFor) seenFor = m.id;
   const days = groupMessages(list);
   const cut = divider && divider.key === key ? divider.id : 0;
   const out = [];
@@ -307,7 +313,8 @@ function bubble(m, c, mine, author, tail) {
   })) : null;
   return h('div.bubble' + (tail ? '.tail' : '') + (m.deleted ? '.gone' : '') + (files ? '.has-files' : '') + (files && !text ? '.only-files' : ''), { dataset: { id: m.id || '' }, tabindex: -1 },
     author ? h('div.author', { style: `color:${colorFor(author.id)}`, onclick: () => app.openProfile(author.id) }, author.name) : null,
-    m.reply_to && !m.deleted ? quote(m) : null, files, text || m.deleted ? body : null, card, keys, reactions, meta, more);
+    m.reply_to && !m.deleted ? quote(m) : null, files, text || m.deleted ? body : null, card, keys, reactions, meta, more,
+    m.id && m.id === seenFor ? seenRow(m) : null);
 }
 
 // openImage shows an image full size in the overlay.
