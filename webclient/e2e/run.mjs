@@ -899,6 +899,8 @@ await step('rich messages: an ATTACH card and a keyboard from REST, BB-codes and
   await fmt.scrollIntoViewIfNeeded();
   await shot(ivan, 'en-desktop-20-rich-message');
   await shot(maria, 'ru-360-20-rich-message');
+});
+
 // ---- read state: "seen by" in a group chat (issue 10 item 5) ----
 await step('seen by: a member reads a group chat, the author sees "Seen by" with the names (both languages)', async () => {
   const [ie, me] = [await extOfLogin(ivan), await extOfLogin(maria)];
