@@ -8,23 +8,27 @@ import (
 	"strings"
 )
 
-// Kinds of messages between nodes. One message is one NOTIFY payload (or
-// one spool row): a header line, then the body.
+// Kinds of messages between nodes. One message is one NATS message: a
+// header line, then the body.
 const (
-	kindStanza   = 'm' // a stanza for a local user (Resource "" = by bare-JID rules)
-	kindBound    = 'r' // a session was bound (registry only, no presence yet)
-	kindPresence = 'p' // a session's presence changed (Body: the presence, "" when gone)
-	kindKick     = 'k' // close a local session (Resource "" = all of the user's)
-	kindAll      = 'c' // a stanza for every node (a component's fan-out)
-	kindHello    = 'h' // a node (re)joined: reload the registry
-	kindBye      = 'b' // a node is leaving: drop its sessions now
-	kindSpool    = 's' // the real message is cluster_spool row UserID
+	// On a user's subject (SubjectUser), to the nodes holding a session of
+	// the user:
+	kindStanza = 'm' // a stanza for a local user (Resource "" = by bare-JID rules)
+	kindKick   = 'k' // close a local session (Resource "" = all of the user's)
+	// On the presence subject, one ordered stream per node (Seq counts
+	// its session changes):
+	kindBound     = 'r' // a session was bound (no presence yet)
+	kindPresence  = 'p' // a session's presence changed (Body: the presence, "" when gone)
+	kindHeartbeat = 'h' // the node is alive; Seq is its last session change
+	kindBye       = 'b' // the node is leaving: drop its sessions now
+	// On the broadcast subject, to every node:
+	kindAll = 'c' // a stanza for every node (a component's fan-out)
 )
 
 // message is the wire form of what one node tells another.
 type message struct {
 	Kind      byte
-	Seq       uint64 // per sender→recipient node pair, from 1
+	Seq       uint64 // the sender's session-change count (presence stream)
 	From      string // sending node id
 	UserID    int64  // the user concerned; for kindSpool the spool row id
 	Priority  int
@@ -90,8 +94,8 @@ func decode(s string) (*message, error) {
 	return m, nil
 }
 
-// validNodeID accepts what can be part of a NOTIFY channel name unquoted:
-// lowercase letters, digits and '_', 1–40 of them.
+// validNodeID accepts what can be one token of a NATS subject and a NATS
+// server name: lowercase letters, digits and '_', 1–40 of them.
 func validNodeID(id string) bool {
 	if id == "" || len(id) > 40 {
 		return false
@@ -105,5 +109,3 @@ func validNodeID(id string) bool {
 	return true
 }
 
-// channelOf is the NOTIFY channel a node listens on.
-func channelOf(node string) string { return "vestnik_node_" + node }

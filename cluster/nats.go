@@ -1,0 +1,192 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// connect starts the embedded NATS server with routes to the nodes the
+// table lists, then the in-process client; or, with NATSURL, connects to
+// an existing NATS cluster.
+func (c *Cluster) connect(ctx context.Context) error {
+	copts := []nats.Option{
+		nats.Name("vestnik-" + c.id),
+		nats.NoEcho(), // a node never hears itself
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond),
+		nats.ReconnectHandler(func(*nats.Conn) { c.c.reconnects.Add(1); c.log.Info("nats reconnected") }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil && c.ctx.Err() == nil {
+				c.log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if err == nats.ErrSlowConsumer {
+				c.c.dropped.Add(1)
+			}
+			c.log.Warn("nats", "err", err)
+		}),
+	}
+	if c.opts.NATSURL != "" {
+		nc, err := nats.Connect(c.opts.NATSURL, copts...)
+		if err != nil {
+			return fmt.Errorf("cluster: connect to %s: %w", redact(c.opts.NATSURL), err)
+		}
+		c.nc = nc
+		return nil
+	}
+	secret := c.opts.Secret
+	if secret == "" {
+		var err error
+		if secret, err = c.loadSecret(ctx); err != nil {
+			return err
+		}
+	}
+	host, port, err := listenAddr(c.opts.Listen)
+	if err != nil {
+		return err
+	}
+	adv := c.opts.Advertise
+	if adv == "" {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("cluster: listen address %q is every interface: give the address other nodes reach it at (advertise)", c.opts.Listen)
+		}
+		adv = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	scheme := "nats-route"
+	if c.opts.TLS != nil {
+		scheme = "tls"
+	}
+	c.route = scheme + "://" + adv
+	peers, err := c.routeRows(ctx)
+	if err != nil {
+		return err
+	}
+	c.sopts = &server.Options{
+		ServerName: "vestnik-" + c.id,
+		// The client port is on loopback and needs the credential: the
+		// node's own client connects in-process. (Routing needs the client
+		// listener started: with DontListen it never begins.)
+		Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		Username: routeUser, Password: secret,
+		NoLog:      true,
+		NoSigs:     true,
+		MaxPayload: maxPayload,
+		Cluster: server.ClusterOpts{
+			Name: c.opts.Prefix, Host: host, Port: port, Advertise: adv,
+			Username: routeUser, Password: secret,
+			TLSConfig: c.opts.TLS, TLSTimeout: 2,
+			PingInterval: 2 * time.Second, MaxPingsOut: 2,
+		},
+		Routes: routeURLs(peers, secret),
+	}
+	ns, err := server.NewServer(c.sopts)
+	if err != nil {
+		return fmt.Errorf("cluster: nats server: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return fmt.Errorf("cluster: nats server on %s did not start", c.opts.Listen)
+	}
+	c.ns = ns
+	c.routes = peers
+	nc, err := nats.Connect("", append(copts, nats.InProcessServer(ns), nats.UserInfo(routeUser, secret))...)
+	if err != nil {
+		return fmt.Errorf("cluster: nats client: %w", err)
+	}
+	c.nc = nc
+	return nil
+}
+
+func (c *Cluster) closeNATS() {
+	if c.nc != nil {
+		c.nc.Close()
+	}
+	if c.ns != nil {
+		c.ns.Shutdown()
+		c.ns.WaitForShutdown()
+	}
+}
+
+// setRoutes gives the embedded server the route URLs of the nodes in the
+// table (a node that started at the same moment as this one, and so was
+// not in the table yet, is reached this way); NATS gossip does the rest.
+func (c *Cluster) setRoutes(peers []string) {
+	if c.ns == nil {
+		return
+	}
+	slices.Sort(peers)
+	c.mu.Lock()
+	same := slices.Equal(peers, c.routes)
+	c.mu.Unlock()
+	if same {
+		return
+	}
+	o := c.sopts.Clone()
+	o.Routes = routeURLs(peers, o.Cluster.Password)
+	if err := c.ns.ReloadOptions(o); err != nil {
+		c.log.Warn("reload nats routes", "err", err)
+		return
+	}
+	c.sopts = o
+	c.mu.Lock()
+	c.routes = peers
+	c.mu.Unlock()
+}
+
+// routeURLs makes route URLs carrying the route credential.
+func routeURLs(peers []string, secret string) []*url.URL {
+	var out []*url.URL
+	for _, p := range peers {
+		u, err := url.Parse(p)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		u.User = url.UserPassword(routeUser, secret)
+		out = append(out, u)
+	}
+	return out
+}
+
+// listenAddr splits a route listen address, choosing a free port for 0
+// (so the address recorded for the other nodes is known before start).
+func listenAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("cluster: listen address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("cluster: listen address %q: bad port", addr)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if port == 0 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return "", 0, fmt.Errorf("cluster: listen address %q: %w", addr, err)
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+	}
+	return host, port, nil
+}
+
+// redact hides a password in a URL for logs and errors.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(bad url)"
+	}
+	return u.Redacted()
+}
