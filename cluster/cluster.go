@@ -176,7 +176,7 @@ type Cluster struct {
 	c    counters
 
 	ns    *server.Server  // the embedded NATS server; nil with NATSURL
-	sopts *server.Options // its options (routes are reloaded from nodes)
+	sopts *server.Options // its options
 	nc    *nats.Conn
 	route string // this node's route URL as recorded in nodes
 	in    chan *nats.Msg
@@ -200,7 +200,6 @@ type Cluster struct {
 	subs   map[int64]*nats.Subscription // user subjects subscribed to
 	remote map[int64]map[string]Session
 	peers  map[string]*peer
-	routes []string // route URLs given to the embedded server
 }
 
 // New makes a node over db (which must be PostgreSQL: it holds the node
@@ -275,12 +274,10 @@ func (c *Cluster) Start(ctx context.Context, h Handler) error {
 	fail := func(err error) error {
 		c.cancel()
 		c.closeNATS()
+		c.deleteNode(ctx)
 		return err
 	}
 	if err := c.connect(ctx); err != nil {
-		return fail(err)
-	}
-	if err := c.insertNode(ctx); err != nil {
 		return fail(err)
 	}
 	for _, s := range []string{c.subjPresence, c.subjAll} {

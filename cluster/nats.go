@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"time"
 
@@ -13,9 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// connect starts the embedded NATS server with routes to the nodes the
-// table lists, then the in-process client; or, with NATSURL, connects to
-// an existing NATS cluster.
+// connect records the node, starts the embedded NATS server with routes to
+// the nodes the table lists, then the in-process client; or, with NATSURL,
+// connects to an existing NATS cluster and records the node.
 func (c *Cluster) connect(ctx context.Context) error {
 	copts := []nats.Option{
 		nats.Name("vestnik-" + c.id),
@@ -41,7 +40,7 @@ func (c *Cluster) connect(ctx context.Context) error {
 			return fmt.Errorf("cluster: connect to %s: %w", redact(c.opts.NATSURL), err)
 		}
 		c.nc = nc
-		return nil
+		return c.insertNode(ctx)
 	}
 	secret := c.opts.Secret
 	if secret == "" {
@@ -66,6 +65,12 @@ func (c *Cluster) connect(ctx context.Context) error {
 		scheme = "tls"
 	}
 	c.route = scheme + "://" + adv
+	// The row goes in before the other nodes are read: of two nodes
+	// starting at the same moment, the later reader sees the earlier one
+	// and opens the route (one direction is enough).
+	if err := c.insertNode(ctx); err != nil {
+		return err
+	}
 	peers, err := c.routeRows(ctx)
 	if err != nil {
 		return err
@@ -98,7 +103,6 @@ func (c *Cluster) connect(ctx context.Context) error {
 		return fmt.Errorf("cluster: nats server on %s did not start", c.opts.Listen)
 	}
 	c.ns = ns
-	c.routes = peers
 	nc, err := nats.Connect("", append(copts, nats.InProcessServer(ns), nats.UserInfo(routeUser, secret))...)
 	if err != nil {
 		return fmt.Errorf("cluster: nats client: %w", err)
@@ -115,32 +119,6 @@ func (c *Cluster) closeNATS() {
 		c.ns.Shutdown()
 		c.ns.WaitForShutdown()
 	}
-}
-
-// setRoutes gives the embedded server the route URLs of the nodes in the
-// table (a node that started at the same moment as this one, and so was
-// not in the table yet, is reached this way); NATS gossip does the rest.
-func (c *Cluster) setRoutes(peers []string) {
-	if c.ns == nil {
-		return
-	}
-	slices.Sort(peers)
-	c.mu.Lock()
-	same := slices.Equal(peers, c.routes)
-	c.mu.Unlock()
-	if same {
-		return
-	}
-	o := c.sopts.Clone()
-	o.Routes = routeURLs(peers, o.Cluster.Password)
-	if err := c.ns.ReloadOptions(o); err != nil {
-		c.log.Warn("reload nats routes", "err", err)
-		return
-	}
-	c.sopts = o
-	c.mu.Lock()
-	c.routes = peers
-	c.mu.Unlock()
 }
 
 // routeURLs makes route URLs carrying the route credential.

@@ -78,9 +78,9 @@ func (c *Cluster) liveRows(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// discovery refreshes this node's row, deletes rows of nodes long gone,
-// and gives the embedded server the routes of the nodes listed. It is the
-// only goroutine that waits on the database; liveness does not depend on
+// discovery refreshes this node's row (so nodes that start later route to
+// it) and deletes rows of nodes long gone. It is the only goroutine that
+// waits on the database; liveness does not depend on
 // it, so a database outage changes nothing for routing.
 func (c *Cluster) discovery() {
 	t := time.NewTicker(c.opts.Discovery)
@@ -113,11 +113,6 @@ func (c *Cluster) discover(ctx context.Context) error {
 		(2 * staleRoute).Microseconds()); err != nil {
 		return fmt.Errorf("cluster: prune nodes: %w", err)
 	}
-	routes, err := c.routeRows(ctx)
-	if err != nil {
-		return err
-	}
-	c.setRoutes(routes)
 	return nil
 }
 

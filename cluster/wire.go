@@ -108,4 +108,3 @@ func validNodeID(id string) bool {
 	}
 	return true
 }
-
