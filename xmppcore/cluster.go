@@ -77,6 +77,8 @@ func (h clusterHandler) Broadcast(x string) {
 			s.blocks.mu.Lock()
 			delete(s.blocks.lists, id)
 			s.blocks.mu.Unlock()
+		case "typing":
+			s.clusterTyping(el)
 		case "roster":
 			// A new personal contact (the first message between two
 			// people was stored on another node).
@@ -219,6 +221,7 @@ func (h clusterHandler) Presence(rs cluster.Session, x string) {
 			send(t)
 		}
 	}
+	s.presenceChanged(rs.UserID)
 }
 
 // Kick closes local sessions another node asked to close: a resource

@@ -101,6 +101,8 @@ type Server struct {
 	cl     Cluster // nil: a single node
 	// clMarks: users whose delivery mark the cluster mark writer stores.
 	clMarks clusterMarks
+	// watch: who watches presence and chat typing company-wide (watch.go).
+	watch watchers
 	log     *slog.Logger
 
 	ctx    context.Context
