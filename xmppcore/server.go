@@ -101,8 +101,6 @@ type Server struct {
 	cl     Cluster // nil: a single node
 	// clMarks: users whose delivery mark the cluster mark writer stores.
 	clMarks clusterMarks
-	// watch: who watches presence and chat typing company-wide (watch.go).
-	watch watchers
 	log     *slog.Logger
 
 	ctx    context.Context
@@ -114,6 +112,7 @@ type Server struct {
 	router *router
 	users  *userCache
 	blocks blockCache
+	watch  watchers // who watches presence and chat typing company-wide (watch.go)
 
 	mu        sync.Mutex // guards listeners, conns
 	listeners map[net.Listener]struct{}
