@@ -222,6 +222,30 @@ func (h clusterHandler) Presence(rs cluster.Session, x string) {
 		}
 	}
 	s.presenceChanged(rs.UserID)
+	if !rs.Available {
+		s.clusterSessionGone(s.bareJID(acc.Login) + "/" + rs.Resource)
+	}
+}
+
+// ClusterSessionWatcher is a component with per-node state about sessions
+// of other nodes (MUC occupants joined there): it is told when such a
+// session ended or went unavailable, its node's death included.
+type ClusterSessionWatcher interface {
+	ClusterSessionGone(ctx context.Context, full string)
+}
+
+func (s *Server) clusterSessionGone(full string) {
+	s.extMu.RLock()
+	var ws []ClusterSessionWatcher
+	for _, c := range s.components {
+		if w, ok := c.(ClusterSessionWatcher); ok {
+			ws = append(ws, w)
+		}
+	}
+	s.extMu.RUnlock()
+	for _, w := range ws {
+		w.ClusterSessionGone(s.ctx, full)
+	}
 }
 
 // Kick closes local sessions another node asked to close: a resource

@@ -100,12 +100,26 @@ func TestClusterThreeNodes(t *testing.T) {
 		m.c.send(`<presence xmlns='jabber:client' to='` + chat.JID + `/` + m.nick + `'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
 		m.c.expect("<presence", `from="`+chat.JID+`/`+m.nick+`"`)
 	}
+	// One occupant list: each sees the others, whatever node they joined through.
+	bob.expect("<presence", `from="`+chat.JID+`/Carol"`)
+	bob.expect("<presence", `from="`+chat.JID+`/Sokolova"`)
+	carol.expect("<presence", `from="`+chat.JID+`/Bob"`)
+	carol.expect("<presence", `from="`+chat.JID+`/Sokolova"`)
+	sok.expect("<presence", `from="`+chat.JID+`/Bob"`)
+	sok.expect("<presence", `from="`+chat.JID+`/Carol"`)
+	// A nick held on another node is refused.
+	sok.send(`<presence xmlns='jabber:client' to='` + chat.JID + `/Bob'/>`)
+	sok.expect("<presence", `type="error"`, "conflict")
 	bob.send(`<message xmlns='jabber:client' to='` + chat.JID + `' type='groupchat' id='g1'><body>от первого узла</body></message>`)
 	carol.expect("<message", `type="groupchat"`, `from="`+chat.JID+`/Bob"`, "от первого узла")
 	sok.expect("<message", `type="groupchat"`, `from="`+chat.JID+`/Bob"`, "от первого узла")
 	sok.send(`<message xmlns='jabber:client' to='` + chat.JID + `' type='groupchat' id='g2'><body>от второго узла</body></message>`)
 	bob.expect("<message", `type="groupchat"`, "от второго узла")
 	carol.expect("<message", `type="groupchat"`, "от второго узла")
+	// Leaving is seen on the other nodes.
+	carol.send(`<presence xmlns='jabber:client' type='unavailable' to='` + chat.JID + `/Carol'/>`)
+	bob.expect("<presence", `from="`+chat.JID+`/Carol"`, `type="unavailable"`)
+	sok.expect("<presence", `from="`+chat.JID+`/Carol"`, `type="unavailable"`)
 
 	// Load: three senders, one per node, each sending to three recipients
 	// (one per node) 150 messages/s; node 3 is killed after 4 s and its
