@@ -354,15 +354,7 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	if c.cancel == nil {
 		return nil
 	}
-	c.pubMu.Lock()
-	c.publish(c.subjPresence, &message{Kind: kindBye, Seq: c.seq})
-	c.pubMu.Unlock()
-	if c.nc != nil {
-		fctx, cancel := context.WithTimeout(ctx, time.Second)
-		c.nc.FlushWithContext(fctx)
-		cancel()
-	}
-	c.cancel()
+	c.cancel() // no heartbeat after the goodbye
 	done := make(chan struct{})
 	go func() { c.wg.Wait(); close(done) }()
 	var err error
@@ -370,6 +362,14 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
+	}
+	c.pubMu.Lock()
+	c.publish(c.subjPresence, &message{Kind: kindBye, Seq: c.seq})
+	c.pubMu.Unlock()
+	if c.nc != nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		c.nc.FlushWithContext(fctx)
+		cancel()
 	}
 	c.closeNATS()
 	if derr := c.deleteNode(ctx); err == nil {

@@ -115,7 +115,7 @@ func openPG(t testing.TB, u string, up bool) *sqlx.DB {
 }
 
 func fastOpts() Options {
-	return Options{Heartbeat: 100 * time.Millisecond, Missed: 3, Discovery: 200 * time.Millisecond}
+	return Options{Heartbeat: 100 * time.Millisecond, Missed: 10, Discovery: 200 * time.Millisecond}
 }
 
 func startNode(t testing.TB, db *sqlx.DB, opts Options, h Handler) *Cluster {
