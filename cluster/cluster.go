@@ -1,8 +1,8 @@
 // Package cluster lets several vestnik nodes that share one PostgreSQL
 // database serve one company as one server. Each process is a node that
 // embeds a NATS server (routes to the other nodes' NATS servers, found
-// through the nodes table) and talks to it with an in-process client, or
-// joins an existing NATS cluster by URL.
+// through the nodes table) and talks to it with a nats.go client over
+// loopback, or joins an existing NATS cluster by URL.
 //
 // NATS carries routing only; the database stays the source of truth.
 // Subjects:
@@ -394,7 +394,7 @@ func (c *Cluster) publish(subject string, m *message) bool {
 		return false
 	}
 	m.From = c.id
-	if err := c.nc.Publish(subject, []byte(m.encode())); err != nil {
+	if err := c.nc.Publish(subject, m.encode()); err != nil {
 		c.c.dropped.Add(1)
 		c.log.Debug("publish", "subject", subject, "err", err)
 		return false

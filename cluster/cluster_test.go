@@ -174,7 +174,7 @@ func TestWireRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := decode(tt.m.encode())
+			got, err := decode(string(tt.m.encode()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,7 +183,7 @@ func TestWireRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"", "m 1 abc 1 0 0 r", "m x abc 1 0 0 r\n", "mm 1 abc 1 0 0 r\n", "m 1 ABC 1 0 0 r\n", "m 1 abc 1 0 0 %zz\n", "m 1 abc 1 0\n"} {
+	for _, bad := range []string{"", "m 1 abc 1 0 0 r", "m x abc 1 0 0 r\n", "mm 1 abc 1 0 0 r\n", "m 1 ABC 1 0 0 r\n", "m 1 abc 1 0 0 %zz\n", "m 1 abc 1 0\n", "m 1 abc 1 0 0 r x\n"} {
 		if _, err := decode(bad); !errors.Is(err, errBadMessage) {
 			t.Errorf("decode(%q): got %v, want errBadMessage", bad, err)
 		}

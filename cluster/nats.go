@@ -13,7 +13,7 @@ import (
 )
 
 // connect records the node, starts the embedded NATS server with routes to
-// the nodes the table lists, then the in-process client; or, with NATSURL,
+// the nodes the table lists, then this process's client; or, with NATSURL,
 // connects to an existing NATS cluster and records the node.
 func (c *Cluster) connect(ctx context.Context) error {
 	copts := []nats.Option{
@@ -77,9 +77,8 @@ func (c *Cluster) connect(ctx context.Context) error {
 	}
 	c.sopts = &server.Options{
 		ServerName: "vestnik-" + c.id,
-		// The client port is on loopback and needs the credential: the
-		// node's own client connects in-process. (Routing needs the client
-		// listener started: with DontListen it never begins.)
+		// The client port is on loopback and needs the credential; only
+		// the node's own client uses it.
 		Host: "127.0.0.1", Port: server.RANDOM_PORT,
 		Username: routeUser, Password: secret,
 		NoLog:      true,
@@ -103,7 +102,9 @@ func (c *Cluster) connect(ctx context.Context) error {
 		return fmt.Errorf("cluster: nats server on %s did not start", c.opts.Listen)
 	}
 	c.ns = ns
-	nc, err := nats.Connect("", append(copts, nats.InProcessServer(ns), nats.UserInfo(routeUser, secret))...)
+	// The client connects over loopback TCP rather than NATS's in-process
+	// pipe: the pipe's synchronous writes cost about 30% of throughput.
+	nc, err := nats.Connect(ns.ClientURL(), append(copts, nats.UserInfo(routeUser, secret))...)
 	if err != nil {
 		return fmt.Errorf("cluster: nats client: %w", err)
 	}

@@ -41,36 +41,50 @@ var errBadMessage = errors.New("cluster: malformed message")
 
 // encode renders m as "K seq from user prio avail resource\nbody"; the
 // resource is query-escaped so the header has no spaces or newlines.
-func (m *message) encode() string {
-	var b strings.Builder
-	b.Grow(64 + len(m.Resource) + len(m.Body))
-	b.WriteByte(m.Kind)
-	b.WriteByte(' ')
-	b.WriteString(strconv.FormatUint(m.Seq, 10))
-	b.WriteByte(' ')
-	b.WriteString(m.From)
-	b.WriteByte(' ')
-	b.WriteString(strconv.FormatInt(m.UserID, 10))
-	b.WriteByte(' ')
-	b.WriteString(strconv.Itoa(m.Priority))
+func (m *message) encode() []byte {
+	res := url.QueryEscape(m.Resource)
+	b := make([]byte, 0, 48+len(m.From)+len(res)+len(m.Body))
+	b = append(b, m.Kind, ' ')
+	b = strconv.AppendUint(b, m.Seq, 10)
+	b = append(b, ' ')
+	b = append(b, m.From...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, m.UserID, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(m.Priority), 10)
 	if m.Available {
-		b.WriteString(" 1 ")
+		b = append(b, " 1 "...)
 	} else {
-		b.WriteString(" 0 ")
+		b = append(b, " 0 "...)
 	}
-	b.WriteString(url.QueryEscape(m.Resource))
-	b.WriteByte('\n')
-	b.WriteString(m.Body)
-	return b.String()
+	b = append(b, res...)
+	b = append(b, '\n')
+	return append(b, m.Body...)
 }
 
+// decode parses what encode made; the header is read field by field
+// without allocating.
 func decode(s string) (*message, error) {
 	head, body, ok := strings.Cut(s, "\n")
 	if !ok {
 		return nil, errBadMessage
 	}
-	f := strings.Split(head, " ")
-	if len(f) != 7 || len(f[0]) != 1 {
+	var f [7]string
+	rest := head
+	for i := range f {
+		if i == len(f)-1 {
+			f[i] = rest
+			if strings.IndexByte(rest, ' ') >= 0 {
+				return nil, fmt.Errorf("%w: header %q", errBadMessage, head)
+			}
+			break
+		}
+		var ok bool
+		if f[i], rest, ok = strings.Cut(rest, " "); !ok {
+			return nil, fmt.Errorf("%w: header %q", errBadMessage, head)
+		}
+	}
+	if len(f[0]) != 1 {
 		return nil, fmt.Errorf("%w: header %q", errBadMessage, head)
 	}
 	m := &message{Kind: f[0][0], From: f[2], Body: body}
