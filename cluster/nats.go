@@ -88,7 +88,10 @@ func (c *Cluster) connect(ctx context.Context) error {
 			Name: c.opts.Prefix, Host: host, Port: port, Advertise: adv,
 			Username: routeUser, Password: secret,
 			TLSConfig: c.opts.TLS, TLSTimeout: 2,
-			PingInterval: 2 * time.Second, MaxPingsOut: 2,
+			// Liveness is the heartbeats' (1.2 s); route pings only close
+			// a dead route, late enough that a node stalled for a few
+			// seconds keeps its route and gets what was sent meanwhile.
+			PingInterval: 5 * time.Second, MaxPingsOut: 2,
 		},
 		Routes: routeURLs(peers, secret),
 	}
