@@ -139,7 +139,7 @@ type Handler interface {
 // Stats are counters since start (plain atomic integers).
 type Stats struct {
 	Sent, Received        int64 // messages published / taken from NATS
-	Dropped               int64 // messages lost: publish errors and NATS slow-consumer drops
+	Dropped               int64 // publish errors and NATS slow-consumer events (the inbox was full)
 	Gaps                  int64 // gaps seen in a node's presence stream (repaired by a snapshot)
 	Snapshots             int64 // session snapshots taken from other nodes
 	NodesExpired          int64 // nodes taken for dead (heartbeats missed)

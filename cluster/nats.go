@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -28,7 +29,7 @@ func (c *Cluster) connect(ctx context.Context) error {
 			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if err == nats.ErrSlowConsumer {
+			if errors.Is(err, nats.ErrSlowConsumer) {
 				c.c.dropped.Add(1)
 			}
 			c.log.Warn("nats", "err", err)

@@ -503,7 +503,7 @@ func clusterMetrics(reg *metrics.Registry, node *cluster.Cluster) {
 	metrics.Snapshot(reg, node.Stats, []metrics.Stat[s]{
 		c("vestnik_cluster_sent_total", "Messages sent to other nodes.", func(s s) int64 { return s.Sent }),
 		c("vestnik_cluster_received_total", "Messages received from other nodes.", func(s s) int64 { return s.Received }),
-		c("vestnik_cluster_dropped_total", "Messages between nodes lost to publish errors or NATS slow-consumer drops.", func(s s) int64 { return s.Dropped }),
+		c("vestnik_cluster_dropped_total", "Publish errors and NATS slow-consumer events between nodes.", func(s s) int64 { return s.Dropped }),
 		c("vestnik_cluster_reconnects_total", "NATS client reconnections.", func(s s) int64 { return s.Reconnects }),
 		c("vestnik_cluster_gaps_total", "Gaps seen in other nodes' session streams (repaired by a snapshot).", func(s s) int64 { return s.Gaps }),
 		c("vestnik_cluster_snapshots_total", "Session snapshots taken from other nodes.", func(s s) int64 { return s.Snapshots }),
