@@ -39,7 +39,6 @@ const (
 	SessionLifetime   = 30 * 24 * time.Hour
 	LoginTokenTTL     = 5 * time.Minute
 	MaxLoginBody      = 4 << 10
-	PresenceSweep     = 15 * time.Second
 	LoginFailureDelay = 400 * time.Millisecond
 	CookieName        = "vestnik_session"
 )
@@ -109,7 +108,7 @@ func New(db *sqlx.DB, users *roster.Store, chats *muc.Store, core Core, archive 
 	b := &Bridge{db: db, users: users, chats: chats, core: core, archive: archive, notes: xmppcore.NewNotificationStore(db), opts: opts,
 		log: log.With("component", "bridge"), conns: map[*conn]struct{}{}, done: make(chan struct{})}
 	if core != nil {
-		b.goSafe("presence sweep", b.sweepPresence)
+		core.Watch(b.presenceEvent, b.typingEvent)
 	}
 	return b
 }
@@ -165,9 +164,6 @@ func (b *Bridge) Shutdown(ctx context.Context) error {
 }
 
 // broadcast sends an event to every connection that has said hello.
-// Presence is visible company-wide (SPEC §4), but the XMPP core tells a
-// session only about its roster; the bridge relays what its own sessions
-// do to all its browsers, and sweepPresence covers the other doors.
 func (b *Bridge) broadcast(f Frame) {
 	b.mu.Lock()
 	conns := make([]*conn, 0, len(b.conns))
@@ -182,19 +178,43 @@ func (b *Bridge) broadcast(f Frame) {
 	}
 }
 
-// chatTyping tells the other members' browsers that userID is typing in
-// a chat; only a member may.
+// chatTyping tells the other members' browsers, on every node, that
+// userID is typing in a chat; only a member may.
 func (b *Bridge) chatTyping(ctx context.Context, userID, chatID int64, state string) error {
 	members, err := b.chats.Members(ctx, chatID)
 	if err != nil {
 		return err
 	}
-	in := map[int64]bool{}
+	ids := make([]int64, 0, len(members))
+	in := false
 	for _, m := range members {
-		in[m.UserID] = true
+		ids = append(ids, m.UserID)
+		in = in || m.UserID == userID
 	}
-	if !in[userID] {
+	if !in {
 		return ErrForbidden
+	}
+	b.core.ChatTyping(chatID, userID, state, ids)
+	return nil
+}
+
+// presenceEvent tells every browser here what a user shows now (presence
+// is visible company-wide, SPEC §4); the core reports changes from every
+// door and every node.
+func (b *Bridge) presenceEvent(p Presence) {
+	f := Frame{"type": "presence", "user": p.User, "show": p.Show, "status": p.Status}
+	if p.Show == "offline" {
+		f["last_seen"] = time.Now().UnixMilli()
+	}
+	b.broadcast(f)
+}
+
+// typingEvent tells the browsers here of the chat's other members that a
+// user is typing in it.
+func (b *Bridge) typingEvent(chatID, userID int64, state string, members []int64) {
+	in := make(map[int64]bool, len(members))
+	for _, m := range members {
+		in[m] = true
 	}
 	f := Frame{"type": "typing", "chat": chatID, "user": userID, "state": state}
 	b.mu.Lock()
@@ -207,43 +227,6 @@ func (b *Bridge) chatTyping(ctx context.Context, userID, chatID int64, state str
 	b.mu.Unlock()
 	for _, c := range to {
 		c.Event(f)
-	}
-	return nil
-}
-
-// sweepPresence notices users who came online or went offline through
-// other doors (Jabber clients) and tells the browsers, every
-// PresenceSweep.
-func (b *Bridge) sweepPresence() {
-	t := time.NewTicker(PresenceSweep)
-	defer t.Stop()
-	online := map[int64]bool{}
-	first := true
-	for {
-		select {
-		case <-b.done:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		users, err := b.users.Users(ctx)
-		cancel()
-		if err != nil {
-			b.log.Warn("presence sweep", "err", err)
-			continue
-		}
-		for _, u := range users {
-			on := b.core.Online(u.ID)
-			if !first && on != online[u.ID] {
-				f := Frame{"type": "presence", "user": u.ID, "show": "online"}
-				if !on {
-					f = Frame{"type": "presence", "user": u.ID, "show": "offline", "last_seen": time.Now().UnixMilli()}
-				}
-				b.broadcast(f)
-			}
-			online[u.ID] = on
-		}
-		first = false
 	}
 }
 

@@ -263,9 +263,6 @@ func (c *conn) readLoop() {
 		delete(c.b.conns, c)
 		c.b.mu.Unlock()
 		c.release()
-		if c.link != nil && !c.b.core.Online(c.user.ID) {
-			c.b.broadcast(Frame{"type": "presence", "user": c.user.ID, "show": "offline", "last_seen": time.Now().UnixMilli()})
-		}
 		if c.why == closeSlow || c.why == closeRate {
 			log.Warn("ws closed", "reason", c.why)
 		} else {
@@ -642,7 +639,6 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 			return nil, err
 		}
 		c.show, c.status = r.Show, status
-		b.broadcast(Frame{"type": "presence", "user": me, "show": r.Show, "status": status})
 		return nil, nil
 	case "contacts":
 		return c.contacts(ctx)
@@ -755,7 +751,6 @@ func (c *conn) doHello(ctx context.Context, r *request) error {
 		}
 		c.link = link
 		c.show = "online"
-		b.broadcast(Frame{"type": "presence", "user": c.user.ID, "show": "online"})
 	}
 	c.hello = true
 	c.ready.Store(true)

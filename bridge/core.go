@@ -72,6 +72,13 @@ type Core interface {
 	Attach(ctx context.Context, userID int64, resource string, ev Events) (Link, error)
 	// Online reports whether the user has any available session (any door).
 	Online(userID int64) bool
+	// Watch has the core report every change of a user's presence (any
+	// door, any node) to presence and typing in chats (any node) to typing.
+	// Neither may block.
+	Watch(presence func(Presence), typing func(chatID, userID int64, state string, members []int64))
+	// ChatTyping tells the members, on every node, that userID is typing in
+	// chatID (state composing or paused).
+	ChatTyping(chatID, userID int64, state string, members []int64)
 }
 
 // Link is one attached bridge session in the router.

@@ -1,11 +1,21 @@
 // Package cluster lets several vestnik nodes that share one PostgreSQL
-// database serve one company as one server. Each process is a node with a
-// random id, registered with a heartbeat in the nodes table; the sessions
-// it holds are registered in cluster_sessions, mirrored in memory by every
-// other node, so a router can apply RFC 6121 rules across nodes. Stanzas
-// for a session on another node travel over PostgreSQL LISTEN/NOTIFY, one
-// channel per node; payloads too large for a notification go through the
-// cluster_spool table and the notification carries the row id.
+// database serve one company as one server. Each process is a node that
+// embeds a NATS server (routes to the other nodes' NATS servers, found
+// through the nodes table) and talks to it with a nats.go client over
+// loopback, or joins an existing NATS cluster by URL.
+//
+// NATS carries routing only; the database stays the source of truth.
+// Subjects:
+//
+//   - <prefix>.u.<user id>: stanzas and kicks for a user; a node subscribes
+//     while it holds a session of the user, so a message goes exactly to
+//     the nodes that can deliver it.
+//   - <prefix>.presence: one ordered stream per node of its session
+//     changes (bound, presence, gone) and heartbeats, from which every node
+//     keeps a mirror of the others' sessions and notices a dead node.
+//   - <prefix>.all: a component's fan-out to every node (MUC rooms).
+//   - <prefix>.snap.<node id>: request/reply for a node's session snapshot,
+//     asked by a node that joins or sees a gap in a stream.
 //
 // The package knows nothing of XML: stanzas cross as serialized bytes, and
 // the local router is reached through the small Handler interface.
@@ -14,54 +24,87 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // Defaults and limits.
 const (
-	DefaultHeartbeat = 2 * time.Second  // how often a node proves it is alive
-	DefaultMissed    = 3                // missed heartbeats before a node is expired
-	DefaultReload    = 30 * time.Second // registry re-read from the table (anti-entropy)
-	DefaultQueueLen  = 8192             // outgoing messages waiting for the sender
-	// InlineMax is the largest NOTIFY payload sent inline; PostgreSQL's
-	// limit is 8000 bytes. Larger messages go through cluster_spool.
-	InlineMax = 7000
-	// MaxBatch is how many outgoing messages share one transaction.
-	MaxBatch = 256
+	// DefaultHeartbeat is how often a node says it is alive on the
+	// presence stream; DefaultMissed heartbeats missed and it is taken for
+	// dead (a dead node is noticed within Heartbeat*(Missed+0.5)).
+	DefaultHeartbeat = 400 * time.Millisecond
+	DefaultMissed    = 3
+	// DefaultDiscovery is how often a node refreshes its row in nodes and
+	// reads the other nodes' route addresses (not used for liveness: a
+	// database outage changes nothing in routing).
+	DefaultDiscovery = 2 * time.Second
+	// DefaultInbox is how many received messages wait for the receiver
+	// goroutine; over it NATS drops (counted as Dropped).
+	DefaultInbox = 1 << 16
+	// DefaultListen is the route listen address of the embedded server.
+	DefaultListen = "127.0.0.1:0"
+	// DefaultPrefix starts every subject.
+	DefaultPrefix = "vestnik"
+	// staleRoute is how long a node's row stays a route to try after its
+	// last discovery refresh.
+	staleRoute = 30 * time.Second
+	// snapshotTimeout bounds a session snapshot request.
+	snapshotTimeout = 2 * time.Second
+	// maxBuffered bounds a stream's messages held while its snapshot is
+	// asked; over it they are dropped and the snapshot asked again.
+	maxBuffered = 100000
 	// queryTimeout bounds every statement the cluster runs.
-	queryTimeout = 10 * time.Second
-	// sendRetries is how often a failed batch is tried again.
-	sendRetries = 3
+	queryTimeout = 5 * time.Second
+	// routeUser is the user name of the route credential.
+	routeUser = "vestnik"
+	// maxPayload is the largest message between nodes.
+	maxPayload = 8 << 20
 )
 
 // ErrUnsupported is returned by New for a database that is not PostgreSQL.
-var ErrUnsupported = errors.New("cluster: needs PostgreSQL (LISTEN/NOTIFY)")
+var ErrUnsupported = errors.New("cluster: needs PostgreSQL")
 
 // Options tune a node; zero values are the documented defaults.
 type Options struct {
-	NodeID    string        // default: 16 random hex digits; [a-z0-9_]{1,40}
+	NodeID string // default: 16 random hex digits; [a-z0-9_]{1,40}
+	// Listen is the embedded NATS server's route address (host:port; port
+	// 0 picks a free one), default DefaultListen. Advertise is the address
+	// recorded for the other nodes (default: Listen with the port chosen).
+	Listen, Advertise string
+	// Secret is the route credential every node presents; default: the
+	// one kept in the database (made by the first node).
+	Secret string
+	// TLS, when set, is required on routes (both directions: give it
+	// Certificates, RootCAs and ClientCAs with ClientAuth set).
+	TLS *tls.Config
+	// NATSURL joins an existing NATS cluster instead of embedding a
+	// server (Listen, Advertise, Secret and TLS are then not used; put
+	// credentials in the URL).
+	NATSURL string
+	// Prefix starts every subject (default DefaultPrefix): several
+	// installations can share one NATS cluster.
+	Prefix    string
 	Heartbeat time.Duration // default DefaultHeartbeat
 	Missed    int           // default DefaultMissed
-	Reload    time.Duration // default DefaultReload
-	QueueLen  int           // default DefaultQueueLen
-	// ReconnectMin and ReconnectMax bound the listener's reconnect delay
-	// (defaults 100ms and 10s).
-	ReconnectMin, ReconnectMax time.Duration
-	Logger                     *slog.Logger
+	Discovery time.Duration // default DefaultDiscovery
+	Inbox     int           // default DefaultInbox
+	Logger    *slog.Logger
 }
 
-// Session is one XMPP session as the registry knows it.
+// Session is one XMPP session as the other nodes know it.
 type Session struct {
 	Node      string
 	UserID    int64
@@ -71,7 +114,7 @@ type Session struct {
 	Presence  string // the session's last available presence stanza; "" when unavailable
 }
 
-// EverySession as a resource in Send or Handler.Stanza means every
+// EverySession as a resource in SendUser or Handler.Stanza means every
 // session of the user, whatever its presence (a NUL cannot be part of a
 // JID resource).
 const EverySession = "\x00every"
@@ -95,20 +138,18 @@ type Handler interface {
 
 // Stats are counters since start (plain atomic integers).
 type Stats struct {
-	Sent, Received        int64 // messages notified / taken from notifications
-	Spooled, Unspooled    int64 // large messages written to / read from the spool
-	Dropped               int64 // outgoing messages lost to a full queue
-	SendErrors            int64 // batches that failed after retries
-	Batches               int64 // sender transactions
-	Reconnects            int64 // listener reconnections
-	Gaps                  int64 // sequence gaps seen (lost or reordered messages)
-	NodesExpired          int64 // dead nodes this node removed
+	Sent, Received        int64 // messages published / taken from NATS
+	Dropped               int64 // publish errors and NATS slow-consumer events (the inbox was full)
+	Gaps                  int64 // gaps seen in a node's presence stream (repaired by a snapshot)
+	Snapshots             int64 // session snapshots taken from other nodes
+	NodesExpired          int64 // nodes taken for dead (heartbeats missed)
+	Reconnects            int64 // NATS client reconnections
+	Routes                int64 // current NATS routes of the embedded server
 	RemoteSessions, Nodes int64 // current sizes of the mirror and the node list
 }
 
 type counters struct {
-	sent, received, spooled, unspooled, dropped, sendErrors, batches,
-	reconnects, gaps, expired atomic.Int64
+	sent, received, dropped, gaps, snapshots, expired, reconnects atomic.Int64
 }
 
 type key struct {
@@ -116,44 +157,54 @@ type key struct {
 	res  string
 }
 
-// op is one outgoing message; to "" means every other live node.
-type op struct {
-	to  string
-	msg message
+// peer is what this node knows of another node's presence stream.
+type peer struct {
+	seen   time.Time // its last message on the presence stream
+	seq    uint64    // its last session change applied to the mirror
+	synced bool      // the mirror holds its snapshot and every change since
+	asked  bool      // a snapshot request is under way
+	buf    []*message
 }
 
 // Cluster is this process's node.
 type Cluster struct {
-	db    *sqlx.DB
-	dbURL string
-	h     Handler
-	opts  Options
-	id    string
-	log   *slog.Logger
-	c     counters
+	db   *sqlx.DB
+	h    Handler
+	opts Options
+	id   string
+	log  *slog.Logger
+	c    counters
 
-	out   chan op
-	dirty chan struct{} // signal: registry rows to write
-	tasks chan func()   // work for the receiver goroutine (mirror changes)
+	ns    *server.Server  // the embedded NATS server; nil with NATSURL
+	sopts *server.Options // its options
+	nc    *nats.Conn
+	route string // this node's route URL as recorded in nodes
+	in    chan *nats.Msg
+	tasks chan func() // work for the receiver goroutine
+
+	subjPresence, subjAll string
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	ln     *pq.Listener
 	killed atomic.Bool
 
-	mu      sync.Mutex // guards the maps below; never held across I/O
-	local   map[key]Session
-	pending map[key]bool // local registry rows to write (true) or delete (false)
-	remote  map[int64]map[string]Session
-	nodes   map[string]bool // other live nodes
-	seqOut  map[string]uint64
-	seqIn   map[string]uint64
+	// pubMu orders this node's presence stream: a session change, its
+	// sequence number and its publication happen under it, and a snapshot
+	// reads the sessions and the number under it. Lock order: pubMu, mu.
+	pubMu sync.Mutex
+	seq   uint64
+
+	mu     sync.Mutex // guards the maps below; never held across I/O
+	local  map[key]Session
+	subs   map[int64]*nats.Subscription // user subjects subscribed to
+	remote map[int64]map[string]Session
+	peers  map[string]*peer
 }
 
-// New makes a node over db (which must be PostgreSQL); dbURL is the same
-// database's URL, for the listener's own connection. Start makes it live.
-func New(db *sqlx.DB, dbURL string, opts Options) (*Cluster, error) {
+// New makes a node over db (which must be PostgreSQL: it holds the node
+// list, the route addresses and the route credential). Start makes it live.
+func New(db *sqlx.DB, opts Options) (*Cluster, error) {
 	if db.DriverName() != "postgres" {
 		return nil, ErrUnsupported
 	}
@@ -165,97 +216,123 @@ func New(db *sqlx.DB, dbURL string, opts Options) (*Cluster, error) {
 	if !validNodeID(opts.NodeID) {
 		return nil, fmt.Errorf("cluster: bad node id %q (want [a-z0-9_]{1,40})", opts.NodeID)
 	}
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = DefaultHeartbeat
 	}
 	if opts.Missed <= 0 {
 		opts.Missed = DefaultMissed
 	}
-	if opts.Reload <= 0 {
-		opts.Reload = DefaultReload
+	if opts.Discovery <= 0 {
+		opts.Discovery = DefaultDiscovery
 	}
-	if opts.QueueLen <= 0 {
-		opts.QueueLen = DefaultQueueLen
-	}
-	if opts.ReconnectMin <= 0 {
-		opts.ReconnectMin = 100 * time.Millisecond
-	}
-	if opts.ReconnectMax <= 0 {
-		opts.ReconnectMax = 10 * time.Second
+	if opts.Inbox <= 0 {
+		opts.Inbox = DefaultInbox
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: database url: %w", err)
-	}
-	q := u.Query()
-	q.Set("application_name", "vestnik-cluster-"+opts.NodeID)
-	u.RawQuery = q.Encode()
 	return &Cluster{
-		db: db, dbURL: u.String(), opts: opts, id: opts.NodeID,
-		log:     opts.Logger.With("component", "cluster", "node", opts.NodeID),
-		out:     make(chan op, opts.QueueLen),
-		dirty:   make(chan struct{}, 1),
-		tasks:   make(chan func(), 64),
-		local:   map[key]Session{},
-		pending: map[key]bool{},
-		remote:  map[int64]map[string]Session{},
-		nodes:   map[string]bool{},
-		seqOut:  map[string]uint64{},
-		seqIn:   map[string]uint64{},
+		db: db, opts: opts, id: opts.NodeID,
+		log:          opts.Logger.With("component", "cluster", "node", opts.NodeID),
+		in:           make(chan *nats.Msg, opts.Inbox),
+		tasks:        make(chan func(), 256),
+		subjPresence: opts.Prefix + ".presence",
+		subjAll:      opts.Prefix + ".all",
+		local:        map[key]Session{},
+		subs:         map[int64]*nats.Subscription{},
+		remote:       map[int64]map[string]Session{},
+		peers:        map[string]*peer{},
 	}, nil
 }
 
 // NodeID returns this node's id.
 func (c *Cluster) NodeID() string { return c.id }
 
-// Start registers the node, listens on its channel, loads the registry of
-// the other nodes and starts the sender, receiver and heartbeat goroutines;
-// h receives what the other nodes send. Register and the other calls may
-// come before Start: they wait in the queue.
+// Route returns the route URL this node recorded ("" when it joined an
+// existing NATS cluster).
+func (c *Cluster) Route() string { return c.route }
+
+func (c *Cluster) subjUser(userID int64) string {
+	return c.opts.Prefix + ".u." + strconv.FormatInt(userID, 10)
+}
+
+func (c *Cluster) subjSnap(node string) string { return c.opts.Prefix + ".snap." + node }
+
+// Start starts or joins NATS, records the node and its route address,
+// subscribes, and waits (at most Heartbeat*Missed) until it has heard the
+// nodes the table lists as alive and holds their sessions; h receives what
+// the other nodes send.
 func (c *Cluster) Start(ctx context.Context, h Handler) error {
 	c.h = h
-	// Listen first, then appear in nodes: whoever sees this node can
-	// reach it.
-	c.ln = pq.NewListener(c.dbURL, c.opts.ReconnectMin, c.opts.ReconnectMax, c.listenerEvent)
-	lctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- c.ln.Listen(channelOf(c.id)) }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			c.ln.Close()
-			return fmt.Errorf("cluster: listen: %w", err)
-		}
-	case <-lctx.Done():
-		c.ln.Close()
-		return fmt.Errorf("cluster: listen: %w", lctx.Err())
-	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	fail := func(err error) error {
 		c.cancel()
-		c.ln.Close()
-		c.deleteNode(context.Background())
+		c.closeNATS()
+		c.deleteNode(ctx)
 		return err
 	}
-	if err := c.insertNode(ctx); err != nil {
+	if err := c.connect(ctx); err != nil {
 		return fail(err)
 	}
-	if err := c.refreshNodes(ctx); err != nil {
-		return fail(err)
+	for _, s := range []string{c.subjPresence, c.subjAll} {
+		if _, err := c.nc.ChanSubscribe(s, c.in); err != nil {
+			return fail(fmt.Errorf("cluster: subscribe %s: %w", s, err))
+		}
 	}
-	if err := c.reload(ctx, false); err != nil {
-		return fail(err)
+	if _, err := c.nc.Subscribe(c.subjSnap(c.id), c.answerSnapshot); err != nil {
+		return fail(fmt.Errorf("cluster: subscribe snapshots: %w", err))
 	}
-	c.enqueue(op{msg: message{Kind: kindHello}})
-	c.go_("sender", c.sender)
+	c.mu.Lock()
+	for k := range c.local {
+		if c.subs[k.user] == nil {
+			sub, err := c.nc.ChanSubscribe(c.subjUser(k.user), c.in)
+			if err != nil {
+				c.mu.Unlock()
+				return fail(fmt.Errorf("cluster: subscribe user: %w", err))
+			}
+			c.subs[k.user] = sub
+		}
+	}
+	c.mu.Unlock()
+	if err := c.nc.Flush(); err != nil {
+		return fail(fmt.Errorf("cluster: nats: %w", err))
+	}
 	c.go_("receiver", c.receiver)
 	c.go_("heartbeat", c.heartbeat)
-	c.log.Info("cluster node started")
+	c.go_("discovery", c.discovery)
+	c.waitPeers(ctx)
+	c.log.Info("cluster node started", "route", c.route, "nodes", len(c.Nodes()))
 	return nil
+}
+
+// waitPeers waits until every node the table lists as recently alive has
+// been heard and its snapshot applied, at most Heartbeat*Missed.
+func (c *Cluster) waitPeers(ctx context.Context) {
+	want, err := c.liveRows(ctx)
+	if err != nil || len(want) == 0 {
+		return
+	}
+	deadline := time.Now().Add(c.opts.Heartbeat * time.Duration(c.opts.Missed))
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		ok := true
+		for _, n := range want {
+			if p := c.peers[n]; p == nil || !p.synced {
+				ok = false
+			}
+		}
+		c.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (c *Cluster) go_(name string, f func()) {
@@ -271,14 +348,13 @@ func (c *Cluster) go_(name string, f func()) {
 	}()
 }
 
-// Shutdown sends what is queued, tells the other nodes this node is
-// leaving, removes its rows and stops the goroutines.
+// Shutdown tells the other nodes this node is leaving (they drop its
+// sessions at once), removes its row and stops NATS and the goroutines.
 func (c *Cluster) Shutdown(ctx context.Context) error {
 	if c.cancel == nil {
 		return nil
 	}
-	c.enqueue(op{msg: message{Kind: kindBye}})
-	c.cancel() // the sender drains the queue before it returns
+	c.cancel() // no heartbeat after the goodbye
 	done := make(chan struct{})
 	go func() { c.wg.Wait(); close(done) }()
 	var err error
@@ -287,47 +363,96 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	c.ln.Close()
+	c.pubMu.Lock()
+	c.publish(c.subjPresence, &message{Kind: kindBye, Seq: c.seq})
+	c.pubMu.Unlock()
+	if c.nc != nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		c.nc.FlushWithContext(fctx)
+		cancel()
+	}
+	c.closeNATS()
 	if derr := c.deleteNode(ctx); err == nil {
 		err = derr
 	}
 	return err
 }
 
-// kill stops the node as a crash would: no goodbye, rows stay behind
+// kill stops the node as a crash would: no goodbye, its row stays behind
 // (tests use it to simulate a dead node).
 func (c *Cluster) kill() {
 	c.killed.Store(true)
 	c.cancel()
+	c.closeNATS()
 	c.wg.Wait()
-	c.ln.Close()
 }
 
-// Register records a local session (at resource binding). A session of
-// the same user and resource on another node is kicked there (RFC 6120
-// 7.7.2.2: the new session wins).
+// publish sends m on subject (stamped with this node's id); a failure is
+// counted and logged, never waited on.
+func (c *Cluster) publish(subject string, m *message) bool {
+	if c.nc == nil || c.killed.Load() {
+		return false
+	}
+	m.From = c.id
+	if err := c.nc.Publish(subject, m.encode()); err != nil {
+		c.c.dropped.Add(1)
+		c.log.Debug("publish", "subject", subject, "err", err)
+		return false
+	}
+	c.c.sent.Add(1)
+	return true
+}
+
+// change publishes one session change on the presence stream; the caller
+// holds pubMu.
+func (c *Cluster) change(m *message) {
+	c.seq++
+	m.Seq = c.seq
+	c.publish(c.subjPresence, m)
+}
+
+// Register records a local session (at resource binding) and subscribes to
+// its user's subject. A session of the same user and resource on another
+// node is kicked there (RFC 6120 7.7.2.2: the new session wins).
 func (c *Cluster) Register(s Session) {
 	s.Node = c.id
 	k := key{s.UserID, s.Resource}
+	c.pubMu.Lock()
 	c.mu.Lock()
 	c.local[k] = s
-	c.pending[k] = true
-	var conflict string
-	if r, ok := c.remote[s.UserID][s.Resource]; ok {
-		conflict = r.Node
+	var conflict bool
+	if r, ok := c.remote[s.UserID][s.Resource]; ok && r.Node != c.id {
+		conflict = true
 	}
+	subscribe := c.subs[s.UserID] == nil && c.nc != nil
 	c.mu.Unlock()
-	c.markDirty()
-	c.enqueue(op{msg: message{Kind: kindBound, UserID: s.UserID, Resource: s.Resource, Priority: s.Priority}})
-	if conflict != "" {
-		c.enqueue(op{to: conflict, msg: message{Kind: kindKick, UserID: s.UserID, Resource: s.Resource, Body: "conflict"}})
+	if subscribe {
+		c.subscribeUser(s.UserID)
+	}
+	c.change(&message{Kind: kindBound, UserID: s.UserID, Resource: s.Resource, Priority: s.Priority})
+	c.pubMu.Unlock()
+	if conflict {
+		c.publish(c.subjUser(s.UserID), &message{Kind: kindKick, UserID: s.UserID, Resource: s.Resource, Body: "conflict"})
 	}
 }
 
-// SetPresence records a local session's presence and broadcasts it to the
-// other nodes; stanza is the serialized presence (for unavailable too).
+func (c *Cluster) subscribeUser(userID int64) {
+	sub, err := c.nc.ChanSubscribe(c.subjUser(userID), c.in)
+	if err != nil {
+		c.log.Warn("subscribe user", "user", userID, "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.subs[userID] = sub
+	c.mu.Unlock()
+}
+
+// SetPresence records a local session's presence and tells the other
+// nodes; stanza is the serialized presence (for unavailable too).
 func (c *Cluster) SetPresence(userID int64, resource string, priority int, available bool, stanza string) {
 	k := key{userID, resource}
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
 	c.mu.Lock()
 	s, ok := c.local[k]
 	if ok {
@@ -336,32 +461,44 @@ func (c *Cluster) SetPresence(userID int64, resource string, priority int, avail
 			s.Presence = stanza
 		}
 		c.local[k] = s
-		c.pending[k] = true
 	}
 	c.mu.Unlock()
-	if !ok {
-		return
+	if ok {
+		c.change(&message{Kind: kindPresence, UserID: userID, Resource: resource, Priority: priority, Available: available, Body: stanza})
 	}
-	c.markDirty()
-	c.enqueue(op{msg: message{Kind: kindPresence, UserID: userID, Resource: resource, Priority: priority, Available: available, Body: stanza}})
 }
 
 // Unregister forgets a local session (it ended); other nodes are told it
-// is gone.
+// is gone. The user's subject is left with the user's last local session.
 func (c *Cluster) Unregister(userID int64, resource string) {
 	k := key{userID, resource}
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
 	c.mu.Lock()
 	_, ok := c.local[k]
+	var sub *nats.Subscription
 	if ok {
 		delete(c.local, k)
-		c.pending[k] = false
+		last := true
+		for l := range c.local {
+			if l.user == userID {
+				last = false
+				break
+			}
+		}
+		if last {
+			sub = c.subs[userID]
+			delete(c.subs, userID)
+		}
 	}
 	c.mu.Unlock()
 	if !ok {
 		return
 	}
-	c.markDirty()
-	c.enqueue(op{msg: message{Kind: kindPresence, UserID: userID, Resource: resource}})
+	if sub != nil {
+		sub.Unsubscribe()
+	}
+	c.change(&message{Kind: kindPresence, UserID: userID, Resource: resource})
 }
 
 // Sessions returns the user's sessions on other nodes (a copy).
@@ -379,60 +516,32 @@ func (c *Cluster) Sessions(userID int64) []Session {
 	return out
 }
 
-// Send queues a stanza for userID's sessions on node (resource "" = by
-// bare-JID rules there). It never blocks: false means the queue is full
-// and the stanza was dropped.
-func (c *Cluster) Send(node string, userID int64, resource, stanza string) bool {
-	return c.enqueue(op{to: node, msg: message{Kind: kindStanza, UserID: userID, Resource: resource, Body: stanza}})
+// SendUser publishes a stanza on userID's subject: every other node
+// holding a session of the user gets it (resource "" = by bare-JID rules
+// on each node; a resource: only the node holding it acts; EverySession:
+// every session). It never blocks; false means it could not be published.
+func (c *Cluster) SendUser(userID int64, resource, stanza string) bool {
+	return c.publish(c.subjUser(userID), &message{Kind: kindStanza, UserID: userID, Resource: resource, Body: stanza})
 }
 
-// SendUser queues a stanza for userID on every other node where the user
-// has a session (resource "" = by bare-JID rules on each node; a resource
-// goes to the node holding it). It returns how many nodes it was sent to.
-func (c *Cluster) SendUser(userID int64, resource, stanza string) int {
-	c.mu.Lock()
-	var targets []string
-	if resource != "" {
-		if s, ok := c.remote[userID][resource]; ok {
-			targets = append(targets, s.Node)
-		}
-	} else {
-		seen := map[string]bool{}
-		for _, s := range c.remote[userID] {
-			if !seen[s.Node] {
-				seen[s.Node] = true
-				targets = append(targets, s.Node)
-			}
-		}
-	}
-	c.mu.Unlock()
-	n := 0
-	for _, node := range targets {
-		if c.Send(node, userID, resource, stanza) {
-			n++
-		}
-	}
-	return n
-}
-
-// Broadcast queues a stanza for every other node's Handler.Broadcast. It
-// never blocks: false means the queue is full.
+// Broadcast publishes a stanza for every other node's Handler.Broadcast.
+// It never blocks.
 func (c *Cluster) Broadcast(stanza string) bool {
-	return c.enqueue(op{msg: message{Kind: kindAll, Body: stanza}})
+	return c.publish(c.subjAll, &message{Kind: kindAll, Body: stanza})
 }
 
-// Kick asks every other node to close userID's sessions (resource "" =
+// Kick asks the other nodes to close userID's sessions (resource "" =
 // all of them).
 func (c *Cluster) Kick(userID int64, resource, reason string) {
-	c.enqueue(op{msg: message{Kind: kindKick, UserID: userID, Resource: resource, Body: reason}})
+	c.publish(c.subjUser(userID), &message{Kind: kindKick, UserID: userID, Resource: resource, Body: reason})
 }
 
 // Nodes returns the ids of the other live nodes.
 func (c *Cluster) Nodes() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.nodes))
-	for n := range c.nodes {
+	out := make([]string, 0, len(c.peers))
+	for n := range c.peers {
 		out = append(out, n)
 	}
 	return out
@@ -441,34 +550,20 @@ func (c *Cluster) Nodes() []string {
 // Stats returns the counters.
 func (c *Cluster) Stats() Stats {
 	c.mu.Lock()
-	rs, nn := 0, len(c.nodes)
+	rs, nn := 0, len(c.peers)
 	for _, m := range c.remote {
 		rs += len(m)
 	}
 	c.mu.Unlock()
+	var routes int64
+	if c.ns != nil {
+		routes = int64(c.ns.NumRoutes())
+	}
 	return Stats{
 		Sent: c.c.sent.Load(), Received: c.c.received.Load(),
-		Spooled: c.c.spooled.Load(), Unspooled: c.c.unspooled.Load(),
-		Dropped: c.c.dropped.Load(), SendErrors: c.c.sendErrors.Load(),
-		Batches: c.c.batches.Load(), Reconnects: c.c.reconnects.Load(),
-		Gaps: c.c.gaps.Load(), NodesExpired: c.c.expired.Load(),
+		Dropped: c.c.dropped.Load(), Gaps: c.c.gaps.Load(),
+		Snapshots: c.c.snapshots.Load(), NodesExpired: c.c.expired.Load(),
+		Reconnects: c.c.reconnects.Load(), Routes: routes,
 		RemoteSessions: int64(rs), Nodes: int64(nn),
-	}
-}
-
-func (c *Cluster) enqueue(o op) bool {
-	select {
-	case c.out <- o:
-		return true
-	default:
-		c.c.dropped.Add(1)
-		return false
-	}
-}
-
-func (c *Cluster) markDirty() {
-	select {
-	case c.dirty <- struct{}{}:
-	default:
 	}
 }

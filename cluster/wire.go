@@ -8,23 +8,27 @@ import (
 	"strings"
 )
 
-// Kinds of messages between nodes. One message is one NOTIFY payload (or
-// one spool row): a header line, then the body.
+// Kinds of messages between nodes. One message is one NATS message: a
+// header line, then the body.
 const (
-	kindStanza   = 'm' // a stanza for a local user (Resource "" = by bare-JID rules)
-	kindBound    = 'r' // a session was bound (registry only, no presence yet)
-	kindPresence = 'p' // a session's presence changed (Body: the presence, "" when gone)
-	kindKick     = 'k' // close a local session (Resource "" = all of the user's)
-	kindAll      = 'c' // a stanza for every node (a component's fan-out)
-	kindHello    = 'h' // a node (re)joined: reload the registry
-	kindBye      = 'b' // a node is leaving: drop its sessions now
-	kindSpool    = 's' // the real message is cluster_spool row UserID
+	// On a user's subject (SubjectUser), to the nodes holding a session of
+	// the user:
+	kindStanza = 'm' // a stanza for a local user (Resource "" = by bare-JID rules)
+	kindKick   = 'k' // close a local session (Resource "" = all of the user's)
+	// On the presence subject, one ordered stream per node (Seq counts
+	// its session changes):
+	kindBound     = 'r' // a session was bound (no presence yet)
+	kindPresence  = 'p' // a session's presence changed (Body: the presence, "" when gone)
+	kindHeartbeat = 'h' // the node is alive; Seq is its last session change
+	kindBye       = 'b' // the node is leaving: drop its sessions now
+	// On the broadcast subject, to every node:
+	kindAll = 'c' // a stanza for every node (a component's fan-out)
 )
 
 // message is the wire form of what one node tells another.
 type message struct {
 	Kind      byte
-	Seq       uint64 // per sender→recipient node pair, from 1
+	Seq       uint64 // the sender's session-change count (presence stream)
 	From      string // sending node id
 	UserID    int64  // the user concerned; for kindSpool the spool row id
 	Priority  int
@@ -37,36 +41,50 @@ var errBadMessage = errors.New("cluster: malformed message")
 
 // encode renders m as "K seq from user prio avail resource\nbody"; the
 // resource is query-escaped so the header has no spaces or newlines.
-func (m *message) encode() string {
-	var b strings.Builder
-	b.Grow(64 + len(m.Resource) + len(m.Body))
-	b.WriteByte(m.Kind)
-	b.WriteByte(' ')
-	b.WriteString(strconv.FormatUint(m.Seq, 10))
-	b.WriteByte(' ')
-	b.WriteString(m.From)
-	b.WriteByte(' ')
-	b.WriteString(strconv.FormatInt(m.UserID, 10))
-	b.WriteByte(' ')
-	b.WriteString(strconv.Itoa(m.Priority))
+func (m *message) encode() []byte {
+	res := url.QueryEscape(m.Resource)
+	b := make([]byte, 0, 48+len(m.From)+len(res)+len(m.Body))
+	b = append(b, m.Kind, ' ')
+	b = strconv.AppendUint(b, m.Seq, 10)
+	b = append(b, ' ')
+	b = append(b, m.From...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, m.UserID, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(m.Priority), 10)
 	if m.Available {
-		b.WriteString(" 1 ")
+		b = append(b, " 1 "...)
 	} else {
-		b.WriteString(" 0 ")
+		b = append(b, " 0 "...)
 	}
-	b.WriteString(url.QueryEscape(m.Resource))
-	b.WriteByte('\n')
-	b.WriteString(m.Body)
-	return b.String()
+	b = append(b, res...)
+	b = append(b, '\n')
+	return append(b, m.Body...)
 }
 
+// decode parses what encode made; the header is read field by field
+// without allocating.
 func decode(s string) (*message, error) {
 	head, body, ok := strings.Cut(s, "\n")
 	if !ok {
 		return nil, errBadMessage
 	}
-	f := strings.Split(head, " ")
-	if len(f) != 7 || len(f[0]) != 1 {
+	var f [7]string
+	rest := head
+	for i := range f {
+		if i == len(f)-1 {
+			f[i] = rest
+			if strings.IndexByte(rest, ' ') >= 0 {
+				return nil, fmt.Errorf("%w: header %q", errBadMessage, head)
+			}
+			break
+		}
+		var ok bool
+		if f[i], rest, ok = strings.Cut(rest, " "); !ok {
+			return nil, fmt.Errorf("%w: header %q", errBadMessage, head)
+		}
+	}
+	if len(f[0]) != 1 {
 		return nil, fmt.Errorf("%w: header %q", errBadMessage, head)
 	}
 	m := &message{Kind: f[0][0], From: f[2], Body: body}
@@ -90,8 +108,8 @@ func decode(s string) (*message, error) {
 	return m, nil
 }
 
-// validNodeID accepts what can be part of a NOTIFY channel name unquoted:
-// lowercase letters, digits and '_', 1–40 of them.
+// validNodeID accepts what can be one token of a NATS subject and a NATS
+// server name: lowercase letters, digits and '_', 1–40 of them.
 func validNodeID(id string) bool {
 	if id == "" || len(id) > 40 {
 		return false
@@ -104,6 +122,3 @@ func validNodeID(id string) bool {
 	}
 	return true
 }
-
-// channelOf is the NOTIFY channel a node listens on.
-func channelOf(node string) string { return "vestnik_node_" + node }

@@ -12,14 +12,19 @@ import (
 )
 
 // Cluster is what the router needs to reach sessions on other nodes that
-// share the database (package cluster implements it). Options.Cluster nil
-// means a single node.
+// share the database (package cluster implements it over NATS). Options.Cluster
+// nil means a single node. Delivery across nodes is best effort: a stanza
+// lost between nodes costs latency, not a message, because archived
+// messages are delivered from the archive (offline flush, delivery marks).
 type Cluster interface {
 	Register(s cluster.Session)
 	SetPresence(userID int64, resource string, priority int, available bool, stanza string)
 	Unregister(userID int64, resource string)
 	Sessions(userID int64) []cluster.Session
-	Send(node string, userID int64, resource, stanza string) bool
+	// SendUser reaches every other node holding a session of the user:
+	// resource "" by RFC 6121 bare-JID rules on each, a resource only on
+	// the node holding it, cluster.EverySession every session.
+	SendUser(userID int64, resource, stanza string) bool
 	Broadcast(stanza string) bool
 	Nodes() []string // the other live nodes
 }
@@ -72,6 +77,8 @@ func (h clusterHandler) Broadcast(x string) {
 			s.blocks.mu.Lock()
 			delete(s.blocks.lists, id)
 			s.blocks.mu.Unlock()
+		case "typing":
+			s.clusterTyping(el)
 		case "roster":
 			// A new personal contact (the first message between two
 			// people was stored on another node).
@@ -214,6 +221,31 @@ func (h clusterHandler) Presence(rs cluster.Session, x string) {
 			send(t)
 		}
 	}
+	s.presenceChanged(rs.UserID)
+	if !rs.Available {
+		s.clusterSessionGone(s.bareJID(acc.Login) + "/" + rs.Resource)
+	}
+}
+
+// ClusterSessionWatcher is a component with per-node state about sessions
+// of other nodes (MUC occupants joined there): it is told when such a
+// session ended or went unavailable, its node's death included.
+type ClusterSessionWatcher interface {
+	ClusterSessionGone(ctx context.Context, full string)
+}
+
+func (s *Server) clusterSessionGone(full string) {
+	s.extMu.RLock()
+	var ws []ClusterSessionWatcher
+	for _, c := range s.components {
+		if w, ok := c.(ClusterSessionWatcher); ok {
+			ws = append(ws, w)
+		}
+	}
+	s.extMu.RUnlock()
+	for _, w := range ws {
+		w.ClusterSessionGone(s.ctx, full)
+	}
 }
 
 // Kick closes local sessions another node asked to close: a resource
@@ -262,38 +294,14 @@ func (s *Server) remotePresence(userID int64, login, to string) []*Element {
 	return out
 }
 
-// remoteNode returns the node holding the user's resource, or "".
-func (s *Server) remoteNode(userID int64, resource string) string {
-	if s.cl == nil {
-		return ""
-	}
-	for _, rs := range s.cl.Sessions(userID) {
-		if rs.Resource == resource {
-			return rs.Node
-		}
-	}
-	return ""
-}
-
 // routeRemoteMessage sends a message for the user's bare JID to every
 // other node holding a session of the user; each node applies the RFC
 // 6121 rules to its own sessions with its own, fresh view (a session that
-// became available a moment ago may not be in this node's mirror yet).
+// became available a moment ago may not be in this node's mirror yet, so
+// the message goes on the user's subject whatever the mirror says).
 func (s *Server) routeRemoteMessage(to *Account, el *Element) {
-	if s.cl == nil {
-		return
-	}
-	var x string
-	sent := map[string]bool{}
-	for _, rs := range s.cl.Sessions(to.ID) {
-		if sent[rs.Node] {
-			continue
-		}
-		if x == "" {
-			x = el.String()
-		}
-		sent[rs.Node] = true
-		s.cl.Send(rs.Node, to.ID, "", x)
+	if s.clustered() {
+		s.cl.SendUser(to.ID, "", el.String())
 	}
 }
 
@@ -323,71 +331,43 @@ func (s *Server) clusterUnbind(sess *Session) {
 }
 
 // sendRemote sends el to the user's resource on another node; false when
-// no other node holds it.
+// no other node holds it (as far as this node's mirror knows).
 func (s *Server) sendRemote(userID int64, resource string, el *Element) bool {
-	node := s.remoteNode(userID, resource)
-	if node == "" {
+	if s.cl == nil {
 		return false
 	}
-	return s.cl.Send(node, userID, resource, el.String())
+	for _, rs := range s.cl.Sessions(userID) {
+		if rs.Resource == resource {
+			return s.cl.SendUser(userID, resource, el.String())
+		}
+	}
+	return false
 }
 
 // sendRemoteAll sends el to the user's available sessions on every other
 // node (directed presence to a bare JID).
 func (s *Server) sendRemoteAll(userID int64, el *Element) {
-	if s.cl == nil {
-		return
-	}
-	var x string
-	sent := map[string]bool{}
-	for _, rs := range s.cl.Sessions(userID) {
-		if !rs.Available || sent[rs.Node] {
-			continue
-		}
-		if x == "" {
-			x = el.String()
-		}
-		sent[rs.Node] = true
-		s.cl.Send(rs.Node, userID, "", x)
+	if s.clustered() {
+		s.cl.SendUser(userID, "", el.String())
 	}
 }
 
 // remoteCarbon sends a XEP-0280 carbon of msg (kind sent or received) to
-// the user's available sessions on other nodes; each node gives it to the
+// the user's sessions on other nodes; each node gives it to the available
 // sessions that enabled carbons.
 func (s *Server) remoteCarbon(userID int64, kind, bare string, msg *Element) {
-	var x string
-	sent := map[string]bool{}
-	for _, rs := range s.cl.Sessions(userID) {
-		if !rs.Available || sent[rs.Node] {
-			continue
-		}
-		if x == "" {
-			c := carbon(kind, bare, "", msg)
-			c.RemoveAttr("to")
-			x = c.String()
-		}
-		sent[rs.Node] = true
-		s.cl.Send(rs.Node, userID, "", x)
+	if !s.clustered() {
+		return
 	}
+	c := carbon(kind, bare, "", msg)
+	c.RemoveAttr("to")
+	s.cl.SendUser(userID, "", c.String())
 }
 
 // sendRemoteEvery sends el to every session of the user on other nodes.
 func (s *Server) sendRemoteEvery(userID int64, el *Element) {
-	if s.cl == nil {
-		return
-	}
-	var x string
-	sent := map[string]bool{}
-	for _, rs := range s.cl.Sessions(userID) {
-		if sent[rs.Node] {
-			continue
-		}
-		if x == "" {
-			x = el.String()
-		}
-		sent[rs.Node] = true
-		s.cl.Send(rs.Node, userID, cluster.EverySession, x)
+	if s.clustered() {
+		s.cl.SendUser(userID, cluster.EverySession, el.String())
 	}
 }
 

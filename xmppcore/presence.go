@@ -179,6 +179,7 @@ func (s *Server) broadcastPresence(sess *Session, el *Element) {
 		}
 	}
 	s.clusterPresence(sess, el)
+	s.presenceChanged(sess.userID)
 }
 
 // answerProbe sends sess the presence of every available session of acc,

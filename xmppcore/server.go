@@ -112,6 +112,7 @@ type Server struct {
 	router *router
 	users  *userCache
 	blocks blockCache
+	watch  watchers // who watches presence and chat typing company-wide (watch.go)
 
 	mu        sync.Mutex // guards listeners, conns
 	listeners map[net.Listener]struct{}

@@ -161,11 +161,9 @@ func TestClusterEndToEnd(t *testing.T) {
 		if t.Failed() {
 			t.Logf("node A:\n%s\nnode B:\n%s", a.out, b.out)
 			if db, err := migrations.Open(context.Background(), u); err == nil {
-				var rows []string
-				db.Select(&rows, `SELECT node_id || ' ' || user_id || '/' || resource || ' ' || available || ' ' || presence FROM cluster_sessions`)
 				var nodes []string
-				db.Select(&nodes, `SELECT id FROM nodes`)
-				t.Logf("registry: %q; nodes: %q", rows, nodes)
+				db.Select(&nodes, `SELECT id || ' ' || route FROM nodes`)
+				t.Logf("nodes: %q", nodes)
 				for _, srv := range []*server{a, b} {
 					_, m := get(t, "http://"+srv.httpAt+"/metrics")
 					for _, l := range strings.Split(m, "\n") {

@@ -55,6 +55,12 @@ type serveConfig struct {
 	// cluster: share sessions with other nodes on the same PostgreSQL.
 	cluster bool
 	nodeID  string
+	// The cluster's NATS: the embedded server's route address, the address
+	// recorded for other nodes, the route credential, route TLS files, or
+	// an existing NATS cluster to join instead.
+	clusterListen, clusterAdvertise, clusterSecret string
+	clusterTLSCert, clusterTLSKey, clusterTLSCA    string
+	natsURL                                        string
 	// retention: how long the archive keeps messages (0 = forever).
 	retention time.Duration
 	// The file store: size limit and per-user quota (parseSize), the
@@ -94,6 +100,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.editWindow, "edit-window", mam.DefaultEditWindow, "how long after sending authors may edit or delete a message (XEP-0308/0424, the browser, REST); 0: no limit")
 	fs.BoolVar(&c.cluster, "cluster", true, "on PostgreSQL, serve as one node of several sharing the database (ignored on SQLite)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster node id ([a-z0-9_], default random)")
+	fs.StringVar(&c.clusterListen, "cluster-listen", cluster.DefaultListen, "address the embedded NATS server listens on for routes from other nodes (port 0: any free one)")
+	fs.StringVar(&c.clusterAdvertise, "cluster-advertise", "", "host:port other nodes reach this node's routes at, recorded in the database (default: --cluster-listen; required when it listens on every interface)")
+	fs.StringVar(&c.clusterSecret, "cluster-secret", "", "route credential every node presents (default: one made by the first node and kept in the database; or VESTNIK_CLUSTER_SECRET)")
+	fs.StringVar(&c.clusterTLSCert, "cluster-tls-cert", "", "TLS certificate (PEM) for routes between nodes: with --cluster-tls-key and --cluster-tls-ca, routes require TLS both ways")
+	fs.StringVar(&c.clusterTLSKey, "cluster-tls-key", "", "TLS key (PEM) for routes between nodes")
+	fs.StringVar(&c.clusterTLSCA, "cluster-tls-ca", "", "CA certificates (PEM) that sign the other nodes' route certificates")
+	fs.StringVar(&c.natsURL, "nats-url", "", "join an existing NATS cluster (nats://user:pass@host:4222,…) instead of embedding a NATS server")
 	fs.StringVar(&c.uploadMaxSize, "upload-max-size", "100M", "largest file users may upload (bytes, or with K, M, G)")
 	fs.StringVar(&c.uploadQuota, "upload-quota", "5G", "bytes of files each user may store (K, M, G; 0: unlimited)")
 	fs.StringVar(&c.uploadTotal, "upload-total", "0", "bytes of files all users together may store (K, M, G, T; 0: no cap but --upload-disk-reserve)")
@@ -193,7 +206,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var node *cluster.Cluster
 	if c.cluster && db.DriverName() == migrations.Postgres {
-		node, err = cluster.New(db, c.dbURL, cluster.Options{NodeID: c.nodeID, Logger: log})
+		copts, err := c.clusterOptions()
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		copts.Logger = log
+		node, err = cluster.New(db, copts)
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
@@ -485,11 +503,12 @@ func clusterMetrics(reg *metrics.Registry, node *cluster.Cluster) {
 	metrics.Snapshot(reg, node.Stats, []metrics.Stat[s]{
 		c("vestnik_cluster_sent_total", "Messages sent to other nodes.", func(s s) int64 { return s.Sent }),
 		c("vestnik_cluster_received_total", "Messages received from other nodes.", func(s s) int64 { return s.Received }),
-		c("vestnik_cluster_spooled_total", "Large messages sent through the spool table.", func(s s) int64 { return s.Spooled }),
-		c("vestnik_cluster_dropped_total", "Messages to other nodes dropped by a full queue.", func(s s) int64 { return s.Dropped }),
-		c("vestnik_cluster_send_errors_total", "Batches to other nodes that failed.", func(s s) int64 { return s.SendErrors }),
-		c("vestnik_cluster_reconnects_total", "Listener reconnections.", func(s s) int64 { return s.Reconnects }),
-		c("vestnik_cluster_gaps_total", "Sequence gaps in messages from other nodes.", func(s s) int64 { return s.Gaps }),
+		c("vestnik_cluster_dropped_total", "Publish errors and NATS slow-consumer events between nodes.", func(s s) int64 { return s.Dropped }),
+		c("vestnik_cluster_reconnects_total", "NATS client reconnections.", func(s s) int64 { return s.Reconnects }),
+		c("vestnik_cluster_gaps_total", "Gaps seen in other nodes' session streams (repaired by a snapshot).", func(s s) int64 { return s.Gaps }),
+		c("vestnik_cluster_snapshots_total", "Session snapshots taken from other nodes.", func(s s) int64 { return s.Snapshots }),
+		c("vestnik_cluster_nodes_expired_total", "Nodes taken for dead after missed heartbeats.", func(s s) int64 { return s.NodesExpired }),
+		g("vestnik_cluster_routes", "NATS routes of the embedded server.", func(s s) int64 { return s.Routes }),
 		g("vestnik_cluster_nodes", "Other live nodes.", func(s s) int64 { return s.Nodes }),
 		g("vestnik_cluster_remote_sessions", "Sessions held by other nodes.", func(s s) int64 { return s.RemoteSessions }),
 	})

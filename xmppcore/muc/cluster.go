@@ -18,6 +18,10 @@ type componentBroadcaster interface {
 // delivers chat events (events.go) to this node's followers
 // (xmppcore.ClusterComponent).
 func (s *Service) HandleCluster(ctx context.Context, msg *xmppcore.Element) {
+	if msg.Name.Space == nsOccupant && msg.Name.Local == "occupant" {
+		s.remoteOccupant(ctx, msg)
+		return
+	}
 	if msg.Name.Local != "message" || msg.AttrValue("type") != "groupchat" {
 		return
 	}

@@ -190,7 +190,7 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		}
 	}
 	r.mu.RUnlock()
-	if clash {
+	if clash || r.remoteNickTaken(nick, u.ID) {
 		s.reply(ctx, e, "cancel", "conflict", "that nickname is in use")
 		s.dropIfEmpty(c.ID, r)
 		return
@@ -262,7 +262,7 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 // (at most MaxJoinPresences, owner first, so that a big room does not
 // overflow its send queue), except its own.
 func (s *Service) sendOccupants(ctx context.Context, c *Chat, r *room, full string) {
-	others := r.list()
+	others := append(r.list(), r.remoteList()...)
 	sort.SliceStable(others, func(i, j int) bool { return others[i].userID == c.OwnerID && others[j].userID != c.OwnerID })
 	n := 0
 	for _, other := range others {
@@ -306,6 +306,7 @@ func atoiBounded(v string, max int) (int, error) {
 
 // broadcastPresence sends o's presence to every occupant but itself.
 func (s *Service) broadcastPresence(ctx context.Context, c *Chat, r *room, o *occupant, except string) {
+	s.shareOccupant(c, o, false)
 	p := s.occupantPresence(c, o, false)
 	for _, full := range r.snapshot() {
 		if full != except {

@@ -19,6 +19,7 @@ import (
 type room struct {
 	mu        sync.RWMutex         // guards occupants; never held across a send
 	occupants map[string]*occupant // by full JID
+	remote    map[string]*occupant // joined through other nodes, by full JID (remote.go)
 }
 
 // occupant is one joined session.
@@ -52,7 +53,7 @@ func (s *Service) dropIfEmpty(chatID int64, r *room) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r.mu.RLock()
-	empty := len(r.occupants) == 0
+	empty := len(r.occupants) == 0 && len(r.remote) == 0
 	r.mu.RUnlock()
 	if empty && s.rooms[chatID] == r {
 		delete(s.rooms, chatID)
@@ -291,6 +292,7 @@ func (s *Service) announceLeave(ctx context.Context, c *Chat, r *room, o *occupa
 // announceLeaveWith is announceLeave with the presence passed through
 // decorate (which may be nil) before it is sent.
 func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *occupant, decorate func(*xmppcore.Element) *xmppcore.Element, statuses ...string) {
+	s.shareOccupant(c, o, true)
 	r.mu.RLock()
 	for _, other := range r.occupants {
 		if other.nick == o.nick {
