@@ -197,7 +197,7 @@ func TestReadAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := func(name string) (*env, *muc.Service) {
-		cl, err := cluster.New(db, u, cluster.Options{NodeID: name, Heartbeat: 100 * time.Millisecond, Missed: 3})
+		cl, err := cluster.New(db, cluster.Options{NodeID: name, Heartbeat: 100 * time.Millisecond, Missed: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
