@@ -2,6 +2,7 @@ package muc
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"sort"
 	"strings"
@@ -120,6 +121,13 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 	if typ == "error" || typ == "probe" || typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed" {
 		return
 	}
+	if typ == "unavailable" && to.Localpart() != "" && to.Resourcepart() == "" {
+		// Leaving by the room's bare JID, as some clients do.
+		if c, err := s.store.ByRoom(ctx, to.Localpart()); err == nil {
+			s.leave(ctx, c, from.String(), e)
+		}
+		return
+	}
 	if to.Localpart() == "" || to.Resourcepart() == "" {
 		if typ != "unavailable" {
 			s.reply(ctx, e, "modify", "jid-malformed", "join a room as room@"+s.host+"/nick")
@@ -152,9 +160,11 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 }
 
 // createByJoin makes a new chat when a user joins a room that does not
-// exist: a closed chat owned by the joiner, titled after the room name.
-// The owner opens it to the company in the configuration form
-// (muc#roomconfig_publicroom on, or muc#roomconfig_membersonly off).
+// exist: a closed chat owned by the joiner, titled after the room name,
+// locked until the owner submits the configuration form (XEP-0045
+// §10.1). Accepting the default configuration (an instant room) makes it
+// an open chat; a form with muc#roomconfig_membersonly on keeps it
+// closed (a reserved room).
 func (s *Service) createByJoin(ctx context.Context, u *roster.User, from, to jid.JID, e *xmppcore.Element) {
 	if !ValidRoom(to.Localpart()) {
 		s.reply(ctx, e, "cancel", "not-allowed", "room names are lowercase letters, digits, '-', '_' and '.', and chat<number> is reserved")
@@ -174,6 +184,10 @@ func (s *Service) createByJoin(ctx context.Context, u *roster.User, from, to jid
 	}
 	s.memberChanged(ctx, u.ID, c, true)
 	s.emit(ctx, c, EventCreated, []int64{u.ID}, u.ID)
+	r := s.room(c.ID, true)
+	r.mu.Lock()
+	r.locked = true
+	r.mu.Unlock()
 	s.join(ctx, c, u, from, to.Resourcepart(), e, true)
 }
 
@@ -237,6 +251,14 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		}
 		if c.Type != TypeOpen {
 			s.reply(ctx, e, "auth", "registration-required", "this chat is for members only")
+			s.dropIfEmpty(c.ID, r)
+			return
+		}
+		// The password is asked of who would become a member by
+		// joining; members reach the chat through every door anyway.
+		given := childText(child(e, NSMUC, "x"), NSMUC, "password")
+		if c.Password != "" && subtle.ConstantTimeCompare([]byte(given), []byte(c.Password)) != 1 {
+			s.reply(ctx, e, "auth", "not-authorized", "this chat needs a password")
 			s.dropIfEmpty(c.ID, r)
 			return
 		}

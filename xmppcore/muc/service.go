@@ -56,6 +56,9 @@ const GetChatID = "/getChatId"
 // MaxBody bounds a chat message body in bytes.
 const MaxBody = 64 << 10
 
+// MaxPassword bounds a room password in bytes.
+const MaxPassword = 256
+
 // Service is the chat service: the rules, posting and fan-out, and the
 // XEP-0045 component at conference.<domain>.
 type Service struct {
