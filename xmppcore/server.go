@@ -73,6 +73,9 @@ type Options struct {
 	// mailto:it@example.com or xmpp:admin@example.com, listed in the
 	// server's disco#info (XEP-0157); none: no form.
 	ContactAddresses map[string][]string
+	// Admins are the logins of the server's admins: they run the
+	// XEP-0133 ad-hoc commands (adhoc.go).
+	Admins []string
 	// SMResumeTimeout overrides how long a resumable XEP-0198 session
 	// waits detached for its client (default SMResumeTimeout).
 	SMResumeTimeout time.Duration

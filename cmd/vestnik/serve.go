@@ -83,7 +83,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS key file (PEM)")
 	fs.StringVar(&c.dataDir, "data", "./data", "data directory (self-signed certificate, uploads)")
 	fs.BoolVar(&c.hideHistory, "hide-history", false, "default for hide_history when members are added to a chat")
-	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (create pubsub nodes, own every chat room in XMPP)")
+	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (create pubsub nodes, own every chat room in XMPP, XEP-0133 ad-hoc commands)")
 	fs.StringVar(&c.adminContact, "admin-contact", "", "comma-separated operator addresses shown to XMPP clients (XEP-0157), e.g. mailto:it@example.com,xmpp:admin@example.com")
 	fs.StringVar(&c.contacts, "contact-addresses", "", "more XEP-0157 addresses as KIND=URI,… (KIND: abuse, admin, feedback, sales, security, status, support)")
 	fs.Float64Var(&c.roomMessageRate, "room-message-rate", muc.DefaultMessageRate, "messages per second one person may post to one chat, sustained (bursts of 20; negative: no limit)")
@@ -190,6 +190,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		OnMessage: lat.message, OnLogin: lat.login}
 	if xopts.ContactAddresses, err = contactAddresses(c.adminContact, c.contacts); err != nil {
 		return err
+	}
+	// Admins run the XEP-0133 ad-hoc commands (announce, online users, end sessions).
+	for _, a := range strings.Split(c.admins, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			xopts.Admins = append(xopts.Admins, a)
+		}
 	}
 	var node *cluster.Cluster
 	if c.cluster && db.DriverName() == migrations.Postgres {
