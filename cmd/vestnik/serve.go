@@ -39,6 +39,7 @@ type serveConfig struct {
 	dbURL   string
 	httpAt  string
 	c2sAt   string
+	c2sTLS  string // XEP-0368 direct TLS listen address; "" = none
 	tlsCert string
 	tlsKey  string
 	dataDir string
@@ -79,6 +80,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.dbURL, "db", defaultDB, "database URL: sqlite:PATH or postgres://…")
 	fs.StringVar(&c.httpAt, "http", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&c.c2sAt, "c2s", "127.0.0.1:5222", "XMPP client-to-server listen address")
+	fs.StringVar(&c.c2sTLS, "c2s-tls", "", "XMPP direct TLS (XEP-0368) listen address, e.g. :5223; empty: none")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS key file (PEM)")
 	fs.StringVar(&c.dataDir, "data", "./data", "data directory (self-signed certificate, uploads)")
@@ -284,8 +286,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WriteTimeout: c.httpWrite, IdleTimeout: c.httpIdle, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
-	c2sErr := make(chan error, 1)
+	c2sErr := make(chan error, 2)
 	go func() { c2sErr <- xmpp.ServeC2S(c2sLn) }()
+	if c.c2sTLS != "" {
+		tlsLn, err := net.Listen("tcp", c.c2sTLS)
+		if err != nil {
+			xmpp.Shutdown(context.Background())
+			return fmt.Errorf("serve: c2s-tls: %w", err)
+		}
+		go func() { c2sErr <- xmpp.ServeC2STLS(tlsLn) }()
+	}
 
 	fmt.Fprintf(stdout, "Vestnik is running: open http://%s (database %s, data %s)\n", httpLn.Addr(), c.dbURL, filepath.Clean(c.dataDir))
 	select {
