@@ -266,6 +266,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 
 	mux.Handle("GET /xmpp-websocket", xmpp.WebSocketHandler())
+	mux.Handle("/http-bind", xmpp.BOSHHandler()) // XEP-0206: POST, and OPTIONS for other origins
 	// XEP-0156: where web clients find the WebSocket endpoint.
 	mux.Handle("GET /.well-known/host-meta", xmppcore.HostMetaHandler(c.publicURL))
 	mux.Handle("GET /.well-known/host-meta.json", xmppcore.HostMetaHandler(c.publicURL))
