@@ -178,6 +178,25 @@ await step('no errors in the console', async () => {
   if (missing.length) log('not found on the test page (ignored): ' + missing.join(', '));
 });
 
+await step('Converse.js over BOSH (XEP-0206): login and roster', async () => {
+  const p = await browser.newPage();
+  await p.goto(`${PAGE}?bosh=${encodeURIComponent(BASE + '/http-bind')}&jid=petrova@${DOMAIN}&password=demo`);
+  const t0 = Date.now();
+  for (;;) {
+    const n = await p.evaluate(async () => {
+      const c = window.vestnikTest;
+      if (!c?.api?.connection?.connected?.()) return 0;
+      return (await c.api.contacts.get()).length;
+    }).catch(() => 0);
+    if (n > 0) break;
+    if (Date.now() - t0 > 20000) throw new Error('no BOSH login with a roster');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const uri = await p.evaluate(() => window.vestnikTest.api.connection.get().service);
+  assert(String(uri).endsWith('/http-bind'), 'connected through ' + uri);
+  await p.close();
+});
+
 await browser.close();
 web.close();
 if (failed) process.exit(1);

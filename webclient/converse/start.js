@@ -6,7 +6,8 @@ converse.plugins.add('vestnik-test', {
   initialize() { window.vestnikTest = this._converse; },
 });
 converse.initialize({
-  websocket_url: q.get('ws'),
+  websocket_url: q.get('ws') || undefined,
+  bosh_service_url: q.get('bosh') || undefined,
   jid: q.get('jid'),
   password: q.get('password'),
   auto_login: true,
