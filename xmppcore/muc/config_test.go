@@ -130,3 +130,26 @@ func TestRoomPassword(t *testing.T) {
 		}
 	})
 }
+
+// TestRoomPresenceProbe: an occupant probing a nick gets that occupant's
+// presence, or unavailable for a nick nobody has; who is not in the room
+// is refused with not-acceptable.
+func TestRoomPresenceProbe(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		w.user(t, "ivanov")
+		w.user(t, "popov")
+		o := w.login(t, "ivanov", "gajim")
+		p := w.login(t, "popov", "dino")
+		room := "probe@conference." + domain
+		join(o, room, "Иван")
+		o.Send(`<presence type='probe' to='` + room + `/Иван'/>`)
+		if got := o.Expect("from='"+room+"/Иван'", "affiliation='owner'"); strings.Contains(got, "type=") {
+			t.Fatalf("probe of self: %s", got)
+		}
+		o.Send(`<presence type='probe' to='` + room + `/Никто'/>`)
+		o.Expect("from='"+room+"/Никто'", "type='unavailable'", "role='none'")
+		p.Send(`<presence type='probe' to='` + room + `/Иван'/>`)
+		p.Expect("from='"+room+"/Иван'", "type='error'", "not-acceptable")
+	})
+}

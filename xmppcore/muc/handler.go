@@ -118,7 +118,11 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 		}
 		return
 	}
-	if typ == "error" || typ == "probe" || typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed" {
+	if typ == "probe" {
+		s.probe(ctx, from, to, e)
+		return
+	}
+	if typ == "error" || typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed" {
 		return
 	}
 	if typ == "unavailable" && to.Localpart() != "" && to.Resourcepart() == "" {
@@ -157,6 +161,44 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 		return
 	}
 	s.join(ctx, c, u, from, nick, e, false)
+}
+
+// probe answers a presence probe to room/nick from an occupant with that
+// occupant's current presence, or unavailable when nobody has the nick
+// (XEP-0045 §7.8 as Prosody does it); who is not in the room may not
+// probe (not-acceptable).
+func (s *Service) probe(ctx context.Context, from, to jid.JID, e *xmppcore.Element) {
+	c, err := s.store.ByRoom(ctx, to.Localpart())
+	if err != nil || to.Resourcepart() == "" {
+		s.reply(ctx, e, "cancel", "not-acceptable", "")
+		return
+	}
+	r := s.room(c.ID, false)
+	var target *occupant
+	joined := false
+	if r != nil {
+		r.mu.RLock()
+		joined = r.occupants[from.String()] != nil
+		for _, o := range r.occupants {
+			if o.nick == to.Resourcepart() {
+				cp := *o
+				target = &cp
+				break
+			}
+		}
+		r.mu.RUnlock()
+	}
+	if !joined {
+		s.reply(ctx, e, "cancel", "not-acceptable", "join the room before probing its occupants")
+		return
+	}
+	if target == nil {
+		p := el(nsClient, "presence", "type", "unavailable")
+		add(p, add(el(NSMUCUser, "x"), el(NSMUCUser, "item", "nick", to.Resourcepart(), "role", "none")))
+		s.router.Route(ctx, addressed(p, to.String(), from.String()))
+		return
+	}
+	s.router.Route(ctx, addressed(s.occupantPresence(c, target, false), to.String(), from.String()))
 }
 
 // createByJoin makes a new chat when a user joins a room that does not
