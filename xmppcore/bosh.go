@@ -27,9 +27,10 @@ const (
 
 // boshHandler serves /http-bind and holds the live BOSH sessions by sid.
 type boshHandler struct {
-	srv      *Server
-	mu       sync.Mutex // guards sessions
-	sessions map[string]*boshTransport
+	srv        *Server
+	inactivity time.Duration // BOSHInactivity; shorter in tests
+	mu         sync.Mutex    // guards sessions
+	sessions   map[string]*boshTransport
 }
 
 // BOSHHandler serves XMPP over BOSH (XEP-0206); mount it at /http-bind
@@ -37,7 +38,7 @@ type boshHandler struct {
 // secure when its creating request came over TLS. Sessions are under the
 // same connection caps as TCP and WebSocket.
 func (s *Server) BOSHHandler() http.Handler {
-	return &boshHandler{srv: s, sessions: make(map[string]*boshTransport)}
+	return &boshHandler{srv: s, inactivity: BOSHInactivity, sessions: make(map[string]*boshTransport)}
 }
 
 // boshTransport is one BOSH session as a Transport.
@@ -272,7 +273,7 @@ func (h *boshHandler) create(w http.ResponseWriter, r *http.Request, body *Eleme
 		open.Attr = append(open.Attr, xmlLangAttr(lang))
 	}
 	attrs := []string{"sid", t.sid, "wait", strconv.Itoa(int(wait / time.Second)), "hold", "1",
-		"requests", strconv.Itoa(BOSHRequests), "inactivity", strconv.Itoa(int(BOSHInactivity / time.Second)),
+		"requests", strconv.Itoa(BOSHRequests), "inactivity", strconv.Itoa(int(h.inactivity / time.Second)),
 		"polling", "1", "maxpause", "0", "ver", "1.11", "from", s.domain, "xmpp:version", "1.0",
 		"xmlns:xmpp", NSXBOSH, "xmlns:stream", NSStream}
 	t.serve(w, r, rid, open.String(), attrs)
@@ -410,9 +411,9 @@ func (t *boshTransport) answer(w http.ResponseWriter, rid int64, kick chan struc
 	}
 	if len(t.held) == 0 {
 		if t.idle == nil {
-			t.idle = time.AfterFunc(BOSHInactivity, t.expire)
+			t.idle = time.AfterFunc(t.h.inactivity, t.expire)
 		} else {
-			t.idle.Reset(BOSHInactivity)
+			t.idle.Reset(t.h.inactivity)
 		}
 	}
 	t.mu.Unlock()

@@ -1,6 +1,7 @@
 package xmppcore
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -140,4 +141,34 @@ func TestBOSH(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBOSHInactivity: a session whose client holds no request for the
+// inactivity time ends (its account goes offline); a later request gets
+// item-not-found.
+func TestBOSHInactivity(t *testing.T) {
+	e := newEnv(t, dbtest.Open(t, migrations.SQLite))
+	h := e.srv.BOSHHandler().(*boshHandler)
+	h.inactivity = 300 * time.Millisecond
+	ts := httptest.NewTLSServer(h)
+	defer ts.Close()
+	b := &boshClient{t: t, url: ts.URL, c: ts.Client(), rid: 1}
+	b.sid = mustMatch(t, "creation", b.post("to='example.test' wait='1' hold='1' xmpp:version='1.0'", ""), `sid='([^']+)'`)[1]
+	b.post("", "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+plainAuth("carol", "secret")+"</auth>")
+	b.post("xmpp:restart='true' to='example.test'", "")
+	mustMatch(t, "bind", b.post("", "<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"), `<jid>carol@`)
+	carol, err := e.rs.UserByLogin(context.Background(), "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.srv.Online(carol.ID) {
+		t.Fatal("carol is not online over BOSH")
+	}
+	for i := 0; e.srv.Online(carol.ID); i++ {
+		if i > 50 {
+			t.Fatal("an inactive BOSH session did not end")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mustMatch(t, "after inactivity", b.post("", ""), `condition='item-not-found'`)
 }
