@@ -153,3 +153,30 @@ func TestRoomPresenceProbe(t *testing.T) {
 		p.Expect("from='"+room+"/Иван'", "type='error'", "not-acceptable")
 	})
 }
+
+// TestRoomNicknames: a nick with a code point PRECIS disallows (a
+// variation selector, a zero-width joiner out of context) is refused with
+// jid-malformed (the address itself is refused) and changes nothing;
+// emoji and Cyrillic nicks are fine, and a nick change tells the session
+// its new nick (110).
+func TestRoomNicknames(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		w.user(t, "ivanov")
+		o := w.login(t, "ivanov", "gajim")
+		room := "nicks@conference." + domain
+		join(o, room, "Иван")
+		for _, nick := range []string{"🤖\uFE0F", "a\u200Db"} {
+			o.Send(`<presence to='` + room + `/` + nick + `'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+			o.Expect("type='error'", "jid-malformed")
+		}
+		c, err := w.chats.Store().ByRoom(context.Background(), "nicks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if occ := w.chats.Occupants(c.ID); len(occ) != 1 {
+			t.Fatalf("occupants after refused nicks: %v", occ)
+		}
+		join(o, room, "🤖") // a nick change to an emoji
+	})
+}

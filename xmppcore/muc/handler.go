@@ -268,6 +268,12 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 				}
 				s.router.Route(ctx, addressed(pp, s.RoomJID(c)+"/"+old.nick, o))
 			}
+			// The others get the new nick's presence below; the session
+			// itself too, with 110 (XEP-0045 §7.6).
+			r.mu.RLock()
+			now := *cur
+			r.mu.RUnlock()
+			s.router.Route(ctx, addressed(s.occupantPresence(c, &now, false, "110"), s.RoomJID(c)+"/"+nick, full))
 		} else {
 			r.mu.Lock()
 			cur.presence = e
