@@ -2,6 +2,7 @@ package muc_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -118,6 +119,29 @@ func TestRoomPassword(t *testing.T) {
 		o.Expect("id='p2'", "type='error'", "not-acceptable")
 		if c, _ := w.chats.Store().ByRoom(ctx, "secret"); c.Password != "кот-123" {
 			t.Fatalf("password after refused changes: %q", c.Password)
+		}
+
+		// The rule is the core's, for every door: joining by oneself or by
+		// posting needs the password; the right one joins.
+		petrova := w.user(t, "petrova")
+		c, err := w.chats.Store().ByRoom(ctx, "secret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.chats.AddMembers(ctx, petrova.ID, c.ID, []int64{petrova.ID}, nil, false); !errors.Is(err, muc.ErrPasswordRequired) || !errors.Is(err, muc.ErrForbidden) {
+			t.Errorf("self-join without the password: got %v, want ErrPasswordRequired", err)
+		}
+		if _, err := w.chats.PostMessage(ctx, c.ID, petrova.ID, "без пароля", false); !errors.Is(err, muc.ErrPasswordRequired) {
+			t.Errorf("posting without the password: got %v, want ErrPasswordRequired", err)
+		}
+		if _, err := w.chats.Join(ctx, petrova.ID, c.ID, "кот-124"); !errors.Is(err, muc.ErrPasswordRequired) {
+			t.Errorf("a wrong password: got %v", err)
+		}
+		if ok, _ := w.chats.Store().IsMember(ctx, c.ID, petrova.ID); ok {
+			t.Fatal("refused joins made a member")
+		}
+		if _, err := w.chats.Join(ctx, petrova.ID, c.ID, "кот-123"); err != nil {
+			t.Errorf("the right password: %v", err)
 		}
 
 		// Removed (an empty value; a 104 to the occupants): anyone joins.

@@ -2,7 +2,6 @@ package muc
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"sort"
 	"strings"
@@ -62,6 +61,8 @@ func (s *Service) replyErr(ctx context.Context, e *xmppcore.Element, err error) 
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.reply(ctx, e, "cancel", "item-not-found", "")
+	case errors.Is(err, ErrPasswordRequired):
+		s.reply(ctx, e, "auth", "not-authorized", "this chat needs its password")
 	case errors.Is(err, ErrForbidden):
 		s.reply(ctx, e, "auth", "forbidden", strings.TrimPrefix(err.Error(), "muc: forbidden: "))
 	case errors.Is(err, ErrConflict):
@@ -303,14 +304,9 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 			return
 		}
 		// The password is asked of who would become a member by
-		// joining; members reach the chat through every door anyway.
+		// joining (Join); members reach the chat through every door.
 		given := childText(child(e, NSMUC, "x"), NSMUC, "password")
-		if c.Password != "" && subtle.ConstantTimeCompare([]byte(given), []byte(c.Password)) != 1 {
-			s.reply(ctx, e, "auth", "not-authorized", "this chat needs a password")
-			s.dropIfEmpty(c.ID, r)
-			return
-		}
-		if _, err := s.AddMembers(ctx, u.ID, c.ID, []int64{u.ID}, nil, false); err != nil {
+		if _, err := s.Join(ctx, u.ID, c.ID, given); err != nil {
 			s.replyErr(ctx, e, err)
 			s.dropIfEmpty(c.ID, r)
 			return

@@ -19,6 +19,9 @@ var (
 	ErrNotFound  = errors.New("muc: not found")
 	ErrForbidden = errors.New("muc: forbidden")
 	ErrConflict  = errors.New("muc: conflict")
+	// ErrPasswordRequired: joining a password-protected chat without its
+	// password, or with a wrong one. It is an ErrForbidden.
+	ErrPasswordRequired = fmt.Errorf("%w: this chat needs its password", ErrForbidden)
 )
 
 // InvalidError is a value the caller got wrong: Field names it (in the REST
@@ -463,7 +466,7 @@ func (s *Store) forPost(ctx context.Context, chatID, userID int64) (*Chat, error
 		JoinedAt sql.NullInt64  `db:"joined_at"`
 	}
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT c.id, c.room, c.title, c.description, c.color, c.type, c.owner_id,
-		c.avatar_type, c.created_at, c.updated_at, m.role, m.joined_at
+		c.avatar_type, c.password, c.created_at, c.updated_at, m.role, m.joined_at
 		FROM chats c LEFT JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?`), userID, chatID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
