@@ -209,9 +209,19 @@ func TestRosterGeneration(t *testing.T) {
 		mustImport(t, s, gone)
 		wantRoster(t, s, "ann", "boss:Co", "sue:Sales")
 		wantRoster(t, s, "quinn", "dan:Dev|QA", "dora:Dev")
-		if err := s.SetItem(ctx, ann, Item{JID: "nobody@example.test"}); !errors.Is(err, ErrNotFound) {
-			t.Errorf("unknown employee: got %v, want ErrNotFound", err)
+		if err := s.SetItem(ctx, ann, Item{Login: "nobody"}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown login: got %v, want ErrNotFound", err)
 		}
+		// A JID on the domain that is no employee's is kept as written
+		// (RFC 6121 allows any JID in a roster), and removed again.
+		if err := s.SetItem(ctx, ann, Item{JID: "Nobody@example.test", Groups: []string{"Guests"}}); err != nil {
+			t.Fatalf("a JID on the domain without an employee: %v", err)
+		}
+		wantRoster(t, s, "ann", "boss:Co", "nobody@example.test:Guests", "sue:Sales")
+		if err := s.RemoveItem(ctx, ann, "nobody@example.test"); err != nil {
+			t.Fatal(err)
+		}
+		wantRoster(t, s, "ann", "boss:Co", "sue:Sales")
 		if err := s.SetItem(ctx, ann, Item{JID: "x@y.example", Subscription: "maybe"}); err == nil {
 			t.Error("bad subscription accepted")
 		}

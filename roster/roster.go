@@ -211,17 +211,23 @@ func (s *Store) resolve(ctx context.Context, contactID int64, login, jid string)
 	if contactID != 0 {
 		return contactKey(contactID), contactID, nil
 	}
+	onDomain := false
 	if login == "" && jid != "" {
 		local, domain, hasAt := strings.Cut(strings.ToLower(jid), "@")
 		switch {
 		case hasAt && s.domain != "" && domain == s.domain:
-			login = local
+			login, onDomain = local, true
 		case !hasAt && !strings.Contains(jid, "."):
 			login = local // a bare login
 		}
 	}
 	if login != "" {
 		u, err := s.UserByLogin(ctx, login)
+		// A JID on the domain that is no employee's (yet, or any more)
+		// is kept as written, like a JID of another server.
+		if errors.Is(err, ErrNotFound) && onDomain {
+			return strings.ToLower(jid), 0, nil
+		}
 		if err != nil {
 			return "", 0, err
 		}

@@ -168,6 +168,10 @@ func (d *rosterDirectory) Events(ctx context.Context, afterID int64, limit int) 
 	return out, nil
 }
 
+func (d *rosterDirectory) Logout(ctx context.Context, login string) error {
+	return mapErr(d.rs.Logout(ctx, login))
+}
+
 func (d *rosterDirectory) LastEventID(ctx context.Context) (int64, error) {
 	return d.rs.LastEventID(ctx)
 }

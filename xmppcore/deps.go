@@ -30,6 +30,9 @@ type Directory interface {
 	RemoveRosterItem(ctx context.Context, userID int64, jid string) error
 	Events(ctx context.Context, afterID int64, limit int) ([]Event, error)
 	LastEventID(ctx context.Context) (int64, error)
+	// Logout ends every session of the account on every node (as
+	// `vestnik user logout`); ErrNotFound for no such account.
+	Logout(ctx context.Context, login string) error
 }
 
 // Credentials are the stored SCRAM keys of an account.

@@ -44,6 +44,7 @@ func (s *Server) registerBuiltins() {
 	s.HandleIQ(NSBlocking, s.iqBlocking)
 	s.HandleIQ(NSVersion, s.iqVersion)
 	s.HandleIQ(NSSession, func(context.Context, *Session, *Element) (*Element, error) { return nil, nil })
+	s.HandleIQ(NSCommands, s.iqCommand)
 	for _, f := range builtinFeatures {
 		s.AddFeature(f)
 	}
@@ -370,6 +371,9 @@ func (s *Server) iqDiscoInfo(ctx context.Context, sess *Session, iq *Element) (*
 	q := iq.Children[0]
 	res := NewElement(NSDiscoInfo, "query")
 	if n := q.AttrValue("node"); n != "" {
+		if r, ok := s.commandsDisco(sess, n, false); ok && iq.AttrValue("to") == s.domain {
+			return r, nil
+		}
 		return nil, ErrItemNotFound()
 	}
 	to := iq.AttrValue("to")
@@ -414,7 +418,10 @@ func (s *Server) iqDiscoItems(ctx context.Context, sess *Session, iq *Element) (
 		// An account: its PEP nodes.
 		return s.accountItems(ctx, sess, to)
 	}
-	if iq.Children[0].AttrValue("node") != "" {
+	if n := iq.Children[0].AttrValue("node"); n != "" {
+		if r, ok := s.commandsDisco(sess, n, true); ok {
+			return r, nil
+		}
 		return nil, ErrItemNotFound()
 	}
 	s.extMu.RLock()

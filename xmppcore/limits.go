@@ -134,3 +134,24 @@ const (
 	// stream died waits for its client to resume (the max of <enabled/>).
 	SMResumeTimeout = 300 * time.Second
 )
+
+// BOSH (bosh.go).
+const (
+	// BOSHMaxWait is the longest a request is held waiting for stanzas
+	// (the session's wait, at most what the client asked).
+	BOSHMaxWait = 60 * time.Second
+	// BOSHRequests is how many requests a client may have open at once
+	// (hold is 1).
+	BOSHRequests = 2
+	// BOSHInactivity ends a session whose client holds no request for
+	// that long.
+	BOSHInactivity = 60 * time.Second
+	// BOSHMaxRequest bounds a request body (its stanzas with the <body/>).
+	BOSHMaxRequest = MaxStanzaSize + 4<<10
+	// BOSHMaxPending bounds the stanzas waiting for the client's next
+	// request; over it the session ends as a slow consumer.
+	BOSHMaxPending = 1 << 20
+	// BOSHFeedTimeout is how long a request waits for the session's
+	// reader to take its stanzas, or for the request before it.
+	BOSHFeedTimeout = 10 * time.Second
+)

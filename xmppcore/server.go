@@ -73,6 +73,9 @@ type Options struct {
 	// mailto:it@example.com or xmpp:admin@example.com, listed in the
 	// server's disco#info (XEP-0157); none: no form.
 	ContactAddresses map[string][]string
+	// Admins are the logins of the server's admins: they run the
+	// XEP-0133 ad-hoc commands (adhoc.go).
+	Admins []string
 	// SMResumeTimeout overrides how long a resumable XEP-0198 session
 	// waits detached for its client (default SMResumeTimeout).
 	SMResumeTimeout time.Duration
@@ -113,6 +116,9 @@ type Server struct {
 	users  *userCache
 	blocks blockCache
 	watch  watchers // who watches presence and chat typing company-wide (watch.go)
+	// directOnce makes directCfg, the TLS configuration of ServeC2STLS.
+	directOnce sync.Once
+	directCfg  *tls.Config
 
 	mu        sync.Mutex // guards listeners, conns
 	listeners map[net.Listener]struct{}
@@ -230,7 +236,29 @@ func (s *Server) start(name string, f func()) {
 
 // ServeC2S accepts XMPP client connections (RFC 6120, STARTTLS required)
 // on ln until Shutdown.
-func (s *Server) ServeC2S(ln net.Listener) error {
+func (s *Server) ServeC2S(ln net.Listener) error { return s.serveC2S(ln, false) }
+
+// ServeC2STLS accepts XMPP client connections that open with TLS at once
+// (XEP-0368 direct TLS) on ln until Shutdown: the same streams, caps and
+// limits as ServeC2S, with no STARTTLS step. It needs Options.TLSConfig.
+func (s *Server) ServeC2STLS(ln net.Listener) error {
+	if s.opts.TLSConfig == nil {
+		return errors.New("xmppcore: direct TLS without a certificate")
+	}
+	return s.serveC2S(ln, true)
+}
+
+// directTLS is the certificate configuration of direct TLS, announcing
+// the "xmpp-client" ALPN protocol (XEP-0368 §3).
+func (s *Server) directTLS() *tls.Config {
+	s.directOnce.Do(func() {
+		s.directCfg = s.opts.TLSConfig.Clone()
+		s.directCfg.NextProtos = []string{"xmpp-client"}
+	})
+	return s.directCfg
+}
+
+func (s *Server) serveC2S(ln net.Listener, direct bool) error {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -281,7 +309,22 @@ func (s *Server) ServeC2S(ln net.Listener) error {
 			tc.SetKeepAlive(true)
 			tc.SetNoDelay(true)
 		}
-		s.start("conn", func() { s.serveTransport(NewTCPTransport(c), tk) })
+		if !direct {
+			s.start("conn", func() { s.serveTransport(NewTCPTransport(c), tk) })
+			continue
+		}
+		s.start("conn", func() {
+			// The handshake runs here, not in the accept loop, bounded by
+			// AuthTimeout like STARTTLS's.
+			t := NewTCPTransport(c)
+			if err := t.(*streamTransport).StartTLS(s.directTLS()); err != nil {
+				s.log.Debug("direct tls handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+				t.Close()
+				tk.release()
+				return
+			}
+			s.serveTransport(t, tk)
+		})
 	}
 }
 

@@ -39,6 +39,7 @@ type serveConfig struct {
 	dbURL   string
 	httpAt  string
 	c2sAt   string
+	c2sTLS  string // XEP-0368 direct TLS listen address; "" = none
 	tlsCert string
 	tlsKey  string
 	dataDir string
@@ -85,11 +86,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.dbURL, "db", defaultDB, "database URL: sqlite:PATH or postgres://…")
 	fs.StringVar(&c.httpAt, "http", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&c.c2sAt, "c2s", "127.0.0.1:5222", "XMPP client-to-server listen address")
+	fs.StringVar(&c.c2sTLS, "c2s-tls", "", "XMPP direct TLS (XEP-0368) listen address, e.g. :5223; empty: none")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS key file (PEM)")
 	fs.StringVar(&c.dataDir, "data", "./data", "data directory (self-signed certificate, uploads)")
 	fs.BoolVar(&c.hideHistory, "hide-history", false, "default for hide_history when members are added to a chat")
-	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (create pubsub nodes, own every chat room in XMPP)")
+	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (create pubsub nodes, own every chat room in XMPP, XEP-0133 ad-hoc commands)")
 	fs.StringVar(&c.adminContact, "admin-contact", "", "comma-separated operator addresses shown to XMPP clients (XEP-0157), e.g. mailto:it@example.com,xmpp:admin@example.com")
 	fs.StringVar(&c.contacts, "contact-addresses", "", "more XEP-0157 addresses as KIND=URI,… (KIND: abuse, admin, feedback, sales, security, status, support)")
 	fs.Float64Var(&c.roomMessageRate, "room-message-rate", muc.DefaultMessageRate, "messages per second one person may post to one chat, sustained (bursts of 20; negative: no limit)")
@@ -204,6 +206,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if xopts.ContactAddresses, err = contactAddresses(c.adminContact, c.contacts); err != nil {
 		return err
 	}
+	// Admins run the XEP-0133 ad-hoc commands (announce, online users, end sessions).
+	for _, a := range strings.Split(c.admins, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			xopts.Admins = append(xopts.Admins, a)
+		}
+	}
 	var node *cluster.Cluster
 	if c.cluster && db.DriverName() == migrations.Postgres {
 		copts, err := c.clusterOptions()
@@ -276,6 +284,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
 
 	mux.Handle("GET /xmpp-websocket", xmpp.WebSocketHandler())
+	mux.Handle("/http-bind", xmpp.BOSHHandler()) // XEP-0206: POST, and OPTIONS for other origins
 	// XEP-0156: where web clients find the WebSocket endpoint.
 	mux.Handle("GET /.well-known/host-meta", xmppcore.HostMetaHandler(c.publicURL))
 	mux.Handle("GET /.well-known/host-meta.json", xmppcore.HostMetaHandler(c.publicURL))
@@ -296,8 +305,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WriteTimeout: c.httpWrite, IdleTimeout: c.httpIdle, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
-	c2sErr := make(chan error, 1)
+	c2sErr := make(chan error, 2)
 	go func() { c2sErr <- xmpp.ServeC2S(c2sLn) }()
+	if c.c2sTLS != "" {
+		tlsLn, err := net.Listen("tcp", c.c2sTLS)
+		if err != nil {
+			xmpp.Shutdown(context.Background())
+			return fmt.Errorf("serve: c2s-tls: %w", err)
+		}
+		go func() { c2sErr <- xmpp.ServeC2STLS(tlsLn) }()
+	}
 
 	fmt.Fprintf(stdout, "Vestnik is running: open http://%s (database %s, data %s)\n", httpLn.Addr(), c.dbURL, filepath.Clean(c.dataDir))
 	select {

@@ -41,6 +41,8 @@ func TestAdminNicksAndPrivateMessages(t *testing.T) {
 		s.Send(`<presence to='` + room + `/alexey'/>`)
 		i.Expect("from='"+room+"/alex'", "type='unavailable'", "code='303'", "nick='alexey'")
 		i.Expect("from='" + room + "/alexey'")
+		s.Expect("from='"+room+"/alex'", "type='unavailable'", "code='303'", "code='110'")
+		s.Expect("from='"+room+"/alexey'", "code='110'")
 
 		// Private message between occupants, from room/nick.
 		s.Send(`<message to='` + room + `/boss' type='chat' id='pm1'><body>лично</body></message>`)

@@ -335,8 +335,12 @@ func (s *Service) publishBookmark(ctx context.Context, u *roster.User, id string
 			return "", err
 		}
 	case !noAutojoin(conf) && !c.IsMember(u.ID):
-		if _, err := s.AddMembers(ctx, u.ID, c.ID, []int64{u.ID}, nil, false); err != nil {
+		// The bookmark's <password/> opens a password-protected chat.
+		if _, err := s.Join(ctx, u.ID, c.ID, childText(conf, NSBookmarks, "password")); err != nil {
 			undo()
+			if errors.Is(err, ErrPasswordRequired) {
+				return "", bmErr("auth", "not-authorized", "this chat needs its password")
+			}
 			if errors.Is(err, ErrForbidden) || errors.Is(err, ErrNotFound) {
 				return "", bmErr("auth", "forbidden", "this chat is for members only")
 			}

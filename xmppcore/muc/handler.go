@@ -61,6 +61,8 @@ func (s *Service) replyErr(ctx context.Context, e *xmppcore.Element, err error) 
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.reply(ctx, e, "cancel", "item-not-found", "")
+	case errors.Is(err, ErrPasswordRequired):
+		s.reply(ctx, e, "auth", "not-authorized", "this chat needs its password")
 	case errors.Is(err, ErrForbidden):
 		s.reply(ctx, e, "auth", "forbidden", strings.TrimPrefix(err.Error(), "muc: forbidden: "))
 	case errors.Is(err, ErrConflict):
@@ -117,7 +119,18 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 		}
 		return
 	}
-	if typ == "error" || typ == "probe" || typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed" {
+	if typ == "probe" {
+		s.probe(ctx, from, to, e)
+		return
+	}
+	if typ == "error" || typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed" {
+		return
+	}
+	if typ == "unavailable" && to.Localpart() != "" && to.Resourcepart() == "" {
+		// Leaving by the room's bare JID, as some clients do.
+		if c, err := s.store.ByRoom(ctx, to.Localpart()); err == nil {
+			s.leave(ctx, c, from.String(), e)
+		}
 		return
 	}
 	if to.Localpart() == "" || to.Resourcepart() == "" {
@@ -151,10 +164,50 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 	s.join(ctx, c, u, from, nick, e, false)
 }
 
+// probe answers a presence probe to room/nick from an occupant with that
+// occupant's current presence, or unavailable when nobody has the nick
+// (XEP-0045 §7.8 as Prosody does it); who is not in the room may not
+// probe (not-acceptable).
+func (s *Service) probe(ctx context.Context, from, to jid.JID, e *xmppcore.Element) {
+	c, err := s.store.ByRoom(ctx, to.Localpart())
+	if err != nil || to.Resourcepart() == "" {
+		s.reply(ctx, e, "cancel", "not-acceptable", "")
+		return
+	}
+	r := s.room(c.ID, false)
+	var target *occupant
+	joined := false
+	if r != nil {
+		r.mu.RLock()
+		joined = r.occupants[from.String()] != nil
+		for _, o := range r.occupants {
+			if o.nick == to.Resourcepart() {
+				cp := *o
+				target = &cp
+				break
+			}
+		}
+		r.mu.RUnlock()
+	}
+	if !joined {
+		s.reply(ctx, e, "cancel", "not-acceptable", "join the room before probing its occupants")
+		return
+	}
+	if target == nil {
+		p := el(nsClient, "presence", "type", "unavailable")
+		add(p, add(el(NSMUCUser, "x"), el(NSMUCUser, "item", "nick", to.Resourcepart(), "role", "none")))
+		s.router.Route(ctx, addressed(p, to.String(), from.String()))
+		return
+	}
+	s.router.Route(ctx, addressed(s.occupantPresence(c, target, false), to.String(), from.String()))
+}
+
 // createByJoin makes a new chat when a user joins a room that does not
-// exist: a closed chat owned by the joiner, titled after the room name.
-// The owner opens it to the company in the configuration form
-// (muc#roomconfig_publicroom on, or muc#roomconfig_membersonly off).
+// exist: a closed chat owned by the joiner, titled after the room name,
+// locked until the owner submits the configuration form (XEP-0045
+// §10.1). Accepting the default configuration (an instant room) makes it
+// an open chat; a form with muc#roomconfig_membersonly on keeps it
+// closed (a reserved room).
 func (s *Service) createByJoin(ctx context.Context, u *roster.User, from, to jid.JID, e *xmppcore.Element) {
 	if !ValidRoom(to.Localpart()) {
 		s.reply(ctx, e, "cancel", "not-allowed", "room names are lowercase letters, digits, '-', '_' and '.', and chat<number> is reserved")
@@ -174,6 +227,10 @@ func (s *Service) createByJoin(ctx context.Context, u *roster.User, from, to jid
 	}
 	s.memberChanged(ctx, u.ID, c, true)
 	s.emit(ctx, c, EventCreated, []int64{u.ID}, u.ID)
+	r := s.room(c.ID, true)
+	r.mu.Lock()
+	r.locked = true
+	r.mu.Unlock()
 	s.join(ctx, c, u, from, to.Resourcepart(), e, true)
 }
 
@@ -212,6 +269,12 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 				}
 				s.router.Route(ctx, addressed(pp, s.RoomJID(c)+"/"+old.nick, o))
 			}
+			// The others get the new nick's presence below; the session
+			// itself too, with 110 (XEP-0045 §7.6).
+			r.mu.RLock()
+			now := *cur
+			r.mu.RUnlock()
+			s.router.Route(ctx, addressed(s.occupantPresence(c, &now, false, "110"), s.RoomJID(c)+"/"+nick, full))
 		} else {
 			r.mu.Lock()
 			cur.presence = e
@@ -240,7 +303,10 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 			s.dropIfEmpty(c.ID, r)
 			return
 		}
-		if _, err := s.AddMembers(ctx, u.ID, c.ID, []int64{u.ID}, nil, false); err != nil {
+		// The password is asked of who would become a member by
+		// joining (Join); members reach the chat through every door.
+		given := childText(child(e, NSMUC, "x"), NSMUC, "password")
+		if _, err := s.Join(ctx, u.ID, c.ID, given); err != nil {
 			s.replyErr(ctx, e, err)
 			s.dropIfEmpty(c.ID, r)
 			return

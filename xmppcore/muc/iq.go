@@ -134,7 +134,11 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 		return
 	}
 	add(q, el(NSDiscoInfo, "identity", "category", "conference", "type", "text", "name", c.Title))
-	features := []string{NSMUC, "muc_persistent", "muc_nonanonymous", "muc_unmoderated", "muc_unsecured",
+	secured := "muc_unsecured"
+	if c.Password != "" {
+		secured = "muc_passwordprotected"
+	}
+	features := []string{NSMUC, "muc_persistent", "muc_nonanonymous", "muc_unmoderated", secured,
 		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo, NSVCard, xmppcore.NSRetract, NSOccupantID}
 	if c.Type == TypeOpen {
 		features = append(features, "muc_open", "muc_public")
@@ -264,12 +268,18 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		if c.Type == TypeClosed {
 			public = "0"
 		}
+		protected := "0"
+		if c.Password != "" {
+			protected = "1"
+		}
 		form := dataForm("form", NSRoomConfig,
 			field("text-single", "muc#roomconfig_roomname", "Title", c.Title),
 			field("text-multi", "muc#roomconfig_roomdesc", "Description", c.Description),
 			field("boolean", "muc#roomconfig_membersonly", "Closed chat: members only, invitation by a member", members),
 			field("boolean", "muc#roomconfig_publicroom", "Listed in the room directory", public),
 			field("boolean", "muc#roomconfig_persistentroom", "Persistent", "1"),
+			field("boolean", "muc#roomconfig_passwordprotectedroom", "Password for those who are not members yet", protected),
+			field("text-private", "muc#roomconfig_roomsecret", "Password", c.Password),
 		)
 		colors := field("list-single", "x-vestnik#color", "Color", c.Color)
 		for _, col := range Colors {
@@ -293,6 +303,17 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		}
 		vals := formValues(x)
 		var up Update
+		// A room created by joining is locked until its owner submits
+		// the first form (XEP-0045 §10.1): the default configuration
+		// (an instant room, or a form that does not say) is an open
+		// chat, as Prosody and ejabberd make a public room.
+		if s.unlock(c.ID) {
+			if _, ok := vals["muc#roomconfig_membersonly"]; !ok {
+				if _, ok := vals["muc#roomconfig_publicroom"]; !ok {
+					vals["muc#roomconfig_membersonly"] = "0"
+				}
+			}
+		}
 		if v, ok := vals["muc#roomconfig_roomname"]; ok {
 			up.Title = &v
 		}
@@ -315,6 +336,13 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		if v, ok := vals["x-vestnik#color"]; ok {
 			up.Color = &v
 		}
+		if v, ok := vals["muc#roomconfig_roomsecret"]; ok {
+			up.Password = &v
+		}
+		if v, ok := vals["muc#roomconfig_passwordprotectedroom"]; ok && !formTrue(v) {
+			none := ""
+			up.Password = &none
+		}
 		// The service tells the occupants that the configuration
 		// changed (104) after this answer; a room is always
 		// non-anonymous here, which a whois=anyone request confirms
@@ -332,7 +360,7 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		s.router.Route(ctx, iqResult(iq, nil))
 		flush()
 		changed := nc.Title != c.Title || nc.Description != c.Description || nc.Type != c.Type || nc.Color != c.Color
-		if whois && !changed {
+		if !changed && (whois || nc.Password != c.Password) {
 			s.roomNotice(ctx, nc, "104")
 		}
 	}

@@ -1,6 +1,9 @@
 package muc
 
-import "fmt"
+import (
+	"crypto/subtle"
+	"fmt"
+)
 
 // The rules of who may do what with a chat live here and nowhere else; the
 // REST API, the bridge and the MUC service all ask these functions.
@@ -19,12 +22,15 @@ func canEdit(c *Chat, actor int64) error {
 // canAdd: an open chat may be joined by anyone (adding only themselves) and
 // members may add others; a closed chat takes new members only from a
 // member's invitation.
-func canAdd(c *Chat, actor int64, users []int64) error {
+//
+// password is what a user joining by themselves gave: a password-protected
+// chat (Chat.Password) is joined only with it; members add others without.
+func canAdd(c *Chat, actor int64, users []int64, password string) error {
 	if actor == 0 || c.IsMember(actor) {
 		return nil
 	}
 	if c.Type == TypeOpen && len(users) == 1 && users[0] == actor {
-		return nil
+		return checkPassword(c, password)
 	}
 	if c.Type == TypeOpen {
 		return fmt.Errorf("%w: join the chat before adding others", ErrForbidden)
@@ -47,9 +53,19 @@ func canPost(c *Chat, author int64) (join bool, err error) {
 		return false, nil
 	}
 	if c.Type == TypeOpen {
-		return true, nil
+		// Posting joins without a password.
+		return true, checkPassword(c, "")
 	}
 	return false, fmt.Errorf("%w: only members may post to a closed chat", ErrForbidden)
+}
+
+// checkPassword: a chat without a password, or the right one (compared
+// in constant time); else ErrPasswordRequired.
+func checkPassword(c *Chat, given string) error {
+	if c.Password == "" || subtle.ConstantTimeCompare([]byte(given), []byte(c.Password)) == 1 {
+		return nil
+	}
+	return ErrPasswordRequired
 }
 
 // canSee: open chats are visible to everyone, closed ones to members.

@@ -17,9 +17,13 @@ import (
 // room is the live state of a chat's room: who is joined, from which
 // session, under which nick. It exists only while someone is joined.
 type room struct {
-	mu        sync.RWMutex         // guards occupants; never held across a send
+	mu        sync.RWMutex         // guards occupants and locked; never held across a send
 	occupants map[string]*occupant // by full JID
 	remote    map[string]*occupant // joined through other nodes, by full JID (remote.go)
+	// locked: created by joining, its owner has not submitted the
+	// configuration form yet (XEP-0045 §10.1.1). Kept in memory only: a
+	// room forgotten before that stays the closed chat it was made as.
+	locked bool
 }
 
 // occupant is one joined session.
@@ -46,6 +50,20 @@ func (s *Service) room(chatID int64, create bool) *room {
 		s.rooms[chatID] = r
 	}
 	return r
+}
+
+// unlock clears the lock of a room created by joining and reports whether
+// it was locked.
+func (s *Service) unlock(chatID int64) bool {
+	r := s.room(chatID, false)
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	was := r.locked
+	r.locked = false
+	return was
 }
 
 // dropIfEmpty forgets an empty room.

@@ -57,6 +57,9 @@ const GetChatID = "/getChatId"
 // MaxBody bounds a chat message body in bytes.
 const MaxBody = 64 << 10
 
+// MaxPassword bounds a room password in bytes.
+const MaxPassword = 256
+
 // Service is the chat service: the rules, posting and fan-out, and the
 // XEP-0045 component at conference.<domain>.
 type Service struct {
@@ -208,11 +211,22 @@ func (s *Service) Create(ctx context.Context, actor int64, nc NewChat) (*Chat, e
 // skipMessage, the chat gets a system message naming who joined. It
 // returns the users actually added (existing members are skipped).
 func (s *Service) AddMembers(ctx context.Context, actor, chatID int64, users []int64, hideHistory *bool, skipMessage bool) ([]int64, error) {
+	return s.addMembers(ctx, actor, chatID, users, hideHistory, skipMessage, "")
+}
+
+// Join makes the user a member of an open chat by themselves, with the
+// chat's password when it has one (ErrPasswordRequired otherwise): the
+// rule of a XEP-0045 password-protected room, for every door.
+func (s *Service) Join(ctx context.Context, userID, chatID int64, password string) ([]int64, error) {
+	return s.addMembers(ctx, userID, chatID, []int64{userID}, nil, false, password)
+}
+
+func (s *Service) addMembers(ctx context.Context, actor, chatID int64, users []int64, hideHistory *bool, skipMessage bool, password string) ([]int64, error) {
 	c, err := s.store.Get(ctx, chatID)
 	if err != nil {
 		return nil, err
 	}
-	if err := canAdd(c, actor, users); err != nil {
+	if err := canAdd(c, actor, users, password); err != nil {
 		return nil, err
 	}
 	if err := s.checkOutcasts(ctx, c, actor, users); err != nil {

@@ -3,6 +3,8 @@ package muc
 import (
 	"encoding/xml"
 
+	"mellium.im/xmpp/jid"
+
 	"vestnik/xmppcore"
 )
 
@@ -127,7 +129,12 @@ func stanzaError(e *xmppcore.Element, typ, condition, msg string) *xmppcore.Elem
 			}
 		}
 	}
-	er := add(el(nsClient, "error", "type", typ), el(NSStanzas, condition))
+	// by: the room (or the service) that refused (RFC 6120 §8.3.2).
+	by := attr(e, "to")
+	if j, err := jid.Parse(by); err == nil {
+		by = j.Bare().String()
+	}
+	er := add(el(nsClient, "error", "type", typ, "by", by), el(NSStanzas, condition))
 	if msg != "" {
 		er.Children = append(er.Children, text(NSStanzas, "text", msg))
 	}

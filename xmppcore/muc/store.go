@@ -19,6 +19,9 @@ var (
 	ErrNotFound  = errors.New("muc: not found")
 	ErrForbidden = errors.New("muc: forbidden")
 	ErrConflict  = errors.New("muc: conflict")
+	// ErrPasswordRequired: joining a password-protected chat without its
+	// password, or with a wrong one. It is an ErrForbidden.
+	ErrPasswordRequired = fmt.Errorf("%w: this chat needs its password", ErrForbidden)
 )
 
 // InvalidError is a value the caller got wrong: Field names it (in the REST
@@ -82,17 +85,21 @@ func ValidColor(c string) bool {
 
 // Chat is a group chat. Members is filled by Get, FindByTitle and ChatsOf.
 type Chat struct {
-	ID          int64     `db:"id"`
-	Room        string    `db:"room"` // MUC room localpart
-	Title       string    `db:"title"`
-	Description string    `db:"description"`
-	Color       string    `db:"color"`
-	Type        string    `db:"type"`
-	OwnerID     int64     `db:"owner_id"`
-	AvatarType  string    `db:"avatar_type"` // "" = no avatar
-	CreatedAt   time.Time `db:"-"`
-	UpdatedAt   time.Time `db:"-"`
-	Members     []Member  `db:"-"`
+	ID          int64  `db:"id"`
+	Room        string `db:"room"` // MUC room localpart
+	Title       string `db:"title"`
+	Description string `db:"description"`
+	Color       string `db:"color"`
+	Type        string `db:"type"`
+	OwnerID     int64  `db:"owner_id"`
+	AvatarType  string `db:"avatar_type"` // "" = no avatar
+	// Password is the room secret a non-member gives to join (XEP-0045
+	// password-protected room); "" = none. Shown only in the room
+	// configuration, to whoever may edit the chat.
+	Password  string    `db:"password"`
+	CreatedAt time.Time `db:"-"`
+	UpdatedAt time.Time `db:"-"`
+	Members   []Member  `db:"-"`
 }
 
 // IsMember reports whether userID is in c.Members.
@@ -411,7 +418,7 @@ type chatRow struct {
 	UpdatedAt int64 `db:"updated_at"`
 }
 
-const chatCols = `id, room, title, description, color, type, owner_id, avatar_type, created_at, updated_at`
+const chatCols = `id, room, title, description, color, type, owner_id, avatar_type, password, created_at, updated_at`
 
 func (r chatRow) chat() Chat {
 	c := r.Chat
@@ -459,7 +466,7 @@ func (s *Store) forPost(ctx context.Context, chatID, userID int64) (*Chat, error
 		JoinedAt sql.NullInt64  `db:"joined_at"`
 	}
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT c.id, c.room, c.title, c.description, c.color, c.type, c.owner_id,
-		c.avatar_type, c.created_at, c.updated_at, m.role, m.joined_at
+		c.avatar_type, c.password, c.created_at, c.updated_at, m.role, m.joined_at
 		FROM chats c LEFT JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?`), userID, chatID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -663,6 +670,7 @@ func (s *Store) RemoveMember(ctx context.Context, chatID, userID int64) error {
 type Update struct {
 	Title, Description, Color, Type *string
 	Avatar                          *string // data: URL; "" removes the avatar
+	Password                        *string // room secret; "" removes it
 	// OwnerID hands the chat to another member (who must be one); the
 	// old owner stays a member.
 	OwnerID *int64
@@ -690,6 +698,13 @@ func (s *Store) Update(ctx context.Context, chatID int64, u Update) (*Chat, erro
 	if u.Type != nil {
 		sets = append(sets, "type = ?")
 		args = append(args, *u.Type)
+	}
+	if u.Password != nil {
+		if len(*u.Password) > MaxPassword {
+			return nil, invalid("password", "password_too_long", "the room password must be at most %d bytes", MaxPassword)
+		}
+		sets = append(sets, "password = ?")
+		args = append(args, *u.Password)
 	}
 	if u.Avatar != nil {
 		var data []byte

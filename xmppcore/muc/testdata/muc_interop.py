@@ -36,7 +36,7 @@ class Client(slixmpp.ClientXMPP):
         super().__init__(f"{user}@{DOMAIN}/slix", PASSWORD, sasl_mech="SCRAM-SHA-256")
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
-        for p in ("xep_0030", "xep_0045", "xep_0048", "xep_0049", "xep_0223", "xep_0359"):
+        for p in ("xep_0004", "xep_0030", "xep_0045", "xep_0048", "xep_0049", "xep_0223", "xep_0359"):
             self.register_plugin(p)
         self.groupchat = asyncio.Queue()
         self.ready = asyncio.Event()
@@ -160,6 +160,30 @@ async def main():
     except PresenceError as e:
         if e.condition != "registration-required":
             fail(f"petrova refused with {e.condition}")
+
+    # A room created by joining, configured in the owner's form: open to
+    # the company, with a password (XEP-0045 §10.2).
+    secret = f"tajna@conference.{DOMAIN}"
+    await muc_i.join_muc_wait(slixmpp.JID(secret), "Иван", maxstanzas=0, timeout=10)
+    form = await muc_i.get_room_config(slixmpp.JID(secret), timeout=10)
+    fields = form.get_fields()
+    if "muc#roomconfig_roomsecret" not in fields or "muc#roomconfig_passwordprotectedroom" not in fields:
+        fail(f"room form without a password: {list(fields)}")
+    submit = ivanov.plugin["xep_0004"].make_form(ftype="submit")
+    submit.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/muc#roomconfig")
+    submit.add_field(var="muc#roomconfig_membersonly", value=False)
+    submit.add_field(var="muc#roomconfig_passwordprotectedroom", value=True)
+    submit.add_field(var="muc#roomconfig_roomsecret", value="пароль-1")
+    await muc_i.set_room_config(slixmpp.JID(secret), submit, timeout=10)
+    muc_p = petrova.plugin["xep_0045"]
+    for pw in (None, "пароль-2"):
+        try:
+            await muc_p.join_muc_wait(slixmpp.JID(secret), "Мария", maxstanzas=0, password=pw, timeout=10)
+            fail(f"joined a password-protected room with {pw!r}")
+        except PresenceError as e:
+            if e.condition != "not-authorized":
+                fail(f"wrong password refused with {e.condition}")
+    await muc_p.join_muc_wait(slixmpp.JID(secret), "Мария", maxstanzas=0, password="пароль-1", timeout=10)
 
     for c in (ivanov, smirnov, petrova):
         c.disconnect()
