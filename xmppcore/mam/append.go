@@ -21,6 +21,7 @@ import (
 type appendReq struct {
 	m          *Message
 	id         int64
+	seq        int64 // the recipient's delivery sequence (personal messages)
 	created    int64
 	newContact bool
 	err        error
@@ -82,6 +83,7 @@ func (r *appendReq) result() (bool, error) {
 		return false, r.err
 	}
 	r.m.ID = r.id
+	r.m.Seq = r.seq
 	r.m.CreatedAt = time.UnixMicro(r.created).UTC()
 	return r.newContact, nil
 }
@@ -133,18 +135,27 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 // written later on SQLite (ftsindex.go) and with the row on PostgreSQL.
 const (
 	insertMessageSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+		from_resource, origin_id, body, payload, reply_to, to_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 	insertMessagePGSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, reply_to, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
+		from_resource, origin_id, body, payload, reply_to, to_seq, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
 	insertContactsSQL = `INSERT INTO personal_contacts (user_id, contact_id) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING`
+	// nextSeqSQL takes the recipient's next delivery sequence. Its row
+	// lock (PostgreSQL) also orders concurrent transactions to the same
+	// recipient, on any node: the one that takes it first commits first.
+	nextSeqSQL = `INSERT INTO deliveries (user_id, last_id, top_seq) VALUES (?, 0, 1)
+		ON CONFLICT (user_id) DO UPDATE SET top_seq = deliveries.top_seq + 1 RETURNING top_seq`
 )
+
+// sequenced reports whether m gets a delivery sequence: a personal
+// message, numbered per recipient.
+func sequenced(m *Message) bool { return m.Kind == KindChat && m.ToID != 0 }
 
 // appendTx runs the statements of appends in one transaction: each as it
 // comes, or, for a batch on SQLite (where preparing a statement costs more
 // than running an insert), prepared once.
 type appendTx struct {
-	tx            *sqlx.Tx
-	msg, contacts *sqlx.Stmt // prepared, or nil
+	tx                 *sqlx.Tx
+	msg, contacts, seq *sqlx.Stmt // prepared, or nil
 }
 
 func (a *appendTx) prepare(ctx context.Context) error {
@@ -152,12 +163,15 @@ func (a *appendTx) prepare(ctx context.Context) error {
 	if a.msg, err = a.tx.PreparexContext(ctx, insertMessageSQL); err != nil {
 		return err
 	}
-	a.contacts, err = a.tx.PreparexContext(ctx, insertContactsSQL)
+	if a.contacts, err = a.tx.PreparexContext(ctx, insertContactsSQL); err != nil {
+		return err
+	}
+	a.seq, err = a.tx.PreparexContext(ctx, nextSeqSQL)
 	return err
 }
 
 func (a *appendTx) close() {
-	for _, st := range []*sqlx.Stmt{a.msg, a.contacts} {
+	for _, st := range []*sqlx.Stmt{a.msg, a.contacts, a.seq} {
 		if st != nil {
 			st.Close()
 		}
@@ -208,8 +222,14 @@ func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error
 	if m.Kind == KindChat {
 		lo, hi = nullID(min(m.FromID, m.ToID)), nullID(max(m.FromID, m.ToID))
 	}
+	r.seq = 0
+	if sequenced(m) {
+		if err := a.queryRow(ctx, a.seq, nextSeqSQL, m.ToID).Scan(&r.seq); err != nil {
+			return err
+		}
+	}
 	args := []any{r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
-		m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo)}
+		m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq)}
 	q := insertMessageSQL
 	if s.pg {
 		// PostgreSQL indexes with the row; SQLite later (ftsindex.go).
@@ -238,9 +258,13 @@ func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error
 	return nil
 }
 
-// insertBatchPG writes a batch on PostgreSQL in three round trips: ids from
-// the sequence, one multi-row insert, one multi-row personal_contacts insert.
+// insertBatchPG writes a batch on PostgreSQL in four round trips: the
+// recipients' delivery sequences, ids from the sequence, one multi-row
+// insert, one multi-row personal_contacts insert.
 func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
+	if err := takeSeqsPG(ctx, tx, batch); err != nil {
+		return err
+	}
 	var ids []int64
 	if err := tx.SelectContext(ctx, &ids, `SELECT nextval(pg_get_serial_sequence('messages', 'id'))
 		FROM generate_series(1, $1)`, len(batch)); err != nil {
@@ -250,8 +274,8 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 	now := time.Now().UnixMicro()
 	var q strings.Builder
 	q.WriteString(`INSERT INTO messages (id, created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, reply_to, fts) VALUES `)
-	args := make([]any, 0, 14*len(batch))
+		from_resource, origin_id, body, payload, reply_to, to_seq, fts) VALUES `)
+	args := make([]any, 0, 15*len(batch))
 	type pair struct{ lo, hi int64 }
 	first := map[pair]*appendReq{}
 	var pairs []pair
@@ -275,10 +299,10 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 			q.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, CAST($%d AS tsvector))",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13, n+14)
+		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, CAST($%d AS tsvector))",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13, n+14, n+15)
 		args = append(args, r.id, r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
-			m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), sql.NullString{String: terms, Valid: terms != ""})
+			m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq), sql.NullString{String: terms, Valid: terms != ""})
 	}
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return err
@@ -315,6 +339,64 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 		first[pair{min(u, c), max(u, c)}].newContact = true
 	}
 	return rows.Err()
+}
+
+// takeSeqsPG gives the batch's personal messages their recipients'
+// next delivery sequences, in batch order, with one statement: the
+// recipients' counters are raised by their counts, rows locked in user id
+// order (so two batches never wait on each other in a cycle), before the
+// batch takes its archive ids: for one recipient, ids then follow commit
+// order even across nodes.
+func takeSeqsPG(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
+	counts := map[int64]int64{}
+	for _, r := range batch {
+		r.seq = 0
+		if sequenced(r.m) {
+			counts[r.m.ToID]++
+		}
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	users := make([]int64, 0, len(counts))
+	for u := range counts {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	var q strings.Builder
+	q.WriteString(`INSERT INTO deliveries (user_id, last_id, top_seq) VALUES `)
+	args := make([]any, 0, 2*len(users))
+	for i, u := range users {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "($%d, 0, $%d)", 2*i+1, 2*i+2)
+		args = append(args, u, counts[u])
+	}
+	q.WriteString(` ON CONFLICT (user_id) DO UPDATE SET top_seq = deliveries.top_seq + excluded.top_seq RETURNING user_id, top_seq`)
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	next := map[int64]int64{} // user → first sequence of this batch
+	for rows.Next() {
+		var u, top int64
+		if err := rows.Scan(&u, &top); err != nil {
+			return err
+		}
+		next[u] = top - counts[u] + 1
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range batch {
+		if sequenced(r.m) {
+			r.seq = next[r.m.ToID]
+			next[r.m.ToID]++
+		}
+	}
+	return nil
 }
 
 // insertFiles records the files message id carries (rare: one statement
