@@ -67,6 +67,10 @@ type Core interface {
 	Attach(ctx context.Context, userID int64, resource string, ev Events) (Link, error)
 	// Online reports whether the user has any available session (any door).
 	Online(userID int64) bool
+	// ConfirmDelivered records that the user's browser has every message
+	// up to archive id upToID (hello's last_id): the delivery mark moves
+	// there, so the offline flush at attach does not give them again.
+	ConfirmDelivered(ctx context.Context, userID, upToID int64) error
 }
 
 // Link is one attached bridge session in the router.

@@ -172,6 +172,7 @@ func (c *conn) finish() {
 	if c.sess != nil && !c.detach() {
 		c.forget()
 		c.sess.end(c.closeReason)
+		c.releaseUnacked()
 	}
 	c.writers.Wait()
 	c.t.Close()
@@ -923,8 +924,8 @@ func (c *conn) streamManagement(el *Element) error {
 }
 
 // acked drops what the client acknowledged with <a h/> (h counts modulo
-// 2^32) and raises the user's delivery mark to the newest archived
-// personal message among them.
+// 2^32) and confirms the archived personal messages among them (the
+// delivery mark moves over what is contiguous).
 func (c *conn) acked(h uint32) error {
 	c.qmu.Lock()
 	n := h - c.smAcked
@@ -933,10 +934,10 @@ func (c *conn) acked(h uint32) error {
 		c.qmu.Unlock()
 		return e
 	}
-	var mark int64
+	var ids []int64
 	for i, el := range c.unacked[:n] {
-		if id := c.sess.archiveID(el); id > mark {
-			mark = id
+		if id := c.sess.archiveID(el); id > 0 {
+			ids = append(ids, id)
 		}
 		c.unacked[i] = nil
 	}
@@ -946,14 +947,24 @@ func (c *conn) acked(h uint32) error {
 	}
 	c.smAcked = h
 	c.qmu.Unlock()
-	if u := c.sess.user; u != nil && mark > 0 {
-		u.deliverMu.Lock()
-		if mark > u.pendingMark {
-			u.pendingMark = mark
-		}
-		u.deliverMu.Unlock()
-	}
+	c.srv.ackedIDs(c.sess.user, ids)
 	return nil
+}
+
+// releaseUnacked: the stream ended for good (not resumed, not waiting
+// to be); the archived messages it held unacknowledged go again by
+// offline delivery (Server.released).
+func (c *conn) releaseUnacked() {
+	c.qmu.Lock()
+	var ids []int64
+	for _, el := range c.unacked {
+		if id := c.sess.archiveID(el); id > 0 {
+			ids = append(ids, id)
+		}
+	}
+	c.unacked = nil
+	c.qmu.Unlock()
+	c.srv.released(c.sess.user, ids)
 }
 
 // handledTooHigh: the client acknowledged more than was sent (a stream
@@ -1011,10 +1022,10 @@ func (c *conn) expire() {
 		return
 	}
 	c.detached = false
-	c.unacked = nil
 	c.qmu.Unlock()
 	c.forget()
 	c.sess.end(closeTimeout)
+	c.releaseUnacked()
 }
 
 // forget drops the stream's resume id.
@@ -1056,10 +1067,10 @@ func (c *conn) resume(acc *Account, el *Element) (*Session, error) {
 		old.qmu.Unlock()
 		return nil, e
 	}
-	var mark int64
+	var ids []int64
 	for _, x := range old.unacked[:n] {
-		if a := old.sess.archiveID(x); a > mark {
-			mark = a
+		if a := old.sess.archiveID(x); a > 0 {
+			ids = append(ids, a)
 		}
 	}
 	rest := append([]*Element(nil), old.unacked[n:]...)
@@ -1090,12 +1101,6 @@ func (c *conn) resume(acc *Account, el *Element) (*Session, error) {
 	c.srv.resumable[id] = c
 	c.srv.smMu.Unlock()
 	old.closeWith(closeIO, nil) // the old stream, if still open
-	if u := sess.user; u != nil && mark > 0 {
-		u.deliverMu.Lock()
-		if mark > u.pendingMark {
-			u.pendingMark = mark
-		}
-		u.deliverMu.Unlock()
-	}
+	c.srv.ackedIDs(sess.user, ids)
 	return sess, nil
 }

@@ -94,11 +94,12 @@ const (
 	// within about a second). One primary-key read per node.
 	EventPollInterval = time.Second
 
-	// MarkInterval is how often delivery marks of online users are
-	// stored, all in one transaction (they are also stored before an
-	// offline flush and when a user's last session ends); a crash may
-	// re-deliver what was delivered live in that last interval.
-	MarkInterval = time.Second
+	// MarkInterval is how often delivery marks of online users that
+	// moved are stored, all in one transaction (they are also stored
+	// before an offline flush and when a user's last session ends); a
+	// crash may give again what was confirmed in that last interval
+	// (clients drop it by stanza-id).
+	MarkInterval = 200 * time.Millisecond
 
 	// ClusterLateFlush is when a session that became available runs its
 	// offline flush again in a cluster (longer than a notification takes

@@ -29,7 +29,7 @@ type userEntry struct {
 	deliverMu   sync.Mutex
 	flushed     map[int64]struct{} // ids handed out by offline flush (guarded by deliverMu)
 	flushedAt   int64
-	pendingMark int64 // highest archived id delivered live, not yet stored (guarded by deliverMu)
+	dl          delivery // delivery sequences, mark, in flight (guarded by deliverMu; delivery.go)
 }
 
 func newRouter() *router {

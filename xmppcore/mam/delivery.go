@@ -159,6 +159,22 @@ func (s *Store) DeliveryMark(ctx context.Context, userID int64) (int64, error) {
 	return m.ID, err
 }
 
+// SeqOf returns the delivery sequence of personal message id to userID
+// (0 when id is no personal message to that user).
+func (s *Store) SeqOf(ctx context.Context, userID, id int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+	var seq []sql.NullInt64
+	if err := s.db.SelectContext(ctx, &seq, s.db.Rebind(`SELECT to_seq FROM messages
+		WHERE id = ? AND to_id = ? AND kind = 'chat'`), id, userID); err != nil {
+		return 0, fmt.Errorf("mam: sequence of %d: %w", id, err)
+	}
+	if len(seq) == 0 {
+		return 0, nil
+	}
+	return seq[0].Int64, nil
+}
+
 // Mark returns the user's delivery mark (zero when none).
 func (s *Store) Mark(ctx context.Context, userID int64) (Mark, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
