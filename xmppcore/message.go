@@ -497,4 +497,3 @@ func (s *Server) routeError(ctx context.Context, el *Element, e *StanzaError) {
 	}
 	s.Route(ctx, ErrorReply(el, e))
 }
-

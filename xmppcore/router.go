@@ -26,10 +26,10 @@ type userEntry struct {
 	watching []int64
 	// deliverMu serializes live delivery to this user with the offline
 	// flush of a session coming online, so no message is given twice.
-	deliverMu   sync.Mutex
-	flushed     map[int64]struct{} // ids handed out by offline flush (guarded by deliverMu)
-	flushedAt   int64
-	dl          delivery // delivery sequences, mark, in flight (guarded by deliverMu; delivery.go)
+	deliverMu sync.Mutex
+	flushed   map[int64]struct{} // ids handed out by offline flush (guarded by deliverMu)
+	flushedAt int64
+	dl        delivery // delivery sequences, mark, in flight (guarded by deliverMu; delivery.go)
 }
 
 func newRouter() *router {
