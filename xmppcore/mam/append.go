@@ -100,21 +100,23 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 		defer s.ftsAppended()
 	}
 	start := time.Now()
+	tops := map[int64]int64{}
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
 		if s.pg && len(batch) > 1 {
 			return s.insertBatchPG(ctx, tx, batch)
 		}
 		if !s.pg && len(batch) > 1 {
-			return s.insertBatchSQLite(ctx, tx, batch)
+			return s.insertBatchSQLite(ctx, tx, batch, tops)
 		}
 		for _, r := range batch {
-			if err := s.insert(ctx, tx, r); err != nil {
+			if err := s.insert(ctx, tx, r, tops); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err == nil {
+		s.keepSeqs(tops)
 		if s.opts.OnCommit != nil {
 			s.opts.OnCommit(time.Since(start), len(batch))
 		}
@@ -125,10 +127,61 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 		return
 	}
 	for _, r := range batch {
-		if err := s.withTx(ctx, func(tx *sqlx.Tx) error { return s.insert(ctx, tx, r) }); err != nil {
+		tops := map[int64]int64{}
+		if err := s.withTx(ctx, func(tx *sqlx.Tx) error { return s.insert(ctx, tx, r, tops) }); err != nil {
 			r.err = fmt.Errorf("mam: append: %w", err)
+			continue
+		}
+		s.keepSeqs(tops)
+	}
+}
+
+// keepSeqs keeps the counters a committed SQLite transaction moved.
+func (s *Store) keepSeqs(tops map[int64]int64) {
+	if len(tops) == 0 {
+		return
+	}
+	if s.seqTop == nil {
+		s.seqTop = map[int64]int64{}
+	}
+	for u, top := range tops {
+		s.seqTop[u] = top
+	}
+}
+
+// nextSeqSQLite gives the next delivery sequence of recipient user on
+// SQLite, where one process writes: the counter lives in memory
+// (s.seqTop, moved in tops until the transaction commits), read once per
+// user as the highest of the stored counter and mark and the sequence
+// of the user's newest message. Nothing more is written per message.
+func (s *Store) nextSeqSQLite(ctx context.Context, tx *sqlx.Tx, user int64, tops map[int64]int64) (int64, error) {
+	top, ok := tops[user]
+	if !ok {
+		top, ok = s.seqTop[user]
+	}
+	if !ok {
+		var stored []struct {
+			Top  int64 `db:"top_seq"`
+			Mark int64 `db:"mark_seq"`
+		}
+		if err := tx.SelectContext(ctx, &stored, `SELECT top_seq, mark_seq FROM deliveries WHERE user_id = ?`, user); err != nil {
+			return 0, err
+		}
+		var last []sql.NullInt64
+		if err := tx.SelectContext(ctx, &last, `SELECT to_seq FROM messages WHERE to_id = ? AND kind = 'chat'
+			ORDER BY id DESC LIMIT 1`, user); err != nil {
+			return 0, err
+		}
+		if len(stored) == 1 {
+			top = max(stored[0].Top, stored[0].Mark)
+		}
+		if len(last) == 1 {
+			top = max(top, last[0].Int64)
 		}
 	}
+	top++
+	tops[user] = top
+	return top, nil
 }
 
 // The statements of one append. The full-text terms of a message are
@@ -139,9 +192,10 @@ const (
 	insertMessagePGSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
 		from_resource, origin_id, body, payload, reply_to, to_seq, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
 	insertContactsSQL = `INSERT INTO personal_contacts (user_id, contact_id) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING`
-	// nextSeqSQL takes the recipient's next delivery sequence. Its row
-	// lock (PostgreSQL) also orders concurrent transactions to the same
-	// recipient, on any node: the one that takes it first commits first.
+	// nextSeqSQL takes the recipient's next delivery sequence on
+	// PostgreSQL (SQLite: nextSeqSQLite). Its row lock also orders
+	// concurrent transactions to the same recipient, on any node: the one
+	// that takes it first commits first.
 	nextSeqSQL = `INSERT INTO deliveries (user_id, last_id, top_seq) VALUES (?, 0, 1)
 		ON CONFLICT (user_id) DO UPDATE SET top_seq = deliveries.top_seq + 1 RETURNING top_seq`
 )
@@ -154,8 +208,9 @@ func sequenced(m *Message) bool { return m.Kind == KindChat && m.ToID != 0 }
 // comes, or, for a batch on SQLite (where preparing a statement costs more
 // than running an insert), prepared once.
 type appendTx struct {
-	tx                 *sqlx.Tx
-	msg, contacts, seq *sqlx.Stmt // prepared, or nil
+	tx            *sqlx.Tx
+	msg, contacts *sqlx.Stmt      // prepared, or nil
+	tops          map[int64]int64 // SQLite: delivery sequence counters moved by this transaction
 }
 
 func (a *appendTx) prepare(ctx context.Context) error {
@@ -163,15 +218,12 @@ func (a *appendTx) prepare(ctx context.Context) error {
 	if a.msg, err = a.tx.PreparexContext(ctx, insertMessageSQL); err != nil {
 		return err
 	}
-	if a.contacts, err = a.tx.PreparexContext(ctx, insertContactsSQL); err != nil {
-		return err
-	}
-	a.seq, err = a.tx.PreparexContext(ctx, nextSeqSQL)
+	a.contacts, err = a.tx.PreparexContext(ctx, insertContactsSQL)
 	return err
 }
 
 func (a *appendTx) close() {
-	for _, st := range []*sqlx.Stmt{a.msg, a.contacts, a.seq} {
+	for _, st := range []*sqlx.Stmt{a.msg, a.contacts} {
 		if st != nil {
 			st.Close()
 		}
@@ -194,8 +246,8 @@ func (a *appendTx) exec(ctx context.Context, st *sqlx.Stmt, q string, args ...an
 
 // insertBatchSQLite writes a batch on SQLite with the statements prepared
 // once.
-func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
-	a := &appendTx{tx: tx}
+func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*appendReq, tops map[int64]int64) error {
+	a := &appendTx{tx: tx, tops: tops}
 	defer a.close()
 	if err := a.prepare(ctx); err != nil {
 		return err
@@ -208,8 +260,8 @@ func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*app
 	return nil
 }
 
-func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq) error {
-	return s.insertWith(ctx, &appendTx{tx: tx}, r)
+func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq, tops map[int64]int64) error {
+	return s.insertWith(ctx, &appendTx{tx: tx, tops: tops}, r)
 }
 
 func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error {
@@ -223,8 +275,13 @@ func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error
 		lo, hi = nullID(min(m.FromID, m.ToID)), nullID(max(m.FromID, m.ToID))
 	}
 	r.seq = 0
-	if sequenced(m) {
-		if err := a.queryRow(ctx, a.seq, nextSeqSQL, m.ToID).Scan(&r.seq); err != nil {
+	if sequenced(m) && s.pg {
+		if err := a.queryRow(ctx, nil, nextSeqSQL, m.ToID).Scan(&r.seq); err != nil {
+			return err
+		}
+	} else if sequenced(m) {
+		var err error
+		if r.seq, err = s.nextSeqSQLite(ctx, a.tx, m.ToID, a.tops); err != nil {
 			return err
 		}
 	}

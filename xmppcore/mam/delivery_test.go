@@ -46,7 +46,16 @@ func TestDeliverySequences(t *testing.T) {
 		if room.Seq != 0 {
 			t.Errorf("chat message: seq %d, want 0", room.Seq)
 		}
-		for user, n := range map[int64]int64{2: 1 + senders*each/2, 3: senders * each / 2} {
+		// A bulk load (imports) numbers on from there.
+		bulk := []Message{*personal(5, 3, "old one"), *personal(5, 3, "old two")}
+		if err := s.Bulk(ctx, bulk); err != nil {
+			t.Fatal(err)
+		}
+		after := mustAppend(t, s, personal(6, 3, "after the import"))
+		if after.Seq != senders*each/2+3 {
+			t.Errorf("after a bulk load: seq %d, want %d", after.Seq, senders*each/2+3)
+		}
+		for user, n := range map[int64]int64{2: 1 + senders*each/2, 3: senders*each/2 + 3} {
 			msgs, err := s.UndeliveredAfter(ctx, user, 0, 0)
 			if err != nil {
 				t.Fatal(err)

@@ -114,6 +114,10 @@ type Store struct {
 	mu      sync.Mutex
 	queue   []*appendReq
 	leading bool
+	// seqTop: on SQLite (one writing process) the recipients' delivery
+	// sequence counters, read once per user and kept here; touched only
+	// by the group-commit leader, merged after each commit.
+	seqTop map[int64]int64
 
 	// Deferred full-text indexing on SQLite (ftsindex.go). ftsDirty
 	// starts set: messages may be pending from an earlier run.
