@@ -286,3 +286,41 @@ func TestSMResumeTimeout(t *testing.T) {
 		}
 	})
 }
+
+// The mark is the last contiguous confirmed sequence, not the highest:
+// a message that only a stream which died without acking had is not
+// passed over because another session confirmed a later one. It goes at
+// once to the user's other session, once, and never again.
+func TestSMGapNotPassed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db)
+		a := e.online("alice", "pc")
+		phone := smOnline(e, "bob", "phone")
+		pc := e.online("bob", "pc")
+
+		a.send(`<message to='bob@%s/phone' type='chat' id='m1'><body>first</body></message>`, testDomain)
+		phone.expect(`<body>first</body>`)
+		a.send(`<message to='bob@%s' type='chat' id='m2'><body>second</body></message>`, testDomain)
+		phone.expect(`<body>second</body>`)
+		pc.expect(`<body>second</body>`) // confirmed: pc cannot ack
+		phone.c.Close()                  // neither acked
+
+		got := pc.upTo(`<body>first</body>`)
+		if strings.Contains(got, "<body>second</body>") {
+			t.Errorf("second given again: %q", clip([]byte(got)))
+		}
+		pc.send(`<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		if got := pc.upTo(`<iq type='result' id='sync'[^>]*/>`); strings.Contains(got, "<body>") {
+			t.Errorf("given twice: %q", clip([]byte(got)))
+		}
+		pc.send(`</stream:stream>`)
+		pc.expectClosed()
+
+		tablet := e.dial("bob/tablet")
+		tablet.login("bob", "tablet", true)
+		tablet.send(`<presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		if got := tablet.upTo(`<iq type='result' id='sync'[^>]*/>`); strings.Contains(got, "<body>") {
+			t.Errorf("offline again after both were confirmed: %q", clip([]byte(got)))
+		}
+	})
+}
