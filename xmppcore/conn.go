@@ -1024,8 +1024,37 @@ func (c *conn) expire() {
 	c.detached = false
 	c.qmu.Unlock()
 	c.forget()
+	c.srv.rememberExpired(c.smID, c.sess.userID, c.smIn.Load())
 	c.sess.end(closeTimeout)
 	c.releaseUnacked()
+}
+
+// expiredSM is what a server remembers of a timed-out resumable session.
+type expiredSM struct {
+	userID int64
+	h      uint32 // the client's stanzas the server handled
+}
+
+// rememberExpired keeps a timed-out resume id, so a late <resume/> gets
+// <failed h/>: the client learns which of its stanzas arrived and resends
+// only the others.
+func (s *Server) rememberExpired(id string, userID int64, h uint32) {
+	if id == "" {
+		return
+	}
+	s.smMu.Lock()
+	defer s.smMu.Unlock()
+	if s.expired == nil {
+		s.expired = map[string]expiredSM{}
+	}
+	if _, ok := s.expired[id]; !ok {
+		s.expiredOrder = append(s.expiredOrder, id)
+	}
+	s.expired[id] = expiredSM{userID: userID, h: h}
+	for len(s.expiredOrder) > SMExpiredKept {
+		delete(s.expired, s.expiredOrder[0])
+		s.expiredOrder = s.expiredOrder[1:]
+	}
 }
 
 // forget drops the stream's resume id.
@@ -1050,9 +1079,15 @@ func (c *conn) resume(acc *Account, el *Element) (*Session, error) {
 	h, err := strconv.ParseUint(el.AttrValue("h"), 10, 32)
 	c.srv.smMu.Lock()
 	old := c.srv.resumable[id]
+	gone, expired := c.srv.expired[id]
 	c.srv.smMu.Unlock()
 	if err != nil || old == nil || old.sess.userID != acc.ID || old.sess.ended.Load() {
-		c.t.WriteElement(smFailed("item-not-found"))
+		f := smFailed("item-not-found")
+		if old == nil && expired && gone.userID == acc.ID {
+			// Timed out: say how many of the client's stanzas were handled.
+			f.SetAttr("h", strconv.FormatUint(uint64(gone.h), 10))
+		}
+		c.t.WriteElement(f)
 		return nil, c.t.Flush()
 	}
 	old.qmu.Lock()

@@ -134,4 +134,9 @@ const (
 	// SMResumeTimeout is how long a resumable XEP-0198 session whose
 	// stream died waits for its client to resume (the max of <enabled/>).
 	SMResumeTimeout = 300 * time.Second
+
+	// SMExpiredKept is how many timed-out XEP-0198 resume ids a server
+	// remembers, to answer a late <resume/> with <failed h/> (the stanzas
+	// of the client it handled) instead of a bare <failed/>.
+	SMExpiredKept = 10000
 )

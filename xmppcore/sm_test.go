@@ -267,13 +267,16 @@ func TestSMResumeTimeout(t *testing.T) {
 		a.send(`<message to='bob@%s' type='chat'><body>lost1</body></message>`, testDomain)
 		a.send(`<message to='bob@%s' type='chat'><body>lost2</body></message>`, testDomain)
 		b.expect(`<body>lost2</body>`)
+		b.send(`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		b.expect(`id='p1'`)
 		b.c.Close()
 		// At the timeout the session ends for real.
 		a.expect(`<presence [^>]*from='bob@` + testDomain + `/phone'[^>]*type='unavailable'`)
 		b2 := e.dial("bob/phone")
 		b2.authOnly("bob")
 		b2.send(`<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>`, id)
-		b2.expect(`<failed xmlns='urn:xmpp:sm:3'><item-not-found `)
+		// h: the one stanza bob sent after <enable/> (the ping p1).
+		b2.expect(`<failed xmlns='urn:xmpp:sm:3' h='1'><item-not-found `)
 		b2.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
 		got := b2.upTo(`<iq type='result' id='sync'[^>]*/>`)
 		for _, body := range []string{"lost1", "lost2"} {
