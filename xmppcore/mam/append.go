@@ -117,6 +117,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	})
 	if err == nil {
 		s.keepSeqs(tops)
+		s.keepPairs(batch)
 		if s.opts.OnCommit != nil {
 			s.opts.OnCommit(time.Since(start), len(batch))
 		}
@@ -133,6 +134,28 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 			continue
 		}
 		s.keepSeqs(tops)
+		s.keepPairs([]*appendReq{r})
+	}
+}
+
+// maxKnownPairs bounds Store.pairs (then it starts over).
+const maxKnownPairs = 100000
+
+// keepPairs remembers the personal pairs a committed SQLite transaction
+// stored.
+func (s *Store) keepPairs(batch []*appendReq) {
+	if s.pg {
+		return
+	}
+	for _, r := range batch {
+		m := r.m
+		if m.Kind != KindChat || m.FromID == m.ToID {
+			continue
+		}
+		if s.pairs == nil || len(s.pairs) >= maxKnownPairs {
+			s.pairs = map[[2]int64]struct{}{}
+		}
+		s.pairs[[2]int64{min(m.FromID, m.ToID), max(m.FromID, m.ToID)}] = struct{}{}
 	}
 }
 
@@ -301,7 +324,8 @@ func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error
 	if err := insertFiles(ctx, a.tx, r.id, m.Files); err != nil {
 		return err
 	}
-	if m.Kind == KindChat && m.FromID != m.ToID {
+	_, known := s.pairs[[2]int64{min(m.FromID, m.ToID), max(m.FromID, m.ToID)}]
+	if m.Kind == KindChat && m.FromID != m.ToID && !(known && !s.pg) {
 		res, err := a.exec(ctx, a.contacts, insertContactsSQL, m.FromID, m.ToID, m.ToID, m.FromID)
 		if err != nil {
 			return err

@@ -118,6 +118,11 @@ type Store struct {
 	// sequence counters, read once per user and kept here; touched only
 	// by the group-commit leader, merged after each commit.
 	seqTop map[int64]int64
+	// pairs: on SQLite, the personal_contacts pairs known to be stored
+	// (nothing deletes them), so an append to a known pair skips that
+	// insert; like seqTop, leader-only, filled after commits, at most
+	// maxKnownPairs.
+	pairs map[[2]int64]struct{}
 
 	// Deferred full-text indexing on SQLite (ftsindex.go). ftsDirty
 	// starts set: messages may be pending from an earlier run.
