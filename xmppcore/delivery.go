@@ -130,6 +130,11 @@ func (s *Server) confirmed(u *userEntry, id, seq int64) {
 		s.log.Warn("delivery mark", "user", u.id, "err", err)
 	}
 	u.dl.confirm(seq, id)
+	if n := len(u.dl.acked); n > 0 && n%GapRepairEvery == 0 {
+		// A gap that no stream's end revealed (a delivery that failed):
+		// look now and then, so acked stays small.
+		s.repairGap(u) // takes router.mu (after deliverMu: the lock order)
+	}
 }
 
 // ackedIDs confirms the archived messages an XEP-0198 client acknowledged.
@@ -157,11 +162,13 @@ func (s *Server) ackedIDs(u *userEntry, ids []int64) {
 // given again by offline delivery: at once to the user's other available
 // sessions, else at the next login.
 func (s *Server) released(u *userEntry, ids []int64) {
-	if u == nil || len(ids) == 0 {
+	if u == nil {
 		return
 	}
-	gap := false
 	u.deliverMu.Lock()
+	// Sequences confirmed above the mark: something below them is not
+	// confirmed (in flight, or lost with a stream that failed): look.
+	gap := len(u.dl.acked) > 0
 	for _, id := range ids {
 		f, ok := u.dl.inflight[id]
 		if !ok {
@@ -175,9 +182,14 @@ func (s *Server) released(u *userEntry, ids []int64) {
 		}
 	}
 	u.deliverMu.Unlock()
-	if !gap {
-		return
+	if gap {
+		s.repairGap(u)
 	}
+}
+
+// repairGap runs the offline flush for one available session of the
+// user: it gives what is neither confirmed nor in flight above the mark.
+func (s *Server) repairGap(u *userEntry) {
 	for _, t := range s.router.sessions(u.id) {
 		if t.available.Load() && t.priority.Load() >= 0 && !t.ended.Load() {
 			s.start("gap flush", func() { s.flushOffline(s.ctx, t) })

@@ -106,6 +106,12 @@ const (
 	// between nodes).
 	ClusterLateFlush = 2 * time.Second
 
+	// GapRepairEvery: when this many sequences wait confirmed above a
+	// gap in a user's delivery mark (and at every further multiple), the
+	// offline flush runs for one of the user's available sessions to
+	// give what is missing (delivery.go).
+	GapRepairEvery = 500
+
 	// OfflineBatch is how many offline messages are read per query when a
 	// user comes online.
 	OfflineBatch = 200
