@@ -219,8 +219,19 @@ const (
 	// PostgreSQL (SQLite: nextSeqSQLite). Its row lock also orders
 	// concurrent transactions to the same recipient, on any node: the one
 	// that takes it first commits first.
-	nextSeqSQL = `INSERT INTO deliveries (user_id, last_id, top_seq) VALUES (?, 0, 1)
-		ON CONFLICT (user_id) DO UPDATE SET top_seq = deliveries.top_seq + 1 RETURNING top_seq`
+	nextSeqSQL = `INSERT INTO deliveries (user_id, last_id, top_seq) VALUES ($1, 0, 1 + ` + lastSeqPG + `)
+		ON CONFLICT (user_id) DO UPDATE SET top_seq = ` + seqUpdatePG + ` RETURNING top_seq`
+	// lastSeqPG is the sequence of recipient $1's newest message (one
+	// probe of the (to_id, id) index). A new counter starts after it and a
+	// counter behind it moves past it: counters copied from SQLite, where
+	// they live in memory (vestnik db copy), may be behind or missing.
+	lastSeqPG = `COALESCE((SELECT m.to_seq FROM messages m WHERE m.to_id = $1 AND m.kind = 'chat'
+		ORDER BY m.id DESC LIMIT 1), 0)`
+	// seqUpdatePG raises a counter by this batch's count (the inserted
+	// value less the newest message's sequence), never below the inserted
+	// value.
+	seqUpdatePG = `GREATEST(deliveries.top_seq + excluded.top_seq - COALESCE((SELECT m.to_seq FROM messages m
+		WHERE m.to_id = excluded.user_id AND m.kind = 'chat' ORDER BY m.id DESC LIMIT 1), 0), excluded.top_seq)`
 )
 
 // sequenced reports whether m gets a delivery sequence: a personal
@@ -299,7 +310,7 @@ func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error
 	}
 	r.seq = 0
 	if sequenced(m) && s.pg {
-		if err := a.queryRow(ctx, nil, nextSeqSQL, m.ToID).Scan(&r.seq); err != nil {
+		if err := a.tx.QueryRowxContext(ctx, nextSeqSQL, m.ToID).Scan(&r.seq); err != nil {
 			return err
 		}
 	} else if sequenced(m) {
@@ -451,10 +462,10 @@ func takeSeqsPG(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		fmt.Fprintf(&q, "($%d, 0, $%d)", 2*i+1, 2*i+2)
+		fmt.Fprintf(&q, "($%d, 0, $%d + %s)", 2*i+1, 2*i+2, strings.ReplaceAll(lastSeqPG, "$1", fmt.Sprintf("$%d", 2*i+1)))
 		args = append(args, u, counts[u])
 	}
-	q.WriteString(` ON CONFLICT (user_id) DO UPDATE SET top_seq = deliveries.top_seq + excluded.top_seq RETURNING user_id, top_seq`)
+	q.WriteString(` ON CONFLICT (user_id) DO UPDATE SET top_seq = ` + seqUpdatePG + ` RETURNING user_id, top_seq`)
 	rows, err := tx.QueryContext(ctx, q.String(), args...)
 	if err != nil {
 		return err
