@@ -327,3 +327,40 @@ func TestSMGapNotPassed(t *testing.T) {
 		}
 	})
 }
+
+// A MAM catch-up the client acknowledges (XEP-0198) confirms what it
+// fetched: the offline delivery of its initial presence does not give
+// those messages again, only what came after.
+func TestMAMCatchUpConfirms(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db)
+		a := e.online("alice", "pc")
+		for _, body := range []string{"one", "two"} {
+			a.send(`<message to='bob@%s' type='chat'><body>%s</body></message>`, testDomain, body)
+		}
+		a.send(`<iq type='get' id='as'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		a.expect(`id='as'`)
+
+		b := e.dial("bob/phone")
+		b.login("bob", "phone", true)
+		b.send(`<enable xmlns='urn:xmpp:sm:3'/>`)
+		b.expect(`<enabled xmlns='urn:xmpp:sm:3'/>`)
+		b.send(`<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2' queryid='c'/></iq>`)
+		got := b.upTo(`<iq [^>]*id='q'`)
+		if strings.Count(got, "<result ") != 2 {
+			t.Fatalf("MAM catch-up: %q", clip([]byte(got)))
+		}
+		// Two results and the IQ result: h=3.
+		b.send(`<a xmlns='urn:xmpp:sm:3' h='3'/>`)
+		a.send(`<message to='bob@%s' type='chat'><body>three</body></message>`, testDomain)
+		a.send(`<iq type='get' id='as2'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		a.expect(`id='as2'`)
+		b.send(`<presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		got = b.upTo(`<iq type='result' id='sync'[^>]*/>`)
+		for body, want := range map[string]int{"one": 0, "two": 0, "three": 1} {
+			if n := strings.Count(got, "<body>"+body+"</body>"); n != want {
+				t.Errorf("offline %q after the catch-up: got %d, want %d (%q)", body, n, want, clip([]byte(got)))
+			}
+		}
+	})
+}
