@@ -744,6 +744,18 @@ func (c *conn) doHello(ctx context.Context, r *request) error {
 	if c.hello {
 		return bad("bad_frame", "hello was already said")
 	}
+	if r.LastID > 0 {
+		// The browser has everything up to last_id: neither the offline
+		// flush of the attach nor a live race sends those again.
+		c.sentMu.Lock()
+		c.sentLo = max(c.sentLo, r.LastID)
+		c.sentMu.Unlock()
+		if b.core != nil {
+			if err := b.core.ConfirmDelivered(ctx, c.user.ID, r.LastID); err != nil {
+				return err
+			}
+		}
+	}
 	if b.core != nil {
 		link, err := b.core.Attach(ctx, c.user.ID, randomResource(), c)
 		if err != nil {

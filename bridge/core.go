@@ -79,6 +79,10 @@ type Core interface {
 	// ChatTyping tells the members, on every node, that userID is typing in
 	// chatID (state composing or paused).
 	ChatTyping(chatID, userID int64, state string, members []int64)
+	// ConfirmDelivered records that the user's browser has every message
+	// up to archive id upToID (hello's last_id): the delivery mark moves
+	// there, so the offline flush at attach does not give them again.
+	ConfirmDelivered(ctx context.Context, userID, upToID int64) error
 }
 
 // Link is one attached bridge session in the router.

@@ -113,6 +113,10 @@ func (x *xmppCore) chatOfRoom(ctx context.Context, room string) int64 {
 
 func (x *xmppCore) Online(userID int64) bool { return x.srv.Online(userID) }
 
+func (x *xmppCore) ConfirmDelivered(ctx context.Context, userID, upToID int64) error {
+	return x.srv.ConfirmDelivered(ctx, userID, upToID)
+}
+
 // xmppLink is one attached session. Stanzas the router delivers go into
 // in (bounded; Deliver never blocks) and are translated into frames by
 // the link's own goroutine, which may read the archive.

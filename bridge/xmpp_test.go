@@ -243,3 +243,49 @@ func TestResume(t *testing.T) {
 		}
 	})
 }
+
+// A hello with last_id says what the browser has: the offline flush of
+// the attach must not send those again (they were above the stored
+// delivery mark: delivered before a crash, or read through another
+// door's replay), and what is newer comes once.
+func TestHelloLastIDNotResent(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e, _ := newXMPPEnv(t, db)
+		petrova := e.user("petrova")
+		wi, _, _ := e.dial(e.login("ivanov"), e.srv.URL)
+		wi.hello(0)
+		var ids []float64
+		for _, body := range []string{"a", "b", "c"} {
+			d := wi.call(Frame{"type": "send", "to": Frame{"user": petrova.ID}, "body": body})
+			ids = append(ids, d["message"].(map[string]any)["id"].(float64))
+		}
+		cp := e.login("petrova")
+		drain := func(w *wsConn, replay []map[string]any) map[string]int {
+			got := map[string]int{}
+			for _, m := range replay {
+				got[m["body"].(string)]++
+			}
+			w.ws.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			for {
+				var f map[string]any
+				if err := w.ws.ReadJSON(&f); err != nil {
+					return got
+				}
+				if m, ok := f["message"].(map[string]any); ok && f["type"] == "message" {
+					got[m["body"].(string)]++
+				}
+			}
+		}
+		wp, _, _ := e.dial(cp, e.srv.URL)
+		got := drain(wp, wp.hello(int64(ids[1])))
+		if got["a"] != 0 || got["b"] != 0 || got["c"] != 1 || len(got) != 1 {
+			t.Fatalf("hello with last_id of b: got %v, want only c once", got)
+		}
+		wp.ws.Close()
+		time.Sleep(100 * time.Millisecond)
+		wp2, _, _ := e.dial(cp, e.srv.URL)
+		if got := drain(wp2, wp2.hello(int64(ids[2]))); len(got) != 0 {
+			t.Fatalf("hello with last_id of c: got %v, want nothing", got)
+		}
+	})
+}

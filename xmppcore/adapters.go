@@ -189,29 +189,44 @@ func (a mamArchive) Append(ctx context.Context, m *ArchivedMessage) (bool, error
 	if err != nil {
 		return false, err
 	}
-	m.ID, m.CreatedAt = mm.ID, mm.CreatedAt
+	m.ID, m.CreatedAt, m.Seq = mm.ID, mm.CreatedAt, mm.Seq
 	return newContact, nil
 }
 
-func (a mamArchive) Undelivered(ctx context.Context, userID int64, limit int) ([]ArchivedMessage, error) {
-	msgs, err := a.st.Undelivered(ctx, userID, limit)
+func (a mamArchive) UndeliveredAfter(ctx context.Context, userID, afterID int64, limit int) ([]ArchivedMessage, error) {
+	msgs, err := a.st.UndeliveredAfter(ctx, userID, afterID, limit)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]ArchivedMessage, len(msgs))
 	for i, m := range msgs {
 		out[i] = ArchivedMessage{ID: m.ID, CreatedAt: m.CreatedAt, FromID: m.FromID, ToID: m.ToID,
-			FromResource: m.FromResource, OriginID: m.OriginID, Body: m.Body, Payload: m.Payload}
+			FromResource: m.FromResource, OriginID: m.OriginID, Body: m.Body, Payload: m.Payload,
+			Seq: m.Seq, Deleted: m.Deleted}
 	}
 	return out, nil
 }
 
-func (a mamArchive) MarkDelivered(ctx context.Context, userID, upToID int64) error {
-	return a.st.MarkDelivered(ctx, userID, upToID)
+func (a mamArchive) SeqOf(ctx context.Context, userID, id int64) (int64, error) {
+	return a.st.SeqOf(ctx, userID, id)
 }
 
-func (a mamArchive) MarkDeliveredMany(ctx context.Context, marks map[int64]int64) error {
-	return a.st.MarkDeliveredMany(ctx, marks)
+func (a mamArchive) Mark(ctx context.Context, userID int64) (DeliveryMark, error) {
+	m, err := a.st.Mark(ctx, userID)
+	return DeliveryMark(m), err
+}
+
+func (a mamArchive) MarkUpTo(ctx context.Context, userID, upToID int64) (DeliveryMark, error) {
+	m, err := a.st.MarkUpTo(ctx, userID, upToID)
+	return DeliveryMark(m), err
+}
+
+func (a mamArchive) StoreMarks(ctx context.Context, marks map[int64]DeliveryMark) error {
+	m := make(map[int64]mam.Mark, len(marks))
+	for u, x := range marks {
+		m[u] = mam.Mark(x)
+	}
+	return a.st.StoreMarks(ctx, m)
 }
 
 // registerMAM answers XEP-0313 queries on the user's own archive.

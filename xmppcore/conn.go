@@ -174,6 +174,7 @@ func (c *conn) finish() {
 	if c.sess != nil && !c.detach() {
 		c.forget()
 		c.sess.end(c.closeReason)
+		c.releaseUnacked()
 	}
 	c.writers.Wait()
 	c.t.Close()
@@ -916,8 +917,8 @@ func (c *conn) streamManagement(el *Element) error {
 }
 
 // acked drops what the client acknowledged with <a h/> (h counts modulo
-// 2^32) and raises the user's delivery mark to the newest archived
-// personal message among them.
+// 2^32) and confirms the archived personal messages among them (the
+// delivery mark moves over what is contiguous).
 func (c *conn) acked(h uint32) error {
 	c.qmu.Lock()
 	n := h - c.smAcked
@@ -926,10 +927,10 @@ func (c *conn) acked(h uint32) error {
 		c.qmu.Unlock()
 		return e
 	}
-	var mark int64
+	var ids []int64
 	for i, el := range c.unacked[:n] {
-		if id := c.sess.archiveID(el); id > mark {
-			mark = id
+		if id := c.sess.archiveID(el); id > 0 {
+			ids = append(ids, id)
 		}
 		c.unacked[i] = nil
 	}
@@ -939,14 +940,24 @@ func (c *conn) acked(h uint32) error {
 	}
 	c.smAcked = h
 	c.qmu.Unlock()
-	if u := c.sess.user; u != nil && mark > 0 {
-		u.deliverMu.Lock()
-		if mark > u.pendingMark {
-			u.pendingMark = mark
-		}
-		u.deliverMu.Unlock()
-	}
+	c.srv.ackedIDs(c.sess.user, ids)
 	return nil
+}
+
+// releaseUnacked: the stream ended for good (not resumed, not waiting
+// to be); the archived messages it held unacknowledged go again by
+// offline delivery (Server.released).
+func (c *conn) releaseUnacked() {
+	c.qmu.Lock()
+	var ids []int64
+	for _, el := range c.unacked {
+		if id := c.sess.archiveID(el); id > 0 {
+			ids = append(ids, id)
+		}
+	}
+	c.unacked = nil
+	c.qmu.Unlock()
+	c.srv.released(c.sess.user, ids)
 }
 
 // handledTooHigh: the client acknowledged more than was sent (a stream
@@ -1004,10 +1015,39 @@ func (c *conn) expire() {
 		return
 	}
 	c.detached = false
-	c.unacked = nil
 	c.qmu.Unlock()
 	c.forget()
+	c.srv.rememberExpired(c.smID, c.sess.userID, c.smIn.Load())
 	c.sess.end(closeTimeout)
+	c.releaseUnacked()
+}
+
+// expiredSM is what a server remembers of a timed-out resumable session.
+type expiredSM struct {
+	userID int64
+	h      uint32 // the client's stanzas the server handled
+}
+
+// rememberExpired keeps a timed-out resume id, so a late <resume/> gets
+// <failed h/>: the client learns which of its stanzas arrived and resends
+// only the others.
+func (s *Server) rememberExpired(id string, userID int64, h uint32) {
+	if id == "" {
+		return
+	}
+	s.smMu.Lock()
+	defer s.smMu.Unlock()
+	if s.expired == nil {
+		s.expired = map[string]expiredSM{}
+	}
+	if _, ok := s.expired[id]; !ok {
+		s.expiredOrder = append(s.expiredOrder, id)
+	}
+	s.expired[id] = expiredSM{userID: userID, h: h}
+	for len(s.expiredOrder) > SMExpiredKept {
+		delete(s.expired, s.expiredOrder[0])
+		s.expiredOrder = s.expiredOrder[1:]
+	}
 }
 
 // forget drops the stream's resume id.
@@ -1032,9 +1072,15 @@ func (c *conn) resume(acc *Account, el *Element) (*Session, error) {
 	h, err := strconv.ParseUint(el.AttrValue("h"), 10, 32)
 	c.srv.smMu.Lock()
 	old := c.srv.resumable[id]
+	gone, expired := c.srv.expired[id]
 	c.srv.smMu.Unlock()
 	if err != nil || old == nil || old.sess.userID != acc.ID || old.sess.ended.Load() {
-		c.t.WriteElement(smFailed("item-not-found"))
+		f := smFailed("item-not-found")
+		if old == nil && expired && gone.userID == acc.ID {
+			// Timed out: say how many of the client's stanzas were handled.
+			f.SetAttr("h", strconv.FormatUint(uint64(gone.h), 10))
+		}
+		c.t.WriteElement(f)
 		return nil, c.t.Flush()
 	}
 	old.qmu.Lock()
@@ -1049,10 +1095,10 @@ func (c *conn) resume(acc *Account, el *Element) (*Session, error) {
 		old.qmu.Unlock()
 		return nil, e
 	}
-	var mark int64
+	var ids []int64
 	for _, x := range old.unacked[:n] {
-		if a := old.sess.archiveID(x); a > mark {
-			mark = a
+		if a := old.sess.archiveID(x); a > 0 {
+			ids = append(ids, a)
 		}
 	}
 	rest := append([]*Element(nil), old.unacked[n:]...)
@@ -1083,12 +1129,6 @@ func (c *conn) resume(acc *Account, el *Element) (*Session, error) {
 	c.srv.resumable[id] = c
 	c.srv.smMu.Unlock()
 	old.closeWith(closeIO, nil) // the old stream, if still open
-	if u := sess.user; u != nil && mark > 0 {
-		u.deliverMu.Lock()
-		if mark > u.pendingMark {
-			u.pendingMark = mark
-		}
-		u.deliverMu.Unlock()
-	}
+	c.srv.ackedIDs(sess.user, ids)
 	return sess, nil
 }

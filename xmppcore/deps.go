@@ -79,13 +79,29 @@ type Archive interface {
 	// Append stores m (setting ID and CreatedAt) before it is delivered;
 	// newContact reports a first personal message between the two users.
 	Append(ctx context.Context, m *ArchivedMessage) (newContact bool, err error)
-	// Undelivered returns personal messages to userID above the delivery
-	// mark, oldest first.
-	Undelivered(ctx context.Context, userID int64, limit int) ([]ArchivedMessage, error)
-	// MarkDelivered raises the delivery mark (never lowers it).
-	MarkDelivered(ctx context.Context, userID, upToID int64) error
-	// MarkDeliveredMany raises many users' marks in one transaction.
-	MarkDeliveredMany(ctx context.Context, marks map[int64]int64) error
+	// UndeliveredAfter returns personal messages to userID with an id
+	// above afterID, oldest first (in sequence order), retracted ones
+	// included (Deleted).
+	UndeliveredAfter(ctx context.Context, userID, afterID int64, limit int) ([]ArchivedMessage, error)
+	// SeqOf returns the delivery sequence of personal message id to
+	// userID (0 when it is not one).
+	SeqOf(ctx context.Context, userID, id int64) (int64, error)
+	// Mark returns the user's stored delivery mark.
+	Mark(ctx context.Context, userID int64) (DeliveryMark, error)
+	// MarkUpTo raises the mark to the newest personal message to the user
+	// at or below archive id upToID and returns the stored mark.
+	MarkUpTo(ctx context.Context, userID, upToID int64) (DeliveryMark, error)
+	// StoreMarks raises many users' marks in one transaction (never
+	// lowers one).
+	StoreMarks(ctx context.Context, marks map[int64]DeliveryMark) error
+}
+
+// DeliveryMark is a user's delivery mark: every personal message up to
+// delivery sequence Seq (archive id ID) was confirmed by one of the
+// user's clients.
+type DeliveryMark struct {
+	Seq int64
+	ID  int64
 }
 
 // ArchivedMessage is a personal message as stored in the archive.
@@ -99,4 +115,6 @@ type ArchivedMessage struct {
 	Payload      string // other child elements, serialized
 	Files        []int64
 	ReplyTo      int64 // the archive id this message answers (XEP-0461), 0: none
+	Seq          int64 // the recipient's delivery sequence (set by Append)
+	Deleted      bool  // retracted (UndeliveredAfter only)
 }

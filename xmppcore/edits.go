@@ -290,7 +290,7 @@ func (s *Server) tellChange(ctx context.Context, c *MessageChange, via *Session)
 	if c.ClientID != "" {
 		el.AddChild(NewElement(NSStanzaID, "origin-id", "id", c.ClientID))
 	}
-	s.routePersonal(ctx, actor.ID, actor.Login, via, peer, "", "chat", el, 0)
+	s.routePersonal(ctx, actor.ID, actor.Login, via, peer, "", "chat", el, 0, 0)
 }
 
 // ClientChange is a change a client asked for in a message stanza.

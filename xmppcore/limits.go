@@ -94,16 +94,23 @@ const (
 	// within about a second). One primary-key read per node.
 	EventPollInterval = time.Second
 
-	// MarkInterval is how often delivery marks of online users are
-	// stored, all in one transaction (they are also stored before an
-	// offline flush and when a user's last session ends); a crash may
-	// re-deliver what was delivered live in that last interval.
-	MarkInterval = time.Second
+	// MarkInterval is how often delivery marks of online users that
+	// moved are stored, all in one transaction (they are also stored
+	// before an offline flush and when a user's last session ends); a
+	// crash may give again what was confirmed in that last interval
+	// (clients drop it by stanza-id).
+	MarkInterval = 200 * time.Millisecond
 
 	// ClusterLateFlush is when a session that became available runs its
 	// offline flush again in a cluster (longer than a notification takes
 	// between nodes).
 	ClusterLateFlush = 2 * time.Second
+
+	// GapRepairEvery: when this many sequences wait confirmed above a
+	// gap in a user's delivery mark (and at every further multiple), the
+	// offline flush runs for one of the user's available sessions to
+	// give what is missing (delivery.go).
+	GapRepairEvery = 500
 
 	// OfflineBatch is how many offline messages are read per query when a
 	// user comes online.
@@ -133,6 +140,11 @@ const (
 	// SMResumeTimeout is how long a resumable XEP-0198 session whose
 	// stream died waits for its client to resume (the max of <enabled/>).
 	SMResumeTimeout = 300 * time.Second
+
+	// SMExpiredKept is how many timed-out XEP-0198 resume ids a server
+	// remembers, to answer a late <resume/> with <failed h/> (the stanzas
+	// of the client it handled) instead of a bare <failed/>.
+	SMExpiredKept = 10000
 )
 
 // BOSH (bosh.go).

@@ -174,7 +174,7 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 		typ = "normal"
 	}
 	el.RemoveChildren(NSStanzaID, "stanza-id") // only the server sets these
-	var id int64
+	var id, seq int64
 	body := el.Child(NSClient, "body")
 	if (typ == "chat" || typ == "normal") && body != nil {
 		if text, kids, ok, err := NormalizeRich(el.Children); err != nil {
@@ -200,27 +200,27 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 		if err != nil {
 			return 0, err
 		}
-		id = m.ID
+		id, seq = m.ID, m.Seq
 		if newContact {
 			s.pushContact(ctx, fromID, to.ID)
 			s.pushContact(ctx, to.ID, fromID)
 		}
 	}
-	s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, id)
+	s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, id, seq)
 	return id, nil
 }
 
 // routePersonal routes a personal message (archived as id, or 0 when it
 // is not archived) to the recipient's sessions and sends carbons to both
 // users' other sessions. sess is the sending session (nil from REST).
-func (s *Server) routePersonal(ctx context.Context, fromID int64, fromLogin string, sess *Session, to *Account, toRes, typ string, el *Element, id int64) {
+func (s *Server) routePersonal(ctx context.Context, fromID int64, fromLogin string, sess *Session, to *Account, toRes, typ string, el *Element, id, seq int64) {
 	toBare := s.bareJID(to.Login)
 	out := el
 	if id != 0 {
 		out = el.ShallowCopy()
 		out.AddChild(NewElement(NSStanzaID, "stanza-id", "id", strconv.FormatInt(id, 10), "by", toBare))
 	}
-	targets := s.routeMessage(ctx, to, toRes, typ, out, id)
+	targets := s.routeMessage(ctx, to, toRes, typ, out, id, seq)
 	if carbonEligible(el, typ) {
 		fromBare := s.bareJID(fromLogin)
 		// Sent carbons to the sender's other resources.
@@ -259,16 +259,16 @@ func (s *Server) routePersonal(ctx context.Context, fromID int64, fromLogin stri
 // routeMessage delivers a message to a user's sessions by RFC 6121 rules
 // and returns the sessions that got it. With an archive id it takes the
 // user's delivery lock, so a concurrent offline flush does not double it.
-func (s *Server) routeMessage(ctx context.Context, to *Account, toRes, typ string, el *Element, id int64) []*Session {
+func (s *Server) routeMessage(ctx context.Context, to *Account, toRes, typ string, el *Element, id, seq int64) []*Session {
 	if s.cl == nil {
-		return s.routeLocal(to, toRes, typ, el, id)
+		return s.routeLocalSeq(to, toRes, typ, el, id, seq)
 	}
 	// In a cluster: a full JID held by another node goes there; otherwise
 	// the local sessions and each other node apply the rules to their own.
 	if toRes != "" && s.router.session(to.ID, toRes) == nil && s.sendRemote(to.ID, toRes, el) {
 		return nil
 	}
-	local := s.routeLocal(to, toRes, typ, el, id)
+	local := s.routeLocalSeq(to, toRes, typ, el, id, seq)
 	s.clusterMark(to.ID, id, local)
 	if typ != "error" && typ != "groupchat" && (toRes == "" || s.router.session(to.ID, toRes) == nil) {
 		s.routeRemoteMessage(to, el)
@@ -276,8 +276,18 @@ func (s *Server) routeMessage(ctx context.Context, to *Account, toRes, typ strin
 	return local
 }
 
-// routeLocal applies the RFC 6121 rules to the sessions on this node.
+// routeLocal applies the RFC 6121 rules to the sessions on this node
+// for a message whose delivery sequence is not at hand (from another
+// node: looked up when a client confirms it).
 func (s *Server) routeLocal(to *Account, toRes, typ string, el *Element, id int64) []*Session {
+	return s.routeLocalSeq(to, toRes, typ, el, id, 0)
+}
+
+// routeLocalSeq applies the RFC 6121 rules to the sessions on this node;
+// an archived message (id, delivery sequence seq) goes to none when one
+// of the user's clients has it or a stream holds it (given by an offline
+// flush meanwhile).
+func (s *Server) routeLocalSeq(to *Account, toRes, typ string, el *Element, id, seq int64) []*Session {
 	u := s.router.entry(to.ID)
 	if u == nil {
 		return nil
@@ -285,7 +295,7 @@ func (s *Server) routeLocal(to *Account, toRes, typ string, el *Element, id int6
 	if id != 0 {
 		u.deliverMu.Lock()
 		defer u.deliverMu.Unlock()
-		if _, done := u.flushed[id]; done {
+		if _, done := u.flushed[id]; done || u.dl.known(id, seq) {
 			return nil
 		}
 	}
@@ -329,7 +339,7 @@ func (s *Server) routeLocal(to *Account, toRes, typ string, el *Element, id int6
 		}
 	}
 	delivered := targets[:0:0]
-	raise := false
+	confirm := false
 	for _, t := range targets {
 		c := el
 		if len(targets) > 1 || el.AttrValue("to") != t.jidStr {
@@ -338,17 +348,22 @@ func (s *Server) routeLocal(to *Account, toRes, typ string, el *Element, id int6
 		}
 		if t.deliver(c) {
 			delivered = append(delivered, t)
-			if !t.defersMark() {
-				raise = true
+			if id == 0 {
+				continue
+			}
+			if t.defersMark() {
+				// Confirmed when the client acks it (conn.acked).
+				u.dl.give(id, seq)
+			} else {
+				confirm = true
 			}
 		}
 	}
-	// A stream with XEP-0198 raises the mark when the client acks (conn.acked).
-	if id != 0 && raise && id > u.pendingMark {
-		// The mark is written later (before an offline flush, when the
-		// user's last session ends, and every MarkInterval): one write
-		// per message would make every message two SQLite transactions.
-		u.pendingMark = id
+	if confirm {
+		// The mark moves in memory; it is stored later (before an
+		// offline flush, when the user's last session ends, and every
+		// MarkInterval), not with one more transaction per message.
+		s.confirmed(u, id, seq)
 	}
 	return delivered
 }
@@ -447,62 +462,6 @@ func (s *Server) archivedStanza(ctx context.Context, m *ArchivedMessage, to stri
 	return el, nil
 }
 
-// flushOffline delivers the messages that arrived while the user was
-// offline to sess, in order, and raises the delivery mark: exactly once,
-// since live deliveries to the user wait on the same lock.
-func (s *Server) flushOffline(ctx context.Context, sess *Session) {
-	u := sess.user
-	u.deliverMu.Lock()
-	defer u.deliverMu.Unlock()
-	now := time.Now().UnixNano()
-	if u.flushed == nil || now-u.flushedAt > int64(FlushedMemory) {
-		u.flushed = map[int64]struct{}{}
-	}
-	u.flushedAt = now
-	if err := s.writeMark(ctx, u); err != nil {
-		sess.logger().Error("mark delivered", "err", err)
-		return
-	}
-	for {
-		msgs, err := s.arch.Undelivered(ctx, sess.userID, OfflineBatch)
-		if err != nil {
-			sess.logger().Error("offline messages", "err", err)
-			return
-		}
-		if len(msgs) == 0 {
-			return
-		}
-		var last int64
-		for i := range msgs {
-			m := &msgs[i]
-			el, err := s.archivedStanza(ctx, m, sess.jidStr, sess.bareStr)
-			if err != nil {
-				sess.logger().Warn("offline message", "id", m.ID, "err", err)
-				last = m.ID
-				continue
-			}
-			if !sess.deliver(el) {
-				return
-			}
-			u.flushed[m.ID] = struct{}{}
-			last = m.ID
-		}
-		if len(msgs) < OfflineBatch && sess.defersMark() {
-			// The last batch to an XEP-0198 stream: the client's ack
-			// raises the mark (conn.acked), so what it never acks comes
-			// again. Earlier batches are marked to move on.
-			return
-		}
-		if err := s.arch.MarkDelivered(ctx, sess.userID, last); err != nil {
-			sess.logger().Error("mark delivered", "err", err)
-			return
-		}
-		if len(msgs) < OfflineBatch {
-			return
-		}
-	}
-}
-
 // Route sends a stanza from a service (MUC, notifications) by its 'to':
 // a full JID to that session, a bare JID by RFC 6121 rules, a component's
 // domain to the component. It never blocks and never archives.
@@ -529,7 +488,7 @@ func (s *Server) Route(ctx context.Context, el *Element) {
 		if typ == "" {
 			typ = "normal"
 		}
-		s.routeMessage(ctx, acc, j.Resourcepart(), typ, el, 0)
+		s.routeMessage(ctx, acc, j.Resourcepart(), typ, el, 0, 0)
 	case "presence":
 		found := false
 		for _, t := range s.router.sessions(acc.ID) {
@@ -564,64 +523,4 @@ func (s *Server) routeError(ctx context.Context, el *Element, e *StanzaError) {
 		return
 	}
 	s.Route(ctx, ErrorReply(el, e))
-}
-
-// writeMark stores the user's pending delivery mark; the caller holds
-// u.deliverMu.
-func (s *Server) writeMark(ctx context.Context, u *userEntry) error {
-	if u.pendingMark == 0 {
-		return nil
-	}
-	if err := s.arch.MarkDelivered(ctx, u.id, u.pendingMark); err != nil {
-		return err
-	}
-	u.pendingMark = 0
-	return nil
-}
-
-// writeMarks stores the pending delivery marks of every online user in
-// one transaction (every MarkInterval, and at shutdown). A mark that moved
-// on while it was being written stays pending for the next round.
-func (s *Server) writeMarks(ctx context.Context) {
-	entries := s.router.entries()
-	marks := make(map[int64]int64)
-	for _, u := range entries {
-		u.deliverMu.Lock()
-		if u.pendingMark != 0 {
-			marks[u.id] = u.pendingMark
-		}
-		u.deliverMu.Unlock()
-	}
-	if len(marks) == 0 {
-		return
-	}
-	if err := s.arch.MarkDeliveredMany(ctx, marks); err != nil {
-		s.log.Warn("mark delivered", "users", len(marks), "err", err)
-		return
-	}
-	for _, u := range entries {
-		u.deliverMu.Lock()
-		if m, ok := marks[u.id]; ok && u.pendingMark == m {
-			u.pendingMark = 0
-		}
-		u.deliverMu.Unlock()
-	}
-}
-
-// markLoop writes pending delivery marks periodically, so a crash
-// re-delivers at most MarkInterval of messages.
-func (s *Server) markLoop() {
-	t := time.NewTicker(MarkInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			s.writeMarks(ctx)
-			cancel()
-			return
-		case <-t.C:
-			s.writeMarks(s.ctx)
-		}
-	}
 }

@@ -103,7 +103,7 @@ func (s *Server) tellRead(ctx context.Context, mark mam.ReadMark, m *mam.Message
 	el.AddChild(NewElement(NSHints, "no-store"))
 	// Only a colleague's message is marked to them, and not across a block.
 	if m.FromID == peer.ID && !s.isBlocked(ctx, peer.ID, s.bareJID(me.Login)) && !s.isBlocked(ctx, me.ID, s.bareJID(peer.Login)) {
-		s.routePersonal(ctx, me.ID, me.Login, via, peer, "", "chat", el, 0)
+		s.routePersonal(ctx, me.ID, me.Login, via, peer, "", "chat", el, 0, 0)
 		return nil
 	}
 	bare := s.bareJID(me.Login)

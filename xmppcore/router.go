@@ -26,10 +26,10 @@ type userEntry struct {
 	watching []int64
 	// deliverMu serializes live delivery to this user with the offline
 	// flush of a session coming online, so no message is given twice.
-	deliverMu   sync.Mutex
-	flushed     map[int64]struct{} // ids handed out by offline flush (guarded by deliverMu)
-	flushedAt   int64
-	pendingMark int64 // highest archived id delivered live, not yet stored (guarded by deliverMu)
+	deliverMu sync.Mutex
+	flushed   map[int64]struct{} // ids handed out by offline flush (guarded by deliverMu)
+	flushedAt int64
+	dl        delivery // delivery sequences, mark, in flight (guarded by deliverMu; delivery.go)
 }
 
 func newRouter() *router {

@@ -123,8 +123,12 @@ type Server struct {
 	mu        sync.Mutex // guards listeners, conns
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	smMu      sync.Mutex       // guards resumable (a leaf lock)
+	smMu      sync.Mutex       // guards resumable and expired (a leaf lock)
 	resumable map[string]*conn // XEP-0198 resume id → the session's latest stream
+	// expired: resume ids whose session timed out → user and h, for
+	// <failed h/> (oldest first in expiredOrder, at most SMExpiredKept).
+	expired      map[string]expiredSM
+	expiredOrder []string
 
 	extMu           sync.RWMutex // guards components, iqHandlers, features, pep, inviter
 	components      map[string]Component

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"vestnik/xmppcore/mam"
 )
 
 // Sink receives the stanzas of a session that is not an XML stream (the
@@ -162,10 +164,16 @@ func (sess *Session) hold(el *Element) bool {
 }
 
 // archiveID is the archive id of a personal message delivered to the
-// session (its stanza-id by the user's bare JID), or 0.
+// session (its stanza-id by the user's bare JID), or of a XEP-0313 result
+// from the user's own archive (a MAM catch-up: acknowledged, it confirms
+// the message like a delivery), or 0.
 func (sess *Session) archiveID(el *Element) int64 {
 	if el.Name.Local != "message" {
 		return 0
+	}
+	if r := el.Child(mam.NS, "result"); r != nil && el.AttrValue("from") == sess.bareStr {
+		id, _ := strconv.ParseInt(r.AttrValue("id"), 10, 64)
+		return id
 	}
 	sid := el.Child(NSStanzaID, "stanza-id")
 	if sid == nil || sid.AttrValue("by") != sess.bareStr {

@@ -267,13 +267,16 @@ func TestSMResumeTimeout(t *testing.T) {
 		a.send(`<message to='bob@%s' type='chat'><body>lost1</body></message>`, testDomain)
 		a.send(`<message to='bob@%s' type='chat'><body>lost2</body></message>`, testDomain)
 		b.expect(`<body>lost2</body>`)
+		b.send(`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		b.expect(`id='p1'`)
 		b.c.Close()
 		// At the timeout the session ends for real.
 		a.expect(`<presence [^>]*from='bob@` + testDomain + `/phone'[^>]*type='unavailable'`)
 		b2 := e.dial("bob/phone")
 		b2.authOnly("bob")
 		b2.send(`<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>`, id)
-		b2.expect(`<failed xmlns='urn:xmpp:sm:3'><item-not-found `)
+		// h: the one stanza bob sent after <enable/> (the ping p1).
+		b2.expect(`<failed xmlns='urn:xmpp:sm:3' h='1'><item-not-found `)
 		b2.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
 		got := b2.upTo(`<iq type='result' id='sync'[^>]*/>`)
 		for _, body := range []string{"lost1", "lost2"} {
@@ -283,6 +286,81 @@ func TestSMResumeTimeout(t *testing.T) {
 		}
 		if !strings.Contains(got, "Offline Storage") {
 			t.Errorf("not offline messages: %q", clip([]byte(got)))
+		}
+	})
+}
+
+// The mark is the last contiguous confirmed sequence, not the highest:
+// a message that only a stream which died without acking had is not
+// passed over because another session confirmed a later one. It goes at
+// once to the user's other session, once, and never again.
+func TestSMGapNotPassed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db)
+		a := e.online("alice", "pc")
+		phone := smOnline(e, "bob", "phone")
+		pc := e.online("bob", "pc")
+
+		a.send(`<message to='bob@%s/phone' type='chat' id='m1'><body>first</body></message>`, testDomain)
+		phone.expect(`<body>first</body>`)
+		a.send(`<message to='bob@%s' type='chat' id='m2'><body>second</body></message>`, testDomain)
+		phone.expect(`<body>second</body>`)
+		pc.expect(`<body>second</body>`) // confirmed: pc cannot ack
+		phone.c.Close()                  // neither acked
+
+		got := pc.upTo(`<body>first</body>`)
+		if strings.Contains(got, "<body>second</body>") {
+			t.Errorf("second given again: %q", clip([]byte(got)))
+		}
+		pc.send(`<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		if got := pc.upTo(`<iq type='result' id='sync'[^>]*/>`); strings.Contains(got, "<body>") {
+			t.Errorf("given twice: %q", clip([]byte(got)))
+		}
+		pc.send(`</stream:stream>`)
+		pc.expectClosed()
+
+		tablet := e.dial("bob/tablet")
+		tablet.login("bob", "tablet", true)
+		tablet.send(`<presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		if got := tablet.upTo(`<iq type='result' id='sync'[^>]*/>`); strings.Contains(got, "<body>") {
+			t.Errorf("offline again after both were confirmed: %q", clip([]byte(got)))
+		}
+	})
+}
+
+// A MAM catch-up the client acknowledges (XEP-0198) confirms what it
+// fetched: the offline delivery of its initial presence does not give
+// those messages again, only what came after.
+func TestMAMCatchUpConfirms(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db)
+		a := e.online("alice", "pc")
+		for _, body := range []string{"one", "two"} {
+			a.send(`<message to='bob@%s' type='chat'><body>%s</body></message>`, testDomain, body)
+		}
+		a.send(`<iq type='get' id='as'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		a.expect(`id='as'`)
+
+		b := e.dial("bob/phone")
+		b.login("bob", "phone", true)
+		b.send(`<enable xmlns='urn:xmpp:sm:3'/>`)
+		b.expect(`<enabled xmlns='urn:xmpp:sm:3'/>`)
+		b.send(`<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2' queryid='c'/></iq>`)
+		got := b.upTo(`<iq [^>]*id='q'`)
+		if strings.Count(got, "<result ") != 2 {
+			t.Fatalf("MAM catch-up: %q", clip([]byte(got)))
+		}
+		// Two results and the IQ result: h=3.
+		b.send(`<a xmlns='urn:xmpp:sm:3' h='3'/>`)
+		a.send(`<message to='bob@%s' type='chat'><body>three</body></message>`, testDomain)
+		a.send(`<iq type='get' id='as2'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		a.expect(`id='as2'`)
+		b.send(`<presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		got = b.upTo(`<iq type='result' id='sync'[^>]*/>`)
+		for body, want := range map[string]int{"one": 0, "two": 0, "three": 1} {
+			if n := strings.Count(got, "<body>"+body+"</body>"); n != want {
+				t.Errorf("offline %q after the catch-up: got %d, want %d (%q)", body, n, want, clip([]byte(got)))
+			}
 		}
 	})
 }

@@ -21,6 +21,7 @@ import (
 type appendReq struct {
 	m          *Message
 	id         int64
+	seq        int64 // the recipient's delivery sequence (personal messages)
 	created    int64
 	newContact bool
 	err        error
@@ -82,6 +83,7 @@ func (r *appendReq) result() (bool, error) {
 		return false, r.err
 	}
 	r.m.ID = r.id
+	r.m.Seq = r.seq
 	r.m.CreatedAt = time.UnixMicro(r.created).UTC()
 	return r.newContact, nil
 }
@@ -98,21 +100,24 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 		defer s.ftsAppended()
 	}
 	start := time.Now()
+	tops := map[int64]int64{}
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
 		if s.pg && len(batch) > 1 {
 			return s.insertBatchPG(ctx, tx, batch)
 		}
 		if !s.pg && len(batch) > 1 {
-			return s.insertBatchSQLite(ctx, tx, batch)
+			return s.insertBatchSQLite(ctx, tx, batch, tops)
 		}
 		for _, r := range batch {
-			if err := s.insert(ctx, tx, r); err != nil {
+			if err := s.insert(ctx, tx, r, tops); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err == nil {
+		s.keepSeqs(tops)
+		s.keepPairs(batch)
 		if s.opts.OnCommit != nil {
 			s.opts.OnCommit(time.Since(start), len(batch))
 		}
@@ -123,28 +128,123 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 		return
 	}
 	for _, r := range batch {
-		if err := s.withTx(ctx, func(tx *sqlx.Tx) error { return s.insert(ctx, tx, r) }); err != nil {
+		tops := map[int64]int64{}
+		if err := s.withTx(ctx, func(tx *sqlx.Tx) error { return s.insert(ctx, tx, r, tops) }); err != nil {
 			r.err = fmt.Errorf("mam: append: %w", err)
+			continue
+		}
+		s.keepSeqs(tops)
+		s.keepPairs([]*appendReq{r})
+	}
+}
+
+// maxKnownPairs bounds Store.pairs (then it starts over).
+const maxKnownPairs = 100000
+
+// keepPairs remembers the personal pairs a committed SQLite transaction
+// stored.
+func (s *Store) keepPairs(batch []*appendReq) {
+	if s.pg {
+		return
+	}
+	for _, r := range batch {
+		m := r.m
+		if m.Kind != KindChat || m.FromID == m.ToID {
+			continue
+		}
+		if s.pairs == nil || len(s.pairs) >= maxKnownPairs {
+			s.pairs = map[[2]int64]struct{}{}
+		}
+		s.pairs[[2]int64{min(m.FromID, m.ToID), max(m.FromID, m.ToID)}] = struct{}{}
+	}
+}
+
+// keepSeqs keeps the counters a committed SQLite transaction moved.
+func (s *Store) keepSeqs(tops map[int64]int64) {
+	if len(tops) == 0 {
+		return
+	}
+	if s.seqTop == nil {
+		s.seqTop = map[int64]int64{}
+	}
+	for u, top := range tops {
+		s.seqTop[u] = top
+	}
+}
+
+// nextSeqSQLite gives the next delivery sequence of recipient user on
+// SQLite, where one process writes: the counter lives in memory
+// (s.seqTop, moved in tops until the transaction commits), read once per
+// user as the highest of the stored counter and mark and the sequence
+// of the user's newest message. Nothing more is written per message.
+func (s *Store) nextSeqSQLite(ctx context.Context, tx *sqlx.Tx, user int64, tops map[int64]int64) (int64, error) {
+	top, ok := tops[user]
+	if !ok {
+		top, ok = s.seqTop[user]
+	}
+	if !ok {
+		var stored []struct {
+			Top  int64 `db:"top_seq"`
+			Mark int64 `db:"mark_seq"`
+		}
+		if err := tx.SelectContext(ctx, &stored, `SELECT top_seq, mark_seq FROM deliveries WHERE user_id = ?`, user); err != nil {
+			return 0, err
+		}
+		var last []sql.NullInt64
+		if err := tx.SelectContext(ctx, &last, `SELECT to_seq FROM messages WHERE to_id = ? AND kind = 'chat'
+			ORDER BY id DESC LIMIT 1`, user); err != nil {
+			return 0, err
+		}
+		if len(stored) == 1 {
+			top = max(stored[0].Top, stored[0].Mark)
+		}
+		if len(last) == 1 {
+			top = max(top, last[0].Int64)
 		}
 	}
+	top++
+	tops[user] = top
+	return top, nil
 }
 
 // The statements of one append. The full-text terms of a message are
 // written later on SQLite (ftsindex.go) and with the row on PostgreSQL.
 const (
 	insertMessageSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+		from_resource, origin_id, body, payload, reply_to, to_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 	insertMessagePGSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, reply_to, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
+		from_resource, origin_id, body, payload, reply_to, to_seq, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
 	insertContactsSQL = `INSERT INTO personal_contacts (user_id, contact_id) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING`
+	// nextSeqSQL takes the recipient's next delivery sequence on
+	// PostgreSQL (SQLite: nextSeqSQLite). Its row lock also orders
+	// concurrent transactions to the same recipient, on any node: the one
+	// that takes it first commits first.
+	nextSeqSQL = `INSERT INTO deliveries (user_id, last_id, top_seq) VALUES ($1, 0, 1 + ` + lastSeqPG + `)
+		ON CONFLICT (user_id) DO UPDATE SET top_seq = ` + seqUpdatePG + ` RETURNING top_seq`
+	// lastSeqPG is the sequence of recipient $1's newest message (one
+	// probe of the (to_id, id) index). A new counter starts after it and a
+	// counter behind it moves past it: counters copied from SQLite, where
+	// they live in memory (vestnik db copy), may be behind or missing.
+	lastSeqPG = `COALESCE((SELECT m.to_seq FROM messages m WHERE m.to_id = $1 AND m.kind = 'chat'
+		ORDER BY m.id DESC LIMIT 1), 0)`
+	// seqUpdatePG raises a counter by this batch's count (the inserted
+	// value less the newest message's sequence), never below the inserted
+	// value.
+	seqUpdatePG = `GREATEST(deliveries.top_seq + excluded.top_seq - COALESCE((SELECT m.to_seq FROM messages m
+		WHERE m.to_id = excluded.user_id AND m.kind = 'chat' ORDER BY m.id DESC LIMIT 1), 0), excluded.top_seq)`
 )
+
+// sequenced reports whether m gets a delivery sequence: a personal
+// message, numbered per recipient.
+func sequenced(m *Message) bool { return m.Kind == KindChat && m.ToID != 0 }
 
 // appendTx runs the statements of appends in one transaction: each as it
 // comes, or, for a batch on SQLite (where preparing a statement costs more
 // than running an insert), prepared once.
 type appendTx struct {
 	tx            *sqlx.Tx
-	msg, contacts *sqlx.Stmt // prepared, or nil
+	msg, contacts *sqlx.Stmt      // prepared, or nil
+	tops          map[int64]int64 // SQLite: delivery sequence counters moved by this transaction
 }
 
 func (a *appendTx) prepare(ctx context.Context) error {
@@ -180,8 +280,8 @@ func (a *appendTx) exec(ctx context.Context, st *sqlx.Stmt, q string, args ...an
 
 // insertBatchSQLite writes a batch on SQLite with the statements prepared
 // once.
-func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
-	a := &appendTx{tx: tx}
+func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*appendReq, tops map[int64]int64) error {
+	a := &appendTx{tx: tx, tops: tops}
 	defer a.close()
 	if err := a.prepare(ctx); err != nil {
 		return err
@@ -194,8 +294,8 @@ func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*app
 	return nil
 }
 
-func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq) error {
-	return s.insertWith(ctx, &appendTx{tx: tx}, r)
+func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq, tops map[int64]int64) error {
+	return s.insertWith(ctx, &appendTx{tx: tx, tops: tops}, r)
 }
 
 func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error {
@@ -208,8 +308,19 @@ func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error
 	if m.Kind == KindChat {
 		lo, hi = nullID(min(m.FromID, m.ToID)), nullID(max(m.FromID, m.ToID))
 	}
+	r.seq = 0
+	if sequenced(m) && s.pg {
+		if err := a.tx.QueryRowxContext(ctx, nextSeqSQL, m.ToID).Scan(&r.seq); err != nil {
+			return err
+		}
+	} else if sequenced(m) {
+		var err error
+		if r.seq, err = s.nextSeqSQLite(ctx, a.tx, m.ToID, a.tops); err != nil {
+			return err
+		}
+	}
 	args := []any{r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
-		m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo)}
+		m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq)}
 	q := insertMessageSQL
 	if s.pg {
 		// PostgreSQL indexes with the row; SQLite later (ftsindex.go).
@@ -224,7 +335,8 @@ func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error
 	if err := insertFiles(ctx, a.tx, r.id, m.Files); err != nil {
 		return err
 	}
-	if m.Kind == KindChat && m.FromID != m.ToID {
+	_, known := s.pairs[[2]int64{min(m.FromID, m.ToID), max(m.FromID, m.ToID)}]
+	if m.Kind == KindChat && m.FromID != m.ToID && !(known && !s.pg) {
 		res, err := a.exec(ctx, a.contacts, insertContactsSQL, m.FromID, m.ToID, m.ToID, m.FromID)
 		if err != nil {
 			return err
@@ -238,9 +350,13 @@ func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error
 	return nil
 }
 
-// insertBatchPG writes a batch on PostgreSQL in three round trips: ids from
-// the sequence, one multi-row insert, one multi-row personal_contacts insert.
+// insertBatchPG writes a batch on PostgreSQL in four round trips: the
+// recipients' delivery sequences, ids from the sequence, one multi-row
+// insert, one multi-row personal_contacts insert.
 func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
+	if err := takeSeqsPG(ctx, tx, batch); err != nil {
+		return err
+	}
 	var ids []int64
 	if err := tx.SelectContext(ctx, &ids, `SELECT nextval(pg_get_serial_sequence('messages', 'id'))
 		FROM generate_series(1, $1)`, len(batch)); err != nil {
@@ -250,8 +366,8 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 	now := time.Now().UnixMicro()
 	var q strings.Builder
 	q.WriteString(`INSERT INTO messages (id, created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, reply_to, fts) VALUES `)
-	args := make([]any, 0, 14*len(batch))
+		from_resource, origin_id, body, payload, reply_to, to_seq, fts) VALUES `)
+	args := make([]any, 0, 15*len(batch))
 	type pair struct{ lo, hi int64 }
 	first := map[pair]*appendReq{}
 	var pairs []pair
@@ -275,10 +391,10 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 			q.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, CAST($%d AS tsvector))",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13, n+14)
+		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, CAST($%d AS tsvector))",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13, n+14, n+15)
 		args = append(args, r.id, r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
-			m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), sql.NullString{String: terms, Valid: terms != ""})
+			m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq), sql.NullString{String: terms, Valid: terms != ""})
 	}
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return err
@@ -315,6 +431,64 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 		first[pair{min(u, c), max(u, c)}].newContact = true
 	}
 	return rows.Err()
+}
+
+// takeSeqsPG gives the batch's personal messages their recipients'
+// next delivery sequences, in batch order, with one statement: the
+// recipients' counters are raised by their counts, rows locked in user id
+// order (so two batches never wait on each other in a cycle), before the
+// batch takes its archive ids: for one recipient, ids then follow commit
+// order even across nodes.
+func takeSeqsPG(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
+	counts := map[int64]int64{}
+	for _, r := range batch {
+		r.seq = 0
+		if sequenced(r.m) {
+			counts[r.m.ToID]++
+		}
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	users := make([]int64, 0, len(counts))
+	for u := range counts {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	var q strings.Builder
+	q.WriteString(`INSERT INTO deliveries (user_id, last_id, top_seq) VALUES `)
+	args := make([]any, 0, 2*len(users))
+	for i, u := range users {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "($%d, 0, $%d + %s)", 2*i+1, 2*i+2, strings.ReplaceAll(lastSeqPG, "$1", fmt.Sprintf("$%d", 2*i+1)))
+		args = append(args, u, counts[u])
+	}
+	q.WriteString(` ON CONFLICT (user_id) DO UPDATE SET top_seq = ` + seqUpdatePG + ` RETURNING user_id, top_seq`)
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	next := map[int64]int64{} // user → first sequence of this batch
+	for rows.Next() {
+		var u, top int64
+		if err := rows.Scan(&u, &top); err != nil {
+			return err
+		}
+		next[u] = top - counts[u] + 1
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range batch {
+		if sequenced(r.m) {
+			r.seq = next[r.m.ToID]
+			next[r.m.ToID]++
+		}
+	}
+	return nil
 }
 
 // insertFiles records the files message id carries (rare: one statement

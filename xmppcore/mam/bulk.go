@@ -30,11 +30,22 @@ func (s *Store) Bulk(ctx context.Context, msgs []Message) error {
 		return err
 	}
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
 		if s.pg {
-			return s.bulkPG(ctx, tx, msgs, terms)
+			err = s.bulkPG(ctx, tx, msgs, terms)
+		} else {
+			err = s.bulkSQLite(ctx, tx, msgs, terms)
 		}
-		return s.bulkSQLite(ctx, tx, msgs, terms)
+		if err != nil || len(msgs) == 0 {
+			return err
+		}
+		return sequenceBulk(ctx, tx, msgs[0].ID, msgs[len(msgs)-1].ID)
 	})
+	s.mu.Lock()
+	if !s.leading {
+		s.seqTop = nil // read again from the counters Bulk moved
+	}
+	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("mam: bulk: %w", err)
 	}
@@ -126,5 +137,30 @@ func (s *Store) bulkSQLite(ctx context.Context, tx *sqlx.Tx, msgs []Message, ter
 		}
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE fts_state SET indexed_through = ?`, next)
+	return err
+}
+
+// sequenceBulk gives the personal messages a bulk load wrote (ids lo..hi)
+// their recipients' next delivery sequences, in id order (after the
+// highest of the recipient's stored counter and earlier messages' — on
+// SQLite the counter lives in memory), and raises the recipients'
+// counters: set-based, in the load's transaction.
+func sequenceBulk(ctx context.Context, tx *sqlx.Tx, lo, hi int64) error {
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE messages SET to_seq = x.n
+		FROM (SELECT m.id, ROW_NUMBER() OVER (PARTITION BY m.to_id ORDER BY m.id) +
+		             (SELECT CASE WHEN COALESCE(MAX(p.to_seq), 0) > COALESCE(MAX(d.top_seq), 0)
+		                          THEN COALESCE(MAX(p.to_seq), 0) ELSE COALESCE(MAX(d.top_seq), 0) END
+		              FROM messages p LEFT JOIN deliveries d ON d.user_id = p.to_id
+		              WHERE p.to_id = m.to_id AND p.kind = 'chat' AND p.id < ?) AS n
+		      FROM messages m
+		      WHERE m.kind = 'chat' AND m.to_id IS NOT NULL AND m.id BETWEEN ? AND ?) AS x
+		WHERE messages.id = x.id`), lo, lo, hi); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO deliveries (user_id, last_id, top_seq)
+		SELECT to_id, 0, MAX(to_seq) FROM messages
+		WHERE kind = 'chat' AND to_id IS NOT NULL AND id BETWEEN ? AND ?
+		GROUP BY to_id
+		ON CONFLICT (user_id) DO UPDATE SET top_seq = excluded.top_seq`), lo, hi)
 	return err
 }

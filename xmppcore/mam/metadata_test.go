@@ -44,21 +44,3 @@ func TestMetadata(t *testing.T) {
 		}
 	})
 }
-
-func TestMarkDeliveredMany(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
-		ctx := context.Background()
-		st := mam.NewStore(db)
-		if err := st.MarkDelivered(ctx, 1, 50); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.MarkDeliveredMany(ctx, map[int64]int64{1: 40, 2: 7, 3: 9}); err != nil {
-			t.Fatal(err)
-		}
-		for user, want := range map[int64]int64{1: 50, 2: 7, 3: 9} {
-			if got, err := st.DeliveryMark(ctx, user); err != nil || got != want {
-				t.Errorf("mark of %d: got %d, %v; want %d (never lowered)", user, got, err, want)
-			}
-		}
-	})
-}

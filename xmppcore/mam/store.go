@@ -71,6 +71,10 @@ type Message struct {
 	// ReplyTo is the archive id of the message this one answers
 	// (XEP-0461), 0 for none; the door resolves it (ReplyTarget).
 	ReplyTo int64
+	// Seq is a personal message's delivery sequence: the recipient's
+	// next number, given by Append in the transaction that stores it
+	// (delivery.go). 0 for other kinds.
+	Seq int64
 }
 
 // Options tune the store; zero values are the documented defaults.
@@ -110,6 +114,15 @@ type Store struct {
 	mu      sync.Mutex
 	queue   []*appendReq
 	leading bool
+	// seqTop: on SQLite (one writing process) the recipients' delivery
+	// sequence counters, read once per user and kept here; touched only
+	// by the group-commit leader, merged after each commit.
+	seqTop map[int64]int64
+	// pairs: on SQLite, the personal_contacts pairs known to be stored
+	// (nothing deletes them), so an append to a known pair skips that
+	// insert; like seqTop, leader-only, filled after commits, at most
+	// maxKnownPairs.
+	pairs map[[2]int64]struct{}
 
 	// Deferred full-text indexing on SQLite (ftsindex.go). ftsDirty
 	// starts set: messages may be pending from an earlier run.
@@ -144,7 +157,7 @@ func NewStoreOptions(db *sqlx.DB, opts Options) *Store {
 
 // columns selected for a Message, with the alias m.
 const msgColumns = `m.id, m.created_at, m.kind, m.from_id, m.to_id, m.chat_id, m.from_resource,
-	m.origin_id, m.body, m.payload, m.edited_at, m.deleted, m.reply_to`
+	m.origin_id, m.body, m.payload, m.edited_at, m.deleted, m.reply_to, m.to_seq`
 
 type msgRow struct {
 	ID           int64         `db:"id"`
@@ -160,6 +173,7 @@ type msgRow struct {
 	EditedAt     sql.NullInt64 `db:"edited_at"`
 	Deleted      bool          `db:"deleted"`
 	ReplyTo      sql.NullInt64 `db:"reply_to"`
+	ToSeq        sql.NullInt64 `db:"to_seq"`
 }
 
 func (r *msgRow) message() Message {
@@ -176,6 +190,7 @@ func (r *msgRow) message() Message {
 		Payload:      r.Payload,
 		Deleted:      r.Deleted,
 		ReplyTo:      r.ReplyTo.Int64,
+		Seq:          r.ToSeq.Int64,
 	}
 	if r.EditedAt.Valid {
 		t := time.UnixMicro(r.EditedAt.Int64).UTC()
