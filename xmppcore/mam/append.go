@@ -100,17 +100,23 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	start := time.Now()
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
 		if s.pg && len(batch) > 1 {
-			return s.insertBatchPG(ctx, tx, batch)
+			if err := s.insertBatchPG(ctx, tx, batch); err != nil {
+				return err
+			}
+			return s.appended(ctx, tx, batch)
 		}
 		if !s.pg && len(batch) > 1 {
-			return s.insertBatchSQLite(ctx, tx, batch)
+			if err := s.insertBatchSQLite(ctx, tx, batch); err != nil {
+				return err
+			}
+			return s.appended(ctx, tx, batch)
 		}
 		for _, r := range batch {
 			if err := s.insert(ctx, tx, r); err != nil {
 				return err
 			}
 		}
-		return nil
+		return s.appended(ctx, tx, batch)
 	})
 	if err == nil {
 		if s.opts.OnCommit != nil {
@@ -123,7 +129,12 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 		return
 	}
 	for _, r := range batch {
-		if err := s.withTx(ctx, func(tx *sqlx.Tx) error { return s.insert(ctx, tx, r) }); err != nil {
+		if err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+			if err := s.insert(ctx, tx, r); err != nil {
+				return err
+			}
+			return s.appended(ctx, tx, []*appendReq{r})
+		}); err != nil {
 			r.err = fmt.Errorf("mam: append: %w", err)
 		}
 	}

@@ -1,0 +1,381 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/jmoiron/sqlx"
+
+	"vestnik/xmppcore/mam"
+)
+
+// event is one outgoing event before it is queued for its receivers.
+type event struct {
+	kind   string
+	chain  string // ordering key
+	chatID int64  // 0: not a chat's
+	peer   int64  // a personal event: the user addressed (a bot gets it)
+	author int64  // who caused it: a bot never gets its own events
+	owner  int64  // a bot the event is for alone among bots (its keyboard); 0: any bot concerned
+	data   map[string]any
+}
+
+func chatChain(chatID int64) string { return "c" + itoa(chatID) }
+
+func pairChain(a, b int64) string { return "p" + itoa(min(a, b)) + ":" + itoa(max(a, b)) }
+
+// ArchiveChange is the archive's hook (mam.Options.OnChange): it queues
+// message.created, command.received, message.updated, message.deleted and
+// reaction.added for the webhooks that want them, in the archive's
+// transaction.
+func (s *Service) ArchiveChange(ctx context.Context, tx *sqlx.Tx, c mam.Change) error {
+	m := c.Message
+	if m.Kind == mam.KindHeadline {
+		return nil
+	}
+	hooks, err := s.webhooks(ctx, tx)
+	if err != nil || len(hooks) == 0 {
+		return err
+	}
+	wanted := false
+	for _, h := range hooks {
+		if h.wants(c.Kind) || c.Kind == mam.ChangeCreated && h.wants(CommandReceived) {
+			wanted = true
+			break
+		}
+	}
+	if !wanted {
+		return nil
+	}
+	msg, err := s.messageJSON(ctx, tx, m)
+	if err != nil {
+		return err
+	}
+	ev := event{kind: c.Kind, chatID: m.ChatID, author: m.FromID, data: map[string]any{"message": msg}}
+	if m.ChatID != 0 {
+		ev.chain = chatChain(m.ChatID)
+	} else {
+		ev.chain, ev.peer = pairChain(m.FromID, m.ToID), m.ToID
+	}
+	if c.UserID != 0 {
+		ev.author = c.UserID
+		if ev.data["user_id"], err = s.extID(ctx, tx, c.UserID); err != nil {
+			return err
+		}
+	}
+	if c.Kind == mam.ChangeReaction {
+		ev.data["reactions"] = c.Reactions
+	}
+	if err := s.enqueue(ctx, tx, hooks, ev); err != nil {
+		return err
+	}
+	if c.Kind == mam.ChangeCreated && m.Kind != mam.KindSystem {
+		if cmd, params, ok := ParseCommand(m.Body); ok {
+			cev := ev
+			cev.kind = CommandReceived
+			cev.data = map[string]any{"command": cmd, "params": params, "message": msg,
+				"chat_id": msg["chat_id"], "from_user_id": msg["from_user_id"]}
+			if m.ChatID == 0 {
+				cev.data["to_user_id"] = msg["to_user_id"]
+			}
+			return s.enqueue(ctx, tx, hooks, cev)
+		}
+	}
+	return nil
+}
+
+// ParseCommand reads a bot command from a message's text: "/name params",
+// the name a letter followed by letters, digits, '_' or '-' (and an
+// optional "@bot" suffix kept in the name); ok is false for other text.
+func ParseCommand(text string) (cmd, params string, ok bool) {
+	t := strings.TrimSpace(text)
+	if len(t) < 2 || t[0] != '/' {
+		return "", "", false
+	}
+	name, rest, _ := strings.Cut(t[1:], " ")
+	if nl := strings.IndexByte(name, '\n'); nl >= 0 {
+		name, rest = name[:nl], name[nl+1:]+" "+rest
+	}
+	for i, r := range name {
+		if i == 0 && !unicode.IsLetter(r) || !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("_-@.", r)) {
+			return "", "", false
+		}
+	}
+	return "/" + name, strings.TrimSpace(rest), name != ""
+}
+
+// MembersAdded queues chat.member_added: users joined chat chatID, added
+// by actor (0: the integration or the server). Bots that were added get it
+// too (their welcome).
+func (s *Service) MembersAdded(ctx context.Context, chatID, actor int64, users []int64) {
+	s.emit(ctx, func(q sqlx.QueryerContext) (event, error) {
+		ids := make([]string, 0, len(users))
+		for _, u := range users {
+			ext, err := s.extID(ctx, q, u)
+			if err != nil {
+				return event{}, err
+			}
+			ids = append(ids, ext)
+		}
+		data := map[string]any{"chat_id": chatID, "users": ids, "actor": nil}
+		if actor != 0 {
+			ext, err := s.extID(ctx, q, actor)
+			if err != nil {
+				return event{}, err
+			}
+			data["actor"] = ext
+		}
+		return event{kind: ChatMemberAdded, chain: chatChain(chatID), chatID: chatID, author: -1, data: data}, nil
+	})
+}
+
+// KeyPress is a press of a message's keyboard button.
+type KeyPress struct {
+	MessageID int64
+	ChatID    int64 // the chat of the message; 0: a personal message
+	Peer      int64 // a personal message: the other party of the presser
+	Owner     int64 // the message's author (the bot whose keyboard it is)
+	UserID    int64 // who pressed
+	// Value is the button's value (Bitrix24's COMMAND of a button, or
+	// its action value); Params, the button's parameters.
+	Value, Params string
+}
+
+// KeyboardPressed queues keyboard.pressed: the core's keyboard operation
+// calls it once the press is recorded. The bot whose keyboard it is gets
+// it (no other bot), and every webhook that asked for keyboard.pressed.
+func (s *Service) KeyboardPressed(ctx context.Context, p KeyPress) {
+	s.emit(ctx, func(q sqlx.QueryerContext) (event, error) {
+		user, err := s.extID(ctx, q, p.UserID)
+		if err != nil {
+			return event{}, err
+		}
+		data := map[string]any{"message_id": p.MessageID, "user_id": user, "value": p.Value, "params": p.Params}
+		ev := event{kind: KeyboardPressed, chatID: p.ChatID, author: p.UserID, owner: p.Owner, data: data}
+		if p.ChatID != 0 {
+			ev.chain, data["chat_id"] = chatChain(p.ChatID), p.ChatID
+		} else {
+			ev.chain = pairChain(p.UserID, p.Peer)
+			if data["to_user_id"], err = s.extID(ctx, q, p.Peer); err != nil {
+				return event{}, err
+			}
+		}
+		return ev, nil
+	})
+}
+
+// Answer is a press of a notification's button.
+type Answer struct {
+	NotificationID int64
+	UserID         int64 // who answered (the notification's recipient)
+	SenderID       int64 // the notification's sender; 0: none (the bot, if one, gets it alone)
+	Tag, Value     string
+	Link           string
+}
+
+// NotificationAction queues notification.action.
+func (s *Service) NotificationAction(ctx context.Context, a Answer) {
+	s.emit(ctx, func(q sqlx.QueryerContext) (event, error) {
+		user, err := s.extID(ctx, q, a.UserID)
+		if err != nil {
+			return event{}, err
+		}
+		data := map[string]any{"notification_id": a.NotificationID, "user_id": user, "value": a.Value, "tag": a.Tag,
+			"link": a.Link, "sender_id": nil}
+		if a.SenderID != 0 {
+			if data["sender_id"], err = s.extID(ctx, q, a.SenderID); err != nil {
+				return event{}, err
+			}
+		}
+		return event{kind: NotificationAction, chain: "n" + itoa(a.UserID), author: a.UserID, owner: a.SenderID, data: data}, nil
+	})
+}
+
+// emit queues an event made outside the archive's transaction, in a
+// transaction of its own; a failure is logged (the core operation it
+// follows has happened).
+func (s *Service) emit(ctx context.Context, make func(q sqlx.QueryerContext) (event, error)) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	hooks, err := s.webhooks(ctx, s.db)
+	if err != nil {
+		s.log.Warn("queue event", "err", err)
+		return
+	}
+	if len(hooks) == 0 {
+		return
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		s.log.Warn("queue event", "err", err)
+		return
+	}
+	defer tx.Rollback()
+	ev, err := make(tx)
+	if err == nil {
+		err = s.enqueue(ctx, tx, hooks, ev)
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		s.log.Warn("queue event", "err", err)
+		return
+	}
+	s.Wake()
+}
+
+// enqueue writes ev for each webhook that wants it.
+func (s *Service) enqueue(ctx context.Context, tx *sqlx.Tx, hooks []*Webhook, ev event) error {
+	var body []byte
+	now := time.Now().UnixMicro()
+	queued := false
+	for _, h := range hooks {
+		if !h.wants(ev.kind) || h.ChatID != 0 && h.ChatID != ev.chatID {
+			continue
+		}
+		if h.BotID != 0 {
+			ok, err := s.botConcerned(ctx, tx, h.BotID, ev)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+		}
+		s.mu.Lock()
+		full := s.pending[h.ID] >= s.opts.MaxQueue
+		if full {
+			s.dropped++
+		} else {
+			s.pending[h.ID]++
+		}
+		s.mu.Unlock()
+		if full {
+			s.log.Warn("webhook queue full: event dropped", "webhook", h.ID, "event", ev.kind)
+			continue
+		}
+		if body == nil {
+			var err error
+			if body, err = s.encode(ev.data); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO webhook_queue (webhook_id, chain, kind, data, attempts, next_at, created_at)
+			VALUES (?, ?, ?, ?, 0, ?, ?)`), h.ID, ev.chain, ev.kind, string(body), now, now); err != nil {
+			return fmt.Errorf("webhook: queue %s for %d: %w", ev.kind, h.ID, err)
+		}
+		queued = true
+	}
+	if queued {
+		s.Wake()
+	}
+	return nil
+}
+
+// botConcerned reports whether a bot's webhook gets ev: never its own
+// doings; an event for one bot (its keyboard, its notification) only that
+// bot; else a personal event addressed to it, or a chat it is a member of.
+func (s *Service) botConcerned(ctx context.Context, q sqlx.QueryerContext, bot int64, ev event) (bool, error) {
+	switch {
+	case ev.author == bot:
+		return false, nil
+	case ev.owner != 0 || ev.kind == NotificationAction:
+		return ev.owner == bot, nil
+	case ev.chatID == 0:
+		return ev.peer == bot, nil
+	}
+	var n int
+	if err := sqlx.GetContext(ctx, q, &n, sqlx.Rebind(bindOf(s.pg), `SELECT COUNT(*) FROM chat_members WHERE chat_id = ? AND user_id = ?`), ev.chatID, bot); err != nil {
+		return false, fmt.Errorf("webhook: bot %d in chat %d: %w", bot, ev.chatID, err)
+	}
+	return n > 0, nil
+}
+
+func bindOf(pg bool) int {
+	if pg {
+		return sqlx.DOLLAR
+	}
+	return sqlx.QUESTION
+}
+
+// encode is an event's data as JSON, its message text cut when the whole
+// would pass MaxBody.
+func (s *Service) encode(data map[string]any) ([]byte, error) {
+	b, err := json.Marshal(data)
+	if err != nil || len(b) <= s.opts.MaxBody {
+		return b, err
+	}
+	if m, ok := data["message"].(map[string]any); ok {
+		c := make(map[string]any, len(m))
+		for k, v := range m {
+			c[k] = v
+		}
+		c["text"], c["truncated"] = "", true
+		d := make(map[string]any, len(data))
+		for k, v := range data {
+			d[k] = v
+		}
+		d["message"] = c
+		if d["params"] != nil {
+			d["params"] = ""
+		}
+		return json.Marshal(d)
+	}
+	return b, nil
+}
+
+// messageJSON is a message as events carry it (the REST API's shape:
+// portal user ids).
+func (s *Service) messageJSON(ctx context.Context, q sqlx.QueryerContext, m *mam.Message) (map[string]any, error) {
+	out := map[string]any{"id": m.ID, "kind": m.Kind, "text": m.Body, "created_at": m.CreatedAt.UTC().Format(time.RFC3339Nano),
+		"edited": m.EditedAt != nil, "deleted": m.Deleted, "system": m.Kind == mam.KindSystem, "from_user_id": nil}
+	if m.FromID != 0 {
+		ext, err := s.extID(ctx, q, m.FromID)
+		if err != nil {
+			return nil, err
+		}
+		out["from_user_id"] = ext
+	}
+	if m.ChatID != 0 {
+		out["chat_id"] = m.ChatID
+	}
+	if m.ToID != 0 {
+		ext, err := s.extID(ctx, q, m.ToID)
+		if err != nil {
+			return nil, err
+		}
+		out["to_user_id"] = ext
+	}
+	if m.ReplyTo != 0 {
+		out["reply_to"] = m.ReplyTo
+	}
+	if m.Deleted {
+		out["text"] = ""
+	}
+	return out, nil
+}
+
+// extID is a user's portal id (it never changes, so it is cached).
+func (s *Service) extID(ctx context.Context, q sqlx.QueryerContext, id int64) (string, error) {
+	s.mu.Lock()
+	ext, ok := s.extIDs[id]
+	s.mu.Unlock()
+	if ok {
+		return ext, nil
+	}
+	if err := sqlx.GetContext(ctx, q, &ext, sqlx.Rebind(bindOf(s.pg), `SELECT ext_id FROM users WHERE id = ?`), id); err != nil {
+		return "", fmt.Errorf("webhook: portal id of user %d: %w", id, err)
+	}
+	s.mu.Lock()
+	if len(s.extIDs) > 100000 {
+		clear(s.extIDs)
+	}
+	s.extIDs[id] = ext
+	s.mu.Unlock()
+	return ext, nil
+}
