@@ -76,6 +76,13 @@ type Options struct {
 	// SMResumeTimeout overrides how long a resumable XEP-0198 session
 	// waits detached for its client (default SMResumeTimeout).
 	SMResumeTimeout time.Duration
+	// OnNotificationAction, if set, is told each pressed notification
+	// button once it is recorded (AnswerNotification): the outgoing event
+	// notification.action (package webhook). It must not block long.
+	OnNotificationAction func(ctx context.Context, a NotificationAnswer)
+	// OnKeyboardPressed, if set, is told each press of a message's
+	// keyboard button (PressKey): the outgoing event keyboard.pressed.
+	OnKeyboardPressed func(ctx context.Context, p KeyPress)
 }
 
 // Component is a service on a subdomain (MUC at conference.<domain>): the

@@ -70,7 +70,7 @@ func (s *Service) run() {
 	recheck := time.NewTimer(time.Hour)
 	defer recheck.Stop()
 	for {
-		more := s.pick()
+		s.pick()
 		select {
 		case <-s.ctx.Done():
 			return
@@ -83,7 +83,6 @@ func (s *Service) run() {
 		case <-recheck.C:
 		case <-t.C:
 		}
-		_ = more
 	}
 }
 
@@ -98,9 +97,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// pick starts attempts for the due heads of chains; it reports whether it
-// started any.
-func (s *Service) pick() bool {
+// pick starts attempts for the due heads of chains.
+func (s *Service) pick() {
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	s.refreshPending(ctx)
@@ -113,9 +111,8 @@ func (s *Service) pick() bool {
 		if s.ctx.Err() == nil {
 			s.log.Warn("read webhook queue", "err", err)
 		}
-		return false
+		return
 	}
-	started := false
 	for _, r := range rows {
 		key := itoa(r.WebhookID) + "/" + r.Chain
 		s.mu.Lock()
@@ -127,7 +124,7 @@ func (s *Service) pick() bool {
 		select {
 		case s.sem <- struct{}{}:
 		default:
-			return started // every worker is busy: the next round
+			return // every worker is busy: the next round
 		}
 		// Claim: move next_at past this attempt, only if nobody else did.
 		lease := time.Now().Add(s.opts.Timeout + 5*time.Second).UnixMicro()
@@ -146,11 +143,9 @@ func (s *Service) pick() bool {
 		s.busy[key] = true
 		s.inflight[r.WebhookID]++
 		s.mu.Unlock()
-		started = true
 		s.wg.Add(1)
 		go s.attempt(r, key)
 	}
-	return started
 }
 
 // refreshPending recounts the queue per webhook (the bound of enqueue).

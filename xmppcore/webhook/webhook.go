@@ -29,7 +29,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,13 +91,13 @@ func (e *InvalidError) Error() string { return "webhook: " + e.Field + ": " + e.
 
 // Webhook is a registered receiver.
 type Webhook struct {
-	ID        int64    `db:"id" json:"id"`
-	URL       string   `db:"url" json:"url"`
-	Secret    string   `db:"secret" json:"secret,omitempty"`
-	Events    []string `db:"-" json:"events"`
-	ChatID    int64    `db:"-" json:"chat_id,omitempty"`
-	BotID     int64    `db:"-" json:"-"` // the bot's user id; 0: an integration's webhook
-	Format    string   `db:"format" json:"format"`
+	ID        int64     `db:"id" json:"id"`
+	URL       string    `db:"url" json:"url"`
+	Secret    string    `db:"secret" json:"secret,omitempty"`
+	Events    []string  `db:"-" json:"events"`
+	ChatID    int64     `db:"-" json:"chat_id,omitempty"`
+	BotID     int64     `db:"-" json:"-"` // the bot's user id; 0: an integration's webhook
+	Format    string    `db:"format" json:"format"`
 	CreatedAt time.Time `db:"-" json:"created_at"`
 }
 
@@ -108,17 +107,17 @@ func (w *Webhook) wants(kind string) bool { return slices.Contains(w.Events, kin
 type Options struct {
 	// DenyHosts are host names, addresses or CIDR ranges webhooks may
 	// not point at (vestnik serve --webhook-deny-hosts); empty: any.
-	DenyHosts   []string
-	Timeout     time.Duration // one attempt (DefaultTimeout)
-	Workers     int           // attempts in flight (DefaultWorkers)
-	MaxQueue    int           // pending deliveries per webhook (DefaultMaxQueue)
-	MaxBody     int           // bytes of one event's data (DefaultMaxBody)
-	RetryBase   time.Duration // DefaultRetryBase
-	RetryMax    time.Duration // DefaultRetryMax
-	MaxAge      time.Duration // DefaultMaxAge
-	Poll        time.Duration // DefaultPoll
-	Client      *http.Client  // default: a client with Timeout, no redirects
-	Logger      *slog.Logger
+	DenyHosts []string
+	Timeout   time.Duration // one attempt (DefaultTimeout)
+	Workers   int           // attempts in flight (DefaultWorkers)
+	MaxQueue  int           // pending deliveries per webhook (DefaultMaxQueue)
+	MaxBody   int           // bytes of one event's data (DefaultMaxBody)
+	RetryBase time.Duration // DefaultRetryBase
+	RetryMax  time.Duration // DefaultRetryMax
+	MaxAge    time.Duration // DefaultMaxAge
+	Poll      time.Duration // DefaultPoll
+	Client    *http.Client  // default: a client with Timeout, no redirects
+	Logger    *slog.Logger
 	// OnDelivery, if set, is told each attempt's outcome and, for a
 	// delivered event, how long it waited since it was queued. It must
 	// not block.
@@ -136,17 +135,17 @@ type Service struct {
 	mu       sync.Mutex // guards hooks, loaded, pending, inflight, extIDs
 	hooks    []*Webhook
 	loaded   time.Time
-	pending  map[int64]int  // webhook → queued deliveries (refreshed by the dispatcher)
-	inflight map[int64]int  // webhook → attempts in flight here
+	pending  map[int64]int   // webhook → queued deliveries (refreshed by the dispatcher)
+	inflight map[int64]int   // webhook → attempts in flight here
 	busy     map[string]bool // webhook/chain under way here
 	extIDs   map[int64]string
 
-	wake   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	sem    chan struct{}
-	start  sync.Once
+	wake    chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	sem     chan struct{}
+	start   sync.Once
 	dropped int64 // guarded by mu: events dropped for a full queue
 }
 
@@ -485,13 +484,3 @@ func Verify(secret string, body []byte, header string) bool {
 func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-// sortedKeys is used for stable output in tests and logs.
-func sortedKeys(m map[int64]int) []int64 {
-	out := make([]int64, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
