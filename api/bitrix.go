@@ -58,6 +58,11 @@ var bxMethods = map[string]bxMethod{
 	"im.notify.system.add":   {roster.ScopePost, (*bxCall).notifyAdd},
 	"im.user.get":            {roster.ScopeRead, (*bxCall).userGet},
 	"im.search.chat.list":    {roster.ScopeRead, (*bxCall).searchChatList},
+	// Chat bots (api/bitrix_bots.go).
+	"imbot.register":         {roster.ScopeAdmin, (*bxCall).botRegister},
+	"imbot.unregister":       {roster.ScopeAdmin, (*bxCall).botUnregister},
+	"imbot.message.add":      {roster.ScopePost, (*bxCall).botMessageAdd},
+	"imbot.command.register": {roster.ScopeAdmin, (*bxCall).botCommandRegister},
 }
 
 // bxError is an error answer in Bitrix24's form.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ type hookEnv struct {
 	mu     sync.Mutex
 	secret map[int64]string
 	got    []webhook.Delivery
+	forms  []url.Values // Bitrix24-form deliveries
 }
 
 func newHookEnv(t *testing.T, db *sqlx.DB, deny ...string) *hookEnv {
@@ -70,6 +72,19 @@ func newHookEnv(t *testing.T, db *sqlx.DB, deny ...string) *hookEnv {
 	he := &hookEnv{env: &env{t: t, db: db, srv: hs, api: a, chats: chats, xmpp: srv, users: users, token: token}, hooks: hooks, secret: map[int64]string{}}
 	he.rcv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
+			// Bitrix24's form: the secret is auth[application_token].
+			form, err := url.ParseQuery(string(body))
+			if err != nil || !webhook.Verify(form.Get("auth[application_token]"), body, r.Header.Get(webhook.SignatureHeader)) {
+				t.Errorf("form delivery %q: bad signature or form", body)
+				http.Error(w, "bad", 401)
+				return
+			}
+			he.mu.Lock()
+			he.forms = append(he.forms, form)
+			he.mu.Unlock()
+			return
+		}
 		var d webhook.Delivery
 		if err := json.Unmarshal(body, &d); err != nil {
 			t.Errorf("delivery is not JSON: %q", body)

@@ -31,7 +31,7 @@ func bitrixEvent(kind string) string {
 }
 
 // bitrixBody renders a queued event as Bitrix24's form.
-func bitrixBody(h *Webhook, r queued) ([]byte, error) {
+func bitrixBody(h *Webhook, r queued, botExt string) ([]byte, error) {
 	var d struct {
 		Message map[string]any `json:"message"`
 		Command string         `json:"command"`
@@ -52,7 +52,7 @@ func bitrixBody(h *Webhook, r queued) ([]byte, error) {
 	v.Set("ts", strconv.FormatInt(r.CreatedAt/1e6, 10))
 	v.Set("auth[application_token]", h.Secret)
 	v.Set("auth[domain]", "")
-	bot := strconv.FormatInt(h.BotID, 10)
+	bot := botExt
 	str := func(x any) string {
 		switch t := x.(type) {
 		case string:

@@ -246,7 +246,11 @@ func (s *Service) post(h *Webhook, r queued) error {
 	}
 	ctype := "application/json"
 	if h.Format == FormatBitrix {
-		if body, err = bitrixBody(h, r); err != nil {
+		bot, err := s.extID(s.ctx, s.db, h.BotID)
+		if err != nil {
+			return err
+		}
+		if body, err = bitrixBody(h, r, bot); err != nil {
 			return err
 		}
 		ctype = "application/x-www-form-urlencoded"

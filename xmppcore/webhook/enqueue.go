@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -239,7 +240,7 @@ func (s *Service) enqueue(ctx context.Context, tx *sqlx.Tx, hooks []*Webhook, ev
 			continue
 		}
 		if h.BotID != 0 {
-			ok, err := s.botConcerned(ctx, tx, h.BotID, ev)
+			ok, err := s.botConcerned(ctx, tx, h, ev)
 			if err != nil {
 				return err
 			}
@@ -280,7 +281,19 @@ func (s *Service) enqueue(ctx context.Context, tx *sqlx.Tx, hooks []*Webhook, ev
 // botConcerned reports whether a bot's webhook gets ev: never its own
 // doings; an event for one bot (its keyboard, its notification) only that
 // bot; else a personal event addressed to it, or a chat it is a member of.
-func (s *Service) botConcerned(ctx context.Context, q sqlx.QueryerContext, bot int64, ev event) (bool, error) {
+func (s *Service) botConcerned(ctx context.Context, q sqlx.QueryerContext, h *Webhook, ev event) (bool, error) {
+	bot := h.BotID
+	if h.Format == FormatBitrix && ev.kind == CommandReceived && ev.author != bot {
+		// Bitrix24 bots hear only the commands they registered.
+		var cmds string
+		if err := sqlx.GetContext(ctx, q, &cmds, sqlx.Rebind(bindOf(s.pg), `SELECT commands FROM bots WHERE user_id = ?`), bot); err != nil {
+			return false, fmt.Errorf("webhook: commands of bot %d: %w", bot, err)
+		}
+		name, _ := ev.data["command"].(string)
+		if !slices.Contains(strings.Fields(cmds), strings.TrimPrefix(name, "/")) {
+			return false, nil
+		}
+	}
 	switch {
 	case ev.author == bot:
 		return false, nil
