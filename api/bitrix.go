@@ -56,6 +56,7 @@ var bxMethods = map[string]bxMethod{
 	"im.recent.get":          {roster.ScopeRead, (*bxCall).recentGet},
 	"im.notify.personal.add": {roster.ScopePost, (*bxCall).notifyAdd},
 	"im.notify.system.add":   {roster.ScopePost, (*bxCall).notifyAdd},
+	"im.notify.confirm":      {roster.ScopePost, (*bxCall).notifyConfirm}, // api/bitrix_bots.go
 	"im.user.get":            {roster.ScopeRead, (*bxCall).userGet},
 	"im.search.chat.list":    {roster.ScopeRead, (*bxCall).searchChatList},
 	// Chat bots (api/bitrix_bots.go).
@@ -938,7 +939,7 @@ func (c *bxCall) recentGet() (any, error) {
 // notifyAdd: im.notify.personal.add and im.notify.system.add (USER_ID,
 // MESSAGE): a notification through the same path as POST /notifications.
 func (c *bxCall) notifyAdd() (any, error) {
-	if err := c.refuse("notifications have no tags or attachments in Vestnik yet", "TAG", "SUB_TAG", "ATTACH"); err != nil {
+	if err := c.refuse("notifications have no sub-tags or attachments in Vestnik yet", "SUB_TAG", "ATTACH"); err != nil {
 		return nil, err
 	}
 	ext, err := c.p.required("USER_ID")
@@ -953,7 +954,7 @@ func (c *bxCall) notifyAdd() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := c.a.msgr.Notify(c.ctx, to.ID, text, "")
+	id, err := c.notifyTagged(to.ID, text) // api/bitrix_bots.go: TAG, and the sender of a personal notification
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"vestnik/roster"
+	"vestnik/xmppcore"
 	"vestnik/xmppcore/webhook"
 )
 
@@ -233,4 +234,65 @@ func (c *bxCall) botCommandRegister() (any, error) {
 		return nil, err
 	}
 	return slices.Index(nb.Commands, strings.TrimPrefix(strings.TrimSpace(cmd), "/")) + 1, nil
+}
+
+// notifyTagged sends im.notify.personal.add (from the calling user) or
+// im.notify.system.add (from nobody), with TAG: a new notification with
+// the same tag replaces the user's earlier one.
+func (c *bxCall) notifyTagged(to int64, text string) (int64, error) {
+	tag, err := c.p.str("TAG")
+	if err != nil {
+		return 0, err
+	}
+	n, ok := c.a.msgr.(Notifier)
+	personal := strings.HasSuffix(strings.ToLower(c.r.PathValue("method")), "personal.add") ||
+		strings.HasSuffix(strings.ToLower(c.r.PathValue("method")), "personal.add.json")
+	if !ok || (tag == "" && !personal) {
+		return c.a.msgr.Notify(c.ctx, to, text, "")
+	}
+	req := xmppcore.NotifyRequest{UserID: to, Text: text, Tag: strings.TrimSpace(tag)}
+	if personal {
+		req.SenderID = c.user.ID
+	}
+	id, err := n.NotifyWith(c.ctx, req)
+	var ne *xmppcore.NotifyError
+	if errors.As(err, &ne) {
+		name := strings.ToUpper(ne.Field)
+		return 0, &bxError{http.StatusBadRequest, name + "_ERROR", name + ": " + ne.Message}
+	}
+	return id, err
+}
+
+// notifyConfirm: im.notify.confirm (NOTIFY_ID or ID, NOTIFY_VALUE): the
+// calling user presses a button of their notification; the webhook event
+// notification.action follows.
+func (c *bxCall) notifyConfirm() (any, error) {
+	n, ok := c.a.msgr.(Notifier)
+	if !ok {
+		return nil, &bxError{http.StatusServiceUnavailable, "UNAVAILABLE", "notification buttons are not available"}
+	}
+	name := "NOTIFY_ID"
+	if !c.p.has(name) {
+		name = "ID"
+	}
+	id, err := c.p.id(name)
+	if err != nil || id == 0 {
+		return nil, &bxError{http.StatusBadRequest, "ID_ERROR", "NOTIFY_ID must be a notification id"}
+	}
+	value, err := c.p.str("NOTIFY_VALUE")
+	if err != nil || strings.TrimSpace(value) == "" {
+		return nil, &bxError{http.StatusBadRequest, "NOTIFY_VALUE_ERROR", "NOTIFY_VALUE is required"}
+	}
+	_, err = n.AnswerNotification(c.ctx, c.user.ID, id, value)
+	switch {
+	case errors.Is(err, xmppcore.ErrNotFound):
+		return nil, &bxError{http.StatusBadRequest, "ID_ERROR", "no such notification of this user"}
+	case errors.Is(err, xmppcore.ErrNoSuchButton):
+		return nil, &bxError{http.StatusBadRequest, "NOTIFY_VALUE_ERROR", "the notification has no button with this value"}
+	case errors.Is(err, xmppcore.ErrNotificationAnswered):
+		return nil, &bxError{http.StatusBadRequest, "NOTIFY_ANSWERED", "the notification was answered already"}
+	case err != nil:
+		return nil, err
+	}
+	return true, nil
 }

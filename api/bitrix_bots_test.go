@@ -98,3 +98,37 @@ func TestBitrixBots(t *testing.T) {
 		}
 	})
 }
+
+// TestBitrixNotifyTagConfirm: TAG replaces a user's earlier notification
+// of the tag; im.notify.confirm presses a button and the webhook hears it.
+func TestBitrixNotifyTagConfirm(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newHookEnv(t, db)
+		e.register(`"notification.action"`)
+		bxOK(t, e.bx("3", "im.notify.personal.add", "USER_ID=2&MESSAGE=first&TAG=task-1"))
+		second := bxOK(t, e.bx("3", "im.notify.personal.add", "USER_ID=2&MESSAGE=second&TAG=task-1"))
+		if n := count(t, db, `SELECT COUNT(*) FROM notifications WHERE tag = 'task-1'`); n != 1 {
+			t.Fatalf("got %d notifications tagged task-1, want 1", n)
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM notifications WHERE id = ? AND sender_id = ?`, second, uid(t, db, "3")); n != 1 {
+			t.Fatal("the personal notification does not name its sender")
+		}
+		// Buttons come from the native API (Bitrix24 has no REST way to
+		// add them); the facade presses them.
+		st, out := e.do("POST", "/api/v1/notifications", `{"to_user_id":"2","text":"Встреча в 15:00","buttons":[{"title":"Да","value":"Y"},{"title":"Нет","value":"N"}]}`)
+		if st != 201 {
+			t.Fatalf("notify: %d %v", st, out)
+		}
+		id := int64(out["id"].(float64))
+		if a := e.bx("2", "im.notify.confirm", fmt.Sprintf("NOTIFY_ID=%d", id)); a.out["error"] != "NOTIFY_VALUE_ERROR" {
+			t.Fatalf("no NOTIFY_VALUE: got %v", a.out)
+		}
+		if a := e.bx("3", "im.notify.confirm", fmt.Sprintf("NOTIFY_ID=%d&NOTIFY_VALUE=Y", id)); a.out["error"] != "ID_ERROR" {
+			t.Fatalf("someone else's notification: got %v", a.out)
+		}
+		if bxOK(t, e.bx("2", "im.notify.confirm", fmt.Sprintf("NOTIFY_ID=%d&NOTIFY_VALUE=Y", id))) != true {
+			t.Fatal("im.notify.confirm did not answer true")
+		}
+		e.wait("notification.action", func(d map[string]any) bool { return d["notification_id"] == float64(id) && d["value"] == "Y" })
+	})
+}
