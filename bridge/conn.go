@@ -333,6 +333,9 @@ type request struct {
 	Reactions []string `json:"reactions"`
 	// ReplyTo is the message a sent one answers (send).
 	ReplyTo int64 `json:"reply_to"`
+	// A notification's pressed button (notification_action, notify.go).
+	NotificationID int64  `json:"notification_id"`
+	Answer         string `json:"answer"`
 }
 
 // cmdError is a refusal the browser sees with its code; field names the
@@ -630,7 +633,13 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"notifications": nonNil(ns), "unread": unread}, nil
+		views, err := withExtras(ctx, notificationCore(c.link), me, ns)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"notifications": views, "unread": unread}, nil
+	case "notification_action":
+		return notificationAction(ctx, notificationCore(c.link), me, *r)
 	case "notifications_read":
 		if !r.All && len(r.IDs) == 0 {
 			return nil, bad("bad_frame", "give ids or all: true")
