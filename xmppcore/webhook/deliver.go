@@ -101,7 +101,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (s *Service) pick() {
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	s.refreshPending(ctx)
+	if time.Since(s.counted) >= time.Second {
+		s.refreshPending(ctx)
+		s.counted = time.Now()
+	}
 	now := time.Now().UnixMicro()
 	var rows []queued
 	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT q.id, q.webhook_id, q.chain, q.kind, q.data, q.attempts, q.next_at, q.created_at

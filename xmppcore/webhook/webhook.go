@@ -140,6 +140,7 @@ type Service struct {
 	busy     map[string]bool // webhook/chain under way here
 	extIDs   map[int64]string
 
+	counted time.Time // when run last recounted pending (run's own)
 	wake    chan struct{}
 	ctx     context.Context
 	cancel  context.CancelFunc

@@ -72,7 +72,7 @@ func (r *receiver) deliveries() []Delivery {
 	return append([]Delivery(nil), r.got...)
 }
 
-func importDemo(t *testing.T, db *sqlx.DB) (a, b int64) {
+func importDemo(t testing.TB, db *sqlx.DB) (a, b int64) {
 	t.Helper()
 	users := roster.NewStore(db)
 	snap := roster.DemoSnapshot()
