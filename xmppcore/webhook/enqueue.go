@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -373,7 +375,8 @@ func (s *Service) messageJSON(ctx context.Context, q sqlx.QueryerContext, m *mam
 	return out, nil
 }
 
-// extID is a user's portal id (it never changes, so it is cached).
+// extID is a user's portal id (it never changes, so it is cached); ""
+// for an id that is no user.
 func (s *Service) extID(ctx context.Context, q sqlx.QueryerContext, id int64) (string, error) {
 	s.mu.Lock()
 	ext, ok := s.extIDs[id]
@@ -381,7 +384,13 @@ func (s *Service) extID(ctx context.Context, q sqlx.QueryerContext, id int64) (s
 	if ok {
 		return ext, nil
 	}
-	if err := sqlx.GetContext(ctx, q, &ext, sqlx.Rebind(bindOf(s.pg), `SELECT ext_id FROM users WHERE id = ?`), id); err != nil {
+	err := sqlx.GetContext(ctx, q, &ext, sqlx.Rebind(bindOf(s.pg), `SELECT ext_id FROM users WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Not a user (an id from elsewhere): no portal id, and the
+		// event still goes out; an event never fails a message.
+		return "", nil
+	}
+	if err != nil {
 		return "", fmt.Errorf("webhook: portal id of user %d: %w", id, err)
 	}
 	s.mu.Lock()
