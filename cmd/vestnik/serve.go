@@ -177,6 +177,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("serve: --webhook-deny-hosts: %w", err)
 	}
+	reg.Func("vestnik_webhook_dropped_total", "Webhook events dropped because the webhook's queue was full.", metrics.Counter,
+		func() float64 { return float64(hooks.Dropped()) })
 	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention, EditWindow: editWindow, OnCommit: lat.commit, OnChange: hooks.ArchiveChange})
 	// The file store, under --data, for every door (XEP-0363, REST, web).
 	files, err := upload.NewStore(db, filepath.Join(c.dataDir, "uploads"), archive, uploadOpts)

@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -179,13 +180,27 @@ func New(db *sqlx.DB, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: opts.Timeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	}
 	deny, err := parseDeny(opts.DenyHosts)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Client == nil {
+		// The deny list holds at connect time too: a name that resolved
+		// elsewhere when the webhook was registered cannot lead into a
+		// denied range later.
+		d := &net.Dialer{Timeout: opts.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
+			host, _, _ := net.SplitHostPort(address)
+			if ip := net.ParseIP(host); ip != nil && deniedIP(deny, ip) {
+				return fmt.Errorf("webhook: %s is on the deny list", host)
+			}
+			return nil
+		}}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = d.DialContext
+		tr.Proxy = nil
+		tr.MaxIdleConnsPerHost = PerWebhookWorkers
+		opts.Client = &http.Client{Timeout: opts.Timeout, Transport: tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{db: db, pg: db.DriverName() == "postgres", opts: opts, log: opts.Logger.With("component", "webhook"), deny: deny,
@@ -250,10 +265,18 @@ func (s *Service) denied(ctx context.Context, host string) bool {
 		}
 	}
 	for _, ip := range ips {
-		for _, r := range s.deny {
-			if r.net != nil && r.net.Contains(ip) {
-				return true
-			}
+		if deniedIP(s.deny, ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// deniedIP reports whether ip is in a denied range.
+func deniedIP(deny []denyRule, ip net.IP) bool {
+	for _, r := range deny {
+		if r.net != nil && r.net.Contains(ip) {
+			return true
 		}
 	}
 	return false

@@ -354,3 +354,39 @@ func TestParseCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestDenyAtConnect: the deny list also holds when a delivery connects,
+// so a receiver whose name later points into a denied range gets nothing.
+func TestDenyAtConnect(t *testing.T) {
+	db := dbtest.Open(t, "sqlite")
+	ctx := context.Background()
+	alice, _ := importDemo(t, db)
+	rcv := newReceiver(t)
+	rcv.up.Store(true)
+	opts := fastOptions()
+	opts.DenyHosts = []string{"127.0.0.0/8"}
+	var failed atomic.Int32
+	opts.OnDelivery = func(ok bool, _, _ time.Duration) {
+		if !ok {
+			failed.Add(1)
+		}
+	}
+	s, err := New(db, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered as if its name had resolved elsewhere then.
+	db.MustExec(`INSERT INTO webhooks (url, secret, events, format, created_at) VALUES (?, 's', 'message.created', 'json', 1)`, rcv.srv.URL)
+	archive := mam.NewStoreOptions(db, mam.Options{OnChange: s.ArchiveChange})
+	s.Start()
+	defer s.Shutdown(ctx)
+	if _, err := archive.Append(ctx, &mam.Message{Kind: mam.KindGroupchat, FromID: alice, ChatID: 1, Body: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a refused attempt", 5*time.Second, func() bool { return failed.Load() > 0 })
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if len(rcv.got) != 0 || rcv.refused != 0 {
+		t.Fatalf("the receiver in a denied range was reached: %d deliveries", len(rcv.got))
+	}
+}
