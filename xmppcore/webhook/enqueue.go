@@ -25,6 +25,14 @@ type event struct {
 	author int64  // who caused it: a bot never gets its own events
 	owner  int64  // a bot the event is for alone among bots (its keyboard); 0: any bot concerned
 	data   map[string]any
+	// members are the bots in chatID, read by the first bot webhook
+	// that asks (enqueue sets the pointer).
+	members *botSet
+}
+
+type botSet struct {
+	loaded bool
+	ids    []int64
 }
 
 func chatChain(chatID int64) string { return "c" + itoa(chatID) }
@@ -237,6 +245,7 @@ func (s *Service) enqueue(ctx context.Context, tx *sqlx.Tx, hooks []*Webhook, ev
 	var body []byte
 	now := time.Now().UnixMicro()
 	queued := false
+	ev.members = &botSet{}
 	for _, h := range hooks {
 		if !h.wants(ev.kind) || h.ChatID != 0 && h.ChatID != ev.chatID {
 			continue
@@ -304,11 +313,15 @@ func (s *Service) botConcerned(ctx context.Context, q sqlx.QueryerContext, h *We
 	case ev.chatID == 0:
 		return ev.peer == bot, nil
 	}
-	var n int
-	if err := sqlx.GetContext(ctx, q, &n, sqlx.Rebind(bindOf(s.pg), `SELECT COUNT(*) FROM chat_members WHERE chat_id = ? AND user_id = ?`), ev.chatID, bot); err != nil {
-		return false, fmt.Errorf("webhook: bot %d in chat %d: %w", bot, ev.chatID, err)
+	if !ev.members.loaded {
+		// The chat's bots, read once per event (every bot webhook asks).
+		if err := sqlx.SelectContext(ctx, q, &ev.members.ids, sqlx.Rebind(bindOf(s.pg), `SELECT m.user_id FROM chat_members m
+			JOIN bots b ON b.user_id = m.user_id WHERE m.chat_id = ?`), ev.chatID); err != nil {
+			return false, fmt.Errorf("webhook: bots in chat %d: %w", ev.chatID, err)
+		}
+		ev.members.loaded = true
 	}
-	return n > 0, nil
+	return slices.Contains(ev.members.ids, bot), nil
 }
 
 func bindOf(pg bool) int {
