@@ -204,7 +204,6 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("DELETE /webhooks/{id}", 0, a.deleteWebhook)
 	a.route("POST /bots", MaxBody, a.postBot)
 	a.route("DELETE /bots/{id}", 0, a.deleteBot)
-	a.route("POST /messages/{id}/keyboard", MaxBody, a.postKeyboard)
 	a.route("POST /notifications/{id}/action", MaxBody, a.postNotificationAction)
 
 	a.mux.HandleFunc(Prefix+"/", a.noRoute)

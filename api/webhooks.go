@@ -14,20 +14,15 @@ import (
 )
 
 // Outgoing events and bots (owner: hooks): webhooks (admin scope), bots
-// (admin scope), keyboard presses and notification answers. The rules
-// live in the core (package webhook, roster's bots, xmppcore's PressKey
-// and AnswerNotification); these handlers translate.
+// (admin scope) and notification answers. The rules
+// live in the core (package webhook, roster's bots, xmppcore's
+// AnswerNotification); these handlers translate.
 
 // Notifier is what notifications with actions need from the core
 // (xmppcore.Server implements it, beside Messenger).
 type Notifier interface {
 	NotifyWith(ctx context.Context, r xmppcore.NotifyRequest) (int64, error)
 	AnswerNotification(ctx context.Context, userID, id int64, value string) (*xmppcore.NotificationAnswer, error)
-}
-
-// KeyPresser presses a message's keyboard button (xmppcore.Server).
-type KeyPresser interface {
-	PressKey(ctx context.Context, userID, id int64, value, params string) (*xmppcore.KeyPress, error)
 }
 
 // DefaultBotEvents are what a bot's webhook hears unless it asks.
@@ -211,50 +206,6 @@ func (a *API) removeBot(ctx context.Context, hs *webhook.Service, userID int64) 
 		return err
 	}
 	return a.users.DeleteBot(ctx, userID)
-}
-
-type postKeyReq struct {
-	UserID userID `json:"user_id"`
-	Value  string `json:"value"`
-	Params string `json:"params"`
-}
-
-// postKeyboard presses a button of message id's keyboard on behalf of
-// user_id: the event keyboard.pressed goes to the author's bot.
-func (a *API) postKeyboard(w http.ResponseWriter, r *http.Request) {
-	kp, ok := a.msgr.(KeyPresser)
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "keyboards are not available on this server")
-		return
-	}
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		writeError(w, http.StatusNotFound, "not_found", "no such message")
-		return
-	}
-	var req postKeyReq
-	if !decode(w, r, &req) {
-		return
-	}
-	u, err := a.resolve(r, "user_id", req.UserID)
-	if err == nil {
-		err = checkActing(r, u.ID)
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	p, err := kp.PressKey(r.Context(), u.ID, id, req.Value, req.Params)
-	switch {
-	case errors.Is(err, xmppcore.ErrInvalidKey):
-		writeFieldError(w, "value", "invalid_key", "value must be 1 to 255 bytes and params at most 4 KiB")
-	case errors.Is(err, xmppcore.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", "no such message for this user")
-	case err != nil:
-		a.internal(w, r, err)
-	default:
-		writeJSON(w, http.StatusOK, map[string]any{"message_id": p.MessageID, "value": p.Value})
-	}
 }
 
 type postActionReq struct {

@@ -60,8 +60,7 @@ func newHookEnv(t *testing.T, db *sqlx.DB, deny ...string) *hookEnv {
 	srv := xmppcore.NewServer(db, users, archive, xmppcore.Options{Domain: "example.test", AuthFailureDelay: -1, TLSConfig: xmpptest.SelfSigned(t, "example.test"),
 		OnNotificationAction: func(ctx context.Context, a xmppcore.NotificationAnswer) {
 			hooks.NotificationAction(ctx, webhook.Answer{NotificationID: a.ID, UserID: a.UserID, SenderID: a.SenderID, Tag: a.Tag, Value: a.Value, Link: a.Link})
-		},
-		OnKeyboardPressed: func(ctx context.Context, p xmppcore.KeyPress) { hooks.KeyboardPressed(ctx, webhook.KeyPress(p)) }})
+		}})
 	chats := muc.New(muc.NewStore(db), srv, archive, users, muc.Options{Domain: "example.test", OnMembersAdded: hooks.MembersAdded})
 	chats.Register(srv)
 	a := New(users, chats, srv, Options{Archive: archive, Webhooks: hooks})
@@ -293,31 +292,6 @@ func TestNotificationActions(t *testing.T) {
 		if err != nil || ex[id].Answer != "accept" || len(ex[id].Buttons) != 2 || ex[id].AnsweredAt == nil {
 			t.Fatalf("extras: got %+v %v", ex, err)
 		}
-	})
-}
-
-func TestKeyboardPressed(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
-		e := newHookEnv(t, db)
-		e.register(`"keyboard.pressed"`)
-		chat := e.createChat(`{"title":"Кнопки","type":"closed","owner_id":"2","users":["2","3"]}`)
-		st, out := e.do("POST", fmt.Sprintf("/api/v1/chats/%d/messages", chat), `{"from_user_id":"2","message":"Выберите"}`)
-		if st != 201 {
-			t.Fatalf("post: %d %v", st, out)
-		}
-		mid := int64(out["id"].(float64))
-		path := fmt.Sprintf("/api/v1/messages/%d/keyboard", mid)
-		st, out = e.do("POST", path, `{"user_id":"4","value":"yes"}`) // not a member
-		expectError(t, st, out, 404, "not_found", "")
-		st, out = e.do("POST", path, `{"user_id":"3","value":""}`)
-		expectError(t, st, out, 422, "invalid_key", "value")
-		st, out = e.do("POST", path, `{"user_id":"3","value":"yes","params":"42"}`)
-		if st != 200 {
-			t.Fatalf("press: %d %v", st, out)
-		}
-		e.wait(webhook.KeyboardPressed, func(d map[string]any) bool {
-			return d["message_id"] == float64(mid) && d["user_id"] == "3" && d["value"] == "yes" && d["params"] == "42" && d["chat_id"] == float64(chat)
-		})
 	})
 }
 

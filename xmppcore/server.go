@@ -80,9 +80,6 @@ type Options struct {
 	// button once it is recorded (AnswerNotification): the outgoing event
 	// notification.action (package webhook). It must not block long.
 	OnNotificationAction func(ctx context.Context, a NotificationAnswer)
-	// OnKeyboardPressed, if set, is told each press of a message's
-	// keyboard button (PressKey): the outgoing event keyboard.pressed.
-	OnKeyboardPressed func(ctx context.Context, p KeyPress)
 }
 
 // Component is a service on a subdomain (MUC at conference.<domain>): the

@@ -203,9 +203,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		OnMessage: lat.message, OnLogin: lat.login,
 		OnNotificationAction: func(ctx context.Context, a xmppcore.NotificationAnswer) {
 			hooks.NotificationAction(ctx, webhook.Answer{NotificationID: a.ID, UserID: a.UserID, SenderID: a.SenderID, Tag: a.Tag, Value: a.Value, Link: a.Link})
-		},
-		OnKeyboardPressed: func(ctx context.Context, p xmppcore.KeyPress) {
-			hooks.KeyboardPressed(ctx, webhook.KeyPress(p))
 		}}
 	if xopts.ContactAddresses, err = contactAddresses(c.adminContact, c.contacts); err != nil {
 		return err

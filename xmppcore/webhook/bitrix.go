@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // Bitrix24 bots (imbot.register) get their events as Bitrix24 posts them:
@@ -22,7 +23,7 @@ func bitrixEvent(kind string) string {
 		return "ONIMBOTMESSAGEUPDATE"
 	case MessageDeleted:
 		return "ONIMBOTMESSAGEDELETE"
-	case CommandReceived:
+	case CommandReceived, KeyboardPressed:
 		return "ONIMCOMMANDADD"
 	case ChatMemberAdded:
 		return "ONIMBOTJOINCHAT"
@@ -39,6 +40,10 @@ func bitrixBody(h *Webhook, r queued, botExt string) ([]byte, error) {
 		ChatID  int64          `json:"chat_id"`
 		Users   []string       `json:"users"`
 		Actor   *string        `json:"actor"`
+		// keyboard.pressed
+		MessageID int64  `json:"message_id"`
+		UserID    string `json:"user_id"`
+		ToUserID  string `json:"to_user_id"`
 	}
 	if err := json.Unmarshal([]byte(r.Data), &d); err != nil {
 		return nil, err
@@ -97,12 +102,34 @@ func bitrixBody(h *Webhook, r queued, botExt string) ([]byte, error) {
 			v.Set("data[USER][ID]", *d.Actor)
 		}
 	}
-	if r.Kind == CommandReceived {
+	if r.Kind == KeyboardPressed {
+		// A button of the bot's keyboard: the message is the bot's, the
+		// "author" of the command is who pressed.
+		v.Set("data[PARAMS][MESSAGE_ID]", strconv.FormatInt(d.MessageID, 10))
+		v.Set("data[PARAMS][FROM_USER_ID]", d.UserID)
+		v.Set("data[PARAMS][AUTHOR_ID]", d.UserID)
+		v.Set("data[USER][ID]", d.UserID)
+		if d.ChatID != 0 {
+			v.Set("data[PARAMS][DIALOG_ID]", "chat"+strconv.FormatInt(d.ChatID, 10))
+			v.Set("data[PARAMS][CHAT_ID]", strconv.FormatInt(d.ChatID, 10))
+			v.Set("data[PARAMS][MESSAGE_TYPE]", "C")
+		} else {
+			v.Set("data[PARAMS][DIALOG_ID]", d.UserID)
+			v.Set("data[PARAMS][TO_USER_ID]", d.ToUserID)
+			v.Set("data[PARAMS][MESSAGE_TYPE]", "P")
+		}
+	}
+	if r.Kind == CommandReceived || r.Kind == KeyboardPressed {
 		p := "data[COMMAND][" + bot + "]"
 		v.Set(p+"[BOT_ID]", bot)
-		v.Set(p+"[COMMAND]", d.Command[1:])
+		v.Set(p+"[COMMAND]", strings.TrimPrefix(d.Command, "/"))
 		v.Set(p+"[COMMAND_PARAMS]", d.Params)
-		v.Set(p+"[COMMAND_CONTEXT]", "TEXTAREA")
+		if r.Kind == KeyboardPressed {
+			v.Set(p+"[COMMAND_CONTEXT]", "KEYBOARD")
+			v.Set(p+"[MESSAGE_ID]", strconv.FormatInt(d.MessageID, 10))
+		} else {
+			v.Set(p+"[COMMAND_CONTEXT]", "TEXTAREA")
+		}
 		if d.Message != nil {
 			v.Set(p+"[MESSAGE_ID]", str(d.Message["id"]))
 		}

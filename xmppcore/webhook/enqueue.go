@@ -144,34 +144,46 @@ func (s *Service) MembersAdded(ctx context.Context, chatID, actor int64, users [
 	})
 }
 
-// KeyPress is a press of a message's keyboard button.
+// KeyPress is a press of a command button of a message's keyboard, as
+// the core's keyboard operation reports it (xmppcore.KeyboardPress).
 type KeyPress struct {
 	MessageID int64
-	ChatID    int64 // the chat of the message; 0: a personal message
-	Peer      int64 // a personal message: the other party of the presser
-	Owner     int64 // the message's author (the bot whose keyboard it is)
+	ChatID    int64 // the message's chat; 0: a personal message
+	AuthorID  int64 // the message's author (the bot whose keyboard it is)
+	ToID      int64 // a personal message: its recipient
 	UserID    int64 // who pressed
-	// Value is the button's value (Bitrix24's COMMAND of a button, or
-	// its action value); Params, the button's parameters.
-	Value, Params string
+	Button    int   // the button's index in the keyboard
+	Text      string
+	Command   string // the button's command (Bitrix24's COMMAND)
+	Params    string // its COMMAND_PARAMS
 }
 
 // KeyboardPressed queues keyboard.pressed: the core's keyboard operation
-// calls it once the press is recorded. The bot whose keyboard it is gets
-// it (no other bot), and every webhook that asked for keyboard.pressed.
+// calls it (through its press hook) once the press is checked. The bot
+// whose keyboard it is gets it (no other bot), and every webhook that
+// asked for keyboard.pressed; a Bitrix24 bot gets it as ONIMCOMMANDADD
+// (COMMAND_CONTEXT=KEYBOARD) when it registered the command.
 func (s *Service) KeyboardPressed(ctx context.Context, p KeyPress) {
 	s.emit(ctx, func(q sqlx.QueryerContext) (event, error) {
 		user, err := s.extID(ctx, q, p.UserID)
 		if err != nil {
 			return event{}, err
 		}
-		data := map[string]any{"message_id": p.MessageID, "user_id": user, "value": p.Value, "params": p.Params}
-		ev := event{kind: KeyboardPressed, chatID: p.ChatID, author: p.UserID, owner: p.Owner, data: data}
+		data := map[string]any{"message_id": p.MessageID, "user_id": user, "button": p.Button, "text": p.Text,
+			"command": p.Command, "params": p.Params}
+		ev := event{kind: KeyboardPressed, chatID: p.ChatID, author: p.UserID, owner: p.AuthorID, data: data}
+		if ev.owner == 0 {
+			ev.owner = -1 // a system message's keyboard: no bot's
+		}
 		if p.ChatID != 0 {
 			ev.chain, data["chat_id"] = chatChain(p.ChatID), p.ChatID
 		} else {
-			ev.chain = pairChain(p.UserID, p.Peer)
-			if data["to_user_id"], err = s.extID(ctx, q, p.Peer); err != nil {
+			peer := p.AuthorID
+			if peer == p.UserID {
+				peer = p.ToID
+			}
+			ev.chain = pairChain(p.UserID, peer)
+			if data["to_user_id"], err = s.extID(ctx, q, peer); err != nil {
 				return event{}, err
 			}
 		}
@@ -247,7 +259,7 @@ func (s *Service) enqueue(ctx context.Context, tx *sqlx.Tx, hooks []*Webhook, ev
 	queued := false
 	ev.members = &botSet{}
 	for _, h := range hooks {
-		if !h.wants(ev.kind) || h.ChatID != 0 && h.ChatID != ev.chatID {
+		if !h.hears(ev.kind) || h.ChatID != 0 && h.ChatID != ev.chatID {
 			continue
 		}
 		if h.BotID != 0 {
@@ -294,7 +306,7 @@ func (s *Service) enqueue(ctx context.Context, tx *sqlx.Tx, hooks []*Webhook, ev
 // bot; else a personal event addressed to it, or a chat it is a member of.
 func (s *Service) botConcerned(ctx context.Context, q sqlx.QueryerContext, h *Webhook, ev event) (bool, error) {
 	bot := h.BotID
-	if h.Format == FormatBitrix && ev.kind == CommandReceived && ev.author != bot {
+	if h.Format == FormatBitrix && (ev.kind == CommandReceived || ev.kind == KeyboardPressed) && ev.author != bot {
 		// Bitrix24 bots hear only the commands they registered.
 		var cmds string
 		if err := sqlx.GetContext(ctx, q, &cmds, sqlx.Rebind(bindOf(s.pg), `SELECT commands FROM bots WHERE user_id = ?`), bot); err != nil {

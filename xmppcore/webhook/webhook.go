@@ -104,6 +104,13 @@ type Webhook struct {
 
 func (w *Webhook) wants(kind string) bool { return slices.Contains(w.Events, kind) }
 
+// hears reports whether the webhook gets events of kind: those it asked
+// for, and for a Bitrix24 bot's command handler also keyboard presses
+// (Bitrix24 posts both as ONIMCOMMANDADD).
+func (w *Webhook) hears(kind string) bool {
+	return w.wants(kind) || w.Format == FormatBitrix && kind == KeyboardPressed && w.wants(CommandReceived)
+}
+
 // Options tune the service; zero values are the documented defaults.
 type Options struct {
 	// DenyHosts are host names, addresses or CIDR ranges webhooks may

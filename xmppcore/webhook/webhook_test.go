@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -389,4 +390,81 @@ func TestDenyAtConnect(t *testing.T) {
 	if len(rcv.got) != 0 || rcv.refused != 0 {
 		t.Fatalf("the receiver in a denied range was reached: %d deliveries", len(rcv.got))
 	}
+}
+
+// TestKeyboardPressed: the core's keyboard press reaches webhooks that
+// asked for keyboard.pressed as JSON, and the Bitrix24 bot whose keyboard
+// it is as ONIMCOMMANDADD with COMMAND_CONTEXT=KEYBOARD — only for a
+// command it registered.
+func TestKeyboardPressed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		alice, _ := importDemo(t, db)
+		users := roster.NewStore(db)
+		bot, err := users.CreateBot(ctx, "echo", "Эхо")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := users.AddBotCommand(ctx, bot.UserID, "echo"); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var jsons []Delivery
+		var forms []url.Values
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
+				f, _ := url.ParseQuery(string(body))
+				if Verify(f.Get("auth[application_token]"), body, r.Header.Get(SignatureHeader)) {
+					forms = append(forms, f)
+				}
+				return
+			}
+			var d Delivery
+			json.Unmarshal(body, &d)
+			jsons = append(jsons, d)
+		}))
+		defer srv.Close()
+		s, err := New(db, fastOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Create(ctx, NewWebhook{URL: srv.URL + "/all", Events: []string{KeyboardPressed}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Create(ctx, NewWebhook{URL: srv.URL + "/bot", Events: []string{CommandReceived}, BotID: bot.UserID, Format: FormatBitrix}); err != nil {
+			t.Fatal(err)
+		}
+		s.Start()
+		defer s.Shutdown(ctx)
+		s.KeyboardPressed(ctx, KeyPress{MessageID: 41, ChatID: 7, AuthorID: bot.UserID, UserID: alice, Button: 1, Text: "Повторить", Command: "other", Params: "x"})
+		s.KeyboardPressed(ctx, KeyPress{MessageID: 42, ChatID: 7, AuthorID: bot.UserID, UserID: alice, Button: 0, Text: "Эхо", Command: "echo", Params: "привет"})
+		waitFor(t, "both presses as JSON and one form", 5*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(jsons) == 2 && len(forms) == 1
+		})
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		f := forms[0]
+		for k, want := range map[string]string{"event": "ONIMCOMMANDADD", "data[COMMAND][bot_echo][COMMAND]": "echo",
+			"data[COMMAND][bot_echo][COMMAND_PARAMS]": "привет", "data[COMMAND][bot_echo][COMMAND_CONTEXT]": "KEYBOARD",
+			"data[COMMAND][bot_echo][MESSAGE_ID]": "42", "data[PARAMS][DIALOG_ID]": "chat7", "data[PARAMS][FROM_USER_ID]": "1"} {
+			if f.Get(k) != want {
+				t.Errorf("%s: got %q, want %q", k, f.Get(k), want)
+			}
+		}
+		if len(forms) != 1 {
+			t.Errorf("got %d forms, want 1 (an unregistered command is not posted)", len(forms))
+		}
+		var data map[string]any
+		json.Unmarshal(jsons[1].Data, &data)
+		if jsons[1].Event != KeyboardPressed || data["message_id"] != float64(42) || data["command"] != "echo" || data["params"] != "привет" ||
+			data["button"] != float64(0) || data["user_id"] != "1" || data["chat_id"] != float64(7) {
+			t.Errorf("JSON delivery: %s %v", jsons[1].Event, data)
+		}
+	})
 }
