@@ -317,7 +317,10 @@ type request struct {
 	User     int64   `json:"user"`
 	IDs      []int64 `json:"ids"`
 	All      bool    `json:"all"`
-	Files    []int64 `json:"files"`
+	// A notification's pressed button (notification_action, notify.go).
+	NotificationID int64   `json:"notification_id"`
+	Answer         string  `json:"answer"`
+	Files          []int64 `json:"files"`
 	// chat commands (chats.go)
 	Chat        int64   `json:"chat"`
 	Title       *string `json:"title"`
@@ -333,9 +336,6 @@ type request struct {
 	Reactions []string `json:"reactions"`
 	// ReplyTo is the message a sent one answers (send).
 	ReplyTo int64 `json:"reply_to"`
-	// A notification's pressed button (notification_action, notify.go).
-	NotificationID int64  `json:"notification_id"`
-	Answer         string `json:"answer"`
 }
 
 // cmdError is a refusal the browser sees with its code; field names the
