@@ -34,14 +34,13 @@ func (s *Store) appended(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) e
 	if s.opts.OnChange == nil {
 		return nil
 	}
-	for _, r := range batch {
+	cs := make([]Change, len(batch))
+	for i, r := range batch {
 		m := *r.m
 		m.ID, m.CreatedAt = r.id, time.UnixMicro(r.created).UTC()
-		if err := s.opts.OnChange(ctx, tx, Change{Kind: ChangeCreated, Message: &m}); err != nil {
-			return err
-		}
+		cs[i] = Change{Kind: ChangeCreated, Message: &m}
 	}
-	return nil
+	return s.opts.OnChange(ctx, tx, cs)
 }
 
 // tell tells the hook about an edit, retraction or reaction.
@@ -51,5 +50,5 @@ func (s *Store) tell(ctx context.Context, tx *sqlx.Tx, c Change) error {
 	}
 	m := *c.Message
 	c.Message = &m
-	return s.opts.OnChange(ctx, tx, c)
+	return s.opts.OnChange(ctx, tx, []Change{c})
 }

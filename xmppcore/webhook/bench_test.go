@@ -127,3 +127,39 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 	}
 	r.finish(b, start)
 }
+
+// BenchmarkAppend is the archive's cost of outgoing events: appends from
+// 20 writers with no webhook, and with one webhook hearing every message
+// (its receiver never answers, so every event stays queued) — the extra
+// insert in the group-commit transaction.
+func BenchmarkAppend(b *testing.B) {
+	for _, withHook := range []bool{false, true} {
+		name := "no-webhook"
+		if withHook {
+			name = "one-webhook"
+		}
+		b.Run(name, func(b *testing.B) {
+			db := dbtest.Open(b, "sqlite")
+			alice, _ := importDemo(b, db)
+			s, err := New(db, Options{MaxQueue: 1 << 30})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if withHook {
+				if _, err := s.Create(context.Background(), NewWebhook{URL: "http://127.0.0.1:9/", Events: []string{MessageCreated}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			archive := mam.NewStoreOptions(db, mam.Options{OnChange: s.ArchiveChange})
+			b.ResetTimer()
+			b.SetParallelism(10) // 20 writers on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := archive.Append(context.Background(), &mam.Message{Kind: mam.KindGroupchat, FromID: alice, ChatID: 1, Body: "bench"}); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		})
+	}
+}

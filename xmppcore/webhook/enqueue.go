@@ -42,15 +42,26 @@ func pairChain(a, b int64) string { return "p" + itoa(min(a, b)) + ":" + itoa(ma
 // ArchiveChange is the archive's hook (mam.Options.OnChange): it queues
 // message.created, command.received, message.updated, message.deleted and
 // reaction.added for the webhooks that want them, in the archive's
-// transaction.
-func (s *Service) ArchiveChange(ctx context.Context, tx *sqlx.Tx, c mam.Change) error {
-	m := c.Message
-	if m.Kind == mam.KindHeadline {
-		return nil
-	}
+// transaction — a group commit's events in one insert.
+func (s *Service) ArchiveChange(ctx context.Context, tx *sqlx.Tx, cs []mam.Change) error {
 	hooks, err := s.webhooks(ctx, tx)
 	if err != nil || len(hooks) == 0 {
 		return err
+	}
+	var rows []queueRow
+	for _, c := range cs {
+		if err := s.archiveEvents(ctx, tx, hooks, c, &rows); err != nil {
+			return err
+		}
+	}
+	return s.insert(ctx, tx, rows)
+}
+
+// archiveEvents adds the queue rows of one archive change to rows.
+func (s *Service) archiveEvents(ctx context.Context, tx *sqlx.Tx, hooks []*Webhook, c mam.Change, rows *[]queueRow) error {
+	m := c.Message
+	if m.Kind == mam.KindHeadline {
+		return nil
 	}
 	wanted := false
 	for _, h := range hooks {
@@ -81,7 +92,7 @@ func (s *Service) ArchiveChange(ctx context.Context, tx *sqlx.Tx, c mam.Change) 
 	if c.Kind == mam.ChangeReaction {
 		ev.data["reactions"] = c.Reactions
 	}
-	if err := s.enqueue(ctx, tx, hooks, ev); err != nil {
+	if err := s.collect(ctx, tx, hooks, ev, rows); err != nil {
 		return err
 	}
 	if c.Kind == mam.ChangeCreated && m.Kind != mam.KindSystem {
@@ -93,7 +104,7 @@ func (s *Service) ArchiveChange(ctx context.Context, tx *sqlx.Tx, c mam.Change) 
 			if m.ChatID == 0 {
 				cev.data["to_user_id"] = msg["to_user_id"]
 			}
-			return s.enqueue(ctx, tx, hooks, cev)
+			return s.collect(ctx, tx, hooks, cev, rows)
 		}
 	}
 	return nil
@@ -239,8 +250,12 @@ func (s *Service) emit(ctx context.Context, make func(q sqlx.QueryerContext) (ev
 	}
 	defer tx.Rollback()
 	ev, err := make(tx)
+	var rows []queueRow
 	if err == nil {
-		err = s.enqueue(ctx, tx, hooks, ev)
+		err = s.collect(ctx, tx, hooks, ev, &rows)
+	}
+	if err == nil {
+		err = s.insert(ctx, tx, rows)
 	}
 	if err == nil {
 		err = tx.Commit()
@@ -252,11 +267,17 @@ func (s *Service) emit(ctx context.Context, make func(q sqlx.QueryerContext) (ev
 	s.Wake()
 }
 
-// enqueue writes ev for each webhook that wants it.
-func (s *Service) enqueue(ctx context.Context, tx *sqlx.Tx, hooks []*Webhook, ev event) error {
+// queueRow is one delivery to write.
+type queueRow struct {
+	webhook     int64
+	chain, kind string
+	data        string
+}
+
+// collect adds a row for each webhook that wants ev, within its queue's
+// bound.
+func (s *Service) collect(ctx context.Context, tx *sqlx.Tx, hooks []*Webhook, ev event, rows *[]queueRow) error {
 	var body []byte
-	now := time.Now().UnixMicro()
-	queued := false
 	ev.members = &botSet{}
 	for _, h := range hooks {
 		if !h.hears(ev.kind) || h.ChatID != 0 && h.ChatID != ev.chatID {
@@ -289,15 +310,39 @@ func (s *Service) enqueue(ctx context.Context, tx *sqlx.Tx, hooks []*Webhook, ev
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO webhook_queue (webhook_id, chain, kind, data, attempts, next_at, created_at)
-			VALUES (?, ?, ?, ?, 0, ?, ?)`), h.ID, ev.chain, ev.kind, string(body), now, now); err != nil {
-			return fmt.Errorf("webhook: queue %s for %d: %w", ev.kind, h.ID, err)
+		*rows = append(*rows, queueRow{webhook: h.ID, chain: ev.chain, kind: ev.kind, data: string(body)})
+	}
+	return nil
+}
+
+// insertChunk bounds the rows of one insert (6 parameters each, under
+// SQLite's 999).
+const insertChunk = 100
+
+// insert writes rows, in order, with multi-row inserts.
+func (s *Service) insert(ctx context.Context, tx *sqlx.Tx, rows []queueRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	now := time.Now().UnixMicro()
+	for len(rows) > 0 {
+		n := min(len(rows), insertChunk)
+		q := make([]byte, 0, 120+n*24)
+		q = append(q, "INSERT INTO webhook_queue (webhook_id, chain, kind, data, attempts, next_at, created_at) VALUES "...)
+		args := make([]any, 0, n*6)
+		for i, r := range rows[:n] {
+			if i > 0 {
+				q = append(q, ", "...)
+			}
+			q = append(q, "(?, ?, ?, ?, 0, ?, ?)"...)
+			args = append(args, r.webhook, r.chain, r.kind, r.data, now, now)
 		}
-		queued = true
+		if _, err := tx.ExecContext(ctx, tx.Rebind(string(q)), args...); err != nil {
+			return fmt.Errorf("webhook: queue %d events: %w", n, err)
+		}
+		rows = rows[n:]
 	}
-	if queued {
-		s.Wake()
-	}
+	s.Wake()
 	return nil
 }
 
