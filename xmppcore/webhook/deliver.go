@@ -13,9 +13,10 @@ import (
 )
 
 // The dispatcher: one goroutine (run) reads the heads of the queue's
-// chains that are due, claims each (moving its next_at past the attempt's
-// timeout, so another node or a restart does not send it at the same
-// time), and hands it to a worker goroutine (at most Options.Workers, at
+// chains that are due, claims each (on PostgreSQL, where several nodes
+// share the queue: moving its next_at past the attempt's timeout, so
+// another node does not send it at the same time; in memory, busy, on
+// both), and hands it to a worker goroutine (at most Options.Workers, at
 // most PerWebhookWorkers per webhook). A worker posts it; on a 2xx answer
 // the row is deleted, otherwise it is due again after a backoff that
 // doubles per attempt (RetryBase … RetryMax) until MaxAge, when it is
@@ -129,17 +130,20 @@ func (s *Service) pick() {
 		default:
 			return // every worker is busy: the next round
 		}
-		// Claim: move next_at past this attempt, only if nobody else did.
-		lease := time.Now().Add(s.opts.Timeout + 5*time.Second).UnixMicro()
-		res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_queue SET next_at = ?, attempts = attempts + 1 WHERE id = ? AND next_at = ?`),
-			lease, r.ID, r.NextAt)
-		n := int64(0)
-		if err == nil {
-			n, _ = res.RowsAffected()
-		}
-		if n != 1 {
-			<-s.sem
-			continue
+		if s.pg {
+			// Claim: move next_at past this attempt, only if no other
+			// node did. (SQLite has one server: busy is enough.)
+			lease := time.Now().Add(s.opts.Timeout + 5*time.Second).UnixMicro()
+			res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_queue SET next_at = ?, attempts = attempts + 1 WHERE id = ? AND next_at = ?`),
+				lease, r.ID, r.NextAt)
+			n := int64(0)
+			if err == nil {
+				n, _ = res.RowsAffected()
+			}
+			if n != 1 {
+				<-s.sem
+				continue
+			}
 		}
 		r.Attempts++
 		s.mu.Lock()
@@ -169,7 +173,13 @@ func (s *Service) refreshPending(ctx context.Context) {
 	s.mu.Unlock()
 }
 
-// attempt posts one queued event and records the outcome.
+// chainRun bounds how many events of one chain an attempt goroutine
+// sends in a row before it gives its worker back (fairness).
+const chainRun = 50
+
+// attempt posts a chain's events from r on, in order, while they are
+// delivered and due (at most chainRun), recording each outcome: the next
+// event of a chain is read by its index, not by a scan of the queue.
 func (s *Service) attempt(r queued, key string) {
 	defer s.wg.Done()
 	defer func() {
@@ -188,6 +198,47 @@ func (s *Service) attempt(r queued, key string) {
 		s.db.ExecContext(context.Background(), s.db.Rebind(`DELETE FROM webhook_queue WHERE webhook_id = ?`), r.WebhookID)
 		return
 	}
+	for i := 0; ; i++ {
+		if !s.deliver(h, r) || i+1 >= chainRun || s.ctx.Err() != nil {
+			return
+		}
+		next, ok := s.nextInChain(r)
+		if !ok {
+			return
+		}
+		r = next
+	}
+}
+
+// nextInChain reads and claims the event after r in its chain, if it is
+// due.
+func (s *Service) nextInChain(r queued) (queued, bool) {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	var next queued
+	err := s.db.GetContext(ctx, &next, s.db.Rebind(`SELECT id, webhook_id, chain, kind, data, attempts, next_at, created_at
+		FROM webhook_queue WHERE webhook_id = ? AND chain = ? AND id > ? ORDER BY id LIMIT 1`), r.WebhookID, r.Chain, r.ID)
+	if err != nil || next.NextAt > time.Now().UnixMicro() {
+		return next, false
+	}
+	if s.pg {
+		lease := time.Now().Add(s.opts.Timeout + 5*time.Second).UnixMicro()
+		res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_queue SET next_at = ?, attempts = attempts + 1 WHERE id = ? AND next_at = ?`),
+			lease, next.ID, next.NextAt)
+		if err != nil {
+			return next, false
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return next, false
+		}
+	}
+	next.Attempts++
+	return next, true
+}
+
+// deliver posts one queued event and records the outcome; it reports
+// whether the event was delivered.
+func (s *Service) deliver(h *Webhook, r queued) bool {
 	start := time.Now()
 	err := s.post(h, r)
 	took := time.Since(start)
@@ -199,27 +250,29 @@ func (s *Service) attempt(r queued, key string) {
 		}
 		if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM webhook_queue WHERE id = ?`), r.ID); err != nil {
 			s.log.Warn("delete delivered webhook event", "webhook", r.WebhookID, "id", r.ID, "err", err)
+			return false
 		}
-		return
+		return true
 	}
 	if s.opts.OnDelivery != nil {
 		s.opts.OnDelivery(false, took, 0)
 	}
 	if s.ctx.Err() != nil {
 		// Stopping: the event is due again at once on the next start.
-		s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_queue SET next_at = ?, attempts = attempts - 1 WHERE id = ?`), time.Now().UnixMicro(), r.ID)
-		return
+		s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_queue SET next_at = ?, attempts = ? WHERE id = ?`), time.Now().UnixMicro(), r.Attempts-1, r.ID)
+		return false
 	}
 	if time.Since(time.UnixMicro(r.CreatedAt)) > s.opts.MaxAge {
 		s.log.Warn("webhook event dropped after retries", "webhook", r.WebhookID, "id", r.ID, "event", r.Kind, "attempts", r.Attempts, "err", err)
 		s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM webhook_queue WHERE id = ?`), r.ID)
-		return
+		return false
 	}
 	next := time.Now().Add(s.backoff(r.Attempts)).UnixMicro()
 	s.log.Debug("webhook attempt failed", "webhook", r.WebhookID, "id", r.ID, "attempt", r.Attempts, "err", err)
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_queue SET next_at = ? WHERE id = ?`), next, r.ID); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE webhook_queue SET next_at = ?, attempts = ? WHERE id = ?`), next, r.Attempts, r.ID); err != nil {
 		s.log.Warn("reschedule webhook event", "webhook", r.WebhookID, "id", r.ID, "err", err)
 	}
+	return false
 }
 
 // backoff is the wait after the attempt-th failed attempt.
