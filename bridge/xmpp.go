@@ -473,9 +473,6 @@ func (l *xmppLink) headline(ctx context.Context, el *xmppcore.Element) []Frame {
 	if err == nil {
 		for _, r := range rows {
 			if r.Text == body || strings.HasPrefix(body, r.Text) {
-				if vs, err := withExtras(ctx, l.x.srv, l.userID, []Notification{r.notification()}); err == nil { // notify.go
-					return []Frame{{"type": "notification", "notification": vs[0]}}
-				}
 				return []Frame{{"type": "notification", "notification": r.notification()}}
 			}
 		}

@@ -244,13 +244,12 @@ function onTyping(f) {
 }
 
 function onNotification(n) {
-  if (n.tag) { // a notification with the same tag replaces the earlier one
-    for (const old of S.notes.filter((o) => o.tag === n.tag)) if (!old.read) S.notesUnread--;
-    S.notes = S.notes.filter((o) => o.tag !== n.tag);
-  }
   S.notes.unshift(n);
   S.notesUnread++;
   renderBell();
+  // The list from the server has what the event does not carry (sender,
+  // buttons) and no longer has a notification the new one's tag replaced.
+  loadNotifications();
   if (document.hidden) alertHidden({ body: n.text, notification: true });
 }
 
