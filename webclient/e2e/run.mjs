@@ -395,6 +395,9 @@ await step('notification with sender, link and buttons: pressed in the bell, hea
     assert(hr.status === 201 && hook.secret, 'POST /webhooks ' + hr.status);
     secret = hook.secret;
     const [ie, me] = await Promise.all([ivan, maria].map((p) => p.evaluate(async () => (await (await fetch('/session')).json()).user.ext_id)));
+    const draft = await post('/notifications', { to_user_id: ie, tag: 'leave-42', text: 'Черновик заявки на отпуск' });
+    assert(draft.status === 201, 'POST /notifications (draft) ' + draft.status);
+    await ivan.locator('.note', { hasText: 'Черновик заявки на отпуск' }).waitFor({ state: 'attached' });
     const nr = await post('/notifications', {
       to_user_id: ie, sender_id: me, tag: 'leave-42', link: '/', text: 'Отпуск Марии Петровой 1–14 июля',
       buttons: [{ title: 'Accept', value: 'accept' }, { title: 'Decline', value: 'decline' }],
@@ -405,6 +408,7 @@ await step('notification with sender, link and buttons: pressed in the bell, hea
     const note = ivan.locator('.note', { hasText: 'Отпуск Марии Петровой' });
     await note.waitFor();
     assert((await note.locator('.note-sender-name').textContent()) === 'Мария Петрова', 'sender shown');
+    await ivan.locator('.note', { hasText: 'Черновик заявки на отпуск' }).waitFor({ state: 'detached' }); // same tag: replaced
     assert(await note.locator('.note-sender .avatar').count() === 1, 'sender avatar');
     assert(await note.locator('a.note-link[href="/"]').count() === 1, 'link');
     await note.getByRole('button', { name: 'Accept' }).click();
