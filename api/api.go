@@ -23,6 +23,7 @@ import (
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 	"vestnik/xmppcore/upload"
+	"vestnik/xmppcore/webhook"
 )
 
 // Prefix is where the API is mounted.
@@ -64,6 +65,9 @@ type Options struct {
 	// MaxDeactivatedShare is the share of active employees PUT /org may
 	// deactivate without ?force=true (default roster.MaxDeactivatedShare).
 	MaxDeactivatedShare float64
+	// Webhooks serves /webhooks and /bots (api/webhooks.go); without it
+	// they answer 404.
+	Webhooks *webhook.Service
 }
 
 // API serves /api/v1.
@@ -142,6 +146,8 @@ func routeScope(method, path string) string {
 		return roster.ScopeOrg
 	case strings.HasSuffix(path, "/login-token"):
 		return roster.ScopeLogin
+	case strings.HasPrefix(path, "/webhooks") || strings.HasPrefix(path, "/bots"):
+		return roster.ScopeAdmin
 	case method == "GET":
 		return roster.ScopeRead
 	}
@@ -196,6 +202,14 @@ func New(users *roster.Store, chats *muc.Service, msgr Messenger, opts Options) 
 	a.route("POST /messages/{id}/reactions", MaxBody, a.postReaction)
 	a.route("DELETE /messages/{id}/reactions", MaxBody, a.deleteReaction)
 	a.route("POST /messages/{id}/keyboard", MaxBody, a.postPress) // api/rich.go
+
+	// Outgoing events, bots, keyboards, notification actions (api/webhooks.go).
+	a.route("POST /webhooks", MaxBody, a.postWebhook)
+	a.route("GET /webhooks", 0, a.getWebhooks)
+	a.route("DELETE /webhooks/{id}", 0, a.deleteWebhook)
+	a.route("POST /bots", MaxBody, a.postBot)
+	a.route("DELETE /bots/{id}", 0, a.deleteBot)
+	a.route("POST /notifications/{id}/action", MaxBody, a.postNotificationAction)
 
 	a.mux.HandleFunc(Prefix+"/", a.noRoute)
 	a.mux.HandleFunc(BitrixPrefix+"{user_id}/{token}/{method}", a.bitrix) // the Bitrix24 facade, api/bitrix.go

@@ -57,8 +57,14 @@ var bxMethods = map[string]bxMethod{
 	"im.dialog.read":         {roster.ScopePost, (*bxCall).dialogRead}, // api/bitrix_read.go
 	"im.notify.personal.add": {roster.ScopePost, (*bxCall).notifyAdd},
 	"im.notify.system.add":   {roster.ScopePost, (*bxCall).notifyAdd},
+	"im.notify.confirm":      {roster.ScopePost, (*bxCall).notifyConfirm}, // api/bitrix_bots.go
 	"im.user.get":            {roster.ScopeRead, (*bxCall).userGet},
 	"im.search.chat.list":    {roster.ScopeRead, (*bxCall).searchChatList},
+	// Chat bots (api/bitrix_bots.go).
+	"imbot.register":         {roster.ScopeAdmin, (*bxCall).botRegister},
+	"imbot.unregister":       {roster.ScopeAdmin, (*bxCall).botUnregister},
+	"imbot.message.add":      {roster.ScopePost, (*bxCall).botMessageAdd},
+	"imbot.command.register": {roster.ScopeAdmin, (*bxCall).botCommandRegister},
 }
 
 // bxError is an error answer in Bitrix24's form.
@@ -956,7 +962,7 @@ func (c *bxCall) recentGet() (any, error) {
 // notifyAdd: im.notify.personal.add and im.notify.system.add (USER_ID,
 // MESSAGE): a notification through the same path as POST /notifications.
 func (c *bxCall) notifyAdd() (any, error) {
-	if err := c.refuse("notifications have no tags in Vestnik yet", "TAG", "SUB_TAG"); err != nil {
+	if err := c.refuse("notifications have no sub-tags in Vestnik yet", "SUB_TAG"); err != nil {
 		return nil, err
 	}
 	ext, err := c.p.required("USER_ID")
@@ -980,7 +986,7 @@ func (c *bxCall) notifyAdd() (any, error) {
 	if len(text) > MaxMessage {
 		return nil, bxInvalid("ATTACH", "the notification is too long")
 	}
-	id, err := c.a.msgr.Notify(c.ctx, to.ID, text, "")
+	id, err := c.notifyTagged(to.ID, text) // api/bitrix_bots.go: TAG, and the sender of a personal notification
 	if err != nil {
 		return nil, err
 	}

@@ -383,7 +383,7 @@ func TestBitrixErrors(t *testing.T) {
 			{"malformed JSON", e.token, "1", "POST", "im.message.add", "application/json", `{"DIALOG_ID":`, 400, "INVALID_REQUEST"},
 			{"bad LIMIT", e.token, "1", "POST", "im.dialog.messages.get", "", "DIALOG_ID=" + chat + "&LIMIT=-1", 400, "INVALID_LIMIT"},
 			{"no USER_ID to notify", e.token, "1", "POST", "im.notify.system.add", "", "MESSAGE=x", 400, "USER_ID_EMPTY"},
-			{"notification TAG", e.token, "1", "POST", "im.notify.personal.add", "", "USER_ID=2&MESSAGE=x&TAG=t1", 400, "UNSUPPORTED_TAG"},
+			{"notification SUB_TAG", e.token, "1", "POST", "im.notify.personal.add", "", "USER_ID=2&MESSAGE=x&SUB_TAG=t1", 400, "UNSUPPORTED_SUB_TAG"},
 			{"no FIND", e.token, "1", "POST", "im.search.chat.list", "", "", 400, "FIND_EMPTY"},
 			{"unknown user get", e.token, "1", "POST", "im.user.get", "", "ID=404", 400, "USER_NOT_FOUND"},
 			{"file part", e.token, "1", "POST", "im.message.add", "multipart/form-data; boundary=b",

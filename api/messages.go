@@ -93,6 +93,10 @@ type postNotificationReq struct {
 	ToUserID userID  `json:"to_user_id"`
 	Text     *string `json:"text"`
 	Link     string  `json:"link"`
+	// Tag, sender and buttons: notifications with actions (api/webhooks.go).
+	Tag      string                        `json:"tag"`
+	SenderID userID                        `json:"sender_id"`
+	Buttons  []xmppcore.NotificationButton `json:"buttons"`
 }
 
 // postNotification stores a notification and shows it to the user's
@@ -115,12 +119,39 @@ func (a *API) postNotification(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	id, err := a.msgr.Notify(r.Context(), to.ID, *req.Text, req.Link)
+	var id int64
+	if req.Tag != "" || req.SenderID != "" || len(req.Buttons) > 0 {
+		id, err = a.notifyWith(r, to.ID, req)
+	} else {
+		id, err = a.msgr.Notify(r.Context(), to.ID, *req.Text, req.Link)
+	}
+	var ne *xmppcore.NotifyError
+	if errors.As(err, &ne) {
+		writeFieldError(w, ne.Field, ne.Code, ne.Message)
+		return
+	}
 	if err != nil {
-		a.internal(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]int64{"id": id})
+}
+
+// notifyWith sends a notification with a tag, a sender or buttons.
+func (a *API) notifyWith(r *http.Request, to int64, req postNotificationReq) (int64, error) {
+	n, ok := a.msgr.(Notifier)
+	if !ok {
+		return 0, badField("buttons", "unsupported", "notifications with actions are not available on this server")
+	}
+	nr := xmppcore.NotifyRequest{UserID: to, Text: *req.Text, Link: req.Link, Tag: req.Tag, Buttons: req.Buttons}
+	if req.SenderID != "" {
+		u, err := a.resolve(r, "sender_id", req.SenderID)
+		if err != nil {
+			return 0, err
+		}
+		nr.SenderID = u.ID
+	}
+	return n.NotifyWith(r.Context(), nr)
 }
 
 // checkLink accepts an absolute http(s) URL or a path on this server.

@@ -333,7 +333,10 @@ type request struct {
 	User     int64   `json:"user"`
 	IDs      []int64 `json:"ids"`
 	All      bool    `json:"all"`
-	Files    []int64 `json:"files"`
+	// A notification's pressed button (notification_action, notify.go).
+	NotificationID int64   `json:"notification_id"`
+	Answer         string  `json:"answer"`
+	Files          []int64 `json:"files"`
 	// chat commands (chats.go)
 	Chat        int64   `json:"chat"`
 	Title       *string `json:"title"`
@@ -687,7 +690,13 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"notifications": nonNil(ns), "unread": unread}, nil
+		views, err := withExtras(ctx, notificationCore(c.link), me, ns)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"notifications": views, "unread": unread}, nil
+	case "notification_action":
+		return notificationAction(ctx, notificationCore(c.link), me, *r)
 	case "notifications_read":
 		if !r.All && len(r.IDs) == 0 {
 			return nil, bad("bad_frame", "give ids or all: true")

@@ -252,7 +252,9 @@ func (im *importer) run(ctx context.Context) error {
 
 func (im *importer) load(ctx context.Context) error {
 	var us []*dbUser
-	if err := im.tx.SelectContext(ctx, &us, `SELECT `+userCols+` FROM users`); err != nil {
+	// Bots (bots.go) are not employees: an import neither sees nor
+	// deactivates them.
+	if err := im.tx.SelectContext(ctx, &us, `SELECT `+userCols+` FROM users WHERE id NOT IN (SELECT user_id FROM bots)`); err != nil {
 		return err
 	}
 	im.users = make(map[string]*dbUser, len(us))

@@ -79,6 +79,10 @@ type Options struct {
 	// SMResumeTimeout overrides how long a resumable XEP-0198 session
 	// waits detached for its client (default SMResumeTimeout).
 	SMResumeTimeout time.Duration
+	// OnNotificationAction, if set, is told each pressed notification
+	// button once it is recorded (AnswerNotification): the outgoing event
+	// notification.action (package webhook). It must not block long.
+	OnNotificationAction func(ctx context.Context, a NotificationAnswer)
 }
 
 // Component is a service on a subdomain (MUC at conference.<domain>): the

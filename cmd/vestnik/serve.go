@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,7 @@ import (
 	"vestnik/xmppcore/muc"
 	"vestnik/xmppcore/pubsub"
 	"vestnik/xmppcore/upload"
+	"vestnik/xmppcore/webhook"
 )
 
 // serveConfig is what `vestnik serve` is told by flags and environment.
@@ -77,6 +79,8 @@ type serveConfig struct {
 	maxDeactivated float64
 	// editWindow: how long authors may edit or delete a message (0 = no limit).
 	editWindow time.Duration
+	// webhookDeny: hosts, addresses or CIDR ranges webhooks may not point at.
+	webhookDeny string
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -99,6 +103,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&c.secureWeb, "secure-cookie", false, "mark the web session cookie Secure (set when users reach the server over HTTPS, e.g. through a proxy)")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
+	fs.StringVar(&c.webhookDeny, "webhook-deny-hosts", "", "comma-separated hosts, addresses or CIDR ranges (10.0.0.0/8) outgoing webhooks may not point at; empty: any")
 	fs.DurationVar(&c.editWindow, "edit-window", mam.DefaultEditWindow, "how long after sending authors may edit or delete a message (XEP-0308/0424, the browser, REST); 0: no limit")
 	fs.BoolVar(&c.cluster, "cluster", true, "on PostgreSQL, serve as one node of several sharing the database (ignored on SQLite)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster node id ([a-z0-9_], default random)")
@@ -181,7 +186,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	reg := metrics.New()
 	lat := newLatencies(reg)
-	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention, EditWindow: editWindow, OnCommit: lat.commit})
+	// Outgoing events: queued in the archive's transaction, delivered by
+	// the webhook dispatcher (started below, stopped after the XMPP server).
+	hooks, err := webhook.New(db, webhook.Options{DenyHosts: splitList(c.webhookDeny), Logger: log, OnDelivery: webhookMetrics(reg)})
+	if err != nil {
+		return fmt.Errorf("serve: --webhook-deny-hosts: %w", err)
+	}
+	reg.Func("vestnik_webhook_dropped_total", "Webhook events dropped because the webhook's queue was full.", metrics.Counter,
+		func() float64 { return float64(hooks.Dropped()) })
+	archive := mam.NewStoreOptions(db, mam.Options{Retention: c.retention, EditWindow: editWindow, OnCommit: lat.commit, OnChange: hooks.ArchiveChange})
 	// The file store, under --data, for every door (XEP-0363, REST, web).
 	files, err := upload.NewStore(db, filepath.Join(c.dataDir, "uploads"), archive, uploadOpts)
 	if err != nil {
@@ -202,7 +215,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	xopts := xmppcore.Options{Domain: c.domain, TLSConfig: tlsConf, Logger: log,
 		MaxConnections: c.maxConns, MaxConnectionsPerIP: c.maxConnsPerIP,
 		MaxUnauthenticated: c.maxUnauth, MaxUnauthenticatedPerIP: c.maxUnauthPerIP, Files: files,
-		OnMessage: lat.message, OnLogin: lat.login}
+		OnMessage: lat.message, OnLogin: lat.login,
+		OnNotificationAction: func(ctx context.Context, a xmppcore.NotificationAnswer) {
+			hooks.NotificationAction(ctx, webhook.Answer{NotificationID: a.ID, UserID: a.UserID, SenderID: a.SenderID, Tag: a.Tag, Value: a.Value, Link: a.Link})
+		}}
 	if xopts.ContactAddresses, err = contactAddresses(c.adminContact, c.contacts); err != nil {
 		return err
 	}
@@ -262,8 +278,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	chatService := muc.New(chats, xmpp, archive, users, muc.Options{Domain: c.domain, HideHistory: c.hideHistory, Admins: admins, Files: files, Logger: log,
-		MessageRate: c.roomMessageRate})
+		MessageRate: c.roomMessageRate, OnMembersAdded: hooks.MembersAdded})
 	chatService.Register(xmpp)
+	// A keyboard button pressed at any door (the core checked it) is an
+	// outgoing event.
+	xmpp.OnKeyboardPress(func(ctx context.Context, p xmppcore.KeyboardPress) {
+		hooks.KeyboardPressed(ctx, webhook.KeyPress{MessageID: p.MessageID, ChatID: p.ChatID, AuthorID: p.AuthorID, ToID: p.ToID,
+			UserID: p.UserID, Button: p.Button, Text: p.Text, Command: p.Command, Params: p.Params})
+	})
 	xmpp.SetDirectInviter(chatService)
 	// PEP on users' JIDs and the pubsub.<domain> service; the bookmarks
 	// node stays with the chat service.
@@ -278,7 +300,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		func() float64 { return float64(web.Connections()) })
 	web.Register(mux)
 	webclient.New().Register(mux)
-	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler, MaxDeactivatedShare: c.maxDeactivated, Files: files})
+	restAPI := api.New(users, chatService, xmpp, api.Options{Logger: log, Archive: archive, LoginToken: web.LoginTokenHandler, MaxDeactivatedShare: c.maxDeactivated, Files: files, Webhooks: hooks})
 	mux.Handle(api.Prefix+"/", restAPI.Handler())
 	mux.Handle(api.BitrixPrefix, restAPI.Handler()) // the Bitrix24-compatible facade
 	mux.Handle("GET /avatars/chat/{id}", restAPI.AvatarHandler())
@@ -316,6 +338,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		go func() { c2sErr <- xmpp.ServeC2STLS(tlsLn) }()
 	}
 
+	hooks.Start()
+	defer hooks.Shutdown(context.Background())
 	fmt.Fprintf(stdout, "Vestnik is running: open http://%s (database %s, data %s)\n", httpLn.Addr(), c.dbURL, filepath.Clean(c.dataDir))
 	select {
 	case <-ctx.Done():
@@ -529,4 +553,21 @@ func clusterMetrics(reg *metrics.Registry, node *cluster.Cluster) {
 		g("vestnik_cluster_nodes", "Other live nodes.", func(s s) int64 { return s.Nodes }),
 		g("vestnik_cluster_remote_sessions", "Sessions held by other nodes.", func(s s) int64 { return s.RemoteSessions }),
 	})
+}
+
+// webhookMetrics counts webhook attempts by outcome and observes how long
+// a delivered event waited in the queue.
+func webhookMetrics(reg *metrics.Registry) func(ok bool, attempt, queued time.Duration) {
+	var delivered, failed atomic.Int64
+	reg.Func("vestnik_webhook_delivered_total", "Webhook events delivered (2xx).", metrics.Counter,
+		func() float64 { return float64(delivered.Load()) })
+	reg.Func("vestnik_webhook_failed_attempts_total", "Webhook delivery attempts that failed (retried later).", metrics.Counter,
+		func() float64 { return float64(failed.Load()) })
+	return func(ok bool, attempt, queued time.Duration) {
+		if ok {
+			delivered.Add(1)
+		} else {
+			failed.Add(1)
+		}
+	}
 }

@@ -370,6 +370,61 @@ await step('REST notification appears in the bell', async () => {
   await ivan.keyboard.press('Escape');
 });
 
+await step('notification with sender, link and buttons: pressed in the bell, heard by a webhook', async () => {
+  if (!TOKEN) throw new Error('VESTNIK_TOKEN is not set');
+  const { createServer } = await import('node:http');
+  const { createHmac } = await import('node:crypto');
+  const got = [];
+  let secret = '';
+  const receiver = createServer((req, res) => {
+    let b = '';
+    req.on('data', (c) => { b += c; });
+    req.on('end', () => {
+      const sig = 'sha256=' + createHmac('sha256', secret).update(b).digest('hex');
+      if (sig === req.headers['x-vestnik-signature']) got.push(JSON.parse(b));
+      res.end(sig === req.headers['x-vestnik-signature'] ? 'ok' : 'bad');
+    });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  try {
+    const post = (path, body) => fetch(BASE + '/api/v1' + path, {
+      method: 'POST', headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const hr = await post('/webhooks', { url: `http://127.0.0.1:${receiver.address().port}/hook`, events: ['notification.action'] });
+    const hook = await hr.json();
+    assert(hr.status === 201 && hook.secret, 'POST /webhooks ' + hr.status);
+    secret = hook.secret;
+    const [ie, me] = await Promise.all([ivan, maria].map((p) => p.evaluate(async () => (await (await fetch('/session')).json()).user.ext_id)));
+    const draft = await post('/notifications', { to_user_id: ie, tag: 'leave-42', text: 'Черновик заявки на отпуск' });
+    assert(draft.status === 201, 'POST /notifications (draft) ' + draft.status);
+    await ivan.locator('.note', { hasText: 'Черновик заявки на отпуск' }).waitFor({ state: 'attached' });
+    const nr = await post('/notifications', {
+      to_user_id: ie, sender_id: me, tag: 'leave-42', link: '/', text: 'Отпуск Марии Петровой 1–14 июля',
+      buttons: [{ title: 'Accept', value: 'accept' }, { title: 'Decline', value: 'decline' }],
+    });
+    const id = (await nr.json()).id;
+    assert(nr.status === 201, 'POST /notifications ' + nr.status);
+    await ivan.click('.bell');
+    const note = ivan.locator('.note', { hasText: 'Отпуск Марии Петровой' });
+    await note.waitFor();
+    assert((await note.locator('.note-sender-name').textContent()) === 'Мария Петрова', 'sender shown');
+    await ivan.locator('.note', { hasText: 'Черновик заявки на отпуск' }).waitFor({ state: 'detached' }); // same tag: replaced
+    assert(await note.locator('.note-sender .avatar').count() === 1, 'sender avatar');
+    assert(await note.locator('a.note-link[href="/"]').count() === 1, 'link');
+    await note.getByRole('button', { name: 'Accept' }).click();
+    await note.locator('.note-btn.chosen[aria-pressed="true"]').waitFor();
+    assert(await note.locator('.note-btn', { hasText: 'Decline' }).isDisabled(), 'the other button is disabled');
+    await shot(ivan, 'en-desktop-5b-notification-buttons');
+    for (let i = 0; i < 100 && !got.some((d) => d.event === 'notification.action'); i++) await new Promise((r) => setTimeout(r, 100));
+    const d = got.find((x) => x.event === 'notification.action');
+    assert(d && d.data.notification_id === id && d.data.value === 'accept' && d.data.user_id === ie && d.data.sender_id === me,
+      'webhook delivery: ' + JSON.stringify(got));
+    await ivan.keyboard.press('Escape');
+  } finally {
+    receiver.close();
+  }
+});
+
 await step('group chat created over REST: members talk in the browser', async () => {
   if (!TOKEN) throw new Error('VESTNIK_TOKEN is not set');
   const extOf = async (p) => p.evaluate(async () => (await (await fetch('/session')).json()).user.ext_id);

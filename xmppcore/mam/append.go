@@ -103,17 +103,23 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	tops := map[int64]int64{}
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
 		if s.pg && len(batch) > 1 {
-			return s.insertBatchPG(ctx, tx, batch)
+			if err := s.insertBatchPG(ctx, tx, batch); err != nil {
+				return err
+			}
+			return s.appended(ctx, tx, batch)
 		}
 		if !s.pg && len(batch) > 1 {
-			return s.insertBatchSQLite(ctx, tx, batch, tops)
+			if err := s.insertBatchSQLite(ctx, tx, batch, tops); err != nil {
+				return err
+			}
+			return s.appended(ctx, tx, batch)
 		}
 		for _, r := range batch {
 			if err := s.insert(ctx, tx, r, tops); err != nil {
 				return err
 			}
 		}
-		return nil
+		return s.appended(ctx, tx, batch)
 	})
 	if err == nil {
 		s.keepSeqs(tops)
@@ -129,7 +135,12 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	}
 	for _, r := range batch {
 		tops := map[int64]int64{}
-		if err := s.withTx(ctx, func(tx *sqlx.Tx) error { return s.insert(ctx, tx, r, tops) }); err != nil {
+		if err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+			if err := s.insert(ctx, tx, r, tops); err != nil {
+				return err
+			}
+			return s.appended(ctx, tx, []*appendReq{r})
+		}); err != nil {
 			r.err = fmt.Errorf("mam: append: %w", err)
 			continue
 		}

@@ -128,6 +128,13 @@ func (s *Store) change(ctx context.Context, editorID, id int64, f func(m *Messag
 				return err
 			}
 		}
+		kind := ChangeUpdated
+		if m.Deleted {
+			kind = ChangeDeleted
+		}
+		if err := s.tell(ctx, tx, Change{Kind: kind, Message: &m, UserID: editorID}); err != nil {
+			return err
+		}
 		out = &m
 		return nil
 	})

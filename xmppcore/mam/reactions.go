@@ -143,10 +143,12 @@ func (s *Store) react(ctx context.Context, userID, id int64, f func(cur []string
 			}
 		}
 		now := time.Now().UnixMicro()
+		var added []string
 		for i, x := range next {
 			if slices.Contains(cur, x) {
 				continue
 			}
+			added = append(added, x)
 			// created_at orders the summary; i keeps a set's own order.
 			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO reactions (message_id, user_id, reaction, created_at)
 				VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`), id, userID, x, now+int64(i)); err != nil {
@@ -156,6 +158,11 @@ func (s *Store) react(ctx context.Context, userID, id int64, f func(cur []string
 		all, err := s.reactionsOf(ctx, tx, []int64{id})
 		if err != nil {
 			return err
+		}
+		if len(added) > 0 {
+			if err := s.tell(ctx, tx, Change{Kind: ChangeReaction, Message: &m, UserID: userID, Reactions: added}); err != nil {
+				return err
+			}
 		}
 		msg, sum = &m, all[id]
 		return nil

@@ -97,6 +97,12 @@ type Options struct {
 	// many messages it stored (for the archive commit histogram). It runs
 	// on the committing goroutine and must not block.
 	OnCommit func(took time.Duration, messages int)
+	// OnChange, if set, is told every change of the archive (appends,
+	// edits, retractions, added reactions) inside the transaction that
+	// makes it (changes.go): a group commit's appends together, in id
+	// order. An error fails the changes. It must be quick: appends wait
+	// for it.
+	OnChange func(ctx context.Context, tx *sqlx.Tx, cs []Change) error
 }
 
 // DefaultEditWindow is how long a message stays editable by default: a

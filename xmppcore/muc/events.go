@@ -89,6 +89,9 @@ func (s *Service) emit(ctx context.Context, c *Chat, kind string, users []int64,
 		return
 	}
 	msg := s.chatEventElement(c, kind, users, actor)
+	if f := s.opts.OnMembersAdded; f != nil && len(users) > 0 && (kind == EventCreated || kind == EventMembersAdded) {
+		defer f(context.WithoutCancel(ctx), c.ID, actor, users)
+	}
 	later(ctx, func() {
 		if b, ok := s.router.(componentBroadcaster); ok {
 			b.BroadcastComponent(msg)

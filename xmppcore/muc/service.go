@@ -49,6 +49,11 @@ type Options struct {
 	MessageRate  float64
 	MessageBurst int
 	Logger       *slog.Logger
+	// OnMembersAdded, if set, is told once per change (on the node that
+	// made it) that users became members of a chat — made with them or
+	// added — by actor (0: the integration or the server): the outgoing
+	// event chat.member_added (package webhook). It must not block long.
+	OnMembersAdded func(ctx context.Context, chatID, actor int64, users []int64)
 }
 
 // GetChatID is the command that answers the sender alone with the chat id.

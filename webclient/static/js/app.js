@@ -250,6 +250,9 @@ function onNotification(n) {
   S.notes.unshift(n);
   S.notesUnread++;
   renderBell();
+  // The list from the server has what the event does not carry (sender,
+  // buttons) and no longer has a notification the new one's tag replaced.
+  loadNotifications();
   if (document.hidden) alertHidden({ body: n.text, notification: true });
 }
 
@@ -398,15 +401,43 @@ function renderBell() {
   V.bellCount.textContent = S.notesUnread > 99 ? '99+' : String(S.notesUnread);
   V.bellCount.classList.toggle('hidden', !S.notesUnread);
   const items = S.notes.map((n) => {
-    const href = n.link && /^https?:\/\//i.test(n.link) ? n.link : null;
-    const body = h('div.note-body', null, h('div.note-text', null, n.text), h('div.note-time', null, shortStamp(n.time, Date.now(), lang) + (new Date(n.time).toDateString() === new Date().toDateString() ? '' : ' ' + formatTime(n.time, lang))));
+    const href = n.link && (/^https?:\/\//i.test(n.link) || /^\/(?!\/)/.test(n.link)) ? n.link : null;
+    const sender = n.sender ? S.users.get(n.sender) : null;
+    const body = h('div.note-body', null,
+      sender ? h('div.note-sender', null, avatar(n.sender, sender.name, 'xs'), h('span.note-sender-name', null, sender.name)) : null,
+      h('div.note-text', null, n.text), h('div.note-time', null, shortStamp(n.time, Date.now(), lang) + (new Date(n.time).toDateString() === new Date().toDateString() ? '' : ' ' + formatTime(n.time, lang))));
     return h('div.note' + (n.read ? '' : '.fresh'), { dataset: { id: n.id } },
       h('span.note-dot'),
-      href ? h('a.note-link', { href, target: '_blank', rel: 'noopener noreferrer', onclick: () => markNotes([n.id]) }, body) : body);
+      h('div.note-main', null,
+        href ? h('a.note-link', { href, target: '_blank', rel: 'noopener noreferrer', onclick: () => markNotes([n.id]) }, body) : body,
+        noteButtons(n)));
   });
   replace(V.bellPanel,
     h('div.panel-head', null, h('strong', null, t('notifications')), S.notesUnread ? h('button.link', { onclick: () => markNotes(null) }, t('markAllRead')) : null),
     h('div.panel-list', null, items.length ? items : h('div.list-empty', null, t('noNotifications'))));
+}
+
+// noteButtons are a notification's buttons: pressed once, the chosen one
+// stays marked (aria-pressed) and the others are disabled.
+function noteButtons(n) {
+  if (!n.buttons?.length) return null;
+  return h('div.note-actions', { role: 'group', 'aria-label': t('noteActions') }, n.buttons.map((b) => {
+    const chosen = n.answer === b.value;
+    return h('button.note-btn' + (chosen ? '.chosen' : ''), {
+      type: 'button', disabled: !!n.answer, 'aria-pressed': chosen ? 'true' : 'false',
+      'aria-label': chosen ? t('noteChosen', { title: b.title }) : b.title,
+      onclick: () => answerNote(n, b.value),
+    }, b.title);
+  }));
+}
+
+async function answerNote(n, value) {
+  try {
+    await request('notification_action', { notification_id: n.id, answer: value });
+    n.answer = value;
+    if (!n.read) { n.read = true; S.notesUnread = Math.max(0, S.notesUnread - 1); }
+    renderBell();
+  } catch (e) { toast(e); }
 }
 
 function toggleBell() {
