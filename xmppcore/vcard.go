@@ -253,3 +253,19 @@ func (s *Server) storedVCard(ctx context.Context, userID int64) (*Element, error
 	}
 	return els[0], nil
 }
+
+// SetPhoto makes an image the account's photo for XMPP clients: the
+// vCard PHOTO and, as XEP-0398 asks, the XEP-0084 avatar in PEP (when a
+// PEP service is installed); an empty binval removes both. The web
+// client's photo upload calls it (xmppcore/upload, photo.go).
+func (s *Server) SetPhoto(ctx context.Context, login, mimeType, binval string) error {
+	if err := s.SetVCardPhoto(ctx, login, mimeType, binval); err != nil {
+		return err
+	}
+	if ap, ok := s.pepService().(AvatarPublisher); ok {
+		if err := ap.PublishAvatar(ctx, s.bareJID(login), mimeType, binval); err != nil {
+			return fmt.Errorf("xmppcore: avatar of %s: %w", login, err)
+		}
+	}
+	return nil
+}
