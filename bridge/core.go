@@ -82,7 +82,13 @@ type Link interface {
 	Typing(ctx context.Context, to Target, state string) error
 	// Displayed tells the peer (XEP-0333) that messages up to id were read.
 	Displayed(ctx context.Context, to Target, upTo int64) error
-	SetPresence(ctx context.Context, show, status string) error
+	// SetPresence sends the session's presence; remember also keeps it
+	// for the user's next sessions (online or dnd chosen by the user, not
+	// an automatic away).
+	SetPresence(ctx context.Context, show, status string, remember bool) error
+	// Own is the presence the session started with: the one the user
+	// chose last (online when never).
+	Own() (show, status string)
 	Presences(ctx context.Context) ([]Presence, error)
 	PresenceOf(ctx context.Context, userID int64) (Presence, error)
 	// Chats is the chat service, whose operations the chat commands call
