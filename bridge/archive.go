@@ -31,6 +31,13 @@ func FromMAM(m *mam.Message) Message {
 	} else {
 		out.Files = filesOfPayload(m.Payload)
 	}
+	if m.Kind == mam.KindSystem && strings.Contains(m.Payload, muc.NSNotice) {
+		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {
+			if n, ok := muc.ParseNotice(kids); ok {
+				out.Event = &n
+			}
+		}
+	}
 	if m.ReplyTo != 0 && !m.Deleted {
 		out.ReplyTo = m.ReplyTo
 		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {

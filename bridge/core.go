@@ -3,6 +3,8 @@ package bridge
 import (
 	"context"
 	"errors"
+
+	"vestnik/xmppcore/muc"
 )
 
 // Target names a conversation: a colleague (User) or a chat (Chat).
@@ -30,6 +32,9 @@ type Message struct {
 	Reactions []Reaction `json:"reactions,omitempty"`
 	// ReplyTo is the id of the message this one answers (XEP-0461).
 	ReplyTo int64 `json:"reply_to,omitempty"`
+	// Event is what a system message the server wrote is about, for the
+	// client to render in the reader's language (body: English).
+	Event *muc.Notice `json:"event,omitempty"`
 }
 
 // Reaction is one reaction on a message and the users who gave it.
