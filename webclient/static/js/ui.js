@@ -10,7 +10,17 @@ export const CHAT_COLORS = { RED: '#e5484d', GREEN: '#46a758', MINT: '#3fc1a5', 
 export function chatColor(c) { return CHAT_COLORS[c] || '#6b7c93'; }
 
 export function avatar(id, name, size = '', color) {
-  return h('span.avatar' + (size ? '.' + size : ''), { style: `background:${color || colorFor(id)}`, 'aria-hidden': 'true' }, initials(name));
+  const cls = 'span.avatar' + (size ? '.' + size : '');
+  const photo = photoURL(id);
+  if (photo) return h(cls + '.img.photo', { style: `background:${color || colorFor(id)}`, 'aria-hidden': 'true' }, h('img', { src: photo, alt: '', loading: 'lazy', decoding: 'async' }));
+  return h(cls, { style: `background:${color || colorFor(id)}`, 'aria-hidden': 'true' }, initials(name));
+}
+
+// photoURL is a colleague's photo, only in the server's own shape
+// (/avatars/user/{id}?v=…), or null.
+export function photoURL(id) {
+  const p = S.users.get(id)?.photo;
+  return typeof p === 'string' && /^\/avatars\/user\/\d+\?v=[0-9a-z]+$/.test(p) ? p : null;
 }
 
 export function chatAvatar(c, size) {
@@ -88,4 +98,14 @@ export function closeCard() {
 
 export function closeBtn() {
   return h('button.icon-btn.close', { type: 'button', onclick: closeCard, 'aria-label': t('close'), title: t('close') }, icon('close'));
+}
+
+// fileButton is a styled button that picks a file (the browser's own
+// "Choose file / No file chosen" control stays hidden): label is its
+// accessible name, onFile gets the chosen File.
+export function fileButton(label, accept, onFile, cls = '') {
+  const input = h('input.hidden', { type: 'file', accept, tabindex: -1, 'aria-hidden': 'true',
+    onchange: () => { const f = input.files[0]; input.value = ''; if (f) onFile(f); } });
+  const button = h('button.btn-secondary.file-btn' + cls, { type: 'button', onclick: () => input.click() }, label);
+  return h('span.file-pick', null, button, input);
 }
