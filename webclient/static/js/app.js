@@ -116,7 +116,9 @@ async function loadContacts() {
     for (const u of d.users || []) S.users.set(u.id, u);
     S.depts = d.departments || [];
     for (const c of d.chats || []) S.chats.set(c.id, { ...S.chats.get(c.id), ...c });
-    for (const p of d.presence || []) S.presence.set(p.user, p);
+    // Our own presence is the one we chose (or the server kept): the
+    // list says only "online".
+    for (const p of d.presence || []) if (p.user !== S.me.id || !S.presence.has(p.user)) S.presence.set(p.user, p);
     if (d.users) { const me = S.users.get(S.me.id); if (me) S.me = me; }
     renderMe(); renderList(); renderHead();
   } catch (e) { console.warn('contacts', e); }

@@ -97,8 +97,7 @@ export function avatarInput() {
       state.data = await readAvatar(f);
       replace(preview, h('img', { src: state.data, alt: '' }));
     } catch (e) { state.data = null; replace(preview, errorText(e)); }
-  }, '.avatar-pick');
-  pick.firstChild.setAttribute('aria-label', t('chatAvatar') + ': ' + t('chooseFile'));
+  }, '.avatar-pick', t('chatAvatar'));
   state.el = h('div.field-row', null, h('span.field-label', null, t('chatAvatar')), pick, preview);
   return state;
 }

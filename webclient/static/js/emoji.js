@@ -1,7 +1,7 @@
 // The composer's emoji picker: a compact set in a grid of buttons.
 // Keyboard: the arrow keys move between emoji, Home and End jump, Enter or
 // Space inserts, Escape closes and returns to the text field.
-import { h, replace } from './dom.js';
+import { h, replace, icon } from './dom.js';
 
 export const EMOJI = [
   '😀', '😂', '🙂', '😉', '😍', '😘', '😎', '🤔',
@@ -42,7 +42,7 @@ export class EmojiPicker {
     this.button = h('button.icon-btn.emoji-btn', {
       type: 'button', 'aria-label': t('emoji'), title: t('emoji'), 'aria-haspopup': 'dialog', 'aria-expanded': 'false',
       onclick: () => (this.open ? this.close(true) : this.show()),
-    }, h('span.emoji-face', { 'aria-hidden': 'true' }, '🙂'));
+    }, icon('smile'));
     const buttons = EMOJI.map((e, i) => h('button.emoji', {
       type: 'button', tabindex: i === 0 ? 0 : -1, dataset: { i },
       onclick: () => this.insert(e),

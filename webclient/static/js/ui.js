@@ -100,12 +100,13 @@ export function closeBtn() {
   return h('button.icon-btn.close', { type: 'button', onclick: closeCard, 'aria-label': t('close'), title: t('close') }, icon('close'));
 }
 
-// fileButton is a styled button that picks a file (the browser's own
-// "Choose file / No file chosen" control stays hidden): label is its
-// accessible name, onFile gets the chosen File.
-export function fileButton(label, accept, onFile, cls = '') {
-  const input = h('input.hidden', { type: 'file', accept, tabindex: -1, 'aria-hidden': 'true',
+// fileButton is a file picker drawn as a button: the browser's own
+// "Choose file / No file chosen" control is visually hidden inside a
+// label that looks like a button, so a click or the keyboard (the input
+// keeps the focus, shown on the label) opens the file chooser. name is the
+// input's accessible name (default: the label); onFile gets the File.
+export function fileButton(label, accept, onFile, cls = '', name = label) {
+  const input = h('input.visually-hidden', { type: 'file', accept, 'aria-label': name,
     onchange: () => { const f = input.files[0]; input.value = ''; if (f) onFile(f); } });
-  const button = h('button.btn-secondary.file-btn' + cls, { type: 'button', onclick: () => input.click() }, label);
-  return h('span.file-pick', null, button, input);
+  return h('label.btn-secondary.file-btn' + cls, null, h('span', { 'aria-hidden': 'true' }, label), input);
 }
