@@ -12,7 +12,11 @@ export function chatColor(c) { return CHAT_COLORS[c] || '#6b7c93'; }
 export function avatar(id, name, size = '', color) {
   const cls = 'span.avatar' + (size ? '.' + size : '');
   const photo = photoURL(id);
-  if (photo) return h(cls + '.img.photo', { style: `background:${color || colorFor(id)}`, 'aria-hidden': 'true' }, h('img', { src: photo, alt: '', loading: 'lazy', decoding: 'async' }));
+  if (photo) {
+    // A photo that cannot be had (an HR link that failed) falls back to the initials.
+    const fallback = (e) => { const box = e.target.parentNode; if (box) { box.classList.remove('img', 'photo'); box.textContent = initials(name); } };
+    return h(cls + '.img.photo', { style: `background:${color || colorFor(id)}`, 'aria-hidden': 'true' }, h('img', { src: photo, alt: '', loading: 'lazy', decoding: 'async', onerror: fallback }));
+  }
   return h(cls, { style: `background:${color || colorFor(id)}`, 'aria-hidden': 'true' }, initials(name));
 }
 
