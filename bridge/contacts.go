@@ -35,7 +35,7 @@ func (c *conn) contacts(ctx context.Context) (any, error) {
 	}
 	var photos map[int64]string
 	if b.opts.Photos != nil {
-		if photos, err = b.opts.Photos.Versions(ctx); err != nil {
+		if photos, err = b.opts.Photos.Versions(ctx, users); err != nil {
 			return nil, err
 		}
 	}

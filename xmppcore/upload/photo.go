@@ -194,12 +194,9 @@ func version(own, hr *photoRow, photoURL string, now time.Time) string {
 	return "u" + hex.EncodeToString(sum[:6])
 }
 
-// Versions returns the photo version of every active user who has one.
-func (p *Photos) Versions(ctx context.Context) (map[int64]string, error) {
-	users, err := p.users.Users(ctx)
-	if err != nil {
-		return nil, err
-	}
+// Versions returns the photo version of each of users who has one (the
+// caller has them already: the contact list).
+func (p *Photos) Versions(ctx context.Context, users []roster.User) (map[int64]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
 	var rows []photoRow

@@ -72,7 +72,7 @@ func TestOwnPhoto(t *testing.T) {
 		if _, err := photos.Set(ctx, alice.ID, bytes.NewReader(make([]byte, upload.MaxPhotoSize+1))); !errors.Is(err, upload.ErrTooLarge) {
 			t.Fatalf("huge: got %v, want ErrTooLarge", err)
 		}
-		if v, _ := photos.Versions(ctx); len(v) != 0 {
+		if v, _ := photos.Versions(ctx, activeUsers(t, users)); len(v) != 0 {
 			t.Fatalf("versions after refusals: got %v, want none", v)
 		}
 
@@ -87,7 +87,7 @@ func TestOwnPhoto(t *testing.T) {
 		if w, h := jpegSize(t, p.Image); w != upload.PhotoSide || h != upload.PhotoSide || p.Version != ver {
 			t.Fatalf("photo: got %dx%d version %q, want %dx%d version %q", w, h, p.Version, upload.PhotoSide, upload.PhotoSide, ver)
 		}
-		if v, _ := photos.Versions(ctx); len(v) != 1 || v[alice.ID] != ver {
+		if v, _ := photos.Versions(ctx, activeUsers(t, users)); len(v) != 1 || v[alice.ID] != ver {
 			t.Fatalf("versions: got %v, want alice → %s", v, ver)
 		}
 
@@ -154,7 +154,7 @@ func TestHRPhoto(t *testing.T) {
 		photos := upload.NewPhotos(db, users, nil, nil)
 		alice, _ := users.UserByLogin(ctx, "alice")
 		bob, _ := users.UserByLogin(ctx, "bob")
-		v, err := photos.Versions(ctx)
+		v, err := photos.Versions(ctx, activeUsers(t, users))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +178,7 @@ func TestHRPhoto(t *testing.T) {
 		if _, err := photos.Get(ctx, bob.ID); !errors.Is(err, upload.ErrNoPhoto) || hits.Load() != 2 {
 			t.Fatalf("bad hr photo again: got %v with %d fetches, want ErrNoPhoto and 2", err, hits.Load())
 		}
-		v, _ = photos.Versions(ctx)
+		v, _ = photos.Versions(ctx, activeUsers(t, users))
 		if v[alice.ID] != p.Version || v[bob.ID] != "" {
 			t.Fatalf("versions after fetches: got %v", v)
 		}
@@ -209,4 +209,13 @@ func mustGet(t *testing.T, p *upload.Photos, id int64) []byte {
 		t.Fatal(err)
 	}
 	return ph.Image
+}
+
+func activeUsers(t *testing.T, users *roster.Store) []roster.User {
+	t.Helper()
+	us, err := users.Users(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return us
 }
