@@ -583,7 +583,7 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		}
 		// What the user chose is remembered for their next sessions; an
 		// automatic state (auto: idle away) is not.
-		if err := c.link.SetPresence(ctx, r.Show, status, !r.Auto && r.Show != "away"); err != nil {
+		if err := c.link.SetPresence(ctx, r.Show, status, !r.Auto); err != nil {
 			return nil, err
 		}
 		c.show, c.status = r.Show, status

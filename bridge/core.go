@@ -88,8 +88,8 @@ type Link interface {
 	// Displayed tells the peer (XEP-0333) that messages up to id were read.
 	Displayed(ctx context.Context, to Target, upTo int64) error
 	// SetPresence sends the session's presence; remember also keeps it
-	// for the user's next sessions (online or dnd chosen by the user, not
-	// an automatic away).
+	// for the user's next sessions (what the user chose, not an automatic
+	// away).
 	SetPresence(ctx context.Context, show, status string, remember bool) error
 	// Own is the presence the session started with: the one the user
 	// chose last (online when never).

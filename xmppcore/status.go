@@ -9,17 +9,18 @@ import (
 )
 
 // A remembered presence is the show and status a user chose in a client
-// that does not keep them itself (the web client): "online" or "dnd" and
-// a status text, stored (user_status, migration 0230) so that every new
+// that does not keep them itself (the web client): "online", "away" or
+// "dnd" and a status text, stored (user_status, migration 0230) so that every new
 // session of that door starts with them — do-not-disturb survives
 // reconnects and reloads, and Jabber contacts see it like any presence.
 // Automatic states (idle "away") are not remembered.
 
-// RememberPresence stores the user's chosen presence: show is "online" or
-// "dnd" (anything else is refused), status at most MaxStatusLen bytes.
+// RememberPresence stores the user's chosen presence: show is "online",
+// "away" or "dnd" (anything else is refused), status at most MaxStatusLen
+// bytes.
 func (s *Server) RememberPresence(ctx context.Context, userID int64, show, status string) error {
-	if show != "online" && show != "dnd" {
-		return fmt.Errorf("xmppcore: remember presence %q: want online or dnd", show)
+	if show != "online" && show != "away" && show != "dnd" {
+		return fmt.Errorf("xmppcore: remember presence %q: want online, away or dnd", show)
 	}
 	if len(status) > MaxStatusLen {
 		return fmt.Errorf("xmppcore: remember presence: status longer than %d bytes", MaxStatusLen)

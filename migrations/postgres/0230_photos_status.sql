@@ -16,7 +16,7 @@ CREATE TABLE user_photos (
     PRIMARY KEY (user_id, source)
 );
 
--- The presence a user chose in the web client (online or dnd, and a
+-- The presence a user chose in the web client (online, away or dnd, and a
 -- status text), given again to each new bridge session.
 CREATE TABLE user_status (
     user_id    BIGINT PRIMARY KEY,
