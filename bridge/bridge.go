@@ -111,6 +111,9 @@ func New(db *sqlx.DB, users *roster.Store, chats *muc.Store, core Core, archive 
 	if core != nil {
 		b.goSafe("presence sweep", b.sweepPresence)
 	}
+	if opts.Photos != nil {
+		opts.Photos.OnChange(b.photoChanged)
+	}
 	return b
 }
 

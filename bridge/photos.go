@@ -14,6 +14,12 @@ import (
 // photo store's (xmppcore/upload, photo.go); a change is pushed to every
 // browser on this node as a "photo" event.
 
+// photoChanged tells every browser on this node of a user's new photo,
+// whichever door set it (the store's OnChange).
+func (b *Bridge) photoChanged(userID int64, version string) {
+	b.broadcast(Frame{"type": "photo", "user": userID, "photo": photoURL(userID, version)})
+}
+
 // photoURL is the versioned URL of a user's photo, "" for none.
 func photoURL(userID int64, version string) string {
 	if version == "" {
@@ -120,7 +126,7 @@ func (b *Bridge) handleSetPhoto(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The photo event went out from the store's OnChange (photoChanged).
 	uj := b.withPhoto(r.Context(), toUserJSON(u))
-	b.broadcast(Frame{"type": "photo", "user": u.ID, "photo": uj.Photo})
 	writeJSON(w, http.StatusOK, map[string]string{"photo": uj.Photo})
 }

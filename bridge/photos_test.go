@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"image"
 	"image/color"
@@ -41,6 +42,9 @@ func newPhotoEnv(t *testing.T, db *sqlx.DB) *env {
 	svc.Register(srv)
 	e := newEnv(t, db, XMPP(srv, users, chats, svc, arch, nil))
 	e.b.opts.Photos = upload.NewPhotos(db, e.users, srv, nil)
+	e.b.opts.Photos.OnChange(e.b.photoChanged) // New saw no Photos
+	srv.SetPhotoListener(e.b.opts.Photos)
+	e.xmpp = srv
 	return e
 }
 
@@ -157,6 +161,14 @@ func TestPhotosThroughBridge(t *testing.T) {
 		}
 		if ev := wp.expect("photo", ""); ev["photo"] != "" {
 			t.Fatalf("photo event after delete: got %v, want an empty photo", ev)
+		}
+		// A photo a Jabber client sets (a PEP avatar, converted to the vCard
+		// by XEP-0398) reaches the browsers too.
+		if err := e.xmpp.SetVCardPhoto(context.Background(), "ivanov", "image/png", base64.StdEncoding.EncodeToString(testPNG(t))); err != nil {
+			t.Fatal(err)
+		}
+		if ev := wp.expect("photo", ""); !strings.HasPrefix(ev["photo"].(string), "/avatars/user/") {
+			t.Fatalf("photo event after a Jabber client's avatar: got %v", ev)
 		}
 	})
 }

@@ -36,7 +36,8 @@ import (
 // a size limit, at most a few redirects, and only if the bytes decode as a
 // PNG, JPEG or GIF of bounded dimensions. A failed fetch is remembered and
 // tried again after PhotoRetry. The own photo also becomes the vCard PHOTO
-// and the PEP avatar (xmppcore.Server.SetPhoto), so Jabber clients show it.
+// and the PEP avatar (xmppcore.Server.SetPhoto), so Jabber clients show it;
+// one a Jabber client sets comes the other way (PhotoFromXMPP).
 
 // Photo limits.
 const (
@@ -74,6 +75,62 @@ type Photos struct {
 
 	mu       sync.Mutex
 	fetching map[int64]chan struct{} // user id → closed when that user's HR fetch ends
+	onChange func(userID int64, version string)
+}
+
+// OnChange registers f, told of every change of a user's own photo (from
+// the web client or an XMPP client) with the new version ("" = none left).
+// Call before serving; f must not block.
+func (p *Photos) OnChange(f func(userID int64, version string)) {
+	p.mu.Lock()
+	p.onChange = f
+	p.mu.Unlock()
+}
+
+func (p *Photos) changed(ctx context.Context, userID int64) {
+	p.mu.Lock()
+	f := p.onChange
+	p.mu.Unlock()
+	if f == nil {
+		return
+	}
+	v, err := p.Version(ctx, userID)
+	if err != nil {
+		p.log.Warn("photo version", "user", userID, "err", err)
+		return
+	}
+	f(userID, v)
+}
+
+// PhotoFromXMPP makes a photo a Jabber client set (vCard PHOTO or PEP
+// avatar; xmppcore.PhotoListener) the user's own photo here too, without
+// publishing it back; an empty binval removes it. An image the server
+// cannot read is logged and ignored.
+func (p *Photos) PhotoFromXMPP(ctx context.Context, userID int64, mimeType, binval string) {
+	if binval == "" {
+		if err := p.removeOwn(ctx, userID); err != nil {
+			p.log.Error("photo from xmpp", "user", userID, "err", err)
+			return
+		}
+		p.changed(ctx, userID)
+		return
+	}
+	raw, err := base64.StdEncoding.DecodeString(binval)
+	if err == nil && len(raw) > MaxPhotoSize {
+		err = ErrTooLarge
+	}
+	var img []byte
+	if err == nil {
+		img, err = squarePhoto(raw)
+	}
+	if err == nil {
+		err = p.put(ctx, userID, "own", "", img, photoHash(img))
+	}
+	if err != nil {
+		p.log.Warn("photo from xmpp", "user", userID, "type", mimeType, "err", err)
+		return
+	}
+	p.changed(ctx, userID)
 }
 
 // NewPhotos returns the photo store; xmpp may be nil (no vCard or avatar
@@ -133,6 +190,7 @@ func (p *Photos) Set(ctx context.Context, userID int64, r io.Reader) (string, er
 			return "", err
 		}
 	}
+	p.changed(ctx, userID)
 	return hash, nil
 }
 
@@ -143,13 +201,23 @@ func (p *Photos) Remove(ctx context.Context, userID int64) error {
 	if err != nil {
 		return fmt.Errorf("upload: photo of %d: %w", userID, err)
 	}
-	ctx2, cancel := context.WithTimeout(ctx, defaultTimeout)
-	defer cancel()
-	if _, err := p.db.ExecContext(ctx2, p.db.Rebind(`DELETE FROM user_photos WHERE user_id = ? AND source = 'own'`), userID); err != nil {
-		return fmt.Errorf("upload: remove photo of %d: %w", userID, err)
+	if err := p.removeOwn(ctx, userID); err != nil {
+		return err
 	}
 	if p.xmpp != nil {
-		return p.xmpp.SetPhoto(ctx, u.Login, "", "")
+		if err := p.xmpp.SetPhoto(ctx, u.Login, "", ""); err != nil {
+			return err
+		}
+	}
+	p.changed(ctx, userID)
+	return nil
+}
+
+func (p *Photos) removeOwn(ctx context.Context, userID int64) error {
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+	if _, err := p.db.ExecContext(ctx, p.db.Rebind(`DELETE FROM user_photos WHERE user_id = ? AND source = 'own'`), userID); err != nil {
+		return fmt.Errorf("upload: remove photo of %d: %w", userID, err)
 	}
 	return nil
 }

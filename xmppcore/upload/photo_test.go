@@ -60,6 +60,10 @@ func TestOwnPhoto(t *testing.T) {
 		srv := xmppcore.NewServer(db, users, mam.NewStore(db), xmppcore.Options{Domain: "example.test"})
 		t.Cleanup(func() { srv.Shutdown(context.Background()) })
 		photos := upload.NewPhotos(db, users, srv, nil)
+		srv.SetPhotoListener(photos)
+		changed := make(chan []string, 1) // the versions OnChange was told, in order
+		changed <- nil
+		photos.OnChange(func(_ int64, v string) { c := <-changed; changed <- append(c, v) })
 		alice, _ := users.UserByLogin(ctx, "alice")
 
 		if _, err := photos.Get(ctx, alice.ID); !errors.Is(err, upload.ErrNoPhoto) {
@@ -117,6 +121,38 @@ func TestOwnPhoto(t *testing.T) {
 		}
 		if _, err := photos.Get(ctx, alice.ID); !errors.Is(err, upload.ErrNoPhoto) {
 			t.Fatalf("after remove: got %v, want ErrNoPhoto", err)
+		}
+		if changes := <-changed; len(changes) != 2 || changes[0] != ver || changes[1] != "" {
+			t.Fatalf("changes told: got %q, want %q then none", changes, ver)
+		}
+		changed <- nil
+
+		// A Jabber client's vCard PHOTO becomes the photo here too (a
+		// small one is kept small); an unreadable one changes nothing.
+		small := base64.StdEncoding.EncodeToString(photoPNG(t, 96, 96))
+		els, _ = xmppcore.ParseFragment(`<iq xmlns='jabber:client' type='set' id='v2'><vCard xmlns='vcard-temp'><NICKNAME>Алиса</NICKNAME><PHOTO><TYPE>image/png</TYPE><BINVAL>` + small + `</BINVAL></PHOTO></vCard></iq>`)
+		if err := sess.Handle(ctx, els[0]); err != nil {
+			t.Fatal(err)
+		}
+		if res := out.next(t); res.AttrValue("type") != "result" {
+			t.Fatalf("vCard set: got %s", res)
+		}
+		p, err = photos.Get(ctx, alice.ID)
+		if err != nil {
+			t.Fatalf("after a vCard PHOTO: %v", err)
+		}
+		if w, h := jpegSize(t, p.Image); w != 96 || h != 96 {
+			t.Fatalf("photo from the vCard: got %dx%d, want 96x96", w, h)
+		}
+		if changes := <-changed; len(changes) != 1 || changes[0] != p.Version {
+			t.Fatalf("changes told after the vCard: got %q, want %q", changes, p.Version)
+		}
+		changed <- nil
+		els, _ = xmppcore.ParseFragment(`<iq xmlns='jabber:client' type='set' id='v3'><vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>bm90IGFuIGltYWdl</BINVAL></PHOTO></vCard></iq>`)
+		sess.Handle(ctx, els[0])
+		out.next(t)
+		if p2, err := photos.Get(ctx, alice.ID); err != nil || p2.Version != p.Version {
+			t.Fatalf("after an unreadable vCard PHOTO: got %v %v, want the photo kept", p2, err)
 		}
 	})
 }
