@@ -32,6 +32,13 @@ func FromMAM(m *mam.Message) Message {
 		out.Files = filesOfPayload(m.Payload)
 		out.Rich = xmppcore.RichOf(m.Payload)
 	}
+	if m.Kind == mam.KindSystem && strings.Contains(m.Payload, muc.NSNotice) {
+		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {
+			if n, ok := muc.ParseNotice(kids); ok {
+				out.Event = &n
+			}
+		}
+	}
 	if m.ReplyTo != 0 && !m.Deleted {
 		out.ReplyTo = m.ReplyTo
 		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {

@@ -119,6 +119,7 @@ type userJSON struct {
 	ManagerID   int64   `json:"manager_id,omitempty"`
 	Departments []int64 `json:"departments"`
 	JID         string  `json:"jid,omitempty"`
+	Photo       string  `json:"photo,omitempty"` // versioned URL of the photo (photos.go)
 }
 
 func toUserJSON(u *roster.User) userJSON {
@@ -201,7 +202,7 @@ func (b *Bridge) startSession(w http.ResponseWriter, r *http.Request, u *roster.
 	}
 	b.setCookie(w, secret, int(SessionLifetime/time.Second))
 	b.log.Info("login", "user", u.Login, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(u)})
+	writeJSON(w, http.StatusOK, map[string]any{"user": b.withPhoto(r.Context(), toUserJSON(u))})
 }
 
 func (b *Bridge) handleLogout(w http.ResponseWriter, r *http.Request) {
@@ -229,7 +230,7 @@ func (b *Bridge) handleSession(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"user": nil})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": toUserJSON(u)})
+	writeJSON(w, http.StatusOK, map[string]any{"user": b.withPhoto(r.Context(), toUserJSON(u))})
 }
 
 // CreateLoginToken makes a one-time login link secret for a user, valid

@@ -60,6 +60,9 @@ type Options struct {
 	// Files is the file store: POST /files, GET /files/{id} and files[]
 	// in send (without it they answer "unavailable").
 	Files *upload.Store
+	// Photos are users' photos: GET /avatars/user/{id}, PUT and DELETE
+	// /photo, and photo in users (without it nobody has one).
+	Photos *upload.Photos
 	// Admit takes a place for a WebSocket from a remote address under the
 	// server's connection caps (xmppcore.Server.Admit); false refuses it
 	// with 503. Nil: no cap.
@@ -110,6 +113,9 @@ func New(db *sqlx.DB, users *roster.Store, chats *muc.Store, core Core, archive 
 	if core != nil {
 		core.Watch(b.presenceEvent, b.typingEvent)
 	}
+	if opts.Photos != nil {
+		opts.Photos.OnChange(b.photoChanged)
+	}
 	return b
 }
 
@@ -128,6 +134,9 @@ func (b *Bridge) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /files", b.handleUpload) // files.go
 	mux.HandleFunc("GET /files/{id}", b.handleFile)
 	mux.HandleFunc("GET /files/{id}/thumb", b.handleThumb)
+	mux.HandleFunc("GET /avatars/user/{id}", b.handlePhoto) // photos.go
+	mux.HandleFunc("PUT /photo", b.handleSetPhoto)
+	mux.HandleFunc("DELETE /photo", b.handleSetPhoto)
 }
 
 // go runs f in a goroutine that Shutdown waits for; a panic closes only

@@ -17,6 +17,7 @@ import (
 
 	"vestnik/migrations/dbtest"
 	"vestnik/roster"
+	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 )
@@ -28,6 +29,7 @@ type env struct {
 	arch  *mam.Store
 	b     *Bridge
 	srv   *httptest.Server
+	xmpp  *xmppcore.Server // set by newPhotoEnv
 }
 
 func newEnv(t *testing.T, db *sqlx.DB, core Core) *env {

@@ -330,6 +330,7 @@ type request struct {
 	Text     string  `json:"text"`
 	Show     string  `json:"show"`
 	Status   *string `json:"status"`
+	Auto     bool    `json:"auto"` // presence: an automatic state (idle), not remembered
 	User     int64   `json:"user"`
 	IDs      []int64 `json:"ids"`
 	All      bool    `json:"all"`
@@ -638,7 +639,9 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		if len(status) > 200 {
 			return nil, bad("too_large", "status is longer than 200 bytes")
 		}
-		if err := c.link.SetPresence(ctx, r.Show, status); err != nil {
+		// What the user chose is remembered for their next sessions; an
+		// automatic state (auto: idle away) is not.
+		if err := c.link.SetPresence(ctx, r.Show, status, !r.Auto); err != nil {
 			return nil, err
 		}
 		c.show, c.status = r.Show, status
@@ -672,7 +675,7 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		res := map[string]any{"user": toUserJSON(u)}
+		res := map[string]any{"user": b.withPhoto(ctx, toUserJSON(u))}
 		if c.link != nil {
 			p, err := c.link.PresenceOf(ctx, u.ID)
 			if err != nil {
@@ -771,7 +774,7 @@ func (c *conn) doHello(ctx context.Context, r *request) error {
 			return err
 		}
 		c.link = link
-		c.show = "online"
+		c.show, c.status = link.Own()
 	}
 	c.hello = true
 	c.ready.Store(true)
@@ -781,7 +784,8 @@ func (c *conn) doHello(ctx context.Context, r *request) error {
 	if err := b.db.GetContext(ctx, &head, `SELECT COALESCE(MAX(id), 0) FROM messages`); err != nil {
 		return err
 	}
-	c.Event(ack(r.ID, map[string]any{"user": toUserJSON(c.user), "server_time": time.Now().UnixMilli(), "head": head}))
+	c.Event(ack(r.ID, map[string]any{"user": b.withPhoto(ctx, toUserJSON(c.user)), "server_time": time.Now().UnixMilli(), "head": head,
+		"presence": map[string]string{"show": c.show, "status": c.status}}))
 	if b.archive != nil && r.LastID > 0 {
 		after, sent := r.LastID, 0
 		for sent < ReplayLimit {

@@ -33,9 +33,16 @@ func (c *conn) contacts(ctx context.Context) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	var photos map[int64]string
+	if b.opts.Photos != nil {
+		if photos, err = b.opts.Photos.Versions(ctx, users); err != nil {
+			return nil, err
+		}
+	}
 	uj := make([]userJSON, len(users))
 	for i := range users {
 		uj[i] = toUserJSON(&users[i])
+		uj[i].Photo = photoURL(users[i].ID, photos[users[i].ID])
 	}
 	dj := make([]departmentJSON, len(depts))
 	for i, d := range depts {

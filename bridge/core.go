@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"vestnik/xmppcore/muc"
 	"vestnik/xmppcore/rich"
 )
 
@@ -35,6 +36,9 @@ type Message struct {
 	// Rich is a rich message's text as sent (BB-codes), attachment and
 	// keyboard; Body is then their plain-text fallback.
 	Rich *rich.Content `json:"rich,omitempty"`
+	// Event is what a system message the server wrote is about, for the
+	// client to render in the reader's language (body: English).
+	Event *muc.Notice `json:"event,omitempty"`
 }
 
 // Reaction is one reaction on a message and the users who gave it.
@@ -103,7 +107,13 @@ type Link interface {
 	// upTo through the core (xmppcore.Server.MarkRead), which tells the
 	// colleague or the chat and the user's other devices.
 	MarkRead(ctx context.Context, with Target, upTo int64) error
-	SetPresence(ctx context.Context, show, status string) error
+	// SetPresence sends the session's presence; remember also keeps it
+	// for the user's next sessions (what the user chose, not an automatic
+	// away).
+	SetPresence(ctx context.Context, show, status string, remember bool) error
+	// Own is the presence the session started with: the one the user
+	// chose last (online when never).
+	Own() (show, status string)
 	Presences(ctx context.Context) ([]Presence, error)
 	PresenceOf(ctx context.Context, userID int64) (Presence, error)
 	// Chats is the chat service, whose operations the chat commands call

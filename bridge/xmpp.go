@@ -131,6 +131,8 @@ type xmppLink struct {
 
 	mu      sync.Mutex
 	origins map[string]int64 // origin-id / stanza id → archive id, for receipts
+
+	show, status string // the presence it started with (set by Attach)
 }
 
 func (x *xmppCore) Attach(ctx context.Context, userID int64, resource string, ev Events) (Link, error) {
@@ -147,7 +149,13 @@ func (x *xmppCore) Attach(ctx context.Context, userID int64, resource string, ev
 	// user's chats (followed, not joined as a MUC occupant).
 	l.handle(ctx, iq("set", xmppcore.NewElement(nsCarbonsX, "enable")))
 	l.handle(ctx, iq("get", xmppcore.NewElement(xmppcore.NSRoster, "query")))
-	l.handle(ctx, xmppcore.NewElement(xmppcore.NSClient, "presence"))
+	// The presence the user chose last (do-not-disturb survives reloads).
+	l.show, l.status, err = x.srv.RememberedPresence(ctx, userID)
+	if err != nil {
+		x.log.Warn("bridge: remembered presence", "err", err)
+		l.show, l.status = "online", ""
+	}
+	l.handle(ctx, presenceStanza(l.show, l.status))
 	if x.post != nil {
 		if err := x.post.Follow(ctx, userID, sess.JID().String()); err != nil {
 			l.Close()
@@ -650,7 +658,20 @@ func (l *xmppLink) MarkRead(ctx context.Context, to Target, upTo int64) error {
 	return mamErr(err)
 }
 
-func (l *xmppLink) SetPresence(ctx context.Context, show, status string) error {
+func (l *xmppLink) SetPresence(ctx context.Context, show, status string, remember bool) error {
+	if remember {
+		if err := l.x.srv.RememberPresence(ctx, l.userID, show, status); err != nil {
+			return err
+		}
+	}
+	l.handle(ctx, presenceStanza(show, status))
+	return nil
+}
+
+func (l *xmppLink) Own() (show, status string) { return l.show, l.status }
+
+// presenceStanza is an available presence with the bridge's show.
+func presenceStanza(show, status string) *xmppcore.Element {
 	el := xmppcore.NewElement(xmppcore.NSClient, "presence")
 	if show != "online" {
 		el.AddText(xmppcore.NSClient, "show", show)
@@ -658,8 +679,7 @@ func (l *xmppLink) SetPresence(ctx context.Context, show, status string) error {
 	if status != "" {
 		el.AddText(xmppcore.NSClient, "status", status)
 	}
-	l.handle(ctx, el)
-	return nil
+	return el
 }
 
 // Presences is everyone's presence: online users are probed (their show

@@ -71,6 +71,7 @@ type dbUser struct {
 	Title     string        `db:"title"`
 	ManagerID sql.NullInt64 `db:"manager_id"`
 	Active    bool          `db:"active"`
+	PhotoURL  string        `db:"photo_url"`
 }
 
 // Import applies a full snapshot of the org structure in one transaction
@@ -391,7 +392,7 @@ func (im *importer) applyUsers(ctx context.Context) error {
 		inSnap[string(e.ID)] = true
 		cur := im.users[string(e.ID)]
 		if cur == nil {
-			inserts = append(inserts, []any{string(e.ID), e.Login, e.Name, e.Email, e.Title, e.active(), im.t, im.t})
+			inserts = append(inserts, []any{string(e.ID), e.Login, e.Name, e.Email, e.Title, e.Photo, e.active(), im.t, im.t})
 			newIdx = append(newIdx, i)
 			im.rep.Created++
 			state := ""
@@ -414,6 +415,9 @@ func (im *importer) applyUsers(ctx context.Context) error {
 		}
 		if cur.Title != e.Title {
 			what = append(what, fmt.Sprintf("title %q → %q", cur.Title, e.Title))
+		}
+		if cur.PhotoURL != e.Photo {
+			what = append(what, fmt.Sprintf("photo %q → %q", cur.PhotoURL, e.Photo))
 		}
 		if len(what) > 0 && e.active() {
 			im.events = append(im.events, Event{Kind: EventUserUpdated, UserID: cur.ID})
@@ -448,7 +452,7 @@ func (im *importer) applyUsers(ctx context.Context) error {
 			im.affected[u.ID] = true
 			im.gone[u.ID], im.updated[u.ID] = true, true
 			updates = append(updates, upd{u: u, e: &SnapshotEmployee{ID: ExtID(u.ExtID), Login: u.Login, Name: u.Name,
-				Email: u.Email, Title: u.Title, Active: new(bool)}})
+				Email: u.Email, Title: u.Title, Photo: u.PhotoURL, Active: new(bool)}})
 		}
 	}
 
@@ -464,15 +468,15 @@ func (im *importer) applyUsers(ctx context.Context) error {
 		}
 		rows := make([][]any, len(updates))
 		for i, x := range updates {
-			rows[i] = []any{x.u.ID, x.e.Login, x.e.Name, x.e.Email, x.e.Title, x.e.active(), im.t}
+			rows[i] = []any{x.u.ID, x.e.Login, x.e.Name, x.e.Email, x.e.Title, x.e.Photo, x.e.active(), im.t}
 		}
-		if err := updateRows(ctx, im.tx, "users", []string{"login", "name", "email", "title", "active", "updated_at"},
-			[]string{"TEXT", "TEXT", "TEXT", "TEXT", "BOOLEAN", "BIGINT"}, rows); err != nil {
+		if err := updateRows(ctx, im.tx, "users", []string{"login", "name", "email", "title", "photo_url", "active", "updated_at"},
+			[]string{"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BOOLEAN", "BIGINT"}, rows); err != nil {
 			return err
 		}
 	}
 	if len(inserts) > 0 {
-		err := insertReturning(ctx, im.tx, "users", []string{"ext_id", "login", "name", "email", "title", "active", "created_at", "updated_at"},
+		err := insertReturning(ctx, im.tx, "users", []string{"ext_id", "login", "name", "email", "title", "photo_url", "active", "created_at", "updated_at"},
 			inserts, "id, ext_id", func(rs *sqlx.Rows) error {
 				var id int64
 				var ext string

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -54,6 +55,7 @@ type SnapshotEmployee struct {
 	Manager     ExtID   `json:"manager"`     // "" = the default (SPEC §3)
 	Active      *bool   `json:"active"`      // nil = true
 	Password    string  `json:"password"`    // only for new accounts
+	Photo       string  `json:"photo"`       // optional http(s) URL of the photo
 
 	line int // CSV line
 }
@@ -192,7 +194,7 @@ func lineAt(b []byte, off int64) int {
 
 // CSV columns (SPEC §3). department is a path "Компания/Отдел продаж";
 // several departments may be given separated by ";", the first primary.
-var csvColumns = []string{"id", "login", "name", "email", "title", "department", "manager", "active"}
+var csvColumns = []string{"id", "login", "name", "email", "title", "department", "manager", "active", "photo"}
 
 // ParseCSV reads and validates an import in the CSV format of SPEC §3
 // (header id,login,name,email,title,department,manager,active, in any
@@ -282,6 +284,7 @@ func ParseCSV(r io.Reader) (*Snapshot, error) {
 		e := SnapshotEmployee{
 			ID: ExtID(field(rec, "id")), Login: field(rec, "login"), Name: field(rec, "name"),
 			Email: field(rec, "email"), Title: field(rec, "title"), Manager: ExtID(field(rec, "manager")), line: line,
+			Photo: field(rec, "photo"),
 		}
 		place := fmt.Sprintf("line %d", line)
 		if e.ID != "" {
@@ -451,6 +454,10 @@ func (snap *Snapshot) validate(ps *problems) error {
 		long(place, "name", e.Name)
 		long(place, "email", e.Email)
 		long(place, "title", e.Title)
+		e.Photo = strings.TrimSpace(e.Photo)
+		if err := checkPhotoURL(e.Photo); err != nil {
+			ps.add(place, "photo", "%v", err)
+		}
 		if len(e.Password) > MaxPasswordLen {
 			ps.add(place, "password", "longer than %d bytes", MaxPasswordLen)
 		}
@@ -583,4 +590,26 @@ func (snap *Snapshot) effectiveManagers() []ExtID {
 		}
 	}
 	return out
+}
+
+// MaxPhotoURLLen bounds the photo URL of an employee.
+const MaxPhotoURLLen = 2048
+
+// checkPhotoURL accepts "" (no photo) or an absolute http or https URL
+// with a host and no user name or password in it.
+func checkPhotoURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > MaxPhotoURLLen {
+		return fmt.Errorf("longer than %d bytes", MaxPhotoURLLen)
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an http or https URL, got %q", s)
+	}
+	if u.User != nil {
+		return fmt.Errorf("the URL must not carry a user name or password")
+	}
+	return nil
 }

@@ -54,7 +54,8 @@ type User struct {
 	Name        string
 	Email       string
 	Title       string
-	ManagerID   int64 // effective manager; 0 = none
+	PhotoURL    string // the HR import's photo URL; "" = none
+	ManagerID   int64  // effective manager; 0 = none
 	Active      bool
 	Departments []int64 // department ids, first = primary
 }
@@ -77,14 +78,15 @@ type userRow struct {
 	Title     string        `db:"title"`
 	ManagerID sql.NullInt64 `db:"manager_id"`
 	Active    bool          `db:"active"`
+	PhotoURL  string        `db:"photo_url"`
 }
 
 func (r userRow) user() User {
 	return User{ID: r.ID, ExtID: r.ExtID, Login: r.Login, Name: r.Name, Email: r.Email,
-		Title: r.Title, ManagerID: r.ManagerID.Int64, Active: r.Active}
+		Title: r.Title, PhotoURL: r.PhotoURL, ManagerID: r.ManagerID.Int64, Active: r.Active}
 }
 
-const userCols = `id, ext_id, login, name, email, title, manager_id, active`
+const userCols = `id, ext_id, login, name, email, title, manager_id, active, photo_url`
 
 func (s *Store) userBy(ctx context.Context, col string, v any) (*User, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)

@@ -14,6 +14,8 @@ const (
 	MaxAttrs = 64
 	// MaxStreamHeaderSize bounds the stream header and everything before it.
 	MaxStreamHeaderSize = 8 << 10
+	// MaxStatusLen bounds a remembered status text, in bytes (status.go).
+	MaxStatusLen = 200
 
 	// MaxConnections caps the open connections of every door that holds
 	// one (XMPP over TCP and WebSocket, the web bridge's WebSocket) on

@@ -134,13 +134,14 @@ type Server struct {
 	expired      map[string]expiredSM
 	expiredOrder []string
 
-	extMu           sync.RWMutex // guards components, iqHandlers, features, pep, inviter
+	extMu           sync.RWMutex // guards components, iqHandlers, features, pep, inviter, photoListener
 	components      map[string]Component
 	iqHandlers      map[string]IQHandler
 	features        []string
 	accountFeatures []string      // disco#info features of every account's bare JID (PEP services)
 	capsEl          *Element      // the server's XEP-0115 <c/>, made from features when first asked
 	pep             PEP           // nil: no PEP service
+	photoListener   PhotoListener // nil: nobody follows XMPP-set photos (vcard.go)
 	inviter         DirectInviter // nil: direct invitations are only delivered
 
 	msgs          *mam.Store                                   // edits, retractions, reactions (edits.go); nil from NewServerWith

@@ -147,6 +147,7 @@ func (s *Server) publishVCard(ctx context.Context, sess *Session, iq *Element) (
 	// XEP-0398: a new PHOTO becomes the PEP avatar too, after the result.
 	mime, photo := vCardPhoto(own)
 	if _, was := vCardPhoto(prev); photo != was {
+		s.photoChanged(ctx, sess.userID, mime, photo)
 		if ap, ok := s.pepService().(AvatarPublisher); ok {
 			ctx := context.WithoutCancel(ctx)
 			owner := sess.bareStr
@@ -175,15 +176,50 @@ func vCardPhoto(v *Element) (mimeType, binval string) {
 
 // SetVCardPhoto replaces the PHOTO of the account's own vCard fields
 // (the PEP avatar conversion of XEP-0398 calls it); an empty binval
-// removes it. The directory fields are not stored, so they stay.
+// removes it. The directory fields are not stored, so they stay. The
+// photo listener hears of it.
 func (s *Server) SetVCardPhoto(ctx context.Context, login, mimeType, binval string) error {
-	acc, err := s.users.byLogin(ctx, login)
+	id, err := s.setVCardPhoto(ctx, login, mimeType, binval)
 	if err != nil {
 		return err
 	}
+	s.photoChanged(ctx, id, mimeType, binval)
+	return nil
+}
+
+// PhotoListener hears of a photo a user set through XMPP: a vCard PHOTO
+// (XEP-0054) or a PEP avatar (XEP-0084, converted by XEP-0398); binval is
+// base64, "" when removed. The web client's photo store is one.
+type PhotoListener interface {
+	PhotoFromXMPP(ctx context.Context, userID int64, mimeType, binval string)
+}
+
+// SetPhotoListener installs the photo listener. Call before serving.
+func (s *Server) SetPhotoListener(l PhotoListener) {
+	s.extMu.Lock()
+	s.photoListener = l
+	s.extMu.Unlock()
+}
+
+func (s *Server) photoChanged(ctx context.Context, userID int64, mimeType, binval string) {
+	s.extMu.RLock()
+	l := s.photoListener
+	s.extMu.RUnlock()
+	if l != nil {
+		l.PhotoFromXMPP(ctx, userID, mimeType, binval)
+	}
+}
+
+// setVCardPhoto is SetVCardPhoto without telling the listener; it returns
+// the account's id.
+func (s *Server) setVCardPhoto(ctx context.Context, login, mimeType, binval string) (int64, error) {
+	acc, err := s.users.byLogin(ctx, login)
+	if err != nil {
+		return 0, err
+	}
 	own, err := s.storedVCard(ctx, acc.ID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if own == nil {
 		own = NewElement(NSVCard, "vCard")
@@ -199,9 +235,9 @@ func (s *Server) SetVCardPhoto(ctx context.Context, login, mimeType, binval stri
 	}
 	raw := own.String()
 	if len(raw) > MaxVCardSize {
-		return fmt.Errorf("xmppcore: vcard of %s: photo too large (%d bytes)", login, len(raw))
+		return 0, fmt.Errorf("xmppcore: vcard of %s: photo too large (%d bytes)", login, len(raw))
 	}
-	return s.store.setVCard(ctx, acc.ID, raw)
+	return acc.ID, s.store.setVCard(ctx, acc.ID, raw)
 }
 
 // sameField reports whether the elements named name in a and b hold the
@@ -252,4 +288,21 @@ func (s *Server) storedVCard(ctx context.Context, userID int64) (*Element, error
 		return nil, fmt.Errorf("xmppcore: stored vcard of %d: %v", userID, err)
 	}
 	return els[0], nil
+}
+
+// SetPhoto makes an image the account's photo for XMPP clients: the
+// vCard PHOTO and, as XEP-0398 asks, the XEP-0084 avatar in PEP (when a
+// PEP service is installed); an empty binval removes both. The web
+// client's photo upload calls it (xmppcore/upload, photo.go); the photo
+// listener is not told (it is the caller).
+func (s *Server) SetPhoto(ctx context.Context, login, mimeType, binval string) error {
+	if _, err := s.setVCardPhoto(ctx, login, mimeType, binval); err != nil {
+		return err
+	}
+	if ap, ok := s.pepService().(AvatarPublisher); ok {
+		if err := ap.PublishAvatar(ctx, s.bareJID(login), mimeType, binval); err != nil {
+			return fmt.Errorf("xmppcore: avatar of %s: %w", login, err)
+		}
+	}
+	return nil
 }

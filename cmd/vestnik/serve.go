@@ -293,8 +293,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Bookmarks: chatService.BookmarksIQ(), Photos: xmpp, Logger: log})
 	pep.Register(xmpp)
 	xmpp.SetPEP(pep)
+	// Users' photos: uploaded in the browser, set by Jabber clients, or from HR.
+	photos := upload.NewPhotos(db, users, xmpp, log)
+	xmpp.SetPhotoListener(photos)
 	// The web client and its bridge (/, /s/…, /widget.js, /login, /logout, /session, /ws).
-	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins), Admit: xmpp.Admit, Guard: xmpp.Throttle(), Files: files})
+	web := bridge.New(db, users, chats, bridge.XMPP(xmpp, users, chats, chatService, archive, log), bridge.NewArchive(archive, chats), bridge.Options{Logger: log, SecureCookie: c.secureWeb, WidgetOrigins: splitList(c.webOrigins), Admit: xmpp.Admit, Guard: xmpp.Throttle(), Files: files,
+		Photos: photos})
 	xmppMetrics(reg, xmpp)
 	reg.Func("vestnik_bridge_connections", "Open web client WebSocket connections.", metrics.Gauge,
 		func() float64 { return float64(web.Connections()) })

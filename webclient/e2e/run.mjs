@@ -991,6 +991,126 @@ await step('seen by: a member reads a group chat, the author sees "Seen by" with
   assert(h.status === 404, 'a message outside the chat is refused: ' + h.status);
 });
 
+// ---- photos, do-not-disturb, emoji and system notices (issue 11) ----
+
+const sessionUser = (p) => p.evaluate(async () => (await (await fetch('/session')).json()).user);
+
+function facePNG() {
+  // Runs in the page: draws a 300×300 face and returns its PNG bytes.
+  return new Promise((resolve) => {
+    const c = document.createElement('canvas');
+    c.width = 300; c.height = 300;
+    const g = c.getContext('2d');
+    g.fillStyle = '#f4c27a'; g.fillRect(0, 0, 300, 300);
+    g.fillStyle = '#2b2b2b'; g.beginPath(); g.arc(100, 120, 18, 0, 7); g.arc(200, 120, 18, 0, 7); g.fill();
+    g.strokeStyle = '#b3412c'; g.lineWidth = 12; g.beginPath(); g.arc(150, 170, 70, 0.2, Math.PI - 0.2); g.stroke();
+    c.toBlob(async (b) => resolve([...new Uint8Array(await b.arrayBuffer())]), 'image/png');
+  });
+}
+
+await step('photo: Maria changes her photo in her profile; Ivan sees it at once in the list, the chat header and her card', async () => {
+  const mu = await sessionUser(maria);
+  await toList(maria);
+  await maria.click('.me-btn');
+  await maria.getByRole('menuitem', { name: 'Профиль' }).click();
+  const png = Buffer.from(await maria.evaluate(facePNG));
+  await maria.locator('label.change-photo', { hasText: 'Изменить фото' }).waitFor();
+  await maria.getByLabel('Изменить фото').setInputFiles({ name: 'я.png', mimeType: 'image/png', buffer: png });
+  await waitUntil(maria, () => { const i = document.querySelector('.profile-card .avatar.photo img'); return i && i.complete && i.naturalWidth === 256; });
+  await maria.getByRole('button', { name: 'Удалить фото' }).waitFor();
+  await shot(maria, 'ru-360-13-own-photo');
+  await maria.keyboard.press('Escape');
+  await toList(ivan);
+  const row = ivan.locator(`.row[data-key="u${mu.id}"]`);
+  await waitUntil(ivan, (id) => { const i = document.querySelector(`.row[data-key="u${id}"] .avatar.photo img`); return i && i.complete && i.naturalWidth > 0; }, mu.id);
+  await row.click();
+  await waitUntil(ivan, () => { const i = document.querySelector('.chat-head .avatar.photo img'); return i && i.complete && i.naturalWidth > 0; });
+  await ivan.getByRole('button', { name: 'Profile of Мария Петрова' }).first().click();
+  await waitUntil(ivan, () => { const i = document.querySelector('.profile-card .avatar.xl.photo img'); return i && i.complete && i.naturalWidth > 0; });
+  assert(await ivan.getByLabel('Change photo').count() === 0, 'no "Change photo" on a colleague\'s card');
+  await shot(ivan, 'en-desktop-13-colleague-photo');
+  await ivan.keyboard.press('Escape');
+});
+
+await step('do-not-disturb: kept across a reload, seen by Maria, silences desktop notifications', async () => {
+  const iu = await sessionUser(ivan);
+  await ivan.click('.me-btn');
+  await ivan.getByRole('menuitemradio', { name: 'Do not disturb' }).click();
+  await toList(maria);
+  await maria.locator(`.row[data-key="u${iu.id}"] .dot.dnd`).waitFor({ timeout: 15000 });
+  await ivan.reload();
+  await ivan.waitForSelector('.sidebar .tabs');
+  await waitUntil(ivan, () => !!document.querySelector('.me-btn .dot.dnd'));
+  await ivan.click('.me-btn');
+  assert(await ivan.getByRole('menuitemradio', { name: 'Do not disturb' }).getAttribute('aria-checked') === 'true', 'dnd checked after reload');
+  assert(await ivan.getByRole('menuitemcheckbox', { name: 'Notification sound' }).getAttribute('aria-checked') === 'false', 'sound off by default');
+  await shot(ivan, 'en-desktop-14-dnd-menu');
+  await ivan.keyboard.press('Escape');
+  await maria.locator(`.row[data-key="u${iu.id}"] .dot.dnd`).waitFor({ timeout: 15000 });
+  // Hidden tab under do-not-disturb: the title counts, no desktop notification.
+  await ivan.evaluate(() => {
+    window.__shown = [];
+    window.Notification = class { static permission = 'granted'; static requestPermission() { return Promise.resolve('granted'); } constructor(title, o) { window.__shown.push(title + ': ' + o.body); } };
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await maria.locator(`.row[data-key="u${iu.id}"]`).click();
+  await sendText(maria, 'Не отвлекаю, просто напоминание');
+  await waitUntil(ivan, () => /^\(\d+\)/.test(document.title));
+  assert((await ivan.evaluate(() => window.__shown)).length === 0, 'no desktop notification under do-not-disturb');
+  await ivan.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await ivan.click('.me-btn');
+  await ivan.getByRole('menuitemradio', { name: 'Online' }).click();
+  await maria.locator('.chat-head .sub', { hasText: 'в сети' }).waitFor({ timeout: 15000 });
+});
+
+await step('emoji: picked with the keyboard in the composer, sent, shown; Escape returns to the text', async () => {
+  const mu = await sessionUser(maria);
+  await ivan.locator(`.row[data-key="u${mu.id}"]`).click();
+  await ivan.fill('textarea.input', 'Готово ');
+  await ivan.getByRole('button', { name: 'Emoji' }).click();
+  await ivan.locator('.emoji-panel:not(.hidden) .emoji').first().waitFor();
+  await ivan.keyboard.press('ArrowRight');
+  await ivan.keyboard.press('ArrowRight');
+  await ivan.keyboard.press('Enter');
+  assert(await ivan.inputValue('textarea.input') === 'Готово 🙂', 'emoji inserted at the caret: ' + await ivan.inputValue('textarea.input'));
+  assert(await ivan.evaluate(() => document.activeElement.matches('textarea.input')), 'focus back in the text field');
+  await ivan.keyboard.press('Enter');
+  await waitBubble(maria, 'Готово 🙂');
+  await maria.getByRole('button', { name: 'Эмодзи' }).click();
+  await maria.locator('.emoji-panel:not(.hidden)').waitFor();
+  await shot(maria, 'ru-360-15-emoji');
+  await maria.keyboard.press('Escape');
+  await maria.locator('.emoji-panel.hidden').waitFor({ state: 'attached' });
+  assert(await maria.evaluate(() => document.activeElement.matches('textarea.input')), 'Escape returns to the text field');
+});
+
+await step('system notices in the reader\'s language; file pickers are styled buttons with a name', async () => {
+  const [ie, me, ae] = [(await sessionUser(ivan)).ext_id, (await sessionUser(maria)).ext_id, '4'];
+  let r = await rest('POST', '/chats', { title: 'Планёрка', color: 'SAND', type: 'closed', owner_id: ie, users: [ie, me] });
+  assert(r.status === 201, 'POST /chats ' + r.status);
+  const chat = await r.json();
+  r = await rest('POST', `/chats/${chat.id}/users`, { from_user_id: ie, users: [ae] });
+  assert(r.status === 200, 'POST /chats/{id}/users ' + r.status);
+  await toList(maria);
+  await maria.locator('.row', { hasText: 'Планёрка' }).first().click();
+  await maria.locator('.system', { hasText: 'Иван Иванов добавил(а) в чат: Alice Johnson' }).waitFor({ timeout: 15000 });
+  await toList(ivan);
+  await ivan.locator('.row', { hasText: 'Планёрка' }).first().click();
+  await ivan.locator('.system', { hasText: 'Иван Иванов added Alice Johnson' }).waitFor({ timeout: 15000 });
+  await shot(maria, 'ru-360-16-system-notice');
+  await toList(maria);
+  await maria.getByRole('button', { name: 'Новый чат' }).click();
+  await maria.locator('label.avatar-pick', { hasText: 'Выбрать файл' }).waitFor();
+  assert(await maria.getByLabel('Картинка чата').count() === 1, 'the picker is named');
+  assert(await maria.evaluate(() => [...document.querySelectorAll('input[type=file]')].every((i) => i.getBoundingClientRect().width <= 1)), 'no native file input shows');
+  await shot(maria, 'ru-360-17-file-button');
+  await maria.keyboard.press('Escape');
+});
+
 await step('one-time login link from the portal', async () => {
   const me = await extOfLogin(maria);
   const r = await rest('POST', `/users/${me}/login-token`);

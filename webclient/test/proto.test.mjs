@@ -28,7 +28,7 @@ function hello(ws, lastId) {
   const h = ws.sent.at(-1);
   assert.equal(h.type, 'hello');
   assert.equal(h.last_id, lastId);
-  ws.recv({ type: 'ack', id: h.id, data: {} });
+  ws.recv({ type: 'ack', id: h.id, data: { presence: { show: 'dnd', status: '' } } });
   return h;
 }
 
@@ -40,7 +40,9 @@ test('hello, synced, request and ack', async () => {
   ws.recv({ type: 'synced' });
   assert.equal(b.state, 'ready');
   assert.deepEqual(states, ['connecting', 'ready']);
-  assert.equal(events[0].type, 'synced');
+  // The hello's answer reaches the app (the remembered presence), then synced.
+  assert.deepEqual(events[0], { type: 'hello', data: { presence: { show: 'dnd', status: '' } } });
+  assert.equal(events[1].type, 'synced');
   const p = b.request('contacts');
   const f = ws.sent.at(-1);
   assert.equal(f.type, 'contacts');

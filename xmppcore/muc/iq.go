@@ -456,12 +456,12 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		var added, removed []int64
 		defer func() {
 			if len(added) > 0 {
-				if _, err := s.PostMessage(ctx, c.ID, 0, s.addedText(ctx, u.ID, added), true); err != nil {
+				if _, err := s.postAdded(ctx, c.ID, u.ID, added); err != nil {
 					s.log.Error("muc added message", "err", err)
 				}
 			}
 			for _, id := range removed {
-				if _, err := s.PostMessage(ctx, c.ID, 0, s.removedText(ctx, u.ID, id), true); err != nil {
+				if _, err := s.postRemoved(ctx, c.ID, u.ID, id); err != nil {
 					s.log.Error("muc removed message", "err", err)
 				}
 			}
@@ -617,7 +617,7 @@ func (s *Service) registerIQ(ctx context.Context, u *roster.User, to jid.JID, iq
 		}
 		s.router.Route(ctx, iqResult(iq, nil))
 		flush()
-		if _, err := s.PostMessage(ctx, c.ID, 0, s.removedText(ctx, u.ID, u.ID), true); err != nil {
+		if _, err := s.postRemoved(ctx, c.ID, u.ID, u.ID); err != nil {
 			s.log.Error("muc removed message", "err", err)
 		}
 		return

@@ -407,7 +407,7 @@ func (s *Service) Destroy(ctx context.Context, actor, chatID int64, reason, alt 
 	if actor != 0 {
 		notice = s.displayName(ctx, actor) + " closed the chat"
 	}
-	if _, err := s.PostMessage(ctx, chatID, 0, notice, true); err != nil {
+	if _, err := s.postNotice(ctx, chatID, notice, Notice{Type: NoticeClosed, Actor: actor}); err != nil {
 		return err
 	}
 	if r := s.room(c.ID, false); r != nil {

@@ -247,7 +247,7 @@ func (s *Service) addMembers(ctx context.Context, actor, chatID int64, users []i
 	}
 	s.membersAdded(ctx, c, added, actor)
 	if !skipMessage {
-		if _, err := s.PostMessage(ctx, chatID, 0, s.addedText(ctx, actor, added), true); err != nil {
+		if _, err := s.postAdded(ctx, chatID, actor, added); err != nil {
 			return added, err
 		}
 	}
@@ -270,19 +270,6 @@ func (s *Service) membersAdded(ctx context.Context, c *Chat, added []int64, acto
 	s.emit(ctx, c, EventMembersAdded, added, actor)
 }
 
-// addedText is the system message for members added by actor.
-func (s *Service) addedText(ctx context.Context, actor int64, added []int64) string {
-	names := make([]string, 0, len(added))
-	for _, u := range added {
-		names = append(names, s.displayName(ctx, u))
-	}
-	text := strings.Join(names, ", ") + " joined the chat"
-	if actor != 0 && (len(added) > 1 || added[0] != actor) {
-		text = s.displayName(ctx, actor) + " added " + strings.Join(names, ", ")
-	}
-	return text
-}
-
 // RemoveMember removes userID from the chat on behalf of actor (the owner,
 // the integration, or the user leaving). Their joined sessions leave the
 // room, and the chat gets a system message.
@@ -290,16 +277,8 @@ func (s *Service) RemoveMember(ctx context.Context, actor, chatID, userID int64)
 	if err := s.removeMember(ctx, actor, chatID, userID); err != nil {
 		return err
 	}
-	_, err := s.PostMessage(ctx, chatID, 0, s.removedText(ctx, actor, userID), true)
+	_, err := s.postRemoved(ctx, chatID, actor, userID)
 	return err
-}
-
-// removedText is the system message for a member removed by actor.
-func (s *Service) removedText(ctx context.Context, actor, userID int64) string {
-	if actor != 0 && actor != userID {
-		return s.displayName(ctx, actor) + " removed " + s.displayName(ctx, userID)
-	}
-	return s.displayName(ctx, userID) + " left the chat"
 }
 
 // removeMember is RemoveMember without the system message.

@@ -15,6 +15,8 @@ import { openNewChat, openBrowse } from './chatform.js';
 import { isMuted } from './mute.js';
 import { splitMentions } from './text.js';
 import { onRead, onSeen } from './seen.js';
+import { IdleWatch } from './idle.js';
+import { loadSettings, saveSettings, decide, unlockSound, chime } from './alerts.js';
 
 document.documentElement.lang = lang;
 document.title = t('appName');
@@ -115,7 +117,9 @@ async function loadContacts() {
     for (const u of d.users || []) S.users.set(u.id, u);
     S.depts = d.departments || [];
     for (const c of d.chats || []) S.chats.set(c.id, { ...S.chats.get(c.id), ...c });
-    for (const p of d.presence || []) S.presence.set(p.user, p);
+    // Our own presence is the one we chose (or the server kept): the
+    // list says only "online".
+    for (const p of d.presence || []) if (p.user !== S.me.id || !S.presence.has(p.user)) S.presence.set(p.user, p);
     if (d.users) { const me = S.users.get(S.me.id); if (me) S.me = me; }
     renderMe(); renderList(); renderHead();
   } catch (e) { console.warn('contacts', e); }
@@ -147,6 +151,8 @@ async function loadNotifications() {
 function onEvent(f) {
   switch (f.type) {
     case 'synced': onSynced(); break;
+    case 'hello': onHello(f.data); break;
+    case 'photo': onPhoto(f); break;
     case 'message': onMessage(f.message, f.replay); break;
     case 'edited': case 'deleted': onMessage(f.message, true); break;
     case 'reactions': onReactions(f.message_id, f.reactions); break;
@@ -162,6 +168,29 @@ function onEvent(f) {
     case 'error': console.warn('bridge error', f.code, f.message); break;
     default: break;
   }
+}
+
+// The hello's answer: the presence the server kept for us (do-not-disturb
+// survives reloads) and our photo.
+function onHello(d) {
+  if (d.presence) {
+    S.presence.set(S.me.id, { ...presenceOf(S.me.id), user: S.me.id, show: d.presence.show, status: d.presence.status });
+    idle.choose(d.presence.show);
+  }
+  if (d.user) { S.me = { ...S.me, photo: d.user.photo }; S.users.set(S.me.id, { ...S.users.get(S.me.id), photo: d.user.photo }); }
+  renderMe();
+}
+
+// A colleague's photo changed (or was removed): redraw where it shows.
+function onPhoto(f) {
+  const u = S.users.get(f.user);
+  if (u) S.users.set(f.user, { ...u, photo: f.photo || undefined });
+  if (f.user === S.me.id) S.me = { ...S.me, photo: f.photo || undefined };
+  renderMe(); renderList(); renderHead();
+  if (S.open) renderMessages(false);
+  if (profileShown(f.user)) renderProfile(f.user);
+  const chat = V.profile.dataset.chat;
+  if (chat) openChatInfo(Number(chat));
 }
 
 // A chat changed (any door): keep its fields; one we are no longer in
@@ -214,7 +243,10 @@ function onMessage(m, quiet) {
     const visible = S.open === key && !document.hidden;
     if (!visible && (!c.read || m.id > c.read)) c.unread = (c.unread || 0) + 1;
     if (S.typing.has(key)) { S.typing.delete(key); }
-    if (!quiet && document.hidden && (!isMuted(key) || mentionsMe(m))) alertHidden(m);
+    if (!quiet && document.hidden) {
+      const muted = isMuted(key), mentioned = muted && mentionsMe(m);
+      if (!muted || mentioned) alertHidden(m, { muted, mentioned });
+    }
   }
   S.convs.set(key, c);
   if (S.open === key) { renderMessages(true); markOpenRead(); renderHead(); }
@@ -256,10 +288,15 @@ function onNotification(n) {
   if (document.hidden) alertHidden({ body: n.text, notification: true });
 }
 
-function alertHidden(m) {
+// alertHidden tells about m while the page is hidden: the title counter,
+// and (alerts.js) a desktop notification and a sound unless the settings
+// or do-not-disturb say otherwise.
+function alertHidden(m, { muted = false, mentioned = false } = {}) {
   S.hiddenUnread++;
   updateTitle();
-  if ('Notification' in window && Notification.permission === 'granted') {
+  const how = decide({ settings: loadSettings(), muted, mentioned, dnd: presenceOf(S.me.id).show === 'dnd' });
+  if (how.sound) chime();
+  if (how.notify && 'Notification' in window && Notification.permission === 'granted') {
     const from = m.notification ? t('notifications') : (m.chat ? nameOfConv('c' + m.chat) + ': ' : '') + (S.users.get(m.from)?.name || t('newMessage'));
     try { new Notification(from, { body: (m.notification ? String(m.body || '') : previewText(m)).slice(0, 200), tag: 'vestnik' }); } catch { /* ignored */ }
   }
@@ -347,6 +384,8 @@ function renderMe() {
     h('div.menu-title', null, S.me.name),
     ...['online', 'away', 'dnd'].map((s) => h('button.menu-item' + (cur === s ? '.on' : ''), { role: 'menuitemradio', 'aria-checked': String(cur === s), onclick: () => setStatus(s) }, h('span.dot.' + s), t('set' + s[0].toUpperCase() + s.slice(1)))),
     h('div.menu-sep'),
+    ...alertToggles(),
+    h('div.menu-sep'),
     h('button.menu-item', { role: 'menuitem', onclick: () => openProfile(S.me.id) }, icon('info', 'mi'), t('profile')),
     h('button.menu-item', { role: 'menuitem', onclick: logout }, icon('logout', 'mi'), t('logout')));
 }
@@ -360,9 +399,48 @@ function toggleStatusMenu() {
 async function setStatus(show) {
   V.statusMenu.classList.add('hidden');
   S.presence.set(S.me.id, { ...presenceOf(S.me.id), show });
+  idle.choose(show);
   renderMe();
   try { await request('presence', { show }); } catch (e) { console.warn(e); }
 }
+
+// The notification settings (alerts.js) as checkboxes in the status menu;
+// turning the sound on is the click that lets the browser play it.
+function alertToggles() {
+  const s = loadSettings();
+  const toggle = (key, label) => h('button.menu-item.alert-toggle', {
+    role: 'menuitemcheckbox', 'aria-checked': String(s[key]), dataset: { setting: key },
+    onclick: () => {
+      const next = { ...loadSettings(), [key]: !s[key] };
+      saveSettings(next);
+      if (key === 'sound' && next.sound) { unlockSound(); chime(); }
+      if (key === 'desktop' && next.desktop && 'Notification' in window && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
+      renderMe();
+    },
+  }, h('span.check-box', { 'aria-hidden': 'true' }, s[key] ? '✓' : ''), t(label));
+  return [toggle('desktop', 'desktopAlerts'), toggle('sound', 'alertSound')];
+}
+
+// Automatic away after 10 minutes without input (idle.js); not over
+// do-not-disturb, not remembered by the server.
+const idle = new IdleWatch({
+  send: (show) => {
+    S.presence.set(S.me.id, { ...presenceOf(S.me.id), show });
+    renderMe();
+    request('presence', { show, auto: true }).catch(() => {});
+  },
+});
+let lastInput = 0;
+function onActivity() {
+  const now = Date.now();
+  if (now - lastInput < 5000 && !idle.auto) return;
+  lastInput = now;
+  idle.activity();
+}
+for (const ev of ['keydown', 'pointerdown', 'pointermove', 'wheel', 'touchstart']) document.addEventListener(ev, onActivity, { passive: true, capture: true });
+setInterval(() => { if (S.conn === 'ready') idle.tick(); }, 30000);
+// A browser allows sound only after a gesture: the first one unlocks it.
+for (const ev of ['pointerdown', 'keydown']) document.addEventListener(ev, () => { if (loadSettings().sound) unlockSound(); }, { once: true, capture: true });
 
 async function logout() {
   try { await fetch('/logout', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: '{}' }); } catch { /* ignored */ }

@@ -2,7 +2,7 @@
 // members": colleagues picked from the company tree or by search.
 import { h, replace, icon } from './dom.js';
 import { S, t, app, request } from './state.js';
-import { CHAT_COLORS, chatColor, avatar, dot, showCard, closeCard, closeBtn, errorText } from './ui.js';
+import { CHAT_COLORS, chatColor, avatar, dot, showCard, closeCard, closeBtn, errorText, fileButton } from './ui.js';
 
 // memberPicker lists the company as a tree of departments (native
 // <details>, so keyboard and screen readers know it) with a checkbox per
@@ -88,20 +88,17 @@ export function readAvatar(file) {
   });
 }
 
-// avatarInput is a labelled file input that keeps the chosen image as a data: URL.
+// avatarInput is a labelled file button that keeps the chosen image as a data: URL.
 export function avatarInput() {
   const state = { data: null };
   const preview = h('span.avatar-preview');
-  const input = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp', 'aria-label': t('chatAvatar'),
-    onchange: async () => {
-      const f = input.files[0];
-      if (!f) return;
-      try {
-        state.data = await readAvatar(f);
-        replace(preview, h('img', { src: state.data, alt: '' }));
-      } catch (e) { state.data = null; replace(preview, errorText(e)); }
-    } });
-  state.el = h('label.field-row', null, h('span.field-label', null, t('chatAvatar')), input, preview);
+  const pick = fileButton(t('chooseFile'), 'image/png,image/jpeg,image/gif,image/webp', async (f) => {
+    try {
+      state.data = await readAvatar(f);
+      replace(preview, h('img', { src: state.data, alt: '' }));
+    } catch (e) { state.data = null; replace(preview, errorText(e)); }
+  }, '.avatar-pick', t('chatAvatar'));
+  state.el = h('div.field-row', null, h('span.field-label', null, t('chatAvatar')), pick, preview);
   return state;
 }
 

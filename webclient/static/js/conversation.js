@@ -9,9 +9,10 @@ import { S, V, t, lang, LS, app, request, conn } from './state.js';
 import { avatar, convAvatar, presenceOf, presenceText, toast, showCard, closeBtn } from './ui.js';
 import { renderFiles, stripFileLines, safeFileURL } from './files.js';
 import { Attachments, wireDrop, pastedFiles } from './attach.js';
-import { nameOfConv } from './sidebar.js';
+import { nameOfConv, systemText } from './sidebar.js';
 import { MentionBox } from './mention.js';
 import { seenRow, setChatMarks } from './seen.js';
+import { EmojiPicker } from './emoji.js';
 
 const attachments = new Attachments();
 let seenFor = 0; // the message that shows "seen by" (renderMessages)
@@ -34,8 +35,9 @@ export function buildPane() {
   V.input.addEventListener('click', () => V.mentions.update());
   V.input.addEventListener('blur', () => setTimeout(() => V.mentions.close(), 150));
   V.sendBtn = h('button.send', { type: 'button', onclick: submit, 'aria-label': t('send'), title: t('send') }, icon('send'));
-  V.composer = h('footer.composer.hidden', null, V.editBar, attachments.el, V.mentions.el,
-    h('div.compose-row', null, attachments.button, attachments.input, V.input, V.sendBtn));
+  V.emoji = new EmojiPicker(V.input, t, () => { autoGrow(); onInput(); });
+  V.composer = h('footer.composer.hidden', null, V.editBar, attachments.el, V.mentions.el, V.emoji.panel,
+    h('div.compose-row', null, attachments.button, attachments.input, V.emoji.button, V.input, V.sendBtn));
   V.drop = h('div.drop-hint', { 'aria-hidden': 'true' }, t('dropHere'));
   const pane = h('main.pane', null, V.head, V.msgs, V.jump, V.composer, V.empty, V.drop);
   wireDrop(pane, (files) => { if (S.open) attachments.add(files); });
@@ -211,7 +213,7 @@ export function renderMessages(stickBottom, focusId) {
       if (run.system) {
         for (const m of run.msgs) {
           if (m.id === cut) out.push(dividerEl());
-          out.push(h('div.system', { dataset: { id: m.id } }, h('span', null, m.body)));
+          out.push(h('div.system', { dataset: { id: m.id } }, h('span', null, systemText(m))));
         }
         continue;
       }

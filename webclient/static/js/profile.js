@@ -2,7 +2,7 @@
 // and buttons to write to them or read the whole correspondence.
 import { h } from './dom.js';
 import { S, V, t, app, request } from './state.js';
-import { avatar, dot, presenceText, showCard, closeCard, closeBtn } from './ui.js';
+import { avatar, dot, presenceText, showCard, closeCard, closeBtn, fileButton, photoURL, toast } from './ui.js';
 
 export async function openProfile(id) {
   V.statusMenu.classList.add('hidden');
@@ -36,7 +36,26 @@ export function renderProfile(id) {
       mgr ? h('div.field', null, h('span.field-label', null, t('manager')), h('button.link', { type: 'button', onclick: () => openProfile(mgr.id) }, mgr.name)) : null,
       field(t('email'), u.email),
       field(t('login'), u.jid || u.login)),
+    id === S.me.id ? h('div.profile-actions.photo-actions', null,
+      fileButton(t('changePhoto'), 'image/png,image/jpeg,image/gif', changePhoto, '.change-photo'),
+      photoURL(id) ? h('button.btn-secondary.remove-photo', { type: 'button', onclick: () => changePhoto(null) }, t('removePhoto')) : null) : null,
     id !== S.me.id ? h('div.profile-actions', null,
       h('button.btn-primary', { type: 'button', onclick: () => { closeCard(); app.setTab('chats'); app.openConv('u' + id); } }, t('writeTo')),
       h('button.btn-secondary', { type: 'button', onclick: () => { closeCard(); app.showCorrespondence(id); } }, t('showCorrespondence'))) : null), 'user', id);
+}
+
+// changePhoto uploads the user's new photo (PUT /photo; the server
+// resizes it and tells every browser), or removes it (null).
+async function changePhoto(file) {
+  if (file && (!/^image\/(png|jpeg|gif)$/.test(file.type))) { toast(t('err_not_image')); return; }
+  if (file && file.size > 10 << 20) { toast(t('err_photo_too_large')); return; }
+  try {
+    const r = await fetch('/photo', { method: file ? 'PUT' : 'DELETE', credentials: 'same-origin', headers: file ? { 'Content-Type': file.type } : {}, body: file || undefined });
+    const d = await r.json().catch(() => ({}));
+    if (!r.ok) { toast(d.error || { code: 'error' }); return; }
+    const u = S.users.get(S.me.id);
+    if (u) S.users.set(S.me.id, { ...u, photo: d.photo || undefined });
+    S.me = { ...S.me, photo: d.photo || undefined };
+    renderProfile(S.me.id);
+  } catch (e) { toast(e); }
 }

@@ -119,6 +119,7 @@ export class Bridge {
       // The hello's ack: a client that has seen nothing resumes from the
       // archive's head next time (what is older is history).
       if (f.data && f.data.head > this.lastId && this.lastId === 0) this.lastId = f.data.head;
+      this.o.onEvent?.({ type: 'hello', data: f.data || {} });
       return;
     }
     this.o.onEvent?.(f);

@@ -8,6 +8,13 @@ import { S, V, t, lang, LS, app, request } from './state.js';
 import { avatar, convAvatar, dot, presenceOf, presenceText } from './ui.js';
 import { isMuted } from './mute.js';
 import { stripFileLines } from './files.js';
+import { noticeText } from './notice.js';
+
+// systemText is a system message in the reader's language when the
+// server gave its event (notice.js), else its text.
+export function systemText(m) {
+  return noticeText(m.event, (id) => S.users.get(id)?.name, t) || m.body;
+}
 
 export function nameOfConv(key) {
   if (key[0] === 'c') return S.chats.get(Number(key.slice(1)))?.title || '…';
@@ -32,6 +39,7 @@ export function renderList() {
 // previewText is a message as one line: its text without the file URL
 // lines, or the files' names.
 export function previewText(m) {
+  if (m.kind === 'system' && m.event) return systemText(m);
   const text = stripFileLines(m.body, m.files).replace(/\s+/g, ' ');
   if (text || !m.files?.length) return text;
   return '📎 ' + m.files.map((f) => f.name).join(', ');

@@ -10,7 +10,21 @@ export const CHAT_COLORS = { RED: '#e5484d', GREEN: '#46a758', MINT: '#3fc1a5', 
 export function chatColor(c) { return CHAT_COLORS[c] || '#6b7c93'; }
 
 export function avatar(id, name, size = '', color) {
-  return h('span.avatar' + (size ? '.' + size : ''), { style: `background:${color || colorFor(id)}`, 'aria-hidden': 'true' }, initials(name));
+  const cls = 'span.avatar' + (size ? '.' + size : '');
+  const photo = photoURL(id);
+  if (photo) {
+    // A photo that cannot be had (an HR link that failed) falls back to the initials.
+    const fallback = (e) => { const box = e.target.parentNode; if (box) { box.classList.remove('img', 'photo'); box.textContent = initials(name); } };
+    return h(cls + '.img.photo', { style: `background:${color || colorFor(id)}`, 'aria-hidden': 'true' }, h('img', { src: photo, alt: '', loading: 'lazy', decoding: 'async', onerror: fallback }));
+  }
+  return h(cls, { style: `background:${color || colorFor(id)}`, 'aria-hidden': 'true' }, initials(name));
+}
+
+// photoURL is a colleague's photo, only in the server's own shape
+// (/avatars/user/{id}?v=…), or null.
+export function photoURL(id) {
+  const p = S.users.get(id)?.photo;
+  return typeof p === 'string' && /^\/avatars\/user\/\d+\?v=[0-9a-z]+$/.test(p) ? p : null;
 }
 
 export function chatAvatar(c, size) {
@@ -88,4 +102,15 @@ export function closeCard() {
 
 export function closeBtn() {
   return h('button.icon-btn.close', { type: 'button', onclick: closeCard, 'aria-label': t('close'), title: t('close') }, icon('close'));
+}
+
+// fileButton is a file picker drawn as a button: the browser's own
+// "Choose file / No file chosen" control is visually hidden inside a
+// label that looks like a button, so a click or the keyboard (the input
+// keeps the focus, shown on the label) opens the file chooser. name is the
+// input's accessible name (default: the label); onFile gets the File.
+export function fileButton(label, accept, onFile, cls = '', name = label) {
+  const input = h('input.visually-hidden', { type: 'file', accept, 'aria-label': name,
+    onchange: () => { const f = input.files[0]; input.value = ''; if (f) onFile(f); } });
+  return h('label.btn-secondary.file-btn' + cls, null, h('span', { 'aria-hidden': 'true' }, label), input);
 }

@@ -1,0 +1,63 @@
+package bridge
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/muc"
+)
+
+// TestSystemNotices: the system messages the server writes about members
+// reach the browser with a typed event (rendered in the reader's
+// language by the client) beside the English body, live and in history.
+func TestSystemNotices(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e, svc := newXMPPEnv(t, db)
+		ivanov, petrova, alice := e.user("ivanov"), e.user("petrova"), e.user("alice")
+		chat, err := svc.Create(context.Background(), ivanov.ID, muc.NewChat{Title: "Продажи", Color: "GREEN", Type: "closed", Members: []int64{petrova.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wp, _, _ := e.dial(e.login("petrova"), e.srv.URL)
+		wp.hello(0)
+		wi, _, _ := e.dial(e.login("ivanov"), e.srv.URL)
+		wi.hello(0)
+		wi.call(Frame{"type": "chat_add", "chat": chat.ID, "users": []int64{alice.ID}})
+		m := wp.expectMsg("Иван Иванов added Alice Johnson")
+		ev, _ := m["event"].(map[string]any)
+		if m["kind"] != "system" || ev["type"] != muc.NoticeAdded || ev["actor"] != float64(ivanov.ID) ||
+			len(ev["users"].([]any)) != 1 || ev["users"].([]any)[0] != float64(alice.ID) {
+			t.Fatalf("added notice: got %v", m)
+		}
+		wi.call(Frame{"type": "chat_remove", "chat": chat.ID, "user": alice.ID})
+		m = wp.expectMsg("Иван Иванов removed Alice Johnson")
+		if ev, _ := m["event"].(map[string]any); ev["type"] != muc.NoticeRemoved {
+			t.Fatalf("removed notice: got %v", m)
+		}
+		wp.call(Frame{"type": "chat_leave", "chat": chat.ID})
+		m = wi.expectMsg("Мария Петрова left the chat")
+		if ev, _ := m["event"].(map[string]any); ev["type"] != muc.NoticeLeft || ev["users"].([]any)[0] != float64(petrova.ID) {
+			t.Fatalf("left notice: got %v", m)
+		}
+		h := wi.call(Frame{"type": "history", "with": Frame{"chat": chat.ID}})
+		var types []string
+		for _, x := range h["messages"].([]any) {
+			if ev, ok := x.(map[string]any)["event"].(map[string]any); ok {
+				types = append(types, ev["type"].(string))
+			}
+		}
+		if len(types) != 3 || types[0] != "added" || types[1] != "removed" || types[2] != "left" {
+			t.Fatalf("history notices: got %v, want added, removed, left", types)
+		}
+		// A message from the integration marked system has no event.
+		if _, err := svc.PostMessage(context.Background(), chat.ID, 0, "Плановые работы", true); err != nil {
+			t.Fatal(err)
+		}
+		if m := wi.expectMsg("Плановые работы"); m["event"] != nil {
+			t.Fatalf("integration's system message: got an event %v", m["event"])
+		}
+	})
+}
