@@ -391,9 +391,12 @@ func (e *loadEnv) xmppSender(login string, to []string) {
 				if el.XMLName.Local != "a" {
 					continue
 				}
+				// h counts every stanza the server handled on this
+				// stream: the initial presence sent after <enable/>
+				// (smLogin) first, then the messages.
 				h, _ := strconv.ParseUint(el.attr("h"), 10, 32)
 				mu.Lock()
-				for ; acked < uint32(h) && len(pending) > 0; acked++ {
+				for ; acked+1 < uint32(h) && len(pending) > 0; acked++ {
 					b := pending[0]
 					pending = pending[1:]
 					e.accept(b, b[strings.LastIndex(b, "-")+1:])
