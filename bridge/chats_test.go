@@ -16,8 +16,6 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/api"
-	"vestnik/cluster"
-	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
 	"vestnik/roster"
 	"vestnik/xmppcore"
@@ -409,39 +407,7 @@ func TestOpenChatsAndOwnership(t *testing.T) {
 // browser on node B learns at once of a chat made, renamed and left on
 // node A, and starts and stops getting its messages accordingly.
 func TestChatEventsAcrossNodes(t *testing.T) {
-	u := dbtest.URL(t, migrations.Postgres)
-	db, err := migrations.Open(context.Background(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := migrations.Up(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	users := roster.NewStore(db)
-	if _, err := users.Import(context.Background(), roster.DemoSnapshot(), false); err != nil {
-		t.Fatal(err)
-	}
-	node := func(name string) (*env, *muc.Service) {
-		cl, err := cluster.New(db, cluster.Options{NodeID: name, Heartbeat: 100 * time.Millisecond, Missed: 3})
-		if err != nil {
-			t.Fatal(err)
-		}
-		arch := mam.NewStore(db)
-		srv := xmppcore.NewServer(db, users, arch, xmppcore.Options{Domain: "localhost", Cluster: cl})
-		if err := cl.Start(context.Background(), srv.ClusterHandler()); err != nil {
-			t.Fatal(err)
-		}
-		svc := muc.New(muc.NewStore(db), srv, arch, users, muc.Options{Domain: "localhost"})
-		svc.Register(srv)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			cl.Shutdown(ctx)
-		})
-		return newEnv(t, db, XMPP(srv, users, muc.NewStore(db), svc, arch, nil)), svc
-	}
+	node := clusterNodes(t)
 	_, svcA := node("chats_a")
 	eb, _ := node("chats_b")
 	ivanov, petrova := eb.user("ivanov"), eb.user("petrova")

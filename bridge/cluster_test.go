@@ -19,39 +19,7 @@ import (
 // node A come online, change presence, type in a chat they share and go
 // offline.
 func TestPresenceAndTypingAcrossNodes(t *testing.T) {
-	u := dbtest.URL(t, migrations.Postgres)
-	db, err := migrations.Open(context.Background(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := migrations.Up(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	users := roster.NewStore(db)
-	if _, err := users.Import(context.Background(), roster.DemoSnapshot(), false); err != nil {
-		t.Fatal(err)
-	}
-	node := func(name string) (*env, *muc.Service) {
-		cl, err := cluster.New(db, cluster.Options{NodeID: name, Heartbeat: 100 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		arch := mam.NewStore(db)
-		srv := xmppcore.NewServer(db, users, arch, xmppcore.Options{Domain: "localhost", Cluster: cl})
-		if err := cl.Start(context.Background(), srv.ClusterHandler()); err != nil {
-			t.Fatal(err)
-		}
-		svc := muc.New(muc.NewStore(db), srv, arch, users, muc.Options{Domain: "localhost"})
-		svc.Register(srv)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			cl.Shutdown(ctx)
-		})
-		return newEnv(t, db, XMPP(srv, users, muc.NewStore(db), svc, arch, nil)), svc
-	}
+	node := clusterNodes(t)
 	ea, svcA := node("pres_a")
 	eb, _ := node("pres_b")
 	ivanov, petrova := ea.user("ivanov"), eb.user("petrova")
@@ -98,5 +66,45 @@ func TestPresenceAndTypingAcrossNodes(t *testing.T) {
 	}
 	if d := time.Since(t0); d > 5*time.Second {
 		t.Errorf("presence and typing across nodes took %v", d)
+	}
+}
+
+// clusterNodes prepares one PostgreSQL database with the demo company and
+// returns a maker of nodes on it: each a core on the cluster (NATS, node
+// id name), its chat service and a bridge, all stopped at the test's end.
+func clusterNodes(t *testing.T) func(name string) (*env, *muc.Service) {
+	t.Helper()
+	u := dbtest.URL(t, migrations.Postgres)
+	db, err := migrations.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := migrations.Up(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	users := roster.NewStore(db)
+	if _, err := users.Import(context.Background(), roster.DemoSnapshot(), false); err != nil {
+		t.Fatal(err)
+	}
+	return func(name string) (*env, *muc.Service) {
+		cl, err := cluster.New(db, cluster.Options{NodeID: name, Heartbeat: 100 * time.Millisecond, Missed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		arch := mam.NewStore(db)
+		srv := xmppcore.NewServer(db, users, arch, xmppcore.Options{Domain: "localhost", Cluster: cl})
+		if err := cl.Start(context.Background(), srv.ClusterHandler()); err != nil {
+			t.Fatal(err)
+		}
+		svc := muc.New(muc.NewStore(db), srv, arch, users, muc.Options{Domain: "localhost"})
+		svc.Register(srv)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			cl.Shutdown(ctx)
+		})
+		return newEnv(t, db, XMPP(srv, users, muc.NewStore(db), svc, arch, nil)), svc
 	}
 }

@@ -5,16 +5,10 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
-	"vestnik/cluster"
-	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
-	"vestnik/roster"
-	"vestnik/xmppcore"
-	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 )
 
@@ -183,39 +177,7 @@ func TestSeenByInChat(t *testing.T) {
 // read receipt, a seen event in a chat) and the reader's own browser on A
 // (its unread count drops).
 func TestReadAcrossNodes(t *testing.T) {
-	u := dbtest.URL(t, migrations.Postgres)
-	db, err := migrations.Open(context.Background(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := migrations.Up(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	users := roster.NewStore(db)
-	if _, err := users.Import(context.Background(), roster.DemoSnapshot(), false); err != nil {
-		t.Fatal(err)
-	}
-	node := func(name string) (*env, *muc.Service) {
-		cl, err := cluster.New(db, cluster.Options{NodeID: name, Heartbeat: 100 * time.Millisecond, Missed: 3})
-		if err != nil {
-			t.Fatal(err)
-		}
-		arch := mam.NewStore(db)
-		srv := xmppcore.NewServer(db, users, arch, xmppcore.Options{Domain: "localhost", Cluster: cl})
-		if err := cl.Start(context.Background(), srv.ClusterHandler()); err != nil {
-			t.Fatal(err)
-		}
-		svc := muc.New(muc.NewStore(db), srv, arch, users, muc.Options{Domain: "localhost"})
-		svc.Register(srv)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			cl.Shutdown(ctx)
-		})
-		return newEnv(t, db, XMPP(srv, users, muc.NewStore(db), svc, arch, nil)), svc
-	}
+	node := clusterNodes(t)
 	ea, svcA := node("read_a")
 	eb, _ := node("read_b")
 	ivanov, petrova := ea.user("ivanov"), ea.user("petrova")
