@@ -2,15 +2,12 @@ package webclient
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,33 +23,7 @@ import (
 // real `vestnik serve` and a slixmpp client. Then it measures what a widget
 // connection costs the server in memory.
 func TestWidgetBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser tests are not short")
-	}
-	node, err := exec.LookPath("node")
-	need(t, err == nil, "node")
-	chromium := "/usr/bin/chromium"
-	_, err = os.Stat(chromium)
-	need(t, err == nil, chromium)
-	_, err = os.Stat("node_modules/playwright-core/package.json")
-	need(t, err == nil, "playwright-core (run `npm ci` in webclient/)")
-	err = exec.Command("/usr/bin/python3", "-c", "import slixmpp").Run()
-	need(t, err == nil, "python3-slixmpp for /usr/bin/python3")
-
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "vestnik")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/vestnik").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	db := "sqlite:" + filepath.Join(dir, "vestnik.db")
-	if out, err := exec.Command(bin, "migrate", "--db", db).CombinedOutput(); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin, "token", "create", "portal", "--db", db).Output()
-	if err != nil {
-		t.Fatalf("token create: %v", err)
-	}
-	token := strings.TrimSpace(string(out))
+	node := needBrowser(t, true, "playwright-core/package.json")
 
 	// The portal: another origin (and another site) with one page that
 	// includes the widget, and the endpoint the widget asks for a login
@@ -62,8 +33,9 @@ func TestWidgetBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	portal := "http://localhost:" + strconv.Itoa(portalLn.Addr().(*net.TCPAddr).Port)
-	httpAt, c2sAt := freeAddr(t), freeAddr(t)
+	httpAt := freeAddr(t)
 	base := "http://" + httpAt
+	var token string     // set once the server is up, before the portal is used
 	const employee = "2" // Иван Иванов (ivanov) of the demo company
 	pmux := http.NewServeMux()
 	pmux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -88,63 +60,12 @@ func TestWidgetBrowser(t *testing.T) {
 	go psrv.Serve(portalLn)
 	defer psrv.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	srv := exec.CommandContext(ctx, bin, "serve", "--db", db, "--data", dir, "--http", httpAt, "--c2s", c2sAt,
-		"--demo=on", "--domain", "localhost", "--widget-origins", portal, "--max-connections-per-ip", "-1")
 	// A small GC target keeps the heap close to what is live, for the
 	// memory figure below.
-	srv.Env = append(os.Environ(), "GOGC=20")
-	srv.Cancel = func() error { return srv.Process.Signal(os.Interrupt) }
-	srv.WaitDelay = 10 * time.Second
-	logf, _ := os.Create(filepath.Join(dir, "serve.log"))
-	srv.Stdout, srv.Stderr = logf, logf
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		srv.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
-			t.Logf("server log:\n%s", b)
-		}
-	}()
-	for i := 0; ; i++ {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if i > 100 {
-			t.Fatalf("server did not start: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-
-	rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer rcancel()
-	run := exec.CommandContext(rctx, node, "e2e/widget.mjs")
-	run.Env = append(os.Environ(), "VESTNIK_URL="+base, "PORTAL_URL="+portal, "VESTNIK_C2S="+c2sAt,
-		"VESTNIK_TOKEN="+token, "CHROMIUM="+chromium)
-	pipe, _ := run.StdoutPipe()
-	run.Stderr = run.Stdout
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(pipe)
-	for sc.Scan() {
-		line := sc.Text()
-		t.Log(line)
-		if strings.HasPrefix(line, "METRICS ") {
-			fmt.Fprintln(os.Stderr, "widget e2e", line)
-		}
-	}
-	if err := run.Wait(); err != nil {
-		t.Fatalf("widget e2e: %v", err)
-	}
+	s := serve(t, httpAt, "portal", []string{"GOGC=20"}, "--widget-origins", portal, "--max-connections-per-ip", "-1")
+	token = s.token
+	runNode(t, node, "e2e/widget.mjs", "widget e2e", 2*time.Minute,
+		"VESTNIK_URL="+base, "PORTAL_URL="+portal, "VESTNIK_C2S="+s.c2sAt, "VESTNIK_TOKEN="+token)
 	widgetMemory(t, base, portal, token, employee)
 }
 
