@@ -28,6 +28,7 @@ import (
 	"vestnik/roster"
 	"vestnik/webclient"
 	"vestnik/xmppcore"
+	"vestnik/xmppcore/extdisco"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 	"vestnik/xmppcore/pubsub"
@@ -54,7 +55,9 @@ type serveConfig struct {
 	admins string
 	// adminContact, contacts: XEP-0157 contact addresses; roomMessageRate: muc.Options.MessageRate.
 	adminContact, contacts string
-	roomMessageRate        float64
+	// extServices: a JSON file of XEP-0215 external services (STUN/TURN).
+	extServices     string
+	roomMessageRate float64
 	// cluster: share sessions with other nodes on the same PostgreSQL.
 	cluster bool
 	nodeID  string
@@ -97,6 +100,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&c.hideHistory, "hide-history", false, "default for hide_history when members are added to a chat")
 	fs.StringVar(&c.admins, "admins", "", "comma-separated logins of server admins (create pubsub nodes, own every chat room in XMPP, XEP-0133 ad-hoc commands)")
 	fs.StringVar(&c.adminContact, "admin-contact", "", "comma-separated operator addresses shown to XMPP clients (XEP-0157), e.g. mailto:it@example.com,xmpp:admin@example.com")
+	fs.StringVar(&c.extServices, "external-services", "", "JSON file of STUN/TURN and other services offered to XMPP clients (XEP-0215): [{\"type\":\"turn\",\"host\":\"turn.example.com\",\"port\":3478,\"transport\":\"udp\",\"secret\":\"shared TURN REST secret\"},…]; empty: none")
 	fs.StringVar(&c.contacts, "contact-addresses", "", "more XEP-0157 addresses as KIND=URI,… (KIND: abuse, admin, feedback, sales, security, status, support)")
 	fs.Float64Var(&c.roomMessageRate, "room-message-rate", muc.DefaultMessageRate, "messages per second one person may post to one chat, sustained (bursts of 20; negative: no limit)")
 	fs.StringVar(&c.webOrigins, "widget-origins", "", "comma-separated portal origins (https://portal.example.com) whose pages may show /widget.js: live counts and pop-ups over /ws with a widget credential from a one-time login link")
@@ -317,6 +321,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// HTTP file upload (XEP-0363) at upload.<domain>; capability URLs.
 	upload.NewService(files, users, log).Register(xmpp)
+	if c.extServices != "" {
+		services, err := extdisco.Load(c.extServices)
+		if err != nil {
+			return err
+		}
+		extdisco.Register(xmpp, services)
+	}
 	mux.Handle("/upload/", files.Handler())
 
 	c2sLn, err := net.Listen("tcp", c.c2sAt)

@@ -156,13 +156,15 @@ func (s *Service) configChanged(ctx context.Context, old, nc *Chat, actor int64,
 			s.pushBookmark(ctx, m.UserID, nc, true)
 		}
 	}
-	fields := nc.Title != old.Title || nc.Description != old.Description || nc.Color != old.Color ||
+	subjectBy, bySubject := ctx.Value(subjectByKey{}).(string)
+	fields := nc.Title != old.Title || nc.Description != old.Description && !bySubject || nc.Color != old.Color ||
 		nc.Type != old.Type || avatarChanged
 	later(ctx, func() {
 		if fields {
 			s.roomNotice(ctx, nc, "104")
 		}
 		if nc.Description != old.Description {
+			s.setSubjectBy(nc.ID, subjectBy)
 			s.broadcastSubject(ctx, nc)
 		}
 		if nc.OwnerID != old.OwnerID {

@@ -353,7 +353,7 @@ func (s *Service) sendJoinState(ctx context.Context, c *Chat, userID int64, o *o
 	s.router.Route(ctx, addressed(s.occupantPresence(c, o, false, self...), s.RoomJID(c)+"/"+nick, full))
 	limit, since := joinHistory(child(child(e, NSMUC, "x"), NSMUC, "history"), s.opts.HistoryOnJoin, time.Now())
 	s.sendHistory(ctx, c, userID, full, limit, since)
-	s.router.Route(ctx, addressed(s.subjectMessage(c), s.RoomJID(c), full))
+	s.router.Route(ctx, addressed(s.subjectMessage(c), s.subjectFrom(c), full))
 }
 
 func atoiBounded(v string, max int) (int, error) {
@@ -456,6 +456,8 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	// Who may: whoever may edit the chat (canEdit).
 	if subj := child(e, "", "subject"); subj != nil && body == "" && child(e, "", "thread") == nil {
 		topic := subj.Text
+		// Announced by the subject from the occupant alone (§8.1), no 104.
+		ctx := context.WithValue(ctx, subjectByKey{}, o.nick)
 		if _, err := s.Update(ctx, s.actorOf(u), c.ID, Update{Description: &topic}); err != nil {
 			s.replyErr(ctx, e, err)
 		}
@@ -470,7 +472,11 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 		return
 	}
 	payload := messagePayload(e)
-	if body == "" {
+	// A subject with a thread and no body is an ordinary message too
+	// (XEP-0045 §8.1): archived like one (XEP-0313 §5), so it is in the
+	// history and the archive.
+	threadSubject := body == "" && child(e, "", "subject") != nil && child(e, "", "thread") != nil
+	if body == "" && !threadSubject {
 		// Chat states and markers (reactions are changes, above): relayed to the occupants as
 		// they are, not archived.
 		if payload != "" && c.IsMember(u.ID) && !s.displayed(ctx, c, u.ID, e) {

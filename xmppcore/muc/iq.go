@@ -558,6 +558,12 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 // announceAffiliation tells the occupants that a user who is not in the
 // room got a new affiliation (XEP-0045 §9.3, §9.4).
 func (s *Service) announceAffiliation(ctx context.Context, c *Chat, target *roster.User, aff string) {
+	s.announceAffiliationWith(ctx, c, target, aff, "", "")
+}
+
+// announceAffiliationWith is announceAffiliation with a status code before
+// the item (301 for a ban) and a reason in it, when not empty.
+func (s *Service) announceAffiliationWith(ctx context.Context, c *Chat, target *roster.User, aff, reason, code string) {
 	r := s.room(c.ID, false)
 	if r == nil {
 		return
@@ -570,8 +576,15 @@ func (s *Service) announceAffiliation(ctx context.Context, c *Chat, target *rost
 		}
 	}
 	r.mu.RUnlock()
-	msg := add(el(nsClient, "message", "id", "aff-"+randomID()),
-		add(el(NSMUCUser, "x"), el(NSMUCUser, "item", "jid", s.userJID(target), "affiliation", aff)))
+	x := el(NSMUCUser, "x")
+	if code != "" {
+		add(x, el(NSMUCUser, "status", "code", code))
+	}
+	item := el(NSMUCUser, "item", "jid", s.userJID(target), "affiliation", aff)
+	if reason != "" {
+		add(item, text(NSMUCUser, "reason", reason))
+	}
+	msg := add(el(nsClient, "message", "id", "aff-"+randomID()), add(x, item))
 	// Moderators (the owner) are told; Prosody does the same.
 	r.mu.RLock()
 	var mods []string

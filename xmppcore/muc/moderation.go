@@ -131,6 +131,11 @@ func (s *Service) Ban(ctx context.Context, actor, chatID, userID int64, reason s
 	if err := s.store.addOutcast(ctx, chatID, userID, actor, reason); err != nil {
 		return err
 	}
+	// Not in the room: the owner's occupants are told (XEP-0045 §9.1), as
+	// for other affiliations; in the room: the 301 presence tells everyone.
+	if t, err := s.users.UserByID(ctx, userID); err == nil {
+		s.announceAffiliationWith(ctx, c, t, "outcast", reason, "301")
+	}
 	s.eject(ctx, c, userID, actor, reason, "301")
 	if c.IsMember(userID) {
 		return s.removeMember(ctx, actor, chatID, userID)

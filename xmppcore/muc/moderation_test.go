@@ -102,6 +102,22 @@ func TestKickVoiceBan(t *testing.T) {
 		if outs, _ := w.chats.Store().Outcasts(ctx, c.ID); len(outs) != 0 {
 			t.Fatalf("ban not lifted: %+v", outs)
 		}
+		// Banned while in the room, he left with a 301 presence: no extra notice.
+		for _, seen := range i.Seen {
+			if strings.Contains(seen, "id='aff-") && strings.Contains(seen, "affiliation='outcast'") {
+				t.Fatalf("a ban of an occupant also sent an affiliation message: %s", seen)
+			}
+		}
+		// Banned while not in the room: the owner's occupant is told, 301
+		// first, with the reason (XEP-0045 §9.1), before the result.
+		i.Send(`<iq type='set' id='b2' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='smirnov@` + domain + `' affiliation='outcast'><reason>снова</reason></item></query></iq>`)
+		note := i.Expect("id='aff-", "affiliation='outcast'")
+		want := `<x xmlns='http://jabber.org/protocol/muc#user'><status code='301'></status><item jid='smirnov@` + domain + `' affiliation='outcast'><reason>снова</reason></item></x>`
+		if !strings.Contains(note, "from='"+room+"'") || !strings.Contains(note, want) {
+			t.Fatalf("ban of a non-occupant: got %s; want %s", note, want)
+		}
+		i.Expect("id='b2'", "type='result'")
+		p.ExpectNone(200*time.Millisecond, "id='aff-", "affiliation='outcast'")
 	})
 }
 

@@ -24,6 +24,40 @@ type room struct {
 	// configuration form yet (XEP-0045 §10.1.1). Kept in memory only: a
 	// room forgotten before that stays the closed chat it was made as.
 	locked bool
+	// subjectBy is the nick of the occupant whose <subject/> set the
+	// topic, on this node ("" when it came from elsewhere: the web, REST,
+	// a configuration form, another node, or before a restart).
+	subjectBy string
+}
+
+// subjectByKey carries, on a topic change by a <subject/> message, the
+// nick of the occupant who sent it: the subject then comes from that
+// occupant (XEP-0045 §8.1) and is the only announcement (no 104).
+type subjectByKey struct{}
+
+// setSubjectBy records who set the topic of a live room.
+func (s *Service) setSubjectBy(chatID int64, nick string) {
+	r := s.room(chatID, false)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.subjectBy = nick
+	r.mu.Unlock()
+}
+
+// subjectFrom is the address the subject comes from: the occupant JID of
+// whoever set it when known (XEP-0045 §8.1), else the room.
+func (s *Service) subjectFrom(c *Chat) string {
+	if r := s.room(c.ID, false); r != nil {
+		r.mu.RLock()
+		by := r.subjectBy
+		r.mu.RUnlock()
+		if by != "" {
+			return s.RoomJID(c) + "/" + by
+		}
+	}
+	return s.RoomJID(c)
 }
 
 // occupant is one joined session.
@@ -173,7 +207,10 @@ func (s *Service) groupchatElement(c *Chat, m *mam.Message, nick string, system 
 			msg.Children = append(msg.Children, kids...)
 		}
 	}
-	msg.Children = append(msg.Children, text(nsClient, "body", m.Body))
+	if m.Body != "" || m.Payload == "" {
+		// A message without a body (a subject in a thread) has none.
+		msg.Children = append(msg.Children, text(nsClient, "body", m.Body))
+	}
 	msg.Children = append(msg.Children, el(NSStanzaID, "stanza-id", "id", id, "by", roomJID))
 	if m.OriginID != "" {
 		msg.Children = append(msg.Children, el(NSStanzaID, "origin-id", "id", m.OriginID))
@@ -284,9 +321,9 @@ func (s *Service) occupantID(c *Chat, userID int64) string {
 // broadcastSubject sends the room subject (the chat's description, its
 // topic) to every occupant.
 func (s *Service) broadcastSubject(ctx context.Context, c *Chat) {
-	msg := s.subjectMessage(c)
+	msg, from := s.subjectMessage(c), s.subjectFrom(c)
 	for _, full := range s.Occupants(c.ID) {
-		s.router.Route(ctx, addressed(msg, s.RoomJID(c), full))
+		s.router.Route(ctx, addressed(msg, from, full))
 	}
 }
 

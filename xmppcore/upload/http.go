@@ -2,6 +2,7 @@ package upload
 
 import (
 	"context"
+	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -22,6 +23,10 @@ import (
 type Slot struct {
 	Token          string
 	PutURL, GetURL string
+	// Authorization is the value of the Authorization header the PUT
+	// must carry (XEP-0363 §5 <header/>): the URL alone, which becomes
+	// the shared download link, cannot upload.
+	Authorization string
 }
 
 // Request grants userID a slot for one file of size bytes: ErrTooLarge
@@ -38,13 +43,13 @@ func (s *Store) Request(ctx context.Context, userID int64, filename string, size
 	if err := s.checkSize(ctx, userID, size); err != nil {
 		return nil, err
 	}
-	token := newToken()
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO uploads (token, user_id, filename, size, content_type, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
-		token, userID, filename, size, "", time.Now().UnixMicro()); err != nil {
+	token, putKey := newToken(), newToken()
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO uploads (token, user_id, filename, size, content_type, created_at, put_key) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		token, userID, filename, size, "", time.Now().UnixMicro(), putKey); err != nil {
 		return nil, fmt.Errorf("upload: new slot: %w", err)
 	}
 	u := s.opts.PublicURL + "/upload/" + token + "/" + url.PathEscape(filename)
-	return &Slot{Token: token, PutURL: u, GetURL: u}, nil
+	return &Slot{Token: token, PutURL: u, GetURL: u, Authorization: "Bearer " + putKey}, nil
 }
 
 type slotRow struct {
@@ -54,11 +59,12 @@ type slotRow struct {
 	Size       int64         `db:"size"`
 	CreatedAt  int64         `db:"created_at"`
 	UploadedAt sql.NullInt64 `db:"uploaded_at"`
+	PutKey     string        `db:"put_key"`
 }
 
 func (s *Store) slot(ctx context.Context, token string) (*slotRow, error) {
 	var r slotRow
-	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT token, user_id, filename, size, created_at, uploaded_at FROM uploads WHERE token = ?`), token)
+	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT token, user_id, filename, size, created_at, uploaded_at, put_key FROM uploads WHERE token = ?`), token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -140,6 +146,10 @@ func (s *Store) put(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case slot.Filename != r.PathValue("name"):
 		http.Error(w, "no such upload slot", http.StatusNotFound)
+		return
+	case slot.PutKey != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+slot.PutKey)) != 1:
+		// XEP-0363 §5: the slot's Authorization header is missing or wrong.
+		http.Error(w, "the slot's Authorization header is required", http.StatusForbidden)
 		return
 	case slot.UploadedAt.Valid:
 		http.Error(w, "slot already used", http.StatusConflict)

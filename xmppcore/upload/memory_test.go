@@ -70,6 +70,7 @@ func TestLargeUploadFlatMemory(t *testing.T) {
 	start := time.Now()
 	req, _ := http.NewRequest("PUT", slot.PutURL, &pattern{n: size})
 	req.ContentLength = size
+	req.Header.Set("Authorization", slot.Authorization)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

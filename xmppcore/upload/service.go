@@ -138,9 +138,11 @@ func (s *Service) request(ctx context.Context, from jid.JID, req *xmppcore.Eleme
 	case err != nil:
 		return nil, err
 	}
-	// No <header/>s: XEP-0363 §5 allows only Authorization, Cookie and
-	// Expires, and the slot needs none (the URL is the capability).
+	// The PUT's Authorization header (XEP-0363 §5), so that the URL,
+	// shared as the download link, cannot upload.
+	put := xmppcore.NewElement(NS, "put", "url", slot.PutURL)
+	put.AddText(NS, "header", slot.Authorization).SetAttr("name", "Authorization")
 	out := xmppcore.NewElement(NS, "slot")
-	out.AddChild(xmppcore.NewElement(NS, "get", "url", slot.GetURL), xmppcore.NewElement(NS, "put", "url", slot.PutURL))
+	out.AddChild(xmppcore.NewElement(NS, "get", "url", slot.GetURL), put)
 	return out, nil
 }

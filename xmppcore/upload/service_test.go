@@ -106,15 +106,23 @@ func TestSlotOverXMPP(t *testing.T) {
 		if res.AttrValue("type") != "result" || res.AttrValue("id") != "r1" || slot == nil {
 			t.Fatalf("slot request: got %s", res)
 		}
+		auth := ""
 		for _, h := range slot.Child(upload.NS, "put").Children {
 			if n := h.AttrValue("name"); n != "Authorization" && n != "Cookie" && n != "Expires" {
 				t.Fatalf("slot header %q: XEP-0363 allows only Authorization, Cookie, Expires", n)
 			}
+			if h.AttrValue("name") == "Authorization" {
+				auth = h.Text
+			}
+		}
+		if !strings.HasPrefix(auth, "Bearer ") {
+			t.Fatalf("slot: got %s; want an Authorization header for the PUT", slot)
 		}
 		putURL := slot.Child(upload.NS, "put").AttrValue("url")
 		getURL := slot.Child(upload.NS, "get").AttrValue("url")
 		req, _ := http.NewRequest("PUT", putURL, strings.NewReader("hello"))
 		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Authorization", auth)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 201 {
 			t.Fatalf("PUT: %v %v", resp, err)

@@ -103,14 +103,21 @@ func TestSlotRoundTrip(t *testing.T) {
 		if resp, _ := do(t, "GET", slot.GetURL, ""); resp.StatusCode != 404 {
 			t.Fatalf("GET before upload: got %d, want 404", resp.StatusCode)
 		}
-		if resp, _ := do(t, "PUT", slot.PutURL, "toolong"); resp.StatusCode != 400 {
+		// Without the slot's Authorization header, or with another, the URL alone does not upload.
+		if resp, _ := do(t, "PUT", slot.PutURL, "hello"); resp.StatusCode != 403 {
+			t.Fatalf("PUT without Authorization: got %d, want 403", resp.StatusCode)
+		}
+		if resp, _ := do(t, "PUT", slot.PutURL, "hello", "Authorization", slot.Authorization+"0"); resp.StatusCode != 403 {
+			t.Fatalf("PUT with a wrong Authorization: got %d, want 403", resp.StatusCode)
+		}
+		if resp, _ := do(t, "PUT", slot.PutURL, "toolong", "Authorization", slot.Authorization); resp.StatusCode != 400 {
 			t.Fatalf("PUT with wrong size: got %d, want 400", resp.StatusCode)
 		}
 		// The client's Content-Type does not matter: the type is sniffed.
-		if resp, _ := do(t, "PUT", slot.PutURL, "hello", "Content-Type", "image/png"); resp.StatusCode != 201 {
+		if resp, _ := do(t, "PUT", slot.PutURL, "hello", "Content-Type", "image/png", "Authorization", slot.Authorization); resp.StatusCode != 201 {
 			t.Fatalf("PUT: got %d, want 201", resp.StatusCode)
 		}
-		if resp, _ := do(t, "PUT", slot.PutURL, "again"); resp.StatusCode != 409 {
+		if resp, _ := do(t, "PUT", slot.PutURL, "again", "Authorization", slot.Authorization); resp.StatusCode != 409 {
 			t.Fatalf("second PUT: got %d, want 409", resp.StatusCode)
 		}
 		resp, body := do(t, "GET", slot.GetURL, "")
@@ -284,7 +291,7 @@ func TestCORS(t *testing.T) {
 			resp.Header.Get("Access-Control-Allow-Origin") != "" {
 			t.Fatalf("preflight from another origin: got %d %v", resp.StatusCode, resp.Header)
 		}
-		resp, _ = do(t, "PUT", slot.PutURL, "hi", "Origin", "https://portal.example.com", "Content-Type", "text/plain")
+		resp, _ = do(t, "PUT", slot.PutURL, "hi", "Origin", "https://portal.example.com", "Content-Type", "text/plain", "Authorization", slot.Authorization)
 		if resp.StatusCode != 201 || resp.Header.Get("Access-Control-Allow-Origin") != "https://portal.example.com" {
 			t.Fatalf("PUT with Origin: got %d %v", resp.StatusCode, resp.Header)
 		}
