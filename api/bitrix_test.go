@@ -514,3 +514,28 @@ func TestBitrixRateLimit(t *testing.T) {
 		bxExpectError(t, a, 503, "QUERY_LIMIT_EXCEEDED")
 	})
 }
+
+// TestBitrixChatPostRateLimit: the core's per-chat rate limit is Bitrix24's
+// QUERY_LIMIT_EXCEEDED (which its clients retry), not an internal error;
+// /api/v1 answers 429 rate_limited for the same rule.
+func TestBitrixChatPostRateLimit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db, Options{Rate: -1})
+		chatID := bxID64(t, bxOK(t, e.bx("1", "im.chat.add", "TITLE=flood&USERS[0]=2")))
+		var a bxAnswer
+		posted := 0
+		for range muc.DefaultMessageBurst + 10 {
+			a = e.bx("2", "im.message.add", fmt.Sprintf("DIALOG_ID=chat%d&MESSAGE=tick", chatID))
+			if a.st != 200 {
+				break
+			}
+			posted++
+		}
+		bxExpectError(t, a, 503, "QUERY_LIMIT_EXCEEDED")
+		if posted < muc.DefaultMessageBurst || posted > muc.DefaultMessageBurst+5 {
+			t.Fatalf("got %d posts before the limit, want about %d", posted, muc.DefaultMessageBurst)
+		}
+		st, out := e.do("POST", fmt.Sprintf("/api/v1/chats/%d/messages", chatID), `{"from_user_id":"2","message":"tock"}`)
+		expectError(t, st, out, 429, "rate_limited", "")
+	})
+}
