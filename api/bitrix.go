@@ -249,6 +249,10 @@ func (a *API) bitrixFail(w http.ResponseWriter, r *http.Request, err error) {
 		writeBitrixError(w, &bxError{http.StatusForbidden, "ACCESS_DENIED", strings.TrimPrefix(err.Error(), muc.ErrForbidden.Error()+": ")})
 	case errors.Is(err, muc.ErrConflict):
 		writeBitrixError(w, &bxError{http.StatusBadRequest, "CONFLICT", "it exists already"})
+	case errors.Is(err, muc.ErrRateLimited):
+		// Bitrix24's answer to "too fast", which its clients retry.
+		w.Header().Set("Retry-After", "1")
+		writeBitrixError(w, &bxError{http.StatusServiceUnavailable, "QUERY_LIMIT_EXCEEDED", strings.TrimPrefix(err.Error(), muc.ErrRateLimited.Error()+": ")})
 	default:
 		a.bitrixInternal(w, r, err)
 	}

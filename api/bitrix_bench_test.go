@@ -46,7 +46,7 @@ func BenchmarkChatPost(b *testing.B) {
 				token, _ := users.CreateToken(ctx, "bench")
 				archive := mam.NewStore(db)
 				srv, msgr := newServer(b, db, users, archive)
-				chats := muc.New(muc.NewStore(db), srv, archive, users, muc.Options{Domain: "example.test"})
+				chats := muc.New(muc.NewStore(db), srv, archive, users, muc.Options{Domain: "example.test", MessageRate: -1})
 				chats.Register(srv)
 				a := New(users, chats, msgr, Options{Rate: -1, Archive: archive})
 				owner, _ := users.UserByExtID(ctx, "1")

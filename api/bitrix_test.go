@@ -133,7 +133,8 @@ func TestBitrixPHPIntegration(t *testing.T) {
 			t.Fatalf("created %+v", c)
 		}
 		welcome, err := archive.Query(ctx, mam.Query{Viewer: uid(t, db, "2"), ChatID: chatID})
-		if err != nil || len(welcome.Messages) != 1 || welcome.Messages[0].Body != "Добро пожаловать" || welcome.Messages[0].FromID != uid(t, db, "1") {
+		if err != nil || len(welcome.Messages) != 2 || welcome.Messages[0].Kind != mam.KindSystem ||
+			welcome.Messages[1].Body != "Добро пожаловать" || welcome.Messages[1].FromID != uid(t, db, "1") {
 			t.Fatalf("first message: %+v %v", welcome, err)
 		}
 
@@ -154,10 +155,11 @@ func TestBitrixPHPIntegration(t *testing.T) {
 			t.Fatalf("SYSTEM=Y archived as %+v", m)
 		}
 
-		// im.dialog.messages.get: newest first, with the authors.
+		// im.dialog.messages.get: newest first, with the authors (the
+		// oldest is the chat's created notice).
 		res := bxOK(t, e.bx("3", "im.dialog.messages.get", fmt.Sprintf("DIALOG_ID=chat%d", chatID))).(map[string]any)
 		msgs := res["messages"].([]any)
-		if int64(res["chat_id"].(float64)) != chatID || len(msgs) != 4 {
+		if int64(res["chat_id"].(float64)) != chatID || len(msgs) != 5 {
 			t.Fatalf("messages for 3: %v", res)
 		}
 		newest := msgs[0].(map[string]any)
@@ -258,10 +260,13 @@ func TestBitrixPHPIntegration(t *testing.T) {
 		if r := bxOK(t, e.bx("2", "im.recent.get", "SKIP_CHAT=Y")).([]any); len(r) != 1 {
 			t.Fatalf("SKIP_CHAT=Y: %v", r)
 		}
-		// A chat with nothing yet to read is listed without a message.
+		// A new chat is listed with its created notice (a system
+		// message, author 0) as its last message.
 		quiet := bxID64(t, bxOK(t, e.bx("1", "im.chat.add", "TITLE=quiet&USERS[]=9")))
 		recent = bxOK(t, e.bx("9", "im.recent.get", "")).([]any)
-		if len(recent) != 1 || recent[0].(map[string]any)["id"] != fmt.Sprintf("chat%d", quiet) || recent[0].(map[string]any)["message"] != nil {
+		if len(recent) != 1 || recent[0].(map[string]any)["id"] != fmt.Sprintf("chat%d", quiet) ||
+			recent[0].(map[string]any)["message"].(map[string]any)["author_id"] != float64(0) ||
+			!strings.Contains(recent[0].(map[string]any)["message"].(map[string]any)["text"].(string), "created the chat") {
 			t.Fatalf("recent of a new member: %v", recent)
 		}
 		if r := bxOK(t, e.bx("9", "im.recent.get", "LAST_UPDATE="+url.QueryEscape(atom(time.Now().Add(time.Hour))))).([]any); len(r) != 0 {
@@ -512,5 +517,30 @@ func TestBitrixRateLimit(t *testing.T) {
 		bxOK(t, e.bx("1", "im.user.get", ""))
 		a := e.bx("1", "im.user.get", "")
 		bxExpectError(t, a, 503, "QUERY_LIMIT_EXCEEDED")
+	})
+}
+
+// TestBitrixChatPostRateLimit: the core's per-chat rate limit is Bitrix24's
+// QUERY_LIMIT_EXCEEDED (which its clients retry), not an internal error;
+// /api/v1 answers 429 rate_limited for the same rule.
+func TestBitrixChatPostRateLimit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newEnv(t, db, Options{Rate: -1})
+		chatID := bxID64(t, bxOK(t, e.bx("1", "im.chat.add", "TITLE=flood&USERS[0]=2")))
+		var a bxAnswer
+		posted := 0
+		for range muc.DefaultMessageBurst + 10 {
+			a = e.bx("2", "im.message.add", fmt.Sprintf("DIALOG_ID=chat%d&MESSAGE=tick", chatID))
+			if a.st != 200 {
+				break
+			}
+			posted++
+		}
+		bxExpectError(t, a, 503, "QUERY_LIMIT_EXCEEDED")
+		if posted < muc.DefaultMessageBurst || posted > muc.DefaultMessageBurst+5 {
+			t.Fatalf("got %d posts before the limit, want about %d", posted, muc.DefaultMessageBurst)
+		}
+		st, out := e.do("POST", fmt.Sprintf("/api/v1/chats/%d/messages", chatID), `{"from_user_id":"2","message":"tock"}`)
+		expectError(t, st, out, 429, "rate_limited", "")
 	})
 }

@@ -47,7 +47,7 @@ func TestChatMessagesAndRecent(t *testing.T) {
 			}
 			return got
 		}
-		if got := fmt.Sprint(texts("3")); got != "[раньше позже]" {
+		if got := fmt.Sprint(texts("3")); got != "[The chat “План” was created раньше позже]" {
 			t.Errorf("member 3 sees %s", got)
 		}
 		if got := fmt.Sprint(texts("4")); got != "[позже]" {

@@ -75,6 +75,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, muc.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", "it exists already")
 	case errors.Is(err, muc.ErrRateLimited):
+		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusTooManyRequests, "rate_limited", strings.TrimPrefix(err.Error(), muc.ErrRateLimited.Error()+": "))
 	default:
 		a.internal(w, r, err)

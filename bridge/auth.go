@@ -342,7 +342,11 @@ func (b *Bridge) handleWidgetState(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"user": nil})
 		return
 	}
-	st, err := b.widgetState(r.Context(), u)
+	na, _ := b.core.(NotificationActions)
+	if x, ok := b.core.(*xmppCore); ok {
+		na = x.srv
+	}
+	st, err := b.widgetState(r.Context(), u, na)
 	if err != nil {
 		b.log.Error("widget state", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "could not load the state")

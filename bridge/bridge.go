@@ -114,7 +114,7 @@ func New(db *sqlx.DB, users *roster.Store, chats *muc.Store, core Core, archive 
 		core.Watch(b.presenceEvent, b.typingEvent)
 	}
 	if opts.Photos != nil {
-		opts.Photos.OnChange(b.photoChanged)
+		b.usePhotos(opts.Photos)
 	}
 	return b
 }

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -12,13 +13,14 @@ import (
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
+	"vestnik/xmppcore/upload"
 )
 
 // TestPresenceAndTypingAcrossNodes: two nodes on one PostgreSQL database,
 // routed over NATS. A browser on node B sees at once (no poll) a user on
-// node A come online, change presence, type in a chat they share and go
-// offline.
-func TestPresenceAndTypingAcrossNodes(t *testing.T) {
+// node A come online, change presence, type in a chat they share, set a
+// new photo and go offline.
+func TestPresenceTypingPhotoAcrossNodes(t *testing.T) {
 	node := clusterNodes(t)
 	ea, svcA := node("pres_a")
 	eb, _ := node("pres_b")
@@ -60,6 +62,17 @@ func TestPresenceAndTypingAcrossNodes(t *testing.T) {
 	wp.take(func(f map[string]any) bool {
 		return f["type"] == "typing" && f["user"] == float64(ivanov.ID) && f["state"] == "paused"
 	}, "typing to petrova")
+	// A new photo set on node A reaches the browser on node B.
+	photosA := upload.NewPhotos(ea.db, ea.users, nil, nil)
+	ea.b.usePhotos(photosA)
+	eb.b.usePhotos(upload.NewPhotos(ea.db, ea.users, nil, nil))
+	ver, err := photosA.Set(context.Background(), ivanov.ID, bytes.NewReader(testPNG(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wp.take(func(f map[string]any) bool {
+		return f["type"] == "photo" && f["user"] == float64(ivanov.ID) && f["photo"] == photoURL(ivanov.ID, ver)
+	}, "the photo from node A")
 	wi.ws.Close()
 	if f := presence(ivanov.ID, "offline"); f["last_seen"] == nil {
 		t.Errorf("got %v, want last_seen", f)

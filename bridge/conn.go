@@ -724,7 +724,7 @@ func (c *conn) dispatch(ctx context.Context, r *request) (any, error) {
 	case "ping":
 		return map[string]any{"time": time.Now().UnixMilli()}, nil
 	case "widget_state":
-		return b.widgetState(ctx, c.user)
+		return b.widgetState(ctx, c.user, notificationCore(c.link))
 	case "login_link":
 		if c.cred == "" {
 			return nil, bad("forbidden", "login links are for the widget")

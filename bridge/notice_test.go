@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -11,6 +12,7 @@ import (
 )
 
 // TestSystemNotices: the system messages the server writes about members
+// and about the chat (created, renamed, description/color/avatar changed)
 // reach the browser with a typed event (rendered in the reader's
 // language by the client) beside the English body, live and in history.
 func TestSystemNotices(t *testing.T) {
@@ -42,6 +44,18 @@ func TestSystemNotices(t *testing.T) {
 		if ev, _ := m["event"].(map[string]any); ev["type"] != muc.NoticeLeft || ev["users"].([]any)[0] != float64(petrova.ID) {
 			t.Fatalf("left notice: got %v", m)
 		}
+		// Renaming and the other edits: typed notices too, with the new
+		// title; the English body is what Jabber clients read.
+		wi.call(Frame{"type": "chat_edit", "chat": chat.ID, "title": "Продажи 2027"})
+		m = wi.expectMsg("Иван Иванов renamed the chat to “Продажи 2027”")
+		if ev, _ := m["event"].(map[string]any); ev["type"] != muc.NoticeRenamed || ev["title"] != "Продажи 2027" || ev["actor"] != float64(ivanov.ID) {
+			t.Fatalf("renamed notice: got %v", m)
+		}
+		wi.call(Frame{"type": "chat_edit", "chat": chat.ID, "description": "план", "color": "RED", "title": "Продажи 2027"})
+		m = wi.expectMsg("Иван Иванов changed the chat's description, color")
+		if ev, _ := m["event"].(map[string]any); ev["type"] != muc.NoticeChanged || fmt.Sprint(ev["fields"]) != "[description color]" {
+			t.Fatalf("changed notice: got %v", m)
+		}
 		h := wi.call(Frame{"type": "history", "with": Frame{"chat": chat.ID}})
 		var types []string
 		for _, x := range h["messages"].([]any) {
@@ -49,8 +63,8 @@ func TestSystemNotices(t *testing.T) {
 				types = append(types, ev["type"].(string))
 			}
 		}
-		if len(types) != 3 || types[0] != "added" || types[1] != "removed" || types[2] != "left" {
-			t.Fatalf("history notices: got %v, want added, removed, left", types)
+		if got := fmt.Sprint(types); got != "[created added removed left renamed changed]" {
+			t.Fatalf("history notices: got %v, want created, added, removed, left, renamed, changed", got)
 		}
 		// A message from the integration marked system has no event.
 		if _, err := svc.PostMessage(context.Background(), chat.ID, 0, "Плановые работы", true); err != nil {

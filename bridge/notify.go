@@ -28,6 +28,9 @@ type notificationView struct {
 	SenderID int64                         `json:"sender,omitempty"` // a user id (the client knows names and photos)
 	Buttons  []xmppcore.NotificationButton `json:"buttons,omitempty"`
 	Answer   string                        `json:"answer,omitempty"`
+	// Chat and MessageID name the chat message a mention is about.
+	Chat      int64 `json:"chat,omitempty"`
+	MessageID int64 `json:"message_id,omitempty"`
 }
 
 // notificationCore is the core behind a link, when it has notification
@@ -42,7 +45,8 @@ func notificationCore(l Link) NotificationActions {
 	return nil
 }
 
-// withExtras adds tag, sender, buttons and answer to notifications.
+// withExtras adds tag, sender, buttons, answer and the chat message (of a
+// mention) to notifications.
 func withExtras(ctx context.Context, na NotificationActions, userID int64, ns []Notification) ([]notificationView, error) {
 	out := make([]notificationView, len(ns))
 	ids := make([]int64, 0, len(ns))
@@ -62,6 +66,7 @@ func withExtras(ctx context.Context, na NotificationActions, userID int64, ns []
 	for i := range out {
 		if e, ok := ex[out[i].ID]; ok {
 			out[i].Tag, out[i].SenderID, out[i].Buttons, out[i].Answer = e.Tag, e.SenderID, e.Buttons, e.Answer
+			out[i].Chat, out[i].MessageID = e.ChatID, e.MessageID
 		}
 	}
 	return out, nil

@@ -6,18 +6,36 @@ import (
 	"net/http"
 	"strconv"
 
+	"vestnik/xmppcore"
 	"vestnik/xmppcore/upload"
 )
 
 // Users' photos: GET /avatars/user/{id} for any signed-in colleague, PUT
 // and DELETE /photo for the user's own. The rules and the images are the
-// photo store's (xmppcore/upload, photo.go); a change is pushed to every
-// browser on this node as a "photo" event.
+// photo store's (xmppcore/upload, photo.go); a change goes through the
+// core (xmppcore.Server.PhotoChanged, to every node) and is pushed to every
+// browser as a "photo" event.
 
 // photoChanged tells every browser on this node of a user's new photo,
-// whichever door set it (the store's OnChange).
+// whichever door or node set it (the core's OnPhotoChange).
 func (b *Bridge) photoChanged(userID int64, version string) {
 	b.broadcast(Frame{"type": "photo", "user": userID, "photo": photoURL(userID, version)})
+}
+
+// usePhotos makes p the photo store and routes its changes through the
+// core, which tells every node (xmppcore.Server.PhotoChanged,
+// OnPhotoChange); without an XMPP core, to this node's browsers only.
+func (b *Bridge) usePhotos(p *upload.Photos) {
+	b.opts.Photos = p
+	x, ok := b.core.(*xmppCore)
+	if !ok {
+		p.OnChange(b.photoChanged)
+		return
+	}
+	p.OnChange(func(userID int64, version string) {
+		x.srv.PhotoChanged(xmppcore.PhotoEvent{UserID: userID, Version: version})
+	})
+	x.srv.OnPhotoChange(func(ev xmppcore.PhotoEvent) { b.photoChanged(ev.UserID, ev.Version) })
 }
 
 // photoURL is the versioned URL of a user's photo, "" for none.

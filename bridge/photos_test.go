@@ -41,8 +41,7 @@ func newPhotoEnv(t *testing.T, db *sqlx.DB) *env {
 	svc := muc.New(chats, srv, arch, users, muc.Options{Domain: "localhost"})
 	svc.Register(srv)
 	e := newEnv(t, db, XMPP(srv, users, chats, svc, arch, nil))
-	e.b.opts.Photos = upload.NewPhotos(db, e.users, srv, nil)
-	e.b.opts.Photos.OnChange(e.b.photoChanged) // New saw no Photos
+	e.b.usePhotos(upload.NewPhotos(db, e.users, srv, nil)) // New saw no Photos
 	srv.SetPhotoListener(e.b.opts.Photos)
 	e.xmpp = srv
 	return e

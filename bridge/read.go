@@ -114,8 +114,12 @@ func (b *Bridge) notifications(ctx context.Context, userID, beforeID int64, limi
 	return out, unread, nil
 }
 
-func (b *Bridge) widgetState(ctx context.Context, u *roster.User) (map[string]any, error) {
-	notes, unreadNotes, err := b.notifications(ctx, u.ID, 0, 5, true)
+func (b *Bridge) widgetState(ctx context.Context, u *roster.User, na NotificationActions) (map[string]any, error) {
+	ns, unreadNotes, err := b.notifications(ctx, u.ID, 0, 5, true)
+	if err != nil {
+		return nil, err
+	}
+	notes, err := withExtras(ctx, na, u.ID, ns)
 	if err != nil {
 		return nil, err
 	}

@@ -98,3 +98,55 @@ func TestRichAcrossDoors(t *testing.T) {
 		}
 	})
 }
+
+// TestTypedBBCodeOneRule: BB-codes typed in the browser reach Jabber
+// clients as plain text, as a REST message's do, in a chat and one to one;
+// the browser keeps the formatting (the rich text), history too; XEP-0393
+// styling (*bold*) passes through as typed; a Jabber client's BB-codes are
+// held to the same rule.
+func TestTypedBBCodeOneRule(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newTCPEnv(t, db)
+		ctx := context.Background()
+		ivanov, petrova := e.user("ivanov"), e.user("petrova")
+		chat, err := e.svc.Create(ctx, ivanov.ID, muc.NewChat{Title: "Формат", Color: "GREEN", Type: "closed", Members: []int64{petrova.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := chat.Room + "@conference.localhost"
+		conv := e.jabber("petrova", "conversations")
+		conv.Send(`<presence to='` + room + `/Петрова'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		conv.Expect("<subject")
+		wi, wp := e.browser("ivanov"), e.browser("petrova")
+
+		wi.call(Frame{"type": "send", "to": Frame{"chat": chat.ID}, "body": "[b]Важно:[/b] см. [url=https://wiki.test/a]вики[/url]"})
+		conv.Expect("type='groupchat'", "<body>Важно: см. вики (https://wiki.test/a)</body>")
+		wi.call(Frame{"type": "send", "to": Frame{"user": petrova.ID}, "body": "[i]срочно[/i] и *жирно*"})
+		conv.Expect("type='chat'", "<body>срочно и *жирно*</body>")
+		wi.call(Frame{"type": "send", "to": Frame{"user": petrova.ID}, "body": "*только стиль* _XEP-0393_"})
+		conv.Expect("type='chat'", "<body>*только стиль* _XEP-0393_</body>")
+
+		live := wp.take(func(f map[string]any) bool {
+			m, _ := f["message"].(map[string]any)
+			return f["type"] == "message" && m != nil && m["body"] == "срочно и *жирно*"
+		}, "the browser's BB-coded message")["message"].(map[string]any)
+		if r, _ := live["rich"].(map[string]any); r == nil || r["text"] != "[i]срочно[/i] и *жирно*" {
+			t.Fatalf("live frame: %v", live)
+		}
+		h := wp.call(Frame{"type": "history", "with": Frame{"chat": chat.ID}})
+		msgs := h["messages"].([]any)
+		last := msgs[len(msgs)-1].(map[string]any)
+		if r, _ := last["rich"].(map[string]any); last["body"] != "Важно: см. вики (https://wiki.test/a)" || r == nil || r["text"] != "[b]Важно:[/b] см. [url=https://wiki.test/a]вики[/url]" {
+			t.Fatalf("chat history: %v", last)
+		}
+		h = wp.call(Frame{"type": "history", "with": Frame{"user": ivanov.ID}})
+		msgs = h["messages"].([]any)
+		if last := msgs[len(msgs)-1].(map[string]any); last["rich"] != nil || last["body"] != "*только стиль* _XEP-0393_" {
+			t.Fatalf("styling only: %v", last)
+		}
+
+		// A Jabber client's typed BB-code: the same rule.
+		conv.Send(`<message to='` + room + `' type='groupchat' id='bb-1'><body>[u]ок[/u]</body></message>`)
+		conv.Expect("type='groupchat'", "id='bb-1'", "<body>ок</body>")
+	})
+}

@@ -31,12 +31,13 @@ const (
 )
 
 // widgetCommands are the commands a widget connection may use: enough to
-// show counts and pop-ups, answer a colleague and open the messenger.
+// show counts and pop-ups, answer a colleague or a notification's
+// buttons, and open the messenger.
 // A credential kept in a portal page's storage gets no more than that.
 var widgetCommands = map[string]bool{
 	"hello": true, "ping": true, "send": true, "read": true, "typing": true,
 	"profile": true, "notifications": true, "notifications_read": true,
-	"widget_state": true, "login_link": true,
+	"widget_state": true, "login_link": true, "notification_action": true,
 }
 
 // widgetOrigin returns the request's Origin when it is one of

@@ -14,6 +14,8 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore"
+	"vestnik/xmppcore/muc"
 )
 
 const portal, otherPortal = "http://portal.example", "http://intranet.example"
@@ -332,5 +334,56 @@ func TestWidgetMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectClose(t, w, CodeUnauthorized, 10*time.Second)
+	})
+}
+
+// TestWidgetNotifications: a mention's notification names its chat,
+// message and sender, live and in widget_state, so the widget needs no
+// text matching; a notification with buttons reaches the widget with its
+// sender and buttons, and the widget answers it through the same command
+// as the messenger's bell, once.
+func TestWidgetNotifications(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := newTCPEnv(t, db)
+		e.b.opts.WidgetOrigins = []string{portal}
+		ctx := context.Background()
+		ivanov, petrova := e.user("ivanov"), e.user("petrova")
+		chat, err := e.svc.Create(ctx, petrova.ID, muc.NewChat{Title: "Склад", Color: "GREEN", Type: "closed", Members: []int64{ivanov.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _, err := e.dialWidget(portal, e.widgetSignIn("ivanov", portal))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.hello(0)
+		wp := e.browser("petrova")
+		sent := wp.call(Frame{"type": "send", "to": Frame{"chat": chat.ID}, "body": "@ivanov проверь остатки"})["message"].(map[string]any)
+		isNote := func(f map[string]any) bool { return f["type"] == "notification" }
+		n := w.take(isNote, "the mention's notification")["notification"].(map[string]any)
+		if n["chat"] != float64(chat.ID) || n["message_id"] != sent["id"] || n["sender"] != float64(petrova.ID) {
+			t.Fatalf("mention notification: got %v, want chat %d, message %v, sender %d", n, chat.ID, sent["id"], petrova.ID)
+		}
+
+		id, err := e.xs.NotifyWith(ctx, xmppcore.NotifyRequest{UserID: ivanov.ID, Text: "Отпуск с 1 марта?", SenderID: petrova.ID,
+			Buttons: []xmppcore.NotificationButton{{Title: "Согласовать", Value: "yes"}, {Title: "Отклонить", Value: "no"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n = w.take(isNote, "the notification with buttons")["notification"].(map[string]any)
+		if n["id"] != float64(id) || n["sender"] != float64(petrova.ID) || len(n["buttons"].([]any)) != 2 || n["chat"] != nil {
+			t.Fatalf("notification with buttons: %v", n)
+		}
+		st := w.call(Frame{"type": "widget_state"})
+		if l := st["notifications"].([]any); len(l) != 2 || l[0].(map[string]any)["buttons"] == nil || l[1].(map[string]any)["message_id"] != sent["id"] {
+			t.Fatalf("widget_state notifications: %v", l)
+		}
+		if a := w.call(Frame{"type": "notification_action", "notification_id": id, "answer": "yes"}); a["answer"] != "yes" {
+			t.Fatalf("answer: %v", a)
+		}
+		fid := w.send(Frame{"type": "notification_action", "notification_id": id, "answer": "no"})
+		if f := w.expect("error", fid); f["code"] != "answered" {
+			t.Fatalf("second answer: %v", f)
+		}
 	})
 }

@@ -467,6 +467,11 @@ func (l *xmppLink) headline(ctx context.Context, el *xmppcore.Element) []Frame {
 	if mark := el.Child(xmppcore.NSNotify, "notification"); mark != nil {
 		if id, err := strconv.ParseInt(mark.AttrValue("id"), 10, 64); err == nil {
 			if n, err := l.x.srv.Notification(ctx, l.userID, id); err == nil {
+				// With its sender, buttons and chat message, as listed.
+				v, err := withExtras(ctx, l.x.srv, l.userID, []Notification{fromCoreNotification(n)})
+				if err == nil {
+					return []Frame{{"type": "notification", "notification": v[0]}}
+				}
 				return []Frame{{"type": "notification", "notification": fromCoreNotification(n)}}
 			}
 		}

@@ -79,6 +79,8 @@ func (h clusterHandler) Broadcast(x string) {
 			s.blocks.mu.Unlock()
 		case "typing":
 			s.clusterTyping(el)
+		case "photo":
+			s.tellPhoto(PhotoEvent{UserID: id, Version: el.AttrValue("version")})
 		case "roster":
 			// A new personal contact (the first message between two
 			// people was stored on another node).

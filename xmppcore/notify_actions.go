@@ -43,6 +43,9 @@ type NotifyRequest struct {
 	Tag        string
 	SenderID   int64 // 0: none (the portal)
 	Buttons    []NotificationButton
+	// ChatID and MessageID name the chat message the notification is
+	// about (a mention), so clients open it without matching text.
+	ChatID, MessageID int64
 }
 
 // NotificationExtra is what a notification carries besides text and link.
@@ -52,6 +55,8 @@ type NotificationExtra struct {
 	Buttons    []NotificationButton `json:"buttons,omitempty"`
 	Answer     string               `json:"answer,omitempty"`
 	AnsweredAt *time.Time           `json:"answered_at,omitempty"`
+	ChatID     int64                `json:"-"`
+	MessageID  int64                `json:"-"`
 }
 
 // NotificationAnswer is a pressed button, as Options.OnNotificationAction
@@ -124,15 +129,22 @@ func (s *Server) NotifyWith(ctx context.Context, r NotifyRequest) (int64, error)
 				return err
 			}
 		}
-		return tx.GetContext(ctx, &id, tx.Rebind(`INSERT INTO notifications (user_id, text, link, created_at, tag, sender_id, buttons)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), r.UserID, r.Text, r.Link, now.UnixMicro(), r.Tag,
-			sql.NullInt64{Int64: r.SenderID, Valid: r.SenderID != 0}, buttons)
+		return tx.GetContext(ctx, &id, tx.Rebind(`INSERT INTO notifications (user_id, text, link, created_at, tag, sender_id, buttons, chat_id, message_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), r.UserID, r.Text, r.Link, now.UnixMicro(), r.Tag,
+			sql.NullInt64{Int64: r.SenderID, Valid: r.SenderID != 0}, buttons,
+			sql.NullInt64{Int64: r.ChatID, Valid: r.ChatID != 0}, sql.NullInt64{Int64: r.MessageID, Valid: r.MessageID != 0})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("xmppcore: notify %d: %w", r.UserID, err)
 	}
 	el := s.notificationElement(Notification{ID: id, UserID: r.UserID, Text: r.Text, Link: r.Link, CreatedAt: now}, false)
 	s.decorateNotification(ctx, el, r.Tag, r.SenderID, r.Buttons, replaced)
+	if mark := el.Child(NSNotify, "notification"); mark != nil && r.ChatID != 0 {
+		mark.SetAttr("chat", strconv.FormatInt(r.ChatID, 10))
+		if r.MessageID != 0 {
+			mark.SetAttr("message", strconv.FormatInt(r.MessageID, 10))
+		}
+	}
 	s.SendToUser(r.UserID, el)
 	return id, nil
 }
@@ -181,10 +193,12 @@ type extraRow struct {
 	Buttons    string        `db:"buttons"`
 	Answer     string        `db:"answer"`
 	AnsweredAt sql.NullInt64 `db:"answered_at"`
+	ChatID     sql.NullInt64 `db:"chat_id"`
+	MessageID  sql.NullInt64 `db:"message_id"`
 }
 
 func (r extraRow) extra() NotificationExtra {
-	e := NotificationExtra{Tag: r.Tag, SenderID: r.SenderID.Int64, Answer: r.Answer}
+	e := NotificationExtra{Tag: r.Tag, SenderID: r.SenderID.Int64, Answer: r.Answer, ChatID: r.ChatID.Int64, MessageID: r.MessageID.Int64}
 	if r.Buttons != "" {
 		json.Unmarshal([]byte(r.Buttons), &e.Buttons)
 	}
@@ -202,8 +216,8 @@ func (s *Server) NotificationExtras(ctx context.Context, userID int64, ids []int
 	if len(ids) == 0 {
 		return out, nil
 	}
-	q, args, err := sqlx.In(`SELECT id, tag, sender_id, buttons, answer, answered_at FROM notifications
-		WHERE user_id = ? AND id IN (?) AND (tag <> '' OR sender_id IS NOT NULL OR buttons <> '')`, userID, ids)
+	q, args, err := sqlx.In(`SELECT id, tag, sender_id, buttons, answer, answered_at, chat_id, message_id FROM notifications
+		WHERE user_id = ? AND id IN (?) AND (tag <> '' OR sender_id IS NOT NULL OR buttons <> '' OR chat_id IS NOT NULL)`, userID, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +242,7 @@ func (s *Server) AnswerNotification(ctx context.Context, userID, id int64, value
 			extraRow
 			Link string `db:"link"`
 		}
-		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT id, tag, sender_id, buttons, answer, answered_at, link FROM notifications
+		err := tx.GetContext(ctx, &r, tx.Rebind(`SELECT id, tag, sender_id, buttons, answer, answered_at, chat_id, message_id, link FROM notifications
 			WHERE id = ? AND user_id = ?`), id, userID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound

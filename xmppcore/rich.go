@@ -72,8 +72,8 @@ func RichOfElements(kids []*Element) *rich.Content {
 
 // NormalizeRich applies the rule to a message's children before it is
 // archived: at most one rich element, valid, re-encoded; the body becomes
-// its fallback. ok is false when there is no rich element (nothing
-// changed).
+// its fallback. A body with BB-codes and no rich element gets one holding
+// its text. ok is false when nothing changed.
 func NormalizeRich(kids []*Element) (body string, out []*Element, ok bool, err error) {
 	var found *Element
 	out = kids[:0:0]
@@ -88,6 +88,19 @@ func NormalizeRich(kids []*Element) (body string, out []*Element, ok bool, err e
 		out = append(out, k)
 	}
 	if found == nil {
+		// BB-codes typed as a plain body (a browser, a Jabber client):
+		// the same rule as a door's rich message — the text is kept in
+		// the element, the body becomes its plain fallback. XEP-0393
+		// styling (*bold*) is not BB-code: Jabber clients render it.
+		for _, k := range kids {
+			if k.Name.Space == NSClient && k.Name.Local == "body" && rich.HasBBCode(k.Text) {
+				body, el, err := RichMessage(&rich.Content{Text: k.Text})
+				if err != nil || el == nil {
+					break // too long for a rich element: kept as typed
+				}
+				return body, append(out, el), true, nil
+			}
+		}
 		return "", kids, false, nil
 	}
 	if len(found.Text) > rich.MaxSize*2 {
@@ -112,7 +125,14 @@ func NormalizeRich(kids []*Element) (body string, out []*Element, ok bool, err e
 // no rich element.
 func NormalizeRichPayload(body, payload string) (string, string, error) {
 	if !strings.Contains(payload, NSRich) {
-		return body, payload, nil
+		if !rich.HasBBCode(body) {
+			return body, payload, nil
+		}
+		nb, el, err := RichMessage(&rich.Content{Text: body})
+		if err != nil || el == nil {
+			return body, payload, nil // too long for a rich element: kept as typed
+		}
+		return nb, string(el.AppendXML([]byte(payload), NSClient)), nil
 	}
 	kids, err := ParseFragment(payload)
 	if err != nil {

@@ -105,7 +105,28 @@ func (s *Server) vCardOf(ctx context.Context, acc *Account) (*Element, error) {
 			}
 		}
 	}
+	if v.Child("", "PHOTO") == nil {
+		s.extMu.RLock()
+		fb, ok := s.photoListener.(PhotoFallback)
+		s.extMu.RUnlock()
+		if ok {
+			if mimeType, binval := fb.FallbackPhoto(ctx, acc.ID); binval != "" {
+				p := NewElement(NSVCard, "PHOTO")
+				p.AddText(NSVCard, "TYPE", mimeType)
+				p.AddText(NSVCard, "BINVAL", binval)
+				v.AddChild(p)
+			}
+		}
+	}
 	return v, nil
+}
+
+// PhotoFallback, when the photo listener has it, gives the photo of a
+// user whose vCard has none of their own: the HR import's (package
+// upload). binval is base64, "" when there is none. It may fetch the photo
+// once (bounded by its own timeout).
+type PhotoFallback interface {
+	FallbackPhoto(ctx context.Context, userID int64) (mimeType, binval string)
 }
 
 // publishVCard handles a vcard-temp set: the user's own fields, bounded;

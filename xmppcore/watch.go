@@ -34,7 +34,41 @@ type watchers struct {
 	mu       sync.Mutex
 	presence []func(PresenceEvent)
 	typing   []func(ChatTypingEvent)
+	photo    []func(PhotoEvent)
 	last     map[int64]PresenceEvent
+}
+
+// PhotoEvent says a user's photo changed, on this node or another:
+// Version is the photo store's new version ("" = no photo).
+type PhotoEvent struct {
+	UserID  int64
+	Version string
+}
+
+// OnPhotoChange has f called with every change of a user's photo on any
+// node. f must not block.
+func (s *Server) OnPhotoChange(f func(PhotoEvent)) {
+	s.watch.mu.Lock()
+	s.watch.photo = append(s.watch.photo, f)
+	s.watch.mu.Unlock()
+}
+
+// PhotoChanged tells the watchers on every node that a user's photo
+// changed (the photo store calls it, whichever door set the photo).
+func (s *Server) PhotoChanged(ev PhotoEvent) {
+	s.tellPhoto(ev)
+	if s.clustered() {
+		s.cl.Broadcast(NewElement(nsCluster, "photo", "user", strconv.FormatInt(ev.UserID, 10), "version", ev.Version).String())
+	}
+}
+
+func (s *Server) tellPhoto(ev PhotoEvent) {
+	s.watch.mu.Lock()
+	fs := s.watch.photo
+	s.watch.mu.Unlock()
+	for _, f := range fs {
+		f(ev)
+	}
 }
 
 // OnPresence has f called with every change of a user's presence on any

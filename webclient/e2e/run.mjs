@@ -1111,6 +1111,38 @@ await step('system notices in the reader\'s language; file pickers are styled bu
   await maria.keyboard.press('Escape');
 });
 
+// ---- issue 11/12 gaps: chat notices, plain previews, BB-codes to Jabber ----
+await step('created, renamed and changed notices in both languages; the list preview is plain text', async () => {
+  const [ie, me] = [(await sessionUser(ivan)).ext_id, (await sessionUser(maria)).ext_id];
+  // Made over REST (the integration): "created" names no one.
+  let r = await rest('POST', '/chats', { title: 'Итоги', color: 'SAND', type: 'closed', owner_id: ie, users: [ie, me] });
+  assert(r.status === 201, 'POST /chats ' + r.status);
+  const chat = await r.json();
+  r = await rest('PATCH', `/chats/${chat.id}`, { from_user_id: ie, title: 'Итоги года' });
+  assert(r.status === 200, 'PATCH title ' + r.status);
+  r = await rest('PATCH', `/chats/${chat.id}`, { from_user_id: ie, description: 'цифры', color: 'MINT' });
+  assert(r.status === 200, 'PATCH description and color ' + r.status);
+  await toList(maria);
+  await maria.locator('.row', { hasText: 'Итоги года' }).first().click();
+  for (const text of ['Создан чат «Итоги»', 'Иван Иванов переименовал(а) чат в «Итоги года»', 'Иван Иванов изменил(а) в чате: описание, цвет']) {
+    await maria.locator('.system', { hasText: text }).waitFor({ timeout: 15000 });
+  }
+  await toList(ivan);
+  await ivan.locator('.row', { hasText: 'Итоги года' }).first().click();
+  await ivan.locator('.system', { hasText: 'Иван Иванов renamed the chat to “Итоги года”' }).waitFor({ timeout: 15000 });
+  await ivan.locator('.system', { hasText: 'Иван Иванов changed the chat’s description, color' }).waitFor({ timeout: 15000 });
+  await shot(maria, 'ru-360-21-chat-notices');
+  // Formatting typed in the browser: rendered in the chat, plain in the list.
+  await sendText(ivan, '[b]Итог:[/b] *всё* готово');
+  await ivan.locator('.bubble .text strong', { hasText: 'Итог:' }).last().waitFor({ timeout: 15000 });
+  await toList(maria);
+  const preview = maria.locator('.row', { hasText: 'Итоги года' }).first().locator('.row-preview');
+  await waitUntil(maria, () => [...document.querySelectorAll('.row')].some((r) => r.textContent.includes('Итог: всё готово')));
+  const pt = await preview.textContent();
+  assert(pt.includes('Итог: всё готово') && !pt.includes('[b]') && !pt.includes('*'), 'plain preview: ' + pt);
+  await shot(maria, 'ru-360-22-plain-preview');
+});
+
 await step('one-time login link from the portal', async () => {
   const me = await extOfLogin(maria);
   const r = await rest('POST', `/users/${me}/login-token`);

@@ -183,6 +183,20 @@ await step('a mention in a chat pops up and is answered in that chat', async () 
   assert(got.messages.some((m) => m.text === 'Смотрю отчёт' && m.from_user_id === '2'), JSON.stringify(got));
 });
 
+await step('a notification with a sender and buttons: the pop-up names them and a button answers it', async () => {
+  await rest('/notifications', { to_user_id: '2', sender_id: '3', text: 'Отпуск с 1 июля?',
+    buttons: [{ title: 'Согласовать', value: 'yes' }, { title: 'Отклонить', value: 'no' }] });
+  const pop = tab2.getByRole('group', { name: 'Вестник: Уведомление · Мария Петрова', exact: true });
+  await pop.waitFor({ timeout: 2000 });
+  const actions = pop.getByRole('group', { name: 'Ответ на уведомление' });
+  await actions.getByRole('button', { name: 'Согласовать', exact: true }).click();
+  const chosen = actions.getByRole('button', { name: 'Выбрано: Согласовать' });
+  await chosen.waitFor({ timeout: 5000 });
+  assert(await chosen.getAttribute('aria-pressed') === 'true', 'the chosen button is pressed');
+  assert(await actions.getByRole('button', { name: 'Отклонить' }).isDisabled(), 'the other button is disabled');
+  await tab2.screenshot({ path: join(process.env.VESTNIK_SHOTS || join(here, '..', 'test', 'screenshots'), 'ru-widget-notification-buttons.png') });
+});
+
 await step('"Open messenger" opens the full messenger signed in', async () => {
   const pop = tab2.getByRole('group', { name: 'Вестник: Мария Петрова', exact: true });
   const [win] = await Promise.all([ctx.waitForEvent('page'), pop.getByRole('button', { name: 'Открыть мессенджер' }).click()]);

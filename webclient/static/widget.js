@@ -20,8 +20,8 @@
   var KEY = 'vestnik-widget ' + base;
   var ru = /^(ru|uk|be|kk)\b/i.test(cfg.lang || navigator.language || '');
   var T = ru
-    ? { title: 'Вестник', open: 'Открыть мессенджер', unread: 'непрочитанных', notes: 'Уведомления', none: 'Нет новых уведомлений', login: 'Войти в Вестник', note: 'Уведомление', mention: 'упоминание', reply: 'Ответ', send: 'Отправить', close: 'Закрыть', sent: 'Отправлено', failed: 'Не отправлено', logout: 'Выйти из виджета', messages: 'Непрочитанных сообщений', more: 'Подробнее' }
-    : { title: 'Vestnik', open: 'Open messenger', unread: 'unread', notes: 'Notifications', none: 'No new notifications', login: 'Sign in to Vestnik', note: 'Notification', mention: 'mention', reply: 'Reply', send: 'Send', close: 'Close', sent: 'Sent', failed: 'Not sent', logout: 'Sign out of the widget', messages: 'Unread messages', more: 'Details' };
+    ? { title: 'Вестник', open: 'Открыть мессенджер', unread: 'непрочитанных', notes: 'Уведомления', none: 'Нет новых уведомлений', login: 'Войти в Вестник', note: 'Уведомление', mention: 'упоминание', reply: 'Ответ', send: 'Отправить', close: 'Закрыть', sent: 'Отправлено', failed: 'Не отправлено', logout: 'Выйти из виджета', messages: 'Непрочитанных сообщений', more: 'Подробнее', actions: 'Ответ на уведомление', chosen: 'Выбрано' }
+    : { title: 'Vestnik', open: 'Open messenger', unread: 'unread', notes: 'Notifications', none: 'No new notifications', login: 'Sign in to Vestnik', note: 'Notification', mention: 'mention', reply: 'Reply', send: 'Send', close: 'Close', sent: 'Sent', failed: 'Not sent', logout: 'Sign out of the widget', messages: 'Unread messages', more: 'Details', actions: 'Answer the notification', chosen: 'Chosen' };
 
   // ---- view (every tab) ----
   var host = document.createElement('div');
@@ -42,6 +42,8 @@
     'button.k,a.o,button.o{background:none;border:0;color:#2f6fab;font-weight:600;cursor:pointer;text-decoration:none;padding:6px 8px}',
     'button.x{background:none;border:0;cursor:pointer;font-size:18px;line-height:1;color:#707a86;padding:0 4px}',
     '.f{display:flex;justify-content:space-between;padding:4px 6px}',
+    '.a{display:flex;flex-wrap:wrap;gap:6px;padding:8px 14px 0}.a button{border:1px solid #2f6fab;border-radius:8px;background:#fff;color:#2f6fab;font-weight:600;padding:4px 10px;cursor:pointer}',
+    '.a button[aria-pressed=true]{background:#2f6fab;color:#fff}.a button:disabled{cursor:default}.a button:disabled:not([aria-pressed=true]){opacity:.5}',
     '[hidden]{display:none!important}',
   ].join('');
   function el(tag, cls, text) {
@@ -121,13 +123,14 @@
     var card = el('div', 'q');
     card.setAttribute('data-k', p.k);
     card.setAttribute('role', 'group');
-    var who = p.kind === 'msg' ? p.name : T.note;
+    var who = p.kind === 'msg' ? p.name : p.sender ? T.note + ' · ' + p.sender : T.note;
     card.setAttribute('aria-label', T.title + ': ' + who);
     var h = el('div', 'h');
     h.appendChild(el('span', '', who));
     h.appendChild(button('x', '×', T.close + ': ' + who, function () { request({ t: 'close', k: p.k }); }));
     card.appendChild(h);
     card.appendChild(el('div', 't', p.text));
+    if (p.buttons && p.buttons.length) card.appendChild(noteButtons(p));
     var foot = el('div', 'f');
     if (p.kind === 'msg') {
       var form = el('form');
@@ -165,6 +168,34 @@
     card.appendChild(foot);
     pops.appendChild(card);
     while (pops.children.length > 3) pops.removeChild(pops.firstChild);
+  }
+
+  // A notification's buttons: pressing one answers it through the bridge
+  // (notification_action, as the messenger's bell does); the chosen one
+  // stays marked and the others are disabled.
+  function noteButtons(p) {
+    var g = el('div', 'a');
+    g.setAttribute('role', 'group');
+    g.setAttribute('aria-label', T.actions);
+    var mark = function (answer) {
+      Array.prototype.forEach.call(g.children, function (b, i) {
+        var chosen = p.buttons[i].value === answer;
+        b.disabled = !!answer;
+        b.setAttribute('aria-pressed', String(chosen));
+        b.setAttribute('aria-label', chosen ? T.chosen + ': ' + p.buttons[i].title : p.buttons[i].title);
+      });
+    };
+    p.buttons.forEach(function (b) {
+      g.appendChild(button('', b.title, b.title, function () {
+        call({ type: 'notification_action', notification_id: p.nid, answer: b.value }).then(function (f) {
+          if (f.type !== 'ack' && f.code !== 'answered') throw new Error(f.code);
+          mark(b.value);
+          request({ t: 'refresh' });
+        }).catch(function () { /* left as it was: press again */ });
+      }));
+    });
+    mark(p.answer || '');
+    return g;
   }
 
   // The full messenger, signed in through a fresh one-time link. The
@@ -302,21 +333,23 @@
       S.notes++;
       S.list = [x].concat(S.list || []).slice(0, 5);
       emit({ t: 'state', s: S });
-      notePop(x, 0);
+      notePop(x);
     }
   }
-  // A mention comes as a notification whose text ends with the chat
-  // message's beginning: found among the recent chat messages, its pop-up
-  // can answer in that chat. The message may come a moment after it.
+  // A mention's notification names its chat and message (chat,
+  // message_id): its pop-up shows the message (when this tab saw it) and
+  // answers in that chat. Any other notification shows its sender and
+  // buttons.
   var recent = [];
-  function notePop(x, tries) {
-    var m = recent.filter(function (r) {
-      return r.body && x.text.indexOf(': ' + Array.from(r.body).slice(0, 140).join('')) >= 0;
-    }).pop();
-    if (!m && tries < 3) return setTimeout(function () { notePop(x, tries + 1); }, 150);
-    if (!m) return emit({ t: 'pop', p: { k: 'n' + (x.id || x.time), kind: 'note', text: x.text, link: x.link } });
-    nameOf(m.from).then(function (n) {
-      emit({ t: 'pop', p: { k: 'n' + (x.id || x.time), kind: 'msg', id: m.id, to: { chat: m.chat }, name: n + ' · ' + T.mention, text: m.body } });
+  function notePop(x) {
+    var k = 'n' + (x.id || x.time);
+    var who = x.sender ? nameOf(x.sender) : Promise.resolve('');
+    who.then(function (n) {
+      if (x.chat && x.message_id) {
+        var m = recent.filter(function (r) { return r.id === x.message_id; }).pop();
+        return emit({ t: 'pop', p: { k: k, kind: 'msg', id: x.message_id, to: { chat: x.chat }, name: (n || T.note) + ' · ' + T.mention, text: m ? m.body : x.text } });
+      }
+      emit({ t: 'pop', p: { k: k, kind: 'note', text: x.text, link: x.link, sender: n, nid: x.id, buttons: x.buttons || [], answer: x.answer || '' } });
     });
   }
   function connect() {

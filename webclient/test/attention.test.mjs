@@ -18,7 +18,16 @@ test('system notices are rendered in the reader\'s language', () => {
   assert.equal(noticeText({ type: 'removed', actor: 1, users: [3] }, nameOf, ru), 'Иван Иванов исключил(а) из чата: Мария Петрова');
   assert.equal(noticeText({ type: 'closed' }, nameOf, ru), 'Чат закрыт');
   assert.equal(noticeText({ type: 'closed', actor: 1 }, nameOf, en), 'Иван Иванов closed the chat');
+  assert.equal(noticeText({ type: 'created', actor: 1, title: 'Релиз' }, nameOf, ru), 'Иван Иванов создал(а) чат «Релиз»');
+  assert.equal(noticeText({ type: 'created', title: 'Release' }, nameOf, en), 'The chat “Release” was created');
+  assert.equal(noticeText({ type: 'renamed', actor: 2, title: 'Релиз 2' }, nameOf, en), 'Alice Johnson renamed the chat to “Релиз 2”');
+  assert.equal(noticeText({ type: 'renamed', title: 'Q3' }, nameOf, ru), 'Чат переименован в «Q3»');
+  assert.equal(noticeText({ type: 'changed', actor: 1, fields: ['description', 'color'] }, nameOf, ru), 'Иван Иванов изменил(а) в чате: описание, цвет');
+  assert.equal(noticeText({ type: 'changed', actor: 1, fields: ['avatar'] }, nameOf, en), 'Иван Иванов changed the chat’s picture');
+  assert.equal(noticeText({ type: 'changed', fields: ['color'] }, nameOf, en), 'The chat’s color changed');
+  assert.equal(noticeText({ type: 'changed', actor: 1, fields: ['secret'] }, nameOf, en), null);
   // Unknown types and names keep the server's text (null).
+  assert.equal(noticeText({ type: 'frobbed', actor: 1 }, nameOf, ru), null);
   assert.equal(noticeText({ type: 'renamed', actor: 1 }, nameOf, ru), null);
   assert.equal(noticeText({ type: 'added', actor: 9, users: [2] }, nameOf, ru), null);
   assert.equal(noticeText({ type: 'left', users: [] }, nameOf, ru), null);

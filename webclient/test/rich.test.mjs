@@ -120,3 +120,12 @@ test('keyboard: rows, link buttons open links, commands call back', () => {
   assert.deepEqual(pressed, [[0, 'vote']]);
   assert.equal(kb.childNodes[1].childNodes[0].disabled, true);
 });
+
+test('plainLine: a preview without formatting marks', async () => {
+  const { plainLine } = await import('../static/js/rich.js');
+  assert.equal(plainLine('*Важно:* сдать _отчёт_ до `пятницы`'), 'Важно: сдать отчёт до пятницы');
+  assert.equal(plainLine('[b]Build[/b] [url=https://ci.example/1]#1[/url] passed\n[i]all green[/i]'), 'Build #1 passed all green');
+  assert.equal(plainLine('> quoted\nanswer'), 'quoted answer');
+  assert.equal(plainLine('2 * 3 = 6, a_b_c'), '2 * 3 = 6, a_b_c');
+  assert.equal(plainLine('<b>not markup</b>'), '<b>not markup</b>');
+});

@@ -71,9 +71,11 @@ func TestRESTToRoomToClient(t *testing.T) {
 		post(fmt.Sprintf("/api/v1/chats/%d/messages", id), `{"message":"Сделка закрыта","system":true}`)
 		smirnov.Expect("Сделка закрыта", "from='"+room+"'", "system='true'")
 
-		// Popov was not joined: the archive has both for him.
+		// Popov was not joined: the archive has both for him, after the
+		// chat's created notice.
 		page, err := w.archive.Query(ctx, mam.Query{Viewer: w.user(t, "popov").ID, ChatID: id, Limit: 10})
-		if err != nil || len(page.Messages) != 2 || page.Messages[0].Body != "Договор подписан <ура>" || page.Messages[1].Kind != mam.KindSystem {
+		if err != nil || len(page.Messages) != 3 || page.Messages[0].Kind != mam.KindSystem || !strings.Contains(page.Messages[0].Payload, "type='created'") ||
+			page.Messages[1].Body != "Договор подписан <ура>" || page.Messages[2].Kind != mam.KindSystem {
 			t.Fatalf("archive for a member not joined: %+v %v", page, err)
 		}
 		popov := w.login(t, "popov", "phone")

@@ -227,6 +227,9 @@ func (s *Service) createByJoin(ctx context.Context, u *roster.User, from, to jid
 	}
 	s.memberChanged(ctx, u.ID, c, true)
 	s.emit(ctx, c, EventCreated, []int64{u.ID}, u.ID)
+	if _, err := s.postCreated(ctx, c, u.ID); err != nil {
+		s.log.Warn("muc: created notice", "chat", c.ID, "err", err)
+	}
 	r := s.room(c.ID, true)
 	r.mu.Lock()
 	r.locked = true

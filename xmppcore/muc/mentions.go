@@ -32,7 +32,7 @@ const maxMentionNotices = 50
 // Notifier is what the service needs to tell a mentioned member
 // (xmppcore.Server).
 type Notifier interface {
-	Notify(ctx context.Context, userID int64, text, link string) (int64, error)
+	NotifyWith(ctx context.Context, r xmppcore.NotifyRequest) (int64, error)
 }
 
 // mentions finds whom a chat message by author names. It returns the
@@ -160,7 +160,8 @@ func equalFold(a, b []rune) bool {
 }
 
 // notifyMentions tells each mentioned member that author named them.
-func (s *Service) notifyMentions(ctx context.Context, c *Chat, author int64, body string, users []int64) {
+// The notification names the author, the chat and the message.
+func (s *Service) notifyMentions(ctx context.Context, c *Chat, author, messageID int64, body string, users []int64) {
 	if s.notifier == nil || len(users) == 0 {
 		return
 	}
@@ -170,7 +171,8 @@ func (s *Service) notifyMentions(ctx context.Context, c *Chat, author int64, bod
 	}
 	text := fmt.Sprintf("%s mentioned you in «%s»: %s", s.displayName(ctx, author), c.Title, excerpt)
 	for _, u := range users {
-		if _, err := s.notifier.Notify(ctx, u, text, ""); err != nil {
+		r := xmppcore.NotifyRequest{UserID: u, Text: text, SenderID: author, ChatID: c.ID, MessageID: messageID}
+		if _, err := s.notifier.NotifyWith(ctx, r); err != nil {
 			s.log.Warn("mention notification", "chat", c.ID, "user", u, "err", err)
 		}
 	}

@@ -21,13 +21,18 @@ const (
 	NoticeLeft    = "left"    // users left
 	NoticeRemoved = "removed" // actor removed users
 	NoticeClosed  = "closed"  // actor (0: the integration) closed the chat
+	NoticeCreated = "created" // actor (0: the integration) created the chat, titled Title
+	NoticeRenamed = "renamed" // actor renamed the chat to Title
+	NoticeChanged = "changed" // actor changed Fields: "description", "color", "avatar"
 )
 
 // A Notice is what a server-written system message is about.
 type Notice struct {
-	Type  string  `json:"type"`
-	Actor int64   `json:"actor,omitempty"`
-	Users []int64 `json:"users,omitempty"`
+	Type   string   `json:"type"`
+	Actor  int64    `json:"actor,omitempty"`
+	Users  []int64  `json:"users,omitempty"`
+	Title  string   `json:"title,omitempty"`
+	Fields []string `json:"fields,omitempty"`
 }
 
 func (n Notice) element() *xmppcore.Element {
@@ -41,6 +46,12 @@ func (n Notice) element() *xmppcore.Element {
 			ids[i] = strconv.FormatInt(u, 10)
 		}
 		setAttr(e, "users", strings.Join(ids, " "))
+	}
+	if n.Title != "" {
+		setAttr(e, "title", n.Title)
+	}
+	if len(n.Fields) > 0 {
+		setAttr(e, "fields", strings.Join(n.Fields, " "))
 	}
 	return e
 }
@@ -58,6 +69,8 @@ func ParseNotice(kids []*xmppcore.Element) (Notice, bool) {
 				n.Users = append(n.Users, id)
 			}
 		}
+		n.Title = k.AttrValue("title")
+		n.Fields = strings.Fields(k.AttrValue("fields"))
 		return n, n.Type != ""
 	}
 	return Notice{}, false
@@ -94,4 +107,51 @@ func (s *Service) postRemoved(ctx context.Context, chatID, actor, userID int64) 
 			Notice{Type: NoticeRemoved, Actor: actor, Users: []int64{userID}})
 	}
 	return s.postNotice(ctx, chatID, s.displayName(ctx, userID)+" left the chat", Notice{Type: NoticeLeft, Users: []int64{userID}})
+}
+
+// postCreated is the system message that opens a new chat.
+func (s *Service) postCreated(ctx context.Context, c *Chat, actor int64) (int64, error) {
+	text := "The chat “" + c.Title + "” was created"
+	if actor != 0 {
+		text = s.displayName(ctx, actor) + " created the chat “" + c.Title + "”"
+	}
+	return s.postNotice(ctx, c.ID, text, Notice{Type: NoticeCreated, Actor: actor, Title: c.Title})
+}
+
+// postEdited is the system messages for an edit: the new title, and which
+// of the description, color and avatar changed (a change of type or owner
+// has notices of its own, or none).
+func (s *Service) postEdited(ctx context.Context, old, nc *Chat, actor int64, avatarChanged bool) error {
+	who := "The chat"
+	if actor != 0 {
+		who = s.displayName(ctx, actor)
+	}
+	if nc.Title != old.Title {
+		text := who + " renamed the chat to “" + nc.Title + "”"
+		if actor == 0 {
+			text = "The chat was renamed to “" + nc.Title + "”"
+		}
+		if _, err := s.postNotice(ctx, nc.ID, text, Notice{Type: NoticeRenamed, Actor: actor, Title: nc.Title}); err != nil {
+			return err
+		}
+	}
+	var fields []string
+	if nc.Description != old.Description {
+		fields = append(fields, "description")
+	}
+	if nc.Color != old.Color {
+		fields = append(fields, "color")
+	}
+	if avatarChanged {
+		fields = append(fields, "avatar")
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	text := who + " changed the chat's " + strings.Join(fields, ", ")
+	if actor == 0 {
+		text = "The chat's " + strings.Join(fields, ", ") + " changed"
+	}
+	_, err := s.postNotice(ctx, nc.ID, text, Notice{Type: NoticeChanged, Actor: actor, Fields: fields})
+	return err
 }

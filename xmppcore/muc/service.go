@@ -208,6 +208,9 @@ func (s *Service) Create(ctx context.Context, actor int64, nc NewChat) (*Chat, e
 		s.memberChanged(ctx, m.UserID, c, true)
 	}
 	s.emit(ctx, c, EventCreated, users, actor)
+	if _, err := s.postCreated(ctx, c, actor); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -330,6 +333,9 @@ func (s *Service) Update(ctx context.Context, actor, chatID int64, u Update) (*C
 		return nil, err
 	}
 	s.configChanged(ctx, c, nc, actor, u.Avatar != nil)
+	if err := s.postEdited(ctx, c, nc, actor, u.Avatar != nil); err != nil {
+		return nc, err
+	}
 	return nc, nil
 }
 
@@ -487,7 +493,7 @@ func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, ori
 		return 0, fmt.Errorf("muc: archive message to chat %d: %w", c.ID, err)
 	}
 	s.fanout(ctx, c, s.groupchatElement(c, m, nick, system))
-	s.notifyMentions(ctx, c, fromUserID, body, mentioned)
+	s.notifyMentions(ctx, c, fromUserID, m.ID, body, mentioned)
 	return m.ID, nil
 }
 

@@ -353,6 +353,24 @@ func (p *Photos) Get(ctx context.Context, userID int64) (*UserPhoto, error) {
 	}
 }
 
+// FallbackPhoto is the HR photo of a user who has no own photo, for their
+// vCard PHOTO (xmppcore.PhotoFallback): fetched now if its URL is new or a
+// retry is due, then from the cache. "" when there is none.
+func (p *Photos) FallbackPhoto(ctx context.Context, userID int64) (mimeType, binval string) {
+	own, _, err := p.rows(ctx, userID, false)
+	if err != nil || own != nil {
+		return "", "" // an own photo is the vCard's own PHOTO, or was removed from it
+	}
+	ph, err := p.Get(ctx, userID)
+	if err != nil {
+		if !errors.Is(err, ErrNoPhoto) {
+			p.log.Warn("hr photo for the vcard", "user", userID, "err", err)
+		}
+		return "", ""
+	}
+	return "image/jpeg", base64.StdEncoding.EncodeToString(ph.Image)
+}
+
 // fetchHR fetches the HR photo of a user once at a time (concurrent
 // requests wait for the one fetch) and records the outcome.
 func (p *Photos) fetchHR(ctx context.Context, userID int64, url string) {

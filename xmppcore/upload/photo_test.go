@@ -255,3 +255,84 @@ func activeUsers(t *testing.T, users *roster.Store) []roster.User {
 	}
 	return us
 }
+
+// TestHRPhotoInVCard: Jabber clients get the HR import's photo as the
+// vCard PHOTO of a user with no own photo (fetched once, then cached); an
+// own photo replaces it, and removing that brings the HR one back.
+func TestHRPhotoInVCard(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		var hits atomic.Int32
+		img := photoPNG(t, 300, 400)
+		hr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			w.Write(img)
+		}))
+		defer hr.Close()
+		users := roster.NewStore(db)
+		users.SetDomain("example.test")
+		snap := roster.DemoSnapshot()
+		for i := range snap.Employees {
+			if snap.Employees[i].Login == "alice" {
+				snap.Employees[i].Photo = hr.URL + "/alice.png"
+			}
+		}
+		if _, err := users.Import(ctx, snap, false); err != nil {
+			t.Fatal(err)
+		}
+		srv := xmppcore.NewServer(db, users, mam.NewStore(db), xmppcore.Options{Domain: "example.test"})
+		t.Cleanup(func() { srv.Shutdown(context.Background()) })
+		photos := upload.NewPhotos(db, users, srv, nil)
+		srv.SetPhotoListener(photos)
+		alice, _ := users.UserByLogin(ctx, "alice")
+		bob, _ := users.UserByLogin(ctx, "bob")
+		out := make(sink, 16)
+		sess, err := srv.Attach(ctx, bob.ID, "test", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sess.Close()
+		photoOf := func(login string) []byte {
+			t.Helper()
+			els, _ := xmppcore.ParseFragment(`<iq xmlns='jabber:client' type='get' id='v' to='` + login + `@example.test'><vCard xmlns='vcard-temp'/></iq>`)
+			if err := sess.Handle(ctx, els[0]); err != nil {
+				t.Fatal(err)
+			}
+			res := out.next(t)
+			ph := res.Child("vcard-temp", "vCard").Child("", "PHOTO")
+			if ph == nil {
+				return nil
+			}
+			if ph.ChildText("", "TYPE") != "image/jpeg" {
+				t.Fatalf("vCard PHOTO of %s: got %s, want a JPEG", login, res)
+			}
+			bin, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(ph.ChildText("", "BINVAL")), ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return bin
+		}
+		got := photoOf("alice")
+		if got == nil || !bytes.Equal(got, mustGet(t, photos, alice.ID)) {
+			t.Fatal("alice's vCard has no PHOTO, want the HR photo")
+		}
+		if photoOf("alice"); hits.Load() != 1 {
+			t.Fatalf("HR fetches: got %d, want 1 (cached)", hits.Load())
+		}
+		if photoOf("carol") != nil {
+			t.Fatal("a user without any photo got a PHOTO")
+		}
+		if _, err := photos.Set(ctx, alice.ID, bytes.NewReader(photoPNG(t, 60, 60))); err != nil {
+			t.Fatal(err)
+		}
+		if own := photoOf("alice"); own == nil || bytes.Equal(own, got) {
+			t.Fatal("an own photo does not replace the HR one in the vCard")
+		}
+		if err := photos.Remove(ctx, alice.ID); err != nil {
+			t.Fatal(err)
+		}
+		if back := photoOf("alice"); !bytes.Equal(back, got) {
+			t.Fatal("after removing the own photo the vCard lacks the HR one")
+		}
+	})
+}

@@ -1,5 +1,5 @@
 // System messages the server writes carry a typed event (message.event:
-// {type, actor, users}) beside an English body for Jabber clients; the
+// {type, actor, users, title, fields}) beside an English body for Jabber clients; the
 // browser renders the event in the reader's language. An unknown type or
 // a name it cannot find keeps the server's text.
 
@@ -22,6 +22,22 @@ export function noticeText(ev, nameOf, t) {
       if (!ev.actor) return t('noticeClosed');
       const actor = who(ev.actor);
       return actor && t('noticeClosedBy', { actor });
+    }
+    case 'created': case 'renamed': {
+      if (typeof ev.title !== 'string' || !ev.title) return null;
+      const base = ev.type === 'created' ? 'noticeCreated' : 'noticeRenamed';
+      if (!ev.actor) return t(base, { title: ev.title });
+      const actor = who(ev.actor);
+      return actor && t(base + 'By', { actor, title: ev.title });
+    }
+    case 'changed': {
+      const known = ['description', 'color', 'avatar'];
+      const fields = Array.isArray(ev.fields) ? ev.fields : [];
+      if (!fields.length || !fields.every((f) => known.includes(f))) return null;
+      const what = fields.map((f) => t('noticeField_' + f)).join(', ');
+      if (!ev.actor) return t('noticeChanged', { what });
+      const actor = who(ev.actor);
+      return actor && t('noticeChangedBy', { actor, what });
     }
     default: return null;
   }

@@ -177,6 +177,14 @@ export function plainOf(nodes) {
   return nodes.map((n) => (n.t === 'br' ? '\n' : n.v !== undefined ? n.v : plainOf(n.c || []))).join('');
 }
 
+// plainLine is a message text as one line of plain text, without its
+// formatting marks (list previews, desktop notifications).
+export function plainLine(text) {
+  const line = (nodes) => nodes.map((n) => (n.t === 'br' ? ' ' : n.v !== undefined ? (n.t === 'pre' ? ` ${n.v} ` : n.v)
+    : n.t === 'quote' ? ` ${line(n.c)} ` : line(n.c || []))).join('');
+  return line(parseRich(text)).replace(/\s+/g, ' ').trim();
+}
+
 const TAGS = { b: 'strong', i: 'em', u: 'u', s: 's', quote: 'blockquote' };
 
 // renderNodes appends nodes to parent. opts: {mentions: {names, me}

@@ -9,6 +9,7 @@ import { avatar, convAvatar, dot, presenceOf, presenceText } from './ui.js';
 import { isMuted } from './mute.js';
 import { stripFileLines } from './files.js';
 import { noticeText } from './notice.js';
+import { plainLine } from './rich.js';
 
 // systemText is a system message in the reader's language when the
 // server gave its event (notice.js), else its text.
@@ -36,11 +37,11 @@ export function renderList() {
   if (S.tab === 'chats') renderRecent(); else renderCompany();
 }
 
-// previewText is a message as one line: its text without the file URL
-// lines, or the files' names.
+// previewText is a message as one line of plain text (no formatting
+// marks): its text without the file URL lines, or the files' names.
 export function previewText(m) {
   if (m.kind === 'system' && m.event) return systemText(m);
-  const text = stripFileLines(m.body, m.files).replace(/\s+/g, ' ');
+  const text = plainLine(stripFileLines(m.body, m.files));
   if (text || !m.files?.length) return text;
   return '📎 ' + m.files.map((f) => f.name).join(', ');
 }
