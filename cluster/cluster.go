@@ -102,6 +102,10 @@ type Options struct {
 	Discovery time.Duration // default DefaultDiscovery
 	Inbox     int           // default DefaultInbox
 	Logger    *slog.Logger
+	// DropRouted, when set, is asked about every stanza routed here with
+	// a delivery sequence; true drops it on arrival (a test hook: a
+	// NATS message lost in transit).
+	DropRouted func(userID, seq int64) bool
 }
 
 // Session is one XMPP session as the other nodes know it.
@@ -123,8 +127,10 @@ const EverySession = "\x00every"
 // called from the cluster's receiver goroutine and must not block.
 type Handler interface {
 	// Stanza delivers a stanza routed here by another node to the local
-	// sessions of userID: resource "" means by RFC 6121 bare-JID rules.
-	Stanza(userID int64, resource string, stanza string)
+	// sessions of userID: resource "" means by RFC 6121 bare-JID rules;
+	// seq is the archived message's delivery sequence to the user (0: none
+	// or not known).
+	Stanza(userID int64, resource string, seq int64, stanza string)
 	// Presence tells that a session on another node changed presence;
 	// s.Available false means unavailable or gone (stanza may be "").
 	Presence(s Session, stanza string)
@@ -521,7 +527,14 @@ func (c *Cluster) Sessions(userID int64) []Session {
 // on each node; a resource: only the node holding it acts; EverySession:
 // every session). It never blocks; false means it could not be published.
 func (c *Cluster) SendUser(userID int64, resource, stanza string) bool {
-	return c.publish(c.subjUser(userID), &message{Kind: kindStanza, UserID: userID, Resource: resource, Body: stanza})
+	return c.SendSeq(userID, resource, 0, stanza)
+}
+
+// SendSeq is SendUser for an archived message whose delivery sequence to
+// the user is seq: it crosses in the header, so the receiving node needs
+// no database lookup to confirm the message or to see a gap before it.
+func (c *Cluster) SendSeq(userID int64, resource string, seq int64, stanza string) bool {
+	return c.publish(c.subjUser(userID), &message{Kind: kindStanza, Seq: uint64(max(seq, 0)), UserID: userID, Resource: resource, Body: stanza})
 }
 
 // Broadcast publishes a stanza for every other node's Handler.Broadcast.
