@@ -22,6 +22,10 @@ func (s *Service) HandleCluster(ctx context.Context, msg *xmppcore.Element) {
 		s.remoteOccupant(ctx, msg)
 		return
 	}
+	if msg.Name.Space == nsOccupant && msg.Name.Local == "sync" {
+		s.shareAll(ctx)
+		return
+	}
 	if msg.Name.Local != "message" || msg.AttrValue("type") != "groupchat" {
 		return
 	}

@@ -315,7 +315,7 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 			c = nc
 		}
 	}
-	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e}
+	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e, joined: time.Now().UnixNano(), node: s.node}
 	s.sendOccupants(ctx, c, r, full)
 	r.mu.Lock()
 	r.occupants[full] = o

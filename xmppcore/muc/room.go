@@ -33,6 +33,11 @@ type occupant struct {
 	nick     string
 	presence *xmppcore.Element // the last presence it sent (show, status)
 	visitor  bool              // voice revoked by a moderator (role visitor)
+	// joined (Unix ns) and node (the joining service's instance) order
+	// two joins under one nick on two nodes: the earlier wins, ties by
+	// node (remote.go).
+	joined int64
+	node   string
 }
 
 // room returns the live room of a chat, creating it when create is set.

@@ -74,6 +74,7 @@ type Service struct {
 	users   *roster.Store
 	opts    Options
 	host    string // conference.<domain>
+	node    string // this instance, among the nodes of a cluster (remote.go)
 	log     *slog.Logger
 
 	dir      mam.Directory // JIDs for MAM results of room archives
@@ -103,6 +104,7 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 	return &Service{
 		store: store, router: router, archive: archive, users: users, opts: opts,
 		host: "conference." + opts.Domain, log: opts.Logger.With("component", "muc"),
+		node:    newNodeToken(),
 		rooms:   make(map[int64]*room),
 		follows: make(map[int64]map[string]struct{}), followers: make(map[int64]map[string]struct{}),
 		dir:   mam.NewDirectory(store.DB(), opts.Domain, "conference."+opts.Domain),
@@ -115,6 +117,7 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 // PEP node, XEP-0048 private storage).
 func (s *Service) Register(srv *xmppcore.Server) {
 	srv.RegisterComponent(s.host, s)
+	s.askOccupants(srv)
 	s.changes = srv
 	s.notifier = srv
 	srv.SetChatChanges(s)
