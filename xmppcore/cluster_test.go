@@ -113,3 +113,67 @@ func mustID(t *testing.T, e *testEnv, login string) int64 {
 	}
 	return acc.ID
 }
+
+// TestResumeOnAnotherNode: bob's XEP-0198 session lives on node a, which
+// goes away (its cluster leaves) with two messages bob had not
+// acknowledged. Bob's client tries to resume on node b: it gets <failed/>
+// at once (the id is node a's), binds, and the two come by offline
+// delivery, once; the one it acknowledged does not come again.
+func TestResumeOnAnotherNode(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	a := clusterNode(t, db, "res_a", nil)
+	b := clusterNode(t, db, "res_b", nil)
+	alice := b.online("alice", "pc")
+	bob, id := smResumable(a, "phone")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.srv.cl.Sessions(mustID(t, b, "bob"))) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("node b never saw bob")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	alice.send(`<message to='bob@%s' type='chat'><body>one</body></message>`, testDomain)
+	// h counts every stanza since <enabled/> (presence from node b may
+	// come before "one").
+	h := stanzaCount(bob.upTo(`<body>one</body>`))
+	bob.send(`<a xmlns='urn:xmpp:sm:3' h='%d'/>`, h)
+	alice.send(`<message to='bob@%s' type='chat'><body>two</body></message>`, testDomain)
+	alice.send(`<message to='bob@%s' type='chat'><body>three</body></message>`, testDomain)
+	bob.expect(`<body>three</body>`)
+	time.Sleep(300 * time.Millisecond) // node a stores the mark ("one")
+
+	// Node a is gone for the others; bob's connection to it breaks.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.srv.cl.(*cluster.Cluster).Shutdown(ctx)
+	bob.c.Close()
+
+	b2 := b.dial("bob/phone2")
+	b2.authOnly("bob")
+	t0 := time.Now()
+	b2.send(`<resume xmlns='urn:xmpp:sm:3' previd='%s' h='%d'/>`, id, h+2)
+	b2.expect(`<failed xmlns='urn:xmpp:sm:3'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>`)
+	failedIn := time.Since(t0)
+	b2.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>`)
+	b2.expect(`<jid>bob@`)
+	b2.send(`<presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	got := b2.upTo(`<iq type='result' id='sync'[^>]*/>`)
+	time.Sleep(ClusterLateFlush + 300*time.Millisecond) // the late flush adds nothing
+	b2.send(`<iq type='get' id='sync2'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	got += b2.upTo(`<iq type='result' id='sync2'[^>]*/>`)
+	t.Logf("resumption on another node failed in %v", failedIn)
+	for body, want := range map[string]int{"one": 0, "two": 1, "three": 1} {
+		if n := strings.Count(got, "<body>"+body+"</body>"); n != want {
+			t.Errorf("%q: got %d, want %d; got %s", body, n, want, clip([]byte(got)))
+		}
+	}
+	if failedIn > time.Second {
+		t.Errorf("<failed/> after %v, want at once", failedIn)
+	}
+}
+
+// stanzaCount counts the top-level stanzas that start in a stream excerpt.
+func stanzaCount(x string) int {
+	return len(regexp.MustCompile(`<(message|presence|iq)[ >]`).FindAllString(x, -1)) -
+		len(regexp.MustCompile(`<forwarded`).FindAllString(x, -1))
+}
