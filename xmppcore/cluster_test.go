@@ -2,6 +2,8 @@ package xmppcore
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 	"vestnik/cluster"
 	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/mam"
 )
 
 // clusterNode starts a server on db that is one node of a cluster (NATS
@@ -105,7 +108,7 @@ func TestRoutedGapRepaired(t *testing.T) {
 	}
 }
 
-func mustID(t *testing.T, e *testEnv, login string) int64 {
+func mustID(t testing.TB, e *testEnv, login string) int64 {
 	t.Helper()
 	acc, err := e.srv.users.byLogin(context.Background(), login)
 	if err != nil {
@@ -176,4 +179,64 @@ func TestResumeOnAnotherNode(t *testing.T) {
 func stanzaCount(x string) int {
 	return len(regexp.MustCompile(`<(message|presence|iq)[ >]`).FindAllString(x, -1)) -
 		len(regexp.MustCompile(`<forwarded`).FindAllString(x, -1))
+}
+
+// BenchmarkRoutedStanza measures what a stanza routed from another node
+// costs the receiving node (clusterHandler.Stanza: parse, route to a
+// session without XEP-0198, confirm): with its delivery sequence carried
+// in the header, and without (looked up in the archive, one query per
+// stanza, as before). PostgreSQL.
+func BenchmarkRoutedStanza(b *testing.B) {
+	for _, carried := range []bool{true, false} {
+		name := "sequence carried"
+		if !carried {
+			name = "sequence looked up"
+		}
+		b.Run(name, func(b *testing.B) {
+			e := newEnv(b, dbtest.Open(b, migrations.Postgres))
+			e.srv.opts.RateStanzas = -1
+			bob := e.online("bob", "pc")
+			bob.c.SetReadDeadline(time.Time{})
+			go io.Copy(io.Discard, bob.c)
+			ctx := context.Background()
+			from, to := mustID(b, e, "alice"), mustID(b, e, "bob")
+			type routed struct{ id, seq int64 }
+			msgs := make([]routed, b.N)
+			for i := range msgs {
+				m := &mam.Message{Kind: mam.KindChat, FromID: from, ToID: to, Body: "routed"}
+				if _, err := e.arch.Append(ctx, m); err != nil {
+					b.Fatal(err)
+				}
+				msgs[i] = routed{m.ID, m.Seq}
+			}
+			h := e.srv.ClusterHandler()
+			b.ResetTimer()
+			for i, m := range msgs {
+				if i%100 == 99 {
+					// Let the writer drain bob's queue (its bound would
+					// close a slow consumer).
+					b.StopTimer()
+					time.Sleep(20 * time.Millisecond)
+					b.StartTimer()
+				}
+				seq := m.seq
+				if !carried {
+					seq = 0
+				}
+				h.Stanza(to, "", seq, fmt.Sprintf(`<message xmlns='jabber:client' from='alice@%s/pc' to='bob@%s' type='chat'><body>routed</body><stanza-id xmlns='urn:xmpp:sid:0' id='%d' by='bob@%s'/></message>`,
+					testDomain, testDomain, m.id, testDomain))
+			}
+			b.StopTimer()
+			u := e.srv.router.entry(to)
+			if u == nil {
+				b.Fatal("bob's session ended")
+			}
+			u.deliverMu.Lock()
+			mark := u.dl.mark.Seq
+			u.deliverMu.Unlock()
+			if last := msgs[len(msgs)-1].seq; mark != last {
+				b.Errorf("mark %d, want %d", mark, last)
+			}
+		})
+	}
 }
