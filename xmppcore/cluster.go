@@ -29,6 +29,10 @@ type Cluster interface {
 	// sequence to the user (it crosses with the stanza).
 	SendSeq(userID int64, resource string, seq int64, stanza string) bool
 	Broadcast(stanza string) bool
+	// WatchChat subscribes this node to a chat's traffic (on) or not;
+	// SendChat reaches the other nodes watching the chat.
+	WatchChat(chatID int64, on bool)
+	SendChat(chatID int64, stanza string) bool
 	Nodes() []string // the other live nodes
 }
 
@@ -48,6 +52,23 @@ type ClusterComponent interface {
 func (s *Server) BroadcastComponent(el *Element) {
 	if s.cl != nil {
 		s.cl.Broadcast(el.String())
+	}
+}
+
+// BroadcastChat sends el, from the component at a subdomain, to that
+// component on the other nodes that watch chat chatID (WatchChat). Without
+// a cluster it does nothing. It never blocks.
+func (s *Server) BroadcastChat(chatID int64, el *Element) {
+	if s.cl != nil {
+		s.cl.SendChat(chatID, el.String())
+	}
+}
+
+// WatchChat makes this node get what other nodes send for chat chatID
+// with BroadcastChat (on), or stop getting it.
+func (s *Server) WatchChat(chatID int64, on bool) {
+	if s.cl != nil {
+		s.cl.WatchChat(chatID, on)
 	}
 }
 

@@ -23,13 +23,20 @@ import (
 // newClusterWorld is newWorld as one node of a cluster on db.
 func newClusterWorld(t *testing.T, db *sqlx.DB, node string) *world {
 	t.Helper()
+	w, _ := newClusterWorldNode(t, db, node, 100*time.Millisecond)
+	return w
+}
+
+// newClusterWorldNode is newClusterWorld that also returns the node.
+func newClusterWorldNode(t *testing.T, db *sqlx.DB, node string, heartbeat time.Duration) (*world, *cluster.Cluster) {
+	t.Helper()
 	ctx := context.Background()
 	users := roster.NewStore(db)
 	users.SetDomain(domain)
 	if _, err := users.Import(ctx, roster.DemoSnapshot(), false); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := cluster.New(db, cluster.Options{NodeID: node, Heartbeat: 100 * time.Millisecond, Missed: 10, Discovery: 200 * time.Millisecond})
+	cl, err := cluster.New(db, cluster.Options{NodeID: node, Heartbeat: heartbeat, Missed: 10, Discovery: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +59,7 @@ func newClusterWorld(t *testing.T, db *sqlx.DB, node string) *world {
 		srv.Shutdown(sctx)
 		cl.Shutdown(sctx)
 	})
-	return &world{db: db, users: users, archive: archive, srv: srv, chats: chats, addr: ln.Addr().String()}
+	return &world{db: db, users: users, archive: archive, srv: srv, chats: chats, addr: ln.Addr().String()}, cl
 }
 
 // TestOccupantsOfEarlierNodes: a node that starts after an occupant
@@ -174,4 +181,38 @@ func TestNickTieBreak(t *testing.T) {
 	if got := w.chats.Occupants(c.ID); len(got) != 1 || !strings.HasPrefix(got[0], "ivanov@") {
 		t.Errorf("got occupants %v, want ivanov alone", got)
 	}
+}
+
+// TestRoomTrafficPerChat: room messages cross only to the nodes that
+// have occupants of the room (the chat's subject): a node with none gets
+// nothing of them; once a user joins through it, it gets them.
+func TestRoomTrafficPerChat(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	ctx := context.Background()
+	// Heartbeats 2 s apart: what node b receives in the window is
+	// traffic, but for at most one heartbeat.
+	a, _ := newClusterWorldNode(t, db, "chat_a", 2*time.Second)
+	b, clB := newClusterWorldNode(t, db, "chat_b", 2*time.Second)
+	ivanov, smirnov := a.user(t, "ivanov"), a.user(t, "smirnov")
+	c, err := a.chats.Create(ctx, 0, muc.NewChat{Title: "Узлы", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{smirnov.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := a.chats.RoomJID(c)
+	ci := a.login(t, "ivanov", "pc")
+	join(ci, room, "Иван")
+	time.Sleep(200 * time.Millisecond) // the occupant notice reaches b
+	before := clB.Stats().Received
+	for i := 0; i < 5; i++ {
+		ci.Send(fmt.Sprintf(`<message to='%s' type='groupchat' id='g%d'><body>тихо %d</body></message>`, room, i, i))
+		ci.Expect("тихо " + fmt.Sprint(i))
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := clB.Stats().Received - before; got > 1 {
+		t.Errorf("node b, with no occupant, got %d messages while 5 went to the room, want at most a heartbeat", got)
+	}
+	cs := b.login(t, "smirnov", "pc")
+	join(cs, room, "smirnov")
+	ci.Send(fmt.Sprintf(`<message to='%s' type='groupchat' id='loud'><body>громко</body></message>`, room))
+	cs.Expect("type='groupchat'", "громко")
 }

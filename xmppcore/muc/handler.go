@@ -237,6 +237,7 @@ func (s *Service) createByJoin(ctx context.Context, u *roster.User, from, to jid
 // join seats a session in the room (or updates its presence).
 func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JID, nick string, e *xmppcore.Element, created bool) {
 	full := from.String()
+	s.watchOn(c.ID)
 	r := s.room(c.ID, true)
 	r.mu.RLock()
 	cur := r.occupants[full]
@@ -320,6 +321,7 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 	r.mu.Lock()
 	r.occupants[full] = o
 	r.mu.Unlock()
+	s.watch(c.ID)
 	s.broadcastPresence(ctx, c, r, o, full)
 	s.sendJoinState(ctx, c, u.ID, o, e, created)
 }

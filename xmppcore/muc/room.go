@@ -132,7 +132,9 @@ func (s *Service) Occupants(chatID int64) []string {
 // in a cluster, through the services on the other nodes. It never waits:
 // Route queues or drops.
 func (s *Service) fanout(ctx context.Context, c *Chat, msg *xmppcore.Element) {
-	if b, ok := s.router.(componentBroadcaster); ok {
+	if b, ok := s.router.(chatBroadcaster); ok {
+		b.BroadcastChat(c.ID, msg)
+	} else if b, ok := s.router.(componentBroadcaster); ok {
 		b.BroadcastComponent(msg)
 	}
 	s.fanoutLocal(ctx, c, msg)
@@ -316,6 +318,7 @@ func (s *Service) announceLeave(ctx context.Context, c *Chat, r *room, o *occupa
 // decorate (which may be nil) before it is sent.
 func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *occupant, decorate func(*xmppcore.Element) *xmppcore.Element, statuses ...string) {
 	s.shareOccupant(c, o, true)
+	s.watch(c.ID)
 	r.mu.RLock()
 	for _, other := range r.occupants {
 		if other.nick == o.nick {

@@ -84,6 +84,9 @@ type Service struct {
 
 	limits postLimiters // per author and chat message rate
 
+	watchMu  sync.Mutex     // orders watch transitions (cluster.go)
+	watching map[int64]bool // chats whose traffic this node gets from the others
+
 	mu    sync.RWMutex // guards rooms, follows and followers (the maps only)
 	rooms map[int64]*room
 	// Sessions that follow all their user's chats without joining rooms
@@ -105,7 +108,7 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 		store: store, router: router, archive: archive, users: users, opts: opts,
 		host: "conference." + opts.Domain, log: opts.Logger.With("component", "muc"),
 		node:    newNodeToken(),
-		rooms:   make(map[int64]*room),
+		rooms:   make(map[int64]*room), watching: make(map[int64]bool),
 		follows: make(map[int64]map[string]struct{}), followers: make(map[int64]map[string]struct{}),
 		dir:   mam.NewDirectory(store.DB(), opts.Domain, "conference."+opts.Domain),
 		cache: userCache{users: users, m: make(map[int64]cachedUser)},
