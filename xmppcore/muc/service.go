@@ -107,8 +107,8 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 	return &Service{
 		store: store, router: router, archive: archive, users: users, opts: opts,
 		host: "conference." + opts.Domain, log: opts.Logger.With("component", "muc"),
-		node:    newNodeToken(),
-		rooms:   make(map[int64]*room), watching: make(map[int64]bool),
+		node:  newNodeToken(),
+		rooms: make(map[int64]*room), watching: make(map[int64]bool),
 		follows: make(map[int64]map[string]struct{}), followers: make(map[int64]map[string]struct{}),
 		dir:   mam.NewDirectory(store.DB(), opts.Domain, "conference."+opts.Domain),
 		cache: userCache{users: users, m: make(map[int64]cachedUser)},
