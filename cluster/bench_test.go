@@ -12,10 +12,10 @@ import (
 // countHandler signals every stanza it gets.
 type countHandler struct{ got chan struct{} }
 
-func (h *countHandler) Stanza(int64, string, string) { h.got <- struct{}{} }
-func (h *countHandler) Presence(Session, string)     {}
-func (h *countHandler) Kick(int64, string, string)   {}
-func (h *countHandler) Broadcast(string)             {}
+func (h *countHandler) Stanza(int64, string, int64, string) { h.got <- struct{}{} }
+func (h *countHandler) Presence(Session, string)            {}
+func (h *countHandler) Kick(int64, string, string)          {}
+func (h *countHandler) Broadcast(string)                    {}
 
 // benchPair starts two embedded nodes (routes over loopback TCP); user 1
 // has a session on the second.

@@ -102,6 +102,10 @@ type Options struct {
 	Discovery time.Duration // default DefaultDiscovery
 	Inbox     int           // default DefaultInbox
 	Logger    *slog.Logger
+	// DropRouted, when set, is asked about every stanza routed here with
+	// a delivery sequence; true drops it on arrival (a test hook: a
+	// NATS message lost in transit).
+	DropRouted func(userID, seq int64) bool
 }
 
 // Session is one XMPP session as the other nodes know it.
@@ -123,8 +127,10 @@ const EverySession = "\x00every"
 // called from the cluster's receiver goroutine and must not block.
 type Handler interface {
 	// Stanza delivers a stanza routed here by another node to the local
-	// sessions of userID: resource "" means by RFC 6121 bare-JID rules.
-	Stanza(userID int64, resource string, stanza string)
+	// sessions of userID: resource "" means by RFC 6121 bare-JID rules;
+	// seq is the archived message's delivery sequence to the user (0: none
+	// or not known).
+	Stanza(userID int64, resource string, seq int64, stanza string)
 	// Presence tells that a session on another node changed presence;
 	// s.Available false means unavailable or gone (stanza may be "").
 	Presence(s Session, stanza string)
@@ -198,6 +204,7 @@ type Cluster struct {
 	mu     sync.Mutex // guards the maps below; never held across I/O
 	local  map[key]Session
 	subs   map[int64]*nats.Subscription // user subjects subscribed to
+	chats  map[int64]*nats.Subscription // chat subjects watched (nil until Start)
 	remote map[int64]map[string]Session
 	peers  map[string]*peer
 }
@@ -246,6 +253,7 @@ func New(db *sqlx.DB, opts Options) (*Cluster, error) {
 		subjAll:      opts.Prefix + ".all",
 		local:        map[key]Session{},
 		subs:         map[int64]*nats.Subscription{},
+		chats:        map[int64]*nats.Subscription{},
 		remote:       map[int64]map[string]Session{},
 		peers:        map[string]*peer{},
 	}, nil
@@ -260,6 +268,10 @@ func (c *Cluster) Route() string { return c.route }
 
 func (c *Cluster) subjUser(userID int64) string {
 	return c.opts.Prefix + ".u." + strconv.FormatInt(userID, 10)
+}
+
+func (c *Cluster) subjChat(chatID int64) string {
+	return c.opts.Prefix + ".c." + strconv.FormatInt(chatID, 10)
 }
 
 func (c *Cluster) subjSnap(node string) string { return c.opts.Prefix + ".snap." + node }
@@ -297,6 +309,16 @@ func (c *Cluster) Start(ctx context.Context, h Handler) error {
 				return fail(fmt.Errorf("cluster: subscribe user: %w", err))
 			}
 			c.subs[k.user] = sub
+		}
+	}
+	for id, sub := range c.chats {
+		if sub == nil {
+			sub, err := c.nc.ChanSubscribe(c.subjChat(id), c.in)
+			if err != nil {
+				c.mu.Unlock()
+				return fail(fmt.Errorf("cluster: subscribe chat: %w", err))
+			}
+			c.chats[id] = sub
 		}
 	}
 	c.mu.Unlock()
@@ -521,7 +543,50 @@ func (c *Cluster) Sessions(userID int64) []Session {
 // on each node; a resource: only the node holding it acts; EverySession:
 // every session). It never blocks; false means it could not be published.
 func (c *Cluster) SendUser(userID int64, resource, stanza string) bool {
-	return c.publish(c.subjUser(userID), &message{Kind: kindStanza, UserID: userID, Resource: resource, Body: stanza})
+	return c.SendSeq(userID, resource, 0, stanza)
+}
+
+// SendSeq is SendUser for an archived message whose delivery sequence to
+// the user is seq: it crosses in the header, so the receiving node needs
+// no database lookup to confirm the message or to see a gap before it.
+func (c *Cluster) SendSeq(userID int64, resource string, seq int64, stanza string) bool {
+	return c.publish(c.subjUser(userID), &message{Kind: kindStanza, Seq: uint64(max(seq, 0)), UserID: userID, Resource: resource, Body: stanza})
+}
+
+// WatchChat subscribes this node to chat chatID's subject (on) or
+// unsubscribes it: a node watches a chat while it has occupants or
+// followers of it, and gets what SendChat publishes for it.
+func (c *Cluster) WatchChat(chatID int64, on bool) {
+	c.mu.Lock()
+	sub, watched := c.chats[chatID]
+	switch {
+	case on && !watched:
+		c.chats[chatID] = nil
+		if c.nc != nil {
+			var err error
+			if sub, err = c.nc.ChanSubscribe(c.subjChat(chatID), c.in); err != nil {
+				c.log.Warn("subscribe chat", "chat", chatID, "err", err)
+				delete(c.chats, chatID)
+			} else {
+				c.chats[chatID] = sub
+			}
+		}
+		c.mu.Unlock()
+	case !on && watched:
+		delete(c.chats, chatID)
+		c.mu.Unlock()
+		if sub != nil {
+			sub.Unsubscribe()
+		}
+	default:
+		c.mu.Unlock()
+	}
+}
+
+// SendChat publishes a stanza for the Handler.Broadcast of every other
+// node watching chat chatID. It never blocks.
+func (c *Cluster) SendChat(chatID int64, stanza string) bool {
+	return c.publish(c.subjChat(chatID), &message{Kind: kindAll, Body: stanza})
 }
 
 // Broadcast publishes a stanza for every other node's Handler.Broadcast.

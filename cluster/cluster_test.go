@@ -42,7 +42,11 @@ func (r *recorder) add(s string) {
 	r.ch <- s
 }
 
-func (r *recorder) Stanza(userID int64, resource string, stanza string) {
+func (r *recorder) Stanza(userID int64, resource string, seq int64, stanza string) {
+	if seq != 0 {
+		r.add(fmt.Sprintf("stanza %d/%s #%d %s", userID, resource, seq, stanza))
+		return
+	}
 	r.add(fmt.Sprintf("stanza %d/%s %s", userID, resource, stanza))
 }
 
@@ -171,6 +175,7 @@ func TestWireRoundTrip(t *testing.T) {
 		{"resource with spaces", message{Kind: kindPresence, Seq: 9, From: "n_1", UserID: 7, Priority: -5, Available: true, Resource: "my laptop\n+ % ü", Body: "<presence/>"}},
 		{"empty body", message{Kind: kindBye, Seq: 3, From: "z"}},
 		{"every session", message{Kind: kindStanza, From: "z", UserID: 1, Resource: EverySession, Body: "<x/>"}},
+		{"delivery sequence", message{Kind: kindStanza, Seq: 1 << 40, From: "z", UserID: 3, Body: "<message/>"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -275,6 +280,11 @@ func TestStanzasAcrossNodes(t *testing.T) {
 	}
 	rc.expectNone(t, 50*time.Millisecond, "stanza 1/desk")
 
+	// A delivery sequence crosses in the header.
+	a.SendSeq(1, "", 41, "<message>numbered</message>")
+	rb.expect(t, "stanza 1/ #41 <message>numbered</message>")
+	rc.expect(t, "stanza 1/ #41 <message>numbered</message>")
+
 	// The subject is left with the user's last session there.
 	b.Unregister(1, "desk")
 	waitFor(t, "desk to leave a's mirror", func() bool { return len(a.Sessions(1)) == 1 })
@@ -283,6 +293,33 @@ func TestStanzasAcrossNodes(t *testing.T) {
 	rb.expectNone(t, 100*time.Millisecond, "stanza 1/ <message>after")
 	if s := b.Stats(); s.Dropped != 0 || s.Gaps != 0 {
 		t.Errorf("b stats %+v: want no drops, no gaps", s)
+	}
+}
+
+// TestDropRouted: the test hook loses a numbered stanza on arrival (as a
+// NATS message lost in transit would be) and counts it; others pass.
+func TestDropRouted(t *testing.T) {
+	db := pg(t)
+	a, _ := startRec(t, db, fastOpts())
+	ob := fastOpts()
+	ob.DropRouted = func(userID, seq int64) bool { return userID == 1 && seq == 2 }
+	b, rb := startRec(t, db, ob)
+	b.Register(Session{UserID: 1, Resource: "desk"})
+	waitFor(t, "a to see user 1", func() bool { return len(a.Sessions(1)) == 1 })
+	for seq := int64(1); seq <= 3; seq++ {
+		a.SendSeq(1, "", seq, fmt.Sprintf("<message n='%d'/>", seq))
+	}
+	rb.expect(t, "stanza 1/ #1 ")
+	rb.expect(t, "stanza 1/ #3 ")
+	rb.mu.Lock()
+	for _, e := range rb.events {
+		if strings.HasPrefix(e, "stanza 1/ #2 ") {
+			t.Errorf("got %q, want it dropped", e)
+		}
+	}
+	rb.mu.Unlock()
+	if s := b.Stats(); s.Dropped != 1 {
+		t.Errorf("got %d dropped, want 1", s.Dropped)
 	}
 }
 

@@ -39,7 +39,12 @@ func (c *Cluster) handle(data []byte) {
 	switch m.Kind {
 	case kindStanza:
 		if c.holds(m.UserID, m.Resource) {
-			c.h.Stanza(m.UserID, m.Resource, m.Body)
+			seq := int64(m.Seq)
+			if seq > 0 && c.opts.DropRouted != nil && c.opts.DropRouted(m.UserID, seq) {
+				c.c.dropped.Add(1)
+				return
+			}
+			c.h.Stanza(m.UserID, m.Resource, seq, m.Body)
 		}
 	case kindKick:
 		if c.holds(m.UserID, m.Resource) {

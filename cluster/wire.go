@@ -28,7 +28,7 @@ const (
 // message is the wire form of what one node tells another.
 type message struct {
 	Kind      byte
-	Seq       uint64 // the sender's session-change count (presence stream)
+	Seq       uint64 // presence stream: the sender's session-change count; kindStanza: the delivery sequence (0 = none)
 	From      string // sending node id
 	UserID    int64  // the user concerned; for kindSpool the spool row id
 	Priority  int

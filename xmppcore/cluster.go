@@ -25,7 +25,14 @@ type Cluster interface {
 	// resource "" by RFC 6121 bare-JID rules on each, a resource only on
 	// the node holding it, cluster.EverySession every session.
 	SendUser(userID int64, resource, stanza string) bool
+	// SendSeq is SendUser for an archived message with its delivery
+	// sequence to the user (it crosses with the stanza).
+	SendSeq(userID int64, resource string, seq int64, stanza string) bool
 	Broadcast(stanza string) bool
+	// WatchChat subscribes this node to a chat's traffic (on) or not;
+	// SendChat reaches the other nodes watching the chat.
+	WatchChat(chatID int64, on bool)
+	SendChat(chatID int64, stanza string) bool
 	Nodes() []string // the other live nodes
 }
 
@@ -45,6 +52,23 @@ type ClusterComponent interface {
 func (s *Server) BroadcastComponent(el *Element) {
 	if s.cl != nil {
 		s.cl.Broadcast(el.String())
+	}
+}
+
+// BroadcastChat sends el, from the component at a subdomain, to that
+// component on the other nodes that watch chat chatID (WatchChat). Without
+// a cluster it does nothing. It never blocks.
+func (s *Server) BroadcastChat(chatID int64, el *Element) {
+	if s.cl != nil {
+		s.cl.SendChat(chatID, el.String())
+	}
+}
+
+// WatchChat makes this node get what other nodes send for chat chatID
+// with BroadcastChat (on), or stop getting it.
+func (s *Server) WatchChat(chatID int64, on bool) {
+	if s.cl != nil {
+		s.cl.WatchChat(chatID, on)
 	}
 }
 
@@ -118,7 +142,7 @@ func parseStanza(x string) *Element {
 // Stanza delivers a stanza another node routed to a local user: messages
 // by the same RFC 6121 rules as local ones (and marked delivered here),
 // roster pushes, presence and IQs to full JIDs.
-func (h clusterHandler) Stanza(userID int64, resource string, x string) {
+func (h clusterHandler) Stanza(userID int64, resource string, seq int64, x string) {
 	s := h.s
 	el := parseStanza(x)
 	if el == nil {
@@ -159,7 +183,10 @@ func (h clusterHandler) Stanza(userID int64, resource string, x string) {
 				id, _ = strconv.ParseInt(c.AttrValue("id"), 10, 64)
 			}
 		}
-		targets := s.routeLocal(acc, resource, typ, el, id)
+		if id == 0 {
+			seq = 0
+		}
+		targets := s.routeLocalSeq(acc, resource, typ, el, id, seq)
 		s.clusterMark(acc.ID, id, targets)
 		if carbonEligible(el, typ) {
 			for _, t := range s.router.sessions(acc.ID) {
@@ -301,9 +328,9 @@ func (s *Server) remotePresence(userID int64, login, to string) []*Element {
 // 6121 rules to its own sessions with its own, fresh view (a session that
 // became available a moment ago may not be in this node's mirror yet, so
 // the message goes on the user's subject whatever the mirror says).
-func (s *Server) routeRemoteMessage(to *Account, el *Element) {
+func (s *Server) routeRemoteMessage(to *Account, el *Element, seq int64) {
 	if s.clustered() {
-		s.cl.SendUser(to.ID, "", el.String())
+		s.cl.SendSeq(to.ID, "", seq, el.String())
 	}
 }
 
@@ -335,12 +362,18 @@ func (s *Server) clusterUnbind(sess *Session) {
 // sendRemote sends el to the user's resource on another node; false when
 // no other node holds it (as far as this node's mirror knows).
 func (s *Server) sendRemote(userID int64, resource string, el *Element) bool {
+	return s.sendRemoteSeq(userID, resource, el, 0)
+}
+
+// sendRemoteSeq is sendRemote for an archived message with its delivery
+// sequence to the user.
+func (s *Server) sendRemoteSeq(userID int64, resource string, el *Element, seq int64) bool {
 	if s.cl == nil {
 		return false
 	}
 	for _, rs := range s.cl.Sessions(userID) {
 		if rs.Resource == resource {
-			return s.cl.SendUser(userID, resource, el.String())
+			return s.cl.SendSeq(userID, resource, seq, el.String())
 		}
 	}
 	return false

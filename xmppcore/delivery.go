@@ -30,6 +30,41 @@ type delivery struct {
 	acked map[int64]int64
 	// inflight: archive id → what an XEP-0198 stream holds unacknowledged.
 	inflight map[int64]inflight
+	// top: the highest sequence this node has seen for the user (routed,
+	// given or confirmed); a sequence arriving above top+1 shows a gap.
+	top int64
+	// checking: a gap check is scheduled (GapRepairDelay).
+	checking bool
+}
+
+// see records that sequence seq was routed, given or confirmed here and
+// reports whether it shows a gap below it (it came above top+1, or
+// sequences wait confirmed above the mark).
+func (d *delivery) see(seq int64) bool {
+	if seq == 0 || !d.loaded {
+		return false
+	}
+	gap := seq > d.top+1
+	d.top = max(d.top, seq)
+	return gap || len(d.acked) > 0
+}
+
+// missing reports whether some sequence between the mark and top is
+// neither confirmed nor in flight.
+func (d *delivery) missing() bool {
+	want := d.top - d.mark.Seq
+	if want <= 0 {
+		return false
+	}
+	have := int64(len(d.acked))
+	for _, f := range d.inflight {
+		if f.seq > d.mark.Seq && f.seq <= d.top {
+			if _, ok := d.acked[f.seq]; !ok {
+				have++
+			}
+		}
+	}
+	return have < want
 }
 
 type inflight struct {
@@ -111,6 +146,7 @@ func (s *Server) loadMark(ctx context.Context, u *userEntry) error {
 	u.dl.loaded = true
 	u.dl.stored = m.Seq
 	u.dl.raise(m)
+	u.dl.top = max(u.dl.top, u.dl.mark.Seq)
 	return nil
 }
 
@@ -130,10 +166,57 @@ func (s *Server) confirmed(u *userEntry, id, seq int64) {
 		s.log.Warn("delivery mark", "user", u.id, "err", err)
 	}
 	u.dl.confirm(seq, id)
-	if n := len(u.dl.acked); n > 0 && n%GapRepairEvery == 0 {
-		// A gap that no stream's end revealed (a delivery that failed):
-		// look now and then, so acked stays small.
-		s.repairGap(u) // takes router.mu (after deliverMu: the lock order)
+	if u.dl.see(seq) {
+		// Confirmed above a gap (a delivery that failed, a stanza lost
+		// between nodes): look soon.
+		s.gapSoon(u)
+	}
+}
+
+// gapSoon schedules a gap check of the user's deliveries GapRepairDelay
+// from now (one at a time): a sequence missing below what was routed or
+// confirmed may still be on its way (another sender node, an XEP-0198
+// ack); if it is still missing then, the archive gives it. The caller
+// holds u.deliverMu.
+func (s *Server) gapSoon(u *userEntry) {
+	if u.dl.checking || s.closed.Load() {
+		return
+	}
+	u.dl.checking = true
+	time.AfterFunc(GapRepairDelay, func() { s.checkGap(u) })
+}
+
+// checkGap repairs a gap that outlived GapRepairDelay: the offline flush
+// for one available session gives what is neither confirmed nor in
+// flight. In a cluster the stored mark is read first: another node's
+// sessions may have confirmed the missing sequence (a message to a full
+// JID held there).
+func (s *Server) checkGap(u *userEntry) {
+	if s.closed.Load() {
+		return
+	}
+	var stored DeliveryMark
+	if s.clustered() {
+		m, err := s.arch.Mark(s.ctx, u.id)
+		if err != nil {
+			u.deliverMu.Lock()
+			u.dl.checking = false
+			u.deliverMu.Unlock()
+			return
+		}
+		stored = m
+	}
+	u.deliverMu.Lock()
+	u.dl.checking = false
+	if stored.Seq > u.dl.mark.Seq {
+		u.dl.raise(stored)
+		u.dl.stored = max(u.dl.stored, stored.Seq)
+	}
+	gap := u.dl.loaded && u.dl.missing()
+	u.deliverMu.Unlock()
+	if gap {
+		s.count.gapRepairs.Add(1)
+		s.repairGap(u)
 	}
 }
 

@@ -108,11 +108,12 @@ const (
 	// between nodes).
 	ClusterLateFlush = 2 * time.Second
 
-	// GapRepairEvery: when this many sequences wait confirmed above a
-	// gap in a user's delivery mark (and at every further multiple), the
-	// offline flush runs for one of the user's available sessions to
-	// give what is missing (delivery.go).
-	GapRepairEvery = 500
+	// GapRepairDelay: a sequence missing below one routed or confirmed
+	// (a stanza lost between nodes, a delivery that failed) is given from
+	// the archive by the offline flush for one of the user's available
+	// sessions when it is still missing this long after (delivery.go);
+	// longer than two sender nodes' stanzas can overtake each other.
+	GapRepairDelay = 250 * time.Millisecond
 
 	// OfflineBatch is how many offline messages are read per query when a
 	// user comes online.

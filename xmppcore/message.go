@@ -265,22 +265,15 @@ func (s *Server) routeMessage(ctx context.Context, to *Account, toRes, typ strin
 	}
 	// In a cluster: a full JID held by another node goes there; otherwise
 	// the local sessions and each other node apply the rules to their own.
-	if toRes != "" && s.router.session(to.ID, toRes) == nil && s.sendRemote(to.ID, toRes, el) {
+	if toRes != "" && s.router.session(to.ID, toRes) == nil && s.sendRemoteSeq(to.ID, toRes, el, seq) {
 		return nil
 	}
 	local := s.routeLocalSeq(to, toRes, typ, el, id, seq)
 	s.clusterMark(to.ID, id, local)
 	if typ != "error" && typ != "groupchat" && (toRes == "" || s.router.session(to.ID, toRes) == nil) {
-		s.routeRemoteMessage(to, el)
+		s.routeRemoteMessage(to, el, seq)
 	}
 	return local
-}
-
-// routeLocal applies the RFC 6121 rules to the sessions on this node
-// for a message whose delivery sequence is not at hand (from another
-// node: looked up when a client confirms it).
-func (s *Server) routeLocal(to *Account, toRes, typ string, el *Element, id int64) []*Session {
-	return s.routeLocalSeq(to, toRes, typ, el, id, 0)
 }
 
 // routeLocalSeq applies the RFC 6121 rules to the sessions on this node;
@@ -295,8 +288,18 @@ func (s *Server) routeLocalSeq(to *Account, toRes, typ string, el *Element, id, 
 	if id != 0 {
 		u.deliverMu.Lock()
 		defer u.deliverMu.Unlock()
+		if seq != 0 && !u.dl.loaded {
+			if err := s.loadMark(s.ctx, u); err != nil {
+				s.log.Warn("delivery mark", "user", u.id, "err", err)
+			}
+		}
 		if _, done := u.flushed[id]; done || u.dl.known(id, seq) {
 			return nil
+		}
+		if u.dl.see(seq) {
+			// Above a sequence not seen here (a stanza lost between
+			// nodes): the archive gives it if it does not come soon.
+			s.gapSoon(u)
 		}
 	}
 	sessions := s.router.sessions(to.ID)

@@ -7,6 +7,7 @@ type counters struct {
 	stanzasIn    atomic.Int64
 	authFailures atomic.Int64
 	acceptErrors atomic.Int64
+	gapRepairs   atomic.Int64
 	// closed counts ended sessions by close reason (the fixed set below).
 	closed map[string]*atomic.Int64
 }
@@ -42,6 +43,9 @@ type Stats struct {
 	Refused int64
 	// AcceptErrors counts failed accepts (out of descriptors) since start.
 	AcceptErrors int64
+	// GapRepairs counts delivery gaps repaired from the archive since
+	// start (a stanza lost between nodes, a delivery that failed).
+	GapRepairs int64
 }
 
 // Stats returns the current counters and gauges.
@@ -52,6 +56,7 @@ func (s *Server) Stats() Stats {
 		Closed:       make(map[string]int64, len(s.count.closed)),
 		Refused:      s.admit.refused.Load(),
 		AcceptErrors: s.count.acceptErrors.Load(),
+		GapRepairs:   s.count.gapRepairs.Load(),
 	}
 	_, unauth := s.admit.counts()
 	st.Unauthenticated = int64(unauth)

@@ -13,6 +13,55 @@ type componentBroadcaster interface {
 	BroadcastComponent(el *xmppcore.Element)
 }
 
+// chatBroadcaster is the part of the router that carries one chat's
+// traffic to the nodes watching it (xmppcore.Server).
+type chatBroadcaster interface {
+	BroadcastChat(chatID int64, el *xmppcore.Element)
+	WatchChat(chatID int64, on bool)
+}
+
+// watch has this node watch chat chatID's traffic from the other nodes
+// while it has occupants or followers of it (and stop when it has none).
+// watchMu orders the transitions; it is taken after s.mu and r.mu are
+// released.
+func (s *Service) watch(chatID int64) {
+	b, ok := s.router.(chatBroadcaster)
+	if !ok {
+		return
+	}
+	s.mu.RLock()
+	want := len(s.followers[chatID]) > 0
+	if r := s.rooms[chatID]; r != nil && !want {
+		r.mu.RLock()
+		want = len(r.occupants) > 0
+		r.mu.RUnlock()
+	}
+	s.mu.RUnlock()
+	s.setWatch(b, chatID, want)
+}
+
+// watchOn has this node watch chat chatID now (a join under way: its
+// subscription must be in place before the occupant can miss anything).
+func (s *Service) watchOn(chatID int64) {
+	if b, ok := s.router.(chatBroadcaster); ok {
+		s.setWatch(b, chatID, true)
+	}
+}
+
+func (s *Service) setWatch(b chatBroadcaster, chatID int64, want bool) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if s.watching[chatID] == want {
+		return
+	}
+	if want {
+		s.watching[chatID] = true
+	} else {
+		delete(s.watching, chatID)
+	}
+	b.WatchChat(chatID, want)
+}
+
 // HandleCluster fans out a room message that the service on another node
 // archived to the occupants and followers joined through this node, and
 // delivers chat events (events.go) to this node's followers
@@ -20,6 +69,10 @@ type componentBroadcaster interface {
 func (s *Service) HandleCluster(ctx context.Context, msg *xmppcore.Element) {
 	if msg.Name.Space == nsOccupant && msg.Name.Local == "occupant" {
 		s.remoteOccupant(ctx, msg)
+		return
+	}
+	if msg.Name.Space == nsOccupant && msg.Name.Local == "sync" {
+		s.shareAll(ctx)
 		return
 	}
 	if msg.Name.Local != "message" || msg.AttrValue("type") != "groupchat" {

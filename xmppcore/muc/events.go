@@ -132,6 +132,7 @@ func (s *Service) emitLocal(ctx context.Context, msg *xmppcore.Element) {
 		}
 	}
 	s.mu.Unlock()
+	s.watch(ev.Chat.ID) // followers came or went
 	from := attr(msg, "from")
 	for _, full := range targets {
 		s.router.Route(ctx, addressed(msg, from, full))

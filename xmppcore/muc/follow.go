@@ -17,7 +17,6 @@ func (s *Service) Follow(ctx context.Context, userID int64, full string) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	fs := s.follows[userID]
 	if fs == nil {
 		fs = make(map[string]struct{})
@@ -27,24 +26,33 @@ func (s *Service) Follow(ctx context.Context, userID int64, full string) error {
 	for _, c := range chats {
 		s.addFollowerLocked(c.ID, full)
 	}
+	s.mu.Unlock()
+	for _, c := range chats {
+		s.watch(c.ID)
+	}
 	return nil
 }
 
 // Unfollow ends Follow for one session.
 func (s *Service) Unfollow(userID int64, full string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if fs := s.follows[userID]; fs != nil {
 		delete(fs, full)
 		if len(fs) == 0 {
 			delete(s.follows, userID)
 		}
 	}
+	var emptied []int64
 	for chatID, fs := range s.followers {
 		delete(fs, full)
 		if len(fs) == 0 {
 			delete(s.followers, chatID)
+			emptied = append(emptied, chatID)
 		}
+	}
+	s.mu.Unlock()
+	for _, id := range emptied {
+		s.watch(id)
 	}
 }
 
@@ -70,6 +78,7 @@ func (s *Service) memberChanged(ctx context.Context, userID int64, c *Chat, memb
 		}
 	}
 	s.mu.Unlock()
+	s.watch(c.ID)
 	s.pushBookmark(ctx, userID, c, member)
 }
 

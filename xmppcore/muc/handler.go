@@ -240,6 +240,7 @@ func (s *Service) createByJoin(ctx context.Context, u *roster.User, from, to jid
 // join seats a session in the room (or updates its presence).
 func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JID, nick string, e *xmppcore.Element, created bool) {
 	full := from.String()
+	s.watchOn(c.ID)
 	r := s.room(c.ID, true)
 	r.mu.RLock()
 	cur := r.occupants[full]
@@ -318,11 +319,12 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 			c = nc
 		}
 	}
-	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e}
+	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e, joined: time.Now().UnixNano(), node: s.node}
 	s.sendOccupants(ctx, c, r, full)
 	r.mu.Lock()
 	r.occupants[full] = o
 	r.mu.Unlock()
+	s.watch(c.ID)
 	s.broadcastPresence(ctx, c, r, o, full)
 	s.sendJoinState(ctx, c, u.ID, o, e, created)
 }

@@ -2,6 +2,8 @@ package muc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"strconv"
 
 	"vestnik/xmppcore"
@@ -14,8 +16,12 @@ import (
 // joining session gets the one occupant list of every node, a nick taken
 // on another node is refused, and the local occupants see the remote ones
 // come and go. Room messages cross as before (fanout). Two joins under one
-// nick on two nodes in the same instant may both succeed: nothing locks
-// across nodes.
+// nick on two nodes in the same instant both succeed at first; as soon as
+// each node hears of the other's occupant the same rule picks one (the
+// earlier join, then the lower node instance), and the loser's node takes
+// its occupant out with a conflict error. A service that starts asks the
+// others for their occupants (a <sync/> notice; each answers with one
+// occupant notice per local occupant).
 
 // nsOccupant names the notice between nodes.
 const nsOccupant = "urn:vestnik:muc:occupant:0"
@@ -28,7 +34,8 @@ func (s *Service) shareOccupant(c *Chat, o *occupant, left bool) {
 		return
 	}
 	n := el(nsOccupant, "occupant", "from", s.host, "chat", strconv.FormatInt(c.ID, 10),
-		"full", o.full, "user", strconv.FormatInt(o.userID, 10), "nick", o.nick)
+		"full", o.full, "user", strconv.FormatInt(o.userID, 10), "nick", o.nick,
+		"joined", strconv.FormatInt(o.joined, 10), "node", o.node)
 	if left {
 		setAttr(n, "left", "1")
 	}
@@ -49,7 +56,8 @@ func (s *Service) remoteOccupant(ctx context.Context, n *xmppcore.Element) {
 	if err != nil {
 		return
 	}
-	o := &occupant{full: attr(n, "full"), userID: userID, nick: attr(n, "nick")}
+	o := &occupant{full: attr(n, "full"), userID: userID, nick: attr(n, "nick"), node: attr(n, "node")}
+	o.joined, _ = strconv.ParseInt(attr(n, "joined"), 10, 64)
 	if len(n.Children) > 0 {
 		o.presence = n.Children[0]
 	}
@@ -72,7 +80,31 @@ func (s *Service) remoteOccupant(ctx context.Context, n *xmppcore.Element) {
 	} else {
 		r.remote[o.full] = o
 	}
+	var losers []*occupant
+	lost := false
+	if !left {
+		for _, lo := range r.occupants {
+			if lo.nick != o.nick || lo.userID == o.userID {
+				continue
+			}
+			if beats(o, lo) {
+				losers = append(losers, lo)
+			} else {
+				lost = true
+			}
+		}
+		for _, lo := range losers {
+			delete(r.occupants, lo.full)
+		}
+	}
 	r.mu.Unlock()
+	for _, lo := range losers {
+		s.nickLost(ctx, c, r, lo)
+	}
+	if lost {
+		// Its own node takes it out when it hears of ours.
+		return
+	}
 	if left && old == nil {
 		return
 	}
@@ -148,4 +180,57 @@ func (r *room) remoteNickTaken(nick string, userID int64) bool {
 		}
 	}
 	return false
+}
+
+// beats reports whether occupant a keeps a nick that b holds too (joined
+// on two nodes at once): the earlier join wins, then the lower node
+// instance, so every node decides the same.
+func beats(a, b *occupant) bool {
+	if a.joined != b.joined {
+		return a.joined < b.joined
+	}
+	return a.node < b.node
+}
+
+// nickLost takes out a local occupant (already out of r.occupants) whose
+// nick an occupant of another node won: the session gets the conflict
+// error a refused join gets, and everyone else sees it leave.
+func (s *Service) nickLost(ctx context.Context, c *Chat, r *room, o *occupant) {
+	req := el(nsClient, "presence", "from", o.full, "to", s.RoomJID(c)+"/"+o.nick)
+	req.Children = append(req.Children, el(NSMUC, "x"))
+	s.reply(ctx, req, "cancel", "conflict", "that nickname was taken on another node at the same time")
+	s.announceLeave(ctx, c, r, o)
+}
+
+// askOccupants asks the services of the other nodes for their occupants
+// (at start: occupants joined before this node came are not announced
+// again otherwise).
+func (s *Service) askOccupants(router any) {
+	if b, ok := router.(componentBroadcaster); ok {
+		b.BroadcastComponent(el(nsOccupant, "sync", "from", s.host))
+	}
+}
+
+// shareAll answers another node's <sync/>: one occupant notice per local
+// occupant of every room.
+func (s *Service) shareAll(ctx context.Context) {
+	s.mu.RLock()
+	rooms := make(map[int64]*room, len(s.rooms))
+	for id, r := range s.rooms {
+		rooms[id] = r
+	}
+	s.mu.RUnlock()
+	for id, r := range rooms {
+		c := &Chat{ID: id}
+		for _, o := range r.list() {
+			s.shareOccupant(c, &o, false)
+		}
+	}
+}
+
+// newNodeToken names this service instance among the nodes.
+func newNodeToken() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

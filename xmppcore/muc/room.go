@@ -67,6 +67,11 @@ type occupant struct {
 	nick     string
 	presence *xmppcore.Element // the last presence it sent (show, status)
 	visitor  bool              // voice revoked by a moderator (role visitor)
+	// joined (Unix ns) and node (the joining service's instance) order
+	// two joins under one nick on two nodes: the earlier wins, ties by
+	// node (remote.go).
+	joined int64
+	node   string
 }
 
 // room returns the live room of a chat, creating it when create is set.
@@ -161,7 +166,9 @@ func (s *Service) Occupants(chatID int64) []string {
 // in a cluster, through the services on the other nodes. It never waits:
 // Route queues or drops.
 func (s *Service) fanout(ctx context.Context, c *Chat, msg *xmppcore.Element) {
-	if b, ok := s.router.(componentBroadcaster); ok {
+	if b, ok := s.router.(chatBroadcaster); ok {
+		b.BroadcastChat(c.ID, msg)
+	} else if b, ok := s.router.(componentBroadcaster); ok {
 		b.BroadcastComponent(msg)
 	}
 	s.fanoutLocal(ctx, c, msg)
@@ -348,6 +355,7 @@ func (s *Service) announceLeave(ctx context.Context, c *Chat, r *room, o *occupa
 // decorate (which may be nil) before it is sent.
 func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *occupant, decorate func(*xmppcore.Element) *xmppcore.Element, statuses ...string) {
 	s.shareOccupant(c, o, true)
+	s.watch(c.ID)
 	r.mu.RLock()
 	for _, other := range r.occupants {
 		if other.nick == o.nick {

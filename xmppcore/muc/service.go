@@ -74,6 +74,7 @@ type Service struct {
 	users   *roster.Store
 	opts    Options
 	host    string // conference.<domain>
+	node    string // this instance, among the nodes of a cluster (remote.go)
 	log     *slog.Logger
 
 	dir      mam.Directory // JIDs for MAM results of room archives
@@ -82,6 +83,9 @@ type Service struct {
 	notifier Notifier // mentions (set by Register)
 
 	limits postLimiters // per author and chat message rate
+
+	watchMu  sync.Mutex     // orders watch transitions (cluster.go)
+	watching map[int64]bool // chats whose traffic this node gets from the others
 
 	mu    sync.RWMutex // guards rooms, follows and followers (the maps only)
 	rooms map[int64]*room
@@ -103,7 +107,8 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 	return &Service{
 		store: store, router: router, archive: archive, users: users, opts: opts,
 		host: "conference." + opts.Domain, log: opts.Logger.With("component", "muc"),
-		rooms:   make(map[int64]*room),
+		node:  newNodeToken(),
+		rooms: make(map[int64]*room), watching: make(map[int64]bool),
 		follows: make(map[int64]map[string]struct{}), followers: make(map[int64]map[string]struct{}),
 		dir:   mam.NewDirectory(store.DB(), opts.Domain, "conference."+opts.Domain),
 		cache: userCache{users: users, m: make(map[int64]cachedUser)},
@@ -115,6 +120,7 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 // PEP node, XEP-0048 private storage).
 func (s *Service) Register(srv *xmppcore.Server) {
 	srv.RegisterComponent(s.host, s)
+	s.askOccupants(srv)
 	s.changes = srv
 	s.notifier = srv
 	srv.SetChatChanges(s)

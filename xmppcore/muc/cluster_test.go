@@ -1,0 +1,218 @@
+package muc_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"vestnik/cluster"
+	"vestnik/migrations"
+	"vestnik/migrations/dbtest"
+	"vestnik/roster"
+	"vestnik/xmppcore"
+	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/muc"
+	"vestnik/xmppcore/xmpptest"
+)
+
+// newClusterWorld is newWorld as one node of a cluster on db.
+func newClusterWorld(t *testing.T, db *sqlx.DB, node string) *world {
+	t.Helper()
+	w, _ := newClusterWorldNode(t, db, node, 100*time.Millisecond)
+	return w
+}
+
+// newClusterWorldNode is newClusterWorld that also returns the node.
+func newClusterWorldNode(t *testing.T, db *sqlx.DB, node string, heartbeat time.Duration) (*world, *cluster.Cluster) {
+	t.Helper()
+	ctx := context.Background()
+	users := roster.NewStore(db)
+	users.SetDomain(domain)
+	if _, err := users.Import(ctx, roster.DemoSnapshot(), false); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := cluster.New(db, cluster.Options{NodeID: node, Heartbeat: heartbeat, Missed: 10, Discovery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := mam.NewStore(db)
+	srv := xmppcore.NewServer(db, users, archive,
+		xmppcore.Options{Domain: domain, TLSConfig: xmpptest.SelfSigned(t, domain), AuthFailureDelay: -1, Logger: testLogger(), Cluster: cl})
+	if err := cl.Start(ctx, srv.ClusterHandler()); err != nil {
+		t.Fatal(err)
+	}
+	chats := muc.New(muc.NewStore(db), srv, archive, users, muc.Options{Domain: domain})
+	chats.Register(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeC2S(ln)
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		cl.Shutdown(sctx)
+	})
+	return &world{db: db, users: users, archive: archive, srv: srv, chats: chats, addr: ln.Addr().String()}, cl
+}
+
+// TestOccupantsOfEarlierNodes: a node that starts after an occupant
+// joined through another node lists that occupant to its own joiners.
+func TestOccupantsOfEarlierNodes(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	ctx := context.Background()
+	a := newClusterWorld(t, db, "occ_a")
+	ivanov, smirnov := a.user(t, "ivanov"), a.user(t, "smirnov")
+	c, err := a.chats.Create(ctx, 0, muc.NewChat{Title: "Смена", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{smirnov.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := a.chats.RoomJID(c)
+	ci := a.login(t, "ivanov", "pc")
+	join(ci, room, "Иван")
+
+	b := newClusterWorld(t, db, "occ_b")
+	cs := b.login(t, "smirnov", "pc")
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		cs.Send(fmt.Sprintf(`<presence to='%s/smirnov'><x xmlns='http://jabber.org/protocol/muc'/></presence>`, room))
+		self := ""
+		for !strings.Contains(self, "code='110'") {
+			self = cs.Next()
+			if strings.Contains(self, "from='"+room+"/Иван'") {
+				return // listed before the self-presence
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node b never listed Иван, joined through node a before b started; got:\n%s", strings.Join(cs.Seen, "\n"))
+		}
+		// Not yet: leave and join again.
+		cs.Send(fmt.Sprintf(`<presence to='%s/smirnov' type='unavailable'/>`, room))
+		cs.Expect("type='unavailable'", "code='110'")
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestNickRaceAcrossNodes: two users join one room under one nick on two
+// nodes at the same moment; exactly one keeps it, the other gets a
+// conflict error.
+func TestNickRaceAcrossNodes(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	ctx := context.Background()
+	a := newClusterWorld(t, db, "race_a")
+	b := newClusterWorld(t, db, "race_b")
+	ivanov, petrova := a.user(t, "ivanov"), a.user(t, "petrova")
+	c, err := a.chats.Create(ctx, 0, muc.NewChat{Title: "Дежурство", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{petrova.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := a.chats.RoomJID(c)
+	ci := a.login(t, "ivanov", "pc")
+	cp := b.login(t, "petrova", "pc")
+	const nick = "Дежурный"
+	p := fmt.Sprintf(`<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>`, room, nick)
+	go ci.Send(p)
+	cp.Send(p)
+	time.Sleep(500 * time.Millisecond)
+	conflict := func(cl *xmpptest.Client) bool {
+		for {
+			select {
+			case s := <-cl.In:
+				cl.Seen = append(cl.Seen, s)
+			default:
+				for _, s := range cl.Seen {
+					if strings.Contains(s, "type='error'") && strings.Contains(s, "<conflict") {
+						return true
+					}
+				}
+				return false
+			}
+		}
+	}
+	ki, kp := conflict(ci), conflict(cp)
+	held := len(a.chats.Occupants(c.ID)) + len(b.chats.Occupants(c.ID))
+	if ki == kp || held != 1 {
+		t.Errorf("conflict for ivanov %v, petrova %v; %d occupants hold the nick: want exactly one winner", ki, kp, held)
+	}
+}
+
+// TestNickTieBreak: an occupant notice from another node for a nick a
+// local occupant holds: the earlier join keeps the nick, and the local
+// loser gets a conflict error while the others see it leave.
+func TestNickTieBreak(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	ctx := context.Background()
+	w := newWorld(t, db)
+	ivanov, smirnov, petrova := w.user(t, "ivanov"), w.user(t, "smirnov"), w.user(t, "petrova")
+	c, err := w.chats.Create(ctx, 0, muc.NewChat{Title: "Ничья", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{smirnov.ID, petrova.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := w.chats.RoomJID(c)
+	ci := w.login(t, "ivanov", "pc")
+	join(ci, room, "Иван")
+	cs := w.login(t, "smirnov", "pc")
+	join(cs, room, "smirnov")
+	notice := func(user int64, full, nick string, joined int64) *xmppcore.Element {
+		x := fmt.Sprintf(`<occupant xmlns='urn:vestnik:muc:occupant:0' from='conference.%s' chat='%d' full='%s' user='%d' nick='%s' joined='%d' node='zz'><presence xmlns='jabber:client'/></occupant>`,
+			domain, c.ID, full, user, nick, joined)
+		els, err := xmppcore.ParseFragment(x)
+		if err != nil || len(els) != 1 {
+			t.Fatalf("parse %s: %v", x, err)
+		}
+		return els[0]
+	}
+	// Joined later than Иван: the remote one loses; nothing changes here.
+	w.chats.HandleCluster(ctx, notice(petrova.ID, "petrova@"+domain+"/far", "Иван", time.Now().UnixNano()))
+	ci.ExpectNone(200*time.Millisecond, "<conflict")
+	if n := len(w.chats.Occupants(c.ID)); n != 2 {
+		t.Fatalf("got %d local occupants, want 2", n)
+	}
+	// Joined earlier than smirnov: smirnov is out with a conflict error.
+	w.chats.HandleCluster(ctx, notice(petrova.ID, "petrova@"+domain+"/near", "smirnov", 1))
+	cs.Expect("type='error'", "from='"+room+"/smirnov'", "<conflict")
+	ci.Expect("from='"+room+"/smirnov'", "type='unavailable'")
+	if got := w.chats.Occupants(c.ID); len(got) != 1 || !strings.HasPrefix(got[0], "ivanov@") {
+		t.Errorf("got occupants %v, want ivanov alone", got)
+	}
+}
+
+// TestRoomTrafficPerChat: room messages cross only to the nodes that
+// have occupants of the room (the chat's subject): a node with none gets
+// nothing of them; once a user joins through it, it gets them.
+func TestRoomTrafficPerChat(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	ctx := context.Background()
+	// Heartbeats 2 s apart: what node b receives in the window is
+	// traffic, but for at most one heartbeat.
+	a, _ := newClusterWorldNode(t, db, "chat_a", 2*time.Second)
+	b, clB := newClusterWorldNode(t, db, "chat_b", 2*time.Second)
+	ivanov, smirnov := a.user(t, "ivanov"), a.user(t, "smirnov")
+	c, err := a.chats.Create(ctx, 0, muc.NewChat{Title: "Узлы", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{smirnov.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := a.chats.RoomJID(c)
+	ci := a.login(t, "ivanov", "pc")
+	join(ci, room, "Иван")
+	time.Sleep(200 * time.Millisecond) // the occupant notice reaches b
+	before := clB.Stats().Received
+	for i := 0; i < 5; i++ {
+		ci.Send(fmt.Sprintf(`<message to='%s' type='groupchat' id='g%d'><body>тихо %d</body></message>`, room, i, i))
+		ci.Expect("тихо " + fmt.Sprint(i))
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := clB.Stats().Received - before; got > 1 {
+		t.Errorf("node b, with no occupant, got %d messages while 5 went to the room, want at most a heartbeat", got)
+	}
+	cs := b.login(t, "smirnov", "pc")
+	join(cs, room, "smirnov")
+	ci.Send(fmt.Sprintf(`<message to='%s' type='groupchat' id='loud'><body>громко</body></message>`, room))
+	cs.Expect("type='groupchat'", "громко")
+}
