@@ -258,25 +258,15 @@ func (s *Server) registerMAM(st *mam.Store, dir mam.Directory) {
 		if q.Name.Local != "query" {
 			return nil, ErrBadRequest("")
 		}
-		resp, err := st.HandleQuery(ctx, dir, mam.Request{Viewer: sess.userID, ArchiveJID: sess.bareStr, To: sess.jidStr, Query: q.AppendXML(nil, ""),
+		resp, err := st.HandleQuery(ctx, dir, mam.Request{Viewer: sess.userID, ArchiveJID: sess.bareStr, To: sess.jidStr, Query: q,
 			Get: iq.AttrValue("type") == "get"})
 		if err != nil {
 			return nil, mamError(err)
 		}
 		for _, r := range resp.Results {
-			els, err := ParseFragment(r)
-			if err != nil {
-				return nil, err
-			}
-			for _, el := range els {
-				sess.deliver(el)
-			}
+			sess.deliver(r)
 		}
-		fin, err := ParseFragment(resp.Fin)
-		if err != nil || len(fin) != 1 {
-			return nil, ErrInternal()
-		}
-		return fin[0], nil
+		return resp.Fin, nil
 	})
 	for _, f := range mam.Features {
 		s.AddFeature(f)

@@ -123,11 +123,13 @@ type streamReader struct {
 	framed   bool // RFC 7395: elements are top-level, <open/>/<close/> frame the stream
 	inStream bool
 	sawToken bool
-	lastEnd  int64 // input offset where the previous top-level element ended
+	lastEnd  int64             // input offset where the previous top-level element ended
+	wrapErr  func(error) error // sr.wrap, made once (a method value allocates)
 }
 
 func newStreamReader(r io.Reader, framed bool) *streamReader {
 	sr := &streamReader{framed: framed}
+	sr.wrapErr = sr.wrap
 	sr.reset(r)
 	return sr
 }
@@ -188,7 +190,7 @@ func (sr *streamReader) next() (streamEvent, error) {
 				sr.lastEnd = sr.dec.InputOffset()
 				return streamEvent{open: stanza.Head(t)}, nil
 			}
-			el, err := stanza.ReadElement(sr.dec, t, sr.wrap)
+			el, err := stanza.ReadElement(sr.dec, t, sr.wrapErr)
 			if err != nil {
 				return streamEvent{}, err
 			}

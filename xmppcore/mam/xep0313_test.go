@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/stanza"
 )
 
 // addUsers creates users 1..n with logins u1..un.
@@ -74,20 +75,24 @@ type mamRun struct {
 
 func runMAM(t *testing.T, s *Store, dir Directory, viewer, chat int64, archive, query string) (*mamRun, error) {
 	t.Helper()
+	q, err := stanza.Parse(query)
+	if err != nil {
+		t.Fatalf("query %s: %v", query, err)
+	}
 	resp, err := s.HandleQuery(context.Background(), dir, Request{Viewer: viewer, ChatID: chat, ArchiveJID: archive,
-		To: fmt.Sprintf("u%d@example.test/res", viewer), Query: []byte(query)})
+		To: fmt.Sprintf("u%d@example.test/res", viewer), Query: q})
 	if err != nil {
 		return nil, err
 	}
 	r := &mamRun{}
 	for _, x := range resp.Results {
 		var xr xResult
-		if err := xml.Unmarshal([]byte(x), &xr); err != nil {
+		if err := xml.Unmarshal([]byte(x.String()), &xr); err != nil {
 			t.Fatalf("result %s: %v", x, err)
 		}
 		r.results = append(r.results, xr)
 	}
-	if err := xml.Unmarshal([]byte(resp.Fin), &r.fin); err != nil {
+	if err := xml.Unmarshal([]byte(resp.Fin.String()), &r.fin); err != nil {
 		t.Fatalf("fin %s: %v", resp.Fin, err)
 	}
 	return r, nil
@@ -220,7 +225,7 @@ func TestMAMPersonal(t *testing.T) {
 			mamQuery(form("color", "red")):             "feature-not-implemented",
 			mamQuery(rsm(`<max>-1</max>`)):             "bad-request",
 			mamQuery(rsm(`<index>3</index>`)):          "feature-not-implemented",
-			`<query xmlns='urn:xmpp:mam:2'><x>`:        "bad-request",
+			`<query xmlns='urn:xmpp:mam:1'/>`:          "bad-request",
 			`<query xmlns='urn:xmpp:mam:2' node='n'/>`: "item-not-found",
 		}
 		for q, cond := range bad {
