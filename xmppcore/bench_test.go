@@ -154,6 +154,7 @@ func BenchmarkMAMPage(b *testing.B) {
 	}
 	c := e.online("alice", "pc")
 	c.buf = nil
+	c.c.SetDeadline(time.Time{}) // the login's deadlines
 	query := []byte(`<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2' queryid='f'><set xmlns='http://jabber.org/protocol/rsm'><max>50</max><before/></set></query></iq>`)
 	end := []byte("</fin>")
 	buf := make([]byte, 256<<10)
