@@ -2,7 +2,6 @@ package mam
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"strconv"
@@ -422,10 +421,4 @@ func resultElement(ctx context.Context, dir Directory, req Request, queryID stri
 		msg.SetAttr("to", req.To)
 	}
 	return msg.AddChild(result.AddChild(forwarded)), nil
-}
-
-func writeAttr(b *strings.Builder, name, value string) {
-	b.WriteString(" " + name + "='")
-	xml.EscapeText(b, []byte(value))
-	b.WriteString("'")
 }

@@ -73,6 +73,15 @@ type mamRun struct {
 	fin     xFin
 }
 
+func parse(t *testing.T, s string) *stanza.Element {
+	t.Helper()
+	el, err := stanza.Parse(s)
+	if err != nil {
+		t.Fatalf("parse %s: %v", s, err)
+	}
+	return el
+}
+
 func runMAM(t *testing.T, s *Store, dir Directory, viewer, chat int64, archive, query string) (*mamRun, error) {
 	t.Helper()
 	q, err := stanza.Parse(query)
@@ -241,8 +250,8 @@ func TestMAMPersonal(t *testing.T) {
 
 		// Prefs: never u3 hides that conversation from u1's MAM.
 		out, err := s.HandlePrefs(context.Background(), 1, "set",
-			[]byte(`<prefs xmlns='urn:xmpp:mam:2' default='always'><always/><never><jid>u3@example.test</jid></never></prefs>`))
-		if err != nil || !strings.Contains(out, "<never><jid>u3@example.test</jid></never>") {
+			parse(t, `<prefs xmlns='urn:xmpp:mam:2' default='always'><always/><never><jid>u3@example.test</jid></never></prefs>`))
+		if err != nil || !strings.Contains(out.String(), "<never><jid>u3@example.test</jid></never>") {
 			t.Fatalf("prefs set = %s %v", out, err)
 		}
 		r, _ = runMAM(t, s, dir, 1, 0, "u1@example.test", mamQuery(rsm(`<max>50</max>`)))
@@ -250,7 +259,7 @@ func TestMAMPersonal(t *testing.T) {
 			t.Errorf("never u3: %q", r.bodies())
 		}
 		out, err = s.HandlePrefs(context.Background(), 1, "set",
-			[]byte(`<prefs xmlns='urn:xmpp:mam:2' default='never'><always><jid>u3@example.test</jid></always></prefs>`))
+			parse(t, `<prefs xmlns='urn:xmpp:mam:2' default='never'><always><jid>u3@example.test</jid></always></prefs>`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,10 +267,12 @@ func TestMAMPersonal(t *testing.T) {
 		if r.bodies() != "secret <b>&</b>" {
 			t.Errorf("default never, always u3: %q (%s)", r.bodies(), out)
 		}
-		if _, err := s.HandlePrefs(context.Background(), 1, "set", []byte(`<prefs xmlns='urn:xmpp:mam:2' default='sometimes'/>`)); !isCondition(err, "bad-request") {
-			t.Errorf("bad default: %v", err)
+		for _, bad := range []string{`<prefs xmlns='urn:xmpp:mam:2' default='sometimes'/>`, `<prefs xmlns='urn:xmpp:mam:1' default='always'/>`} {
+			if _, err := s.HandlePrefs(context.Background(), 1, "set", parse(t, bad)); !isCondition(err, "bad-request") {
+				t.Errorf("%s: %v, want bad-request", bad, err)
+			}
 		}
-		if out, _ := s.HandlePrefs(context.Background(), 4, "get", nil); out != "<prefs xmlns='urn:xmpp:mam:2' default='always'><always></always><never></never></prefs>" {
+		if out, _ := s.HandlePrefs(context.Background(), 4, "get", nil); out.String() != "<prefs xmlns='urn:xmpp:mam:2' default='always'><always/><never/></prefs>" {
 			t.Errorf("default prefs = %s", out)
 		}
 	})
