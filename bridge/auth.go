@@ -2,11 +2,6 @@ package bridge
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,29 +16,11 @@ import (
 	"vestnik/xmppcore"
 )
 
-func newSecret() string {
-	var b [32]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func hashSecret(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
-func nowMicro() int64 { return time.Now().UnixMicro() }
-
-// createSession stores a new web session and returns its secret.
+// createSession starts a web session (the core's, roster/websessions.go)
+// and returns its secret.
 func (b *Bridge) createSession(ctx context.Context, userID int64) (string, error) {
-	secret := newSecret()
-	now := time.Now()
-	_, err := b.db.ExecContext(ctx, b.db.Rebind(`INSERT INTO web_sessions (hash, user_id, created_at, seen_at, expires_at) VALUES (?, ?, ?, ?, ?)`),
-		hashSecret(secret), userID, now.UnixMicro(), now.UnixMicro(), now.Add(SessionLifetime).UnixMicro())
-	if err != nil {
-		return "", fmt.Errorf("bridge: create session: %w", err)
-	}
-	return secret, nil
+	secret, _, err := b.users.CreateWebSession(ctx, userID, "", SessionLifetime)
+	return secret, err
 }
 
 // sessionUser returns the active user of the request's session cookie.
@@ -52,13 +29,12 @@ func (b *Bridge) sessionUser(r *http.Request) (*roster.User, error) {
 	if err != nil || c.Value == "" || len(c.Value) > 100 {
 		return nil, ErrNotFound
 	}
-	var uid int64
-	err = b.db.GetContext(r.Context(), &uid, b.db.Rebind(`SELECT user_id FROM web_sessions WHERE hash = ? AND expires_at > ? AND origin = ''`), hashSecret(c.Value), nowMicro())
-	if errors.Is(err, sql.ErrNoRows) {
+	uid, _, err := b.users.WebSession(r.Context(), c.Value, "")
+	if errors.Is(err, roster.ErrNotFound) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bridge: session: %w", err)
+		return nil, err
 	}
 	u, err := b.users.UserByID(r.Context(), uid)
 	if errors.Is(err, roster.ErrNotFound) || (err == nil && !u.Active) {
@@ -211,7 +187,7 @@ func (b *Bridge) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
-		if _, err := b.db.ExecContext(r.Context(), b.db.Rebind(`DELETE FROM web_sessions WHERE hash = ?`), hashSecret(c.Value)); err != nil {
+		if err := b.users.EndWebSession(r.Context(), c.Value); err != nil {
 			b.log.Error("logout", "err", err)
 		}
 	}
@@ -236,16 +212,7 @@ func (b *Bridge) handleSession(w http.ResponseWriter, r *http.Request) {
 // CreateLoginToken makes a one-time login link secret for a user, valid
 // for LoginTokenTTL.
 func (b *Bridge) CreateLoginToken(ctx context.Context, userID int64) (string, time.Time, error) {
-	secret := newSecret()
-	exp := time.Now().Add(LoginTokenTTL)
-	_, err := b.db.ExecContext(ctx, b.db.Rebind(`INSERT INTO login_tokens (hash, user_id, expires_at) VALUES (?, ?, ?)`), hashSecret(secret), userID, exp.UnixMicro())
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("bridge: create login token: %w", err)
-	}
-	if _, err := b.db.ExecContext(ctx, b.db.Rebind(`DELETE FROM login_tokens WHERE expires_at < ?`), nowMicro()); err != nil {
-		b.log.Warn("prune login tokens", "err", err)
-	}
-	return secret, exp, nil
+	return b.users.CreateLoginToken(ctx, userID, LoginTokenTTL)
 }
 
 // LoginTokenHandler answers POST /api/v1/users/{id}/login-token. It must be

@@ -85,7 +85,6 @@ type Guard interface {
 // Bridge serves /login, /logout, /session, /login/token/{token},
 // /widget/state and /ws.
 type Bridge struct {
-	db      *sqlx.DB
 	users   *roster.Store
 	chats   *muc.Store
 	core    Core
@@ -108,7 +107,7 @@ func New(db *sqlx.DB, users *roster.Store, chats *muc.Store, core Core, archive 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Bridge{db: db, users: users, chats: chats, core: core, archive: archive, notes: xmppcore.NewNotificationStore(db), opts: opts,
+	b := &Bridge{users: users, chats: chats, core: core, archive: archive, notes: xmppcore.NewNotificationStore(db), opts: opts,
 		log: log.With("component", "bridge"), conns: map[*conn]struct{}{}, done: make(chan struct{})}
 	if core != nil {
 		core.Watch(b.presenceEvent, b.typingEvent)

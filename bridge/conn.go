@@ -122,7 +122,7 @@ func (b *Bridge) handleWS(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(MaxFrame)
 	c := &conn{b: b, ws: ws, user: u, out: make(chan Frame, SendQueue), quit: make(chan struct{}), limiter: rate.NewLimiter(RatePerSecond, RateBurst)}
 	if widget {
-		c.cred, c.base = hashSecret(widgetCredential(r)), b.baseURL(r)
+		c.cred, c.base = roster.SecretKey(widgetCredential(r)), b.baseURL(r)
 	}
 	b.mu.Lock()
 	select {
@@ -781,8 +781,11 @@ func (c *conn) doHello(ctx context.Context, r *request) error {
 	// head: the newest message id now; a client starting from nothing
 	// resumes from here next time (older messages are history).
 	var head int64
-	if err := b.db.GetContext(ctx, &head, `SELECT COALESCE(MAX(id), 0) FROM messages`); err != nil {
-		return err
+	if b.archive != nil {
+		var err error
+		if head, err = b.archive.Head(ctx); err != nil {
+			return err
+		}
 	}
 	c.Event(ack(r.ID, map[string]any{"user": b.withPhoto(ctx, toUserJSON(c.user)), "server_time": time.Now().UnixMilli(), "head": head,
 		"presence": map[string]string{"show": c.show, "status": c.status}}))

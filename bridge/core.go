@@ -138,6 +138,8 @@ type Archive interface {
 	ChatReadMarks(ctx context.Context, viewer, chatID int64) (map[int64]int64, error)
 	SeenBy(ctx context.Context, viewer, chatID, id int64) ([]int64, error)
 	UnreadPersonal(ctx context.Context, viewer int64) (int, error)
+	// Head is the newest message id of the server (0 when none).
+	Head(ctx context.Context) (int64, error)
 }
 
 // Errors a Core or Archive returns that reach the browser with their own code.

@@ -96,6 +96,9 @@ func (a mamArchive) UnreadPersonal(ctx context.Context, viewer int64) (int, erro
 	return a.s.UnreadPersonal(ctx, viewer)
 }
 
+// Head is the newest message id of the server.
+func (a mamArchive) Head(ctx context.Context) (int64, error) { return a.s.Head(ctx) }
+
 // notifications is a page of the user's notifications (newest first,
 // before beforeID) and their unread count.
 func (b *Bridge) notifications(ctx context.Context, userID, beforeID int64, limit int, unreadOnly bool) ([]Notification, int, error) {

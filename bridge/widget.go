@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,19 +75,14 @@ func (b *Bridge) widgetCORS(w http.ResponseWriter, r *http.Request) (string, boo
 	return o, true
 }
 
-// consumeLoginToken deletes a one-time login link's token in the same
-// statement that reads it, so it works once; ErrNotFound when it is
-// unknown, used or expired.
+// consumeLoginToken uses a one-time login link (the core's,
+// roster/websessions.go); ErrNotFound when it is unknown, used or expired.
 func (b *Bridge) consumeLoginToken(ctx context.Context, secret string) (int64, error) {
-	var uid int64
-	err := b.db.GetContext(ctx, &uid, b.db.Rebind(`DELETE FROM login_tokens WHERE hash = ? AND expires_at > ? RETURNING user_id`), hashSecret(secret), nowMicro())
-	if errors.Is(err, sql.ErrNoRows) {
+	uid, err := b.users.ConsumeLoginToken(ctx, secret)
+	if errors.Is(err, roster.ErrNotFound) {
 		return 0, ErrNotFound
 	}
-	if err != nil {
-		return 0, fmt.Errorf("bridge: consume login token: %w", err)
-	}
-	return uid, nil
+	return uid, err
 }
 
 // handleWidgetSession answers POST /widget/session: {"login": the
@@ -138,11 +132,7 @@ func (b *Bridge) handleWidgetSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "bad_login", "the login link is invalid, used or expired")
 		return
 	}
-	cred := newSecret()
-	now := time.Now()
-	exp := now.Add(WidgetSessionLifetime)
-	_, err = b.db.ExecContext(r.Context(), b.db.Rebind(`INSERT INTO web_sessions (hash, user_id, created_at, seen_at, expires_at, origin) VALUES (?, ?, ?, ?, ?, ?)`),
-		hashSecret(cred), u.ID, now.UnixMicro(), now.UnixMicro(), exp.UnixMicro(), origin)
+	cred, exp, err := b.users.CreateWebSession(r.Context(), u.ID, origin, WidgetSessionLifetime)
 	if err != nil {
 		b.log.Error("widget session", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "could not sign in")
@@ -168,8 +158,8 @@ func (b *Bridge) handleWidgetLogout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "no_session", "give the widget credential as a bearer token")
 		return
 	}
-	h := hashSecret(cred)
-	if _, err := b.db.ExecContext(r.Context(), b.db.Rebind(`DELETE FROM web_sessions WHERE hash = ? AND origin = ?`), h, origin); err != nil {
+	h := roster.SecretKey(cred)
+	if err := b.users.EndWidgetSession(r.Context(), cred, origin); err != nil {
 		b.log.Error("widget logout", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "could not sign out")
 		return
@@ -205,25 +195,21 @@ func (b *Bridge) widgetUser(ctx context.Context, cred, origin string) (*roster.U
 	if cred == "" {
 		return nil, time.Time{}, ErrNotFound
 	}
-	var s struct {
-		UserID  int64 `db:"user_id"`
-		Expires int64 `db:"expires_at"`
-	}
-	err := b.db.GetContext(ctx, &s, b.db.Rebind(`SELECT user_id, expires_at FROM web_sessions WHERE hash = ? AND origin = ? AND expires_at > ?`), hashSecret(cred), origin, nowMicro())
-	if errors.Is(err, sql.ErrNoRows) {
+	uid, expires, err := b.users.WebSession(ctx, cred, origin)
+	if errors.Is(err, roster.ErrNotFound) {
 		return nil, time.Time{}, ErrNotFound
 	}
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("bridge: widget session: %w", err)
+		return nil, time.Time{}, err
 	}
-	u, err := b.users.UserByID(ctx, s.UserID)
+	u, err := b.users.UserByID(ctx, uid)
 	if errors.Is(err, roster.ErrNotFound) || (err == nil && !u.Active) {
 		return nil, time.Time{}, ErrNotFound
 	}
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("bridge: widget session user: %w", err)
 	}
-	return u, time.UnixMicro(s.Expires), nil
+	return u, expires, nil
 }
 
 // loginLink makes a one-time link that opens the full messenger signed

@@ -14,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/migrations/dbtest"
+	"vestnik/roster"
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/muc"
 )
@@ -232,7 +233,7 @@ func TestWidgetSignIn(t *testing.T) {
 
 		// Expiry ends a connection that is open at that moment.
 		cred2 := e.widgetSignIn("ivanov", portal)
-		if _, err := db.Exec(db.Rebind(`UPDATE web_sessions SET expires_at = ? WHERE hash = ?`), time.Now().Add(700*time.Millisecond).UnixMicro(), hashSecret(cred2)); err != nil {
+		if _, err := db.Exec(db.Rebind(`UPDATE web_sessions SET expires_at = ? WHERE hash = ?`), time.Now().Add(700*time.Millisecond).UnixMicro(), roster.SecretKey(cred2)); err != nil {
 			t.Fatal(err)
 		}
 		w4, _, err := e.dialWidget(portal, cred2)

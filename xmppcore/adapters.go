@@ -234,49 +234,31 @@ func (s *Server) registerMAM(st *mam.Store, dir mam.Directory) {
 	s.HandleIQ(mam.NS, func(ctx context.Context, sess *Session, iq *Element) (*Element, error) {
 		q := iq.Children[0]
 		if q.Name.Local == "prefs" {
-			out, err := st.HandlePrefs(ctx, sess.userID, iq.AttrValue("type"), q.AppendXML(nil, ""))
+			out, err := st.HandlePrefs(ctx, sess.userID, iq.AttrValue("type"), q)
 			if err != nil {
 				return nil, mamError(err)
 			}
-			els, err := ParseFragment(out)
-			if err != nil || len(els) != 1 {
-				return nil, ErrInternal()
-			}
-			return els[0], nil
+			return out, nil
 		}
 		if q.Name.Local == "metadata" && iq.AttrValue("type") == "get" {
 			out, err := st.Metadata(ctx, sess.userID, 0)
 			if err != nil {
 				return nil, mamError(err)
 			}
-			els, err := ParseFragment(out)
-			if err != nil || len(els) != 1 {
-				return nil, ErrInternal()
-			}
-			return els[0], nil
+			return out, nil
 		}
 		if q.Name.Local != "query" {
 			return nil, ErrBadRequest("")
 		}
-		resp, err := st.HandleQuery(ctx, dir, mam.Request{Viewer: sess.userID, ArchiveJID: sess.bareStr, To: sess.jidStr, Query: q.AppendXML(nil, ""),
+		resp, err := st.HandleQuery(ctx, dir, mam.Request{Viewer: sess.userID, ArchiveJID: sess.bareStr, To: sess.jidStr, Query: q,
 			Get: iq.AttrValue("type") == "get"})
 		if err != nil {
 			return nil, mamError(err)
 		}
 		for _, r := range resp.Results {
-			els, err := ParseFragment(r)
-			if err != nil {
-				return nil, err
-			}
-			for _, el := range els {
-				sess.deliver(el)
-			}
+			sess.deliver(r)
 		}
-		fin, err := ParseFragment(resp.Fin)
-		if err != nil || len(fin) != 1 {
-			return nil, ErrInternal()
-		}
-		return fin[0], nil
+		return resp.Fin, nil
 	})
 	for _, f := range mam.Features {
 		s.AddFeature(f)

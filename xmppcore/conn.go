@@ -661,7 +661,7 @@ func (c *conn) mechanisms() []string {
 
 // openStream checks a stream header and answers with ours.
 func (c *conn) openStream(h *Element) error {
-	if l := h.attrNS(nsXML, "lang"); l != "" && len(l) < 36 {
+	if l := h.AttrNS(nsXML, "lang"); l != "" && len(l) < 36 {
 		c.lang = l
 	}
 	to := h.AttrValue("to")
@@ -777,16 +777,6 @@ func decodeSASL(s string) ([]byte, error) {
 		return nil, &saslFailure{cond: "incorrect-encoding"}
 	}
 	return b, nil
-}
-
-// attrNS returns the value of the attribute space:local.
-func (e *Element) attrNS(space, local string) string {
-	for _, a := range e.Attr {
-		if a.Name.Local == local && (a.Name.Space == space || (space == nsXML && a.Name.Space == "xml")) {
-			return a.Value
-		}
-	}
-	return ""
 }
 
 // --- after binding -----------------------------------------------------------

@@ -1,17 +1,21 @@
 package xmppcore
 
-import "time"
+import (
+	"time"
+
+	"vestnik/xmppcore/stanza"
+)
 
 // Limits and timeouts of the XMPP server, in one place.
 const (
 	// MaxStanzaSize is the largest top-level element (stanza or nonza) a
 	// client may send, in bytes of XML. A larger one ends the stream with
 	// policy-violation.
-	MaxStanzaSize = 256 << 10
+	MaxStanzaSize = stanza.MaxSize
 	// MaxDepth is the deepest element nesting allowed inside a stanza.
-	MaxDepth = 32
+	MaxDepth = stanza.MaxDepth
 	// MaxAttrs is the number of attributes one element may carry.
-	MaxAttrs = 64
+	MaxAttrs = stanza.MaxAttrs
 	// MaxStreamHeaderSize bounds the stream header and everything before it.
 	MaxStreamHeaderSize = 8 << 10
 	// MaxStatusLen bounds a remembered status text, in bytes (status.go).

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -423,22 +422,6 @@ func payloadOf(el *Element) string {
 		}
 	}
 	return string(b)
-}
-
-// ParseFragment parses a sequence of elements serialized with jabber:client
-// as the default namespace (an archived payload).
-func ParseFragment(s string) ([]*Element, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	sr := newStreamReader(strings.NewReader("<x xmlns='jabber:client'>"+s+"</x>"), true)
-	sr.inStream = true
-	sr.lim.budget = MaxStanzaSize * 2
-	ev, err := sr.next()
-	if err != nil {
-		return nil, fmt.Errorf("xmppcore: parse payload: %w", err)
-	}
-	return ev.el.Children, nil
 }
 
 // archivedStanza rebuilds a personal message from the archive for

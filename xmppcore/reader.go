@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"vestnik/xmppcore/stanza"
 )
 
 // Errors of the stream reader. Each maps to a stream error condition.
 var (
-	errTooLarge      = errors.New("xmppcore: stanza too large")
-	errTooDeep       = errors.New("xmppcore: xml nested too deep")
-	errRestrictedXML = errors.New("xmppcore: restricted xml (dtd, comment, processing instruction or entity)")
+	errTooLarge      = stanza.ErrTooLarge
+	errTooDeep       = stanza.ErrTooDeep
+	errRestrictedXML = stanza.ErrRestrictedXML
 	errStreamClosed  = errors.New("xmppcore: stream closed by peer")
 )
 
@@ -121,11 +123,13 @@ type streamReader struct {
 	framed   bool // RFC 7395: elements are top-level, <open/>/<close/> frame the stream
 	inStream bool
 	sawToken bool
-	lastEnd  int64 // input offset where the previous top-level element ended
+	lastEnd  int64             // input offset where the previous top-level element ended
+	wrapErr  func(error) error // sr.wrap, made once (a method value allocates)
 }
 
 func newStreamReader(r io.Reader, framed bool) *streamReader {
 	sr := &streamReader{framed: framed}
+	sr.wrapErr = sr.wrap
 	sr.reset(r)
 	return sr
 }
@@ -140,9 +144,7 @@ func (sr *streamReader) reset(r io.Reader) {
 		sr.br.release()
 	}
 	sr.br = &pooledReader{r: &sr.lim}
-	sr.dec = xml.NewDecoder(sr.br)
-	sr.dec.Strict = true
-	sr.dec.Entity = nil // only the five predefined entities
+	sr.dec = stanza.NewDecoder(sr.br) // only the five predefined entities
 	sr.inStream = false
 	sr.sawToken = false
 	sr.lastEnd = 0
@@ -186,9 +188,9 @@ func (sr *streamReader) next() (streamEvent, error) {
 				sr.inStream = true
 				sr.lim.budget = MaxStanzaSize + 2*readBufSize
 				sr.lastEnd = sr.dec.InputOffset()
-				return streamEvent{open: elementHead(t)}, nil
+				return streamEvent{open: stanza.Head(t)}, nil
 			}
-			el, err := sr.element(t)
+			el, err := stanza.ReadElement(sr.dec, t, sr.wrapErr)
 			if err != nil {
 				return streamEvent{}, err
 			}
@@ -229,70 +231,10 @@ func (sr *streamReader) wrap(err error) error {
 		if sr.lim.budget <= 0 {
 			return errTooLarge
 		}
-		return &notWellFormed{err}
+		return &notWellFormed{Err: err}
 	}
 	return err
 }
 
 // notWellFormed wraps an XML syntax error (stream error not-well-formed).
-type notWellFormed struct{ err error }
-
-func (e *notWellFormed) Error() string { return "xmppcore: not well-formed: " + e.err.Error() }
-func (e *notWellFormed) Unwrap() error { return e.err }
-
-func elementHead(t xml.StartElement) *Element {
-	el := &Element{Name: t.Name}
-	for _, a := range t.Attr {
-		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
-			continue
-		}
-		el.Attr = append(el.Attr, a)
-	}
-	return el
-}
-
-// element reads the rest of the element started by start.
-func (sr *streamReader) element(start xml.StartElement) (*Element, error) {
-	if len(start.Attr) > MaxAttrs {
-		return nil, errTooLarge
-	}
-	root := elementHead(start)
-	stack := make([]*Element, 1, 8)
-	stack[0] = root
-	for {
-		tok, err := sr.dec.Token()
-		if err != nil {
-			if err == io.EOF {
-				return nil, &notWellFormed{io.ErrUnexpectedEOF}
-			}
-			return nil, sr.wrap(err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if len(stack) >= MaxDepth {
-				return nil, errTooDeep
-			}
-			if len(t.Attr) > MaxAttrs {
-				return nil, errTooLarge
-			}
-			c := elementHead(t)
-			p := stack[len(stack)-1]
-			p.Children = append(p.Children, c)
-			stack = append(stack, c)
-		case xml.EndElement:
-			stack = stack[:len(stack)-1]
-			if len(stack) == 0 {
-				return root, nil
-			}
-		case xml.CharData:
-			top := stack[len(stack)-1]
-			if top.Text == "" {
-				top.Text = string(t)
-			} else {
-				top.Text += string(t)
-			}
-		case xml.ProcInst, xml.Directive, xml.Comment:
-			return nil, errRestrictedXML
-		}
-	}
-}
+type notWellFormed = stanza.NotWellFormed

@@ -3,33 +3,31 @@ package mam
 import (
 	"context"
 	"strconv"
+
+	"vestnik/xmppcore/stanza"
 )
 
 // Metadata answers an XEP-0313 metadata request: the oldest and newest
 // messages of an archive the viewer may read (chatID 0: the personal
 // archive). It returns the <metadata/> payload as XML; an empty archive
 // gives an empty element.
-func (s *Store) Metadata(ctx context.Context, viewer, chatID int64) (string, error) {
+func (s *Store) Metadata(ctx context.Context, viewer, chatID int64) (*stanza.Element, error) {
 	first, err := s.Query(ctx, Query{Viewer: viewer, ChatID: chatID, Limit: 1})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	b := []byte(`<metadata xmlns='` + NS + `'>`)
+	md := stanza.NewElement(NS, "metadata")
 	if len(first.Messages) > 0 {
 		last, err := s.Query(ctx, Query{Viewer: viewer, ChatID: chatID, Limit: 1, Reverse: true})
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		b = appendEdge(b, "start", &first.Messages[0])
-		b = appendEdge(b, "end", &last.Messages[len(last.Messages)-1])
+		md.AddChild(edge("start", &first.Messages[0]), edge("end", &last.Messages[len(last.Messages)-1]))
 	}
-	return string(append(b, `</metadata>`...)), nil
+	return md, nil
 }
 
-func appendEdge(b []byte, name string, m *Message) []byte {
-	b = append(b, `<`+name+` id='`...)
-	b = strconv.AppendInt(b, m.ID, 10)
-	b = append(b, `' timestamp='`...)
-	b = m.CreatedAt.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
-	return append(b, `'/>`...)
+func edge(name string, m *Message) *stanza.Element {
+	return stanza.NewElement(NS, name, "id", strconv.FormatInt(m.ID, 10),
+		"timestamp", m.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000Z"))
 }

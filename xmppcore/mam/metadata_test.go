@@ -17,7 +17,10 @@ func TestMetadata(t *testing.T) {
 		ctx := context.Background()
 		st := mam.NewStore(db)
 		empty, err := st.Metadata(ctx, 1, 0)
-		if err != nil || strings.Contains(empty, "start") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(empty.String(), "start") {
 			t.Fatalf("empty archive: got %q, %v; want no start/end", empty, err)
 		}
 		var ids []int64
@@ -28,18 +31,23 @@ func TestMetadata(t *testing.T) {
 			}
 			ids = append(ids, m.ID)
 		}
-		got, err := st.Metadata(ctx, 1, 0)
+		el, err := st.Metadata(ctx, 1, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := el.String()
 		for _, want := range []string{"<start id='" + strconv.FormatInt(ids[0], 10) + "' timestamp='", "<end id='" + strconv.FormatInt(ids[3], 10) + "' timestamp='"} {
 			if !strings.Contains(got, want) {
 				t.Errorf("metadata for user 1: got %s, want it to contain %s", got, want)
 			}
 		}
 		// User 3 sees only the message they sent, never user 1's.
-		got, err = st.Metadata(ctx, 3, 0)
-		if err != nil || !strings.Contains(got, "<start id='"+strconv.FormatInt(ids[2], 10)+"'") || !strings.Contains(got, "<end id='"+strconv.FormatInt(ids[2], 10)+"'") {
+		el, err = st.Metadata(ctx, 3, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = el.String()
+		if !strings.Contains(got, "<start id='"+strconv.FormatInt(ids[2], 10)+"'") || !strings.Contains(got, "<end id='"+strconv.FormatInt(ids[2], 10)+"'") {
 			t.Fatalf("metadata for user 3: got %s, %v", got, err)
 		}
 	})

@@ -3,12 +3,13 @@ package mam
 import (
 	"context"
 	"database/sql"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
+
+	"vestnik/xmppcore/stanza"
 )
 
 // XEP-0313 preferences. Every message is stored whatever the preferences
@@ -157,62 +158,50 @@ func (p *Prefs) filters(ctx context.Context, dir Directory) (exclude, only []int
 	return exclude, only, nil
 }
 
-type xPrefs struct {
-	XMLName xml.Name  `xml:"urn:xmpp:mam:2 prefs"`
-	Default string    `xml:"default,attr"`
-	Always  *xJIDList `xml:"urn:xmpp:mam:2 always"`
-	Never   *xJIDList `xml:"urn:xmpp:mam:2 never"`
-}
-
-type xJIDList struct {
-	JIDs []string `xml:"jid"`
-}
-
 // HandlePrefs answers a prefs IQ (typ "get" or "set", prefs = the <prefs/>
 // element for a set) with the resulting <prefs/> element.
-func (s *Store) HandlePrefs(ctx context.Context, viewer int64, typ string, prefs []byte) (string, error) {
+func (s *Store) HandlePrefs(ctx context.Context, viewer int64, typ string, prefs *stanza.Element) (*stanza.Element, error) {
 	if typ == "set" {
-		if len(prefs) > MaxQueryXML*4 {
-			return "", &Error{Type: "modify", Condition: "policy-violation", Text: "prefs too large"}
+		if prefs == nil || prefs.Name.Space != NS || prefs.Name.Local != "prefs" {
+			return nil, badRequest("malformed prefs")
 		}
-		var xp xPrefs
-		d := xml.NewDecoder(strings.NewReader(string(prefs)))
-		d.Strict = true
-		if err := d.Decode(&xp); err != nil {
-			return "", badRequest("malformed prefs")
+		if prefs.Size() > MaxQueryXML*4 {
+			return nil, &Error{Type: "modify", Condition: "policy-violation", Text: "prefs too large"}
 		}
-		p := &Prefs{Default: xp.Default}
-		if xp.Always != nil {
-			p.Always = xp.Always.JIDs
+		p := &Prefs{Default: prefs.AttrValue("default")}
+		if l := prefs.Child(NS, "always"); l != nil {
+			p.Always = jidList(l)
 		}
-		if xp.Never != nil {
-			p.Never = xp.Never.JIDs
+		if l := prefs.Child(NS, "never"); l != nil {
+			p.Never = jidList(l)
 		}
 		if err := s.SetPrefs(ctx, viewer, p); errors.Is(err, ErrInvalid) {
-			return "", badRequest("%v", err)
+			return nil, badRequest("%v", err)
 		} else if err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	p, err := s.Prefs(ctx, viewer)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	var b strings.Builder
-	b.WriteString("<prefs xmlns='" + NS + "'")
-	writeAttr(&b, "default", p.Default)
-	b.WriteString("><always>")
+	always, never := stanza.NewElement(NS, "always"), stanza.NewElement(NS, "never")
 	for _, j := range p.Always {
-		b.WriteString("<jid>")
-		xml.EscapeText(&b, []byte(j))
-		b.WriteString("</jid>")
+		always.AddText(NS, "jid", j)
 	}
-	b.WriteString("</always><never>")
 	for _, j := range p.Never {
-		b.WriteString("<jid>")
-		xml.EscapeText(&b, []byte(j))
-		b.WriteString("</jid>")
+		never.AddText(NS, "jid", j)
 	}
-	b.WriteString("</never></prefs>")
-	return b.String(), nil
+	return stanza.NewElement(NS, "prefs", "default", p.Default).AddChild(always, never), nil
+}
+
+// jidList is the <jid/> texts of an <always/> or <never/>.
+func jidList(l *stanza.Element) []string {
+	var out []string
+	for _, c := range l.Children {
+		if c.Name.Local == "jid" {
+			out = append(out, c.Text)
+		}
+	}
+	return out
 }

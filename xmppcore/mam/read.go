@@ -302,3 +302,15 @@ func (s *Store) unreadPersonal(ctx context.Context, viewer int64) (map[int64]int
 	}
 	return out, nil
 }
+
+// Head is the newest archive id of the server, 0 when the archive is
+// empty: a client that starts from nothing resumes from here next time.
+func (s *Store) Head(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+	var head int64
+	if err := s.db.GetContext(ctx, &head, `SELECT COALESCE(MAX(id), 0) FROM messages`); err != nil {
+		return 0, fmt.Errorf("mam: head: %w", err)
+	}
+	return head, nil
+}

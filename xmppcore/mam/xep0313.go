@@ -2,36 +2,38 @@ package mam
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"vestnik/xmppcore/stanza"
 )
 
-// XEP-0313 Message Archive Management over the store. This file works on
-// the XML of the <query/> element and produces the XML of the result
-// messages and the <fin/>, so the XMPP layer (which imports this package)
-// only routes: it registers HandleQuery for IQs to a user's bare JID, and
-// the MUC service calls it for IQs to a room JID.
+// XEP-0313 Message Archive Management over the store. This file reads the
+// parsed <query/> element and builds the result messages and the <fin/>
+// as elements, so the XMPP layer (which imports this package) only routes
+// them: it registers HandleQuery for IQs to a user's bare JID, and the MUC
+// service calls it for IQs to a room JID. The one parse on this path is
+// of each archived payload, read from the store.
 
 // Namespaces.
 const (
 	NS         = "urn:xmpp:mam:2"
 	NSExtended = "urn:xmpp:mam:2#extended"
-	NSRSM      = "http://jabber.org/protocol/rsm"
-	NSForward  = "urn:xmpp:forward:0"
-	NSDelay    = "urn:xmpp:delay"
-	NSData     = "jabber:x:data"
-	NSStanzaID = "urn:xmpp:sid:0"
+	NSRSM      = stanza.NSRSM
+	NSForward  = stanza.NSForward
+	NSDelay    = stanza.NSDelay
+	NSData     = stanza.NSData
+	NSStanzaID = stanza.NSStanzaID
 	NSFulltext = "urn:xmpp:fulltext:0"
-	NSRetract  = "urn:xmpp:message-retract:1"
+	NSRetract  = stanza.NSRetract
 	// NSMessageState marks the state of a changed message for clients
 	// that want it: <edited stamp/> in MAM results; the live notices
 	// (xmppcore/edits.go) carry the archive id and reactions in it.
-	NSMessageState = "urn:vestnik:message:0"
-	nsClient       = "jabber:client"
+	NSMessageState = stanza.NSMessageState
+	nsClient       = stanza.NSClient
 )
 
 // Features are the disco#info features of an archive (user or room).
@@ -39,27 +41,26 @@ var Features = []string{NS, NSExtended}
 
 // queryForm is the answer to a get: the fields a query may filter on
 // (XEP-0313 §4.1.1, §5.1.1 ids, XEP-0431 full text search).
-const queryForm = "<query xmlns='" + NS + "'><x xmlns='" + NSData + "' type='form'>" +
-	"<field type='hidden' var='FORM_TYPE'><value>" + NS + "</value></field>" +
-	"<field type='jid-single' var='with'/>" +
-	"<field type='text-single' var='start'/>" +
-	"<field type='text-single' var='end'/>" +
-	"<field type='text-single' var='before-id'/>" +
-	"<field type='text-single' var='after-id'/>" +
-	"<field type='list-multi' var='ids'><validate xmlns='http://jabber.org/protocol/xdata-validate' datatype='xs:string'><open/></validate></field>" +
-	"<field type='text-single' var='{" + NSFulltext + "}fulltext'/>" +
-	"</x></query>"
+func queryForm() *stanza.Element {
+	ids := stanza.FormField("list-multi", "ids", "")
+	ids.AddChild(stanza.NewElement("http://jabber.org/protocol/xdata-validate", "validate", "datatype", "xs:string").
+		AddChild(stanza.NewElement("http://jabber.org/protocol/xdata-validate", "open")))
+	return stanza.NewElement(NS, "query").AddChild(stanza.NewForm(stanza.FormForm, NS,
+		stanza.FormField("jid-single", "with", ""),
+		stanza.FormField("text-single", "start", ""),
+		stanza.FormField("text-single", "end", ""),
+		stanza.FormField("text-single", "before-id", ""),
+		stanza.FormField("text-single", "after-id", ""),
+		ids,
+		stanza.FormField("text-single", "{"+NSFulltext+"}fulltext", "")))
+}
 
 // MaxQueryXML bounds the size of a <query/> element.
 const MaxQueryXML = 16 << 10
 
-// Error is a protocol error; the caller turns it into a stanza error of the
-// given type ("modify", "cancel", "auth") and condition.
-type Error struct {
-	Type, Condition, Text string
-}
-
-func (e *Error) Error() string { return "mam: " + e.Condition + ": " + e.Text }
+// Error is a protocol error, the one stanza error type: the caller replies
+// with it (type "modify", "cancel", "auth" and a condition).
+type Error = stanza.Error
 
 func badRequest(format string, args ...any) *Error {
 	return &Error{Type: "modify", Condition: "bad-request", Text: fmt.Sprintf(format, args...)}
@@ -67,11 +68,11 @@ func badRequest(format string, args ...any) *Error {
 
 // Request is one MAM query IQ.
 type Request struct {
-	Viewer     int64  // the requesting user
-	ChatID     int64  // 0: the viewer's personal archive; else the room's archive
-	ArchiveJID string // the queried archive: the viewer's bare JID or the room JID
-	To         string // the requester's full JID (to of the result messages)
-	Query      []byte // the <query xmlns='urn:xmpp:mam:2'/> element
+	Viewer     int64           // the requesting user
+	ChatID     int64           // 0: the viewer's personal archive; else the room's archive
+	ArchiveJID string          // the queried archive: the viewer's bare JID or the room JID
+	To         string          // the requester's full JID (to of the result messages)
+	Query      *stanza.Element // the <query xmlns='urn:xmpp:mam:2'/> element
 	// Get: the IQ is a get, which asks for the search form (XEP-0313
 	// §4.1.1); queries are sets.
 	Get bool
@@ -80,55 +81,40 @@ type Request struct {
 // Response is what the server sends: each of Results as a message, then
 // Fin as the payload of the IQ result.
 type Response struct {
-	Results []string
-	Fin     string
+	Results []*stanza.Element
+	Fin     *stanza.Element
 }
 
-type xQuery struct {
-	XMLName xml.Name  `xml:"urn:xmpp:mam:2 query"`
-	QueryID string    `xml:"queryid,attr"`
-	Node    string    `xml:"node,attr"`
-	Form    *xForm    `xml:"jabber:x:data x"`
-	Set     *xSet     `xml:"http://jabber.org/protocol/rsm set"`
-	Flip    *struct{} `xml:"urn:xmpp:mam:2 flip-page"`
-}
-
-type xForm struct {
-	Type   string   `xml:"type,attr"`
-	Fields []xField `xml:"field"`
-}
-
-type xField struct {
-	Var    string   `xml:"var,attr"`
-	Values []string `xml:"value"`
-}
-
-type xSet struct {
-	Max    *string `xml:"max"`
-	Before *string `xml:"before"`
-	After  *string `xml:"after"`
-	Index  *string `xml:"index"`
+// rsmValue returns the text of an RSM child and whether it is present.
+func rsmValue(set *stanza.Element, local string) (string, bool) {
+	if set == nil {
+		return "", false
+	}
+	c := set.Child("", local)
+	if c == nil {
+		return "", false
+	}
+	return c.Text, true
 }
 
 // HandleQuery answers a MAM query on the viewer's own archive (ChatID 0)
 // or on a chat's archive, with the access rule applied to every message.
 // Errors are *Error for protocol problems.
 func (s *Store) HandleQuery(ctx context.Context, dir Directory, req Request) (*Response, error) {
-	if len(req.Query) > MaxQueryXML {
-		return nil, &Error{Type: "modify", Condition: "policy-violation", Text: "query too large"}
-	}
-	var xq xQuery
-	d := xml.NewDecoder(strings.NewReader(string(req.Query)))
-	d.Strict = true
-	if err := d.Decode(&xq); err != nil {
+	xq := req.Query
+	if xq == nil || xq.Name.Space != NS || xq.Name.Local != "query" {
 		return nil, badRequest("malformed query")
 	}
-	if xq.Node != "" {
+	if xq.Size() > MaxQueryXML {
+		return nil, &Error{Type: "modify", Condition: "policy-violation", Text: "query too large"}
+	}
+	if xq.AttrValue("node") != "" {
 		return nil, &Error{Type: "cancel", Condition: "item-not-found", Text: "no such node"}
 	}
 	if req.Get {
-		return &Response{Fin: queryForm}, nil
+		return &Response{Fin: queryForm()}, nil
 	}
+	queryID := xq.AttrValue("queryid")
 	q := Query{Viewer: req.Viewer, ChatID: req.ChatID}
 	if req.ChatID != 0 {
 		// A room archive is readable by members only; the windows are
@@ -143,13 +129,23 @@ func (s *Store) HandleQuery(ctx context.Context, dir Directory, req Request) (*R
 		}
 	}
 	empty := false // a filter that matches nothing (unknown with)
-	if xq.Form != nil {
-		for _, f := range xq.Form.Fields {
-			v := ""
-			if len(f.Values) > 0 {
-				v = strings.TrimSpace(f.Values[0])
+	if form := xq.Child(NSData, "x"); form != nil {
+		for _, f := range form.Children {
+			if f.Name.Local != "field" {
+				continue
 			}
-			switch f.Var {
+			var values []string
+			for _, c := range f.Children {
+				if c.Name.Local == "value" {
+					values = append(values, c.Text)
+				}
+			}
+			v := ""
+			if len(values) > 0 {
+				v = strings.TrimSpace(values[0])
+			}
+			fvar := f.AttrValue("var")
+			switch fvar {
 			case "FORM_TYPE":
 				if v != NS {
 					return nil, badRequest("FORM_TYPE must be %s", NS)
@@ -177,9 +173,9 @@ func (s *Store) HandleQuery(ctx context.Context, dir Directory, req Request) (*R
 				}
 				t, err := time.Parse(time.RFC3339Nano, v)
 				if err != nil {
-					return nil, badRequest("%s is not an XEP-0082 date-time", f.Var)
+					return nil, badRequest("%s is not an XEP-0082 date-time", fvar)
 				}
-				if f.Var == "start" {
+				if fvar == "start" {
 					q.Start = t
 				} else {
 					q.End = t
@@ -192,16 +188,16 @@ func (s *Store) HandleQuery(ctx context.Context, dir Directory, req Request) (*R
 				if err != nil || id <= 0 {
 					return nil, &Error{Type: "cancel", Condition: "item-not-found", Text: "unknown archive id " + v}
 				}
-				if f.Var == "before-id" {
+				if fvar == "before-id" {
 					q.BeforeID = id
 				} else {
 					q.AfterID = id
 				}
 			case "ids":
-				if len(f.Values) > MaxIDs {
+				if len(values) > MaxIDs {
 					return nil, &Error{Type: "modify", Condition: "policy-violation", Text: "too many ids"}
 				}
-				for _, sv := range f.Values {
+				for _, sv := range values {
 					id, err := strconv.ParseInt(strings.TrimSpace(sv), 10, 64)
 					if err != nil {
 						return nil, &Error{Type: "cancel", Condition: "item-not-found", Text: "unknown archive id " + sv}
@@ -212,36 +208,36 @@ func (s *Store) HandleQuery(ctx context.Context, dir Directory, req Request) (*R
 					empty = true
 				}
 			case "{" + NSFulltext + "}fulltext", "withtext":
-				q.Text = strings.Join(f.Values, " ")
+				q.Text = strings.Join(values, " ")
 			default:
-				return nil, &Error{Type: "cancel", Condition: "feature-not-implemented", Text: "unsupported field " + f.Var}
+				return nil, &Error{Type: "cancel", Condition: "feature-not-implemented", Text: "unsupported field " + fvar}
 			}
 		}
 	}
 	q.Limit = DefaultLimit
 	countOnly := false
-	if xq.Set != nil {
-		if xq.Set.Index != nil {
+	if set := xq.Child(NSRSM, "set"); set != nil {
+		if _, ok := rsmValue(set, "index"); ok {
 			return nil, &Error{Type: "cancel", Condition: "feature-not-implemented", Text: "RSM index is not supported"}
 		}
-		if xq.Set.Max != nil {
-			n, err := strconv.Atoi(strings.TrimSpace(*xq.Set.Max))
+		if max, ok := rsmValue(set, "max"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(max))
 			if err != nil || n < 0 {
 				return nil, badRequest("bad RSM max")
 			}
 			q.Limit = min(n, MaxLimit)
 			countOnly = n == 0
 		}
-		if xq.Set.After != nil && strings.TrimSpace(*xq.Set.After) != "" {
-			id, err := s.rsmID(ctx, req.Viewer, *xq.Set.After)
+		if after, ok := rsmValue(set, "after"); ok && strings.TrimSpace(after) != "" {
+			id, err := s.rsmID(ctx, req.Viewer, after)
 			if err != nil {
 				return nil, err
 			}
 			q.AfterID = max(q.AfterID, id)
 		}
-		if xq.Set.Before != nil {
+		if before, ok := rsmValue(set, "before"); ok {
 			q.Reverse = true
-			if v := strings.TrimSpace(*xq.Set.Before); v != "" {
+			if v := strings.TrimSpace(before); v != "" {
 				id, err := s.rsmID(ctx, req.Viewer, v)
 				if err != nil {
 					return nil, err
@@ -289,33 +285,34 @@ func (s *Store) HandleQuery(ctx context.Context, dir Directory, req Request) (*R
 		}
 	}
 	msgs := page.Messages
-	if xq.Flip != nil {
+	if xq.Child(NS, "flip-page") != nil {
 		msgs = make([]Message, len(page.Messages))
 		for i, m := range page.Messages {
 			msgs[len(msgs)-1-i] = m
 		}
 	}
+	resp.Results = make([]*stanza.Element, 0, len(msgs))
 	for i := range msgs {
-		x, err := resultXML(ctx, dir, req, xq.QueryID, &msgs[i])
+		x, err := resultElement(ctx, dir, req, queryID, &msgs[i])
 		if err != nil {
 			return nil, err
 		}
 		resp.Results = append(resp.Results, x)
 	}
-	var b strings.Builder
-	b.WriteString(`<fin xmlns='` + NS + `'`)
-	if xq.QueryID != "" {
-		writeAttr(&b, "queryid", xq.QueryID)
+	fin := stanza.NewElement(NS, "fin")
+	if queryID != "" {
+		fin.SetAttr("queryid", queryID)
 	}
-	fmt.Fprintf(&b, " complete='%t'><set xmlns='%s'>", page.Complete, NSRSM)
+	fin.SetAttr("complete", strconv.FormatBool(page.Complete))
+	set := stanza.NewElement(NSRSM, "set")
 	if len(msgs) > 0 {
-		fmt.Fprintf(&b, "<first>%d</first><last>%d</last>", msgs[0].ID, msgs[len(msgs)-1].ID)
+		set.AddText(NSRSM, "first", strconv.FormatInt(msgs[0].ID, 10))
+		set.AddText(NSRSM, "last", strconv.FormatInt(msgs[len(msgs)-1].ID, 10))
 	}
 	if countOnly {
-		fmt.Fprintf(&b, "<count>%d</count>", count)
+		set.AddText(NSRSM, "count", strconv.FormatInt(count, 10))
 	}
-	b.WriteString("</set></fin>")
-	resp.Fin = b.String()
+	resp.Fin = fin.AddChild(set)
 	return resp, nil
 }
 
@@ -336,8 +333,9 @@ func (s *Store) rsmID(ctx context.Context, viewer int64, v string) (int64, error
 	return id, nil
 }
 
-// resultXML is one <message><result><forwarded>… for m.
-func resultXML(ctx context.Context, dir Directory, req Request, queryID string, m *Message) (string, error) {
+// resultElement is one <message><result><forwarded>… for m. The archived
+// payload is parsed here, once; a payload that does not parse is left out.
+func resultElement(ctx context.Context, dir Directory, req Request, queryID string, m *Message) (*stanza.Element, error) {
 	var from, to, typ string
 	var err error
 	switch m.Kind {
@@ -351,12 +349,12 @@ func resultXML(ctx context.Context, dir Directory, req Request, queryID string, 
 			from, err = dir.Occupant(ctx, m.ChatID, m.FromID)
 		}
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 	case KindHeadline:
 		typ = "headline"
 		if to, err = dir.UserJID(ctx, m.ToID); err != nil {
-			return "", err
+			return nil, err
 		}
 		if m.FromID != 0 {
 			from, err = dir.UserJID(ctx, m.FromID)
@@ -366,7 +364,7 @@ func resultXML(ctx context.Context, dir Directory, req Request, queryID string, 
 	default:
 		typ = "chat"
 		if from, err = dir.UserJID(ctx, m.FromID); err != nil {
-			return "", err
+			return nil, err
 		}
 		if m.FromResource != "" {
 			from += "/" + m.FromResource
@@ -374,67 +372,53 @@ func resultXML(ctx context.Context, dir Directory, req Request, queryID string, 
 		to, err = dir.UserJID(ctx, m.ToID)
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	var b strings.Builder
-	b.WriteString("<message xmlns='" + nsClient + "'")
-	writeAttr(&b, "from", req.ArchiveJID)
-	if req.To != "" {
-		writeAttr(&b, "to", req.To)
-	}
-	b.WriteString("><result xmlns='" + NS + "'")
-	if queryID != "" {
-		writeAttr(&b, "queryid", queryID)
-	}
-	writeAttr(&b, "id", strconv.FormatInt(m.ID, 10))
-	b.WriteString("><forwarded xmlns='" + NSForward + "'><delay xmlns='" + NSDelay + "'")
-	writeAttr(&b, "stamp", m.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000Z"))
-	b.WriteString("/><message xmlns='" + nsClient + "'")
-	writeAttr(&b, "from", from)
+	archiveID := strconv.FormatInt(m.ID, 10)
+	inner := stanza.NewElement(nsClient, "message", "from", from)
 	if to != "" {
-		writeAttr(&b, "to", to)
+		inner.SetAttr("to", to)
 	}
-	writeAttr(&b, "type", typ)
+	inner.SetAttr("type", typ)
 	id := m.OriginID
 	if id == "" {
-		id = strconv.FormatInt(m.ID, 10)
+		id = archiveID
 	}
-	writeAttr(&b, "id", id)
-	b.WriteString(">")
+	inner.SetAttr("id", id)
+	payload, _ := stanza.ParseFragment(m.Payload)
+	inner.Children = make([]*stanza.Element, 0, len(payload)+4)
 	if m.Body != "" {
-		b.WriteString("<body>")
-		xml.EscapeText(&b, []byte(m.Body))
-		b.WriteString("</body>")
+		inner.AddText(nsClient, "body", m.Body)
 	}
-	b.WriteString(m.Payload)
+	inner.AddChild(payload...)
 	if m.EditedAt != nil && !m.Deleted {
-		b.WriteString("<edited xmlns='" + NSMessageState + "'")
-		writeAttr(&b, "stamp", m.EditedAt.UTC().Format(time.RFC3339))
-		b.WriteString("/>")
+		inner.AddChild(stanza.NewElement(NSMessageState, "edited", "stamp", m.EditedAt.UTC().Format(time.RFC3339)))
 	}
 	if m.Deleted {
-		b.WriteString("<retracted xmlns='" + NSRetract + "'")
+		r := stanza.NewElement(NSRetract, "retracted")
 		if m.EditedAt != nil {
-			writeAttr(&b, "stamp", m.EditedAt.UTC().Format(time.RFC3339))
+			r.SetAttr("stamp", m.EditedAt.UTC().Format(time.RFC3339))
 		}
-		b.WriteString("/>")
+		inner.AddChild(r)
 	}
 	// The payload of a client's message keeps its own <origin-id/>;
 	// one is added only for messages that came without it (REST, bridge).
-	if m.OriginID != "" && !strings.Contains(m.Payload, "<origin-id xmlns='"+NSStanzaID+"'") {
-		b.WriteString("<origin-id xmlns='" + NSStanzaID + "'")
-		writeAttr(&b, "id", m.OriginID)
-		b.WriteString("/>")
+	if m.OriginID != "" && inner.Child(NSStanzaID, "origin-id") == nil {
+		inner.AddChild(stanza.NewElement(NSStanzaID, "origin-id", "id", m.OriginID))
 	}
-	b.WriteString("<stanza-id xmlns='" + NSStanzaID + "'")
-	writeAttr(&b, "id", strconv.FormatInt(m.ID, 10))
-	writeAttr(&b, "by", req.ArchiveJID)
-	b.WriteString("/></message></forwarded></result></message>")
-	return b.String(), nil
-}
+	inner.AddChild(stanza.NewElement(NSStanzaID, "stanza-id", "id", archiveID, "by", req.ArchiveJID))
 
-func writeAttr(b *strings.Builder, name, value string) {
-	b.WriteString(" " + name + "='")
-	xml.EscapeText(b, []byte(value))
-	b.WriteString("'")
+	forwarded := stanza.NewElement(NSForward, "forwarded").AddChild(
+		stanza.NewElement(NSDelay, "delay", "stamp", m.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000Z")),
+		inner)
+	result := stanza.NewElement(NS, "result")
+	if queryID != "" {
+		result.SetAttr("queryid", queryID)
+	}
+	result.SetAttr("id", archiveID)
+	msg := stanza.NewElement(nsClient, "message", "from", req.ArchiveJID)
+	if req.To != "" {
+		msg.SetAttr("to", req.To)
+	}
+	return msg.AddChild(result.AddChild(forwarded)), nil
 }

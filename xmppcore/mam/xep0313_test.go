@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/stanza"
 )
 
 // addUsers creates users 1..n with logins u1..un.
@@ -72,22 +73,35 @@ type mamRun struct {
 	fin     xFin
 }
 
+func parse(t *testing.T, s string) *stanza.Element {
+	t.Helper()
+	el, err := stanza.Parse(s)
+	if err != nil {
+		t.Fatalf("parse %s: %v", s, err)
+	}
+	return el
+}
+
 func runMAM(t *testing.T, s *Store, dir Directory, viewer, chat int64, archive, query string) (*mamRun, error) {
 	t.Helper()
+	q, err := stanza.Parse(query)
+	if err != nil {
+		t.Fatalf("query %s: %v", query, err)
+	}
 	resp, err := s.HandleQuery(context.Background(), dir, Request{Viewer: viewer, ChatID: chat, ArchiveJID: archive,
-		To: fmt.Sprintf("u%d@example.test/res", viewer), Query: []byte(query)})
+		To: fmt.Sprintf("u%d@example.test/res", viewer), Query: q})
 	if err != nil {
 		return nil, err
 	}
 	r := &mamRun{}
 	for _, x := range resp.Results {
 		var xr xResult
-		if err := xml.Unmarshal([]byte(x), &xr); err != nil {
+		if err := xml.Unmarshal([]byte(x.String()), &xr); err != nil {
 			t.Fatalf("result %s: %v", x, err)
 		}
 		r.results = append(r.results, xr)
 	}
-	if err := xml.Unmarshal([]byte(resp.Fin), &r.fin); err != nil {
+	if err := xml.Unmarshal([]byte(resp.Fin.String()), &r.fin); err != nil {
 		t.Fatalf("fin %s: %v", resp.Fin, err)
 	}
 	return r, nil
@@ -220,7 +234,7 @@ func TestMAMPersonal(t *testing.T) {
 			mamQuery(form("color", "red")):             "feature-not-implemented",
 			mamQuery(rsm(`<max>-1</max>`)):             "bad-request",
 			mamQuery(rsm(`<index>3</index>`)):          "feature-not-implemented",
-			`<query xmlns='urn:xmpp:mam:2'><x>`:        "bad-request",
+			`<query xmlns='urn:xmpp:mam:1'/>`:          "bad-request",
 			`<query xmlns='urn:xmpp:mam:2' node='n'/>`: "item-not-found",
 		}
 		for q, cond := range bad {
@@ -236,8 +250,8 @@ func TestMAMPersonal(t *testing.T) {
 
 		// Prefs: never u3 hides that conversation from u1's MAM.
 		out, err := s.HandlePrefs(context.Background(), 1, "set",
-			[]byte(`<prefs xmlns='urn:xmpp:mam:2' default='always'><always/><never><jid>u3@example.test</jid></never></prefs>`))
-		if err != nil || !strings.Contains(out, "<never><jid>u3@example.test</jid></never>") {
+			parse(t, `<prefs xmlns='urn:xmpp:mam:2' default='always'><always/><never><jid>u3@example.test</jid></never></prefs>`))
+		if err != nil || !strings.Contains(out.String(), "<never><jid>u3@example.test</jid></never>") {
 			t.Fatalf("prefs set = %s %v", out, err)
 		}
 		r, _ = runMAM(t, s, dir, 1, 0, "u1@example.test", mamQuery(rsm(`<max>50</max>`)))
@@ -245,7 +259,7 @@ func TestMAMPersonal(t *testing.T) {
 			t.Errorf("never u3: %q", r.bodies())
 		}
 		out, err = s.HandlePrefs(context.Background(), 1, "set",
-			[]byte(`<prefs xmlns='urn:xmpp:mam:2' default='never'><always><jid>u3@example.test</jid></always></prefs>`))
+			parse(t, `<prefs xmlns='urn:xmpp:mam:2' default='never'><always><jid>u3@example.test</jid></always></prefs>`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,10 +267,12 @@ func TestMAMPersonal(t *testing.T) {
 		if r.bodies() != "secret <b>&</b>" {
 			t.Errorf("default never, always u3: %q (%s)", r.bodies(), out)
 		}
-		if _, err := s.HandlePrefs(context.Background(), 1, "set", []byte(`<prefs xmlns='urn:xmpp:mam:2' default='sometimes'/>`)); !isCondition(err, "bad-request") {
-			t.Errorf("bad default: %v", err)
+		for _, bad := range []string{`<prefs xmlns='urn:xmpp:mam:2' default='sometimes'/>`, `<prefs xmlns='urn:xmpp:mam:1' default='always'/>`} {
+			if _, err := s.HandlePrefs(context.Background(), 1, "set", parse(t, bad)); !isCondition(err, "bad-request") {
+				t.Errorf("%s: %v, want bad-request", bad, err)
+			}
 		}
-		if out, _ := s.HandlePrefs(context.Background(), 4, "get", nil); out != "<prefs xmlns='urn:xmpp:mam:2' default='always'><always></always><never></never></prefs>" {
+		if out, _ := s.HandlePrefs(context.Background(), 4, "get", nil); out.String() != "<prefs xmlns='urn:xmpp:mam:2' default='always'><always/><never/></prefs>" {
 			t.Errorf("default prefs = %s", out)
 		}
 	})

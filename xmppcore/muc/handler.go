@@ -660,11 +660,7 @@ const MaxPayload = 16 << 10
 func messagePayload(e *xmppcore.Element) string {
 	var b []byte
 	for _, c := range e.Children {
-		switch {
-		case (c.Name.Space == "" || c.Name.Space == nsClient) && c.Name.Local == "body":
-		case c.Name.Space == NSStanzaID:
-		case c.Name.Space == NSDelay, c.Name.Space == NSVestnik, c.Name.Space == NSMUCUser, c.Name.Space == NSMUC, c.Name.Space == NSOccupantID:
-		default:
+		if payloadChild(c) {
 			b = c.AppendXML(b, nsClient)
 		}
 	}
@@ -674,6 +670,37 @@ func messagePayload(e *xmppcore.Element) string {
 	return string(b)
 }
 
+// payloadChild reports whether c, a child of a client's message, is
+// part of its payload: not the body, ids, delays or the MUC's own.
+func payloadChild(c *xmppcore.Element) bool {
+	switch {
+	case (c.Name.Space == "" || c.Name.Space == nsClient) && c.Name.Local == "body":
+	case c.Name.Space == NSStanzaID:
+	case c.Name.Space == NSDelay, c.Name.Space == NSVestnik, c.Name.Space == NSMUCUser, c.Name.Space == NSMUC, c.Name.Space == NSOccupantID:
+	default:
+		return true
+	}
+	return false
+}
+
+// payloadElements is messagePayload as elements, shared with e (none
+// when larger than MaxPayload): what is relayed without being archived
+// needs no serialising.
+func payloadElements(e *xmppcore.Element) []*xmppcore.Element {
+	var kids []*xmppcore.Element
+	size := 0
+	for _, c := range e.Children {
+		if payloadChild(c) {
+			kids = append(kids, c)
+			size += c.Size()
+		}
+	}
+	if size > MaxPayload {
+		return nil
+	}
+	return kids
+}
+
 // relayEphemeral sends a message without a body (chat state, marker,
 // reaction…) from o to every occupant, without archiving it.
 func (s *Service) relayEphemeral(ctx context.Context, c *Chat, r *room, o *occupant, e *xmppcore.Element) {
@@ -681,11 +708,7 @@ func (s *Service) relayEphemeral(ctx context.Context, c *Chat, r *room, o *occup
 	if id := attr(e, "id"); id != "" {
 		setAttr(msg, "id", id)
 	}
-	kids, err := xmppcore.ParseFragment(messagePayload(e))
-	if err != nil {
-		return
-	}
-	msg.Children = append(kids, el(NSOccupantID, "occupant-id", "id", s.occupantID(c, o.userID)))
+	msg.Children = append(payloadElements(e), el(NSOccupantID, "occupant-id", "id", s.occupantID(c, o.userID)))
 	for _, full := range r.snapshot() {
 		s.router.Route(ctx, addressed(msg, s.RoomJID(c)+"/"+o.nick, full))
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strconv"
 
 	"mellium.im/xmpp/jid"
@@ -29,7 +28,7 @@ func (s *Service) roomArchive(ctx context.Context, u *roster.User, from, to jid.
 		return
 	}
 	resp, err := s.archive.HandleQuery(ctx, s.dir, mam.Request{Viewer: u.ID, ChatID: c.ID, ArchiveJID: s.RoomJID(c),
-		To: from.String(), Query: []byte(payload.String()), Get: attr(iq, "type") == "get"})
+		To: from.String(), Query: payload, Get: attr(iq, "type") == "get"})
 	var me *mam.Error
 	if errors.As(err, &me) {
 		s.reply(ctx, iq, me.Type, me.Condition, me.Text)
@@ -40,25 +39,9 @@ func (s *Service) roomArchive(ctx context.Context, u *roster.User, from, to jid.
 		return
 	}
 	for _, r := range resp.Results {
-		els, err := xmppcore.ParseFragment(r)
-		if err != nil {
-			s.log.Error("room archive result", "err", err)
-			continue
-		}
-		for _, e := range els {
-			s.router.Route(ctx, e)
-		}
+		s.router.Route(ctx, r)
 	}
-	var fin *xmppcore.Element
-	if resp.Fin != "" {
-		els, err := xmppcore.ParseFragment(resp.Fin)
-		if err != nil || len(els) != 1 {
-			s.replyErr(ctx, iq, fmt.Errorf("muc: room archive fin: %v", err))
-			return
-		}
-		fin = els[0]
-	}
-	s.router.Route(ctx, iqResult(iq, fin))
+	s.router.Route(ctx, iqResult(iq, resp.Fin))
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -4,13 +4,14 @@ import (
 	"strconv"
 
 	"vestnik/xmppcore"
+	"vestnik/xmppcore/stanza"
 )
 
 // Data form types of node configuration and publish options.
 const (
 	FormNodeConfig     = "http://jabber.org/protocol/pubsub#node_config"
 	FormPublishOptions = "http://jabber.org/protocol/pubsub#publish-options"
-	NSData             = "jabber:x:data"
+	NSData             = stanza.NSData
 	nsValidate         = "http://jabber.org/protocol/xdata-validate"
 )
 
@@ -138,23 +139,7 @@ func (c Config) Form() *xmppcore.Element {
 }
 
 // formValues reads a submitted data form: var → values.
-func formValues(x *xmppcore.Element) map[string][]string {
-	out := map[string][]string{}
-	for _, f := range x.Children {
-		if f.Name.Local != "field" {
-			continue
-		}
-		v := f.AttrValue("var")
-		vals := []string{}
-		for _, val := range f.Children {
-			if val.Name.Local == "value" {
-				vals = append(vals, val.Text)
-			}
-		}
-		out[v] = vals
-	}
-	return out
-}
+func formValues(x *xmppcore.Element) map[string][]string { return stanza.FormValues(x) }
 
 // formError is a bad field in a submitted form.
 type formError struct{ field string }
