@@ -56,14 +56,13 @@ func TestWidgetBrowser(t *testing.T) {
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	})
-	psrv := &http.Server{Handler: pmux}
-	go psrv.Serve(portalLn)
-	defer psrv.Close()
-
 	// A small GC target keeps the heap close to what is live, for the
 	// memory figure below.
 	s := serve(t, httpAt, "portal", []string{"GOGC=20"}, "--widget-origins", portal, "--max-connections-per-ip", "-1")
-	token = s.token
+	token = s.token // before the portal serves (its handlers read it)
+	psrv := &http.Server{Handler: pmux}
+	go psrv.Serve(portalLn)
+	defer psrv.Close()
 	runNode(t, node, "e2e/widget.mjs", "widget e2e", 2*time.Minute,
 		"VESTNIK_URL="+base, "PORTAL_URL="+portal, "VESTNIK_C2S="+s.c2sAt, "VESTNIK_TOKEN="+token)
 	widgetMemory(t, base, portal, token, employee)
