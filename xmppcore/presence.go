@@ -150,9 +150,28 @@ func (s *Server) initialPresence(ctx context.Context, sess *Session, el *Element
 		}
 	}
 	if sess.priority.Load() >= 0 {
-		s.flushOffline(ctx, sess)
+		if !s.availableElsewhere(sess.userID) {
+			s.flushOffline(ctx, sess)
+		}
+		// With a session of the user available on another node, what
+		// was routed meanwhile reached that one, whose node may not have
+		// stored the mark yet: only the late flush runs, by when it has.
 		s.clusterLateFlush(sess)
 	}
+}
+
+// availableElsewhere reports whether the user has an available session
+// on another node of the cluster.
+func (s *Server) availableElsewhere(userID int64) bool {
+	if !s.clustered() {
+		return false
+	}
+	for _, r := range s.cl.Sessions(userID) {
+		if r.Available {
+			return true
+		}
+	}
+	return false
 }
 
 // broadcastPresence sends el (from sess) to every available session of
