@@ -377,7 +377,11 @@ func (c *conn) deliverDetached(el *Element) bool {
 
 // deliverNonza queues a stream-management or other element that is not a
 // stanza: it is not counted or kept for acknowledgement.
-func (c *conn) deliverNonza(el *Element) {
+func (c *conn) deliverNonza(el *Element) { c.deliverNonzaThen(el, nil) }
+
+// deliverNonzaThen is deliverNonza that also runs then (when not nil)
+// under the queue's lock, right after el is queued.
+func (c *conn) deliverNonzaThen(el *Element, then func()) {
 	select {
 	case <-c.done:
 		return
@@ -385,6 +389,9 @@ func (c *conn) deliverNonza(el *Element) {
 	}
 	c.qmu.Lock()
 	c.queue = append(c.queue, el)
+	if then != nil {
+		then()
+	}
 	if !c.writerOn {
 		c.writerOn = true
 		c.writers.Add(1)
@@ -883,8 +890,10 @@ func (c *conn) streamManagement(el *Element) error {
 			c.srv.resumable[c.smID] = c
 			c.srv.smMu.Unlock()
 		}
-		c.deliverNonza(en)
-		c.sm.Store(true)
+		// <enabled/> and the counting start together under the queue's
+		// lock: a stanza delivered meanwhile is either before <enabled/>
+		// and uncounted, or after it and counted, as the client counts.
+		c.deliverNonzaThen(en, func() { c.sm.Store(true) })
 	case "r":
 		if c.smOn {
 			c.deliverNonza(NewElement(NSSM, "a", "h", strconv.FormatUint(uint64(c.smIn.Load()), 10)))
