@@ -398,7 +398,11 @@ func (s *Service) leave(ctx context.Context, c *Chat, full string, e *xmppcore.E
 	o := r.occupants[full]
 	delete(r.occupants, full)
 	if o != nil {
-		o.presence = e
+		// A copy: the session's own handling may still be reading the
+		// occupant it had (a nick change racing the session's end).
+		left := *o
+		left.presence = e
+		o = &left
 	}
 	r.mu.Unlock()
 	if o == nil {

@@ -457,8 +457,14 @@ func TestKeyboardPressed(t *testing.T) {
 				t.Errorf("%s: got %q, want %q", k, f.Get(k), want)
 			}
 		}
-		if len(forms) != 1 {
-			t.Errorf("got %d forms, want 1 (an unregistered command is not posted)", len(forms))
+		// Delivery is at least once: a repeat of the same form may come;
+		// another form (the unregistered command's) may not.
+		distinct := map[string]bool{}
+		for _, f := range forms {
+			distinct[f.Encode()] = true
+		}
+		if len(distinct) != 1 {
+			t.Errorf("got %d different forms, want 1 (an unregistered command is not posted): %v", len(distinct), forms)
 		}
 		var data map[string]any
 		json.Unmarshal(jsons[1].Data, &data)
