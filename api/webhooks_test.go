@@ -76,7 +76,7 @@ func newHookEnv(t *testing.T, db *sqlx.DB, deny ...string) *hookEnv {
 			form, err := url.ParseQuery(string(body))
 			if err != nil || !webhook.Verify(form.Get("auth[application_token]"), body, r.Header.Get(webhook.SignatureHeader)) {
 				t.Errorf("form delivery %q: bad signature or form", body)
-				http.Error(w, "bad", 401)
+				http.Error(w, "bad", http.StatusUnauthorized)
 				return
 			}
 			he.mu.Lock()
@@ -93,7 +93,7 @@ func newHookEnv(t *testing.T, db *sqlx.DB, deny ...string) *hookEnv {
 		defer he.mu.Unlock()
 		if !webhook.Verify(he.secret[d.WebhookID], body, r.Header.Get(webhook.SignatureHeader)) {
 			t.Errorf("delivery %d: bad signature", d.ID)
-			http.Error(w, "bad signature", 401)
+			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
 		}
 		he.got = append(he.got, d)

@@ -28,11 +28,10 @@ type receiver struct {
 	secret atomic.Value // string
 	up     atomic.Bool
 
-	mu       sync.Mutex
-	got      []Delivery
-	badSig   int
-	refused  int
-	inflight int // concurrent requests of one chain (must stay 1)
+	mu      sync.Mutex
+	got     []Delivery
+	badSig  int
+	refused int
 }
 
 func newReceiver(t *testing.T) *receiver {
