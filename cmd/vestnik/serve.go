@@ -84,6 +84,8 @@ type serveConfig struct {
 	editWindow time.Duration
 	// webhookDeny: hosts, addresses or CIDR ranges webhooks may not point at.
 	webhookDeny string
+	// debugAt: where Go's profiler (net/http/pprof) listens; empty: nowhere.
+	debugAt string
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -107,6 +109,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&c.secureWeb, "secure-cookie", false, "mark the web session cookie Secure (set when users reach the server over HTTPS, e.g. through a proxy)")
 	fs.StringVar(&c.demo, "demo", "auto", "load the demo company: auto (into an empty database), on, off")
 	fs.DurationVar(&c.retention, "retention", 0, "delete archived messages older than this (e.g. 8760h); 0 keeps them forever")
+	fs.StringVar(&c.debugAt, "debug-listen", "", "address serving Go's profiler at /debug/pprof/ (e.g. 127.0.0.1:6060; keep it on loopback); empty: none")
 	fs.StringVar(&c.webhookDeny, "webhook-deny-hosts", "", "comma-separated hosts, addresses or CIDR ranges (10.0.0.0/8) outgoing webhooks may not point at; empty: any")
 	fs.DurationVar(&c.editWindow, "edit-window", mam.DefaultEditWindow, "how long after sending authors may edit or delete a message (XEP-0308/0424, the browser, REST); 0: no limit")
 	fs.BoolVar(&c.cluster, "cluster", true, "on PostgreSQL, serve as one node of several sharing the database (ignored on SQLite)")
@@ -342,6 +345,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WriteTimeout: c.httpWrite, IdleTimeout: c.httpIdle, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
+	if c.debugAt != "" {
+		debugLn, err := net.Listen("tcp", c.debugAt)
+		if err != nil {
+			return fmt.Errorf("serve: debug: %w", err)
+		}
+		ds := &http.Server{Handler: debugMux(), ReadHeaderTimeout: c.httpHeader}
+		go ds.Serve(debugLn)
+		defer ds.Close()
+	}
 	c2sErr := make(chan error, 2)
 	go func() { c2sErr <- xmpp.ServeC2S(c2sLn) }()
 	if c.c2sTLS != "" {

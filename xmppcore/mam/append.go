@@ -3,7 +3,10 @@ package mam
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -50,6 +53,13 @@ func (s *Store) Append(ctx context.Context, m *Message) (newContact bool, err er
 		s.mu.Lock() // promoted: lead the next batches
 	} else {
 		s.leading = true
+		// Let the callers that are ready to append join this first
+		// batch: on a busy single-core server they would otherwise only
+		// run once the commit is done, and every message would cost a
+		// transaction of its own.
+		s.mu.Unlock()
+		runtime.Gosched()
+		s.mu.Lock()
 	}
 	for !r.finished {
 		n := min(len(s.queue), s.opts.MaxBatch)
@@ -101,7 +111,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	}
 	start := time.Now()
 	tops := map[int64]int64{}
-	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.appendTx(ctx, func(tx *sqlx.Tx) error {
 		if s.pg && len(batch) > 1 {
 			if err := s.insertBatchPG(ctx, tx, batch); err != nil {
 				return err
@@ -135,7 +145,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	}
 	for _, r := range batch {
 		tops := map[int64]int64{}
-		if err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.appendTx(ctx, func(tx *sqlx.Tx) error {
 			if err := s.insert(ctx, tx, r, tops); err != nil {
 				return err
 			}
@@ -249,52 +259,43 @@ const (
 // message, numbered per recipient.
 func sequenced(m *Message) bool { return m.Kind == KindChat && m.ToID != 0 }
 
-// appendTx runs the statements of appends in one transaction: each as it
-// comes, or, for a batch on SQLite (where preparing a statement costs more
-// than running an insert), prepared once.
-type appendTx struct {
+// appendTxn holds the statements of appends in one transaction: on SQLite
+// prepared (Store.writerStmts), on PostgreSQL each as it comes.
+type appendTxn struct {
 	tx            *sqlx.Tx
 	msg, contacts *sqlx.Stmt      // prepared, or nil
 	tops          map[int64]int64 // SQLite: delivery sequence counters moved by this transaction
 }
 
-func (a *appendTx) prepare(ctx context.Context) error {
-	var err error
-	if a.msg, err = a.tx.PreparexContext(ctx, insertMessageSQL); err != nil {
+// prepare binds the statements prepared once on the store's SQLite writer
+// connection (Store.writerStmts) to the transaction; they close with it.
+func (a *appendTxn) prepare(ctx context.Context, s *Store) error {
+	if err := s.writerStmts(ctx); err != nil {
 		return err
 	}
-	a.contacts, err = a.tx.PreparexContext(ctx, insertContactsSQL)
-	return err
+	a.msg = a.tx.StmtxContext(ctx, s.msgStmt)
+	a.contacts = a.tx.StmtxContext(ctx, s.contactsStmt)
+	return nil
 }
 
-func (a *appendTx) close() {
-	for _, st := range []*sqlx.Stmt{a.msg, a.contacts} {
-		if st != nil {
-			st.Close()
-		}
-	}
-}
-
-func (a *appendTx) queryRow(ctx context.Context, st *sqlx.Stmt, q string, args ...any) *sqlx.Row {
+func (a *appendTxn) queryRow(ctx context.Context, st *sqlx.Stmt, q string, args ...any) *sqlx.Row {
 	if st != nil {
 		return st.QueryRowxContext(ctx, args...)
 	}
 	return a.tx.QueryRowxContext(ctx, a.tx.Rebind(q), args...)
 }
 
-func (a *appendTx) exec(ctx context.Context, st *sqlx.Stmt, q string, args ...any) (sql.Result, error) {
+func (a *appendTxn) exec(ctx context.Context, st *sqlx.Stmt, q string, args ...any) (sql.Result, error) {
 	if st != nil {
 		return st.ExecContext(ctx, args...)
 	}
 	return a.tx.ExecContext(ctx, a.tx.Rebind(q), args...)
 }
 
-// insertBatchSQLite writes a batch on SQLite with the statements prepared
-// once.
+// insertBatchSQLite writes a batch on SQLite with the prepared statements.
 func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*appendReq, tops map[int64]int64) error {
-	a := &appendTx{tx: tx, tops: tops}
-	defer a.close()
-	if err := a.prepare(ctx); err != nil {
+	a := &appendTxn{tx: tx, tops: tops}
+	if err := a.prepare(ctx, s); err != nil {
 		return err
 	}
 	for _, r := range batch {
@@ -306,10 +307,66 @@ func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*app
 }
 
 func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq, tops map[int64]int64) error {
-	return s.insertWith(ctx, &appendTx{tx: tx, tops: tops}, r)
+	a := &appendTxn{tx: tx, tops: tops}
+	if !s.pg {
+		if err := a.prepare(ctx, s); err != nil {
+			return err
+		}
+	}
+	return s.insertWith(ctx, a, r)
 }
 
-func (s *Store) insertWith(ctx context.Context, a *appendTx, r *appendReq) error {
+// appendTx runs f in a transaction for appends: on PostgreSQL from the
+// pool; on SQLite on the store's writer connection, taken on first use.
+// A connection the driver reports broken is let go; the next append takes
+// another.
+func (s *Store) appendTx(ctx context.Context, f func(tx *sqlx.Tx) error) error {
+	if s.pg {
+		return s.withTx(ctx, f)
+	}
+	if s.writer == nil {
+		c, err := s.db.Connx(ctx)
+		if err != nil {
+			return err
+		}
+		s.writer = c
+	}
+	tx, err := s.writer.BeginTxx(ctx, nil)
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		s.writer.Close()
+		s.writer = nil
+	}
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// writerStmts prepares the SQLite append statements once. They are the
+// database's, prepared again by database/sql on a connection that has not
+// seen them (only after the writer connection was replaced).
+func (s *Store) writerStmts(ctx context.Context) error {
+	if s.msgStmt != nil {
+		return nil
+	}
+	msg, err := s.db.PreparexContext(ctx, insertMessageSQL)
+	if err != nil {
+		return err
+	}
+	contacts, err := s.db.PreparexContext(ctx, insertContactsSQL)
+	if err != nil {
+		msg.Close()
+		return err
+	}
+	s.msgStmt, s.contactsStmt = msg, contacts
+	return nil
+}
+
+func (s *Store) insertWith(ctx context.Context, a *appendTxn, r *appendReq) error {
 	m := r.m
 	r.created = m.CreatedAt.UnixMicro()
 	if m.CreatedAt.IsZero() {

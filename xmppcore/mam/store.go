@@ -129,6 +129,14 @@ type Store struct {
 	// insert; like seqTop, leader-only, filled after commits, at most
 	// maxKnownPairs.
 	pairs map[[2]int64]struct{}
+	// On SQLite, appends run on one connection of their own (writer,
+	// taken by the first leader and kept) with statements prepared once
+	// (msgStmt, contactsStmt): another pooled connection would find its
+	// page cache stale after every commit made elsewhere and read the
+	// pages again, and an unprepared insert is parsed anew each time.
+	// Leader-only, like seqTop.
+	writer                *sqlx.Conn
+	msgStmt, contactsStmt *sqlx.Stmt
 
 	// Deferred full-text indexing on SQLite (ftsindex.go). ftsDirty
 	// starts set: messages may be pending from an earlier run.
