@@ -116,6 +116,11 @@ type Server struct {
 	closed atomic.Bool
 	connID atomic.Uint64
 
+	// Warm readers (conn.go): goroutines that served input and wait for
+	// another connection's turn; warmIdle counts them.
+	warm     chan *conn
+	warmIdle atomic.Int32
+
 	router *router
 	users  *userCache
 	blocks blockCache
@@ -199,6 +204,7 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 		ctx:        ctx,
 		cancel:     cancel,
 		router:     newRouter(),
+		warm:       make(chan *conn),
 		listeners:  map[net.Listener]struct{}{},
 		conns:      map[*conn]struct{}{},
 		resumable:  map[string]*conn{},
