@@ -97,7 +97,7 @@ func (p *privatePG) ctl(args ...string) error {
 }
 
 // TestClusterPostgresRestart: two nodes on a PostgreSQL that is restarted
-// (pg_ctl stop -m fast, 3 s down, start) in the middle of a load of messages between
+// (pg_ctl stop -m fast, 10 s down, start) in the middle of a load of messages between
 // users on both nodes. Every message the archive holds reaches its
 // recipient exactly once, no node takes the other for dead, no client
 // sees a presence go unavailable, and every connection stays up.
@@ -178,7 +178,7 @@ func TestClusterPostgresRestart(t *testing.T) {
 		}()
 	}
 
-	const loadFor, restartAt, outage = 10 * time.Second, 3 * time.Second, 3 * time.Second
+	const loadFor, restartAt, outage = 16 * time.Second, 3 * time.Second, 10 * time.Second
 	var wg sync.WaitGroup
 	var sent atomic.Int64
 	t0 := time.Now()
