@@ -91,6 +91,16 @@ func (h clusterHandler) Broadcast(x string) {
 	if el == nil {
 		return
 	}
+	if el.Name.Space == nsCluster && el.Name.Local == "component" {
+		s.clusterComponent(el) // component.go
+		return
+	}
+	if el.Name.Space == nsCluster && el.Name.Local == "answer" {
+		if len(el.Children) == 1 {
+			s.answeredHere(el.Children[0])
+		}
+		return
+	}
 	if el.Name.Space == nsCluster {
 		id, err := strconv.ParseInt(el.AttrValue("user"), 10, 64)
 		if err != nil {

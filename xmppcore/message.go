@@ -462,6 +462,11 @@ func (s *Server) Route(ctx context.Context, el *Element) {
 		return
 	}
 	if j.Domainpart() != s.domain || j.Localpart() == "" {
+		if j.String() == s.domain && el.Name.Local == "iq" {
+			if t := el.AttrValue("type"); t == "result" || t == "error" {
+				s.answered(el) // a reply to the server's own request (SendIQ)
+			}
+		}
 		return
 	}
 	acc, err := s.users.byLogin(ctx, j.Localpart())

@@ -84,6 +84,9 @@ type serveConfig struct {
 	editWindow time.Duration
 	// webhookDeny: hosts, addresses or CIDR ranges webhooks may not point at.
 	webhookDeny string
+	// XEP-0114 components: listen address, NAME=SECRET pairs, a file of them.
+	componentsAt, componentFile string
+	components                  componentList
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -134,7 +137,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.httpWrite, "http-write-timeout", HTTPWriteTimeout, "time to answer an HTTP request (WebSockets are not affected; downloads get 10m)")
 	fs.DurationVar(&c.httpIdle, "http-idle-timeout", HTTPIdleTimeout, "time an idle keep-alive HTTP connection stays open")
 	fs.Float64Var(&c.maxDeactivated, "max-deactivated-share", roster.MaxDeactivatedShare, "share of active employees PUT /api/v1/org may deactivate without ?force=true (0 < share <= 1)")
+	fs.StringVar(&c.componentsAt, "components", "", "XEP-0114 external components listen address, e.g. 127.0.0.1:5347; empty: none")
+	fs.Var(&c.components, "component", "an external component as NAME=SECRET (NAME a domain such as push.example.com; repeatable, or comma-separated)")
+	fs.StringVar(&c.componentFile, "component-file", "", "file of external components, one NAME=SECRET a line (# comments), kept out of the process list")
 	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	comps, err := components(c.components, c.componentFile)
+	if err != nil {
 		return err
 	}
 	if c.maxDeactivated <= 0 || c.maxDeactivated > 1 {
@@ -353,6 +363,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		go func() { c2sErr <- xmpp.ServeC2STLS(tlsLn) }()
 	}
 
+	compErr, err := serveComponents(xmpp, c.componentsAt, comps)
+	if err != nil {
+		xmpp.Shutdown(context.Background())
+		return err
+	}
+
 	hooks.Start()
 	defer hooks.Shutdown(context.Background())
 	fmt.Fprintf(stdout, "Vestnik is running: open http://%s (database %s, data %s)\n", httpLn.Addr(), c.dbURL, filepath.Clean(c.dataDir))
@@ -364,6 +380,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case err := <-c2sErr:
 		xmpp.Shutdown(context.Background())
 		return fmt.Errorf("serve: c2s: %w", err)
+	case err := <-compErr:
+		xmpp.Shutdown(context.Background())
+		return fmt.Errorf("serve: components: %w", err)
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
