@@ -457,20 +457,24 @@ func (s *Server) closeComponents() {
 
 // pendingIQ is a request the server sent (to a component) and waits on.
 type pendingIQ struct {
-	to    string
-	done  func(reply *Element) // the result or error; nil on timeout
-	timer *time.Timer
+	to, from string
+	done     func(reply *Element) // the result or error; nil on timeout
+	timer    *time.Timer
 }
 
-// SendIQ sends an IQ get or set from the server (its 'from' is set to the
-// domain and an id is given) and calls done with the reply — a result or
-// an error stanza — or with nil after timeout. done runs on the goroutine
-// that handles the reply (or on a timer's); it must not block.
+// SendIQ sends an IQ get or set from the server — from the domain, or
+// from the bare JID of an account when iq has that 'from' (XEP-0357
+// publishes for the user) — with an id of its own, and calls done with
+// the reply (a result or an error stanza), or with nil after timeout.
+// done runs on the goroutine that handles the reply (or a timer's); it
+// must not block.
 func (s *Server) SendIQ(ctx context.Context, iq *Element, timeout time.Duration, done func(reply *Element)) {
 	id := s.iqPrefix + strconv.FormatUint(s.iqSeq.Add(1), 36)
 	iq.SetAttr("id", id)
-	iq.SetAttr("from", s.domain)
-	p := &pendingIQ{to: iq.AttrValue("to"), done: done}
+	if iq.AttrValue("from") == "" {
+		iq.SetAttr("from", s.domain)
+	}
+	p := &pendingIQ{to: iq.AttrValue("to"), from: iq.AttrValue("from"), done: done}
 	s.iqMu.Lock()
 	if s.iqWait == nil {
 		s.iqWait = map[string]*pendingIQ{}
@@ -510,7 +514,7 @@ func (s *Server) answeredHere(el *Element) bool {
 	id := el.AttrValue("id")
 	s.iqMu.Lock()
 	p := s.iqWait[id]
-	if p == nil || p.to != el.AttrValue("from") {
+	if p == nil || p.to != el.AttrValue("from") || p.from != el.AttrValue("to") {
 		s.iqMu.Unlock()
 		return false
 	}
@@ -526,4 +530,10 @@ func (ec *extComponent) connected() bool {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
 	return ec.cur != nil
+}
+
+// Serves reports whether stanzas to domain reach something here: the
+// server's own domain, a service or a configured component.
+func (s *Server) Serves(domain string) bool {
+	return domain == s.domain || s.component(domain) != nil
 }

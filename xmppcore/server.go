@@ -145,6 +145,7 @@ type Server struct {
 	extMu           sync.RWMutex // guards components, iqHandlers, features, pep, inviter, photoListener
 	components      map[string]Component
 	external        map[string]*extComponent // XEP-0114 components by name (component.go)
+	unreachedHooks  []func(context.Context, Unreached)
 	iqHandlers      map[string]IQHandler
 	features        []string
 	accountFeatures []string      // disco#info features of every account's bare JID (PEP services)

@@ -32,6 +32,7 @@ import (
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 	"vestnik/xmppcore/pubsub"
+	"vestnik/xmppcore/push"
 	"vestnik/xmppcore/upload"
 	"vestnik/xmppcore/webhook"
 )
@@ -87,6 +88,8 @@ type serveConfig struct {
 	// XEP-0114 components: listen address, NAME=SECRET pairs, a file of them.
 	componentsAt, componentFile string
 	components                  componentList
+	// pushBody: XEP-0357 notifications carry the message text.
+	pushBody bool
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -139,6 +142,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&c.maxDeactivated, "max-deactivated-share", roster.MaxDeactivatedShare, "share of active employees PUT /api/v1/org may deactivate without ?force=true (0 < share <= 1)")
 	fs.StringVar(&c.componentsAt, "components", "", "XEP-0114 external components listen address, e.g. 127.0.0.1:5347; empty: none")
 	fs.Var(&c.components, "component", "an external component as NAME=SECRET (NAME a domain such as push.example.com; repeatable, or comma-separated)")
+	fs.BoolVar(&c.pushBody, "push-body", false, "XEP-0357 push notifications carry the message's text (last-message-body); off: only the count and the sender reach the app server and the phone vendor")
 	fs.StringVar(&c.componentFile, "component-file", "", "file of external components, one NAME=SECRET a line (# comments), kept out of the process list")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
@@ -331,6 +335,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// HTTP file upload (XEP-0363) at upload.<domain>; capability URLs.
 	upload.NewService(files, users, log).Register(xmpp)
+	// XEP-0357: push notifications for users with no connected client.
+	push.New(push.NewStore(db), xmpp, push.Options{Body: c.pushBody, Logger: log}).Register(xmpp)
 	if c.extServices != "" {
 		services, err := extdisco.Load(c.extServices)
 		if err != nil {
