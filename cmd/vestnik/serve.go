@@ -73,6 +73,7 @@ type serveConfig struct {
 	// The file store: size limit and per-user quota (parseSize), the
 	// public base URL of slot and file URLs, CORS origins for /upload/.
 	uploadMaxSize, uploadQuota string
+	uploadTypes                string // --upload-allowed-types; "" = every type
 	uploadTotal, uploadReserve string
 	uploadOrphans              time.Duration
 	publicURL, uploadOrigins   string
@@ -125,6 +126,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.clusterTLSCA, "cluster-tls-ca", "", "CA certificates (PEM) that sign the other nodes' route certificates")
 	fs.StringVar(&c.natsURL, "nats-url", "", "join an existing NATS cluster (nats://user:pass@host:4222,…) instead of embedding a NATS server")
 	fs.StringVar(&c.uploadMaxSize, "upload-max-size", "100M", "largest file users may upload (bytes, or with K, M, G)")
+	fs.StringVar(&c.uploadTypes, "upload-allowed-types", "", "comma-separated media types users may upload, a whole type as image/* (e.g. text/plain,image/*); checked on the type sniffed from the bytes at every door; empty: every type")
 	fs.StringVar(&c.uploadQuota, "upload-quota", "5G", "bytes of files each user may store (K, M, G; 0: unlimited)")
 	fs.StringVar(&c.uploadTotal, "upload-total", "0", "bytes of files all users together may store (K, M, G, T; 0: no cap but --upload-disk-reserve)")
 	fs.StringVar(&c.uploadReserve, "upload-disk-reserve", "1G", "disk space a new file must leave free under --data (K, M, G; 0: none)")
@@ -451,7 +453,7 @@ func contactAddresses(admin, more string) (map[string][]string, error) {
 
 // uploadOptions reads the file store's flags.
 func uploadOptions(c serveConfig) (upload.Options, error) {
-	o := upload.Options{PublicURL: c.publicURL, Origins: splitList(c.uploadOrigins)}
+	o := upload.Options{PublicURL: c.publicURL, Origins: splitList(c.uploadOrigins), AllowedTypes: splitList(c.uploadTypes)}
 	if o.PublicURL == "" {
 		o.PublicURL = publicURL(c.httpAt, c.domain)
 	} else if u, err := url.Parse(o.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
