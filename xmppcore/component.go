@@ -409,6 +409,16 @@ func (s *Server) fromComponent(ctx context.Context, ec *extComponent, el *Elemen
 		ec.deliver(r)
 		return
 	}
+	if to.Domainpart() == s.domain && to.Localpart() != "" {
+		// A user who blocked the component (or a JID of it) gets
+		// nothing from it (XEP-0191), as from a colleague.
+		if acc, err := s.users.byLogin(ctx, to.Localpart()); err == nil && s.isBlocked(ctx, acc.ID, el.AttrValue("from")) {
+			if typ == "get" || typ == "set" {
+				ec.deliver(ErrorReply(el, ErrServiceUnavailable()))
+			}
+			return
+		}
+	}
 	if to.Domainpart() != s.domain && s.component(to.Domainpart()) == nil {
 		if typ != "error" && typ != "result" && el.Name.Local != "presence" {
 			ec.deliver(ErrorReply(el, ErrRemoteServerNotFound()))

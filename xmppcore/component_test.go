@@ -144,6 +144,17 @@ func TestComponentRouting(t *testing.T) {
 		comp.send(`<presence from='echo@%s' to='alice@%s/pc'/>`, testComponent, testDomain)
 		alice.expect(`<presence from='echo@` + testComponent + `' to='alice@example.test/pc'/>`)
 
+		// Blocking the component's domain (XEP-0191) stops what it sends.
+		alice.send(`<iq type='set' id='bl'><block xmlns='urn:xmpp:blocking'><item jid='%s'/></block></iq>`, testComponent)
+		alice.expect(`<iq type='result' id='bl'`)
+		comp.send(`<message from='echo@%s' to='alice@%s' type='chat'><body>blocked</body></message>`, testComponent, testDomain)
+		comp.send(`<iq type='get' id='b2' from='echo@%s' to='alice@%s/pc'><ping xmlns='urn:xmpp:ping'/></iq>`, testComponent, testDomain)
+		comp.expect(`<iq [^>]*id='b2'[^>]*type='error'.*<service-unavailable`)
+		alice.send(`<iq type='set' id='ub'><unblock xmlns='urn:xmpp:blocking'><item jid='%s'/></unblock></iq>`, testComponent)
+		if got := alice.upTo(`<iq type='result' id='ub'`); strings.Contains(got, "blocked") {
+			t.Errorf("a blocked component's message arrived: %q", got)
+		}
+
 		comp.send(`<iq type='get' id='p1' from='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>`, testComponent, testDomain)
 		comp.expect(`<iq type='result' id='p1' from='` + testDomain + `' to='` + testComponent + `'/>`)
 		comp.send(`<iq type='get' id='i1' from='%s' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, testComponent, testDomain)
@@ -218,4 +229,13 @@ func TestComponentSlixmpp(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "OK") {
 		t.Fatalf("component.py: %v\n%s", err, out)
 	}
+}
+
+// TestComponentStanzaTooLarge: the component's stanzas are bounded like a
+// client's: a larger one ends the stream with policy-violation.
+func TestComponentStanzaTooLarge(t *testing.T) {
+	e := newEnv(t, dbtest.Open(t, migrations.SQLite))
+	comp := dialComponent(t, e.withComponent(), testComponent, "s3cret", `<handshake/>`)
+	go comp.c.Write([]byte(`<message from='` + testComponent + `' to='alice@` + testDomain + `'><body>` + strings.Repeat("x", MaxStanzaSize) + `</body></message>`))
+	comp.expect(`<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>`)
 }
