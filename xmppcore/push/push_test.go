@@ -242,13 +242,18 @@ func TestPublish(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
 		w := newWorld(t, db, Options{})
 		app := w.appServer()
+		// No registration yet: nothing is pushed (and bob is remembered
+		// as having none, until he enables push).
+		alice := w.login("alice")
+		alice.Send(`<message to='bob@example.test' type='chat' id='m0'><body>before</body></message>`)
+		app.expectNone(`<publish`, 200*time.Millisecond)
+
 		bob := w.login("bob")
 		enable(bob, "e1", secretForm)
 		bob.Expect(`id='e1'`, `type='result'`)
 		bob.Sess.Close()
 		waitOffline(t, w, "bob")
 
-		alice := w.login("alice")
 		alice.Send(`<message to='bob@example.test' type='chat' id='m1'><body>secret plans</body></message>`)
 		m := app.expect(publish)
 		id, got := m[1], m[2]

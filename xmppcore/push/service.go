@@ -47,6 +47,10 @@ const (
 	DefaultEvery = 5 * time.Second
 	// ReplyTimeout is how long a publish waits for the app server.
 	ReplyTimeout = 30 * time.Second
+	// NoneTTL is how long a user found without registrations is taken to
+	// have none: a registration made on another node of a cluster is
+	// used at most this late.
+	NoneTTL = 10 * time.Second
 	// maxTracked bounds the per-registration and per-user state kept in
 	// memory; beyond it the state is forgotten whole (a burst may then
 	// push again at once).
@@ -78,9 +82,13 @@ type Service struct {
 	opts  Options
 	log   *slog.Logger
 
-	mu     sync.Mutex // guards regs and counts (maps only, no I/O under it)
+	mu     sync.Mutex // guards regs, counts and none (maps only, no I/O under it)
 	regs   map[regKey]*regState
 	counts map[int64]int // unreached messages per user since the user was last online
+	// none: users found without registrations, until when (NoneTTL), so
+	// that messages to offline users who never enabled push cost no query
+	// each; enabling on this node forgets the entry at once.
+	none map[int64]time.Time
 
 	// published, if set, is told about every publish sent (tests).
 	published func(Registration)
@@ -119,7 +127,7 @@ func New(store *Store, srv *xmppcore.Server, opts Options) *Service {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{store: store, srv: srv, opts: opts, log: opts.Logger.With("component", "push"),
-		regs: map[regKey]*regState{}, counts: map[int64]int{}}
+		regs: map[regKey]*regState{}, counts: map[int64]int{}, none: map[int64]time.Time{}}
 }
 
 // Register installs the service on srv: the <enable/> and <disable/>
@@ -174,6 +182,9 @@ func (s *Service) iq(ctx context.Context, sess *xmppcore.Session, iq *xmppcore.E
 				return nil, xmppcore.ErrBadRequest("publish options too large")
 			}
 		}
+		s.mu.Lock()
+		delete(s.none, sess.UserID())
+		s.mu.Unlock()
 		err := s.store.Enable(ctx, Registration{UserID: sess.UserID(), JID: j.String(), Node: node, Options: opts})
 		if errors.Is(err, ErrTooMany) {
 			e := xmppcore.ErrResourceConstraint()
@@ -209,12 +220,24 @@ func (s *Service) forget(user int64, jid, node string) {
 // hook; it runs on the delivering goroutine, so it reads the
 // registrations and queues, and the replies come back asynchronously).
 func (s *Service) unreached(ctx context.Context, u xmppcore.Unreached) {
+	s.mu.Lock()
+	until, known := s.none[u.UserID]
+	s.mu.Unlock()
+	if known && time.Now().Before(until) {
+		return
+	}
 	regs, err := s.store.List(ctx, u.UserID)
 	if err != nil {
 		s.log.Warn("push registrations", "user", u.UserID, "err", err)
 		return
 	}
 	if len(regs) == 0 {
+		s.mu.Lock()
+		if len(s.none) >= maxTracked {
+			clear(s.none)
+		}
+		s.none[u.UserID] = time.Now().Add(NoneTTL)
+		s.mu.Unlock()
 		return
 	}
 	body := ""
