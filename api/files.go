@@ -115,6 +115,8 @@ func (a *API) uploadFailed(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, "quota_exceeded", "the user's upload quota is used up")
 	case errors.Is(err, upload.ErrFull):
 		writeError(w, http.StatusInsufficientStorage, "storage_full", "the server's file storage is full")
+	case errors.Is(err, upload.ErrType):
+		writeError(w, http.StatusUnsupportedMediaType, "file_type_not_allowed", "File type not allowed on this server")
 	case errors.Is(err, upload.ErrBadName):
 		writeFieldError(w, "file", "bad_file_name", "the file needs a name (filename in its Content-Disposition)")
 	case errors.Is(err, upload.ErrEmpty):

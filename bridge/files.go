@@ -110,6 +110,8 @@ func (b *Bridge) handleUpload(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, "quota_exceeded", "your upload quota is used up")
 		case errors.Is(err, upload.ErrFull):
 			writeError(w, http.StatusInsufficientStorage, "storage_full", "the server's file storage is full")
+		case errors.Is(err, upload.ErrType):
+			writeError(w, http.StatusUnsupportedMediaType, "file_type_not_allowed", "File type not allowed on this server")
 		case errors.Is(err, upload.ErrBadName), errors.Is(err, upload.ErrEmpty):
 			writeError(w, http.StatusUnprocessableEntity, "bad_file", "the file needs a name and some content")
 		case err != nil:

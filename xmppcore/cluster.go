@@ -91,6 +91,16 @@ func (h clusterHandler) Broadcast(x string) {
 	if el == nil {
 		return
 	}
+	if el.Name.Space == nsCluster && el.Name.Local == "component" {
+		s.clusterComponent(el) // component.go
+		return
+	}
+	if el.Name.Space == nsCluster && el.Name.Local == "answer" {
+		if len(el.Children) == 1 {
+			s.answeredHere(el.Children[0])
+		}
+		return
+	}
 	if el.Name.Space == nsCluster {
 		id, err := strconv.ParseInt(el.AttrValue("user"), 10, 64)
 		if err != nil {
@@ -188,6 +198,11 @@ func (h clusterHandler) Stanza(userID int64, resource string, seq int64, x strin
 		}
 		targets := s.routeLocalSeq(acc, resource, typ, el, id, seq)
 		s.clusterMark(acc.ID, id, targets)
+		if id != 0 && typ != "groupchat" && typ != "error" {
+			if from, err := jid.Parse(el.AttrValue("from")); err == nil {
+				s.checkUnreached(ctx, Unreached{UserID: acc.ID, Kind: "message", From: from.Bare().String(), Body: el.ChildText(NSClient, "body"), ID: id}, true)
+			}
+		}
 		if carbonEligible(el, typ) {
 			for _, t := range s.router.sessions(acc.ID) {
 				if t.carbons.Load() && t.available.Load() && !containsSession(targets, t) {

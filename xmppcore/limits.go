@@ -77,6 +77,15 @@ const (
 	// IdleTimeout closes a bound connection that sent nothing for this long
 	// (clients ping or send whitespace well within it).
 	IdleTimeout = 30 * time.Minute
+	// ComponentHandshakeTimeout is how long an XEP-0114 component may take
+	// from connect to a successful handshake; MaxComponentPending is how
+	// many component connections may be in that phase at once (more are
+	// closed at accept); ComponentQueue bounds what waits for a
+	// component's writer (over it the stream closes as a slow consumer).
+	ComponentHandshakeTimeout = 10 * time.Second
+	MaxComponentPending       = 16
+	ComponentQueue            = 4096
+
 	// WriteTimeout bounds one flush of the writer goroutine.
 	WriteTimeout = 30 * time.Second
 

@@ -206,6 +206,9 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 		}
 	}
 	s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, id, seq)
+	if id != 0 {
+		s.checkUnreached(ctx, Unreached{UserID: to.ID, Kind: "message", From: s.bareJID(fromLogin), Body: body.Text, ID: id}, false)
+	}
 	return id, nil
 }
 
@@ -462,6 +465,11 @@ func (s *Server) Route(ctx context.Context, el *Element) {
 		return
 	}
 	if j.Domainpart() != s.domain || j.Localpart() == "" {
+		if j.String() == s.domain && el.Name.Local == "iq" {
+			if t := el.AttrValue("type"); t == "result" || t == "error" {
+				s.answered(el) // a reply to the server's own request (SendIQ)
+			}
+		}
 		return
 	}
 	acc, err := s.users.byLogin(ctx, j.Localpart())
@@ -497,8 +505,13 @@ func (s *Server) Route(ctx context.Context, el *Element) {
 				return
 			}
 		}
-		if t := el.AttrValue("type"); t == "get" || t == "set" {
+		switch el.AttrValue("type") {
+		case "get", "set":
 			s.routeError(ctx, el, ErrServiceUnavailable())
+		case "result", "error":
+			if j.Resourcepart() == "" {
+				s.answered(el) // to the server's IQ sent for the account (SendIQ)
+			}
 		}
 	}
 }

@@ -63,6 +63,7 @@ func (s *Server) Notify(ctx context.Context, userID int64, text, link string) (i
 		return 0, fmt.Errorf("xmppcore: notify %d: %w", userID, err)
 	}
 	s.SendToUser(userID, s.notificationElement(Notification{ID: id, UserID: userID, Text: text, Link: link, CreatedAt: now}, false))
+	s.notifyUnreached(ctx, userID, 0, text, id)
 	return id, nil
 }
 

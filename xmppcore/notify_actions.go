@@ -146,6 +146,7 @@ func (s *Server) NotifyWith(ctx context.Context, r NotifyRequest) (int64, error)
 		}
 	}
 	s.SendToUser(r.UserID, el)
+	s.notifyUnreached(ctx, r.UserID, r.SenderID, r.Text, id)
 	return id, nil
 }
 

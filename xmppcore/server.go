@@ -76,6 +76,9 @@ type Options struct {
 	// Admins are the logins of the server's admins: they run the
 	// XEP-0133 ad-hoc commands (adhoc.go).
 	Admins []string
+	// ComponentHandshakeTimeout bounds an XEP-0114 component's time from
+	// connect to handshake; 0: ComponentHandshakeTimeout.
+	ComponentHandshakeTimeout time.Duration
 	// SMResumeTimeout overrides how long a resumable XEP-0198 session
 	// waits detached for its client (default SMResumeTimeout).
 	SMResumeTimeout time.Duration
@@ -132,7 +135,12 @@ type Server struct {
 	mu        sync.Mutex // guards listeners, conns
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	smMu      sync.Mutex       // guards resumable and expired (a leaf lock)
+	smMu      sync.Mutex             // guards resumable and expired (a leaf lock)
+	compConns map[*compConn]struct{} // component streams (under mu)
+	iqMu      sync.Mutex             // guards iqWait (a leaf lock)
+	iqWait    map[string]*pendingIQ  // the server's own IQs awaiting replies
+	iqSeq     atomic.Uint64
+	iqPrefix  string           // random per server, so ids differ across nodes
 	resumable map[string]*conn // XEP-0198 resume id → the session's latest stream
 	// expired: resume ids whose session timed out → user and h, for
 	// <failed h/> (oldest first in expiredOrder, at most SMExpiredKept).
@@ -141,6 +149,8 @@ type Server struct {
 
 	extMu           sync.RWMutex // guards components, iqHandlers, features, pep, inviter, photoListener
 	components      map[string]Component
+	external        map[string]*extComponent // XEP-0114 components by name (component.go)
+	unreachedHooks  []func(context.Context, Unreached)
 	iqHandlers      map[string]IQHandler
 	features        []string
 	accountFeatures []string      // disco#info features of every account's bare JID (PEP services)
@@ -182,6 +192,9 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 	if opts.AuthTimeout == 0 {
 		opts.AuthTimeout = AuthTimeout
 	}
+	if opts.ComponentHandshakeTimeout <= 0 {
+		opts.ComponentHandshakeTimeout = ComponentHandshakeTimeout
+	}
 	if opts.EventPollInterval == 0 {
 		opts.EventPollInterval = EventPollInterval
 	}
@@ -207,6 +220,8 @@ func NewServerWith(db *sqlx.DB, dir Directory, arch Archive, opts Options) *Serv
 		warm:       make(chan *conn),
 		listeners:  map[net.Listener]struct{}{},
 		conns:      map[*conn]struct{}{},
+		compConns:  map[*compConn]struct{}{},
+		iqPrefix:   "v" + componentStreamID()[:8] + "-",
 		resumable:  map[string]*conn{},
 		components: map[string]Component{},
 		iqHandlers: map[string]IQHandler{},
@@ -366,6 +381,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.closeWith(closeShutdown, streamError("system-shutdown", ""))
 	}
+	s.closeComponents()
 	for _, sess := range s.router.all() {
 		sess.kill(closeShutdown)
 	}

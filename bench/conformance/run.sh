@@ -59,7 +59,7 @@ EOS
 
 # The server configuration the scripts assume: admin@ is an admin, the suite's contact
 # addresses (server_contact_info), its external services (extdisco) and upload limits
-# (http_upload: 10 MB).
+# (http_upload: 10 MB, text/plain and image/* only).
 cat > "$WORK/reset.sh" <<EOS
 #!/bin/sh
 cd "$WORK"
@@ -67,7 +67,7 @@ if [ -f pid ]; then kill \$(cat pid) 2>/dev/null; while kill -0 \$(cat pid) 2>/d
 rm -rf data && mkdir data
 "$VESTNIK" org import org.json --db sqlite:./data/v.db >/dev/null 2>&1 || exit 1
 "$VESTNIK" serve --domain $DOMAIN --db sqlite:./data/v.db --http $HTTP --c2s 127.0.0.1:$PORT \\
-	--data ./data --demo=off --admins admin --external-services services.json --upload-max-size 10000000 \\
+	--data ./data --demo=off --admins admin --external-services services.json --upload-max-size 10000000 --upload-allowed-types 'text/plain,image/*' \\
 	--admin-contact mailto:admin@$DOMAIN,xmpp:admin@$DOMAIN \\
 	--contact-addresses abuse=mailto:abuse@$DOMAIN,abuse=xmpp:abuse@$DOMAIN,feedback=http://$DOMAIN/feedback.html,feedback=mailto:feedback@$DOMAIN,feedback=xmpp:feedback@$DOMAIN,sales=xmpp:sales@$DOMAIN,security=xmpp:security@$DOMAIN,status=gopher://status.$DOMAIN,support=https://$DOMAIN/support.html,support=xmpp:support@$DOMAIN \\
 	\${SERVE_EXTRA:-} >>server.log 2>&1 &

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -27,6 +28,12 @@ const usage = `usage:
   vestnik user logout LOGIN [--db URL]
 Every flag can also be set as VESTNIK_<FLAG> in the environment.`
 
+// helpText is a command's flags, asked for with -h or --help: printed to
+// standard output, exit status 0.
+type helpText string
+
+func (h helpText) Error() string { return string(h) }
+
 // errUsage asks main to print the usage text.
 var errUsage = errors.New("usage")
 
@@ -34,6 +41,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
+	var help helpText
+	if errors.As(err, &help) {
+		fmt.Fprint(os.Stdout, string(help))
+		os.Exit(0)
+	}
 	if err != nil {
 		if errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, usage)
@@ -80,6 +92,13 @@ func parseFlags(fs *flag.FlagSet, args []string, want int) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				var b strings.Builder
+				fmt.Fprintf(&b, "vestnik %s flags (each also VESTNIK_<FLAG>):\n", fs.Name())
+				fs.SetOutput(&b)
+				fs.PrintDefaults()
+				return nil, helpText(b.String())
+			}
 			return nil, fmt.Errorf("%s: %v", fs.Name(), err)
 		}
 		args = fs.Args()

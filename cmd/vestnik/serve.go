@@ -32,6 +32,7 @@ import (
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
 	"vestnik/xmppcore/pubsub"
+	"vestnik/xmppcore/push"
 	"vestnik/xmppcore/upload"
 	"vestnik/xmppcore/webhook"
 )
@@ -72,6 +73,7 @@ type serveConfig struct {
 	// The file store: size limit and per-user quota (parseSize), the
 	// public base URL of slot and file URLs, CORS origins for /upload/.
 	uploadMaxSize, uploadQuota string
+	uploadTypes                string // --upload-allowed-types; "" = every type
 	uploadTotal, uploadReserve string
 	uploadOrphans              time.Duration
 	publicURL, uploadOrigins   string
@@ -86,6 +88,11 @@ type serveConfig struct {
 	webhookDeny string
 	// debugAt: where Go's profiler (net/http/pprof) listens; empty: nowhere.
 	debugAt string
+	// XEP-0114 components: listen address, NAME=SECRET pairs, a file of them.
+	componentsAt, componentFile string
+	components                  componentList
+	// pushBody: XEP-0357 notifications carry the message text.
+	pushBody bool
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -122,6 +129,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.clusterTLSCA, "cluster-tls-ca", "", "CA certificates (PEM) that sign the other nodes' route certificates")
 	fs.StringVar(&c.natsURL, "nats-url", "", "join an existing NATS cluster (nats://user:pass@host:4222,…) instead of embedding a NATS server")
 	fs.StringVar(&c.uploadMaxSize, "upload-max-size", "100M", "largest file users may upload (bytes, or with K, M, G)")
+	fs.StringVar(&c.uploadTypes, "upload-allowed-types", "", "comma-separated media types users may upload, a whole type as image/* (e.g. text/plain,image/*); checked on the type sniffed from the bytes at every door; empty: every type")
 	fs.StringVar(&c.uploadQuota, "upload-quota", "5G", "bytes of files each user may store (K, M, G; 0: unlimited)")
 	fs.StringVar(&c.uploadTotal, "upload-total", "0", "bytes of files all users together may store (K, M, G, T; 0: no cap but --upload-disk-reserve)")
 	fs.StringVar(&c.uploadReserve, "upload-disk-reserve", "1G", "disk space a new file must leave free under --data (K, M, G; 0: none)")
@@ -137,7 +145,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.httpWrite, "http-write-timeout", HTTPWriteTimeout, "time to answer an HTTP request (WebSockets are not affected; downloads get 10m)")
 	fs.DurationVar(&c.httpIdle, "http-idle-timeout", HTTPIdleTimeout, "time an idle keep-alive HTTP connection stays open")
 	fs.Float64Var(&c.maxDeactivated, "max-deactivated-share", roster.MaxDeactivatedShare, "share of active employees PUT /api/v1/org may deactivate without ?force=true (0 < share <= 1)")
+	fs.StringVar(&c.componentsAt, "components", "", "XEP-0114 external components listen address, e.g. 127.0.0.1:5347; empty: none")
+	fs.Var(&c.components, "component", "an external component as NAME=SECRET (NAME a domain such as push.example.com; repeatable, or comma-separated)")
+	fs.BoolVar(&c.pushBody, "push-body", false, "XEP-0357 push notifications carry the message's text (last-message-body); off: only the count and the sender reach the app server and the phone vendor")
+	fs.StringVar(&c.componentFile, "component-file", "", "file of external components, one NAME=SECRET a line (# comments), kept out of the process list")
 	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	comps, err := components(c.components, c.componentFile)
+	if err != nil {
 		return err
 	}
 	if c.maxDeactivated <= 0 || c.maxDeactivated > 1 {
@@ -324,6 +340,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	// HTTP file upload (XEP-0363) at upload.<domain>; capability URLs.
 	upload.NewService(files, users, log).Register(xmpp)
+	// XEP-0357: push notifications for users with no connected client.
+	push.New(push.NewStore(db), xmpp, push.Options{Body: c.pushBody, Logger: log}).Register(xmpp)
 	if c.extServices != "" {
 		services, err := extdisco.Load(c.extServices)
 		if err != nil {
@@ -365,6 +383,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		go func() { c2sErr <- xmpp.ServeC2STLS(tlsLn) }()
 	}
 
+	compErr, err := serveComponents(xmpp, c.componentsAt, comps)
+	if err != nil {
+		xmpp.Shutdown(context.Background())
+		return err
+	}
+
 	hooks.Start()
 	defer hooks.Shutdown(context.Background())
 	fmt.Fprintf(stdout, "Vestnik is running: open http://%s (database %s, data %s)\n", httpLn.Addr(), c.dbURL, filepath.Clean(c.dataDir))
@@ -376,6 +400,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case err := <-c2sErr:
 		xmpp.Shutdown(context.Background())
 		return fmt.Errorf("serve: c2s: %w", err)
+	case err := <-compErr:
+		xmpp.Shutdown(context.Background())
+		return fmt.Errorf("serve: components: %w", err)
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -438,7 +465,7 @@ func contactAddresses(admin, more string) (map[string][]string, error) {
 
 // uploadOptions reads the file store's flags.
 func uploadOptions(c serveConfig) (upload.Options, error) {
-	o := upload.Options{PublicURL: c.publicURL, Origins: splitList(c.uploadOrigins)}
+	o := upload.Options{PublicURL: c.publicURL, Origins: splitList(c.uploadOrigins), AllowedTypes: splitList(c.uploadTypes)}
 	if o.PublicURL == "" {
 		o.PublicURL = publicURL(c.httpAt, c.domain)
 	} else if u, err := url.Parse(o.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {

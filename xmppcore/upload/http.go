@@ -30,15 +30,20 @@ type Slot struct {
 }
 
 // Request grants userID a slot for one file of size bytes: ErrTooLarge
-// over the size limit, ErrQuota over the user's quota, ErrBadName. The
-// client's content type is not kept: the type is sniffed from the bytes.
-func (s *Store) Request(ctx context.Context, userID int64, filename string, size int64) (*Slot, error) {
+// over the size limit, ErrQuota over the user's quota, ErrBadName, and
+// ErrType when the client declares a contentType ("" when it does not)
+// that is not allowed. The declared type is not kept: the type is sniffed
+// from the bytes at the PUT, and checked again.
+func (s *Store) Request(ctx context.Context, userID int64, filename string, size int64, contentType string) (*Slot, error) {
 	if size <= 0 {
 		return nil, ErrEmpty
 	}
 	filename, err := cleanName(filename)
 	if err != nil {
 		return nil, err
+	}
+	if contentType != "" && !s.TypeAllowed(contentType) {
+		return nil, ErrType
 	}
 	if err := s.checkSize(ctx, userID, size); err != nil {
 		return nil, err
@@ -189,6 +194,10 @@ func (s *Store) put(w http.ResponseWriter, r *http.Request) {
 		}
 		if errors.Is(err, ErrFull) {
 			http.Error(w, "file storage full", http.StatusInsufficientStorage)
+			return
+		}
+		if errors.Is(err, ErrType) {
+			http.Error(w, "File type not allowed", http.StatusUnsupportedMediaType)
 			return
 		}
 		http.Error(w, "cannot store the file", http.StatusInternalServerError)

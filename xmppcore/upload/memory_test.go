@@ -40,7 +40,7 @@ func TestLargeUploadFlatMemory(t *testing.T) {
 	const size = 100 << 20
 	db := dbtest.Open(t, migrations.SQLite)
 	s, _ := newStore(t, db, Options{MaxSize: size})
-	slot, err := s.Request(context.Background(), 1, "big.bin", size)
+	slot, err := s.Request(context.Background(), 1, "big.bin", size, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,13 +115,13 @@ func (s *Service) request(ctx context.Context, from jid.JID, req *xmppcore.Eleme
 	}
 	size, perr := strconv.ParseInt(req.AttrValue("size"), 10, 64)
 	if perr != nil || size <= 0 {
-		return nil, xmppcore.ErrBadRequest("size must be a positive number of bytes")
+		return nil, xmppcore.ErrBadRequest("File size must be positive integer")
 	}
-	slot, err := s.store.Request(ctx, u.ID, req.AttrValue("filename"), size)
+	slot, err := s.store.Request(ctx, u.ID, req.AttrValue("filename"), size, req.AttrValue("content-type"))
 	switch {
 	case errors.Is(err, ErrTooLarge):
 		// XEP-0363 §4: not-acceptable with the limit.
-		e := xmppcore.ErrNotAcceptable("file too large: the limit is " + strconv.FormatInt(s.store.MaxSize(), 10) + " bytes")
+		e := xmppcore.ErrNotAcceptable("File too large")
 		e.App = xmppcore.NewElement(NS, "file-too-large")
 		e.App.AddText(NS, "max-file-size", strconv.FormatInt(s.store.MaxSize(), 10))
 		return nil, e
@@ -134,7 +134,9 @@ func (s *Service) request(ctx context.Context, from jid.JID, req *xmppcore.Eleme
 		e.Text = "the server's file storage is full"
 		return nil, e
 	case errors.Is(err, ErrBadName):
-		return nil, xmppcore.ErrBadRequest("bad file name")
+		return nil, xmppcore.ErrBadRequest("Invalid filename")
+	case errors.Is(err, ErrType):
+		return nil, xmppcore.ErrNotAcceptable("File type not allowed")
 	case err != nil:
 		return nil, err
 	}

@@ -54,7 +54,8 @@ func TestSlotOverXMPP(t *testing.T) {
 		t.Cleanup(func() { srv.Shutdown(context.Background()) })
 		web := httptest.NewServer(nil)
 		defer web.Close()
-		store, err := upload.NewStore(db, t.TempDir(), mam.NewStore(db), upload.Options{MaxSize: 100, Quota: 150, PublicURL: web.URL})
+		store, err := upload.NewStore(db, t.TempDir(), mam.NewStore(db), upload.Options{MaxSize: 100, Quota: 150, PublicURL: web.URL,
+			AllowedTypes: []string{"text/plain", "image/*"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +101,19 @@ func TestSlotOverXMPP(t *testing.T) {
 		if big.AttrValue("type") != "error" || !strings.Contains(big.String(), "not-acceptable") ||
 			!strings.Contains(big.String(), `<file-too-large xmlns='urn:xmpp:http:upload:0'><max-file-size>100</max-file-size></file-too-large>`) {
 			t.Fatalf("oversized request: got %s; want not-acceptable with file-too-large", big)
+		}
+		// The refusals carry plain texts (those of Prosody's scansion suite).
+		for _, tc := range []struct{ req, cond, text string }{
+			{`filename='a.bin' size='1000'`, "not-acceptable", "File too large"},
+			{`filename='a.bin' size='-5'`, "bad-request", "File size must be positive integer"},
+			{`filename='invalid/a.bin' size='10'`, "bad-request", "Invalid filename"},
+			{`filename='evil.exe' size='10' content-type='application/x-executable'`, "not-acceptable", "File type not allowed"},
+		} {
+			r := send(`<iq xmlns='jabber:client' type='get' id='rx' to='upload.example.test'><request xmlns='urn:xmpp:http:upload:0' ` + tc.req + `/></iq>`)
+			if r.AttrValue("type") != "error" || !strings.Contains(r.String(), "<"+tc.cond+" ") ||
+				!strings.Contains(r.String(), ">"+tc.text+"</text>") {
+				t.Errorf("request %s: got %s; want %s with %q", tc.req, r, tc.cond, tc.text)
+			}
 		}
 		res := send(`<iq xmlns='jabber:client' type='get' id='r1' to='upload.example.test'><request xmlns='urn:xmpp:http:upload:0' filename='note.txt' size='5' content-type='text/plain'/></iq>`)
 		slot := res.Child(upload.NS, "slot")

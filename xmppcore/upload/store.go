@@ -70,6 +70,10 @@ var (
 	// ErrUnknownFile: a message names a file that does not exist or that
 	// the sender may not share.
 	ErrUnknownFile = errors.New("upload: unknown file")
+	// ErrType: the file's type is not among Options.AllowedTypes (the
+	// type a client declares for a slot, or the one sniffed from the
+	// bytes at every door).
+	ErrType = errors.New("upload: file type not allowed")
 )
 
 // Options tune the store; zero values are the documented defaults.
@@ -93,6 +97,12 @@ type Options struct {
 	// DiskReserve is how many bytes of disk a new file must leave free
 	// (DefaultReserve; negative: none).
 	DiskReserve int64
+	// AllowedTypes are the media types users may upload: "text/plain",
+	// or every subtype of a type, "image/*"; empty: every type. A file's
+	// type is sniffed from its bytes (contentType), so a declared type or
+	// a name cannot get round the list: bytes the sniffer does not
+	// recognise count as application/octet-stream.
+	AllowedTypes []string
 	// OrphanAfter is how long a file no live message carries is kept
 	// (DefaultOrphanAfter); SweepEvery how often Sweep runs
 	// (DefaultSweepEvery).
@@ -127,6 +137,14 @@ func NewStore(db *sqlx.DB, dir string, arch *mam.Store, opts Options) (*Store, e
 		opts.SweepEvery = DefaultSweepEvery
 	}
 	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
+	for i, t := range opts.AllowedTypes {
+		t = strings.ToLower(strings.TrimSpace(t))
+		major, minor, ok := strings.Cut(t, "/")
+		if !ok || major == "" || minor == "" || strings.ContainsAny(t, " ;,") || (major == "*" && minor != "*") {
+			return nil, fmt.Errorf("upload: allowed type %q is not a media type such as text/plain or image/*", opts.AllowedTypes[i])
+		}
+		opts.AllowedTypes[i] = t
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("upload: %w", err)
 	}
@@ -164,10 +182,30 @@ func (s *Store) Ref(f *File) xmppcore.FileRef {
 	return xmppcore.FileRef{ID: f.ID, URL: s.URL(f), Name: f.Name, Size: f.Size, ContentType: f.ContentType, Thumb: f.Thumb}
 }
 
-// cleanName is the base name of a client's file name, or ErrBadName.
+// TypeAllowed reports whether files of media type ct (parameters such as
+// charset ignored) may be uploaded (Options.AllowedTypes).
+func (s *Store) TypeAllowed(ct string) bool {
+	if len(s.opts.AllowedTypes) == 0 {
+		return true
+	}
+	ct, _, _ = strings.Cut(ct, ";")
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	major, _, _ := strings.Cut(ct, "/")
+	for _, t := range s.opts.AllowedTypes {
+		if t == ct || t == "*/*" || (strings.HasSuffix(t, "/*") && t[:len(t)-2] == major) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanName checks a client's file name: a name, not a path (no '/' or
+// '\\'), else ErrBadName.
 func cleanName(name string) (string, error) {
-	name = filepath.Base(strings.ReplaceAll(name, "\\", "/"))
-	if name == "." || name == "/" || name == "" || name == ".." || !utf8.ValidString(name) ||
+	if strings.ContainsAny(name, "/\\") {
+		return "", ErrBadName
+	}
+	if name == "." || name == "" || name == ".." || !utf8.ValidString(name) ||
 		utf8.RuneCountInString(name) > maxNameLen || strings.ContainsAny(name, "\x00\r\n") {
 		return "", ErrBadName
 	}
@@ -321,6 +359,16 @@ func (s *Store) commit(ctx context.Context, userID int64, token, name string, re
 	defer cancel()
 	f := &File{Token: token, UserID: userID, Name: name, Size: rec.size, ContentType: contentType(rec.ctype, name),
 		SHA256: rec.sha, CreatedAt: time.Now().UnixMicro()}
+	// The allowed types are checked on what the bytes are: a file the
+	// sniffer does not recognise is application/octet-stream here, whatever
+	// its name says (an executable named notes.txt is not text).
+	checked := f.ContentType
+	if rec.ctype == "application/octet-stream" {
+		checked = rec.ctype
+	}
+	if !s.TypeAllowed(checked) {
+		return nil, ErrType
+	}
 	path := filepath.Join(s.dir, token)
 	if err := os.Rename(rec.tmp, path); err != nil {
 		return nil, fmt.Errorf("upload: store file: %w", err)
@@ -361,7 +409,8 @@ func (s *Store) commit(ctx context.Context, userID int64, token, name string, re
 }
 
 // Save stores a file userID sends (REST, the web client): streamed to
-// disk, never held in memory. ErrBadName, ErrEmpty, ErrTooLarge, ErrQuota.
+// disk, never held in memory. ErrBadName, ErrEmpty, ErrTooLarge, ErrQuota,
+// ErrType.
 func (s *Store) Save(ctx context.Context, userID int64, name string, r io.Reader) (*File, error) {
 	name, err := cleanName(name)
 	if err != nil {

@@ -100,7 +100,7 @@ func TestStorageFull(t *testing.T) {
 		if _, err := s.Save(ctx, 2, "c.txt", strings.NewReader(strings.Repeat("c", 50))); !errors.Is(err, ErrFull) {
 			t.Fatalf("over the total: got %v, want ErrFull", err)
 		}
-		if _, err := s.Request(ctx, 2, "d.txt", 50); !errors.Is(err, ErrFull) {
+		if _, err := s.Request(ctx, 2, "d.txt", 50, ""); !errors.Is(err, ErrFull) {
 			t.Fatalf("slot over the total: got %v, want ErrFull", err)
 		}
 		if _, err := s.Save(ctx, 2, "e.txt", strings.NewReader(strings.Repeat("e", 40))); err != nil {

@@ -87,13 +87,18 @@ func TestSlotRoundTrip(t *testing.T) {
 		ctx := context.Background()
 		s, web := newStore(t, db, Options{MaxSize: 1024})
 
-		if _, err := s.Request(ctx, 1, "big.bin", 2048); !errors.Is(err, ErrTooLarge) {
+		if _, err := s.Request(ctx, 1, "big.bin", 2048, ""); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("oversized request: got %v, want ErrTooLarge", err)
 		}
-		if _, err := s.Request(ctx, 1, "", 10); !errors.Is(err, ErrBadName) {
+		if _, err := s.Request(ctx, 1, "", 10, ""); !errors.Is(err, ErrBadName) {
 			t.Fatalf("empty name: got %v, want ErrBadName", err)
 		}
-		slot, err := s.Request(ctx, 1, "../../etc/отчёт 1.txt", 5)
+		for _, name := range []string{"../../etc/passwd", "invalid/filename.dat", `C:\\x.txt`, ".."} {
+			if _, err := s.Request(ctx, 1, name, 10, ""); !errors.Is(err, ErrBadName) {
+				t.Fatalf("name %q: got %v, want ErrBadName", name, err)
+			}
+		}
+		slot, err := s.Request(ctx, 1, "отчёт 1.txt", 5, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +163,7 @@ func TestSizeLimitAndQuota(t *testing.T) {
 		if _, err := s.Save(ctx, 1, "b.txt", strings.NewReader("b")); !errors.Is(err, ErrQuota) {
 			t.Fatalf("over quota: got %v, want ErrQuota", err)
 		}
-		if _, err := s.Request(ctx, 1, "c.txt", 10); !errors.Is(err, ErrQuota) {
+		if _, err := s.Request(ctx, 1, "c.txt", 10, ""); !errors.Is(err, ErrQuota) {
 			t.Fatalf("slot over quota: got %v, want ErrQuota", err)
 		}
 		// Known only after reading (REST form with the user last): the
@@ -275,7 +280,7 @@ func TestCORS(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
 		ctx := context.Background()
 		s, _ := newStore(t, db, Options{Origins: []string{"https://portal.example.com"}})
-		slot, err := s.Request(ctx, 1, "a.txt", 2)
+		slot, err := s.Request(ctx, 1, "a.txt", 2, "")
 		if err != nil {
 			t.Fatal(err)
 		}
