@@ -167,7 +167,10 @@ func (s *Server) inbound(ctx context.Context, who, other subParty, op roster.Sub
 		s.log.Warn("subscription", "user", who.acc.ID, "op", int(op), "err", err)
 		return r
 	}
-	if !r.ItemChanged && r.Before.PendingIn == r.After.PendingIn {
+	// A generated colleague's approval is told too (the client asked,
+	// the item was "both" already), as before subscriptions existed.
+	told := r.ItemChanged || r.Before.PendingIn != r.After.PendingIn || (op == roster.InSubscribed && r.After.Generated)
+	if !told {
 		return r
 	}
 	for _, t := range s.router.sessions(who.acc.ID) {
