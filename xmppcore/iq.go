@@ -81,6 +81,9 @@ func (s *Server) handleIQ(ctx context.Context, sess *Session, el *Element) {
 		} else {
 			// Another user's bare JID: the server answers for the account.
 			if typ == "result" || typ == "error" {
+				if typ == "result" && el.AttrValue("id") == "disco" {
+					s.contactCapsResult(ctx, sess, to, el)
+				}
 				return
 			}
 			p := el.FirstChild()

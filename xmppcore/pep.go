@@ -78,6 +78,9 @@ type capsCache struct {
 	mu      sync.Mutex
 	known   map[string][]string   // ver → features (bounded)
 	pending map[string]*capsQuery // ver → query in flight (bounded)
+	// contacts: requests of contacts' accounts in flight, by
+	// contactCapsKey, → the caps node (bounded).
+	contacts map[string]string
 }
 
 type capsQuery struct {
@@ -113,10 +116,14 @@ func (s *Server) capsPresence(sess *Session, el *Element) (features []string, kn
 		return f, true
 	}
 	if q := cc.pending[ver]; q != nil && time.Since(q.asked) < capsRetry {
+		// Asked already: this client is asked too (each account's PEP
+		// asks its own clients, as Prosody's does), and whichever
+		// answers first serves both.
 		if len(q.waiting) < 1000 {
 			q.waiting = append(q.waiting, sess)
 		}
 		cc.mu.Unlock()
+		sess.capsIQ = capsQueryIQ(sess.bareStr, sess.jidStr, node, ver)
 		return nil, false
 	}
 	if len(cc.pending) >= MaxCapsEntries {
@@ -127,10 +134,108 @@ func (s *Server) capsPresence(sess *Session, el *Element) (features []string, kn
 	}
 	cc.pending[ver] = &capsQuery{node: node, asked: time.Now(), waiting: []*Session{sess}}
 	cc.mu.Unlock()
-	iq := NewElement(NSClient, "iq", "type", "get", "id", "disco", "from", sess.bareStr, "to", sess.jidStr)
-	iq.AddChild(NewElement(NSDiscoInfo, "query", "node", node+"#"+ver))
-	sess.capsIQ = iq
+	sess.capsIQ = capsQueryIQ(sess.bareStr, sess.jidStr, node, ver)
 	return nil, false
+}
+
+// capsQueryIQ is the disco#info request of an account (from, a bare JID)
+// for a client's caps (XEP-0115 §6.3).
+func capsQueryIQ(from, to, node, ver string) *Element {
+	iq := NewElement(NSClient, "iq", "type", "get", "id", "disco", "from", from, "to", to)
+	iq.AddChild(NewElement(NSDiscoInfo, "query", "node", node+"#"+ver))
+	return iq
+}
+
+// contactCapsKey names a request of account asker (bare JID) for the caps
+// ver of a contact's session (full JID).
+func contactCapsKey(asker, full, ver string) string { return asker + "\x00" + full + "\x00" + ver }
+
+// askContactsCaps is the contacts' side of XEP-0115 with PEP (XEP-0163
+// §5.1): each account that got sess's presence with caps it does not
+// know asks the client for its features, from its own bare JID; the
+// answer (contactCapsResult) decides which of its nodes' last items the
+// client wants. watchers are the bare JIDs that got the presence.
+func (s *Server) askContactsCaps(sess *Session, el *Element, watchers []string) {
+	c := el.Child(NSCaps, "c")
+	if c == nil || len(watchers) == 0 || s.pepService() == nil {
+		return
+	}
+	ver, node := c.AttrValue("ver"), c.AttrValue("node")
+	if ver == "" || node == "" || len(ver) > 128 || len(node) > 1024 {
+		return
+	}
+	cc := &s.caps
+	cc.mu.Lock()
+	if _, ok := cc.known[ver]; ok {
+		cc.mu.Unlock()
+		return
+	}
+	if cc.contacts == nil || len(cc.contacts) >= MaxCapsEntries {
+		cc.contacts = map[string]string{}
+	}
+	for _, w := range watchers {
+		cc.contacts[contactCapsKey(w, sess.jidStr, ver)] = node
+	}
+	cc.mu.Unlock()
+	for _, w := range watchers {
+		sess.deliver(capsQueryIQ(w, sess.jidStr, node, ver))
+	}
+}
+
+// contactCapsResult takes a client's answer to a contact account's caps
+// request (to, that account's bare JID): a verified ver joins the cache,
+// and the account's last items the client wants are sent to it.
+func (s *Server) contactCapsResult(ctx context.Context, sess *Session, to string, el *Element) {
+	res := el.Child(NSDiscoInfo, "query")
+	if el.AttrValue("type") != "result" || res == nil {
+		return
+	}
+	qnode := res.AttrValue("node")
+	i := strings.LastIndexByte(qnode, '#')
+	if i < 0 {
+		return
+	}
+	ver := qnode[i+1:]
+	key := contactCapsKey(to, sess.jidStr, ver)
+	cc := &s.caps
+	cc.mu.Lock()
+	node, ok := cc.contacts[key]
+	if ok && node == qnode[:i] {
+		delete(cc.contacts, key)
+	}
+	cc.mu.Unlock()
+	if !ok || node != qnode[:i] {
+		return
+	}
+	var features []string
+	for _, f := range res.Children {
+		if f.Name.Space == NSDiscoInfo && f.Name.Local == "feature" {
+			features = append(features, f.AttrValue("var"))
+		}
+	}
+	if capsVer(res) == ver {
+		cc.mu.Lock()
+		if cc.known == nil {
+			cc.known = map[string][]string{}
+		}
+		if len(cc.known) < MaxCapsEntries {
+			cc.known[ver] = features
+		}
+		cc.mu.Unlock()
+	}
+	p := s.pepService()
+	notify := map[string]bool{}
+	for _, f := range features {
+		if n, ok := strings.CutSuffix(f, "+notify"); ok && n != "" {
+			notify[n] = true
+		}
+	}
+	if p == nil || len(notify) == 0 {
+		return
+	}
+	if err := p.SendLastItems(ctx, to, sess.jidStr, func(node string) bool { return notify[node] }); err != nil {
+		sess.logger().Warn("pep last items", "err", err)
+	}
 }
 
 // sendCapsQuery sends the caps request capsPresence prepared, right

@@ -199,13 +199,19 @@ func (s *Server) broadcastPresence(sess *Session, el *Element) {
 		t.deliver(c)
 	}
 	blocks := s.blocklistOf(s.ctx, sess.userID)
+	var told []string // contacts' bare JIDs that got the presence
 	for _, w := range s.router.watchersOf(sess.userID) {
+		got := false
 		for _, t := range s.router.sessions(w) {
 			if w != sess.userID && len(blocks) > 0 {
 				// XEP-0191 §3.3: a blocked contact gets no presence.
 				if _, blocked := blocks[t.bareStr]; blocked {
 					break
 				}
+			}
+			if w != sess.userID && !got && t.available.Load() {
+				got = true
+				told = append(told, t.bareStr)
 			}
 			send(t)
 		}
@@ -214,6 +220,9 @@ func (s *Server) broadcastPresence(sess *Session, el *Element) {
 		for _, t := range s.router.sessions(sess.userID) {
 			send(t)
 		}
+	}
+	if el.AttrValue("type") == "" {
+		s.askContactsCaps(sess, el, told)
 	}
 	s.clusterPresence(sess, el)
 	s.presenceChanged(sess.userID)
