@@ -40,6 +40,15 @@ func (p subParty) peer() roster.Peer {
 // unsubscribed from sess to the bare JID bare (acc: its account, nil when
 // it is none; local: bare is on this server's domain).
 func (s *Server) handleSubscription(ctx context.Context, sess *Session, el *Element, typ, bare string, acc *Account, local bool) {
+	if s.isBlocked(ctx, sess.userID, bare) {
+		// XEP-0191 §3.5: nothing goes to a contact the user blocked.
+		sess.replyError(el, &StanzaError{Type: ErrTypeCancel, Condition: "not-acceptable", Text: "You have blocked this JID"})
+		return
+	}
+	if acc != nil && s.isBlocked(ctx, acc.ID, sess.bareStr) {
+		// The contact blocked the user: dropped unseen (§3.5).
+		return
+	}
 	user := subParty{acc: s.accountOf(ctx, sess), bare: sess.bareStr}
 	contact := subParty{acc: acc, bare: bare}
 	// The stanza as the contact gets it: from the user's bare JID.

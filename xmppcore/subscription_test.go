@@ -118,6 +118,12 @@ func TestSubscriptions(t *testing.T) {
 		a.expect(`<presence from='nobody@example.test' to='alice@example.test' type='unsubscribed'/>`)
 		a.expect(`<item jid='nobody@example.test' subscription='none'/>`)
 
+		// Nothing goes to a blocked contact (XEP-0191 §3.5).
+		a.send(`<iq type='set' id='blk'><block xmlns='urn:xmpp:blocking'><item jid='dave@example.test'/></block></iq>`)
+		a.expect(`<iq type='result' id='blk'`)
+		a.send(`<presence type='subscribe' to='dave@example.test' id='s9'/>`)
+		a.expect(`<presence [^>]*id='s9'[^>]*type='error'[^>]*><error type='cancel'><not-acceptable`)
+
 		// The requests and states are stored: a new session of dave's
 		// sees them in the roster.
 		time.Sleep(20 * time.Millisecond)
