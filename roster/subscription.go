@@ -168,6 +168,10 @@ type SubResult struct {
 	Version int64
 }
 
+// ErrLimit: a subscription would pass one of the limits below (or
+// MaxOwnItems).
+var ErrLimit = errors.New("roster: subscription limit reached")
+
 // MaxPendingStanza bounds a stored subscription request.
 const MaxPendingStanza = 16 << 10
 
@@ -184,7 +188,7 @@ func (s *Store) Subscribe(ctx context.Context, userID int64, peer Peer, op SubOp
 		return SubResult{}, err
 	}
 	if op == InSubscribe && len(request) > MaxPendingStanza {
-		return SubResult{}, errors.New("roster: subscription request too large")
+		return SubResult{}, fmt.Errorf("%w: request over %d bytes", ErrLimit, MaxPendingStanza)
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
@@ -216,7 +220,7 @@ func (s *Store) Subscribe(ctx context.Context, userID int64, peer Peer, op SubOp
 				return err
 			}
 			if cnt >= MaxPending {
-				return fmt.Errorf("more than %d pending subscription requests", MaxPending)
+				return fmt.Errorf("%w: more than %d pending requests", ErrLimit, MaxPending)
 			}
 			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roster_pending (user_id, jid, stanza, created_at) VALUES (?, ?, ?, ?)`),
 				userID, key, request, now()); err != nil {
@@ -317,7 +321,7 @@ func writeSub(ctx context.Context, tx *sqlx.Tx, userID int64, key string, row *r
 			return err
 		}
 		if cnt >= MaxOwnItems {
-			return fmt.Errorf("more than %d roster items", MaxOwnItems)
+			return fmt.Errorf("%w: more than %d roster items", ErrLimit, MaxOwnItems)
 		}
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roster_items (user_id, jid, name, groups, subscription, ask, approved, hidden)
 			VALUES (?, ?, '', '', ?, ?, ?, FALSE)`), userID, key, n.Subscription, n.Ask, n.Approved)

@@ -2,6 +2,7 @@ package xmppcore
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"vestnik/roster"
@@ -55,14 +56,30 @@ func (s *Server) handleSubscription(ctx context.Context, sess *Session, el *Elem
 	fwd := el.ShallowCopy()
 	fwd.SetAttr("from", sess.bareStr)
 	fwd.SetAttr("to", bare)
+	fail := func(err error) {
+		if errors.Is(err, roster.ErrLimit) {
+			sess.replyError(el, ErrResourceConstraint())
+		} else {
+			sess.replyError(el, ErrInternal())
+		}
+	}
 	switch typ {
 	case "subscribe":
-		if _, ok := s.subscribeOp(ctx, user, contact, roster.OutSubscribe, ""); !ok {
+		if acc != nil && fwd.Size() > roster.MaxPendingStanza {
+			// Too big to keep for the contact: refused before anything
+			// changes.
+			fail(roster.ErrLimit)
+			return
+		}
+		if _, err := s.subscribeOp(ctx, user, contact, roster.OutSubscribe, ""); err != nil {
+			fail(err)
 			return
 		}
 		switch {
 		case acc != nil:
-			s.inboundSubscribe(ctx, user, contact, fwd)
+			if err := s.inboundSubscribe(ctx, user, contact, fwd); err != nil {
+				fail(err)
+			}
 		case local:
 			// RFC 6121 §3.1.3: no such user, the request is refused.
 			s.inbound(ctx, user, contact, roster.InUnsubscribed,
@@ -71,8 +88,12 @@ func (s *Server) handleSubscription(ctx context.Context, sess *Session, el *Elem
 			sess.replyError(el, ErrRemoteServerNotFound())
 		}
 	case "subscribed":
-		r, ok := s.subscribeOp(ctx, user, contact, roster.OutSubscribed, "")
-		if !ok || acc == nil {
+		r, err := s.subscribeOp(ctx, user, contact, roster.OutSubscribed, "")
+		if err != nil {
+			fail(err)
+			return
+		}
+		if acc == nil {
 			return
 		}
 		if r.After.From() {
@@ -84,13 +105,19 @@ func (s *Server) handleSubscription(ctx context.Context, sess *Session, el *Elem
 			s.sendPresenceOf(ctx, acc.ID, user, false)
 		}
 	case "unsubscribe":
-		if _, ok := s.subscribeOp(ctx, user, contact, roster.OutUnsubscribe, ""); !ok || acc == nil {
+		if _, err := s.subscribeOp(ctx, user, contact, roster.OutUnsubscribe, ""); err != nil || acc == nil {
+			if err != nil {
+				fail(err)
+			}
 			return
 		}
 		s.inboundUnsubscribe(ctx, user, contact, fwd)
 	case "unsubscribed":
-		r, ok := s.subscribeOp(ctx, user, contact, roster.OutUnsubscribed, "")
-		if !ok || acc == nil {
+		r, err := s.subscribeOp(ctx, user, contact, roster.OutUnsubscribed, "")
+		if err != nil || acc == nil {
+			if err != nil {
+				fail(err)
+			}
 			return
 		}
 		s.inbound(ctx, contact, user, roster.InUnsubscribed, fwd)
@@ -100,7 +127,8 @@ func (s *Server) handleSubscription(ctx context.Context, sess *Session, el *Elem
 	}
 }
 
-// accountOf returns the session's account (nil if it cannot be read).
+// accountOf returns the session's account (from the session when the
+// directory cannot be read: only its id and login are used).
 func (s *Server) accountOf(ctx context.Context, sess *Session) *Account {
 	acc, err := s.users.byID(ctx, sess.userID)
 	if err != nil {
@@ -112,11 +140,13 @@ func (s *Server) accountOf(ctx context.Context, sess *Session) *Account {
 // subscribeOp applies op to who's side of the subscription with other,
 // then pushes the changed item to who's interested sessions and updates
 // which contacts who follows.
-func (s *Server) subscribeOp(ctx context.Context, who, other subParty, op roster.SubOp, request string) (roster.SubResult, bool) {
+func (s *Server) subscribeOp(ctx context.Context, who, other subParty, op roster.SubOp, request string) (roster.SubResult, error) {
 	r, err := s.dir.Subscribe(ctx, who.acc.ID, other.peer(), op, request)
 	if err != nil {
-		s.log.Warn("subscription", "user", who.acc.ID, "op", int(op), "err", err)
-		return r, false
+		if !errors.Is(err, roster.ErrLimit) {
+			s.log.Warn("subscription", "user", who.acc.ID, "op", int(op), "err", err)
+		}
+		return r, err
 	}
 	if r.ItemChanged {
 		s.pushRosterJID(ctx, who.acc.ID, other.bare)
@@ -127,7 +157,7 @@ func (s *Server) subscribeOp(ctx context.Context, who, other subParty, op roster
 			s.rewatch(ctx, who.acc.ID)
 		}
 	}
-	return r, true
+	return r, nil
 }
 
 // inboundSubscribe delivers a subscription request from user to contact
@@ -135,10 +165,10 @@ func (s *Server) subscribeOp(ctx context.Context, who, other subParty, op roster
 // subscribed or pre-approved it, else stored and given to the contact's
 // available resources (and again at each of their available presence
 // until answered).
-func (s *Server) inboundSubscribe(ctx context.Context, user, contact subParty, req *Element) {
-	rc, ok := s.subscribeOp(ctx, contact, user, roster.InSubscribe, req.String())
-	if !ok {
-		return
+func (s *Server) inboundSubscribe(ctx context.Context, user, contact subParty, req *Element) error {
+	rc, err := s.subscribeOp(ctx, contact, user, roster.InSubscribe, req.String())
+	if err != nil {
+		return err
 	}
 	if rc.After.From() {
 		// Already subscribed, or pre-approved (§3.4): the contact's
@@ -146,7 +176,7 @@ func (s *Server) inboundSubscribe(ctx context.Context, user, contact subParty, r
 		s.inbound(ctx, user, contact, roster.InSubscribed,
 			NewElement(NSClient, "presence", "from", contact.bare, "to", user.bare, "type", "subscribed"))
 		s.sendPresenceOf(ctx, contact.acc.ID, user, false)
-		return
+		return nil
 	}
 	// Receipt acknowledged with the contact's unavailable (as Prosody
 	// does; nothing of the contact's presence is revealed).
@@ -154,6 +184,7 @@ func (s *Server) inboundSubscribe(ctx context.Context, user, contact subParty, r
 	if !rc.Before.PendingIn && rc.After.PendingIn {
 		s.toAvailable(contact.acc.ID, req)
 	}
+	return nil
 }
 
 // inboundUnsubscribe applies the user's unsubscribe to the contact's side

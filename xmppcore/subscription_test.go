@@ -8,6 +8,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/migrations/dbtest"
+	"vestnik/roster"
 )
 
 // TestSubscriptions plays RFC 6121 §3 between alice (Sales) and dave
@@ -117,6 +118,14 @@ func TestSubscriptions(t *testing.T) {
 		a.expect(`<item jid='nobody@example.test' subscription='none' ask='subscribe'/>`)
 		a.expect(`<presence from='nobody@example.test' to='alice@example.test' type='unsubscribed'/>`)
 		a.expect(`<item jid='nobody@example.test' subscription='none'/>`)
+
+		// A request too big to keep is refused, and nothing is kept.
+		a.send(`<presence type='subscribe' to='erin@example.test' id='big'><x xmlns='urn:example:pad'>%s</x></presence>`, strings.Repeat("p", roster.MaxPendingStanza))
+		a.expect(`<presence [^>]*id='big'[^>]*type='error'[^>]*><error type='wait'><resource-constraint`)
+		a.send(`<iq type='get' id='r9'><query xmlns='jabber:iq:roster'/></iq>`)
+		if items := a.expect(`<iq type='result' id='r9'[^>]*>(.*?)</iq>`)[1]; strings.Contains(items, "erin@") {
+			t.Errorf("a refused request left an item: %s", items)
+		}
 
 		// Nothing goes to a blocked contact (XEP-0191 §3.5).
 		a.send(`<iq type='set' id='blk'><block xmlns='urn:xmpp:blocking'><item jid='dave@example.test'/></block></iq>`)
