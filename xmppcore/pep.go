@@ -60,9 +60,23 @@ func (sess *Session) AfterReply(f func()) { sess.afterReply(f) }
 // available presence (PEP notifications, RFC 6121 8.5.2.1.1 for
 // headlines), setting 'to' to each; in a cluster, also to the sessions
 // on other nodes. It never blocks.
+//
+// A session whose client's features are known (XEP-0115) and lack the
+// event's node+notify is left out (XEP-0163 §4.3: notifications go to
+// the resources that asked for them); one without known caps (the web
+// client, a client that sent none) gets them all.
 func (s *Server) SendToAvailable(userID int64, el *Element) {
+	node := ""
+	if ev := el.FirstChild(); ev != nil {
+		if c := ev.FirstChild(); c != nil {
+			node = c.AttrValue("node")
+		}
+	}
 	for _, sess := range s.router.sessions(userID) {
 		if !sess.available.Load() {
+			continue
+		}
+		if node != "" && !s.wantsNotify(sess, node) {
 			continue
 		}
 		c := el.ShallowCopy()
@@ -70,6 +84,28 @@ func (s *Server) SendToAvailable(userID int64, el *Element) {
 		sess.deliver(c)
 	}
 	s.sendRemoteEvery(userID, el)
+}
+
+// wantsNotify reports whether sess may get events of node: its client's
+// known features include node+notify, or its features are not known.
+func (s *Server) wantsNotify(sess *Session, node string) bool {
+	v := sess.capsVer.Load()
+	if v == nil {
+		return true
+	}
+	cc := &s.caps
+	cc.mu.Lock()
+	f, ok := cc.known[*v]
+	cc.mu.Unlock()
+	if !ok {
+		return true
+	}
+	for _, x := range f {
+		if x == node+"+notify" {
+			return true
+		}
+	}
+	return false
 }
 
 // capsCache maps a verified caps ver to the client's features, and
@@ -336,6 +372,9 @@ func (s *Server) sendLastItems(ctx context.Context, sess *Session, features []st
 	for _, it := range items {
 		if it.ContactID == 0 || it.ContactID == sess.userID || !s.anyAvailable(it.ContactID) {
 			continue
+		}
+		if it.Subscription != "to" && it.Subscription != "both" {
+			continue // not subscribed to the contact's presence
 		}
 		if err := p.SendLastItems(ctx, it.JID, sess.jidStr, wants); err != nil {
 			sess.logger().Warn("pep last items", "err", err)
