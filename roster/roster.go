@@ -161,12 +161,10 @@ func (s *Store) Roster(ctx context.Context, userID int64) ([]Item, error) {
 			return nil, fmt.Errorf("roster: items of %d: %w", userID, err)
 		}
 		for _, u := range us {
+			// The name is the user's own (RFC 6121): none unless they
+			// gave one.
 			r := handRows[u.ID]
-			name := r.Name
-			if name == "" {
-				name = u.Name
-			}
-			items = append(items, &Item{ContactID: u.ID, Login: u.Login, Name: name, Groups: splitGroups(r.Groups),
+			items = append(items, &Item{ContactID: u.ID, Login: u.Login, Name: r.Name, Groups: splitGroups(r.Groups),
 				Subscription: r.Subscription, Ask: r.Ask, Approved: r.Approved})
 		}
 	}
@@ -280,12 +278,17 @@ func (s *Store) SetItem(ctx context.Context, userID int64, it Item) error {
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		sub := it.Subscription
+		sub, ask, approved := it.Subscription, it.Ask, it.Approved
 		if sub == "" {
-			sub = cur.Subscription
-			if !exists {
-				sub = SubNone
+			// A roster set (RFC 6121 §2.1.5) keeps the subscription
+			// state: only the presence stanzas change it.
+			sub, ask, approved = cur.Subscription, cur.Ask, cur.Approved
+			if !exists || cur.Hidden {
+				sub, ask, approved = SubNone, false, false
 			}
+		}
+		if _, err := bumpVersion(ctx, tx, userID); err != nil {
+			return err
 		}
 		if !exists {
 			var n int
@@ -296,11 +299,11 @@ func (s *Store) SetItem(ctx context.Context, userID int64, it Item) error {
 				return fmt.Errorf("more than %d roster items", MaxOwnItems)
 			}
 			_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roster_items (user_id, jid, name, groups, subscription, ask, approved, hidden)
-				VALUES (?, ?, ?, ?, ?, ?, ?, FALSE)`), userID, key, it.Name, strings.Join(groups, "\n"), sub, it.Ask, it.Approved)
+				VALUES (?, ?, ?, ?, ?, ?, ?, FALSE)`), userID, key, it.Name, strings.Join(groups, "\n"), sub, ask, approved)
 			return err
 		}
 		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE roster_items SET name = ?, groups = ?, subscription = ?, ask = ?, approved = ?,
-			hidden = FALSE WHERE user_id = ? AND jid = ?`), it.Name, strings.Join(groups, "\n"), sub, it.Ask, it.Approved, userID, key)
+			hidden = FALSE WHERE user_id = ? AND jid = ?`), it.Name, strings.Join(groups, "\n"), sub, ask, approved, userID, key)
 		return err
 	})
 	if err != nil {
@@ -324,23 +327,22 @@ func (s *Store) RemoveItem(ctx context.Context, userID int64, jid string) error 
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM roster_items WHERE user_id = ? AND jid = ?`), userID, key); err != nil {
 			return err
 		}
+		// A waiting request goes with the item (the caller answers it
+		// with unsubscribed, RFC 6121 §2.5.3).
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM roster_pending WHERE user_id = ? AND jid = ?`), userID, key); err != nil {
+			return err
+		}
+		if _, err := bumpVersion(ctx, tx, userID); err != nil {
+			return err
+		}
 		if cid == 0 {
 			return nil
 		}
-		var n int
-		args := make([]any, len(genBranches))
-		for i := range args {
-			args[i] = userID
-		}
-		args = append(args, cid)
-		q := `SELECT COUNT(*) FROM (` + genSQL(func(col string) string { return col + " = ?" }, false, "") + `) y WHERE y.c = ?`
-		if err := tx.GetContext(ctx, &n, tx.Rebind(q), args...); err != nil {
+		gen, err := s.generatedPair(ctx, tx, userID, cid)
+		if err != nil || !gen {
 			return err
 		}
-		if n == 0 {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roster_items (user_id, jid, subscription, hidden) VALUES (?, ?, 'both', TRUE)`), userID, key)
+		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roster_items (user_id, jid, subscription, hidden) VALUES (?, ?, 'both', TRUE)`), userID, key)
 		return err
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,9 +143,35 @@ func (d *rosterDirectory) Roster(ctx context.Context, userID int64) ([]RosterIte
 			j = it.Login + "@" + d.domain
 		}
 		out[i] = RosterItem{JID: j, ContactID: it.ContactID, Name: it.Name, Groups: it.Groups,
-			Subscription: it.Subscription, Ask: it.Ask, Approved: it.Approved}
+			Subscription: it.Subscription, Ask: it.Ask, Approved: it.Approved, Generated: it.Generated}
 	}
 	return out, nil
+}
+
+func (d *rosterDirectory) RosterVersion(ctx context.Context, userID int64, items []RosterItem) (string, error) {
+	in := make([]roster.Item, 0, len(items))
+	for _, it := range items {
+		if it.Generated {
+			login, _, _ := strings.Cut(it.JID, "@")
+			in = append(in, roster.Item{ContactID: it.ContactID, Login: login, Name: it.Name, Groups: it.Groups, Generated: true})
+		}
+	}
+	return d.rs.RosterVersion(ctx, userID, in)
+}
+
+func (d *rosterDirectory) Subscribe(ctx context.Context, userID int64, peer roster.Peer, op roster.SubOp, request string) (roster.SubResult, error) {
+	r, err := d.rs.Subscribe(ctx, userID, peer, op, request)
+	return r, mapErr(err)
+}
+
+func (d *rosterDirectory) SubscriptionState(ctx context.Context, userID int64, peer roster.Peer) (roster.SubState, error) {
+	st, err := d.rs.SubscriptionState(ctx, userID, peer)
+	return st, mapErr(err)
+}
+
+func (d *rosterDirectory) PendingRequests(ctx context.Context, userID int64) ([]roster.Pending, error) {
+	p, err := d.rs.PendingRequests(ctx, userID)
+	return p, mapErr(err)
 }
 
 func (d *rosterDirectory) SetRosterItem(ctx context.Context, userID int64, it RosterItem) error {

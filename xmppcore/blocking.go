@@ -108,7 +108,10 @@ func (s *Server) iqBlocking(ctx context.Context, sess *Session, iq *Element) (*E
 		s.blocks.mu.Unlock()
 		s.clusterForgetBlocklist(sess.userID)
 		// Push the change to every resource of the user, after the result.
-		sess.afterReply(func() { s.pushBlock(sess, p.Name.Local, jids) })
+		sess.afterReply(func() {
+			s.pushBlock(sess, p.Name.Local, jids)
+			s.blockPresence(ctx, sess, jids, p.Name.Local == "block")
+		})
 		return nil, nil
 	}
 	return nil, ErrBadRequest("")

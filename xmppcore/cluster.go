@@ -250,7 +250,11 @@ func (h clusterHandler) Presence(rs cluster.Session, x string) {
 			return
 		}
 		c := el.ShallowCopy()
-		c.SetAttr("to", t.jidStr)
+		if t.userID == rs.UserID {
+			c.SetAttr("to", t.jidStr)
+		} else {
+			c.SetAttr("to", t.bareStr)
+		}
 		t.deliver(c)
 	}
 	self := false

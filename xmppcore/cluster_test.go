@@ -240,3 +240,32 @@ func BenchmarkRoutedStanza(b *testing.B) {
 		})
 	}
 }
+
+// TestSubscriptionAcrossNodes: alice (node a) asks dave (node b), who is
+// no colleague of hers by the org structure; the request reaches dave on
+// his node, his approval reaches alice with the push on hers, and his
+// presence then flows to her between the nodes.
+func TestSubscriptionAcrossNodes(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	a := clusterNode(t, db, "sub_a", nil)
+	b := clusterNode(t, db, "sub_b", nil)
+	dave := b.online("dave", "x")
+	alice := a.online("alice", "pc")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(a.srv.cl.Sessions(mustID(t, a, "dave"))) == 0 || len(b.srv.cl.Sessions(mustID(t, b, "alice"))) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the nodes never saw each other's sessions")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	alice.send(`<presence type='subscribe' to='dave@example.test'><preauth xmlns='urn:xmpp:pars:0' token='x1'/></presence>`)
+	alice.expect(`<item jid='dave@example.test' subscription='none' ask='subscribe'/>`)
+	dave.expect(`<presence type='subscribe' to='dave@example.test[^']*' from='alice@example.test'><preauth xmlns='urn:xmpp:pars:0' token='x1'/></presence>`)
+	dave.send(`<presence type='subscribed' to='alice@example.test'/>`)
+	dave.expect(`<item jid='alice@example.test' subscription='from'/>`)
+	alice.expect(`<presence type='subscribed' to='[^']+' from='dave@example.test'/>`)
+	alice.expect(`<item jid='dave@example.test' subscription='to'/>`)
+	alice.expect(`<presence from='dave@example.test/x' to='[^']+'`)
+	dave.send(`<presence><show>away</show></presence>`)
+	alice.expect(`<presence from='dave@example.test/x' to='alice@example.test[^']*'><show>away</show>`)
+}

@@ -582,6 +582,8 @@ func (c *conn) negotiate() (*Session, error) {
 			features.AddChild(NewElement(NSBind, "bind"))
 			features.AddChild(NewElement(NSSM, "sm"))
 			features.AddChild(NewElement(NSCSI, "csi"))
+			features.AddChild(NewElement(NSRosterVer, "ver"))   // XEP-0237
+			features.AddChild(NewElement(NSPreApproval, "sub")) // RFC 6121 §3.4
 			sess := NewElement(NSSession, "session")
 			sess.AddChild(NewElement(NSSession, "optional"))
 			features.AddChild(sess)

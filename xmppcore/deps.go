@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"vestnik/roster"
 )
 
 // ErrNotFound is returned by a Directory or Archive when the thing asked
@@ -28,6 +30,15 @@ type Directory interface {
 	Roster(ctx context.Context, userID int64) ([]RosterItem, error)
 	SetRosterItem(ctx context.Context, userID int64, it RosterItem) error
 	RemoveRosterItem(ctx context.Context, userID int64, jid string) error
+	// RosterVersion returns the version of the roster items (as Roster
+	// returned them), XEP-0237.
+	RosterVersion(ctx context.Context, userID int64, items []RosterItem) (string, error)
+	// Subscribe applies a subscription stanza to one side (roster.Store.Subscribe).
+	Subscribe(ctx context.Context, userID int64, peer roster.Peer, op roster.SubOp, request string) (roster.SubResult, error)
+	// SubscriptionState returns one side's subscription state.
+	SubscriptionState(ctx context.Context, userID int64, peer roster.Peer) (roster.SubState, error)
+	// PendingRequests returns the subscription requests waiting for the user.
+	PendingRequests(ctx context.Context, userID int64) ([]roster.Pending, error)
 	Events(ctx context.Context, afterID int64, limit int) ([]Event, error)
 	LastEventID(ctx context.Context) (int64, error)
 	// Logout ends every session of the account on every node (as
@@ -63,6 +74,7 @@ type RosterItem struct {
 	Subscription string // none, to, from, both
 	Ask          bool
 	Approved     bool
+	Generated    bool // from the org structure (always both)
 }
 
 // Event is a change written by HR sync or the CLI (see roster.Event).

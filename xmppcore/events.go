@@ -90,7 +90,7 @@ func (s *Server) applyEvents(ctx context.Context, evs []Event) {
 			s.log.Warn("roster for push", "err", err)
 			continue
 		}
-		ver := rosterVersion(items)
+		ver := s.rosterVer(ctx, userID, items)
 		present := map[int64]*RosterItem{}
 		for i := range items {
 			if items[i].ContactID != 0 {

@@ -3,13 +3,13 @@ package xmppcore
 import (
 	"context"
 	"errors"
-	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"vestnik/roster"
 )
 
 // Namespaces of the IQ services built in.
@@ -81,6 +81,9 @@ func (s *Server) handleIQ(ctx context.Context, sess *Session, el *Element) {
 		} else {
 			// Another user's bare JID: the server answers for the account.
 			if typ == "result" || typ == "error" {
+				if typ == "result" && el.AttrValue("id") == "disco" {
+					s.contactCapsResult(ctx, sess, to, el)
+				}
 				return
 			}
 			p := el.FirstChild()
@@ -179,9 +182,9 @@ func (s *Server) iqRoster(ctx context.Context, sess *Session, iq *Element) (*Ele
 			return nil, err
 		}
 		sess.rosterReq.Store(true)
-		ver := rosterVersion(items)
+		ver := s.rosterVer(ctx, sess.userID, items)
 		res := NewElement(NSRoster, "query", "ver", ver)
-		if q.AttrValue("ver") == ver {
+		if roster.VersionCurrent(q.AttrValue("ver"), ver) {
 			return nil, nil // RFC 6121 2.6.3: unchanged, pushes follow
 		}
 		for i := range items {
@@ -202,6 +205,17 @@ func (s *Server) iqRoster(ctx context.Context, sess *Session, iq *Element) (*Ele
 		return nil, ErrNotAllowed("")
 	}
 	if item.AttrValue("subscription") == "remove" {
+		var acc *Account
+		peer := roster.Peer{JID: bare}
+		if j.Domainpart() == s.domain {
+			if a, err := s.users.byLogin(ctx, j.Localpart()); err == nil && a.Active {
+				acc, peer = a, roster.Peer{ID: a.ID}
+			}
+		}
+		before, err := s.dir.SubscriptionState(ctx, sess.userID, peer)
+		if err != nil {
+			return nil, err
+		}
 		if err := s.dir.RemoveRosterItem(ctx, sess.userID, bare); err != nil {
 			if errors.Is(err, ErrNotFound) {
 				return nil, ErrItemNotFound()
@@ -211,6 +225,7 @@ func (s *Server) iqRoster(ctx context.Context, sess *Session, iq *Element) (*Ele
 		sess.afterReply(func() {
 			s.pushRosterJID(ctx, sess.userID, bare)
 			s.rewatch(ctx, sess.userID)
+			s.removeSubscriptions(ctx, sess, bare, acc, before)
 		})
 		return nil, nil
 	}
@@ -240,17 +255,6 @@ func (s *Server) iqRoster(ctx context.Context, sess *Session, iq *Element) (*Ele
 		s.rewatch(ctx, sess.userID)
 	})
 	return nil, nil
-}
-
-// rosterVersion is a digest of the roster's items (RFC 6121 2.6): equal
-// versions mean equal rosters.
-func rosterVersion(items []RosterItem) string {
-	h := fnv.New64a()
-	for i := range items {
-		it := &items[i]
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%v\x00%v\x00%s\x01", it.JID, it.Name, it.Subscription, it.Ask, it.Approved, strings.Join(it.Groups, "\x00"))
-	}
-	return strconv.FormatUint(h.Sum64(), 36)
 }
 
 func rosterItemElement(it *RosterItem) *Element {
@@ -308,7 +312,7 @@ func (s *Server) pushRosterJID(ctx context.Context, userID int64, bare string) {
 		s.log.Warn("roster push", "err", err)
 		return
 	}
-	ver := rosterVersion(items)
+	ver := s.rosterVer(ctx, userID, items)
 	for i := range items {
 		if items[i].JID == bare {
 			s.pushRoster(userID, rosterItemElement(&items[i]), ver)
@@ -356,13 +360,7 @@ func (s *Server) rewatch(ctx context.Context, userID int64) {
 	if err != nil {
 		return
 	}
-	var contacts []int64
-	for _, it := range items {
-		if it.ContactID != 0 && it.ContactID != userID {
-			contacts = append(contacts, it.ContactID)
-		}
-	}
-	s.router.watch(userID, contacts)
+	s.router.watch(userID, watchedContacts(items, userID))
 }
 
 // --- service discovery (XEP-0030) ---------------------------------------------

@@ -75,7 +75,9 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 		return 0, ErrServiceUnavailable()
 	}
 	if s.isBlocked(ctx, sess.userID, j.Bare().String()) {
-		e := ErrNotAcceptable("")
+		// XEP-0191 §3.5: not-acceptable, type cancel, with the
+		// blocking condition.
+		e := &StanzaError{Type: ErrTypeCancel, Condition: "not-acceptable", Text: "You have blocked this JID"}
 		r := ErrorReply(el, e)
 		r.SetAttr("to", sess.jidStr)
 		r.Child(NSClient, "error").AddChild(NewElement(NSBlockingErrors, "blocked"))
@@ -346,10 +348,14 @@ func (s *Server) routeLocalSeq(to *Account, toRes, typ string, el *Element, id, 
 	delivered := targets[:0:0]
 	confirm := false
 	for _, t := range targets {
+		// A message to the bare JID keeps it as 'to' (RFC 6121 §8.5.2.1.1
+		// delivers, it does not readdress); one to a resource names it.
 		c := el
-		if len(targets) > 1 || el.AttrValue("to") != t.jidStr {
+		if len(targets) > 1 || (toRes != "" && el.AttrValue("to") != t.jidStr) {
 			c = el.ShallowCopy()
-			c.SetAttr("to", t.jidStr)
+			if toRes != "" {
+				c.SetAttr("to", t.jidStr)
+			}
 		}
 		if t.deliver(c) {
 			delivered = append(delivered, t)

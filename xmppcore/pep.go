@@ -60,9 +60,23 @@ func (sess *Session) AfterReply(f func()) { sess.afterReply(f) }
 // available presence (PEP notifications, RFC 6121 8.5.2.1.1 for
 // headlines), setting 'to' to each; in a cluster, also to the sessions
 // on other nodes. It never blocks.
+//
+// A session whose client's features are known (XEP-0115) and lack the
+// event's node+notify is left out (XEP-0163 §4.3: notifications go to
+// the resources that asked for them); one without known caps (the web
+// client, a client that sent none) gets them all.
 func (s *Server) SendToAvailable(userID int64, el *Element) {
+	node := ""
+	if ev := el.FirstChild(); ev != nil {
+		if c := ev.FirstChild(); c != nil {
+			node = c.AttrValue("node")
+		}
+	}
 	for _, sess := range s.router.sessions(userID) {
 		if !sess.available.Load() {
+			continue
+		}
+		if node != "" && !s.wantsNotify(sess, node) {
 			continue
 		}
 		c := el.ShallowCopy()
@@ -72,12 +86,37 @@ func (s *Server) SendToAvailable(userID int64, el *Element) {
 	s.sendRemoteEvery(userID, el)
 }
 
+// wantsNotify reports whether sess may get events of node: its client's
+// known features include node+notify, or its features are not known.
+func (s *Server) wantsNotify(sess *Session, node string) bool {
+	v := sess.capsVer.Load()
+	if v == nil {
+		return true
+	}
+	cc := &s.caps
+	cc.mu.Lock()
+	f, ok := cc.known[*v]
+	cc.mu.Unlock()
+	if !ok {
+		return true
+	}
+	for _, x := range f {
+		if x == node+"+notify" {
+			return true
+		}
+	}
+	return false
+}
+
 // capsCache maps a verified caps ver to the client's features, and
 // remembers the discovery requests in flight. Leaf lock.
 type capsCache struct {
 	mu      sync.Mutex
 	known   map[string][]string   // ver → features (bounded)
 	pending map[string]*capsQuery // ver → query in flight (bounded)
+	// contacts: requests of contacts' accounts in flight, by
+	// contactCapsKey, → the caps node (bounded).
+	contacts map[string]string
 }
 
 type capsQuery struct {
@@ -113,10 +152,14 @@ func (s *Server) capsPresence(sess *Session, el *Element) (features []string, kn
 		return f, true
 	}
 	if q := cc.pending[ver]; q != nil && time.Since(q.asked) < capsRetry {
+		// Asked already: this client is asked too (each account's PEP
+		// asks its own clients, as Prosody's does), and whichever
+		// answers first serves both.
 		if len(q.waiting) < 1000 {
 			q.waiting = append(q.waiting, sess)
 		}
 		cc.mu.Unlock()
+		sess.capsIQ = capsQueryIQ(sess.bareStr, sess.jidStr, node, ver)
 		return nil, false
 	}
 	if len(cc.pending) >= MaxCapsEntries {
@@ -127,10 +170,108 @@ func (s *Server) capsPresence(sess *Session, el *Element) (features []string, kn
 	}
 	cc.pending[ver] = &capsQuery{node: node, asked: time.Now(), waiting: []*Session{sess}}
 	cc.mu.Unlock()
-	iq := NewElement(NSClient, "iq", "type", "get", "id", "disco", "from", sess.bareStr, "to", sess.jidStr)
-	iq.AddChild(NewElement(NSDiscoInfo, "query", "node", node+"#"+ver))
-	sess.capsIQ = iq
+	sess.capsIQ = capsQueryIQ(sess.bareStr, sess.jidStr, node, ver)
 	return nil, false
+}
+
+// capsQueryIQ is the disco#info request of an account (from, a bare JID)
+// for a client's caps (XEP-0115 §6.3).
+func capsQueryIQ(from, to, node, ver string) *Element {
+	iq := NewElement(NSClient, "iq", "type", "get", "id", "disco", "from", from, "to", to)
+	iq.AddChild(NewElement(NSDiscoInfo, "query", "node", node+"#"+ver))
+	return iq
+}
+
+// contactCapsKey names a request of account asker (bare JID) for the caps
+// ver of a contact's session (full JID).
+func contactCapsKey(asker, full, ver string) string { return asker + "\x00" + full + "\x00" + ver }
+
+// askContactsCaps is the contacts' side of XEP-0115 with PEP (XEP-0163
+// §5.1): each account that got sess's presence with caps it does not
+// know asks the client for its features, from its own bare JID; the
+// answer (contactCapsResult) decides which of its nodes' last items the
+// client wants. watchers are the bare JIDs that got the presence.
+func (s *Server) askContactsCaps(sess *Session, el *Element, watchers []string) {
+	c := el.Child(NSCaps, "c")
+	if c == nil || len(watchers) == 0 || s.pepService() == nil {
+		return
+	}
+	ver, node := c.AttrValue("ver"), c.AttrValue("node")
+	if ver == "" || node == "" || len(ver) > 128 || len(node) > 1024 {
+		return
+	}
+	cc := &s.caps
+	cc.mu.Lock()
+	if _, ok := cc.known[ver]; ok {
+		cc.mu.Unlock()
+		return
+	}
+	if cc.contacts == nil || len(cc.contacts) >= MaxCapsEntries {
+		cc.contacts = map[string]string{}
+	}
+	for _, w := range watchers {
+		cc.contacts[contactCapsKey(w, sess.jidStr, ver)] = node
+	}
+	cc.mu.Unlock()
+	for _, w := range watchers {
+		sess.deliver(capsQueryIQ(w, sess.jidStr, node, ver))
+	}
+}
+
+// contactCapsResult takes a client's answer to a contact account's caps
+// request (to, that account's bare JID): a verified ver joins the cache,
+// and the account's last items the client wants are sent to it.
+func (s *Server) contactCapsResult(ctx context.Context, sess *Session, to string, el *Element) {
+	res := el.Child(NSDiscoInfo, "query")
+	if el.AttrValue("type") != "result" || res == nil {
+		return
+	}
+	qnode := res.AttrValue("node")
+	i := strings.LastIndexByte(qnode, '#')
+	if i < 0 {
+		return
+	}
+	ver := qnode[i+1:]
+	key := contactCapsKey(to, sess.jidStr, ver)
+	cc := &s.caps
+	cc.mu.Lock()
+	node, ok := cc.contacts[key]
+	if ok && node == qnode[:i] {
+		delete(cc.contacts, key)
+	}
+	cc.mu.Unlock()
+	if !ok || node != qnode[:i] {
+		return
+	}
+	var features []string
+	for _, f := range res.Children {
+		if f.Name.Space == NSDiscoInfo && f.Name.Local == "feature" {
+			features = append(features, f.AttrValue("var"))
+		}
+	}
+	if capsVer(res) == ver {
+		cc.mu.Lock()
+		if cc.known == nil {
+			cc.known = map[string][]string{}
+		}
+		if len(cc.known) < MaxCapsEntries {
+			cc.known[ver] = features
+		}
+		cc.mu.Unlock()
+	}
+	p := s.pepService()
+	notify := map[string]bool{}
+	for _, f := range features {
+		if n, ok := strings.CutSuffix(f, "+notify"); ok && n != "" {
+			notify[n] = true
+		}
+	}
+	if p == nil || len(notify) == 0 {
+		return
+	}
+	if err := p.SendLastItems(ctx, to, sess.jidStr, func(node string) bool { return notify[node] }); err != nil {
+		sess.logger().Warn("pep last items", "err", err)
+	}
 }
 
 // sendCapsQuery sends the caps request capsPresence prepared, right
@@ -231,6 +372,9 @@ func (s *Server) sendLastItems(ctx context.Context, sess *Session, features []st
 	for _, it := range items {
 		if it.ContactID == 0 || it.ContactID == sess.userID || !s.anyAvailable(it.ContactID) {
 			continue
+		}
+		if it.Subscription != "to" && it.Subscription != "both" {
+			continue // not subscribed to the contact's presence
 		}
 		if err := p.SendLastItems(ctx, it.JID, sess.jidStr, wants); err != nil {
 			sess.logger().Warn("pep last items", "err", err)

@@ -19,6 +19,7 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 			p := parsePriority(el)
 			sess.priority.Store(int32(p))
 			sess.presence.Store(el)
+			sess.presenceAt.Store(time.Now().UnixMicro())
 			features, known := s.capsPresence(sess, el)
 			if !sess.available.Load() {
 				s.initialPresence(ctx, sess, el)
@@ -58,6 +59,10 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 		if typ == "probe" || typ == "" || typ == "unavailable" {
 			return
 		}
+		if j.Domainpart() != s.domain && (typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed") {
+			s.handleSubscription(ctx, sess, el, typ, j.Bare().String(), nil, false)
+			return
+		}
 		if j.Domainpart() != s.domain {
 			sess.replyError(el, ErrRemoteServerNotFound())
 		}
@@ -65,8 +70,19 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 	}
 	acc, err := s.users.byLogin(ctx, j.Localpart())
 	if err != nil || !acc.Active {
-		if typ == "subscribe" || typ == "probe" {
-			// RFC 6121: an unknown contact is unsubscribed.
+		acc = nil
+	}
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		bare := j.Bare().String()
+		if bare != sess.bareStr {
+			s.handleSubscription(ctx, sess, el, typ, bare, acc, true)
+		}
+		return
+	}
+	if acc == nil {
+		if typ == "probe" {
+			// RFC 6121 §4.3.2: an unknown contact is unsubscribed.
 			sess.deliver(NewElement(NSClient, "presence", "from", j.Bare().String(), "to", sess.bareStr, "type", "unsubscribed"))
 		}
 		return
@@ -74,14 +90,6 @@ func (s *Server) handlePresence(ctx context.Context, sess *Session, el *Element)
 	switch typ {
 	case "probe":
 		s.answerProbe(ctx, sess, acc)
-	case "subscribe":
-		// Presence is company-wide: subscriptions to colleagues are
-		// approved at once, and the roster item becomes "both".
-		s.approveSubscription(ctx, sess, acc)
-		sess.deliver(NewElement(NSClient, "presence", "from", j.Bare().String(), "to", sess.bareStr, "type", "subscribed"))
-		s.answerProbe(ctx, sess, acc)
-	case "subscribed", "unsubscribe", "unsubscribed":
-		// Generated rosters are always "both"; nothing to change.
 	case "", "unavailable", "error":
 		if s.isBlocked(ctx, acc.ID, sess.bareStr) {
 			return
@@ -116,12 +124,7 @@ func (s *Server) initialPresence(ctx context.Context, sess *Session, el *Element
 	if err != nil {
 		sess.logger().Warn("load roster for presence", "err", err)
 	}
-	contacts := make([]int64, 0, len(items))
-	for _, it := range items {
-		if it.ContactID != 0 && it.ContactID != sess.userID {
-			contacts = append(contacts, it.ContactID)
-		}
-	}
+	contacts := watchedContacts(items, sess.userID)
 	u := sess.user
 	u.deliverMu.Lock()
 	sess.available.Store(true)
@@ -149,6 +152,8 @@ func (s *Server) initialPresence(ctx context.Context, sess *Session, el *Element
 			}
 		}
 	}
+	// Subscription requests waiting for the user (RFC 6121 §3.1.3).
+	s.deliverPending(ctx, sess)
 	if sess.priority.Load() >= 0 {
 		if !s.availableElsewhere(sess.userID) {
 			s.flushOffline(ctx, sess)
@@ -178,17 +183,36 @@ func (s *Server) availableElsewhere(userID int64) bool {
 // the users watching sess's user, and to the user's other resources.
 func (s *Server) broadcastPresence(sess *Session, el *Element) {
 	// RFC 6121 4.2.2, 4.4.2: the sending resource gets its own presence too.
+	// A contact's copy is addressed to their bare JID (RFC 6121 §4.2.2),
+	// the user's own resources' to each full JID.
 	send := func(t *Session) {
 		if t != sess && !t.available.Load() {
 			return
 		}
 		c := el.ShallowCopy()
 		c.SetAttr("from", sess.jidStr)
-		c.SetAttr("to", t.jidStr)
+		if t.userID == sess.userID {
+			c.SetAttr("to", t.jidStr)
+		} else {
+			c.SetAttr("to", t.bareStr)
+		}
 		t.deliver(c)
 	}
+	blocks := s.blocklistOf(s.ctx, sess.userID)
+	var told []string // contacts' bare JIDs that got the presence
 	for _, w := range s.router.watchersOf(sess.userID) {
+		got := false
 		for _, t := range s.router.sessions(w) {
+			if w != sess.userID && len(blocks) > 0 {
+				// XEP-0191 §3.3: a blocked contact gets no presence.
+				if _, blocked := blocks[t.bareStr]; blocked {
+					break
+				}
+			}
+			if w != sess.userID && !got && t.available.Load() {
+				got = true
+				told = append(told, t.bareStr)
+			}
 			send(t)
 		}
 	}
@@ -196,6 +220,9 @@ func (s *Server) broadcastPresence(sess *Session, el *Element) {
 		for _, t := range s.router.sessions(sess.userID) {
 			send(t)
 		}
+	}
+	if el.AttrValue("type") == "" {
+		s.askContactsCaps(sess, el, told)
 	}
 	s.clusterPresence(sess, el)
 	s.presenceChanged(sess.userID)
@@ -318,31 +345,14 @@ func delayElement(from string, at time.Time, text string) *Element {
 	return d
 }
 
-// approveSubscription makes the user's roster item for a colleague
-// "both" (keeping its name and groups, adding it when missing) and pushes
-// it, so clients show the subscription as granted.
-func (s *Server) approveSubscription(ctx context.Context, sess *Session, acc *Account) {
-	bare := s.bareJID(acc.Login)
-	items, err := s.dir.Roster(ctx, sess.userID)
-	if err != nil {
-		sess.logger().Warn("roster for subscription", "err", err)
-		return
-	}
-	it := RosterItem{JID: bare, ContactID: acc.ID, Subscription: "both"}
-	for _, x := range items {
-		if x.ContactID == acc.ID {
-			if x.Subscription == "both" && !x.Ask {
-				return // already
-			}
-			it.Name, it.Groups = x.Name, x.Groups
+// watchedContacts returns the employees whose presence the user receives:
+// generated colleagues and subscriptions "to" or "both".
+func watchedContacts(items []RosterItem, userID int64) []int64 {
+	out := make([]int64, 0, len(items))
+	for _, it := range items {
+		if it.ContactID != 0 && it.ContactID != userID && (it.Subscription == "to" || it.Subscription == "both") {
+			out = append(out, it.ContactID)
 		}
 	}
-	if err := s.dir.SetRosterItem(ctx, sess.userID, it); err != nil {
-		sess.logger().Warn("approve subscription", "err", err)
-		return
-	}
-	s.pushRosterJID(ctx, sess.userID, bare)
-	if s.anyAvailable(sess.userID) {
-		s.router.addWatch(sess.userID, acc.ID)
-	}
+	return out
 }

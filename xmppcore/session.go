@@ -62,6 +62,7 @@ type Session struct {
 	available  atomic.Bool
 	priority   atomic.Int32
 	presence   atomic.Pointer[Element] // last available presence broadcast
+	presenceAt atomic.Int64            // unix microseconds when presence was set
 	carbons    atomic.Bool
 	rosterReq  atomic.Bool // requested the roster: gets roster pushes
 	ended      atomic.Bool

@@ -92,3 +92,53 @@ func testCapsVer(identity string, features []string) string {
 	sum := sha1.Sum([]byte(s))
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
+
+// TestPEPCapsOfContacts: notifications follow each client's +notify
+// (the owner's own client without nick+notify gets none), and an account
+// that gets a contact's presence with caps it does not know asks the
+// client from its own bare JID; the answer brings the account's last
+// items the client wants.
+func TestPEPCapsOfContacts(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		owner := w.user(t, "petrova")
+		items, err := w.users.Roster(context.Background(), owner.ID)
+		if err != nil || len(items) == 0 {
+			t.Fatalf("petrova's roster: %v %v", items, err)
+		}
+		pj, cj := "petrova@"+domain, items[0].Login+"@"+domain
+		capsOf := func(features ...string) (caps, info, ver string) {
+			ver = testCapsVer("client/pc//Test", features)
+			info = "<identity category='client' type='pc' name='Test'/>"
+			for _, f := range features {
+				info += "<feature var='" + f + "'/>"
+			}
+			return "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://test.example' ver='" + ver + "'/>", info, ver
+		}
+		answer := func(c *client, to, ver, info string) {
+			c.Send(iq("result", "disco", to, "<query xmlns='http://jabber.org/protocol/disco#info' node='https://test.example#"+ver+"'>"+info+"</query>"))
+		}
+
+		// petrova's client wants no nick events.
+		pCaps, pInfo, pVer := capsOf("http://jabber.org/protocol/disco#info")
+		p := dial(t, w.addr, pj, "pc", roster.DemoPassword)
+		p.Send("<presence>" + pCaps + "</presence>")
+		p.Expect("<iq", "type='get'", "id='disco'", "#"+pVer) // from the own bare JID (the client shows none)
+		answer(p, pj, pVer, pInfo)
+		p.Send(iq("set", "n1", "", "<pubsub "+nsPS+"><publish node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Маша</nick></item></publish></pubsub>"))
+		p.Expect("id='n1'", "type='result'")
+		p.ExpectNone(300*time.Millisecond, "pubsub#event")
+
+		// The colleague's client has caps nobody knows: its own account
+		// and petrova's (who gets its presence) ask it.
+		cCaps, cInfo, cVer := capsOf("http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/nick+notify")
+		c := dial(t, w.addr, cj, "pc", roster.DemoPassword)
+		c.Send("<presence>" + cCaps + "</presence>")
+		c.Expect("<iq", "type='get'", "id='disco'", "from=''", "#"+cVer)
+		c.Expect("<iq", "type='get'", "id='disco'", "from='"+pj+"'", "#"+cVer)
+		c.ExpectNone(300*time.Millisecond, "pubsub#event")
+		// Answering petrova's account brings her nick.
+		answer(c, pj, cVer, cInfo)
+		c.Expect("pubsub#event", "from='"+pj+"'", "Маша")
+	})
+}

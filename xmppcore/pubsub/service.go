@@ -940,6 +940,11 @@ func (s *Service) notify(ctx context.Context, service string, n *Node, ev *xmppc
 				s.log.Error("pep roster", "err", err)
 			}
 			for _, it := range items {
+				// The presence access model: contacts subscribed to the
+				// owner's presence (generated colleagues always).
+				if it.Subscription != roster.SubFrom && it.Subscription != roster.SubBoth {
+					continue
+				}
 				if it.ContactID == 0 || sent[it.ContactID] || !s.router.Online(it.ContactID) {
 					continue
 				}
