@@ -13,9 +13,15 @@
 //   - <prefix>.presence: one ordered stream per node of its session
 //     changes (bound, presence, gone) and heartbeats, from which every node
 //     keeps a mirror of the others' sessions and notices a dead node.
-//   - <prefix>.all: a component's fan-out to every node (MUC rooms).
+//   - <prefix>.c.<chat id>: a chat's traffic (room messages, occupant
+//     notices, chat events, typing), to the nodes watching the chat (they
+//     have occupants or followers of it).
+//   - <prefix>.all: what is for every node whatever its sessions (a
+//     changed blocklist or photo, an announcement).
 //   - <prefix>.snap.<node id>: request/reply for a node's session snapshot,
 //     asked by a node that joins or sees a gap in a stream.
+//   - <prefix>.n.<node id>: questions to one node (Ask) and the answers
+//     to them.
 //
 // The package knows nothing of XML: stanzas cross as serialized bytes, and
 // the local router is reached through the small Handler interface.
@@ -137,9 +143,18 @@ type Handler interface {
 	// Kick closes the local session (resource "" = every session of the
 	// user), e.g. a resource conflict with a session on another node.
 	Kick(userID int64, resource string, reason string)
-	// Broadcast hands over a stanza another node sent to every node (a
-	// MUC room's message, for the occupants joined here).
+	// Broadcast hands over a stanza another node sent to this node: to
+	// every node (Cluster.Broadcast), to the nodes watching a chat
+	// (SendChat), to those holding a session of a user (NotifyUser), or
+	// an answer to this node's question (Ask).
 	Broadcast(stanza string)
+}
+
+// Answerer is a Handler that answers other nodes' questions (Ask). Answer
+// runs on the receiver goroutine and must not block; what it returns goes
+// back to the asking node's Handler.Broadcast, one stanza at a time.
+type Answerer interface {
+	Answer(question string) []string
 }
 
 // Stats are counters since start (plain atomic integers).
@@ -188,7 +203,8 @@ type Cluster struct {
 	in    chan *nats.Msg
 	tasks chan func() // work for the receiver goroutine
 
-	subjPresence, subjAll string
+	subjPresence, subjAll, subjSelf string
+	askSeq                          atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -207,6 +223,13 @@ type Cluster struct {
 	chats  map[int64]*nats.Subscription // chat subjects watched (nil until Start)
 	remote map[int64]map[string]Session
 	peers  map[string]*peer
+	asks   map[uint64]*question // questions of this node waiting for answers
+}
+
+// question is one Ask waiting for the nodes in want.
+type question struct {
+	want map[string]bool
+	done chan struct{} // closed when want is empty
 }
 
 // New makes a node over db (which must be PostgreSQL: it holds the node
@@ -251,11 +274,13 @@ func New(db *sqlx.DB, opts Options) (*Cluster, error) {
 		tasks:        make(chan func(), 256),
 		subjPresence: opts.Prefix + ".presence",
 		subjAll:      opts.Prefix + ".all",
+		subjSelf:     opts.Prefix + ".n." + opts.NodeID,
 		local:        map[key]Session{},
 		subs:         map[int64]*nats.Subscription{},
 		chats:        map[int64]*nats.Subscription{},
 		remote:       map[int64]map[string]Session{},
 		peers:        map[string]*peer{},
+		asks:         map[uint64]*question{},
 	}, nil
 }
 
@@ -276,6 +301,8 @@ func (c *Cluster) subjChat(chatID int64) string {
 
 func (c *Cluster) subjSnap(node string) string { return c.opts.Prefix + ".snap." + node }
 
+func (c *Cluster) subjNode(node string) string { return c.opts.Prefix + ".n." + node }
+
 // Start starts or joins NATS, records the node and its route address,
 // subscribes, and waits (at most Heartbeat*Missed) until it has heard the
 // nodes the table lists as alive and holds their sessions; h receives what
@@ -292,7 +319,7 @@ func (c *Cluster) Start(ctx context.Context, h Handler) error {
 	if err := c.connect(ctx); err != nil {
 		return fail(err)
 	}
-	for _, s := range []string{c.subjPresence, c.subjAll} {
+	for _, s := range []string{c.subjPresence, c.subjAll, c.subjSelf} {
 		if _, err := c.nc.ChanSubscribe(s, c.in); err != nil {
 			return fail(fmt.Errorf("cluster: subscribe %s: %w", s, err))
 		}
@@ -589,10 +616,77 @@ func (c *Cluster) SendChat(chatID int64, stanza string) bool {
 	return c.publish(c.subjChat(chatID), &message{Kind: kindAll, Body: stanza})
 }
 
-// Broadcast publishes a stanza for every other node's Handler.Broadcast.
-// It never blocks.
+// Broadcast publishes a stanza for every other node's Handler.Broadcast
+// (only what concerns every node whatever its sessions: the rest goes on
+// a chat's or a user's subject). It never blocks.
 func (c *Cluster) Broadcast(stanza string) bool {
 	return c.publish(c.subjAll, &message{Kind: kindAll, Body: stanza})
+}
+
+// NotifyUser publishes a stanza for the Handler.Broadcast of every other
+// node holding a session of the user (a notice about the user for those
+// nodes, not a stanza to deliver). It never blocks.
+func (c *Cluster) NotifyUser(userID int64, stanza string) bool {
+	return c.publish(c.subjUser(userID), &message{Kind: kindAll, UserID: userID, Body: stanza})
+}
+
+// Ask sends question q to every other live node and waits, at most timeout,
+// until each has answered: the stanzas each node's Handler (an Answerer)
+// returned have gone through this node's Handler.Broadcast when Ask
+// returns, in order with what that node published before answering (so a
+// node that subscribed to a chat, then asks, misses nothing of the
+// chat). A node that dies meanwhile is not waited for. It returns the
+// number of nodes that did not answer in time. It must not be called from
+// the Handler (the answers come through the receiver goroutine).
+func (c *Cluster) Ask(q string, timeout time.Duration) (missing int) {
+	if c.nc == nil || c.killed.Load() || c.ctx == nil {
+		return 0
+	}
+	w := &question{want: map[string]bool{}, done: make(chan struct{})}
+	id := c.askSeq.Add(1)
+	c.mu.Lock()
+	for n := range c.peers {
+		w.want[n] = true
+	}
+	nodes := make([]string, 0, len(w.want))
+	for n := range w.want {
+		nodes = append(nodes, n)
+	}
+	if len(nodes) > 0 {
+		c.asks[id] = w
+	}
+	c.mu.Unlock()
+	if len(nodes) == 0 {
+		return 0
+	}
+	for _, n := range nodes {
+		c.publish(c.subjNode(n), &message{Kind: kindAsk, Seq: id, Body: q})
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
+	c.mu.Lock()
+	missing = len(w.want)
+	delete(c.asks, id)
+	c.mu.Unlock()
+	return missing
+}
+
+// answeredLocked takes node off question id's list (c.mu held).
+func (c *Cluster) answeredLocked(id uint64, node string) {
+	q := c.asks[id]
+	if q == nil || !q.want[node] {
+		return
+	}
+	delete(q.want, node)
+	if len(q.want) == 0 {
+		delete(c.asks, id)
+		close(q.done)
+	}
 }
 
 // Kick asks the other nodes to close userID's sessions (resource "" =

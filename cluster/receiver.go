@@ -52,6 +52,17 @@ func (c *Cluster) handle(data []byte) {
 		}
 	case kindAll:
 		c.h.Broadcast(m.Body)
+	case kindAsk:
+		if a, ok := c.h.(Answerer); ok {
+			for _, ans := range a.Answer(m.Body) {
+				c.publish(c.subjNode(m.From), &message{Kind: kindAll, Body: ans})
+			}
+		}
+		c.publish(c.subjNode(m.From), &message{Kind: kindAnswered, Seq: m.Seq})
+	case kindAnswered:
+		c.mu.Lock()
+		c.answeredLocked(m.Seq, m.From)
+		c.mu.Unlock()
 	case kindBound, kindPresence, kindHeartbeat, kindBye:
 		c.stream(m)
 	default:
@@ -334,6 +345,9 @@ func (c *Cluster) dropNode(node string) {
 		c.log.Info("node left", "peer", node)
 	}
 	delete(c.peers, node)
+	for id := range c.asks {
+		c.answeredLocked(id, node)
+	}
 	for u, m := range c.remote {
 		for r, s := range m {
 			if s.Node == node {

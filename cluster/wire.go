@@ -21,8 +21,11 @@ const (
 	kindPresence  = 'p' // a session's presence changed (Body: the presence, "" when gone)
 	kindHeartbeat = 'h' // the node is alive; Seq is its last session change
 	kindBye       = 'b' // the node is leaving: drop its sessions now
-	// On the broadcast subject, to every node:
-	kindAll = 'c' // a stanza for every node (a component's fan-out)
+	// On the broadcast subject, a chat's, a user's or a node's subject:
+	kindAll = 'c' // a stanza for the Handler's Broadcast
+	// On a node's subject:
+	kindAsk      = 'q' // a question (Seq: its number) for the Handler's Answer
+	kindAnswered = 'a' // every answer to question Seq has been sent
 )
 
 // message is the wire form of what one node tells another.
