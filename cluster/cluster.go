@@ -695,6 +695,18 @@ func (c *Cluster) Kick(userID int64, resource, reason string) {
 	c.publish(c.subjUser(userID), &message{Kind: kindKick, UserID: userID, Resource: resource, Body: reason})
 }
 
+// Users returns the ids of the users with a session on another node (from
+// the mirror, which the presence streams and snapshots keep).
+func (c *Cluster) Users() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]int64, 0, len(c.remote))
+	for u := range c.remote {
+		out = append(out, u)
+	}
+	return out
+}
+
 // Nodes returns the ids of the other live nodes.
 func (c *Cluster) Nodes() []string {
 	c.mu.Lock()

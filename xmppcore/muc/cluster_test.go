@@ -216,3 +216,135 @@ func TestRoomTrafficPerChat(t *testing.T) {
 	ci.Send(fmt.Sprintf(`<message to='%s' type='groupchat' id='loud'><body>громко</body></message>`, room))
 	cs.Expect("type='groupchat'", "громко")
 }
+
+// TestPrivateAndModerationAcrossNodes: occupants joined through two nodes
+// exchange private messages (XEP-0045 §7.5), and the owner on one node
+// revokes and grants the voice of, kicks and bans an occupant on the
+// other, with the same stanzas as on one node (roles, 307/301, actor and
+// reason) for the target and for everyone else.
+func TestPrivateAndModerationAcrossNodes(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	ctx := context.Background()
+	a := newClusterWorld(t, db, "mod_a")
+	b := newClusterWorld(t, db, "mod_b")
+	ivanov, smirnov, petrova := a.user(t, "ivanov"), a.user(t, "smirnov"), a.user(t, "petrova")
+	c, err := a.chats.Create(ctx, 0, muc.NewChat{Title: "Через узлы", Type: muc.TypeOpen, OwnerID: ivanov.ID, Members: []int64{smirnov.ID, petrova.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := a.chats.RoomJID(c)
+	i := a.login(t, "ivanov", "pc")  // the owner, on a
+	s := b.login(t, "smirnov", "pc") // on b
+	p := a.login(t, "petrova", "pc") // on a, watching
+	join(i, room, "boss")
+	join(s, room, "alex")
+	join(p, room, "maria")
+	i.Expect("from='"+room+"/alex'", "role='participant'")
+	s.Expect("from='" + room + "/maria'")
+
+	// Private messages both ways, from the occupant JIDs.
+	i.Send(`<message to='` + room + `/alex' type='chat' id='pm1'><body>лично тебе</body></message>`)
+	s.Expect("<message", "from='"+room+"/boss'", "type='chat'", "лично тебе", "http://jabber.org/protocol/muc#user")
+	s.Send(`<message to='` + room + `/boss' type='chat' id='pm2'><body>и тебе</body></message>`)
+	i.Expect("<message", "from='"+room+"/alex'", "type='chat'", "и тебе")
+	p.ExpectNone(200*time.Millisecond, "лично тебе")
+	// A nick nobody holds is still item-not-found.
+	i.Send(`<message to='` + room + `/nobody' type='chat' id='pm3'><body>?</body></message>`)
+	i.Expect("id='pm3'", "type='error'", "item-not-found")
+
+	// Voice revoked from a: the occupant on b cannot post; granted back.
+	admin := func(id, item string) {
+		i.Send(`<iq type='set' id='` + id + `' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'>` + item + `</query></iq>`)
+		i.Expect("id='"+id+"'", "type='result'")
+	}
+	admin("v1", `<item nick='alex' role='visitor'/>`)
+	s.Expect("from='"+room+"/alex'", "role='visitor'")
+	p.Expect("from='"+room+"/alex'", "role='visitor'")
+	s.Send(`<message to='` + room + `' type='groupchat' id='m1'><body>молчу?</body></message>`)
+	s.Expect("id='m1'", "type='error'", "forbidden")
+	admin("v2", `<item nick='alex' role='participant'/>`)
+	s.Expect("from='"+room+"/alex'", "role='participant'")
+	p.Expect("from='"+room+"/alex'", "role='participant'")
+
+	// Kick: the target on b gets 307 and 110 with the actor and reason,
+	// the occupants on a see it go the same way; still a member.
+	admin("k1", `<item nick='alex' role='none'><reason>остынь</reason></item>`)
+	s.Expect("from='"+room+"/alex'", "type='unavailable'", "code='307'", "code='110'", "остынь", "nick='boss'")
+	for _, cl := range []*xmpptest.Client{i, p} {
+		cl.Expect("from='"+room+"/alex'", "type='unavailable'", "code='307'", "остынь", "nick='boss'")
+	}
+	if got := b.chats.Occupants(c.ID); len(got) != 0 {
+		t.Errorf("after the kick, node b holds occupants %v", got)
+	}
+	if ok, _ := a.chats.Store().IsMember(ctx, c.ID, smirnov.ID); !ok {
+		t.Fatal("a kick removed the membership")
+	}
+	join(s, room, "alex")
+	i.Expect("from='"+room+"/alex'", "role='participant'")
+
+	// Ban by nick: 301 and outcast on b, seen on a; no rejoin.
+	admin("b1", `<item nick='alex' affiliation='outcast'><reason>спам</reason></item>`)
+	s.Expect("from='"+room+"/alex'", "type='unavailable'", "code='301'", "affiliation='outcast'", "спам")
+	p.Expect("from='"+room+"/alex'", "type='unavailable'", "code='301'")
+	s.Send(`<presence to='` + room + `/alex'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+	s.Expect("from='"+room+"/alex'", "type='error'", "forbidden")
+}
+
+// TestOccupantTrafficPerChat: occupant notices and chat states cross only
+// to the nodes watching the chat: joins, presence changes and leaves on
+// two nodes reach no third node without occupants or followers of it; a
+// chat state crosses to the occupants on the other node; a member added
+// on one node reaches a following session on another (its node was not
+// watching the chat yet).
+func TestOccupantTrafficPerChat(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	ctx := context.Background()
+	a, _ := newClusterWorldNode(t, db, "occ_per_a", 2*time.Second)
+	b, _ := newClusterWorldNode(t, db, "occ_per_b", 2*time.Second)
+	d, clD := newClusterWorldNode(t, db, "occ_per_d", 2*time.Second)
+	ivanov, smirnov, popov := a.user(t, "ivanov"), a.user(t, "smirnov"), a.user(t, "popov")
+	c, err := a.chats.Create(ctx, 0, muc.NewChat{Title: "Двое", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{smirnov.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := a.chats.RoomJID(c)
+	ci := a.login(t, "ivanov", "pc")
+	cs := b.login(t, "smirnov", "pc")
+	time.Sleep(200 * time.Millisecond) // the creation's event and the sessions' presence settle
+	before := clD.Stats().Received
+	join(ci, room, "Иван")
+	join(cs, room, "smirnov")
+	ci.Expect("from='" + room + "/smirnov'")
+	cs.Send(`<presence to='` + room + `/smirnov'><show>away</show></presence>`)
+	ci.Expect("from='"+room+"/smirnov'", "<show>away</show>")
+	// A chat state (not archived) crosses to the occupant on a.
+	cs.Send(`<message to='` + room + `' type='groupchat' id='cs1'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`)
+	ci.Expect("from='"+room+"/smirnov'", "<composing")
+	cs.Send(`<presence to='` + room + `/smirnov' type='unavailable'/>`)
+	ci.Expect("from='"+room+"/smirnov'", "type='unavailable'")
+	time.Sleep(200 * time.Millisecond)
+	// Node d got at most a heartbeat from each node, nothing of the room.
+	if got := clD.Stats().Received - before; got > 2 {
+		t.Errorf("node d, with no occupant, got %d messages while two nodes used the room, want at most 2 (heartbeats)", got)
+	}
+
+	// popov follows his chats on d (as a bridge session does); added to
+	// the chat on a, his session on d gets the event and the messages.
+	sink := make(chanSink, 100)
+	sess, err := d.srv.Attach(ctx, popov.ID, "web", sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := d.chats.Follow(ctx, popov.ID, sess.JID().String()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the session's subject reaches a
+	if _, err := a.chats.AddMembers(ctx, ivanov.ID, c.ID, []int64{popov.ID}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	sink.expect(t, "chat-event", "kind='members_added'")
+	ci.Send(`<message to='` + room + `' type='groupchat' id='after'><body>для новенького</body></message>`)
+	sink.expect(t, "для новенького")
+	sink.expectNone(t, 200*time.Millisecond, "chat-event")
+}

@@ -93,11 +93,30 @@ func (s *Service) emit(ctx context.Context, c *Chat, kind string, users []int64,
 		defer f(context.WithoutCancel(ctx), c.ID, actor, users)
 	}
 	later(ctx, func() {
+		s.shareEvent(c.ID, kind, users, msg)
+		s.emitLocal(context.WithoutCancel(ctx), msg)
+	})
+}
+
+// shareEvent sends a chat event to the other nodes that need it: those
+// watching the chat (its followers and occupants, removed members
+// included) and, for members added, those holding their sessions (not
+// watching the chat yet). A node in both gets it twice and handles it
+// once (by its id).
+func (s *Service) shareEvent(chatID int64, kind string, users []int64, msg *xmppcore.Element) {
+	b, ok := s.router.(chatBroadcaster)
+	if !ok {
 		if b, ok := s.router.(componentBroadcaster); ok {
 			b.BroadcastComponent(msg)
 		}
-		s.emitLocal(context.WithoutCancel(ctx), msg)
-	})
+		return
+	}
+	b.BroadcastChat(chatID, msg)
+	if kind == EventCreated || kind == EventMembersAdded {
+		for _, u := range users {
+			b.BroadcastUser(u, msg)
+		}
+	}
 }
 
 // emitLocal delivers a chat event to this node's followers: new members'

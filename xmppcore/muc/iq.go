@@ -486,17 +486,7 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 					return
 				}
 			} else if n := attr(it, "nick"); n != "" {
-				r := s.room(c.ID, false)
-				var id int64
-				if r != nil {
-					r.mu.RLock()
-					for _, o := range r.occupants {
-						if o.nick == n {
-							id = o.userID
-						}
-					}
-					r.mu.RUnlock()
-				}
+				id := s.occupantByNick(c.ID, n)
 				if id == 0 {
 					s.reply(ctx, iq, "cancel", "item-not-found", "no such occupant")
 					return
@@ -648,7 +638,7 @@ func (s *Service) occupantIQ(ctx context.Context, from, to jid.JID, iq, payload 
 }
 
 // isOccupant: is the session full in the room (chat id), and is nick an
-// occupant of it?
+// occupant of it (joined here or through another node)?
 func (s *Service) isOccupant(chatID int64, full, nick string) bool {
 	if chatID == 0 {
 		return false
@@ -663,6 +653,11 @@ func (s *Service) isOccupant(chatID int64, full, nick string) bool {
 		return false
 	}
 	for _, o := range r.occupants {
+		if o.nick == nick {
+			return true
+		}
+	}
+	for _, o := range r.remote {
 		if o.nick == nick {
 			return true
 		}

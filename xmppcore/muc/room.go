@@ -351,10 +351,10 @@ func (s *Service) announceLeave(ctx context.Context, c *Chat, r *room, o *occupa
 	s.announceLeaveWith(ctx, c, r, o, nil, statuses...)
 }
 
-// announceLeaveWith is announceLeave with the presence passed through
-// decorate (which may be nil) before it is sent.
-func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *occupant, decorate func(*xmppcore.Element) *xmppcore.Element, statuses ...string) {
-	s.shareOccupant(c, o, true)
+// announceLeaveWith is announceLeave for an occupant moderated out (mod,
+// which may be nil: the actor and reason, here and on the other nodes).
+func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *occupant, mod *modInfo, statuses ...string) {
+	s.shareChat(c.ID, s.occupantNotice(c.ID, o, true, mod, statuses...))
 	s.watch(c.ID)
 	r.mu.RLock()
 	for _, other := range r.occupants {
@@ -364,10 +364,7 @@ func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *oc
 		}
 	}
 	r.mu.RUnlock()
-	p := s.occupantPresence(c, o, true, statuses...)
-	if decorate != nil {
-		p = decorate(p)
-	}
+	p := mod.decorate(s.occupantPresence(c, o, true, statuses...))
 	for _, full := range r.snapshot() {
 		s.router.Route(ctx, addressed(p, attr(p, "from"), full))
 	}
