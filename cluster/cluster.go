@@ -202,6 +202,7 @@ type Cluster struct {
 	route string // this node's route URL as recorded in nodes
 	in    chan *nats.Msg
 	tasks chan func() // work for the receiver goroutine
+	out   *outbox     // what this node publishes, for the publisher goroutine
 
 	subjPresence, subjAll, subjSelf string
 	askSeq                          atomic.Uint64
@@ -272,6 +273,7 @@ func New(db *sqlx.DB, opts Options) (*Cluster, error) {
 		log:          opts.Logger.With("component", "cluster", "node", opts.NodeID),
 		in:           make(chan *nats.Msg, opts.Inbox),
 		tasks:        make(chan func(), 256),
+		out:          newOutbox(),
 		subjPresence: opts.Prefix + ".presence",
 		subjAll:      opts.Prefix + ".all",
 		subjSelf:     opts.Prefix + ".n." + opts.NodeID,
@@ -353,6 +355,7 @@ func (c *Cluster) Start(ctx context.Context, h Handler) error {
 		return fail(fmt.Errorf("cluster: nats: %w", err))
 	}
 	c.go_("receiver", c.receiver)
+	c.go_("publisher", c.publisher)
 	c.go_("heartbeat", c.heartbeat)
 	c.go_("discovery", c.discovery)
 	c.waitPeers(ctx)
@@ -415,6 +418,7 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	c.pubMu.Lock()
 	c.publish(c.subjPresence, &message{Kind: kindBye, Seq: c.seq})
 	c.pubMu.Unlock()
+	c.flushOut()
 	if c.nc != nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		c.nc.FlushWithContext(fctx)
@@ -434,22 +438,46 @@ func (c *Cluster) kill() {
 	c.cancel()
 	c.closeNATS()
 	c.wg.Wait()
+	c.out.discard()
 }
 
-// publish sends m on subject (stamped with this node's id); a failure is
-// counted and logged, never waited on.
+// publish queues m for subject (stamped with this node's id) in the
+// outbox, for the publisher goroutine; it never waits. A full outbox
+// drops it (counted); a failure to publish is counted and logged.
 func (c *Cluster) publish(subject string, m *message) bool {
 	if c.nc == nil || c.killed.Load() {
 		return false
 	}
 	m.From = c.id
-	if err := c.nc.Publish(subject, m.encode()); err != nil {
+	if !c.out.add(subject, m) {
 		c.c.dropped.Add(1)
-		c.log.Debug("publish", "subject", subject, "err", err)
 		return false
 	}
 	c.c.sent.Add(1)
 	return true
+}
+
+// publisher hands the outbox to NATS whenever something is in it.
+func (c *Cluster) publisher() {
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.out.wake:
+			c.flushOut()
+		}
+	}
+}
+
+// flushOut publishes what the outbox holds.
+func (c *Cluster) flushOut() {
+	if c.nc == nil || c.killed.Load() {
+		return
+	}
+	if n := c.out.drain(c.nc.Publish); n > 0 {
+		c.c.dropped.Add(int64(n))
+		c.log.Debug("publish failed", "messages", n)
+	}
 }
 
 // change publishes one session change on the presence stream; the caller

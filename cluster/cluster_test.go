@@ -669,3 +669,57 @@ func TestAskAndNotices(t *testing.T) {
 	hb.expect(t, "broadcast <notice/>")
 	hb.expectNone(t, 200*time.Millisecond, "broadcast <nobody/>")
 }
+
+// TestOutboxRuns: the outbox keeps the order of everything published,
+// sends a run of one subject as one payload (split at maxRun), and the
+// receiving side reads each record back; a truncated payload is refused.
+func TestOutboxRuns(t *testing.T) {
+	o := newOutbox()
+	big := strings.Repeat("x", maxRun/2)
+	adds := []struct{ subj, body string }{
+		{"u.1", "a"}, {"u.1", "b"}, {"c.7", "c"}, {"u.1", "d"}, {"u.1", big}, {"u.1", big}, {"u.1", "e"},
+	}
+	for _, a := range adds {
+		if !o.add(a.subj, &message{Kind: kindStanza, From: "n", UserID: 1, Body: a.body}) {
+			t.Fatal("add refused")
+		}
+	}
+	var subjects []string
+	var bodies []string
+	o.drain(func(subj string, payload []byte) error {
+		n := 0
+		if !records(payload, func(rec []byte) {
+			m, err := decode(string(rec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bodies = append(bodies, m.Body)
+			n++
+		}) {
+			t.Fatalf("malformed payload on %s", subj)
+		}
+		subjects = append(subjects, fmt.Sprintf("%s×%d", subj, n))
+		return nil
+	})
+	if got, want := strings.Join(subjects, " "), "u.1×2 c.7×1 u.1×2 u.1×2"; got != want {
+		t.Errorf("payloads %q, want %q", got, want)
+	}
+	var want []string
+	for _, a := range adds {
+		want = append(want, a.body)
+	}
+	if strings.Join(bodies, ",") != strings.Join(want, ",") {
+		t.Errorf("records out of order: %d records", len(bodies))
+	}
+	// Drained: nothing more; the buffers are reused.
+	calls := 0
+	o.drain(func(string, []byte) error { calls++; return nil })
+	if calls != 0 {
+		t.Errorf("a second drain published %d payloads", calls)
+	}
+	for _, bad := range [][]byte{{0, 0}, {0, 0, 0, 9, 'm'}} {
+		if records(bad, func([]byte) {}) {
+			t.Errorf("records(%v) accepted a truncated payload", bad)
+		}
+	}
+}

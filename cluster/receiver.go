@@ -20,7 +20,9 @@ func (c *Cluster) receiver() {
 		case f := <-c.tasks:
 			f()
 		case msg := <-c.in:
-			c.handle(msg.Data)
+			if !records(msg.Data, c.handle) {
+				c.log.Warn("malformed payload from another node", "subject", msg.Subject)
+			}
 		}
 	}
 }

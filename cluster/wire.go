@@ -45,8 +45,15 @@ var errBadMessage = errors.New("cluster: malformed message")
 // encode renders m as "K seq from user prio avail resource\nbody"; the
 // resource is query-escaped so the header has no spaces or newlines.
 func (m *message) encode() []byte {
-	res := url.QueryEscape(m.Resource)
-	b := make([]byte, 0, 48+len(m.From)+len(res)+len(m.Body))
+	return m.appendTo(make([]byte, 0, 48+len(m.From)+len(m.Resource)+len(m.Body)))
+}
+
+// appendTo appends what encode makes to b.
+func (m *message) appendTo(b []byte) []byte {
+	res := m.Resource
+	if needsEscape(res) {
+		res = url.QueryEscape(res)
+	}
 	b = append(b, m.Kind, ' ')
 	b = strconv.AppendUint(b, m.Seq, 10)
 	b = append(b, ' ')
@@ -63,6 +70,17 @@ func (m *message) encode() []byte {
 	b = append(b, res...)
 	b = append(b, '\n')
 	return append(b, m.Body...)
+}
+
+// needsEscape reports whether QueryEscape would change s.
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~') {
+			return true
+		}
+	}
+	return false
 }
 
 // decode parses what encode made; the header is read field by field
