@@ -160,6 +160,7 @@ type Answerer interface {
 // Stats are counters since start (plain atomic integers).
 type Stats struct {
 	Sent, Received        int64 // messages published / taken from NATS
+	Stream                int64 // of Received: the other nodes' presence streams (sessions, heartbeats)
 	Dropped               int64 // publish errors and NATS slow-consumer events (the inbox was full)
 	Gaps                  int64 // gaps seen in a node's presence stream (repaired by a snapshot)
 	Snapshots             int64 // session snapshots taken from other nodes
@@ -170,7 +171,7 @@ type Stats struct {
 }
 
 type counters struct {
-	sent, received, dropped, gaps, snapshots, expired, reconnects atomic.Int64
+	sent, received, stream, dropped, gaps, snapshots, expired, reconnects atomic.Int64
 }
 
 type key struct {
@@ -759,7 +760,7 @@ func (c *Cluster) Stats() Stats {
 		routes = int64(c.ns.NumRoutes())
 	}
 	return Stats{
-		Sent: c.c.sent.Load(), Received: c.c.received.Load(),
+		Sent: c.c.sent.Load(), Received: c.c.received.Load(), Stream: c.c.stream.Load(),
 		Dropped: c.c.dropped.Load(), Gaps: c.c.gaps.Load(),
 		Snapshots: c.c.snapshots.Load(), NodesExpired: c.c.expired.Load(),
 		Reconnects: c.c.reconnects.Load(), Routes: routes,

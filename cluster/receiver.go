@@ -66,6 +66,7 @@ func (c *Cluster) handle(data []byte) {
 		c.answeredLocked(m.Seq, m.From)
 		c.mu.Unlock()
 	case kindBound, kindPresence, kindHeartbeat, kindBye:
+		c.c.stream.Add(1)
 		c.stream(m)
 	default:
 		c.log.Warn("unknown message kind", "kind", string(m.Kind), "from", m.From)
