@@ -156,10 +156,10 @@ func (s *Service) HandleCluster(ctx context.Context, msg *xmppcore.Element) {
 		switch msg.Name.Local {
 		case "occupant":
 			s.remoteOccupant(ctx, msg)
-		case "eject", "voice":
+		case "eject", "voice", "destroy":
 			s.remoteModeration(ctx, msg)
-		case "ephemeral":
-			s.remoteEphemeral(ctx, msg)
+		case "relay":
+			s.remoteRelay(ctx, msg)
 		}
 		return
 	}

@@ -354,3 +354,57 @@ func TestOccupantTrafficPerChat(t *testing.T) {
 	sink.expect(t, "для новенького")
 	sink.expectNone(t, 200*time.Millisecond, "chat-event")
 }
+
+// TestRoomNoticesAcrossNodes: what the room tells every occupant when the
+// chat changes — the subject, a configuration notice (104), the room
+// destroyed — reaches the occupants joined through another node.
+func TestRoomNoticesAcrossNodes(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	ctx := context.Background()
+	a := newClusterWorld(t, db, "note_a")
+	b := newClusterWorld(t, db, "note_b")
+	ivanov, smirnov := a.user(t, "ivanov"), a.user(t, "smirnov")
+	c, err := a.chats.Create(ctx, 0, muc.NewChat{Title: "Новости", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{smirnov.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := a.chats.RoomJID(c)
+	i := a.login(t, "ivanov", "pc")
+	s := b.login(t, "smirnov", "pc")
+	join(i, room, "boss")
+	join(s, room, "alex")
+	i.Expect("from='" + room + "/alex'")
+	// The subject the owner sets on a: from the owner's occupant JID.
+	i.Send(`<message to='` + room + `' type='groupchat' id='s1'><subject>Планёрка в 10</subject></message>`)
+	s.Expect("<subject>Планёрка в 10</subject>", "from='"+room+"/boss'")
+	// A new title through the core on a: 104 on b.
+	title := "Новости отдела"
+	if _, err := a.chats.Update(ctx, ivanov.ID, c.ID, muc.Update{Title: &title}); err != nil {
+		t.Fatal(err)
+	}
+	s.Expect("type='groupchat'", "code='104'")
+	if n := b.chats.RemoteOccupants(c.ID); n != 1 {
+		t.Fatalf("node b knows %d occupants joined through a, want 1", n)
+	}
+	// Destroyed on a: the occupant on b leaves with <destroy/>.
+	if err := a.chats.Destroy(ctx, ivanov.ID, c.ID, "переехали", ""); err != nil {
+		t.Fatal(err)
+	}
+	s.Expect("from='"+room+"/alex'", "type='unavailable'", "<destroy", "переехали")
+	if got := b.chats.Occupants(c.ID); len(got) != 0 {
+		t.Errorf("after the room was destroyed, node b holds occupants %v", got)
+	}
+	waitUntil(t, "node b to forget the destroyed room's occupants on a", func() bool { return b.chats.RemoteOccupants(c.ID) == 0 })
+}
+
+// waitUntil polls cond until it holds (5 s at most).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

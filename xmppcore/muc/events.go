@@ -212,6 +212,7 @@ func (s *Service) roomNotice(ctx context.Context, c *Chat, codes ...string) {
 	for _, full := range s.Occupants(c.ID) {
 		s.router.Route(ctx, addressed(msg, s.RoomJID(c), full))
 	}
+	s.relayRemote(c.ID, msg, s.RoomJID(c))
 }
 
 // ownerChanged re-announces the presence of the old and the new owner's

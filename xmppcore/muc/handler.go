@@ -726,5 +726,5 @@ func (s *Service) relayEphemeral(ctx context.Context, c *Chat, r *room, o *occup
 	for _, full := range r.snapshot() {
 		s.router.Route(ctx, addressed(msg, from, full))
 	}
-	s.shareChat(c.ID, add(el(nsOccupant, "ephemeral", "from", s.host, "chat", itoa(c.ID)), addressed(msg, from, "")))
+	s.relayRemote(c.ID, msg, from)
 }

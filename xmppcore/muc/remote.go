@@ -27,7 +27,9 @@ import (
 // the loser's node takes its occupant out with a conflict error.
 // Moderation of an occupant joined elsewhere (kick, ban, removal, voice)
 // goes to its node as an <eject/> or <voice/> notice on the chat's
-// subject; private messages and probes reach it through the router.
+// subject, a destroyed room as <destroy/>; what the room says to every
+// occupant (chat states, the subject, a configuration notice) as
+// <relay/>; private messages and probes reach it through the router.
 
 // nsOccupant names the notices between nodes.
 const nsOccupant = "urn:vestnik:muc:occupant:0"
@@ -292,12 +294,22 @@ func (s *Service) remoteModeration(ctx context.Context, n *xmppcore.Element) {
 		s.ejectLocal(ctx, c, userID, &modInfo{byNick: attr(n, "actor-nick"), byFull: attr(n, "actor-jid"), reason: attr(n, "reason")}, attr(n, "code"))
 	case "voice":
 		s.setVoiceLocal(ctx, c, attr(n, "nick"), attr(n, "voice") == "1")
+	case "destroy":
+		s.destroyLocal(ctx, c, attr(n, "reason"), attr(n, "alt"))
 	}
 }
 
-// remoteEphemeral relays a chat state or marker that an occupant of
-// another node sent to the room to the occupants joined here.
-func (s *Service) remoteEphemeral(ctx context.Context, n *xmppcore.Element) {
+// relayRemote gives the occupants joined through the other nodes a
+// stanza from the room that this node gave its own occupants (a chat
+// state or marker, a configuration notice, the subject): it crosses as
+// <relay chat/> on the chat's subject, already addressed from.
+func (s *Service) relayRemote(chatID int64, msg *xmppcore.Element, from string) {
+	s.shareChat(chatID, add(el(nsOccupant, "relay", "from", s.host, "chat", itoa(chatID)), addressed(msg, from, "")))
+}
+
+// remoteRelay gives a stanza another node relayed (relayRemote) to the
+// occupants joined here.
+func (s *Service) remoteRelay(ctx context.Context, n *xmppcore.Element) {
 	chatID, err := strconv.ParseInt(attr(n, "chat"), 10, 64)
 	if err != nil || len(n.Children) != 1 {
 		return
