@@ -156,7 +156,7 @@ func (s *Service) HandleCluster(ctx context.Context, msg *xmppcore.Element) {
 		switch msg.Name.Local {
 		case "occupant":
 			s.remoteOccupant(ctx, msg)
-		case "eject", "voice", "destroy":
+		case "eject", "voice", "destroy", "owner":
 			s.remoteModeration(ctx, msg)
 		case "relay":
 			s.remoteRelay(ctx, msg)

@@ -363,8 +363,8 @@ func TestRoomNoticesAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	a := newClusterWorld(t, db, "note_a")
 	b := newClusterWorld(t, db, "note_b")
-	ivanov, smirnov := a.user(t, "ivanov"), a.user(t, "smirnov")
-	c, err := a.chats.Create(ctx, 0, muc.NewChat{Title: "Новости", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{smirnov.ID}})
+	ivanov, smirnov, petrova := a.user(t, "ivanov"), a.user(t, "smirnov"), a.user(t, "petrova")
+	c, err := a.chats.Create(ctx, 0, muc.NewChat{Title: "Новости", Type: muc.TypeClosed, OwnerID: ivanov.ID, Members: []int64{smirnov.ID, petrova.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,11 +383,26 @@ func TestRoomNoticesAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Expect("type='groupchat'", "code='104'")
+	// The owner's second session, on b, is told of a ban made on a of a
+	// member who is not in the room (301).
+	i2 := b.login(t, "ivanov", "phone")
+	join(i2, room, "boss")
+	if err := a.chats.Ban(ctx, ivanov.ID, c.ID, petrova.ID, "спам"); err != nil {
+		t.Fatal(err)
+	}
+	i2.Expect("<message", "code='301'", "affiliation='outcast'", "petrova@")
+	s.ExpectNone(200*time.Millisecond, "affiliation='outcast'")
+	// A new owner (through the core on a): his occupant on b is
+	// announced again with the new affiliation, on a too.
+	if _, err := a.chats.Update(ctx, ivanov.ID, c.ID, muc.Update{OwnerID: &smirnov.ID}); err != nil {
+		t.Fatal(err)
+	}
+	i.Expect("from='"+room+"/alex'", "affiliation='owner'")
 	if n := b.chats.RemoteOccupants(c.ID); n != 1 {
 		t.Fatalf("node b knows %d occupants joined through a, want 1", n)
 	}
 	// Destroyed on a: the occupant on b leaves with <destroy/>.
-	if err := a.chats.Destroy(ctx, ivanov.ID, c.ID, "переехали", ""); err != nil {
+	if err := a.chats.Destroy(ctx, 0, c.ID, "переехали", ""); err != nil {
 		t.Fatal(err)
 	}
 	s.Expect("from='"+room+"/alex'", "type='unavailable'", "<destroy", "переехали")

@@ -218,6 +218,12 @@ func (s *Service) roomNotice(ctx context.Context, c *Chat, codes ...string) {
 // ownerChanged re-announces the presence of the old and the new owner's
 // occupants, whose affiliation and role changed (XEP-0045 §10.6, §10.7).
 func (s *Service) ownerChanged(ctx context.Context, c *Chat, oldOwner int64) {
+	s.shareChat(c.ID, el(nsOccupant, "owner", "from", s.host, "chat", itoa(c.ID), "old", itoa(oldOwner)))
+	s.ownerChangedLocal(ctx, c, oldOwner)
+}
+
+// ownerChangedLocal is ownerChanged for the occupants joined here.
+func (s *Service) ownerChangedLocal(ctx context.Context, c *Chat, oldOwner int64) {
 	r := s.room(c.ID, false)
 	if r == nil {
 		return

@@ -538,17 +538,9 @@ func (s *Service) announceAffiliation(ctx context.Context, c *Chat, target *rost
 // the item (301 for a ban) and a reason in it, when not empty.
 func (s *Service) announceAffiliationWith(ctx context.Context, c *Chat, target *roster.User, aff, reason, code string) {
 	r := s.room(c.ID, false)
-	if r == nil {
+	if r != nil && r.hasUser(target.ID) {
 		return
 	}
-	r.mu.RLock()
-	for _, o := range r.occupants {
-		if o.userID == target.ID {
-			r.mu.RUnlock()
-			return
-		}
-	}
-	r.mu.RUnlock()
 	x := el(NSMUCUser, "x")
 	if code != "" {
 		add(x, el(NSMUCUser, "status", "code", code))
@@ -558,7 +550,12 @@ func (s *Service) announceAffiliationWith(ctx context.Context, c *Chat, target *
 		add(item, text(NSMUCUser, "reason", reason))
 	}
 	msg := add(el(nsClient, "message", "id", "aff-"+randomID()), add(x, item))
-	// Moderators (the owner) are told; Prosody does the same.
+	// Moderators (the owner) are told, here and on the other nodes;
+	// Prosody does the same.
+	s.relayRemoteTo(c.ID, c.OwnerID, target.ID, msg, s.RoomJID(c))
+	if r == nil {
+		return
+	}
 	r.mu.RLock()
 	var mods []string
 	for full, o := range r.occupants {

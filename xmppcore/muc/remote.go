@@ -296,6 +296,11 @@ func (s *Service) remoteModeration(ctx context.Context, n *xmppcore.Element) {
 		s.setVoiceLocal(ctx, c, attr(n, "nick"), attr(n, "voice") == "1")
 	case "destroy":
 		s.destroyLocal(ctx, c, attr(n, "reason"), attr(n, "alt"))
+	case "owner":
+		old, err := strconv.ParseInt(attr(n, "old"), 10, 64)
+		if err == nil {
+			s.ownerChangedLocal(ctx, c, old)
+		}
 	}
 }
 
@@ -305,6 +310,30 @@ func (s *Service) remoteModeration(ctx context.Context, n *xmppcore.Element) {
 // <relay chat/> on the chat's subject, already addressed from.
 func (s *Service) relayRemote(chatID int64, msg *xmppcore.Element, from string) {
 	s.shareChat(chatID, add(el(nsOccupant, "relay", "from", s.host, "chat", itoa(chatID)), addressed(msg, from, "")))
+}
+
+// relayRemoteTo is relayRemote for the occupants of one user (the owner),
+// unless user absent is in the room (on any node).
+func (s *Service) relayRemoteTo(chatID, userID, absent int64, msg *xmppcore.Element, from string) {
+	s.shareChat(chatID, add(el(nsOccupant, "relay", "from", s.host, "chat", itoa(chatID), "user", itoa(userID), "absent", itoa(absent)), addressed(msg, from, "")))
+}
+
+// hasUser reports whether a session of the user is in the room, here or
+// through another node.
+func (r *room) hasUser(userID int64) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, o := range r.occupants {
+		if o.userID == userID {
+			return true
+		}
+	}
+	for _, o := range r.remote {
+		if o.userID == userID {
+			return true
+		}
+	}
+	return false
 }
 
 // remoteRelay gives a stanza another node relayed (relayRemote) to the
@@ -320,7 +349,26 @@ func (s *Service) remoteRelay(ctx context.Context, n *xmppcore.Element) {
 	}
 	msg := n.Children[0]
 	from := attr(msg, "from")
-	for _, full := range r.snapshot() {
+	var only int64 // the sessions of one user (the owner), when set
+	if u := attr(n, "user"); u != "" {
+		if only, err = strconv.ParseInt(u, 10, 64); err != nil {
+			return
+		}
+	}
+	if a := attr(n, "absent"); a != "" {
+		if id, err := strconv.ParseInt(a, 10, 64); err != nil || r.hasUser(id) {
+			return
+		}
+	}
+	r.mu.RLock()
+	var to []string
+	for full, o := range r.occupants {
+		if only == 0 || o.userID == only {
+			to = append(to, full)
+		}
+	}
+	r.mu.RUnlock()
+	for _, full := range to {
 		s.router.Route(ctx, addressed(msg, from, full))
 	}
 }
