@@ -46,7 +46,6 @@ type outbox struct {
 	flushMu   sync.Mutex // one drain at a time (the goroutine, or Shutdown)
 	spare     []byte     // the drained buffers, reused
 	spareRecs []outRec
-	batch     []byte
 }
 
 func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
