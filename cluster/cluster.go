@@ -13,9 +13,15 @@
 //   - <prefix>.presence: one ordered stream per node of its session
 //     changes (bound, presence, gone) and heartbeats, from which every node
 //     keeps a mirror of the others' sessions and notices a dead node.
-//   - <prefix>.all: a component's fan-out to every node (MUC rooms).
+//   - <prefix>.c.<chat id>: a chat's traffic (room messages, occupant
+//     notices, chat events, typing), to the nodes watching the chat (they
+//     have occupants or followers of it).
+//   - <prefix>.all: what is for every node whatever its sessions (a
+//     changed blocklist or photo, an announcement).
 //   - <prefix>.snap.<node id>: request/reply for a node's session snapshot,
 //     asked by a node that joins or sees a gap in a stream.
+//   - <prefix>.n.<node id>: questions to one node (Ask) and the answers
+//     to them.
 //
 // The package knows nothing of XML: stanzas cross as serialized bytes, and
 // the local router is reached through the small Handler interface.
@@ -137,14 +143,24 @@ type Handler interface {
 	// Kick closes the local session (resource "" = every session of the
 	// user), e.g. a resource conflict with a session on another node.
 	Kick(userID int64, resource string, reason string)
-	// Broadcast hands over a stanza another node sent to every node (a
-	// MUC room's message, for the occupants joined here).
+	// Broadcast hands over a stanza another node sent to this node: to
+	// every node (Cluster.Broadcast), to the nodes watching a chat
+	// (SendChat), to those holding a session of a user (NotifyUser), or
+	// an answer to this node's question (Ask).
 	Broadcast(stanza string)
+}
+
+// Answerer is a Handler that answers other nodes' questions (Ask). Answer
+// runs on the receiver goroutine and must not block; what it returns goes
+// back to the asking node's Handler.Broadcast, one stanza at a time.
+type Answerer interface {
+	Answer(question string) []string
 }
 
 // Stats are counters since start (plain atomic integers).
 type Stats struct {
 	Sent, Received        int64 // messages published / taken from NATS
+	Stream                int64 // of Received: the other nodes' presence streams (sessions, heartbeats)
 	Dropped               int64 // publish errors and NATS slow-consumer events (the inbox was full)
 	Gaps                  int64 // gaps seen in a node's presence stream (repaired by a snapshot)
 	Snapshots             int64 // session snapshots taken from other nodes
@@ -155,7 +171,7 @@ type Stats struct {
 }
 
 type counters struct {
-	sent, received, dropped, gaps, snapshots, expired, reconnects atomic.Int64
+	sent, received, stream, dropped, gaps, snapshots, expired, reconnects atomic.Int64
 }
 
 type key struct {
@@ -187,8 +203,10 @@ type Cluster struct {
 	route string // this node's route URL as recorded in nodes
 	in    chan *nats.Msg
 	tasks chan func() // work for the receiver goroutine
+	out   *outbox     // what this node publishes, for the publisher goroutine
 
-	subjPresence, subjAll string
+	subjPresence, subjAll, subjSelf string
+	askSeq                          atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -207,6 +225,13 @@ type Cluster struct {
 	chats  map[int64]*nats.Subscription // chat subjects watched (nil until Start)
 	remote map[int64]map[string]Session
 	peers  map[string]*peer
+	asks   map[uint64]*question // questions of this node waiting for answers
+}
+
+// question is one Ask waiting for the nodes in want.
+type question struct {
+	want map[string]bool
+	done chan struct{} // closed when want is empty
 }
 
 // New makes a node over db (which must be PostgreSQL: it holds the node
@@ -249,13 +274,16 @@ func New(db *sqlx.DB, opts Options) (*Cluster, error) {
 		log:          opts.Logger.With("component", "cluster", "node", opts.NodeID),
 		in:           make(chan *nats.Msg, opts.Inbox),
 		tasks:        make(chan func(), 256),
+		out:          newOutbox(),
 		subjPresence: opts.Prefix + ".presence",
 		subjAll:      opts.Prefix + ".all",
+		subjSelf:     opts.Prefix + ".n." + opts.NodeID,
 		local:        map[key]Session{},
 		subs:         map[int64]*nats.Subscription{},
 		chats:        map[int64]*nats.Subscription{},
 		remote:       map[int64]map[string]Session{},
 		peers:        map[string]*peer{},
+		asks:         map[uint64]*question{},
 	}, nil
 }
 
@@ -276,6 +304,8 @@ func (c *Cluster) subjChat(chatID int64) string {
 
 func (c *Cluster) subjSnap(node string) string { return c.opts.Prefix + ".snap." + node }
 
+func (c *Cluster) subjNode(node string) string { return c.opts.Prefix + ".n." + node }
+
 // Start starts or joins NATS, records the node and its route address,
 // subscribes, and waits (at most Heartbeat*Missed) until it has heard the
 // nodes the table lists as alive and holds their sessions; h receives what
@@ -292,7 +322,7 @@ func (c *Cluster) Start(ctx context.Context, h Handler) error {
 	if err := c.connect(ctx); err != nil {
 		return fail(err)
 	}
-	for _, s := range []string{c.subjPresence, c.subjAll} {
+	for _, s := range []string{c.subjPresence, c.subjAll, c.subjSelf} {
 		if _, err := c.nc.ChanSubscribe(s, c.in); err != nil {
 			return fail(fmt.Errorf("cluster: subscribe %s: %w", s, err))
 		}
@@ -326,6 +356,7 @@ func (c *Cluster) Start(ctx context.Context, h Handler) error {
 		return fail(fmt.Errorf("cluster: nats: %w", err))
 	}
 	c.go_("receiver", c.receiver)
+	c.go_("publisher", c.publisher)
 	c.go_("heartbeat", c.heartbeat)
 	c.go_("discovery", c.discovery)
 	c.waitPeers(ctx)
@@ -388,6 +419,7 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	c.pubMu.Lock()
 	c.publish(c.subjPresence, &message{Kind: kindBye, Seq: c.seq})
 	c.pubMu.Unlock()
+	c.flushOut()
 	if c.nc != nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		c.nc.FlushWithContext(fctx)
@@ -407,22 +439,46 @@ func (c *Cluster) kill() {
 	c.cancel()
 	c.closeNATS()
 	c.wg.Wait()
+	c.out.discard()
 }
 
-// publish sends m on subject (stamped with this node's id); a failure is
-// counted and logged, never waited on.
+// publish queues m for subject (stamped with this node's id) in the
+// outbox, for the publisher goroutine; it never waits. A full outbox
+// drops it (counted); a failure to publish is counted and logged.
 func (c *Cluster) publish(subject string, m *message) bool {
 	if c.nc == nil || c.killed.Load() {
 		return false
 	}
 	m.From = c.id
-	if err := c.nc.Publish(subject, m.encode()); err != nil {
+	if !c.out.add(subject, m) {
 		c.c.dropped.Add(1)
-		c.log.Debug("publish", "subject", subject, "err", err)
 		return false
 	}
 	c.c.sent.Add(1)
 	return true
+}
+
+// publisher hands the outbox to NATS whenever something is in it.
+func (c *Cluster) publisher() {
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.out.wake:
+			c.flushOut()
+		}
+	}
+}
+
+// flushOut publishes what the outbox holds.
+func (c *Cluster) flushOut() {
+	if c.nc == nil || c.killed.Load() {
+		return
+	}
+	if n := c.out.drain(c.nc.Publish); n > 0 {
+		c.c.dropped.Add(int64(n))
+		c.log.Debug("publish failed", "messages", n)
+	}
 }
 
 // change publishes one session change on the presence stream; the caller
@@ -589,16 +645,95 @@ func (c *Cluster) SendChat(chatID int64, stanza string) bool {
 	return c.publish(c.subjChat(chatID), &message{Kind: kindAll, Body: stanza})
 }
 
-// Broadcast publishes a stanza for every other node's Handler.Broadcast.
-// It never blocks.
+// Broadcast publishes a stanza for every other node's Handler.Broadcast
+// (only what concerns every node whatever its sessions: the rest goes on
+// a chat's or a user's subject). It never blocks.
 func (c *Cluster) Broadcast(stanza string) bool {
 	return c.publish(c.subjAll, &message{Kind: kindAll, Body: stanza})
+}
+
+// NotifyUser publishes a stanza for the Handler.Broadcast of every other
+// node holding a session of the user (a notice about the user for those
+// nodes, not a stanza to deliver). It never blocks.
+func (c *Cluster) NotifyUser(userID int64, stanza string) bool {
+	return c.publish(c.subjUser(userID), &message{Kind: kindAll, UserID: userID, Body: stanza})
+}
+
+// Ask sends question q to every other live node and waits, at most timeout,
+// until each has answered: the stanzas each node's Handler (an Answerer)
+// returned have gone through this node's Handler.Broadcast when Ask
+// returns, in order with what that node published before answering (so a
+// node that subscribed to a chat, then asks, misses nothing of the
+// chat). A node that dies meanwhile is not waited for. It returns the
+// number of nodes that did not answer in time. It must not be called from
+// the Handler (the answers come through the receiver goroutine).
+func (c *Cluster) Ask(q string, timeout time.Duration) (missing int) {
+	if c.nc == nil || c.killed.Load() || c.ctx == nil {
+		return 0
+	}
+	w := &question{want: map[string]bool{}, done: make(chan struct{})}
+	id := c.askSeq.Add(1)
+	c.mu.Lock()
+	for n := range c.peers {
+		w.want[n] = true
+	}
+	nodes := make([]string, 0, len(w.want))
+	for n := range w.want {
+		nodes = append(nodes, n)
+	}
+	if len(nodes) > 0 {
+		c.asks[id] = w
+	}
+	c.mu.Unlock()
+	if len(nodes) == 0 {
+		return 0
+	}
+	for _, n := range nodes {
+		c.publish(c.subjNode(n), &message{Kind: kindAsk, Seq: id, Body: q})
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.done:
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
+	c.mu.Lock()
+	missing = len(w.want)
+	delete(c.asks, id)
+	c.mu.Unlock()
+	return missing
+}
+
+// answeredLocked takes node off question id's list (c.mu held).
+func (c *Cluster) answeredLocked(id uint64, node string) {
+	q := c.asks[id]
+	if q == nil || !q.want[node] {
+		return
+	}
+	delete(q.want, node)
+	if len(q.want) == 0 {
+		delete(c.asks, id)
+		close(q.done)
+	}
 }
 
 // Kick asks the other nodes to close userID's sessions (resource "" =
 // all of them).
 func (c *Cluster) Kick(userID int64, resource, reason string) {
 	c.publish(c.subjUser(userID), &message{Kind: kindKick, UserID: userID, Resource: resource, Body: reason})
+}
+
+// Users returns the ids of the users with a session on another node (from
+// the mirror, which the presence streams and snapshots keep).
+func (c *Cluster) Users() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]int64, 0, len(c.remote))
+	for u := range c.remote {
+		out = append(out, u)
+	}
+	return out
 }
 
 // Nodes returns the ids of the other live nodes.
@@ -625,7 +760,7 @@ func (c *Cluster) Stats() Stats {
 		routes = int64(c.ns.NumRoutes())
 	}
 	return Stats{
-		Sent: c.c.sent.Load(), Received: c.c.received.Load(),
+		Sent: c.c.sent.Load(), Received: c.c.received.Load(), Stream: c.c.stream.Load(),
 		Dropped: c.c.dropped.Load(), Gaps: c.c.gaps.Load(),
 		Snapshots: c.c.snapshots.Load(), NodesExpired: c.c.expired.Load(),
 		Reconnects: c.c.reconnects.Load(), Routes: routes,

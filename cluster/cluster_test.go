@@ -594,3 +594,132 @@ func TestJoinNATSURL(t *testing.T) {
 		t.Error("got no error for an unreachable NATS URL")
 	}
 }
+
+// answerer is a recorder that answers questions (Ask) with its answers
+// and the question, after sending a chat's notice it was told to.
+type answerer struct {
+	*recorder
+	c       *Cluster
+	answers []string
+	chat    int64 // published on before answering, when not 0
+}
+
+func (a *answerer) Answer(q string) []string {
+	if a.chat != 0 {
+		a.c.SendChat(a.chat, "<before "+q+"/>")
+	}
+	return append(append([]string(nil), a.answers...), "<re "+q+"/>")
+}
+
+// TestAskAndNotices: a question reaches every other node and Ask returns
+// once each has answered, its answers (and what it published on a chat
+// the asker watches, before answering) already handed to the asker's
+// Handler; a node that does not answer is waited for only until the
+// timeout; a user's notice reaches only the nodes holding a session of
+// the user.
+func TestAskAndNotices(t *testing.T) {
+	db := pg(t)
+	a, ra := startRec(t, db, fastOpts())
+	hb := &answerer{recorder: newRecorder(), answers: []string{"<one/>", "<two/>"}, chat: 7}
+	b := startNode(t, db, fastOpts(), hb)
+	hb.c = b
+	hc := &answerer{recorder: newRecorder()}
+	c := startNode(t, db, fastOpts(), hc)
+	hc.c = c
+	waitFor(t, "three nodes", func() bool { return len(a.Nodes()) == 2 && len(b.Nodes()) == 2 && len(c.Nodes()) == 2 })
+	a.WatchChat(7, true)
+	if missing := a.Ask("q1", 2*time.Second); missing != 0 {
+		t.Fatalf("Ask: %d nodes did not answer", missing)
+	}
+	// Everything is there when Ask returns.
+	ra.mu.Lock()
+	got := strings.Join(ra.events, "\n")
+	ra.mu.Unlock()
+	for _, want := range []string{"broadcast <before q1/>", "broadcast <one/>", "broadcast <two/>"} {
+		if strings.Count(got, want) != 1 {
+			t.Errorf("after Ask, a saw %q once? events:\n%s", want, got)
+		}
+	}
+	if strings.Count(got, "broadcast <re q1/>") != 2 {
+		t.Errorf("after Ask, want the two nodes' answers; events:\n%s", got)
+	}
+	if i, j := strings.Index(got, "<before q1/>"), strings.Index(got, "<one/>"); i < 0 || i > j {
+		t.Errorf("the chat notice b sent before answering came after its answer:\n%s", got)
+	}
+	// A node that never answers (stopped): Ask gives up at the timeout
+	// and says so; once it is taken for dead it is not waited for.
+	c.kill() // as a crash: no goodbye
+	t0 := time.Now()
+	if missing := a.Ask("q2", 300*time.Millisecond); missing != 1 {
+		t.Errorf("Ask with a silent node: %d missing, want 1", missing)
+	}
+	if d := time.Since(t0); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Errorf("Ask with a silent node returned after %v, want about the 300 ms timeout", d)
+	}
+	waitFor(t, "c taken for dead", func() bool { return len(a.Nodes()) == 1 })
+	if missing := a.Ask("q3", 2*time.Second); missing != 0 {
+		t.Errorf("Ask after c died: %d missing, want 0", missing)
+	}
+
+	// A user's notice: only b holds a session of user 5.
+	b.Register(Session{UserID: 5, Resource: "r"})
+	waitFor(t, "a to see user 5", func() bool { return len(a.Sessions(5)) == 1 })
+	a.NotifyUser(5, "<notice/>")
+	a.NotifyUser(6, "<nobody/>")
+	hb.expect(t, "broadcast <notice/>")
+	hb.expectNone(t, 200*time.Millisecond, "broadcast <nobody/>")
+}
+
+// TestOutboxRuns: the outbox keeps the order of everything published,
+// sends a run of one subject as one payload (split at maxRun), and the
+// receiving side reads each record back; a truncated payload is refused.
+func TestOutboxRuns(t *testing.T) {
+	o := newOutbox()
+	big := strings.Repeat("x", maxRun/2)
+	adds := []struct{ subj, body string }{
+		{"u.1", "a"}, {"u.1", "b"}, {"c.7", "c"}, {"u.1", "d"}, {"u.1", big}, {"u.1", big}, {"u.1", "e"},
+	}
+	for _, a := range adds {
+		if !o.add(a.subj, &message{Kind: kindStanza, From: "n", UserID: 1, Body: a.body}) {
+			t.Fatal("add refused")
+		}
+	}
+	var subjects []string
+	var bodies []string
+	o.drain(func(subj string, payload []byte) error {
+		n := 0
+		if !records(payload, func(rec []byte) {
+			m, err := decode(string(rec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bodies = append(bodies, m.Body)
+			n++
+		}) {
+			t.Fatalf("malformed payload on %s", subj)
+		}
+		subjects = append(subjects, fmt.Sprintf("%s×%d", subj, n))
+		return nil
+	})
+	if got, want := strings.Join(subjects, " "), "u.1×2 c.7×1 u.1×2 u.1×2"; got != want {
+		t.Errorf("payloads %q, want %q", got, want)
+	}
+	var want []string
+	for _, a := range adds {
+		want = append(want, a.body)
+	}
+	if strings.Join(bodies, ",") != strings.Join(want, ",") {
+		t.Errorf("records out of order: %d records", len(bodies))
+	}
+	// Drained: nothing more; the buffers are reused.
+	calls := 0
+	o.drain(func(string, []byte) error { calls++; return nil })
+	if calls != 0 {
+		t.Errorf("a second drain published %d payloads", calls)
+	}
+	for _, bad := range [][]byte{{0, 0}, {0, 0, 0, 9, 'm'}} {
+		if records(bad, func([]byte) {}) {
+			t.Errorf("records(%v) accepted a truncated payload", bad)
+		}
+	}
+}

@@ -20,7 +20,9 @@ func (c *Cluster) receiver() {
 		case f := <-c.tasks:
 			f()
 		case msg := <-c.in:
-			c.handle(msg.Data)
+			if !records(msg.Data, c.handle) {
+				c.log.Warn("malformed payload from another node", "subject", msg.Subject)
+			}
 		}
 	}
 }
@@ -52,7 +54,19 @@ func (c *Cluster) handle(data []byte) {
 		}
 	case kindAll:
 		c.h.Broadcast(m.Body)
+	case kindAsk:
+		if a, ok := c.h.(Answerer); ok {
+			for _, ans := range a.Answer(m.Body) {
+				c.publish(c.subjNode(m.From), &message{Kind: kindAll, Body: ans})
+			}
+		}
+		c.publish(c.subjNode(m.From), &message{Kind: kindAnswered, Seq: m.Seq})
+	case kindAnswered:
+		c.mu.Lock()
+		c.answeredLocked(m.Seq, m.From)
+		c.mu.Unlock()
 	case kindBound, kindPresence, kindHeartbeat, kindBye:
+		c.c.stream.Add(1)
 		c.stream(m)
 	default:
 		c.log.Warn("unknown message kind", "kind", string(m.Kind), "from", m.From)
@@ -334,6 +348,9 @@ func (c *Cluster) dropNode(node string) {
 		c.log.Info("node left", "peer", node)
 	}
 	delete(c.peers, node)
+	for id := range c.asks {
+		c.answeredLocked(id, node)
+	}
 	for u, m := range c.remote {
 		for r, s := range m {
 			if s.Node == node {

@@ -21,8 +21,11 @@ const (
 	kindPresence  = 'p' // a session's presence changed (Body: the presence, "" when gone)
 	kindHeartbeat = 'h' // the node is alive; Seq is its last session change
 	kindBye       = 'b' // the node is leaving: drop its sessions now
-	// On the broadcast subject, to every node:
-	kindAll = 'c' // a stanza for every node (a component's fan-out)
+	// On the broadcast subject, a chat's, a user's or a node's subject:
+	kindAll = 'c' // a stanza for the Handler's Broadcast
+	// On a node's subject:
+	kindAsk      = 'q' // a question (Seq: its number) for the Handler's Answer
+	kindAnswered = 'a' // every answer to question Seq has been sent
 )
 
 // message is the wire form of what one node tells another.
@@ -42,8 +45,15 @@ var errBadMessage = errors.New("cluster: malformed message")
 // encode renders m as "K seq from user prio avail resource\nbody"; the
 // resource is query-escaped so the header has no spaces or newlines.
 func (m *message) encode() []byte {
-	res := url.QueryEscape(m.Resource)
-	b := make([]byte, 0, 48+len(m.From)+len(res)+len(m.Body))
+	return m.appendTo(make([]byte, 0, 48+len(m.From)+len(m.Resource)+len(m.Body)))
+}
+
+// appendTo appends what encode makes to b.
+func (m *message) appendTo(b []byte) []byte {
+	res := m.Resource
+	if needsEscape(res) {
+		res = url.QueryEscape(res)
+	}
 	b = append(b, m.Kind, ' ')
 	b = strconv.AppendUint(b, m.Seq, 10)
 	b = append(b, ' ')
@@ -60,6 +70,17 @@ func (m *message) encode() []byte {
 	b = append(b, res...)
 	b = append(b, '\n')
 	return append(b, m.Body...)
+}
+
+// needsEscape reports whether QueryEscape would change s.
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~') {
+			return true
+		}
+	}
+	return false
 }
 
 // decode parses what encode made; the header is read field by field

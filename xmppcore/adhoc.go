@@ -214,8 +214,8 @@ func endSessionForm() *Element {
 		formField("jid-multi", "accountjids", "The users whose sessions end", true))
 }
 
-// cmdAnnounce sends a headline message from the server to every session
-// on this node.
+// cmdAnnounce sends a headline message from the server to every session,
+// on every node (the other nodes get it on the subject for all nodes).
 func (s *Server) cmdAnnounce(ctx context.Context, sess *Session, vals map[string][]string) (*Element, error) {
 	text := strings.Join(vals["announcement"], "\n")
 	subject := first(vals, "subject")
@@ -230,6 +230,28 @@ func (s *Server) cmdAnnounce(ctx context.Context, sess *Session, vals map[string
 		msg.AddText(NSClient, "subject", subject)
 	}
 	msg.AddText(NSClient, "body", text)
+	n := s.announceLocal(msg)
+	remote := 0
+	if s.cl != nil {
+		for _, u := range s.cl.Users() {
+			remote += len(s.cl.Sessions(u))
+		}
+		if remote > 0 {
+			a := NewElement(nsCluster, "announce")
+			a.Children = append(a.Children, msg)
+			s.cl.Broadcast(a.String())
+		}
+	}
+	sess.logger().Info("announcement sent", "sessions", n, "other_nodes_sessions", remote)
+	if remote > 0 {
+		return note("info", fmt.Sprintf("Sent to %d sessions (%d on other nodes).", n+remote, remote)), nil
+	}
+	return note("info", fmt.Sprintf("Sent to %d sessions.", n)), nil
+}
+
+// announceLocal delivers an announcement to every session on this node
+// and returns how many took it.
+func (s *Server) announceLocal(msg *Element) int {
 	n := 0
 	for _, to := range s.router.all() {
 		c := msg.ShallowCopy()
@@ -238,17 +260,30 @@ func (s *Server) cmdAnnounce(ctx context.Context, sess *Session, vals map[string
 			n++
 		}
 	}
-	sess.logger().Info("announcement sent", "sessions", n)
-	return note("info", fmt.Sprintf("Sent to %d sessions.", n)), nil
+	return n
 }
 
-// onlineUsers returns the bare JIDs of the users online on this node,
-// sorted.
-func (s *Server) onlineUsers() []string {
+// onlineUsers returns the bare JIDs of the users online on any node,
+// sorted (the other nodes' sessions from the cluster's mirror).
+func (s *Server) onlineUsers(ctx context.Context) []string {
+	seen := map[string]bool{}
 	var out []string
 	for _, e := range s.router.entries() {
-		if ss := e.sessions; len(ss) > 0 {
+		if ss := e.sessions; len(ss) > 0 && !seen[ss[0].bareStr] {
+			seen[ss[0].bareStr] = true
 			out = append(out, ss[0].bareStr)
+		}
+	}
+	if s.cl != nil {
+		for _, id := range s.cl.Users() {
+			acc, err := s.users.byID(ctx, id)
+			if err != nil {
+				continue
+			}
+			if b := s.bareJID(acc.Login); !seen[b] {
+				seen[b] = true
+				out = append(out, b)
+			}
 		}
 	}
 	sort.Strings(out)
@@ -257,11 +292,11 @@ func (s *Server) onlineUsers() []string {
 
 func (s *Server) cmdOnlineUsersNum(ctx context.Context, sess *Session, vals map[string][]string) (*Element, error) {
 	return adminForm("result", "Number of online users",
-		formField("text-single", "onlineusersnum", "The number of online users", false, strconv.Itoa(len(s.onlineUsers())))), nil
+		formField("text-single", "onlineusersnum", "The number of online users", false, strconv.Itoa(len(s.onlineUsers(ctx))))), nil
 }
 
 func (s *Server) cmdOnlineUsersList(ctx context.Context, sess *Session, vals map[string][]string) (*Element, error) {
-	users := s.onlineUsers()
+	users := s.onlineUsers(ctx)
 	if m := first(vals, "max_items"); m != "" && m != "none" {
 		n, err := strconv.Atoi(m)
 		if err != nil || n < 1 {

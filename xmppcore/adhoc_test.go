@@ -124,3 +124,54 @@ func TestSlixmppAdminCommands(t *testing.T) {
 		t.Fatalf("adhoc.py: %v\n%s", err, out)
 	}
 }
+
+// TestAdminCommandsAcrossNodes: with two nodes, an admin on one reaches
+// the sessions on the other with an announcement, and counts and lists
+// the users online on both.
+func TestAdminCommandsAcrossNodes(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	admins := func(o *Options) { o.Admins = []string{"alice"} }
+	a := clusterNodeWith(t, db, "adm_a", nil, admins)
+	b := clusterNodeWith(t, db, "adm_b", nil, admins)
+	admin, _ := a.loginUntil("alice", "gajim")
+	bob, _ := b.loginUntil("bob", "phone")
+	carol, _ := b.loginUntil("carol", "pc")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		admin.send(`<iq type='set' id='n0' to='example.test'><command xmlns='http://jabber.org/protocol/commands' node='` + CmdOnlineUsersNum + `'/></iq>`)
+		got := admin.expect(`<iq type='result' id='n0'[^>]*>.*?var='onlineusersnum'[^>]*><value>(\d+)</value>`)[1]
+		if got == "3" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("online users across two nodes: %s, want 3", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	admin.send(`<iq type='set' id='o1' to='example.test'><command xmlns='http://jabber.org/protocol/commands' node='` + CmdOnlineUsersList + `'><x xmlns='jabber:x:data' type='submit'><field var='max_items'><value>none</value></field></x></command></iq>`)
+	admin.expect(`<iq type='result' id='o1'[^>]*>.*?var='onlineuserjids'[^>]*><value>alice@example.test</value><value>bob@example.test</value><value>carol@example.test</value></field>`)
+
+	admin.send(`<iq type='set' id='a2' to='example.test'><command xmlns='http://jabber.org/protocol/commands' node='%s'><x xmlns='jabber:x:data' type='submit'>
+		<field var='FORM_TYPE'><value>http://jabber.org/protocol/admin</value></field>
+		<field var='announcement'><value>Всем узлам</value></field></x></command></iq>`, CmdAnnounce)
+	const headline = `<message type='headline' from='example.test'[^>]*><body>Всем узлам</body></message>`
+	admin.expect(headline)
+	admin.expect(`<iq type='result' id='a2'[^>]*>.*?status='completed'.*?Sent to 3 sessions \(2 on other nodes\)`)
+	bob.expect(headline)
+	carol.expect(headline)
+
+	// bob leaves node b: the others count him out.
+	bob.c.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		admin.send(`<iq type='set' id='n1' to='example.test'><command xmlns='http://jabber.org/protocol/commands' node='` + CmdOnlineUsersNum + `'/></iq>`)
+		got := admin.expect(`<iq type='result' id='n1'[^>]*>.*?var='onlineusersnum'[^>]*><value>(\d+)</value>`)[1]
+		if got == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("online users after bob left: %s, want 2", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

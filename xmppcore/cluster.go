@@ -33,6 +33,14 @@ type Cluster interface {
 	// SendChat reaches the other nodes watching the chat.
 	WatchChat(chatID int64, on bool)
 	SendChat(chatID int64, stanza string) bool
+	// NotifyUser reaches the Broadcast of the nodes holding a session of
+	// the user.
+	NotifyUser(userID int64, stanza string) bool
+	// Ask puts a question to every other node and waits (at most timeout)
+	// until their answers went through this node's Broadcast; it returns
+	// how many nodes did not answer.
+	Ask(question string, timeout time.Duration) int
+	Users() []int64  // the users with a session on another node
 	Nodes() []string // the other live nodes
 }
 
@@ -62,6 +70,60 @@ func (s *Server) BroadcastChat(chatID int64, el *Element) {
 	if s.cl != nil {
 		s.cl.SendChat(chatID, el.String())
 	}
+}
+
+// BroadcastUser sends el, from the component at a subdomain, to that
+// component on the other nodes holding a session of the user (a notice
+// about the user, e.g. a chat they were added to). Without a cluster it
+// does nothing. It never blocks.
+func (s *Server) BroadcastUser(userID int64, el *Element) {
+	if s.cl != nil {
+		s.cl.NotifyUser(userID, el.String())
+	}
+}
+
+// AskComponents puts el, from the component at a subdomain, to that
+// component on every other node (ClusterAnswerer) and waits, at most
+// timeout, until their answers went through this node's HandleCluster.
+// It returns how many nodes did not answer in time (0 without a cluster).
+// It waits on the network: not for a goroutine that cluster traffic
+// needs.
+func (s *Server) AskComponents(el *Element, timeout time.Duration) int {
+	if !s.clustered() {
+		return 0
+	}
+	return s.cl.Ask(el.String(), timeout)
+}
+
+// ClusterAnswerer is a ClusterComponent that answers the same component's
+// questions from other nodes (AskComponents): the answers go to the
+// asking node's HandleCluster. It must not block.
+type ClusterAnswerer interface {
+	AnswerCluster(ctx context.Context, question *Element) []*Element
+}
+
+// Answer answers another node's question with the component of its
+// 'from' domain.
+func (h clusterHandler) Answer(x string) []string {
+	s := h.s
+	el := parseStanza(x)
+	if el == nil {
+		return nil
+	}
+	from, err := jid.Parse(el.AttrValue("from"))
+	if err != nil {
+		return nil
+	}
+	c, ok := s.component(from.Domainpart()).(ClusterAnswerer)
+	if !ok {
+		return nil
+	}
+	els := c.AnswerCluster(s.ctx, el)
+	out := make([]string, len(els))
+	for i, e := range els {
+		out[i] = e.String()
+	}
+	return out
 }
 
 // WatchChat makes this node get what other nodes send for chat chatID
@@ -98,6 +160,12 @@ func (h clusterHandler) Broadcast(x string) {
 	if el.Name.Space == nsCluster && el.Name.Local == "answer" {
 		if len(el.Children) == 1 {
 			s.answeredHere(el.Children[0])
+		}
+		return
+	}
+	if el.Name.Space == nsCluster && el.Name.Local == "announce" {
+		if len(el.Children) == 1 {
+			s.announceLocal(el.Children[0])
 		}
 		return
 	}
@@ -353,13 +421,13 @@ func (s *Server) routeRemoteMessage(to *Account, el *Element, seq int64) {
 	}
 }
 
-// clusterRosterPush asks the other nodes to push the roster item of
-// contact (a bare JID) to userID's sessions there. It is a broadcast, not
-// a message to the nodes in the mirror: the user may have logged in
-// elsewhere a moment ago, and a new contact happens once per pair.
+// clusterRosterPush asks the other nodes holding a session of userID to
+// push the roster item of contact (a bare JID) to it. It goes on the
+// user's subject, not to the nodes in the mirror: the user may have
+// logged in elsewhere a moment ago (the subject is subscribed at binding).
 func (s *Server) clusterRosterPush(userID int64, contact string) {
 	if s.cl != nil {
-		s.cl.Broadcast(NewElement(nsCluster, "roster", "user", strconv.FormatInt(userID, 10), "jid", contact).String())
+		s.cl.NotifyUser(userID, NewElement(nsCluster, "roster", "user", strconv.FormatInt(userID, 10), "jid", contact).String())
 	}
 }
 

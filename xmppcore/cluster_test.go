@@ -22,6 +22,12 @@ import (
 // embedded, fast heartbeats); tune changes the cluster's options.
 func clusterNode(t *testing.T, db *sqlx.DB, id string, tune func(*cluster.Options)) *testEnv {
 	t.Helper()
+	return clusterNodeWith(t, db, id, tune, nil)
+}
+
+// clusterNodeWith is clusterNode with the server's options changed by opts.
+func clusterNodeWith(t *testing.T, db *sqlx.DB, id string, tune func(*cluster.Options), opts func(*Options)) *testEnv {
+	t.Helper()
 	co := cluster.Options{NodeID: id, Heartbeat: 100 * time.Millisecond, Missed: 10, Discovery: 200 * time.Millisecond}
 	if tune != nil {
 		tune(&co)
@@ -30,7 +36,12 @@ func clusterNode(t *testing.T, db *sqlx.DB, id string, tune func(*cluster.Option
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnvWith(t, db, testOrg, func(o *Options) { o.Cluster = cl })
+	e := newEnvWith(t, db, testOrg, func(o *Options) {
+		o.Cluster = cl
+		if opts != nil {
+			opts(o)
+		}
+	})
 	if err := cl.Start(context.Background(), e.srv.ClusterHandler()); err != nil {
 		t.Fatal(err)
 	}

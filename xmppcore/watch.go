@@ -88,7 +88,8 @@ func (s *Server) OnChatTyping(f func(ChatTypingEvent)) {
 }
 
 // ChatTyping tells the watchers on every node that a user is typing in a
-// chat.
+// chat (another node hears it on the chat's subject: it watches the chat
+// while its sessions follow it).
 func (s *Server) ChatTyping(ev ChatTypingEvent) {
 	s.tellTyping(ev)
 	if s.clustered() {
@@ -96,7 +97,7 @@ func (s *Server) ChatTyping(ev ChatTypingEvent) {
 		for i, m := range ev.Members {
 			ids[i] = strconv.FormatInt(m, 10)
 		}
-		s.cl.Broadcast(NewElement(nsCluster, "typing", "user", strconv.FormatInt(ev.UserID, 10),
+		s.cl.SendChat(ev.ChatID, NewElement(nsCluster, "typing", "user", strconv.FormatInt(ev.UserID, 10),
 			"chat", strconv.FormatInt(ev.ChatID, 10), "state", ev.State, "members", strings.Join(ids, ",")).String())
 	}
 }

@@ -124,24 +124,39 @@ func TestClusterThreeNodes(t *testing.T) {
 	bob.expect("<presence", `from="`+chat.JID+`/Carol"`, `type="unavailable"`)
 	sok.expect("<presence", `from="`+chat.JID+`/Carol"`, `type="unavailable"`)
 
-	// Load: three senders, one per node, each sending to three recipients
-	// (one per node) 150 messages/s; node 3 is killed after 4 s and its
-	// sender and recipient reconnect to node 1.
+	// Load (issue 13): 500 messages/s for 20 s; six senders, two per
+	// node, each sending to three recipients (one per node) 83
+	// messages/s (a connection's messages are handled one after another,
+	// each stored before the next: one sender could not carry 167/s on a
+	// loaded machine); node 3 is killed after 10 s and its senders and
+	// recipient reconnect to node 1.
 	type member struct {
 		login string
 		node  *server
 		cl    atomic.Pointer[xclient]
 	}
-	senders := []*member{{login: "fedorov", node: n1}, {login: "dave", node: n2}, {login: "eve", node: n3}}
+	senders := []*member{{login: "fedorov", node: n1}, {login: "dave", node: n2}, {login: "eve", node: n3},
+		{login: "orlova", node: n1}, {login: "zaitsev", node: n2}, {login: "pavlova", node: n3}}
 	recips := []*member{{login: "alice", node: n1}, {login: "frank", node: n2}, {login: "kozlov", node: n3}}
 	var mu sync.Mutex
-	got := map[string]map[string]int{} // recipient → body → times received
+	got := map[string]map[string]int{}     // recipient → body → times received
+	sids := map[string]map[string]string{} // recipient → body → stanza-id it came with
+	var otherSID int                       // a body received again under another stanza-id (or none)
 	body := regexp.MustCompile(`<body>(load [^<]*)</body>`)
+	sidRe := regexp.MustCompile(`<stanza-id[^>]*\sid="([^"]+)"`)
 	collect := func(login string, c *xclient) {
 		for s := range c.in {
 			if m := body.FindStringSubmatch(s); m != nil {
+				sid := ""
+				if x := sidRe.FindStringSubmatch(s); x != nil {
+					sid = x[1]
+				}
 				mu.Lock()
 				got[login][m[1]]++
+				if old, ok := sids[login][m[1]]; ok && (old != sid || sid == "") {
+					otherSID++
+				}
+				sids[login][m[1]] = sid
 				mu.Unlock()
 			}
 		}
@@ -153,6 +168,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	}
 	for _, r := range recips {
 		got[r.login] = map[string]int{}
+		sids[r.login] = map[string]string{}
 		dial(r, r.node.c2sAt)
 		go collect(r.login, r.cl.Load())
 	}
@@ -160,7 +176,10 @@ func TestClusterThreeNodes(t *testing.T) {
 		dial(s, s.node.c2sAt)
 	}
 	time.Sleep(300 * time.Millisecond)
-	const loadFor, killAt = 8 * time.Second, 4 * time.Second
+	const loadFor, killAt, rate = 20 * time.Second, 10 * time.Second, 500
+	// Each sender sends a message to each recipient every period; a
+	// sender behind its schedule catches up at once.
+	period := time.Duration(len(senders)*len(recips)) * time.Second / rate
 	var wg sync.WaitGroup
 	var sent atomic.Int64
 	t0 := time.Now()
@@ -168,10 +187,10 @@ func TestClusterThreeNodes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
 			for i := 0; time.Since(t0) < loadFor; i++ {
-				<-tick.C
+				if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
+					time.Sleep(d)
+				}
 				for _, r := range recips {
 					msg := fmt.Sprintf(`<message xmlns='jabber:client' to='%s@example.test' type='chat' id='%s%d'><body>load %s %s %d</body></message>`,
 						r.login, s.login, i, s.login, r.login, i)
@@ -194,13 +213,30 @@ func TestClusterThreeNodes(t *testing.T) {
 	}()
 	<-n3.done
 	dial(senders[2], n1.c2sAt)
+	dial(senders[5], n1.c2sAt)
 	dial(recips[2], n1.c2sAt)
 	go collect(recips[2].login, recips[2].cl.Load())
 	reconnected := time.Since(killed)
 	noticed := <-notice
 	waitNodes(n2, "1")
 	wg.Wait()
-	time.Sleep(2 * time.Second) // delivery settles
+	loadTook := time.Since(t0)
+	db, err := migrations.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Delivery settles: the archive stops growing (what the nodes had
+	// read but not stored yet), then a moment for the last deliveries.
+	count := func() (n int) {
+		db.Get(&n, `SELECT count(*) FROM messages WHERE body LIKE 'load %'`)
+		return n
+	}
+	for last, n := -1, count(); n != last && time.Since(t0) < loadFor+15*time.Second; last, n = n, count() {
+		time.Sleep(500 * time.Millisecond)
+	}
+	drained := time.Since(t0)
+	time.Sleep(time.Second)
 
 	// Every message the archive holds, by recipient; senders on n1 and n2
 	// to recipients on n1 and n2 never touched the killed node.
@@ -215,11 +251,6 @@ func TestClusterThreeNodes(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	db, err := migrations.Open(context.Background(), u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var archived []string
 	if err := db.Select(&archived, `SELECT body FROM messages WHERE body LIKE 'load %'`); err != nil {
 		t.Fatal(err)
@@ -231,7 +262,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	for _, b := range archived {
 		inArchive[b] = true
 		f := strings.Fields(b) // load sender recipient i
-		safe := f[1] != "eve" && f[2] != "kozlov"
+		safe := f[1] != "eve" && f[1] != "pavlova" && f[2] != "kozlov"
 		switch n := got[f[2]][b]; {
 		case n == 0:
 			lost++
@@ -252,13 +283,24 @@ func TestClusterThreeNodes(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("three nodes, SIGKILL of one under load: %d sent, %d archived, %d lost, %d duplicated (%d lost, %d duplicated between the surviving nodes); dead node noticed after %v, clients reconnected after %v",
-		sent.Load(), len(archived), lost, dup, lostSafe, dupSafe, noticed, reconnected)
-	if len(archived) < 2000 {
-		t.Errorf("only %d messages archived", len(archived))
+	sentRate := float64(sent.Load()) / loadTook.Seconds()
+	bySender := map[string]int{}
+	for _, b := range archived {
+		bySender[strings.Fields(b)[1]]++
 	}
-	if lostSafe != 0 || dupSafe != 0 {
-		t.Errorf("between the surviving nodes: %d lost, %d duplicated; want 0 and 0", lostSafe, dupSafe)
+	t.Logf("three nodes, SIGKILL of one under load: %d sent in %v (%.0f msg/s), %d archived by %v (%.0f/s; by sender %v), %d lost, %d duplicated, %d of them with another stanza-id (%d lost, %d duplicated between the surviving nodes); dead node noticed after %v, clients reconnected after %v",
+		sent.Load(), loadTook.Round(time.Millisecond), sentRate, len(archived), drained.Round(time.Millisecond), float64(len(archived))/drained.Seconds(), bySender,
+		lost, dup, otherSID, lostSafe, dupSafe, noticed, reconnected)
+	if sentRate < 0.9*rate || len(archived) < int(0.9*rate*loadFor.Seconds()) {
+		t.Errorf("sent %.0f msg/s, archived %d: want about %d msg/s for %v", sentRate, len(archived), rate, loadFor)
+	}
+	// Exactly once: nothing lost; nothing again between the surviving
+	// nodes; to the killed node's recipient a copy only where
+	// doc/architecture.md says one is unavoidable (a crash loses the
+	// confirmations of its last MarkInterval), with the same stanza-id,
+	// which clients drop.
+	if lost != 0 || dupSafe != 0 || otherSID != 0 {
+		t.Errorf("%d lost, %d duplicated between the surviving nodes, %d received again under another stanza-id; want 0, 0, 0", lost, dupSafe, otherSID)
 	}
 	if noticed > 2*time.Second+200*time.Millisecond { // metrics are polled every 20 ms
 		t.Errorf("dead node noticed after %v, want within 2 s", noticed)

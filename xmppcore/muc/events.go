@@ -93,11 +93,30 @@ func (s *Service) emit(ctx context.Context, c *Chat, kind string, users []int64,
 		defer f(context.WithoutCancel(ctx), c.ID, actor, users)
 	}
 	later(ctx, func() {
+		s.shareEvent(c.ID, kind, users, msg)
+		s.emitLocal(context.WithoutCancel(ctx), msg)
+	})
+}
+
+// shareEvent sends a chat event to the other nodes that need it: those
+// watching the chat (its followers and occupants, removed members
+// included) and, for members added, those holding their sessions (not
+// watching the chat yet). A node in both gets it twice and handles it
+// once (by its id).
+func (s *Service) shareEvent(chatID int64, kind string, users []int64, msg *xmppcore.Element) {
+	b, ok := s.router.(chatBroadcaster)
+	if !ok {
 		if b, ok := s.router.(componentBroadcaster); ok {
 			b.BroadcastComponent(msg)
 		}
-		s.emitLocal(context.WithoutCancel(ctx), msg)
-	})
+		return
+	}
+	b.BroadcastChat(chatID, msg)
+	if kind == EventCreated || kind == EventMembersAdded {
+		for _, u := range users {
+			b.BroadcastUser(u, msg)
+		}
+	}
 }
 
 // emitLocal delivers a chat event to this node's followers: new members'
@@ -193,11 +212,18 @@ func (s *Service) roomNotice(ctx context.Context, c *Chat, codes ...string) {
 	for _, full := range s.Occupants(c.ID) {
 		s.router.Route(ctx, addressed(msg, s.RoomJID(c), full))
 	}
+	s.relayRemote(c.ID, msg, s.RoomJID(c))
 }
 
 // ownerChanged re-announces the presence of the old and the new owner's
 // occupants, whose affiliation and role changed (XEP-0045 §10.6, §10.7).
 func (s *Service) ownerChanged(ctx context.Context, c *Chat, oldOwner int64) {
+	s.shareChat(c.ID, el(nsOccupant, "owner", "from", s.host, "chat", itoa(c.ID), "old", itoa(oldOwner)))
+	s.ownerChangedLocal(ctx, c, oldOwner)
+}
+
+// ownerChangedLocal is ownerChanged for the occupants joined here.
+func (s *Service) ownerChangedLocal(ctx context.Context, c *Chat, oldOwner int64) {
 	r := s.room(c.ID, false)
 	if r == nil {
 		return

@@ -188,6 +188,9 @@ func (s *Service) probe(ctx context.Context, from, to jid.JID, e *xmppcore.Eleme
 			}
 		}
 		r.mu.RUnlock()
+		if target == nil {
+			target = r.remoteByNick(to.Resourcepart())
+		}
 	}
 	if !joined {
 		s.reply(ctx, e, "cancel", "not-acceptable", "join the room before probing its occupants")
@@ -528,6 +531,12 @@ func (s *Service) privateMessage(ctx context.Context, c *Chat, r *room, o *occup
 			targets = append(targets, full)
 		}
 	}
+	// Joined through another node: the router takes it there.
+	for full, t := range r.remote {
+		if t.nick == nick {
+			targets = append(targets, full)
+		}
+	}
 	r.mu.RUnlock()
 	if len(targets) == 0 {
 		s.reply(ctx, e, "cancel", "item-not-found", "no such occupant")
@@ -713,7 +722,9 @@ func (s *Service) relayEphemeral(ctx context.Context, c *Chat, r *room, o *occup
 		setAttr(msg, "id", id)
 	}
 	msg.Children = append(payloadElements(e), el(NSOccupantID, "occupant-id", "id", s.occupantID(c, o.userID)))
+	from := s.RoomJID(c) + "/" + o.nick
 	for _, full := range r.snapshot() {
-		s.router.Route(ctx, addressed(msg, s.RoomJID(c)+"/"+o.nick, full))
+		s.router.Route(ctx, addressed(msg, from, full))
 	}
+	s.relayRemote(c.ID, msg, from)
 }

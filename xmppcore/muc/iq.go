@@ -486,17 +486,7 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 					return
 				}
 			} else if n := attr(it, "nick"); n != "" {
-				r := s.room(c.ID, false)
-				var id int64
-				if r != nil {
-					r.mu.RLock()
-					for _, o := range r.occupants {
-						if o.nick == n {
-							id = o.userID
-						}
-					}
-					r.mu.RUnlock()
-				}
+				id := s.occupantByNick(c.ID, n)
 				if id == 0 {
 					s.reply(ctx, iq, "cancel", "item-not-found", "no such occupant")
 					return
@@ -548,17 +538,9 @@ func (s *Service) announceAffiliation(ctx context.Context, c *Chat, target *rost
 // the item (301 for a ban) and a reason in it, when not empty.
 func (s *Service) announceAffiliationWith(ctx context.Context, c *Chat, target *roster.User, aff, reason, code string) {
 	r := s.room(c.ID, false)
-	if r == nil {
+	if r != nil && r.hasUser(target.ID) {
 		return
 	}
-	r.mu.RLock()
-	for _, o := range r.occupants {
-		if o.userID == target.ID {
-			r.mu.RUnlock()
-			return
-		}
-	}
-	r.mu.RUnlock()
 	x := el(NSMUCUser, "x")
 	if code != "" {
 		add(x, el(NSMUCUser, "status", "code", code))
@@ -568,7 +550,12 @@ func (s *Service) announceAffiliationWith(ctx context.Context, c *Chat, target *
 		add(item, text(NSMUCUser, "reason", reason))
 	}
 	msg := add(el(nsClient, "message", "id", "aff-"+randomID()), add(x, item))
-	// Moderators (the owner) are told; Prosody does the same.
+	// Moderators (the owner) are told, here and on the other nodes;
+	// Prosody does the same.
+	s.relayRemoteTo(c.ID, c.OwnerID, target.ID, msg, s.RoomJID(c))
+	if r == nil {
+		return
+	}
 	r.mu.RLock()
 	var mods []string
 	for full, o := range r.occupants {
@@ -648,7 +635,7 @@ func (s *Service) occupantIQ(ctx context.Context, from, to jid.JID, iq, payload 
 }
 
 // isOccupant: is the session full in the room (chat id), and is nick an
-// occupant of it?
+// occupant of it (joined here or through another node)?
 func (s *Service) isOccupant(chatID int64, full, nick string) bool {
 	if chatID == 0 {
 		return false
@@ -663,6 +650,11 @@ func (s *Service) isOccupant(chatID int64, full, nick string) bool {
 		return false
 	}
 	for _, o := range r.occupants {
+		if o.nick == nick {
+			return true
+		}
+	}
+	for _, o := range r.remote {
 		if o.nick == nick {
 			return true
 		}

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"vestnik/xmppcore"
 )
 
 // Moderation (XEP-0045 §8, §9): the owner (and server admins, actor 0)
@@ -166,7 +164,8 @@ func (s *Service) Kick(ctx context.Context, actor int64, c *Chat, nick, reason s
 
 // SetVoice grants (participant) or revokes (visitor) the voice of the
 // occupant with that nick, on behalf of actor (the owner, or 0); every
-// occupant gets the new role.
+// occupant gets the new role. An occupant joined through another node is
+// changed there (a <voice/> notice on the chat's subject).
 func (s *Service) SetVoice(ctx context.Context, actor int64, c *Chat, nick string, voice bool) error {
 	if err := canEdit(c, actor); err != nil {
 		return fmt.Errorf("%w: only a moderator may change voice", ErrForbidden)
@@ -175,78 +174,114 @@ func (s *Service) SetVoice(ctx context.Context, actor int64, c *Chat, nick strin
 	if r == nil {
 		return ErrNotFound
 	}
+	target := s.occupantByNick(c.ID, nick)
+	if target == 0 {
+		return ErrNotFound
+	}
+	if target == c.OwnerID && !voice {
+		return fmt.Errorf("%w: the owner cannot lose voice", ErrForbidden)
+	}
+	v := "0"
+	if voice {
+		v = "1"
+	}
+	// Sessions of one user may share the nick on several nodes: each node
+	// changes its own.
+	s.shareChat(c.ID, el(nsOccupant, "voice", "from", s.host, "chat", itoa(c.ID), "nick", nick, "voice", v))
+	s.setVoiceLocal(ctx, c, nick, voice)
+	return nil
+}
+
+// setVoiceLocal changes the role of the occupants joined here under nick
+// and tells every occupant.
+func (s *Service) setVoiceLocal(ctx context.Context, c *Chat, nick string, voice bool) {
+	r := s.room(c.ID, false)
+	if r == nil {
+		return
+	}
 	var changed []*occupant
 	r.mu.Lock()
 	for _, o := range r.occupants {
-		if o.nick == nick {
-			if o.userID == c.OwnerID && !voice {
-				r.mu.Unlock()
-				return fmt.Errorf("%w: the owner cannot lose voice", ErrForbidden)
-			}
+		if o.nick == nick && !(o.userID == c.OwnerID && !voice) {
 			o.visitor = !voice
 			cp := *o
 			changed = append(changed, &cp)
 		}
 	}
 	r.mu.Unlock()
-	if len(changed) == 0 {
-		return ErrNotFound
+	for _, o := range changed {
+		s.broadcastPresence(ctx, c, r, o, "")
 	}
-	s.broadcastPresence(ctx, c, r, changed[0], "")
-	return nil
 }
 
-// occupantByNick returns the user joined under nick, 0 if none.
+// occupantByNick returns the user joined under nick, here or through
+// another node, 0 if none.
 func (s *Service) occupantByNick(chatID int64, nick string) int64 {
 	r := s.room(chatID, false)
 	if r == nil {
 		return 0
 	}
 	r.mu.RLock()
-	defer r.mu.RUnlock()
 	for _, o := range r.occupants {
 		if o.nick == nick {
+			r.mu.RUnlock()
 			return o.userID
 		}
+	}
+	r.mu.RUnlock()
+	if o := r.remoteByNick(nick); o != nil {
+		return o.userID
 	}
 	return 0
 }
 
-// eject removes every session of userID from the room with a status
-// (307 kicked, 301 banned, 321 no longer a member), the reason and the
-// actor; each gets its unavailable presence with 110, the others see it go.
+// eject removes every session of userID from the room, on every node,
+// with a status (307 kicked, 301 banned, 321 no longer a member), the
+// reason and the actor; each gets its unavailable presence with 110, the
+// others see it go.
 func (s *Service) eject(ctx context.Context, c *Chat, userID, actor int64, reason, code string) {
+	mod := &modInfo{reason: reason}
+	if r := s.room(c.ID, false); r != nil && actor != 0 && actor != userID {
+		r.mu.RLock()
+		for _, o := range r.occupants {
+			if o.userID == actor {
+				mod.byNick, mod.byFull = o.nick, o.full
+				break
+			}
+		}
+		if mod.byNick == "" {
+			for _, o := range r.remote {
+				if o.userID == actor {
+					mod.byNick, mod.byFull = o.nick, o.full
+					break
+				}
+			}
+		}
+		r.mu.RUnlock()
+	}
+	s.shareChat(c.ID, el(nsOccupant, "eject", "from", s.host, "chat", itoa(c.ID), "user", itoa(userID), "code", code,
+		"reason", reason, "actor-nick", mod.byNick, "actor-jid", mod.byFull))
+	s.ejectLocal(ctx, c, userID, mod, code)
+}
+
+// ejectLocal is eject for the sessions joined through this node.
+func (s *Service) ejectLocal(ctx context.Context, c *Chat, userID int64, mod *modInfo, code string) {
 	r := s.room(c.ID, false)
 	if r == nil {
 		return
 	}
 	var gone []*occupant
-	var by *occupant
 	r.mu.Lock()
 	for full, o := range r.occupants {
 		if o.userID == userID {
 			gone = append(gone, o)
 			delete(r.occupants, full)
-		} else if actor != 0 && o.userID == actor && by == nil {
-			cp := *o
-			by = &cp
 		}
 	}
 	r.mu.Unlock()
-	decorate := func(p *xmppcore.Element) *xmppcore.Element {
-		if it := child(child(p, NSMUCUser, "x"), NSMUCUser, "item"); it != nil {
-			if by != nil {
-				add(it, el(NSMUCUser, "actor", "nick", by.nick, "jid", by.full))
-			}
-			if reason != "" {
-				add(it, text(NSMUCUser, "reason", reason))
-			}
-		}
-		return p
-	}
 	for _, o := range gone {
-		s.router.Route(ctx, addressed(decorate(s.occupantPresence(c, o, true, "110", code)), s.RoomJID(c)+"/"+o.nick, o.full))
-		s.announceLeaveWith(ctx, c, r, o, decorate, code)
+		s.router.Route(ctx, addressed(mod.decorate(s.occupantPresence(c, o, true, "110", code)), s.RoomJID(c)+"/"+o.nick, o.full))
+		s.announceLeaveWith(ctx, c, r, o, mod, code)
 	}
 	s.dropIfEmpty(c.ID, r)
 }

@@ -332,6 +332,7 @@ func (s *Service) broadcastSubject(ctx context.Context, c *Chat) {
 	for _, full := range s.Occupants(c.ID) {
 		s.router.Route(ctx, addressed(msg, from, full))
 	}
+	s.relayRemote(c.ID, msg, from)
 }
 
 func (s *Service) subjectMessage(c *Chat) *xmppcore.Element {
@@ -351,10 +352,10 @@ func (s *Service) announceLeave(ctx context.Context, c *Chat, r *room, o *occupa
 	s.announceLeaveWith(ctx, c, r, o, nil, statuses...)
 }
 
-// announceLeaveWith is announceLeave with the presence passed through
-// decorate (which may be nil) before it is sent.
-func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *occupant, decorate func(*xmppcore.Element) *xmppcore.Element, statuses ...string) {
-	s.shareOccupant(c, o, true)
+// announceLeaveWith is announceLeave for an occupant moderated out (mod,
+// which may be nil: the actor and reason, here and on the other nodes).
+func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *occupant, mod *modInfo, statuses ...string) {
+	s.shareChat(c.ID, s.occupantNotice(c.ID, o, true, mod, statuses...))
 	s.watch(c.ID)
 	r.mu.RLock()
 	for _, other := range r.occupants {
@@ -364,10 +365,7 @@ func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *oc
 		}
 	}
 	r.mu.RUnlock()
-	p := s.occupantPresence(c, o, true, statuses...)
-	if decorate != nil {
-		p = decorate(p)
-	}
+	p := mod.decorate(s.occupantPresence(c, o, true, statuses...))
 	for _, full := range r.snapshot() {
 		s.router.Route(ctx, addressed(p, attr(p, "from"), full))
 	}
@@ -436,6 +434,39 @@ func (s *Service) sendHistory(ctx context.Context, c *Chat, userID int64, to str
 	}
 }
 
+// destroyLocal takes the occupants joined through this node out of the
+// room of a chat being destroyed, each with the <destroy/> notice.
+func (s *Service) destroyLocal(ctx context.Context, c *Chat, reason, alt string) {
+	if r := s.room(c.ID, false); r != nil {
+		r.mu.Lock()
+		gone := make([]*occupant, 0, len(r.occupants))
+		for full, o := range r.occupants {
+			gone = append(gone, o)
+			delete(r.occupants, full)
+		}
+		r.remote = nil // every node empties its own part
+		r.mu.Unlock()
+		for _, o := range gone {
+			d := el(NSMUCUser, "destroy")
+			if alt != "" {
+				setAttr(d, "jid", alt)
+			}
+			if reason != "" {
+				add(d, text(NSMUCUser, "reason", reason))
+			}
+			aff := "none"
+			if o.userID == c.OwnerID {
+				aff = "owner"
+			}
+			p := add(el(nsClient, "presence", "type", "unavailable"),
+				add(el(NSMUCUser, "x"), d, el(NSMUCUser, "item", "affiliation", aff, "jid", o.full, "role", "none"), el(NSMUCUser, "status", "code", "110")))
+			s.router.Route(ctx, addressed(p, s.RoomJID(c)+"/"+o.nick, o.full))
+		}
+		s.dropIfEmpty(c.ID, r)
+		s.watch(c.ID)
+	}
+}
+
 // Destroy closes a chat on behalf of actor (its owner, or 0 for the
 // integration and server admins): occupants leave with a <destroy/>
 // notice (reason and an alternative room, both optional), members are
@@ -455,32 +486,8 @@ func (s *Service) Destroy(ctx context.Context, actor, chatID int64, reason, alt 
 	if _, err := s.postNotice(ctx, chatID, notice, Notice{Type: NoticeClosed, Actor: actor}); err != nil {
 		return err
 	}
-	if r := s.room(c.ID, false); r != nil {
-		r.mu.Lock()
-		gone := make([]*occupant, 0, len(r.occupants))
-		for full, o := range r.occupants {
-			gone = append(gone, o)
-			delete(r.occupants, full)
-		}
-		r.mu.Unlock()
-		for _, o := range gone {
-			d := el(NSMUCUser, "destroy")
-			if alt != "" {
-				setAttr(d, "jid", alt)
-			}
-			if reason != "" {
-				add(d, text(NSMUCUser, "reason", reason))
-			}
-			aff := "none"
-			if o.userID == c.OwnerID {
-				aff = "owner"
-			}
-			p := add(el(nsClient, "presence", "type", "unavailable"),
-				add(el(NSMUCUser, "x"), d, el(NSMUCUser, "item", "affiliation", aff, "jid", o.full, "role", "none"), el(NSMUCUser, "status", "code", "110")))
-			s.router.Route(ctx, addressed(p, s.RoomJID(c)+"/"+o.nick, o.full))
-		}
-		s.dropIfEmpty(c.ID, r)
-	}
+	s.shareChat(c.ID, el(nsOccupant, "destroy", "from", s.host, "chat", itoa(c.ID), "reason", reason, "alt", alt))
+	s.destroyLocal(ctx, c, reason, alt)
 	for _, m := range c.Members {
 		if err := s.store.RemoveMember(ctx, chatID, m.UserID); err != nil && !errors.Is(err, ErrNotFound) {
 			return err

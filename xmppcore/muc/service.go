@@ -86,6 +86,8 @@ type Service struct {
 
 	watchMu  sync.Mutex     // orders watch transitions (cluster.go)
 	watching map[int64]bool // chats whose traffic this node gets from the others
+	synced   map[int64]bool // watched chats whose remote occupants this node was told (watchMu)
+	events   recentIDs      // chat events handled, for those that come twice (cluster.go)
 
 	mu    sync.RWMutex // guards rooms, follows and followers (the maps only)
 	rooms map[int64]*room
@@ -108,7 +110,7 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 		store: store, router: router, archive: archive, users: users, opts: opts,
 		host: "conference." + opts.Domain, log: opts.Logger.With("component", "muc"),
 		node:  newNodeToken(),
-		rooms: make(map[int64]*room), watching: make(map[int64]bool),
+		rooms: make(map[int64]*room), watching: make(map[int64]bool), synced: make(map[int64]bool),
 		follows: make(map[int64]map[string]struct{}), followers: make(map[int64]map[string]struct{}),
 		dir:   mam.NewDirectory(store.DB(), opts.Domain, "conference."+opts.Domain),
 		cache: userCache{users: users, m: make(map[int64]cachedUser)},
@@ -120,7 +122,6 @@ func New(store *Store, router Router, archive *mam.Store, users *roster.Store, o
 // PEP node, XEP-0048 private storage).
 func (s *Service) Register(srv *xmppcore.Server) {
 	srv.RegisterComponent(s.host, s)
-	s.askOccupants(srv)
 	s.changes = srv
 	s.notifier = srv
 	srv.SetChatChanges(s)
