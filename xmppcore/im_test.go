@@ -44,6 +44,8 @@ func TestRosterAndPresence(t *testing.T) {
 			t.Errorf("roster: %s", items)
 		}
 		a.send(`<presence><show>dnd</show><status>busy</status></presence>`)
+		// alice is available (her own presence came back) before bob comes.
+		a.expect(`<presence from='alice@example.test/pc' to='alice@example.test/pc'><show>dnd</show>`)
 
 		b := e.pipe("bob")
 		b.login("bob", "phone", false)
