@@ -209,6 +209,7 @@ func (s *Service) groupchatElement(c *Chat, m *mam.Message, nick string, system 
 	}
 	id := strconv.FormatInt(m.ID, 10)
 	msg := el(nsClient, "message", "from", from, "type", "groupchat", "id", messageStanzaID(m))
+	setLang(msg, m.Lang)
 	if m.Payload != "" {
 		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {
 			msg.Children = append(msg.Children, kids...)
