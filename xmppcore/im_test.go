@@ -51,8 +51,8 @@ func TestRosterAndPresence(t *testing.T) {
 		b.expect(`id='r'`)
 		b.send(`<presence><priority>5</priority></presence>`)
 		// bob gets alice's presence, alice gets bob's.
-		b.expect(`<presence from='alice@example.test/pc' to='bob@example.test/phone'><show>dnd</show><status>busy</status></presence>`)
-		a.expect(`<presence from='bob@example.test/phone' to='alice@example.test/pc'><priority>5</priority></presence>`)
+		b.expect(`<presence from='alice@example.test/pc' to='bob@example.test/phone'><show>dnd</show><status>busy</status><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
+		a.expect(`<presence from='bob@example.test/phone' to='alice@example.test/pc'><priority>5</priority><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
 
 		// Company-wide probe: dave (other department) probes alice.
 		d := e.pipe("dave")
@@ -62,7 +62,7 @@ func TestRosterAndPresence(t *testing.T) {
 
 		// Show changes are broadcast.
 		a.send(`<presence><show>away</show></presence>`)
-		b.expect(`<presence from='alice@example.test/pc' to='bob@example.test/phone'><show>away</show></presence>`)
+		b.expect(`<presence from='alice@example.test/pc' to='bob@example.test/phone'><show>away</show><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
 
 		// An unclean disconnect is broadcast as unavailable.
 		a.c.Close()
@@ -268,7 +268,7 @@ func TestSubscribeToColleague(t *testing.T) {
 		a.expect(`<presence from='dave@example.test' to='alice@example.test/pc' type='unavailable'`)
 		// dave comes online: alice now follows his presence.
 		e.online("dave", "x")
-		a.expect(`<presence from='dave@example.test/x' to='alice@example.test/pc'/>`)
+		a.expect(`<presence from='dave@example.test/x' to='alice@example.test/pc'><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
 	})
 }
 

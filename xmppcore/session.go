@@ -369,6 +369,9 @@ func (sess *Session) Handle(ctx context.Context, el *Element) error {
 		}
 		sess.srv.handleMessage(ctx, sess, el)
 	case "presence":
+		if el.AttrValue("type") == "" {
+			sess.srv.stampAvatar(ctx, sess, el)
+		}
 		sess.srv.handlePresence(ctx, sess, el)
 	case "iq":
 		sess.srv.handleIQ(ctx, sess, el)

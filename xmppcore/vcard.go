@@ -169,6 +169,9 @@ func (s *Server) publishVCard(ctx context.Context, sess *Session, iq *Element) (
 	mime, photo := vCardPhoto(own)
 	if _, was := vCardPhoto(prev); photo != was {
 		s.photoChanged(ctx, sess.userID, mime, photo)
+		// XEP-0153: the new hash in presence, after the result.
+		userID := sess.userID
+		sess.afterReply(func() { s.avatarChanged(context.WithoutCancel(ctx), userID) })
 		if ap, ok := s.pepService().(AvatarPublisher); ok {
 			ctx := context.WithoutCancel(ctx)
 			owner := sess.bareStr
@@ -258,7 +261,11 @@ func (s *Server) setVCardPhoto(ctx context.Context, login, mimeType, binval stri
 	if len(raw) > MaxVCardSize {
 		return 0, fmt.Errorf("xmppcore: vcard of %s: photo too large (%d bytes)", login, len(raw))
 	}
-	return acc.ID, s.store.setVCard(ctx, acc.ID, raw)
+	if err := s.store.setVCard(ctx, acc.ID, raw); err != nil {
+		return 0, err
+	}
+	s.avatarChanged(ctx, acc.ID) // XEP-0153: the new hash in presence
+	return acc.ID, nil
 }
 
 // sameField reports whether the elements named name in a and b hold the
