@@ -449,13 +449,6 @@ func (s *Service) Destroy(ctx context.Context, actor, chatID int64, reason, alt 
 	if err := canEdit(c, actor); err != nil {
 		return err
 	}
-	notice := "The chat was closed"
-	if actor != 0 {
-		notice = s.displayName(ctx, actor) + " closed the chat"
-	}
-	if _, err := s.postNotice(ctx, chatID, notice, Notice{Type: NoticeClosed, Actor: actor}); err != nil {
-		return err
-	}
 	if r := s.room(c.ID, false); r != nil {
 		r.mu.Lock()
 		gone := make([]*occupant, 0, len(r.occupants))
@@ -481,6 +474,16 @@ func (s *Service) Destroy(ctx context.Context, actor, chatID int64, reason, alt 
 			s.router.Route(ctx, addressed(p, s.RoomJID(c)+"/"+o.nick, o.full))
 		}
 		s.dropIfEmpty(c.ID, r)
+	}
+	// The notice comes after the occupants left (XEP-0045 §10.9: the
+	// <destroy/> presence is what they get), while the members still are
+	// members: archived in their history, shown to the web client.
+	notice := "The chat was closed"
+	if actor != 0 {
+		notice = s.displayName(ctx, actor) + " closed the chat"
+	}
+	if _, err := s.postNotice(ctx, chatID, notice, Notice{Type: NoticeClosed, Actor: actor}); err != nil {
+		return err
 	}
 	for _, m := range c.Members {
 		if err := s.store.RemoveMember(ctx, chatID, m.UserID); err != nil && !errors.Is(err, ErrNotFound) {
