@@ -208,6 +208,9 @@ func (s *Server) SetVCardPhoto(ctx context.Context, login, mimeType, binval stri
 		return err
 	}
 	s.photoChanged(ctx, id, mimeType, binval)
+	// XEP-0153: the new hash in presence, once the listener has the
+	// photo (a removed one may leave the HR photo to the vCard).
+	s.avatarChanged(ctx, id)
 	return nil
 }
 
@@ -261,11 +264,7 @@ func (s *Server) setVCardPhoto(ctx context.Context, login, mimeType, binval stri
 	if len(raw) > MaxVCardSize {
 		return 0, fmt.Errorf("xmppcore: vcard of %s: photo too large (%d bytes)", login, len(raw))
 	}
-	if err := s.store.setVCard(ctx, acc.ID, raw); err != nil {
-		return 0, err
-	}
-	s.avatarChanged(ctx, acc.ID) // XEP-0153: the new hash in presence
-	return acc.ID, nil
+	return acc.ID, s.store.setVCard(ctx, acc.ID, raw)
 }
 
 // sameField reports whether the elements named name in a and b hold the
@@ -324,9 +323,11 @@ func (s *Server) storedVCard(ctx context.Context, userID int64) (*Element, error
 // client's photo upload calls it (xmppcore/upload, photo.go); the photo
 // listener is not told (it is the caller).
 func (s *Server) SetPhoto(ctx context.Context, login, mimeType, binval string) error {
-	if _, err := s.setVCardPhoto(ctx, login, mimeType, binval); err != nil {
+	id, err := s.setVCardPhoto(ctx, login, mimeType, binval)
+	if err != nil {
 		return err
 	}
+	s.avatarChanged(ctx, id) // XEP-0153: the new hash in presence
 	if ap, ok := s.pepService().(AvatarPublisher); ok {
 		if err := ap.PublishAvatar(ctx, s.bareJID(login), mimeType, binval); err != nil {
 			return fmt.Errorf("xmppcore: avatar of %s: %w", login, err)
