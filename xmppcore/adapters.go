@@ -211,7 +211,7 @@ func MAMArchive(st *mam.Store) Archive { return mamArchive{st} }
 
 func (a mamArchive) Append(ctx context.Context, m *ArchivedMessage) (bool, error) {
 	mm := &mam.Message{Kind: mam.KindChat, FromID: m.FromID, ToID: m.ToID, FromResource: m.FromResource,
-		OriginID: m.OriginID, Body: m.Body, Payload: m.Payload, Files: m.Files, ReplyTo: m.ReplyTo}
+		OriginID: m.OriginID, Body: m.Body, Payload: m.Payload, Lang: m.Lang, Files: m.Files, ReplyTo: m.ReplyTo}
 	newContact, err := a.st.Append(ctx, mm)
 	if err != nil {
 		return false, err
@@ -229,7 +229,7 @@ func (a mamArchive) UndeliveredAfter(ctx context.Context, userID, afterID int64,
 	for i, m := range msgs {
 		out[i] = ArchivedMessage{ID: m.ID, CreatedAt: m.CreatedAt, FromID: m.FromID, ToID: m.ToID,
 			FromResource: m.FromResource, OriginID: m.OriginID, Body: m.Body, Payload: m.Payload,
-			Seq: m.Seq, Deleted: m.Deleted}
+			Lang: m.Lang, Seq: m.Seq, Deleted: m.Deleted}
 	}
 	return out, nil
 }

@@ -125,6 +125,7 @@ type ArchivedMessage struct {
 	OriginID     string // the client's id: origin-id, else the stanza id
 	Body         string
 	Payload      string // other child elements, serialized
+	Lang         string // xml:lang as the client gave it (stanza, else stream), "": none
 	Files        []int64
 	ReplyTo      int64 // the archive id this message answers (XEP-0461), 0: none
 	Seq          int64 // the recipient's delivery sequence (set by Append)

@@ -137,6 +137,7 @@ type rawConn struct {
 	c    net.Conn
 	buf  []byte
 	name string
+	lang string // the stream header's xml:lang ("": none)
 }
 
 func (e *testEnv) dial(name string) *rawConn {
@@ -215,7 +216,11 @@ func (r *rawConn) expectClosed() {
 
 func (r *rawConn) open() {
 	r.t.Helper()
-	r.send(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>`, testDomain)
+	lang := ""
+	if r.lang != "" {
+		lang = " xml:lang='" + r.lang + "'"
+	}
+	r.send(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'%s>`, testDomain, lang)
 	r.expect(`<stream:stream [^>]*from='` + testDomain + `'[^>]*>`)
 }
 

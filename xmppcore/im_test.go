@@ -55,8 +55,8 @@ func TestRosterAndPresence(t *testing.T) {
 		// bob gets alice's presence, alice gets bob's.
 		// Presence held for a new session comes to its full JID (a probe's
 		// answer), a broadcast (if alice's came late) to the bare JID.
-		b.expect(`<presence from='alice@example.test/pc' to='bob@example.test(?:/phone)?'><show>dnd</show><status>busy</status></presence>`)
-		a.expect(`<presence from='bob@example.test/phone' to='alice@example.test'><priority>5</priority></presence>`)
+		b.expect(`<presence from='alice@example.test/pc' to='bob@example.test(?:/phone)?'><show>dnd</show><status>busy</status><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
+		a.expect(`<presence from='bob@example.test/phone' to='alice@example.test'><priority>5</priority><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
 
 		// Company-wide probe: dave (other department) probes alice.
 		d := e.pipe("dave")
@@ -66,7 +66,7 @@ func TestRosterAndPresence(t *testing.T) {
 
 		// Show changes are broadcast.
 		a.send(`<presence><show>away</show></presence>`)
-		b.expect(`<presence from='alice@example.test/pc' to='bob@example.test'><show>away</show></presence>`)
+		b.expect(`<presence from='alice@example.test/pc' to='bob@example.test'><show>away</show><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
 
 		// An unclean disconnect is broadcast as unavailable.
 		a.c.Close()

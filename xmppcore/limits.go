@@ -163,6 +163,15 @@ const (
 	SMExpiredKept = 10000
 )
 
+// XEP-0153 avatar hashes in presence (avatarhash.go).
+const (
+	// AvatarHashTTL is how long a user's avatar hash is kept: a change on
+	// another node of a cluster shows in this node's presence that late.
+	AvatarHashTTL = time.Minute
+	// AvatarHashCacheSize bounds the cache (then it starts over).
+	AvatarHashCacheSize = 100000
+)
+
 // BOSH (bosh.go).
 const (
 	// BOSHMaxWait is the longest a request is held waiting for stanzas

@@ -195,7 +195,7 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 		}
 		m := &ArchivedMessage{
 			FromID: fromID, ToID: to.ID, FromResource: fromRes,
-			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el), Files: files, ReplyTo: replyTo,
+			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el), Lang: el.Lang(), Files: files, ReplyTo: replyTo,
 		}
 		newContact, err := s.arch.Append(ctx, m)
 		if err != nil {
@@ -447,6 +447,9 @@ func (s *Server) archivedStanza(ctx context.Context, m *ArchivedMessage, to stri
 	el := NewElement(NSClient, "message", "from", fromJID, "to", to, "type", "chat")
 	if m.OriginID != "" {
 		el.SetAttr("id", m.OriginID)
+	}
+	if m.Lang != "" {
+		el.Attr = append(el.Attr, xmlLangAttr(m.Lang))
 	}
 	if children, err := ParseFragment(m.Payload); err == nil {
 		el.Children = append(el.Children, children...)

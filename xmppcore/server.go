@@ -165,6 +165,7 @@ type Server struct {
 	userHooks     []func(userID int64)                         // guarded by extMu (usercache.go)
 
 	caps     capsCache
+	avatars  avatarCache // XEP-0153 hashes (avatarhash.go)
 	admit    *admission
 	throttle *Throttle
 

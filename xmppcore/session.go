@@ -58,6 +58,7 @@ type Session struct {
 	jidStr   string
 	bareStr  string
 	sink     Sink
+	lang     string // the stream's default xml:lang ("" when not a stream, or none)
 
 	available  atomic.Bool
 	priority   atomic.Int32
@@ -247,6 +248,9 @@ func (s *Server) bind(acc *Account, resource string, sink Sink) (*Session, error
 		srv: s, userID: acc.ID, login: acc.Login, resource: j.Resourcepart(),
 		jid: j, jidStr: j.String(), bareStr: j.Bare().String(), sink: sink,
 	}
+	if c, ok := sink.(*conn); ok {
+		sess.lang = c.lang
+	}
 	sess.lastActive.Store(time.Now().Unix())
 	if old := s.router.bind(sess); old != nil {
 		old.kill(closeConflict)
@@ -351,6 +355,9 @@ func (sess *Session) Handle(ctx context.Context, el *Element) error {
 	sess.lastActive.Store(time.Now().Unix())
 	switch el.Name.Local {
 	case "message":
+		if !sess.stampLang(el) {
+			return nil
+		}
 		if on := sess.srv.opts.OnMessage; on != nil && el.Child(NSClient, "body") != nil {
 			start := time.Now()
 			sess.srv.handleMessage(ctx, sess, el)
@@ -363,6 +370,9 @@ func (sess *Session) Handle(ctx context.Context, el *Element) error {
 		}
 		sess.srv.handleMessage(ctx, sess, el)
 	case "presence":
+		if el.AttrValue("type") == "" {
+			sess.srv.stampAvatar(ctx, sess, el)
+		}
 		sess.srv.handlePresence(ctx, sess, el)
 	case "iq":
 		sess.srv.handleIQ(ctx, sess, el)
@@ -370,6 +380,21 @@ func (sess *Session) Handle(ctx context.Context, el *Element) error {
 		return errNotStanza
 	}
 	return nil
+}
+
+// stampLang gives a message without xml:lang the stream's default
+// language (RFC 6120 §4.7.4), so every copy — live, carbons, archived,
+// a room's — says the language the client wrote in. A language tag
+// longer than mam.MaxLang is refused (bad-request) and false returned.
+func (sess *Session) stampLang(el *Element) bool {
+	switch l := el.Lang(); {
+	case len(l) > mam.MaxLang:
+		sess.replyError(el, ErrBadRequest("xml:lang too long"))
+		return false
+	case l == "" && sess.lang != "":
+		el.Attr = append(el.Attr, xmlLangAttr(sess.lang))
+	}
+	return true
 }
 
 var (

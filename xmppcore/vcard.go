@@ -169,6 +169,9 @@ func (s *Server) publishVCard(ctx context.Context, sess *Session, iq *Element) (
 	mime, photo := vCardPhoto(own)
 	if _, was := vCardPhoto(prev); photo != was {
 		s.photoChanged(ctx, sess.userID, mime, photo)
+		// XEP-0153: the new hash in presence, after the result.
+		userID := sess.userID
+		sess.afterReply(func() { s.avatarChanged(context.WithoutCancel(ctx), userID) })
 		if ap, ok := s.pepService().(AvatarPublisher); ok {
 			ctx := context.WithoutCancel(ctx)
 			owner := sess.bareStr
@@ -205,6 +208,9 @@ func (s *Server) SetVCardPhoto(ctx context.Context, login, mimeType, binval stri
 		return err
 	}
 	s.photoChanged(ctx, id, mimeType, binval)
+	// XEP-0153: the new hash in presence, once the listener has the
+	// photo (a removed one may leave the HR photo to the vCard).
+	s.avatarChanged(ctx, id)
 	return nil
 }
 
@@ -317,9 +323,11 @@ func (s *Server) storedVCard(ctx context.Context, userID int64) (*Element, error
 // client's photo upload calls it (xmppcore/upload, photo.go); the photo
 // listener is not told (it is the caller).
 func (s *Server) SetPhoto(ctx context.Context, login, mimeType, binval string) error {
-	if _, err := s.setVCardPhoto(ctx, login, mimeType, binval); err != nil {
+	id, err := s.setVCardPhoto(ctx, login, mimeType, binval)
+	if err != nil {
 		return err
 	}
+	s.avatarChanged(ctx, id) // XEP-0153: the new hash in presence
 	if ap, ok := s.pepService().(AvatarPublisher); ok {
 		if err := ap.PublishAvatar(ctx, s.bareJID(login), mimeType, binval); err != nil {
 			return fmt.Errorf("xmppcore: avatar of %s: %w", login, err)

@@ -232,9 +232,9 @@ func (s *Store) nextSeqSQLite(ctx context.Context, tx *sqlx.Tx, user int64, tops
 // written later on SQLite (ftsindex.go) and with the row on PostgreSQL.
 const (
 	insertMessageSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, reply_to, to_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+		from_resource, origin_id, body, payload, reply_to, to_seq, lang) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 	insertMessagePGSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, reply_to, to_seq, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
+		from_resource, origin_id, body, payload, reply_to, to_seq, lang, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
 	insertContactsSQL = `INSERT INTO personal_contacts (user_id, contact_id) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING`
 	// nextSeqSQL takes the recipient's next delivery sequence on
 	// PostgreSQL (SQLite: nextSeqSQLite). Its row lock also orders
@@ -388,7 +388,7 @@ func (s *Store) insertWith(ctx context.Context, a *appendTxn, r *appendReq) erro
 		}
 	}
 	args := []any{r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
-		m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq)}
+		m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq), nullText(m.Lang)}
 	q := insertMessageSQL
 	if s.pg {
 		// PostgreSQL indexes with the row; SQLite later (ftsindex.go).
@@ -434,8 +434,8 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 	now := time.Now().UnixMicro()
 	var q strings.Builder
 	q.WriteString(`INSERT INTO messages (id, created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, reply_to, to_seq, fts) VALUES `)
-	args := make([]any, 0, 15*len(batch))
+		from_resource, origin_id, body, payload, reply_to, to_seq, lang, fts) VALUES `)
+	args := make([]any, 0, 16*len(batch))
 	type pair struct{ lo, hi int64 }
 	first := map[pair]*appendReq{}
 	var pairs []pair
@@ -459,10 +459,11 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 			q.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, CAST($%d AS tsvector))",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13, n+14, n+15)
+		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, CAST($%d AS tsvector))",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12, n+13, n+14, n+15, n+16)
 		args = append(args, r.id, r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
-			m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq), sql.NullString{String: terms, Valid: terms != ""})
+			m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq), nullText(m.Lang),
+			sql.NullString{String: terms, Valid: terms != ""})
 	}
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return err

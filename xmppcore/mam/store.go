@@ -31,10 +31,13 @@ const (
 
 // Limits.
 const (
-	MaxBody        = 64 << 10  // bytes of a message body
-	MaxPayload     = 192 << 10 // bytes of the verbatim extra XML
-	maxOriginID    = 256
-	maxResource    = 1024
+	MaxBody     = 64 << 10  // bytes of a message body
+	MaxPayload  = 192 << 10 // bytes of the verbatim extra XML
+	maxOriginID = 256
+	maxResource = 1024
+	// MaxLang is the longest xml:lang kept (RFC 5646 §4.4.1: 35
+	// characters hold any tag a registry subtag makes).
+	MaxLang        = 35
 	defaultTimeout = 10 * time.Second
 )
 
@@ -61,7 +64,10 @@ type Message struct {
 	Body                 string
 	// Payload holds extra child elements kept verbatim as XML (receipt
 	// requests, markers, …); may be "".
-	Payload  string
+	Payload string
+	// Lang is the message's xml:lang as its author's client gave it
+	// (the stanza's, else the stream's default), "" when unknown.
+	Lang     string
 	EditedAt *time.Time
 	Deleted  bool
 	// Files are the ids of stored files (package upload) the message
@@ -171,23 +177,24 @@ func NewStoreOptions(db *sqlx.DB, opts Options) *Store {
 
 // columns selected for a Message, with the alias m.
 const msgColumns = `m.id, m.created_at, m.kind, m.from_id, m.to_id, m.chat_id, m.from_resource,
-	m.origin_id, m.body, m.payload, m.edited_at, m.deleted, m.reply_to, m.to_seq`
+	m.origin_id, m.body, m.payload, m.edited_at, m.deleted, m.reply_to, m.to_seq, m.lang`
 
 type msgRow struct {
-	ID           int64         `db:"id"`
-	CreatedAt    int64         `db:"created_at"`
-	Kind         string        `db:"kind"`
-	FromID       sql.NullInt64 `db:"from_id"`
-	ToID         sql.NullInt64 `db:"to_id"`
-	ChatID       sql.NullInt64 `db:"chat_id"`
-	FromResource string        `db:"from_resource"`
-	OriginID     string        `db:"origin_id"`
-	Body         string        `db:"body"`
-	Payload      string        `db:"payload"`
-	EditedAt     sql.NullInt64 `db:"edited_at"`
-	Deleted      bool          `db:"deleted"`
-	ReplyTo      sql.NullInt64 `db:"reply_to"`
-	ToSeq        sql.NullInt64 `db:"to_seq"`
+	ID           int64          `db:"id"`
+	CreatedAt    int64          `db:"created_at"`
+	Kind         string         `db:"kind"`
+	FromID       sql.NullInt64  `db:"from_id"`
+	ToID         sql.NullInt64  `db:"to_id"`
+	ChatID       sql.NullInt64  `db:"chat_id"`
+	FromResource string         `db:"from_resource"`
+	OriginID     string         `db:"origin_id"`
+	Body         string         `db:"body"`
+	Payload      string         `db:"payload"`
+	EditedAt     sql.NullInt64  `db:"edited_at"`
+	Deleted      bool           `db:"deleted"`
+	ReplyTo      sql.NullInt64  `db:"reply_to"`
+	ToSeq        sql.NullInt64  `db:"to_seq"`
+	Lang         sql.NullString `db:"lang"`
 }
 
 func (r *msgRow) message() Message {
@@ -205,6 +212,7 @@ func (r *msgRow) message() Message {
 		Deleted:      r.Deleted,
 		ReplyTo:      r.ReplyTo.Int64,
 		Seq:          r.ToSeq.Int64,
+		Lang:         r.Lang.String,
 	}
 	if r.EditedAt.Valid {
 		t := time.UnixMicro(r.EditedAt.Int64).UTC()
@@ -223,6 +231,15 @@ func messages(rows []msgRow) []Message {
 
 func nullID(id int64) sql.NullInt64 {
 	return sql.NullInt64{Int64: id, Valid: id != 0}
+}
+
+// nullText is the argument that stores "" as NULL: nil, which costs
+// the append path no allocation.
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // Get returns the message with the given id, whoever may read it. Use
@@ -283,6 +300,9 @@ func validate(m *Message) error {
 	}
 	if len(m.OriginID) > maxOriginID || len(m.FromResource) > maxResource {
 		return fmt.Errorf("%w: origin id or resource too long", ErrInvalid)
+	}
+	if len(m.Lang) > MaxLang {
+		return fmt.Errorf("%w: language tag longer than %d bytes", ErrInvalid, MaxLang)
 	}
 	return nil
 }

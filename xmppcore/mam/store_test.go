@@ -31,7 +31,7 @@ func TestAppendAndGet(t *testing.T) {
 		s := NewStore(db)
 		before := time.Now().Add(-time.Second)
 		m := &Message{Kind: KindChat, FromID: 1, ToID: 2, FromResource: "gajim", OriginID: "o-1",
-			Body: "Привет, <b>мир</b>", Payload: `<request xmlns="urn:xmpp:receipts"/>`}
+			Body: "Привет, <b>мир</b>", Payload: `<request xmlns="urn:xmpp:receipts"/>`, Lang: "ru-RU"}
 		newContact, err := s.Append(ctx, m)
 		if err != nil {
 			t.Fatal(err)
@@ -47,7 +47,7 @@ func TestAppendAndGet(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got.Body != m.Body || got.Payload != m.Payload || got.FromID != 1 || got.ToID != 2 || got.ChatID != 0 ||
-			got.FromResource != "gajim" || got.OriginID != "o-1" || got.Kind != KindChat || got.Deleted || got.EditedAt != nil ||
+			got.FromResource != "gajim" || got.OriginID != "o-1" || got.Lang != "ru-RU" || got.Kind != KindChat || got.Deleted || got.EditedAt != nil ||
 			!got.CreatedAt.Equal(m.CreatedAt) {
 			t.Errorf("got %+v, want %+v", got, m)
 		}
@@ -66,6 +66,9 @@ func TestAppendAndGet(t *testing.T) {
 		}
 		if m2.ID <= m.ID {
 			t.Errorf("ids not monotonic: %d then %d", m.ID, m2.ID)
+		}
+		if got, err := s.Get(ctx, m2.ID); err != nil || got.Lang != "" {
+			t.Errorf("message without a language: got %q (%v), want \"\"", got.Lang, err)
 		}
 		var n int
 		if err := db.Get(&n, `SELECT COUNT(*) FROM personal_contacts`); err != nil || n != 2 {
@@ -108,6 +111,7 @@ func TestAppendInvalid(t *testing.T) {
 			{Kind: KindSystem},
 			{Kind: "weird", FromID: 1, ToID: 2},
 			{Kind: KindChat, FromID: 1, ToID: 2, Body: string(make([]byte, MaxBody+1))},
+			{Kind: KindChat, FromID: 1, ToID: 2, Body: "x", Lang: string(make([]byte, MaxLang+1))},
 		}
 		for i, m := range bad {
 			if _, err := s.Append(context.Background(), m); !errors.Is(err, ErrInvalid) {
@@ -134,6 +138,9 @@ func TestAppendConcurrent(t *testing.T) {
 				defer wg.Done()
 				for i := 0; i < each; i++ {
 					m := personal(int64(w+1), int64(w+100), fmt.Sprintf("w%d m%d", w, i))
+					if i%2 == 1 {
+						m.Lang = fmt.Sprintf("x-w%d", w)
+					}
 					if _, err := s.Append(context.Background(), m); err != nil {
 						errs <- err
 						return
@@ -158,7 +165,16 @@ func TestAppendConcurrent(t *testing.T) {
 			if err != nil {
 				t.Fatalf("acked id %d not stored: %v", id, err)
 			}
-			_ = m
+			// The batch paths keep each message's language.
+			var w, i int
+			fmt.Sscanf(m.Body, "w%d m%d", &w, &i)
+			want := ""
+			if i%2 == 1 {
+				want = fmt.Sprintf("x-w%d", w)
+			}
+			if m.Lang != want {
+				t.Errorf("message %q: lang %q, want %q", m.Body, m.Lang, want)
+			}
 		}
 		var n int
 		if err := db.Get(&n, `SELECT COUNT(*) FROM messages`); err != nil || n != workers*each {

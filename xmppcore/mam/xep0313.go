@@ -385,6 +385,9 @@ func resultElement(ctx context.Context, dir Directory, req Request, queryID stri
 		id = archiveID
 	}
 	inner.SetAttr("id", id)
+	if m.Lang != "" {
+		inner.Attr = append(inner.Attr, stanza.LangAttr(m.Lang))
+	}
 	payload, _ := stanza.ParseFragment(m.Payload)
 	inner.Children = make([]*stanza.Element, 0, len(payload)+4)
 	if m.Body != "" {

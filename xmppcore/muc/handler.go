@@ -517,7 +517,7 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	if len(originID) > 128 {
 		originID = originID[:128]
 	}
-	if _, err := s.post(ctx, c, u.ID, o.nick, originID, body, payload, false, replyTo); err != nil {
+	if _, err := s.post(withLang(ctx, e), c, u.ID, o.nick, originID, body, payload, false, replyTo); err != nil {
 		s.replyErr(ctx, e, err)
 	}
 }

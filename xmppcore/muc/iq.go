@@ -72,6 +72,9 @@ func (s *Service) handleIQ(ctx context.Context, u *roster.User, from, to jid.JID
 		return
 	}
 	ns := payload.Name.Space
+	if to.Localpart() == "" && s.commandsDisco(ctx, u, iq, payload) { // adhoc.go
+		return
+	}
 	switch {
 	case ns == NSDiscoInfo && typ == "get":
 		s.discoInfo(ctx, u, to, iq)
@@ -89,6 +92,8 @@ func (s *Service) handleIQ(ctx context.Context, u *roster.User, from, to jid.JID
 		s.roomVCard(ctx, u, to, iq)
 	case ns == "urn:xmpp:ping" && typ == "get":
 		s.router.Route(ctx, iqResult(iq, nil))
+	case ns == xmppcore.NSCommands && to.Localpart() == "":
+		s.commandIQ(ctx, u, iq, payload) // adhoc.go
 	default:
 		s.reply(ctx, iq, "cancel", "service-unavailable", "")
 	}
@@ -102,7 +107,7 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 	}
 	if to.Localpart() == "" {
 		add(q, el(NSDiscoInfo, "identity", "category", "conference", "type", "text", "name", "Chats"))
-		for _, f := range []string{NSDiscoInfo, NSDiscoItems, NSMUC, NSConference, "urn:xmpp:mam:2", NSStanzaID} {
+		for _, f := range []string{NSDiscoInfo, NSDiscoItems, NSMUC, NSConference, "urn:xmpp:mam:2", NSStanzaID, xmppcore.NSCommands} {
 			add(q, el(NSDiscoInfo, "feature", "var", f))
 		}
 		s.router.Route(ctx, iqResult(iq, q))

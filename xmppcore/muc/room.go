@@ -209,6 +209,7 @@ func (s *Service) groupchatElement(c *Chat, m *mam.Message, nick string, system 
 	}
 	id := strconv.FormatInt(m.ID, 10)
 	msg := el(nsClient, "message", "from", from, "type", "groupchat", "id", messageStanzaID(m))
+	setLang(msg, m.Lang)
 	if m.Payload != "" {
 		if kids, err := xmppcore.ParseFragment(m.Payload); err == nil {
 			msg.Children = append(msg.Children, kids...)
@@ -479,6 +480,11 @@ func (s *Service) Destroy(ctx context.Context, actor, chatID int64, reason, alt 
 	if err := canEdit(c, actor); err != nil {
 		return err
 	}
+	s.shareChat(c.ID, el(nsOccupant, "destroy", "from", s.host, "chat", itoa(c.ID), "reason", reason, "alt", alt))
+	s.destroyLocal(ctx, c, reason, alt)
+	// The notice comes after the occupants left (XEP-0045 §10.9: the
+	// <destroy/> presence is what they get), while the members still are
+	// members: archived in their history, shown to the web client.
 	notice := "The chat was closed"
 	if actor != 0 {
 		notice = s.displayName(ctx, actor) + " closed the chat"
@@ -486,8 +492,6 @@ func (s *Service) Destroy(ctx context.Context, actor, chatID int64, reason, alt 
 	if _, err := s.postNotice(ctx, chatID, notice, Notice{Type: NoticeClosed, Actor: actor}); err != nil {
 		return err
 	}
-	s.shareChat(c.ID, el(nsOccupant, "destroy", "from", s.host, "chat", itoa(c.ID), "reason", reason, "alt", alt))
-	s.destroyLocal(ctx, c, reason, alt)
 	for _, m := range c.Members {
 		if err := s.store.RemoveMember(ctx, chatID, m.UserID); err != nil && !errors.Is(err, ErrNotFound) {
 			return err

@@ -496,6 +496,7 @@ func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, ori
 		payload, mentioned = payload+extra, users
 	}
 	m := &mam.Message{Kind: kind, FromID: fromUserID, ChatID: c.ID, FromResource: nick, OriginID: originID, Body: body, Payload: payload, Files: files, ReplyTo: replyTo}
+	m.Lang = langOf(ctx)
 	if _, err := s.archive.Append(ctx, m); err != nil {
 		return 0, fmt.Errorf("muc: archive message to chat %d: %w", c.ID, err)
 	}

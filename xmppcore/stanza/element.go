@@ -295,6 +295,14 @@ func EscapeAttr(s string) string {
 	return string(AppendEscaped(nil, s, true))
 }
 
+// LangAttr is the attribute xml:lang='lang'.
+func LangAttr(lang string) xml.Attr {
+	return xml.Attr{Name: xml.Name{Space: NSXML, Local: "lang"}, Value: lang}
+}
+
+// Lang returns e's xml:lang, or "".
+func (e *Element) Lang() string { return e.AttrNS(NSXML, "lang") }
+
 // AttrNS returns the value of the attribute space:local (xml:lang is
 // found under NSXML or the prefix "xml"), or "".
 func (e *Element) AttrNS(space, local string) string {

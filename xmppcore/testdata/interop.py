@@ -5,10 +5,13 @@ Usage: interop.py HOST PORT DOMAIN PASSWORD
 Two users (alice, bob) log in over STARTTLS with SCRAM-SHA-256, check their
 roster groups, exchange presence and messages both ways; then bob goes
 offline, alice writes, and bob receives the message with a delay stamp
-after logging in again. Prints "OK" and exits 0, or prints the failure and
+after logging in again, with the xml:lang alice's client gave it ('en',
+slixmpp's default language, which it puts on its stanzas). Bob sets a vCard avatar (XEP-0153) and alice sees its
+hash in his presence. Prints "OK" and exits 0, or prints the failure and
 exits 1.
 """
 import asyncio
+import hashlib
 import logging
 import ssl
 import sys
@@ -31,6 +34,8 @@ class Client(slixmpp.ClientXMPP):
         self.ssl_context.verify_mode = ssl.CERT_NONE
         self.register_plugin("xep_0203")  # delayed delivery
         self.register_plugin("xep_0313")  # message archive management
+        self.register_plugin("xep_0153")  # vCard-based avatars
+        self.photos = {}
         self.messages = asyncio.Queue()
         self.available = {}
         self.ready = asyncio.Event()
@@ -54,6 +59,7 @@ class Client(slixmpp.ClientXMPP):
 
     def on_presence(self, pres):
         self.available[pres["from"].bare] = pres["from"].full
+        self.photos[pres["from"].bare] = pres["vcard_temp_update"]["photo"]
 
 
 async def login(user, resource):
@@ -113,6 +119,8 @@ async def main():
     m = await next_message(bob, "while you were away", "offline message")
     if not m["delay"]["stamp"]:
         fail("offline message without a delay stamp")
+    if m["lang"] != "en":
+        fail(f"offline message's xml:lang: {m['lang']!r}, want 'en' (as alice sent it)")
 
     # XEP-0313 §4.1.1: the search form, asked for with an empty get.
     form = await bob.plugin["xep_0313"].get_fields(timeout=10)
@@ -121,6 +129,15 @@ async def main():
         fail(f"MAM form: {form}")
     if fields["FORM_TYPE"]["value"] not in ("urn:xmpp:mam:2", ["urn:xmpp:mam:2"]):
         fail(f"MAM form FORM_TYPE: {fields['FORM_TYPE']['value']}")
+    # XEP-0153: the server puts the hash of bob's new vCard photo in his
+    # presence (it sends it again when the photo changes).
+    await wait_for(lambda: bob_jid in alice.available, "alice sees bob online again")
+    if alice.photos.get(bob_jid):
+        fail(f"hash of a user without a photo: {alice.photos.get(bob_jid)!r}")
+    avatar = b"\x89PNG\r\n\x1a\nnot really a png"
+    await bob.plugin["xep_0153"].set_avatar(avatar=avatar, mtype="image/png", timeout=10)
+    want = hashlib.sha1(avatar).hexdigest()
+    await wait_for(lambda: alice.photos.get(bob_jid) == want, f"bob's avatar hash {want} in presence")
     alice.disconnect()
     bob.disconnect()
     await asyncio.sleep(0.3)

@@ -3,6 +3,7 @@ package upload
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -369,6 +370,32 @@ func (p *Photos) FallbackPhoto(ctx context.Context, userID int64) (mimeType, bin
 		return "", ""
 	}
 	return "image/jpeg", base64.StdEncoding.EncodeToString(ph.Image)
+}
+
+// FallbackPhotoHash is the XEP-0153 hash (hex SHA-1 of the JPEG) of the
+// photo FallbackPhoto gives, without fetching
+// (xmppcore.PhotoFallbackHash): "" and known for none, known false while
+// the HR photo is not fetched from its current URL (or a retry is due).
+func (p *Photos) FallbackPhotoHash(ctx context.Context, userID int64) (hash string, known bool) {
+	u, err := p.users.UserByID(ctx, userID)
+	if err != nil {
+		return "", false
+	}
+	own, hr, err := p.rows(ctx, userID, true)
+	if err != nil {
+		return "", false
+	}
+	if own != nil {
+		return "", true // the own photo is the vCard's PHOTO, or was removed from it
+	}
+	switch v := version(nil, hr, u.PhotoURL, time.Now()); {
+	case v == "":
+		return "", true
+	case hr != nil && v == hr.Hash:
+		sum := sha1.Sum(hr.Image)
+		return hex.EncodeToString(sum[:]), true
+	}
+	return "", false
 }
 
 // fetchHR fetches the HR photo of a user once at a time (concurrent

@@ -3,7 +3,9 @@ package upload_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"image"
 	"image/color"
@@ -312,9 +314,22 @@ func TestHRPhotoInVCard(t *testing.T) {
 			}
 			return bin
 		}
+		// XEP-0153's hash of the HR photo: unknown until it is fetched
+		// (the hash never fetches), then the SHA-1 of the vCard's image.
+		if h, known := photos.FallbackPhotoHash(ctx, alice.ID); known || h != "" {
+			t.Fatalf("hash of an HR photo not fetched: got %q %v, want unknown", h, known)
+		}
 		got := photoOf("alice")
 		if got == nil || !bytes.Equal(got, mustGet(t, photos, alice.ID)) {
 			t.Fatal("alice's vCard has no PHOTO, want the HR photo")
+		}
+		sum := sha1.Sum(got)
+		if h, known := photos.FallbackPhotoHash(ctx, alice.ID); !known || h != hex.EncodeToString(sum[:]) {
+			t.Fatalf("hash of the HR photo: got %q %v, want %x", h, known, sum)
+		}
+		carol, _ := users.UserByLogin(ctx, "carol")
+		if h, known := photos.FallbackPhotoHash(ctx, carol.ID); !known || h != "" {
+			t.Fatalf("hash for a user without a photo: got %q %v, want \"\" known", h, known)
 		}
 		if photoOf("alice"); hits.Load() != 1 {
 			t.Fatalf("HR fetches: got %d, want 1 (cached)", hits.Load())
@@ -327,6 +342,9 @@ func TestHRPhotoInVCard(t *testing.T) {
 		}
 		if own := photoOf("alice"); own == nil || bytes.Equal(own, got) {
 			t.Fatal("an own photo does not replace the HR one in the vCard")
+		}
+		if h, known := photos.FallbackPhotoHash(ctx, alice.ID); !known || h != "" {
+			t.Fatalf("fallback hash with an own photo: got %q %v, want none (the vCard's own PHOTO counts)", h, known)
 		}
 		if err := photos.Remove(ctx, alice.ID); err != nil {
 			t.Fatal(err)
