@@ -45,7 +45,7 @@ func TestSubscriptions(t *testing.T) {
 		d.send(`<iq type='get' id='r'><query xmlns='jabber:iq:roster' ver=''/></iq>`)
 		ver := d.expect(`<iq type='result' id='r'[^>]*><query xmlns='jabber:iq:roster' ver='([^']+)'>`)[1]
 		d.send(`<presence/>`)
-		d.expect(`<presence from='dave@example.test/x' to='dave@example.test/x'/>`)
+		d.expect(`<presence from='dave@example.test/x' to='dave@example.test/x'><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
 		d.expect(`<presence type='subscribe' to='dave@example.test' from='alice@example.test'><preauth xmlns='urn:xmpp:pars:0' token='t0k'/></presence>`)
 		// alice's presence does not reach him: he is not subscribed.
 		a.send(`<presence><show>away</show></presence>`)
@@ -59,10 +59,10 @@ func TestSubscriptions(t *testing.T) {
 		}
 		a.expect(`<presence type='subscribed' to='alice@example.test' from='dave@example.test'/>`)
 		a.expect(`<query xmlns='jabber:iq:roster' ver='3'><item jid='dave@example.test' subscription='to'/></query>`)
-		a.expect(`<presence from='dave@example.test/x' to='alice@example.test'><delay xmlns='urn:xmpp:delay' from='example.test' stamp='[^']+'/></presence>`)
+		a.expect(`<presence from='dave@example.test/x' to='alice@example.test'><x xmlns='vcard-temp:x:update'><photo/></x><delay xmlns='urn:xmpp:delay' from='example.test' stamp='[^']+'/></presence>`)
 		// Presence now flows from dave to alice, not back.
 		d.send(`<presence><show>chat</show></presence>`)
-		a.expect(`<presence from='dave@example.test/x' to='alice@example.test'><show>chat</show></presence>`)
+		a.expect(`<presence from='dave@example.test/x' to='alice@example.test'><show>chat</show><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
 		d.send(`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`)
 		if rest := d.expect(`(?s)(.*)<iq type='result' id='p1'`)[1]; strings.Contains(rest, "alice@example.test/pc") {
 			t.Errorf("dave got alice's presence without a subscription: %s", rest)
@@ -76,7 +76,7 @@ func TestSubscriptions(t *testing.T) {
 		d.expect(`<item jid='alice@example.test' subscription='from' ask='subscribe'/>`)
 		d.expect(`<presence from='alice@example.test' to='dave@example.test' type='subscribed'/>`)
 		d.expect(`<item jid='alice@example.test' subscription='both'/>`)
-		d.expect(`<presence from='alice@example.test/pc' to='dave@example.test'><show>away</show><delay xmlns='urn:xmpp:delay'`)
+		d.expect(`<presence from='alice@example.test/pc' to='dave@example.test'><show>away</show><x xmlns='vcard-temp:x:update'><photo/></x><delay xmlns='urn:xmpp:delay'`)
 		a.expect(`<query xmlns='jabber:iq:roster' ver='5'><item jid='dave@example.test' subscription='both'/></query>`)
 
 		// A roster get with the current version: nothing, pushes follow.
@@ -103,10 +103,10 @@ func TestSubscriptions(t *testing.T) {
 		// A generated colleague is subscribed already: bob answers at
 		// once and alice's item does not change.
 		b := e.online("bob", "phone")
-		a.expect(`<presence from='bob@example.test/phone' to='alice@example.test'/>`)
+		a.expect(`<presence from='bob@example.test/phone' to='alice@example.test'><x xmlns='vcard-temp:x:update'><photo/></x></presence>`)
 		a.send(`<presence type='subscribe' to='bob@example.test'/>`)
 		a.expect(`<presence from='bob@example.test' to='alice@example.test' type='subscribed'/>`)
-		a.expect(`<presence from='bob@example.test/phone' to='alice@example.test'><delay`)
+		a.expect(`<presence from='bob@example.test/phone' to='alice@example.test'><x xmlns='vcard-temp:x:update'><photo/></x><delay`)
 		a.send(`<iq type='get' id='p3'><ping xmlns='urn:xmpp:ping'/></iq>`)
 		if rest := a.expect(`(?s)(.*)<iq type='result' id='p3'`)[1]; strings.Contains(rest, "jabber:iq:roster") {
 			t.Errorf("a generated item changed: %s", rest)
