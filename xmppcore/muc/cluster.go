@@ -78,9 +78,13 @@ func (s *Service) HandleCluster(ctx context.Context, msg *xmppcore.Element) {
 	if msg.Name.Local != "message" || msg.AttrValue("type") != "groupchat" {
 		return
 	}
-	if _, ok := ParseChatEvent(msg); ok {
-		// A chat changed on another node: this node's followers.
+	if ev, ok := ParseChatEvent(msg); ok {
+		// A chat changed on another node: this node's followers, and
+		// the occupants here of users who became members.
 		s.emitLocal(ctx, msg)
+		if ev.Kind == EventMembersAdded {
+			s.membersAddedElsewhere(ctx, ev.Chat.ID, ev.Users)
+		}
 		return
 	}
 	v := msg.Child(NSVestnik, "chat")
@@ -97,4 +101,32 @@ func (s *Service) HandleCluster(ctx context.Context, msg *xmppcore.Element) {
 		return
 	}
 	s.fanoutLocal(ctx, c, msg)
+}
+
+// membersAddedElsewhere announces the new affiliation of the occupants
+// joined through this node whose users another node made members (a
+// reader who joined by the web client, REST or a bookmark there): their
+// node owns their presence.
+func (s *Service) membersAddedElsewhere(ctx context.Context, chatID int64, users []int64) {
+	r := s.room(chatID, false)
+	if r == nil {
+		return
+	}
+	var here []int64
+	for _, u := range users {
+		if r.nickOf(u) != "" {
+			here = append(here, u)
+		}
+	}
+	if len(here) == 0 {
+		return
+	}
+	c, err := s.store.Get(ctx, chatID)
+	if err != nil {
+		s.log.Warn("cluster: members added to an unknown chat", "chat", chatID, "err", err)
+		return
+	}
+	for _, u := range here {
+		s.affiliationChanged(ctx, c, u, 0)
+	}
 }

@@ -63,6 +63,8 @@ func (s *Service) replyErr(ctx context.Context, e *xmppcore.Element, err error) 
 		s.reply(ctx, e, "cancel", "item-not-found", "")
 	case errors.Is(err, ErrPasswordRequired):
 		s.reply(ctx, e, "auth", "not-authorized", "this chat needs its password")
+	case errors.Is(err, ErrMembersOnly):
+		s.reply(ctx, e, "auth", "registration-required", "this chat is for members only")
 	case errors.Is(err, ErrForbidden):
 		s.reply(ctx, e, "auth", "forbidden", strings.TrimPrefix(err.Error(), "muc: forbidden: "))
 	case errors.Is(err, ErrConflict):
@@ -120,7 +122,7 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 		return
 	}
 	if typ == "probe" {
-		s.probe(ctx, from, to, e)
+		s.probe(ctx, u, from, to, e)
 		return
 	}
 	if typ == "error" || typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed" {
@@ -168,7 +170,7 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 // occupant's current presence, or unavailable when nobody has the nick
 // (XEP-0045 §7.8 as Prosody does it); who is not in the room may not
 // probe (not-acceptable).
-func (s *Service) probe(ctx context.Context, from, to jid.JID, e *xmppcore.Element) {
+func (s *Service) probe(ctx context.Context, u *roster.User, from, to jid.JID, e *xmppcore.Element) {
 	c, err := s.store.ByRoom(ctx, to.Localpart())
 	if err != nil || to.Resourcepart() == "" {
 		s.reply(ctx, e, "cancel", "not-acceptable", "")
@@ -194,6 +196,11 @@ func (s *Service) probe(ctx context.Context, from, to jid.JID, e *xmppcore.Eleme
 		return
 	}
 	if target == nil {
+		if h := c.NickHolder(to.Resourcepart()); h != 0 {
+			// A member who reserved the nick and is away.
+			s.router.Route(ctx, addressed(s.absentPresence(ctx, c, *c.Member(h), u.ID == c.OwnerID), to.String(), from.String()))
+			return
+		}
 		p := el(nsClient, "presence", "type", "unavailable")
 		add(p, add(el(NSMUCUser, "x"), el(NSMUCUser, "item", "nick", to.Resourcepart(), "role", "none")))
 		s.router.Route(ctx, addressed(p, to.String(), from.String()))
@@ -256,6 +263,11 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		s.dropIfEmpty(c.ID, r)
 		return
 	}
+	if h := c.NickHolder(nick); h != 0 && h != u.ID {
+		s.reply(ctx, e, "cancel", "conflict", "that nickname is reserved")
+		s.dropIfEmpty(c.ID, r)
+		return
+	}
 	if cur != nil {
 		// Already joined: a presence update or a nick change.
 		if cur.nick != nick {
@@ -296,31 +308,26 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		s.broadcastPresence(ctx, c, r, cur, full)
 		return
 	}
+	// Reading is not joining (canEnter): a member enters as a member; in
+	// an open chat anyone else enters as a reader, affiliation none, and
+	// becomes a member by joining explicitly (a bookmark, being added,
+	// their first message). The password is asked of who is not a member.
+	given := childText(child(e, NSMUC, "x"), NSMUC, "password")
 	if !c.IsMember(u.ID) {
 		if banned, _ := s.store.IsOutcast(ctx, c.ID, u.ID); banned {
 			s.reply(ctx, e, "auth", "forbidden", "you are banned from this chat")
 			s.dropIfEmpty(c.ID, r)
 			return
 		}
-		if c.Type != TypeOpen {
-			s.reply(ctx, e, "auth", "registration-required", "this chat is for members only")
-			s.dropIfEmpty(c.ID, r)
-			return
-		}
-		// The password is asked of who would become a member by
-		// joining (Join); members reach the chat through every door.
-		given := childText(child(e, NSMUC, "x"), NSMUC, "password")
-		if _, err := s.Join(ctx, u.ID, c.ID, given); err != nil {
-			s.replyErr(ctx, e, err)
-			s.dropIfEmpty(c.ID, r)
-			return
-		}
-		if nc, err := s.store.Get(ctx, c.ID); err == nil {
-			c = nc
-		}
 	}
-	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e, joined: time.Now().UnixNano(), node: s.node}
+	if err := canEnter(c, u.ID, given); err != nil {
+		s.replyErr(ctx, e, err)
+		s.dropIfEmpty(c.ID, r)
+		return
+	}
+	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e, joined: time.Now().UnixNano(), node: s.node, password: given}
 	s.sendOccupants(ctx, c, r, full)
+	s.sendAbsentMembers(ctx, c, r, full, u.ID)
 	r.mu.Lock()
 	r.occupants[full] = o
 	r.mu.Unlock()
@@ -345,6 +352,42 @@ func (s *Service) sendOccupants(ctx context.Context, c *Chat, r *room, full stri
 		}
 		s.router.Route(ctx, addressed(s.occupantPresence(c, &other, false), s.RoomJID(c)+"/"+other.nick, full))
 	}
+}
+
+// sendAbsentMembers sends a joining session the presence (unavailable,
+// role none) of the members with a reserved nick who are not in the room,
+// when the chat shows them (Chat.ShowOffline: presencebroadcast "none").
+func (s *Service) sendAbsentMembers(ctx context.Context, c *Chat, r *room, full string, viewer int64) {
+	if !c.ShowOffline {
+		return
+	}
+	here := make(map[int64]bool)
+	for _, o := range append(r.list(), r.remoteList()...) {
+		here[o.userID] = true
+	}
+	n := 0
+	for _, m := range c.Members {
+		if m.Nick == "" || here[m.UserID] {
+			continue
+		}
+		if n++; n > MaxJoinPresences {
+			break
+		}
+		s.router.Route(ctx, addressed(s.absentPresence(ctx, c, m, viewer == c.OwnerID), s.RoomJID(c)+"/"+m.Nick, full))
+	}
+}
+
+// absentPresence is the presence of a member not in the room, under the
+// nick they reserved: unavailable, role none, and their address when
+// withJID (to the owner, who moderates; others see the nick).
+func (s *Service) absentPresence(ctx context.Context, c *Chat, m Member, withJID bool) *xmppcore.Element {
+	item := el(NSMUCUser, "item", "affiliation", affiliation(c, m.UserID), "role", "none", "nick", m.Nick)
+	if withJID {
+		if u, err := s.cache.byID(ctx, m.UserID); err == nil {
+			setAttr(item, "jid", u.Login+"@"+s.opts.Domain)
+		}
+	}
+	return add(el(nsClient, "presence", "type", "unavailable"), add(el(NSMUCUser, "x"), item))
 }
 
 // sendJoinState completes a join for the session o: its self-presence,
@@ -375,10 +418,11 @@ func atoiBounded(v string, max int) (int, error) {
 	return n, nil
 }
 
-// broadcastPresence sends o's presence to every occupant but itself.
+// broadcastPresence sends o's presence (with the items of the user's other
+// sessions under the nick) to every occupant but except.
 func (s *Service) broadcastPresence(ctx context.Context, c *Chat, r *room, o *occupant, except string) {
 	s.shareOccupant(c, o, false)
-	p := s.occupantPresence(c, o, false)
+	p := s.withSiblings(c, r, o, s.occupantPresence(c, o, false))
 	for _, full := range r.snapshot() {
 		if full != except {
 			s.router.Route(ctx, addressed(p, attr(p, "from"), full))
@@ -488,13 +532,11 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	if body == "" && !threadSubject {
 		// Chat states and markers (reactions are changes, above): relayed to the occupants as
 		// they are, not archived.
-		if payload != "" && c.IsMember(u.ID) && !s.displayed(ctx, c, u.ID, e) {
+		// A reader's markers are relayed too; only a member has a read
+		// state to move.
+		if payload != "" && (!c.IsMember(u.ID) || !s.displayed(ctx, c, u.ID, e)) {
 			s.relayEphemeral(ctx, c, r, o, e)
 		}
-		return
-	}
-	if !c.IsMember(u.ID) {
-		s.reply(ctx, e, "auth", "forbidden", "you are no longer a member of this chat")
 		return
 	}
 	if o.visitor {
@@ -503,6 +545,12 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	}
 	if len(body) > MaxBody {
 		s.reply(ctx, e, "modify", "not-acceptable", "message too long")
+		return
+	}
+	// A reader's first message makes them a member (the room sees their
+	// new affiliation first); in a closed chat only members post.
+	if _, err := s.joinByPost(ctx, c, u.ID, o.password); err != nil {
+		s.replyErr(ctx, e, err)
 		return
 	}
 	originID := ""

@@ -67,6 +67,9 @@ type occupant struct {
 	nick     string
 	presence *xmppcore.Element // the last presence it sent (show, status)
 	visitor  bool              // voice revoked by a moderator (role visitor)
+	// password is what the session gave to enter (a reader of a
+	// password-protected open chat: its first message joins with it).
+	password string
 	// joined (Unix ns) and node (the joining service's instance) order
 	// two joins under one nick on two nodes: the earlier wins, ties by
 	// node (remote.go).
@@ -183,6 +186,10 @@ func (s *Service) fanoutLocal(ctx context.Context, c *Chat, msg *xmppcore.Elemen
 	}
 	followers := s.followersOf(c.ID)
 	from := attr(msg, "from")
+	if nativeNotice(msg) {
+		// XMPP says it in its own way: occupants get no body for it.
+		occupants = nil
+	}
 	for _, full := range occupants {
 		s.router.Route(ctx, addressed(msg, from, full))
 	}
@@ -244,15 +251,143 @@ func messageStanzaID(m *mam.Message) string {
 	return "m" + strconv.FormatInt(m.ID, 10)
 }
 
+// affiliation is a user's XEP-0045 affiliation with the chat: owner,
+// member, or none for who reads an open chat without being a member. c
+// must carry all its members (Store.Get, not forPost).
+func affiliation(c *Chat, userID int64) string {
+	switch {
+	case userID == c.OwnerID:
+		return "owner"
+	case c.IsMember(userID):
+		return "member"
+	}
+	return "none"
+}
+
 // occupantItem is the muc#user item describing an occupant.
 func (s *Service) occupantItem(c *Chat, o *occupant) *xmppcore.Element {
-	aff, role := "member", "participant"
-	if o.userID == c.OwnerID {
-		aff, role = "owner", "moderator"
+	aff, role := affiliation(c, o.userID), "participant"
+	if aff == "owner" {
+		role = "moderator"
 	} else if o.visitor {
 		role = "visitor"
 	}
 	return el(NSMUCUser, "item", "affiliation", aff, "role", role, "jid", o.full)
+}
+
+// withSiblings adds to o's presence p the items of the other sessions of
+// o's user joined under the same nick here (XEP-0045 §7.2.3: one nick,
+// several sessions, one presence listing each).
+func (s *Service) withSiblings(c *Chat, r *room, o *occupant, p *xmppcore.Element) *xmppcore.Element {
+	x := child(p, NSMUCUser, "x")
+	if x == nil {
+		return p
+	}
+	var sibs []occupant
+	r.mu.RLock()
+	for full, other := range r.occupants {
+		if full != o.full && other.nick == o.nick && other.userID == o.userID {
+			sibs = append(sibs, *other)
+		}
+	}
+	r.mu.RUnlock()
+	if len(sibs) == 0 {
+		return p
+	}
+	sort.Slice(sibs, func(i, j int) bool { return sibs[i].full < sibs[j].full })
+	cp := *x
+	cp.Children = append([]*xmppcore.Element(nil), x.Children...)
+	for i := range sibs {
+		cp.Children = append(cp.Children, s.occupantItem(c, &sibs[i]))
+	}
+	out := *p
+	out.Children = make([]*xmppcore.Element, len(p.Children))
+	for i, ch := range p.Children {
+		if ch == x {
+			ch = &cp
+		}
+		out.Children[i] = ch
+	}
+	return &out
+}
+
+// affiliationChanged announces that userID's affiliation is now what c
+// (fresh from the store) says — also when it did not change: an owner
+// who sets it again re-announces it (XEP-0045 §9.3, as Prosody does).
+// Each session of the user in the room gets its presence with 110, the
+// other occupants see it; actor (the user who made the change, 0: none
+// to name) is named by nick when in the room, with the real JID to
+// moderators. A user not in the room is announced to the owner by a
+// message (announceAffiliation).
+func (s *Service) affiliationChanged(ctx context.Context, c *Chat, userID, actor int64) {
+	r := s.room(c.ID, false)
+	var mine []occupant
+	var by *occupant
+	elsewhere := false
+	if r != nil {
+		r.mu.RLock()
+		for _, o := range r.occupants {
+			if o.userID == userID {
+				mine = append(mine, *o)
+			} else if actor != 0 && o.userID == actor && by == nil {
+				cp := *o
+				by = &cp
+			}
+		}
+		if actor == userID && len(mine) > 0 {
+			cp := mine[0]
+			by = &cp
+		}
+		for _, o := range r.remote {
+			elsewhere = elsewhere || o.userID == userID
+		}
+		r.mu.RUnlock()
+	}
+	if len(mine) == 0 && elsewhere {
+		// Joined through another node, which announces it
+		// (membersAddedElsewhere).
+		return
+	}
+	if len(mine) == 0 {
+		if t, err := s.cache.byID(ctx, userID); err == nil {
+			s.announceAffiliation(ctx, c, t, affiliation(c, userID))
+		}
+		return
+	}
+	// actorIn names the actor in an item: nick alone, or with the real
+	// JID (for moderators).
+	actorIn := func(p *xmppcore.Element, withJID bool) *xmppcore.Element {
+		if by == nil {
+			return p
+		}
+		out := p.Copy()
+		if it := child(child(out, NSMUCUser, "x"), NSMUCUser, "item"); it != nil {
+			a := el(NSMUCUser, "actor", "nick", by.nick)
+			if withJID {
+				setAttr(a, "jid", by.full)
+			}
+			add(it, a)
+		}
+		return out
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].full < mine[j].full })
+	for i := range mine {
+		o := &mine[i]
+		s.router.Route(ctx, addressed(actorIn(s.occupantPresence(c, o, false, "110"), false), s.RoomJID(c)+"/"+o.nick, o.full))
+		s.shareOccupant(c, o, false)
+		p := s.occupantPresence(c, o, false)
+		plain, mods := actorIn(p, false), actorIn(p, true)
+		for _, other := range r.list() {
+			if other.userID == userID {
+				continue
+			}
+			q := plain
+			if other.userID == c.OwnerID {
+				q = mods
+			}
+			s.router.Route(ctx, addressed(q, attr(q, "from"), other.full))
+		}
+	}
 }
 
 // occupantPresence is o's presence as others see it, to be addressed.
@@ -293,6 +428,10 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 		removed = removed || st == "321"
 	}
 	item := s.occupantItem(c, o)
+	if unavailable {
+		// Who leaves has no role any more (XEP-0045 §7.14).
+		setAttr(item, "role", "none")
+	}
 	if removed {
 		setAttr(item, "affiliation", "none")
 		setAttr(item, "role", "none")
@@ -302,7 +441,7 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 		case "301": // banned
 			setAttr(item, "affiliation", "outcast")
 			setAttr(item, "role", "none")
-		case "307": // kicked
+		case "307", "322": // kicked; not a member of a chat that closed
 			setAttr(item, "role", "none")
 		}
 	}
@@ -356,14 +495,21 @@ func (s *Service) announceLeave(ctx context.Context, c *Chat, r *room, o *occupa
 func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *occupant, decorate func(*xmppcore.Element) *xmppcore.Element, statuses ...string) {
 	s.shareOccupant(c, o, true)
 	s.watch(c.ID)
+	var rest *occupant
 	r.mu.RLock()
 	for _, other := range r.occupants {
 		if other.nick == o.nick {
-			r.mu.RUnlock()
-			return
+			cp := *other
+			rest = &cp
+			break
 		}
 	}
 	r.mu.RUnlock()
+	if rest != nil {
+		// Another session keeps the nick: the occupants see who is left.
+		s.broadcastPresence(ctx, c, r, rest, "")
+		return
+	}
 	p := s.occupantPresence(c, o, true, statuses...)
 	if decorate != nil {
 		p = decorate(p)

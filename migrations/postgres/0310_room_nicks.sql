@@ -1,0 +1,7 @@
+-- Reserved room nicknames (XEP-0045 §7.10 registration, or the owner's
+-- muc#admin item with a nick): a member's nick in the chat's room, '' =
+-- none; unique per chat. And whether joiners see the presence of absent
+-- members with a reserved nick (muc#roomconfig_presencebroadcast "none").
+ALTER TABLE chat_members ADD COLUMN nick TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX chat_members_nick ON chat_members(chat_id, nick) WHERE nick <> '';
+ALTER TABLE chats ADD COLUMN show_offline INTEGER NOT NULL DEFAULT 0;
