@@ -105,8 +105,8 @@ type Chat struct {
 	// (muc#roomconfig_presencebroadcast with "none").
 	ShowOffline bool      `db:"show_offline"`
 	CreatedAt   time.Time `db:"-"`
-	UpdatedAt time.Time `db:"-"`
-	Members   []Member  `db:"-"`
+	UpdatedAt   time.Time `db:"-"`
+	Members     []Member  `db:"-"`
 }
 
 // IsMember reports whether userID is in c.Members.

@@ -1,0 +1,230 @@
+package muc_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/muc"
+)
+
+// Reading is not joining: who enters an open chat's room without being a
+// member reads it (affiliation none, live messages only, no membership);
+// their first message, a bookmark with autojoin or the owner's grant makes
+// them a member, announced by their presence before anything else.
+func TestReadingIsNotJoining(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		ivanov, smirnov, petrova, popov := w.user(t, "ivanov"), w.user(t, "smirnov"), w.user(t, "petrova"), w.user(t, "popov")
+		c, err := w.chats.Create(ctx, 0, muc.NewChat{Title: "Курилка", Type: muc.TypeOpen, OwnerID: ivanov.ID, Members: []int64{smirnov.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := w.chats.RoomJID(c)
+		if _, err := w.chats.PostMessage(ctx, c.ID, smirnov.ID, "до читателя", false); err != nil {
+			t.Fatal(err)
+		}
+		i := w.login(t, "ivanov", "gajim")
+		join(i, room, "Иван")
+		s := w.login(t, "smirnov", "dino")
+		join(s, room, "Алексей")
+
+		// petrova enters: a reader, affiliation none, no history.
+		p := w.login(t, "petrova", "x")
+		p.Send(`<presence to='` + room + `/Мария'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		self := p.Expect("from='"+room+"/Мария'", "code='110'")
+		if !strings.Contains(self, "affiliation='none'") || !strings.Contains(self, "role='participant'") {
+			t.Fatalf("reader's self-presence: %s", self)
+		}
+		p.Expect("<subject")
+		if seen := strings.Join(p.Seen, "\n"); strings.Contains(seen, "до читателя") {
+			t.Fatalf("a reader got the history: %s", seen)
+		}
+		if got := i.Expect("from='"+room+"/Мария'", "muc#user"); !strings.Contains(got, "affiliation='none'") {
+			t.Fatalf("the owner sees the reader as: %s", got)
+		}
+		if ok, _ := w.chats.Store().IsMember(ctx, c.ID, petrova.ID); ok {
+			t.Fatal("entering made a member")
+		}
+		got, err := w.chats.Get(ctx, 0, c.ID)
+		if err != nil || got.IsMember(petrova.ID) || len(got.Members) != 2 {
+			t.Fatalf("members after a reader entered: %+v %v", got, err)
+		}
+		i.Send(`<iq type='get' id='ml' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member'/></query></iq>`)
+		if list := i.Expect("id='ml'", "type='result'"); strings.Contains(list, "petrova@") || !strings.Contains(list, "smirnov@") {
+			t.Fatalf("member list: %s", list)
+		}
+
+		// Live messages reach the reader; a membership notice does not
+		// (XMPP says it natively), a plain system message does.
+		s.Send(`<message to='` + room + `' type='groupchat' id='s1'><body>для всех</body></message>`)
+		p.Expect("для всех", "from='"+room+"/Алексей'")
+		if _, err := w.chats.AddMembers(ctx, 0, c.ID, []int64{popov.ID}, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.chats.PostMessage(ctx, c.ID, 0, "Системное", true); err != nil {
+			t.Fatal(err)
+		}
+		p.Expect("Системное", "system='true'")
+		i.Expect("Системное")
+		s.Expect("Системное")
+		for _, who := range []*client{p, i, s} {
+			if seen := strings.Join(who.Seen, "\n"); strings.Contains(seen, "joined the chat") {
+				t.Fatalf("an occupant got the joined notice: %s", seen)
+			}
+		}
+		if page, err := w.archive.Query(ctx, mam.Query{Viewer: ivanov.ID, ChatID: c.ID, Limit: 10}); err != nil || !archived(page, "joined the chat") {
+			t.Fatalf("the notice is not archived: %+v %v", page, err)
+		}
+
+		// After leaving the reader gets nothing: no copies, no archive.
+		p.Send(`<presence type='unavailable' to='` + room + `/Мария'/>`)
+		p.Expect("type='unavailable'", "code='110'")
+		s.Send(`<message to='` + room + `' type='groupchat' id='s2'><body>без читателя</body></message>`)
+		i.Expect("без читателя")
+		p.ExpectNone(300*time.Millisecond, "без читателя")
+		if page, err := w.archive.Query(ctx, mam.Query{Viewer: petrova.ID, ChatID: c.ID, Limit: 10}); err != nil || len(page.Messages) != 0 {
+			t.Fatalf("a reader's archive: %+v %v", page, err)
+		}
+
+		// Back in, her first message makes her a member: her presence
+		// says so first, to her (110) and to the others, then the message.
+		join(p, room, "Мария")
+		p.Expect("<subject")
+		i.Expect("from='"+room+"/Мария'", "affiliation='none'", "role='participant'")
+		p.Seen, i.Seen = nil, nil
+		p.Send(`<message to='` + room + `' type='groupchat' id='p1'><body>теперь я с вами</body></message>`)
+		if first := p.Next(); !strings.Contains(first, "affiliation='member'") || !strings.Contains(first, "code='110'") {
+			t.Fatalf("first stanza after the first message: %s", first)
+		}
+		p.Expect("теперь я с вами", "id='p1'")
+		if first := i.Next(); !strings.Contains(first, "from='"+room+"/Мария'") || !strings.Contains(first, "affiliation='member'") || strings.Contains(first, "code='110'") {
+			t.Fatalf("the owner's first stanza: %s", first)
+		}
+		i.Expect("теперь я с вами")
+		if ok, _ := w.chats.Store().IsMember(ctx, c.ID, petrova.ID); !ok {
+			t.Fatal("the first message did not make a member")
+		}
+
+		// kozlov reads, then bookmarks the room with autojoin: a member.
+		k := w.login(t, "kozlov", "x")
+		join(k, room, "Козлов")
+		k.Expect("<subject")
+		k.Seen = nil
+		k.Send(`<iq type='set' id='bm'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='` + room + `'>
+			<conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'><nick>Козлов</nick></conference></item></publish></pubsub></iq>`)
+		k.Expect("from='"+room+"/Козлов'", "affiliation='member'", "code='110'")
+		k.Expect("id='bm'", "type='result'")
+		i.Expect("from='"+room+"/Козлов'", "affiliation='member'")
+		if ok, _ := w.chats.Store().IsMember(ctx, c.ID, w.user(t, "kozlov").ID); !ok {
+			t.Fatal("a bookmark with autojoin did not make a member")
+		}
+
+		// novikova reads; the owner grants her membership: the presence
+		// names him (nick; his address only to moderators), before the result.
+		n := w.login(t, "novikova", "x")
+		join(n, room, "Новикова")
+		i.Expect("from='"+room+"/Новикова'", "affiliation='none'")
+		i.Seen = nil
+		i.Send(`<iq type='set' id='grant' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' nick='Новикова'/></query></iq>`)
+		if first := i.Next(); !strings.Contains(first, "from='"+room+"/Новикова'") || !strings.Contains(first, "affiliation='member'") ||
+			!strings.Contains(first, "<actor") || !strings.Contains(first, "nick='Иван'") || !strings.Contains(first, "jid='ivanov@") {
+			t.Fatalf("the owner's first stanza after a grant: %s", first)
+		}
+		i.Expect("id='grant'", "type='result'")
+		got2 := n.Expect("from='"+room+"/Новикова'", "affiliation='member'", "code='110'")
+		if !strings.Contains(got2, "<actor nick='Иван'") || strings.Contains(got2, "jid='ivanov@") {
+			t.Fatalf("the grantee's presence: %s", got2)
+		}
+		if ok, _ := w.chats.Store().IsMember(ctx, c.ID, w.user(t, "novikova").ID); !ok {
+			t.Fatal("the grant did not make a member")
+		}
+		// Granting it again re-announces it.
+		i.Send(`<iq type='set' id='grant2' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' nick='Новикова'/></query></iq>`)
+		i.Expect("from='"+room+"/Новикова'", "affiliation='member'", "<actor")
+		i.Expect("id='grant2'", "type='result'")
+
+		// The chat turns closed: the readers left are taken out (322).
+		r := w.login(t, "fedorov", "x")
+		join(r, room, "Фёдор")
+		submitConfig(i, room, "close", `<field var='muc#roomconfig_membersonly'><value>1</value></field>`)
+		out := r.Expect("type='unavailable'", "code='322'")
+		if !strings.Contains(out, "affiliation='none'") || !strings.Contains(out, "role='none'") || !strings.Contains(out, "code='110'") {
+			t.Fatalf("a reader of a chat that closed: %s", out)
+		}
+		n.Expect("from='"+room+"/Фёдор'", "code='322'")
+		if occ := w.chats.Occupants(c.ID); len(occ) != 5 {
+			t.Fatalf("occupants after the chat closed: %v", occ)
+		}
+	})
+}
+
+// Registration reserves a member's nick (XEP-0045 §7.10): the presence is
+// re-announced before the result, the nick is in the member list and in
+// x-roomuser-item, and nobody else may take it; a reader may not
+// register (registration-required, as Prosody by default).
+func TestRoomRegistrationReservesNick(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		ivanov, smirnov := w.user(t, "ivanov"), w.user(t, "smirnov")
+		c, err := w.chats.Create(ctx, 0, muc.NewChat{Title: "Ники", Type: muc.TypeOpen, OwnerID: ivanov.ID, Members: []int64{smirnov.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := w.chats.RoomJID(c)
+		i := w.login(t, "ivanov", "x")
+		join(i, room, "Иван")
+		s := w.login(t, "smirnov", "x")
+		join(s, room, "Лёша")
+		s.Expect("<subject")
+		s.Seen = nil
+		s.Send(`<iq type='set' id='reg' to='` + room + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>
+			<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>
+			<field var='muc#register_roomnick'><value>Алексей</value></field></x></query></iq>`)
+		if first := s.Next(); !strings.Contains(first, "<presence") || !strings.Contains(first, "affiliation='member'") || !strings.Contains(first, "code='110'") {
+			t.Fatalf("first stanza after registering: %s", first)
+		}
+		s.Expect("id='reg'", "type='result'")
+		s.Send(`<iq type='get' id='nick' to='` + room + `'><query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/></iq>`)
+		s.Expect("id='nick'", "name='Алексей'")
+		i.Send(`<iq type='get' id='ml' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member'/></query></iq>`)
+		i.Expect("id='ml'", "nick='Алексей'")
+
+		// Someone else may not take the reserved nick.
+		p := w.login(t, "petrova", "x")
+		p.Send(`<presence to='` + room + `/Алексей'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+		p.Expect("type='error'", "conflict")
+		// A reader may not register.
+		join(p, room, "Мария")
+		p.Send(`<iq type='get' id='rg' to='` + room + `'><query xmlns='jabber:iq:register'/></iq>`)
+		p.Expect("id='rg'", "type='error'", "registration-required")
+		// The owner reserving her nick for another kicks whoever uses it.
+		i.Send(`<iq type='set' id='res' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='kozlov@` + domain + `' nick='Мария'/></query></iq>`)
+		out := p.Expect("type='unavailable'", "code='307'")
+		if !strings.Contains(out, "This nickname is reserved") {
+			t.Fatalf("evicted presence: %s", out)
+		}
+		i.Expect("id='res'", "type='result'")
+		// An absent member with a reserved nick answers a probe.
+		i.Send(`<presence type='probe' to='` + room + `/Мария'/>`)
+		if pr := i.Expect("from='"+room+"/Мария'", "type='unavailable'", "role='none' nick='Мария'"); !strings.Contains(pr, "affiliation='member'") || !strings.Contains(pr, "jid='kozlov@") {
+			t.Fatalf("probe of an absent member: %s", pr)
+		}
+	})
+}
+
+func archived(page *mam.Page, body string) bool {
+	for _, m := range page.Messages {
+		if strings.Contains(m.Body, body) {
+			return true
+		}
+	}
+	return false
+}
