@@ -5,3 +5,6 @@
 ALTER TABLE chat_members ADD COLUMN nick TEXT NOT NULL DEFAULT '';
 CREATE UNIQUE INDEX chat_members_nick ON chat_members(chat_id, nick) WHERE nick <> '';
 ALTER TABLE chats ADD COLUMN show_offline INTEGER NOT NULL DEFAULT 0;
+-- Who may see occupants' real JIDs (muc#roomconfig_whois): anyone, or
+-- moderators (the owner) only.
+ALTER TABLE chats ADD COLUMN whois TEXT NOT NULL DEFAULT 'anyone';

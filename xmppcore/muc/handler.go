@@ -198,7 +198,7 @@ func (s *Service) probe(ctx context.Context, u *roster.User, from, to jid.JID, e
 	if target == nil {
 		if h := c.NickHolder(to.Resourcepart()); h != 0 {
 			// A member who reserved the nick and is away.
-			s.router.Route(ctx, addressed(s.absentPresence(ctx, c, *c.Member(h), u.ID == c.OwnerID), to.String(), from.String()))
+			s.sendPresence(ctx, c, s.absentPresence(ctx, c, *c.Member(h)), to.String(), from.String())
 			return
 		}
 		p := el(nsClient, "presence", "type", "unavailable")
@@ -206,7 +206,7 @@ func (s *Service) probe(ctx context.Context, u *roster.User, from, to jid.JID, e
 		s.router.Route(ctx, addressed(p, to.String(), from.String()))
 		return
 	}
-	s.router.Route(ctx, addressed(s.occupantPresence(c, target, false), to.String(), from.String()))
+	s.sendPresence(ctx, c, s.occupantPresence(c, target, false), to.String(), from.String())
 }
 
 // createByJoin makes a new chat when a user joins a room that does not
@@ -283,14 +283,14 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 					pp = s.occupantPresence(c, &old, true, "303", "110")
 					setAttr(child(pp, NSMUCUser, "x").Children[0], "nick", nick)
 				}
-				s.router.Route(ctx, addressed(pp, s.RoomJID(c)+"/"+old.nick, o))
+				s.sendPresence(ctx, c, pp, s.RoomJID(c)+"/"+old.nick, o)
 			}
 			// The others get the new nick's presence below; the session
 			// itself too, with 110 (XEP-0045 §7.6).
 			r.mu.RLock()
 			now := *cur
 			r.mu.RUnlock()
-			s.router.Route(ctx, addressed(s.occupantPresence(c, &now, false, "110"), s.RoomJID(c)+"/"+nick, full))
+			s.sendPresence(ctx, c, s.occupantPresence(c, &now, false, "110"), s.RoomJID(c)+"/"+nick, full)
 		} else {
 			r.mu.Lock()
 			cur.presence = e
@@ -327,7 +327,7 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 	}
 	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e, joined: time.Now().UnixNano(), node: s.node, password: given}
 	s.sendOccupants(ctx, c, r, full)
-	s.sendAbsentMembers(ctx, c, r, full, u.ID)
+	s.sendAbsentMembers(ctx, c, r, full)
 	r.mu.Lock()
 	r.occupants[full] = o
 	r.mu.Unlock()
@@ -350,14 +350,14 @@ func (s *Service) sendOccupants(ctx context.Context, c *Chat, r *room, full stri
 		if n++; n > MaxJoinPresences {
 			break
 		}
-		s.router.Route(ctx, addressed(s.occupantPresence(c, &other, false), s.RoomJID(c)+"/"+other.nick, full))
+		s.sendPresence(ctx, c, s.occupantPresence(c, &other, false), s.RoomJID(c)+"/"+other.nick, full)
 	}
 }
 
 // sendAbsentMembers sends a joining session the presence (unavailable,
 // role none) of the members with a reserved nick who are not in the room,
 // when the chat shows them (Chat.ShowOffline: presencebroadcast "none").
-func (s *Service) sendAbsentMembers(ctx context.Context, c *Chat, r *room, full string, viewer int64) {
+func (s *Service) sendAbsentMembers(ctx context.Context, c *Chat, r *room, full string) {
 	if !c.ShowOffline {
 		return
 	}
@@ -373,19 +373,17 @@ func (s *Service) sendAbsentMembers(ctx context.Context, c *Chat, r *room, full 
 		if n++; n > MaxJoinPresences {
 			break
 		}
-		s.router.Route(ctx, addressed(s.absentPresence(ctx, c, m, viewer == c.OwnerID), s.RoomJID(c)+"/"+m.Nick, full))
+		s.sendPresence(ctx, c, s.absentPresence(ctx, c, m), s.RoomJID(c)+"/"+m.Nick, full)
 	}
 }
 
 // absentPresence is the presence of a member not in the room, under the
-// nick they reserved: unavailable, role none, and their address when
-// withJID (to the owner, who moderates; others see the nick).
-func (s *Service) absentPresence(ctx context.Context, c *Chat, m Member, withJID bool) *xmppcore.Element {
+// nick they reserved: unavailable, role none, and their address (bare:
+// they have no session here; forViewer hides it where whois says so).
+func (s *Service) absentPresence(ctx context.Context, c *Chat, m Member) *xmppcore.Element {
 	item := el(NSMUCUser, "item", "affiliation", affiliation(c, m.UserID), "role", "none", "nick", m.Nick)
-	if withJID {
-		if u, err := s.cache.byID(ctx, m.UserID); err == nil {
-			setAttr(item, "jid", u.Login+"@"+s.opts.Domain)
-		}
+	if u, err := s.cache.byID(ctx, m.UserID); err == nil {
+		setAttr(item, "jid", u.Login+"@"+s.opts.Domain)
 	}
 	return add(el(nsClient, "presence", "type", "unavailable"), add(el(NSMUCUser, "x"), item))
 }
@@ -398,7 +396,7 @@ func (s *Service) sendJoinState(ctx context.Context, c *Chat, userID int64, o *o
 	if created {
 		self = append(self, "201")
 	}
-	s.router.Route(ctx, addressed(s.occupantPresence(c, o, false, self...), s.RoomJID(c)+"/"+nick, full))
+	s.sendPresence(ctx, c, s.occupantPresence(c, o, false, self...), s.RoomJID(c)+"/"+nick, full)
 	limit, since := joinHistory(child(child(e, NSMUC, "x"), NSMUC, "history"), s.opts.HistoryOnJoin, time.Now())
 	s.sendHistory(ctx, c, userID, full, limit, since)
 	s.router.Route(ctx, addressed(s.subjectMessage(c), s.subjectFrom(c), full))
@@ -425,7 +423,7 @@ func (s *Service) broadcastPresence(ctx context.Context, c *Chat, r *room, o *oc
 	p := s.withSiblings(c, r, o, s.occupantPresence(c, o, false))
 	for _, full := range r.snapshot() {
 		if full != except {
-			s.router.Route(ctx, addressed(p, attr(p, "from"), full))
+			s.sendPresence(ctx, c, p, attr(p, "from"), full)
 		}
 	}
 }
@@ -452,7 +450,7 @@ func (s *Service) leave(ctx context.Context, c *Chat, full string, e *xmppcore.E
 	if o == nil {
 		return
 	}
-	s.router.Route(ctx, addressed(s.occupantPresence(c, o, true, append(statuses, "110")...), s.RoomJID(c)+"/"+o.nick, full))
+	s.sendPresence(ctx, c, s.occupantPresence(c, o, true, append(statuses, "110")...), s.RoomJID(c)+"/"+o.nick, full)
 	s.announceLeave(ctx, c, r, o, statuses...)
 	s.dropIfEmpty(c.ID, r)
 }

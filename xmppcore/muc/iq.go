@@ -137,7 +137,11 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 	if c.Password != "" {
 		secured = "muc_passwordprotected"
 	}
-	features := []string{NSMUC, "muc_persistent", "muc_nonanonymous", "muc_unmoderated", secured,
+	anonymity := "muc_nonanonymous"
+	if c.Whois == WhoisModerators {
+		anonymity = "muc_semianonymous"
+	}
+	features := []string{NSMUC, "muc_persistent", anonymity, "muc_unmoderated", secured,
 		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo, NSVCard, xmppcore.NSRetract, NSOccupantID}
 	if c.Type == TypeOpen {
 		features = append(features, "muc_open", "muc_public")
@@ -292,6 +296,11 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 			add(pb, add(el(NSData, "option", "label", role), text(NSData, "value", role)))
 		}
 		add(form, pb)
+		whois := field("list-single", "muc#roomconfig_whois", "Who may discover real JIDs", c.Whois)
+		for _, w := range []string{WhoisModerators, WhoisAnyone} {
+			add(whois, add(el(NSData, "option", "label", w), text(NSData, "value", w)))
+		}
+		add(form, whois)
 		colors := field("list-single", "x-vestnik#color", "Color", c.Color)
 		for _, col := range Colors {
 			add(colors, add(el(NSData, "option", "label", col), text(NSData, "value", col)))
@@ -318,12 +327,22 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		// the first form (XEP-0045 §10.1): the default configuration
 		// (an instant room, or a form that does not say) is an open
 		// chat, as Prosody and ejabberd make a public room.
+		// Such a room shows real JIDs to its owner only, unless the form
+		// says anyone (muc#roomconfig_whois; XEP-0045's semi-anonymous
+		// default, as Prosody and ejabberd have it); chats made in the web
+		// client or over REST are non-anonymous.
 		if s.unlock(c.ID) {
 			if _, ok := vals["muc#roomconfig_membersonly"]; !ok {
 				if _, ok := vals["muc#roomconfig_publicroom"]; !ok {
 					vals["muc#roomconfig_membersonly"] = "0"
 				}
 			}
+			if _, ok := vals["muc#roomconfig_whois"]; !ok {
+				vals["muc#roomconfig_whois"] = WhoisModerators
+			}
+		}
+		if v, ok := vals["muc#roomconfig_whois"]; ok && (v == WhoisAnyone || v == WhoisModerators) {
+			up.Whois = &v
 		}
 		if v, ok := vals["muc#roomconfig_roomname"]; ok {
 			up.Title = &v
@@ -378,7 +397,7 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		s.router.Route(ctx, iqResult(iq, nil))
 		flush()
 		changed := nc.Title != c.Title || nc.Description != c.Description || nc.Type != c.Type || nc.Color != c.Color
-		if !changed && (whois || nc.Password != c.Password || nc.ShowOffline != c.ShowOffline) {
+		if !changed && (whois || nc.Password != c.Password || nc.ShowOffline != c.ShowOffline || nc.Whois != c.Whois) {
 			s.roomNotice(ctx, nc, "104")
 		}
 	}

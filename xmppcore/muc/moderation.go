@@ -245,7 +245,7 @@ func (s *Service) eject(ctx context.Context, c *Chat, userID, actor int64, reaso
 		return p
 	}
 	for _, o := range gone {
-		s.router.Route(ctx, addressed(decorate(s.occupantPresence(c, o, true, "110", code)), s.RoomJID(c)+"/"+o.nick, o.full))
+		s.sendPresence(ctx, c, decorate(s.occupantPresence(c, o, true, "110", code)), s.RoomJID(c)+"/"+o.nick, o.full)
 		s.announceLeaveWith(ctx, c, r, o, decorate, code)
 	}
 	s.dropIfEmpty(c.ID, r)

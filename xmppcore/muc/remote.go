@@ -112,18 +112,18 @@ func (s *Service) remoteOccupant(ctx context.Context, n *xmppcore.Element) {
 		// A nick change: the old nick leaves.
 		p := s.occupantPresence(c, old, true, "303")
 		setAttr(child(p, NSMUCUser, "x").Children[0], "nick", o.nick)
-		s.toLocal(ctx, r, p)
+		s.toLocal(ctx, c, r, p)
 	}
-	s.toLocal(ctx, r, s.occupantPresence(c, o, left))
+	s.toLocal(ctx, c, r, s.occupantPresence(c, o, left))
 	if left {
 		s.dropIfEmpty(chatID, r)
 	}
 }
 
 // toLocal sends a room presence to the occupants joined through this node.
-func (s *Service) toLocal(ctx context.Context, r *room, p *xmppcore.Element) {
+func (s *Service) toLocal(ctx context.Context, c *Chat, r *room, p *xmppcore.Element) {
 	for _, full := range r.snapshot() {
-		s.router.Route(ctx, addressed(p, attr(p, "from"), full))
+		s.sendPresence(ctx, c, p, attr(p, "from"), full)
 	}
 }
 

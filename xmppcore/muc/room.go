@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
 )
@@ -373,19 +375,13 @@ func (s *Service) affiliationChanged(ctx context.Context, c *Chat, userID, actor
 	sort.Slice(mine, func(i, j int) bool { return mine[i].full < mine[j].full })
 	for i := range mine {
 		o := &mine[i]
-		s.router.Route(ctx, addressed(actorIn(s.occupantPresence(c, o, false, "110"), false), s.RoomJID(c)+"/"+o.nick, o.full))
+		s.sendPresence(ctx, c, actorIn(s.occupantPresence(c, o, false, "110"), false), s.RoomJID(c)+"/"+o.nick, o.full)
 		s.shareOccupant(c, o, false)
-		p := s.occupantPresence(c, o, false)
-		plain, mods := actorIn(p, false), actorIn(p, true)
+		p := actorIn(s.occupantPresence(c, o, false), true)
 		for _, other := range r.list() {
-			if other.userID == userID {
-				continue
+			if other.userID != userID {
+				s.sendPresence(ctx, c, p, attr(p, "from"), other.full)
 			}
-			q := plain
-			if other.userID == c.OwnerID {
-				q = mods
-			}
-			s.router.Route(ctx, addressed(q, attr(q, "from"), other.full))
 		}
 	}
 }
@@ -455,6 +451,71 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 	return p
 }
 
+// sendPresence sends a room presence from the occupant JID from to the
+// session to, as that session may see it (forViewer).
+func (s *Service) sendPresence(ctx context.Context, c *Chat, p *xmppcore.Element, from, to string) {
+	s.router.Route(ctx, addressed(s.forViewer(ctx, c, p, to), from, to))
+}
+
+// forViewer is a room presence as the session to may see it: in a
+// semi-anonymous room (WhoisModerators) only the owner and the server's
+// admins see real JIDs; anyone else sees the items (and actors) without
+// them, but for their own session's.
+func (s *Service) forViewer(ctx context.Context, c *Chat, p *xmppcore.Element, to string) *xmppcore.Element {
+	if c.Whois != WhoisModerators {
+		return p
+	}
+	x := child(p, NSMUCUser, "x")
+	if x == nil || s.seesJIDs(ctx, c, to) {
+		return p
+	}
+	hides := func(e *xmppcore.Element) bool { return e.HasAttr("jid") && attr(e, "jid") != to }
+	hidden := false
+	for _, it := range x.Children {
+		if it.Name.Local != "item" {
+			continue
+		}
+		hidden = hidden || hides(it)
+		for _, a := range it.Children {
+			hidden = hidden || a.Name.Local == "actor" && hides(a)
+		}
+	}
+	if !hidden {
+		return p
+	}
+	out := p.Copy()
+	for _, it := range child(out, NSMUCUser, "x").Children {
+		if it.Name.Local != "item" {
+			continue
+		}
+		if hides(it) {
+			it.RemoveAttr("jid")
+		}
+		for _, a := range it.Children {
+			if a.Name.Local == "actor" && hides(a) {
+				a.RemoveAttr("jid")
+			}
+		}
+	}
+	return out
+}
+
+// seesJIDs reports whether the session full is the owner's or a server
+// admin's: who sees real JIDs in a semi-anonymous room.
+func (s *Service) seesJIDs(ctx context.Context, c *Chat, full string) bool {
+	j, err := jid.Parse(full)
+	if err != nil || j.Domainpart() != s.opts.Domain {
+		return false
+	}
+	for _, a := range s.opts.Admins {
+		if a == j.Localpart() {
+			return true
+		}
+	}
+	owner, err := s.cache.byID(ctx, c.OwnerID)
+	return err == nil && owner.Login == j.Localpart()
+}
+
 // occupantID is a user's XEP-0421 occupant id in a chat: the same for
 // every session and nick of the user in that room, different between
 // rooms, and telling nothing by itself (rooms are non-anonymous anyway:
@@ -515,7 +576,7 @@ func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *oc
 		p = decorate(p)
 	}
 	for _, full := range r.snapshot() {
-		s.router.Route(ctx, addressed(p, attr(p, "from"), full))
+		s.sendPresence(ctx, c, p, attr(p, "from"), full)
 	}
 }
 
@@ -623,7 +684,7 @@ func (s *Service) Destroy(ctx context.Context, actor, chatID int64, reason, alt 
 			}
 			p := add(el(nsClient, "presence", "type", "unavailable"),
 				add(el(NSMUCUser, "x"), d, el(NSMUCUser, "item", "affiliation", aff, "jid", o.full, "role", "none"), el(NSMUCUser, "status", "code", "110")))
-			s.router.Route(ctx, addressed(p, s.RoomJID(c)+"/"+o.nick, o.full))
+			s.sendPresence(ctx, c, p, s.RoomJID(c)+"/"+o.nick, o.full)
 		}
 		s.dropIfEmpty(c.ID, r)
 	}

@@ -56,6 +56,12 @@ const (
 	TypeClosed = "closed" // members only; a member invites
 )
 
+// Who sees occupants' real JIDs in a chat's room (Chat.Whois).
+const (
+	WhoisAnyone     = "anyone"
+	WhoisModerators = "moderators"
+)
+
 // Member roles as stored in chat_members.role.
 const (
 	RoleOwner  = "owner"
@@ -103,10 +109,14 @@ type Chat struct {
 	// ShowOffline: a joining occupant gets the presence (unavailable) of
 	// the members with a reserved nick who are not in the room
 	// (muc#roomconfig_presencebroadcast with "none").
-	ShowOffline bool      `db:"show_offline"`
-	CreatedAt   time.Time `db:"-"`
-	UpdatedAt   time.Time `db:"-"`
-	Members     []Member  `db:"-"`
+	ShowOffline bool `db:"show_offline"`
+	// Whois is who sees the occupants' real JIDs in the room: WhoisAnyone
+	// (a non-anonymous room) or WhoisModerators (the owner; a
+	// semi-anonymous room, muc#roomconfig_whois).
+	Whois     string    `db:"whois"`
+	CreatedAt time.Time `db:"-"`
+	UpdatedAt time.Time `db:"-"`
+	Members   []Member  `db:"-"`
 }
 
 // IsMember reports whether userID is in c.Members.
@@ -451,7 +461,7 @@ type chatRow struct {
 	UpdatedAt int64 `db:"updated_at"`
 }
 
-const chatCols = `id, room, title, description, color, type, owner_id, avatar_type, password, show_offline, created_at, updated_at`
+const chatCols = `id, room, title, description, color, type, owner_id, avatar_type, password, show_offline, whois, created_at, updated_at`
 
 func (r chatRow) chat() Chat {
 	c := r.Chat
@@ -499,7 +509,7 @@ func (s *Store) forPost(ctx context.Context, chatID, userID int64) (*Chat, error
 		JoinedAt sql.NullInt64  `db:"joined_at"`
 	}
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT c.id, c.room, c.title, c.description, c.color, c.type, c.owner_id,
-		c.avatar_type, c.password, c.show_offline, c.created_at, c.updated_at, m.role, m.joined_at
+		c.avatar_type, c.password, c.show_offline, c.whois, c.created_at, c.updated_at, m.role, m.joined_at
 		FROM chats c LEFT JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?`), userID, chatID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -710,6 +720,8 @@ type Update struct {
 	OwnerID *int64
 	// ShowOffline: see Chat.ShowOffline.
 	ShowOffline *bool
+	// Whois: WhoisAnyone or WhoisModerators (Chat.Whois).
+	Whois *string
 }
 
 // Update validates and applies u and returns the updated chat.
@@ -757,6 +769,13 @@ func (s *Store) Update(ctx context.Context, chatID int64, u Update) (*Chat, erro
 	if u.OwnerID != nil {
 		sets = append(sets, "owner_id = ?")
 		args = append(args, *u.OwnerID)
+	}
+	if u.Whois != nil {
+		if *u.Whois != WhoisAnyone && *u.Whois != WhoisModerators {
+			return nil, invalid("whois", "unknown_whois", "whois must be %q or %q", WhoisAnyone, WhoisModerators)
+		}
+		sets = append(sets, "whois = ?")
+		args = append(args, *u.Whois)
 	}
 	if u.ShowOffline != nil {
 		v := 0
