@@ -8,6 +8,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
 	"vestnik/xmppcore/mam"
 	"vestnik/xmppcore/muc"
@@ -227,4 +228,99 @@ func archived(page *mam.Page, body string) bool {
 		}
 	}
 	return false
+}
+
+// In a cluster a reader's own node announces their membership when
+// another node made it: petrova reads through node A, joins through node
+// B (REST, the web client); the owner on B and she on A see her presence
+// with affiliation member.
+func TestReaderJoinsOnAnotherNode(t *testing.T) {
+	db := dbtest.Open(t, migrations.Postgres)
+	ctx := context.Background()
+	a := newClusterWorld(t, db, "rd_a")
+	b := newClusterWorld(t, db, "rd_b")
+	ivanov, petrova := a.user(t, "ivanov"), a.user(t, "petrova")
+	c, err := a.chats.Create(ctx, 0, muc.NewChat{Title: "Общий", Type: muc.TypeOpen, OwnerID: ivanov.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := a.chats.RoomJID(c)
+	i := b.login(t, "ivanov", "pc")
+	join(i, room, "Иван")
+	p := a.login(t, "petrova", "pc")
+	if self := join(p, room, "Мария"); !strings.Contains(self, "affiliation='none'") {
+		t.Fatalf("reader's self-presence: %s", self)
+	}
+	i.Expect("from='"+room+"/Мария'", "affiliation='none'")
+	if _, err := b.chats.Join(ctx, petrova.ID, c.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("from='"+room+"/Мария'", "affiliation='member'", "code='110'")
+	i.Expect("from='"+room+"/Мария'", "affiliation='member'")
+	i.ExpectNone(300*time.Millisecond, "<message id='aff-")
+}
+
+// A room created by joining is semi-anonymous unless its form says
+// whois anyone: real JIDs in presence reach the owner only; several
+// sessions under one nick are one presence listing each; with
+// presencebroadcast "none" a joiner sees the absent members by their
+// reserved nick; a description change reaches occupants as the subject,
+// not also as a notice.
+func TestSemiAnonymousRoomAndAbsentMembers(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		o := w.login(t, "petrova", "pc")
+		room := "porch@conference." + domain
+		join(o, room, "Owner")
+		submitConfig(o, room, "cfg", `<field var='muc#roomconfig_presencebroadcast'><value>moderator</value><value>participant</value><value>none</value></field>`)
+		o.Send(`<iq type='get' id='info' to='` + room + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+		if info := o.Expect("id='info'", "type='result'"); !strings.Contains(info, "muc_semianonymous") {
+			t.Fatalf("disco#info of a room created by joining: %s", info)
+		}
+		s := w.login(t, "smirnov", "pc")
+		join(s, room, "Лёша")
+		if own := o.Expect("from='"+room+"/Лёша'", "muc#user"); !strings.Contains(own, "jid='smirnov@") {
+			t.Fatalf("the owner sees: %s", own)
+		}
+		k := w.login(t, "kozlov", "pc")
+		join(k, room, "Козлов")
+		for _, st := range k.Seen {
+			if strings.Contains(st, "from='"+room+"/Owner'") && strings.Contains(st, "jid=") {
+				t.Fatalf("a participant saw the owner's JID: %s", st)
+			}
+		}
+		// A second session of smirnov under his nick: one presence, both items.
+		s2 := w.login(t, "smirnov", "phone")
+		join(s2, room, "Лёша")
+		both := o.Expect("from='"+room+"/Лёша'", "muc#user", "</item><item")
+		if strings.Count(both, "jid='smirnov@") != 2 {
+			t.Fatalf("one nick, two sessions: %s", both)
+		}
+		// smirnov becomes a member and reserves his nick, then leaves: a
+		// joiner gets his absent presence (unavailable, role none).
+		speak(s, room, "Лёша")
+		s.Send(`<iq type='set' id='reg' to='` + room + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>
+			<field var='muc#register_roomnick'><value>Лёша</value></field></x></query></iq>`)
+		s.Expect("id='reg'", "type='result'")
+		for _, cl := range []*client{s, s2} {
+			cl.Send(`<presence type='unavailable' to='` + room + `/Лёша'/>`)
+			cl.Expect("type='unavailable'", "code='110'")
+		}
+		n := w.login(t, "novikova", "pc")
+		join(n, room, "Нина")
+		absent := ""
+		for _, st := range n.Seen {
+			if strings.Contains(st, "from='"+room+"/Лёша'") {
+				absent = st
+			}
+		}
+		if !strings.Contains(absent, "type='unavailable'") || !strings.Contains(absent, "affiliation='member'") ||
+			!strings.Contains(absent, "role='none'") || strings.Contains(absent, "jid=") {
+			t.Fatalf("absent member to a participant: %q", absent)
+		}
+		// The description: the subject, and no notice body.
+		o.Send(`<message to='` + room + `' type='groupchat'><subject>Новая тема</subject></message>`)
+		n.Expect("<subject>Новая тема</subject>")
+		n.ExpectNone(300*time.Millisecond, "changed the chat")
+	})
 }
