@@ -82,8 +82,11 @@ func (s *Service) HandleCluster(ctx context.Context, msg *xmppcore.Element) {
 		// A chat changed on another node: this node's followers, and
 		// the occupants here of users who became members.
 		s.emitLocal(ctx, msg)
-		if ev.Kind == EventMembersAdded {
+		switch {
+		case ev.Kind == EventMembersAdded:
 			s.membersAddedElsewhere(ctx, ev.Chat.ID, ev.Users)
+		case ev.Kind == EventMemberRemoved, ev.Kind == EventEdited && ev.Chat.Type == TypeClosed:
+			s.outElsewhere(ctx, ev)
 		}
 		return
 	}
@@ -128,5 +131,31 @@ func (s *Service) membersAddedElsewhere(ctx context.Context, chatID int64, users
 	}
 	for _, u := range here {
 		s.affiliationChanged(ctx, c, u, 0)
+	}
+}
+
+// outElsewhere applies to the occupants joined through this node what
+// another node decided: members it removed leave the room (321), and a
+// chat it made closed loses its readers (322).
+func (s *Service) outElsewhere(ctx context.Context, ev ChatEvent) {
+	r := s.room(ev.Chat.ID, false)
+	if r == nil {
+		return
+	}
+	c, err := s.store.Get(ctx, ev.Chat.ID)
+	if err != nil {
+		s.log.Warn("cluster: change of an unknown chat", "chat", ev.Chat.ID, "err", err)
+		return
+	}
+	if ev.Kind == EventMemberRemoved {
+		for _, u := range ev.Users {
+			if r.nickOf(u) != "" && !c.IsMember(u) {
+				s.eject(ctx, c, u, ev.Actor, "", "321")
+			}
+		}
+		return
+	}
+	if c.Type == TypeClosed {
+		s.readersOut(ctx, c, ev.Actor)
 	}
 }

@@ -233,7 +233,8 @@ func archived(page *mam.Page, body string) bool {
 // In a cluster a reader's own node announces their membership when
 // another node made it: petrova reads through node A, joins through node
 // B (REST, the web client); the owner on B and she on A see her presence
-// with affiliation member.
+// with affiliation member. A chat closed or a member removed on node B
+// takes the reader (322) and the member (321) out on node A.
 func TestReaderJoinsOnAnotherNode(t *testing.T) {
 	db := dbtest.Open(t, migrations.Postgres)
 	ctx := context.Background()
@@ -258,6 +259,28 @@ func TestReaderJoinsOnAnotherNode(t *testing.T) {
 	p.Expect("from='"+room+"/Мария'", "affiliation='member'", "code='110'")
 	i.Expect("from='"+room+"/Мария'", "affiliation='member'")
 	i.ExpectNone(300*time.Millisecond, "<message id='aff-")
+
+	// Node B closes the chat: the reader on node A is taken out (322);
+	// node B removes petrova: she leaves the room on node A (321).
+	k := a.login(t, "kozlov", "pc")
+	join(k, room, "Козлов")
+	i.Expect("from='"+room+"/Козлов'", "affiliation='none'")
+	closed := muc.TypeClosed
+	if _, err := b.chats.Update(ctx, ivanov.ID, c.ID, muc.Update{Type: &closed}); err != nil {
+		t.Fatal(err)
+	}
+	k.Expect("type='unavailable'", "code='322'", "code='110'")
+	if err := b.chats.RemoveMember(ctx, ivanov.ID, c.ID, petrova.ID); err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("type='unavailable'", "code='321'", "code='110'")
+	deadline := time.Now().Add(3 * time.Second)
+	for len(a.chats.Occupants(c.ID)) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if occ := a.chats.Occupants(c.ID); len(occ) != 0 {
+		t.Fatalf("node A's occupants of the closed chat: %v", occ)
+	}
 }
 
 // A room created by joining is semi-anonymous unless its form says
