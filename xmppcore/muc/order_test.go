@@ -120,6 +120,12 @@ func TestMembershipProtocolOrder(t *testing.T) {
 			t.Fatalf("kick presence: %s", k)
 		}
 		o.Expect("id='kick'", "type='result'")
+		// The 321 presence said it: no affiliation message besides.
+		for _, st := range o.Seen {
+			if strings.Contains(st, "id='aff-") && strings.Contains(st, "affiliation='none'") {
+				t.Fatalf("an affiliation message for a member removed in the room: %s", st)
+			}
+		}
 	})
 }
 

@@ -330,10 +330,19 @@ func (s *Service) removeMember(ctx context.Context, actor, chatID, userID int64)
 	if err := s.store.RemoveMember(ctx, chatID, userID); err != nil {
 		return err
 	}
+	// In the room, the 321 presence says it; else the owner gets the
+	// affiliation message (XEP-0045 §9.4), not both.
+	inRoom := false
+	if r := s.room(c.ID, false); r != nil {
+		inRoom = r.nickOf(userID) != ""
+	}
 	s.kick(ctx, c, userID, actor)
 	s.memberChanged(ctx, userID, c, false)
-	if t, err := s.cache.byID(ctx, userID); err == nil {
-		s.announceAffiliation(ctx, c, t, "none")
+	if t, err := s.cache.byID(ctx, userID); err == nil && !inRoom {
+		// A ban announced itself (outcast, 301).
+		if banned, _ := s.store.IsOutcast(ctx, chatID, userID); !banned {
+			s.announceAffiliation(ctx, c, t, "none")
+		}
 	}
 	nc, err := s.store.Get(ctx, chatID)
 	if err != nil {
