@@ -300,7 +300,7 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 				// room; it gets the whole join again (occupants,
 				// itself, history, subject), the others an update.
 				s.broadcastPresence(ctx, c, r, cur, full)
-				s.sendOccupants(ctx, c, r, full)
+				s.sendOccupants(ctx, c, r, full, nick)
 				s.sendJoinState(ctx, c, u.ID, cur, e, false)
 				return
 			}
@@ -326,8 +326,8 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		return
 	}
 	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e, joined: time.Now().UnixNano(), node: s.node, password: given}
-	s.sendOccupants(ctx, c, r, full)
-	s.sendAbsentMembers(ctx, c, r, full)
+	s.sendOccupants(ctx, c, r, full, nick)
+	s.sendAbsentMembers(ctx, c, r, full, u.ID)
 	r.mu.Lock()
 	r.occupants[full] = o
 	r.mu.Unlock()
@@ -338,13 +338,15 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 
 // sendOccupants sends the room's occupants' presence to a joining session
 // (at most MaxJoinPresences, owner first, so that a big room does not
-// overflow its send queue), except its own.
-func (s *Service) sendOccupants(ctx context.Context, c *Chat, r *room, full string) {
+// overflow its send queue), except its own nick's.
+func (s *Service) sendOccupants(ctx context.Context, c *Chat, r *room, full, nick string) {
 	others := append(r.list(), r.remoteList()...)
 	sort.SliceStable(others, func(i, j int) bool { return others[i].userID == c.OwnerID && others[j].userID != c.OwnerID })
 	n := 0
 	for _, other := range others {
-		if other.full == full {
+		if other.full == full || other.nick == nick {
+			// Its own nick's other sessions are items of its
+			// self-presence (sendJoinState).
 			continue
 		}
 		if n++; n > MaxJoinPresences {
@@ -355,13 +357,13 @@ func (s *Service) sendOccupants(ctx context.Context, c *Chat, r *room, full stri
 }
 
 // sendAbsentMembers sends a joining session the presence (unavailable,
-// role none) of the members with a reserved nick who are not in the room,
+// role none) of the other members with a reserved nick who are not in the room,
 // when the chat shows them (Chat.ShowOffline: presencebroadcast "none").
-func (s *Service) sendAbsentMembers(ctx context.Context, c *Chat, r *room, full string) {
+func (s *Service) sendAbsentMembers(ctx context.Context, c *Chat, r *room, full string, joiner int64) {
 	if !c.ShowOffline {
 		return
 	}
-	here := make(map[int64]bool)
+	here := map[int64]bool{joiner: true}
 	for _, o := range append(r.list(), r.remoteList()...) {
 		here[o.userID] = true
 	}
@@ -396,7 +398,11 @@ func (s *Service) sendJoinState(ctx context.Context, c *Chat, userID int64, o *o
 	if created {
 		self = append(self, "201")
 	}
-	s.sendPresence(ctx, c, s.occupantPresence(c, o, false, self...), s.RoomJID(c)+"/"+nick, full)
+	p := s.occupantPresence(c, o, false, self...)
+	if r := s.room(c.ID, false); r != nil {
+		p = s.withSiblings(c, r, o, p)
+	}
+	s.sendPresence(ctx, c, p, s.RoomJID(c)+"/"+nick, full)
 	limit, since := joinHistory(child(child(e, NSMUC, "x"), NSMUC, "history"), s.opts.HistoryOnJoin, time.Now())
 	s.sendHistory(ctx, c, userID, full, limit, since)
 	s.router.Route(ctx, addressed(s.subjectMessage(c), s.subjectFrom(c), full))

@@ -314,7 +314,16 @@ func TestSemiAnonymousRoomAndAbsentMembers(t *testing.T) {
 		}
 		// A second session of smirnov under his nick: one presence, both items.
 		s2 := w.login(t, "smirnov", "phone")
-		join(s2, room, "Лёша")
+		// The new session gets no presence of its own nick's other
+		// session: its self-presence lists both.
+		if self2 := join(s2, room, "Лёша"); strings.Count(self2, "<item") != 2 {
+			t.Fatalf("self-presence of a second session: %s", self2)
+		}
+		for _, st := range s2.Seen {
+			if strings.Contains(st, "from='"+room+"/Лёша'") {
+				t.Fatalf("a second session got its nick's presence before its own: %s", st)
+			}
+		}
 		both := o.Expect("from='"+room+"/Лёша'", "muc#user", "</item><item")
 		if strings.Count(both, "jid='smirnov@") != 2 {
 			t.Fatalf("one nick, two sessions: %s", both)
@@ -340,6 +349,13 @@ func TestSemiAnonymousRoomAndAbsentMembers(t *testing.T) {
 		if !strings.Contains(absent, "type='unavailable'") || !strings.Contains(absent, "affiliation='member'") ||
 			!strings.Contains(absent, "role='none'") || strings.Contains(absent, "jid=") {
 			t.Fatalf("absent member to a participant: %q", absent)
+		}
+		// Coming back, he is not told of himself as absent.
+		join(s, room, "Лёша")
+		for _, st := range s.Seen {
+			if strings.Contains(st, "from='"+room+"/Лёша'") && strings.Contains(st, "type='unavailable'") {
+				t.Fatalf("a member was told he is absent: %s", st)
+			}
 		}
 		// The description: the subject, and no notice body.
 		o.Send(`<message to='` + room + `' type='groupchat'><subject>Новая тема</subject></message>`)

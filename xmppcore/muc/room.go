@@ -297,10 +297,16 @@ func (s *Service) withSiblings(c *Chat, r *room, o *occupant, p *xmppcore.Elemen
 		return p
 	}
 	sort.Slice(sibs, func(i, j int) bool { return sibs[i].full < sibs[j].full })
+	// The siblings' items follow the occupant's own (before a 110).
 	cp := *x
-	cp.Children = append([]*xmppcore.Element(nil), x.Children...)
-	for i := range sibs {
-		cp.Children = append(cp.Children, s.occupantItem(c, &sibs[i]))
+	cp.Children = nil
+	for _, ch := range x.Children {
+		cp.Children = append(cp.Children, ch)
+		if ch.Name.Local == "item" {
+			for i := range sibs {
+				cp.Children = append(cp.Children, s.occupantItem(c, &sibs[i]))
+			}
+		}
 	}
 	out := *p
 	out.Children = make([]*xmppcore.Element, len(p.Children))
