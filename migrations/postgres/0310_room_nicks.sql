@@ -8,3 +8,6 @@ ALTER TABLE chats ADD COLUMN show_offline INTEGER NOT NULL DEFAULT 0;
 -- Who may see occupants' real JIDs (muc#roomconfig_whois): anyone, or
 -- moderators (the owner) only.
 ALTER TABLE chats ADD COLUMN whois TEXT NOT NULL DEFAULT 'anyone';
+-- A moderated room (muc#roomconfig_moderatedroom): who enters without
+-- being a member is a visitor until given voice or membership.
+ALTER TABLE chats ADD COLUMN moderated INTEGER NOT NULL DEFAULT 0;

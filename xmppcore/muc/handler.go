@@ -276,12 +276,12 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 			cur.nick, cur.presence = nick, e
 			r.mu.Unlock()
 			p := s.occupantPresence(c, &old, true, "303")
-			setAttr(child(p, NSMUCUser, "x").Children[0], "nick", nick)
+			setAttr(child(child(p, NSMUCUser, "x"), NSMUCUser, "item"), "nick", nick)
 			for _, o := range r.snapshot() {
 				pp := p
 				if o == full {
 					pp = s.occupantPresence(c, &old, true, "303", "110")
-					setAttr(child(pp, NSMUCUser, "x").Children[0], "nick", nick)
+					setAttr(child(child(pp, NSMUCUser, "x"), NSMUCUser, "item"), "nick", nick)
 				}
 				s.sendPresence(ctx, c, pp, s.RoomJID(c)+"/"+old.nick, o)
 			}
@@ -325,7 +325,9 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		s.dropIfEmpty(c.ID, r)
 		return
 	}
-	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e, joined: time.Now().UnixNano(), node: s.node, password: given}
+	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e, joined: time.Now().UnixNano(), node: s.node, password: given,
+		// In a moderated room who is not a member has no voice.
+		visitor: c.Moderated && !c.IsMember(u.ID)}
 	s.sendOccupants(ctx, c, r, full, nick)
 	s.sendAbsentMembers(ctx, c, r, full, u.ID)
 	r.mu.Lock()
@@ -544,7 +546,7 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 		return
 	}
 	if o.visitor {
-		s.reply(ctx, e, "auth", "forbidden", "a moderator took your voice in this room")
+		s.reply(ctx, e, "auth", "forbidden", "you have no voice in this room")
 		return
 	}
 	if len(body) > MaxBody {

@@ -141,7 +141,11 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 	if c.Whois == WhoisModerators {
 		anonymity = "muc_semianonymous"
 	}
-	features := []string{NSMUC, "muc_persistent", anonymity, "muc_unmoderated", secured,
+	moderation := "muc_unmoderated"
+	if c.Moderated {
+		moderation = "muc_moderated"
+	}
+	features := []string{NSMUC, "muc_persistent", anonymity, moderation, secured,
 		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo, NSVCard, xmppcore.NSRetract, NSOccupantID}
 	if c.Type == TypeOpen {
 		features = append(features, "muc_open", "muc_public")
@@ -275,12 +279,17 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		if c.Password != "" {
 			protected = "1"
 		}
+		moderated := "0"
+		if c.Moderated {
+			moderated = "1"
+		}
 		form := dataForm("form", NSRoomConfig,
 			field("text-single", "muc#roomconfig_roomname", "Title", c.Title),
 			field("text-multi", "muc#roomconfig_roomdesc", "Description", c.Description),
 			field("boolean", "muc#roomconfig_membersonly", "Closed chat: members only, invitation by a member", members),
 			field("boolean", "muc#roomconfig_publicroom", "Listed in the room directory", public),
 			field("boolean", "muc#roomconfig_persistentroom", "Persistent", "1"),
+			field("boolean", "muc#roomconfig_moderatedroom", "Moderated: who is not a member enters without voice", moderated),
 			field("boolean", "muc#roomconfig_passwordprotectedroom", "Password for those who are not members yet", protected),
 			field("text-private", "muc#roomconfig_roomsecret", "Password", c.Password),
 		)
@@ -344,6 +353,10 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		if v, ok := vals["muc#roomconfig_whois"]; ok && (v == WhoisAnyone || v == WhoisModerators) {
 			up.Whois = &v
 		}
+		if v, ok := vals["muc#roomconfig_moderatedroom"]; ok {
+			m := formTrue(v)
+			up.Moderated = &m
+		}
 		if v, ok := vals["muc#roomconfig_roomname"]; ok {
 			up.Title = &v
 		}
@@ -397,7 +410,7 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		s.router.Route(ctx, iqResult(iq, nil))
 		flush()
 		changed := nc.Title != c.Title || nc.Description != c.Description || nc.Type != c.Type || nc.Color != c.Color
-		if !changed && (whois || nc.Password != c.Password || nc.ShowOffline != c.ShowOffline || nc.Whois != c.Whois) {
+		if !changed && (whois || nc.Password != c.Password || nc.ShowOffline != c.ShowOffline || nc.Whois != c.Whois || nc.Moderated != c.Moderated) {
 			s.roomNotice(ctx, nc, "104")
 		}
 	}

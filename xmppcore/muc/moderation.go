@@ -196,6 +196,22 @@ func (s *Service) SetVoice(ctx context.Context, actor int64, c *Chat, nick strin
 	return nil
 }
 
+// giveVoice makes the sessions of userID in the room participants (a
+// visitor of a moderated room who became a member).
+func (s *Service) giveVoice(chatID, userID int64) {
+	r := s.room(chatID, false)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	for _, o := range r.occupants {
+		if o.userID == userID {
+			o.visitor = false
+		}
+	}
+	r.mu.Unlock()
+}
+
 // occupantByNick returns the user joined under nick, 0 if none.
 func (s *Service) occupantByNick(chatID int64, nick string) int64 {
 	r := s.room(chatID, false)

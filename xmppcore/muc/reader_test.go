@@ -363,3 +363,33 @@ func TestSemiAnonymousRoomAndAbsentMembers(t *testing.T) {
 		n.ExpectNone(300*time.Millisecond, "changed the chat")
 	})
 }
+
+// In a moderated room a reader enters without voice (visitor) and cannot
+// post; a nick change keeps the role and names the new nick in the item;
+// being made a member gives voice.
+func TestModeratedRoomReaders(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		w := newWorld(t, db)
+		o := w.login(t, "petrova", "pc")
+		room := "stage@conference." + domain
+		join(o, room, "Owner")
+		submitConfig(o, room, "cfg", `<field var='muc#roomconfig_moderatedroom'><value>1</value></field>`)
+		k := w.login(t, "kozlov", "pc")
+		if self := join(k, room, "Козлов"); !strings.Contains(self, "role='visitor'") || !strings.Contains(self, "affiliation='none'") {
+			t.Fatalf("a reader of a moderated room: %s", self)
+		}
+		k.Send(`<message to='` + room + `' type='groupchat' id='m1'><body>можно?</body></message>`)
+		k.Expect("id='m1'", "type='error'", "forbidden")
+		k.Send(`<presence to='` + room + `/Коля'/>`)
+		if gone := k.Expect("from='"+room+"/Козлов'", "type='unavailable'", "code='303'"); !strings.Contains(gone, "<item affiliation='none' role='visitor'") ||
+			!strings.Contains(gone, "nick='Коля'></item>") || strings.Contains(gone, "code='303' nick=") {
+			t.Fatalf("nick change of a visitor: %s", gone)
+		}
+		k.Expect("from='"+room+"/Коля'", "code='110'", "role='visitor'")
+		o.Send(`<iq type='set' id='grant' to='` + room + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='kozlov@` + domain + `'/></query></iq>`)
+		k.Expect("from='"+room+"/Коля'", "affiliation='member'", "role='participant'", "code='110'")
+		o.Expect("id='grant'", "type='result'")
+		k.Send(`<message to='` + room + `' type='groupchat' id='m2'><body>спасибо</body></message>`)
+		k.Expect("id='m2'", "спасибо")
+	})
+}

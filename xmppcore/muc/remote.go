@@ -111,7 +111,7 @@ func (s *Service) remoteOccupant(ctx context.Context, n *xmppcore.Element) {
 	if !left && old != nil && old.nick != o.nick {
 		// A nick change: the old nick leaves.
 		p := s.occupantPresence(c, old, true, "303")
-		setAttr(child(p, NSMUCUser, "x").Children[0], "nick", o.nick)
+		setAttr(child(child(p, NSMUCUser, "x"), NSMUCUser, "item"), "nick", o.nick)
 		s.toLocal(ctx, c, r, p)
 	}
 	s.toLocal(ctx, c, r, s.occupantPresence(c, o, left))

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -430,8 +431,9 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 		removed = removed || st == "321"
 	}
 	item := s.occupantItem(c, o)
-	if unavailable {
-		// Who leaves has no role any more (XEP-0045 §7.14).
+	if unavailable && !slices.Contains(statuses, "303") {
+		// Who leaves has no role any more (XEP-0045 §7.14); a nick
+		// change (303) keeps it.
 		setAttr(item, "role", "none")
 	}
 	if removed {

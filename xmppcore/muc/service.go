@@ -275,8 +275,12 @@ func (s *Service) membersAdded(ctx context.Context, c *Chat, added []int64, acto
 	}
 	for _, u := range added {
 		// Who reads the room becomes a member: their presence says so
-		// first, then their bookmark comes.
+		// first (with voice, in a moderated room), then their bookmark
+		// comes.
 		if nc != nil {
+			if nc.Moderated {
+				s.giveVoice(nc.ID, u)
+			}
 			s.affiliationChanged(ctx, nc, u, actor)
 		}
 		s.memberChanged(ctx, u, c, true)

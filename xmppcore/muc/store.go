@@ -113,7 +113,10 @@ type Chat struct {
 	// Whois is who sees the occupants' real JIDs in the room: WhoisAnyone
 	// (a non-anonymous room) or WhoisModerators (the owner; a
 	// semi-anonymous room, muc#roomconfig_whois).
-	Whois     string    `db:"whois"`
+	Whois string `db:"whois"`
+	// Moderated: who enters without being a member is a visitor (no
+	// voice) until the owner gives voice or membership.
+	Moderated bool      `db:"moderated"`
 	CreatedAt time.Time `db:"-"`
 	UpdatedAt time.Time `db:"-"`
 	Members   []Member  `db:"-"`
@@ -461,7 +464,7 @@ type chatRow struct {
 	UpdatedAt int64 `db:"updated_at"`
 }
 
-const chatCols = `id, room, title, description, color, type, owner_id, avatar_type, password, show_offline, whois, created_at, updated_at`
+const chatCols = `id, room, title, description, color, type, owner_id, avatar_type, password, show_offline, whois, moderated, created_at, updated_at`
 
 func (r chatRow) chat() Chat {
 	c := r.Chat
@@ -509,7 +512,7 @@ func (s *Store) forPost(ctx context.Context, chatID, userID int64) (*Chat, error
 		JoinedAt sql.NullInt64  `db:"joined_at"`
 	}
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT c.id, c.room, c.title, c.description, c.color, c.type, c.owner_id,
-		c.avatar_type, c.password, c.show_offline, c.whois, c.created_at, c.updated_at, m.role, m.joined_at
+		c.avatar_type, c.password, c.show_offline, c.whois, c.moderated, c.created_at, c.updated_at, m.role, m.joined_at
 		FROM chats c LEFT JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?`), userID, chatID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -722,6 +725,8 @@ type Update struct {
 	ShowOffline *bool
 	// Whois: WhoisAnyone or WhoisModerators (Chat.Whois).
 	Whois *string
+	// Moderated: see Chat.Moderated.
+	Moderated *bool
 }
 
 // Update validates and applies u and returns the updated chat.
@@ -776,6 +781,14 @@ func (s *Store) Update(ctx context.Context, chatID int64, u Update) (*Chat, erro
 		}
 		sets = append(sets, "whois = ?")
 		args = append(args, *u.Whois)
+	}
+	if u.Moderated != nil {
+		v := 0
+		if *u.Moderated {
+			v = 1
+		}
+		sets = append(sets, "moderated = ?")
+		args = append(args, v)
 	}
 	if u.ShowOffline != nil {
 		v := 0
