@@ -27,8 +27,10 @@ func (s *Service) roomArchive(ctx context.Context, u *roster.User, from, to jid.
 		s.replyErr(ctx, iq, err)
 		return
 	}
+	// Who may read an open chat without being a member (a reader) finds
+	// its archive empty: history is the members'.
 	resp, err := s.archive.HandleQuery(ctx, s.dir, mam.Request{Viewer: u.ID, ChatID: c.ID, ArchiveJID: s.RoomJID(c),
-		To: from.String(), Query: payload, Get: attr(iq, "type") == "get"})
+		To: from.String(), Query: payload, Get: attr(iq, "type") == "get", Reader: c.Type == TypeOpen})
 	var me *mam.Error
 	if errors.As(err, &me) {
 		s.reply(ctx, iq, me.Type, me.Condition, me.Text)
