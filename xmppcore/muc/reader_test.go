@@ -61,6 +61,14 @@ func TestReadingIsNotJoining(t *testing.T) {
 		if list := i.Expect("id='ml'", "type='result'"); strings.Contains(list, "petrova@") || !strings.Contains(list, "smirnov@") {
 			t.Fatalf("member list: %s", list)
 		}
+		// The room's archive is empty to a reader (not an error).
+		p.Send(`<iq type='set' id='mam' to='` + room + `'><query xmlns='urn:xmpp:mam:2'/></iq>`)
+		if fin := p.Expect("id='mam'"); !strings.Contains(fin, "type='result'") || !strings.Contains(fin, "complete='true'") {
+			t.Fatalf("a reader's archive query: %s", fin)
+		}
+		if seen := strings.Join(p.Seen, "\n"); strings.Contains(seen, "до читателя") {
+			t.Fatalf("a reader got archived messages: %s", seen)
+		}
 
 		// Live messages reach the reader; a membership notice does not
 		// (XMPP says it natively), a plain system message does.
