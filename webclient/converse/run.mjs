@@ -167,6 +167,25 @@ await step('file upload (XEP-0363) from Converse.js', async () => {
   assert(got === 'привет из файла', 'downloaded ' + JSON.stringify(got));
 });
 
+// Reading is not joining: a room entered by presence alone is read
+// (affiliation none); Converse.js bookmarks a room it opens, and that
+// bookmark is the join: Ivan becomes a member and Converse.js sees its own
+// affiliation change.
+await step('an open chat opened in Converse.js: its bookmark makes Ivan a member', async () => {
+  const open = await rest('POST', '/chats', { title: 'Converse: курилка', description: '', color: 'GRAY', type: 'open', owner_id: '6', users: ['6'] });
+  const room = ((jid) => { const c = window.vestnikTest; return c.state?.chatboxes?.get(jid) || c.chatboxes?.get(jid); }).toString();
+  await page.evaluate(async (jid) => { await window.vestnikTest.api.rooms.open(jid, { nick: 'Иван' }); }, open.jid);
+  await until(([jid, src]) => {
+    const r = eval(src)(jid);
+    return r && r.session && r.session.get('connection_status') === 5 && r.getOwnOccupant?.()?.get('affiliation') === 'member';
+  }, [open.jid, room], 'member of ' + open.jid);
+  await until((jid) => { const c = window.vestnikTest; const b = c.state?.bookmarks || c.bookmarks; return b && b.get(jid); }, open.jid, 'bookmark of ' + open.jid);
+  const members = (await rest('GET', `/chats/${open.id}`)).members || [];
+  assert(members.some((m) => m.login === 'ivanov'), 'not a member after the bookmark: ' + JSON.stringify(members));
+  await page.evaluate(async ([jid, src]) => { await eval(src)(jid).sendMessage({ body: 'Я с вами' }); }, [open.jid, room]);
+  await until(([jid, src]) => eval(src)(jid).messages.models.some((m) => m.get('body') === 'Я с вами' && m.get('stanza_id ' + jid)), [open.jid, room], 'echo with a stanza-id');
+});
+
 await step('no errors in the console', async () => {
   // Converse.js fetches some assets from the Internet (none here).
   const serious = consoleErrors.filter((e) => !/favicon|sound|\.mp3|\.ogg|emoji|ERR_NAME_NOT_RESOLVED|status of 404/i.test(e));

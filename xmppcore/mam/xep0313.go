@@ -76,6 +76,10 @@ type Request struct {
 	// Get: the IQ is a get, which asks for the search form (XEP-0313
 	// §4.1.1); queries are sets.
 	Get bool
+	// Reader: the viewer may read the chat without being a member (a
+	// reader of an open chat): a room archive they have no window in is
+	// empty to them, not forbidden.
+	Reader bool
 }
 
 // Response is what the server sends: each of Results as a message, then
@@ -124,7 +128,7 @@ func (s *Store) HandleQuery(ctx context.Context, dir Directory, req Request) (*R
 			req.ChatID, req.Viewer); err != nil {
 			return nil, fmt.Errorf("mam: periods: %w", err)
 		}
-		if n == 0 {
+		if n == 0 && !req.Reader {
 			return nil, &Error{Type: "auth", Condition: "forbidden", Text: "not a member of this chat"}
 		}
 	}

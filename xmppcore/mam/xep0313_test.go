@@ -303,6 +303,12 @@ func TestMAMRoom(t *testing.T) {
 		if _, err := runMAM(t, s, dir, 4, 10, room, mamQuery("")); !isCondition(err, "forbidden") {
 			t.Errorf("outsider: %v, want forbidden", err)
 		}
+		// A reader of an open chat (no window) gets an empty, complete archive.
+		q, _ := stanza.Parse(mamQuery(""))
+		resp, err := s.HandleQuery(context.Background(), dir, Request{Viewer: 4, ChatID: 10, ArchiveJID: room, To: "u4@example.test/res", Query: q, Reader: true})
+		if err != nil || len(resp.Results) != 0 || resp.Fin.AttrValue("complete") != "true" {
+			t.Errorf("reader: %+v %v, want an empty complete page", resp, err)
+		}
 		if _, err := runMAM(t, s, dir, 3, 10, room, mamQuery(rsm(`<after>`+fmt.Sprint(w.c1.ID)+`</after>`))); !isCondition(err, "item-not-found") {
 			t.Errorf("RSM id outside the window: %v", err)
 		}

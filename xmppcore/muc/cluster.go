@@ -166,13 +166,20 @@ func (s *Service) HandleCluster(ctx context.Context, msg *xmppcore.Element) {
 	if msg.Name.Local != "message" || msg.AttrValue("type") != "groupchat" {
 		return
 	}
-	if _, ok := ParseChatEvent(msg); ok {
-		// A chat changed on another node: this node's followers. An event
-		// can come twice (on the chat's subject and on a new member's).
+	if ev, ok := ParseChatEvent(msg); ok {
+		// A chat changed on another node: this node's followers, and
+		// the occupants here of users who became members. An event can
+		// come twice (on the chat's subject and on a new member's).
 		if s.events.seen(attr(msg, "id")) {
 			return
 		}
 		s.emitLocal(ctx, msg)
+		switch {
+		case ev.Kind == EventMembersAdded:
+			s.membersAddedElsewhere(ctx, ev.Chat.ID, ev.Users)
+		case ev.Kind == EventMemberRemoved, ev.Kind == EventEdited && ev.Chat.Type == TypeClosed:
+			s.outElsewhere(ctx, ev)
+		}
 		return
 	}
 	v := msg.Child(NSVestnik, "chat")
@@ -222,4 +229,58 @@ func (r *recentIDs) seen(id string) bool {
 	r.next = (r.next + 1) % recentIDsMax
 	r.ids[id] = struct{}{}
 	return false
+}
+
+// membersAddedElsewhere announces the new affiliation of the occupants
+// joined through this node whose users another node made members (a
+// reader who joined by the web client, REST or a bookmark there): their
+// node owns their presence.
+func (s *Service) membersAddedElsewhere(ctx context.Context, chatID int64, users []int64) {
+	r := s.room(chatID, false)
+	if r == nil {
+		return
+	}
+	var here []int64
+	for _, u := range users {
+		if r.nickOf(u) != "" {
+			here = append(here, u)
+		}
+	}
+	if len(here) == 0 {
+		return
+	}
+	c, err := s.store.Get(ctx, chatID)
+	if err != nil {
+		s.log.Warn("cluster: members added to an unknown chat", "chat", chatID, "err", err)
+		return
+	}
+	for _, u := range here {
+		s.affiliationChanged(ctx, c, u, 0)
+	}
+}
+
+// outElsewhere applies to the occupants joined through this node what
+// another node decided: members it removed leave the room (321), and a
+// chat it made closed loses its readers (322).
+func (s *Service) outElsewhere(ctx context.Context, ev ChatEvent) {
+	r := s.room(ev.Chat.ID, false)
+	if r == nil {
+		return
+	}
+	c, err := s.store.Get(ctx, ev.Chat.ID)
+	if err != nil {
+		s.log.Warn("cluster: change of an unknown chat", "chat", ev.Chat.ID, "err", err)
+		return
+	}
+	if ev.Kind == EventMemberRemoved {
+		for _, u := range ev.Users {
+			if r.nickOf(u) != "" && !c.IsMember(u) {
+				s.eject(ctx, c, u, ev.Actor, "", "321")
+			}
+		}
+		return
+	}
+	if c.Type == TypeClosed {
+		s.readersOut(ctx, c, ev.Actor)
+	}
 }

@@ -100,10 +100,20 @@ func TestRoomPassword(t *testing.T) {
 				}
 			})
 		}
+		// The right password lets him in as a reader; his first message
+		// (with the password he entered with) makes him a member.
 		p.Send(`<presence to='` + room + `/Пётр'><x xmlns='http://jabber.org/protocol/muc'><password>кот-123</password></x></presence>`)
-		p.Expect("from='"+room+"/Пётр'", "code='110'")
+		if self := p.Expect("from='"+room+"/Пётр'", "code='110'"); !strings.Contains(self, "affiliation='none'") {
+			t.Fatalf("a reader's self-presence: %s", self)
+		}
+		if c, _ := w.chats.Store().ByRoom(ctx, "secret"); c.IsMember(popov.ID) {
+			t.Fatal("entering with the password made a member")
+		}
+		p.Send(`<message to='` + room + `' type='groupchat' id='first'><body>добрый день</body></message>`)
+		p.Expect("from='"+room+"/Пётр'", "affiliation='member'", "code='110'")
+		p.Expect("добрый день", "id='first'")
 		if c, _ := w.chats.Store().ByRoom(ctx, "secret"); !c.IsMember(popov.ID) {
-			t.Fatal("the right password did not make a member")
+			t.Fatal("the first message did not make a member")
 		}
 		// Leaving by the bare room JID; a member rejoins without the password.
 		p.Send(`<presence type='unavailable' to='` + room + `'/>`)
@@ -144,11 +154,13 @@ func TestRoomPassword(t *testing.T) {
 			t.Errorf("the right password: %v", err)
 		}
 
-		// Removed (an empty value; a 104 to the occupants): anyone joins.
+		// Removed (an empty value; a 104 to the occupants): anyone enters
+		// and joins by posting.
 		submitConfig(o, room, "s2", `<field var='muc#roomconfig_roomsecret'/>`)
 		o.Expect("code='104'")
 		s := w.login(t, "smirnov", "profanity")
 		join(s, room, "Сидор")
+		speak(s, room, "Сидор")
 		if c, _ := w.chats.Store().ByRoom(ctx, "secret"); c.Password != "" || !c.IsMember(smirnov.ID) {
 			t.Fatalf("after removing the password: %+v", c)
 		}

@@ -190,8 +190,27 @@ func (s *Service) configChanged(ctx context.Context, old, nc *Chat, actor int64,
 		if nc.OwnerID != old.OwnerID {
 			s.ownerChanged(ctx, nc, old.OwnerID)
 		}
+		if old.Type == TypeOpen && nc.Type == TypeClosed {
+			s.readersOut(ctx, nc, actor)
+		}
 	})
 	s.emit(ctx, nc, EventEdited, nil, actor)
+}
+
+// readersOut takes the readers (occupants who are not members) out of a
+// chat that became closed: status 322 (XEP-0045 §9.7).
+func (s *Service) readersOut(ctx context.Context, c *Chat, actor int64) {
+	r := s.room(c.ID, false)
+	if r == nil {
+		return
+	}
+	seen := make(map[int64]bool)
+	for _, o := range r.list() {
+		if !seen[o.userID] && !c.IsMember(o.userID) {
+			seen[o.userID] = true
+			s.eject(ctx, c, o.userID, actor, "", "322")
+		}
+	}
 }
 
 // extraStatusKey carries a status code that a room notice under this

@@ -63,6 +63,8 @@ func (s *Service) replyErr(ctx context.Context, e *xmppcore.Element, err error) 
 		s.reply(ctx, e, "cancel", "item-not-found", "")
 	case errors.Is(err, ErrPasswordRequired):
 		s.reply(ctx, e, "auth", "not-authorized", "this chat needs its password")
+	case errors.Is(err, ErrMembersOnly):
+		s.reply(ctx, e, "auth", "registration-required", "this chat is for members only")
 	case errors.Is(err, ErrForbidden):
 		s.reply(ctx, e, "auth", "forbidden", strings.TrimPrefix(err.Error(), "muc: forbidden: "))
 	case errors.Is(err, ErrConflict):
@@ -120,7 +122,7 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 		return
 	}
 	if typ == "probe" {
-		s.probe(ctx, from, to, e)
+		s.probe(ctx, u, from, to, e)
 		return
 	}
 	if typ == "error" || typ == "subscribe" || typ == "subscribed" || typ == "unsubscribe" || typ == "unsubscribed" {
@@ -168,7 +170,7 @@ func (s *Service) handlePresence(ctx context.Context, u *roster.User, from, to j
 // occupant's current presence, or unavailable when nobody has the nick
 // (XEP-0045 §7.8 as Prosody does it); who is not in the room may not
 // probe (not-acceptable).
-func (s *Service) probe(ctx context.Context, from, to jid.JID, e *xmppcore.Element) {
+func (s *Service) probe(ctx context.Context, u *roster.User, from, to jid.JID, e *xmppcore.Element) {
 	c, err := s.store.ByRoom(ctx, to.Localpart())
 	if err != nil || to.Resourcepart() == "" {
 		s.reply(ctx, e, "cancel", "not-acceptable", "")
@@ -197,12 +199,17 @@ func (s *Service) probe(ctx context.Context, from, to jid.JID, e *xmppcore.Eleme
 		return
 	}
 	if target == nil {
+		if h := c.NickHolder(to.Resourcepart()); h != 0 {
+			// A member who reserved the nick and is away.
+			s.sendPresence(ctx, c, s.absentPresence(ctx, c, *c.Member(h)), to.String(), from.String())
+			return
+		}
 		p := el(nsClient, "presence", "type", "unavailable")
 		add(p, add(el(NSMUCUser, "x"), el(NSMUCUser, "item", "nick", to.Resourcepart(), "role", "none")))
 		s.router.Route(ctx, addressed(p, to.String(), from.String()))
 		return
 	}
-	s.router.Route(ctx, addressed(s.occupantPresence(c, target, false), to.String(), from.String()))
+	s.sendPresence(ctx, c, s.occupantPresence(c, target, false), to.String(), from.String())
 }
 
 // createByJoin makes a new chat when a user joins a room that does not
@@ -259,6 +266,11 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		s.dropIfEmpty(c.ID, r)
 		return
 	}
+	if h := c.NickHolder(nick); h != 0 && h != u.ID {
+		s.reply(ctx, e, "cancel", "conflict", "that nickname is reserved")
+		s.dropIfEmpty(c.ID, r)
+		return
+	}
 	if cur != nil {
 		// Already joined: a presence update or a nick change.
 		if cur.nick != nick {
@@ -267,21 +279,21 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 			cur.nick, cur.presence = nick, e
 			r.mu.Unlock()
 			p := s.occupantPresence(c, &old, true, "303")
-			setAttr(child(p, NSMUCUser, "x").Children[0], "nick", nick)
+			setAttr(child(child(p, NSMUCUser, "x"), NSMUCUser, "item"), "nick", nick)
 			for _, o := range r.snapshot() {
 				pp := p
 				if o == full {
 					pp = s.occupantPresence(c, &old, true, "303", "110")
-					setAttr(child(pp, NSMUCUser, "x").Children[0], "nick", nick)
+					setAttr(child(child(pp, NSMUCUser, "x"), NSMUCUser, "item"), "nick", nick)
 				}
-				s.router.Route(ctx, addressed(pp, s.RoomJID(c)+"/"+old.nick, o))
+				s.sendPresence(ctx, c, pp, s.RoomJID(c)+"/"+old.nick, o)
 			}
 			// The others get the new nick's presence below; the session
 			// itself too, with 110 (XEP-0045 §7.6).
 			r.mu.RLock()
 			now := *cur
 			r.mu.RUnlock()
-			s.router.Route(ctx, addressed(s.occupantPresence(c, &now, false, "110"), s.RoomJID(c)+"/"+nick, full))
+			s.sendPresence(ctx, c, s.occupantPresence(c, &now, false, "110"), s.RoomJID(c)+"/"+nick, full)
 		} else {
 			r.mu.Lock()
 			cur.presence = e
@@ -291,7 +303,7 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 				// room; it gets the whole join again (occupants,
 				// itself, history, subject), the others an update.
 				s.broadcastPresence(ctx, c, r, cur, full)
-				s.sendOccupants(ctx, c, r, full)
+				s.sendOccupants(ctx, c, r, full, nick)
 				s.sendJoinState(ctx, c, u.ID, cur, e, false)
 				return
 			}
@@ -299,31 +311,28 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 		s.broadcastPresence(ctx, c, r, cur, full)
 		return
 	}
+	// Reading is not joining (canEnter): a member enters as a member; in
+	// an open chat anyone else enters as a reader, affiliation none, and
+	// becomes a member by joining explicitly (a bookmark, being added,
+	// their first message). The password is asked of who is not a member.
+	given := childText(child(e, NSMUC, "x"), NSMUC, "password")
 	if !c.IsMember(u.ID) {
 		if banned, _ := s.store.IsOutcast(ctx, c.ID, u.ID); banned {
 			s.reply(ctx, e, "auth", "forbidden", "you are banned from this chat")
 			s.dropIfEmpty(c.ID, r)
 			return
 		}
-		if c.Type != TypeOpen {
-			s.reply(ctx, e, "auth", "registration-required", "this chat is for members only")
-			s.dropIfEmpty(c.ID, r)
-			return
-		}
-		// The password is asked of who would become a member by
-		// joining (Join); members reach the chat through every door.
-		given := childText(child(e, NSMUC, "x"), NSMUC, "password")
-		if _, err := s.Join(ctx, u.ID, c.ID, given); err != nil {
-			s.replyErr(ctx, e, err)
-			s.dropIfEmpty(c.ID, r)
-			return
-		}
-		if nc, err := s.store.Get(ctx, c.ID); err == nil {
-			c = nc
-		}
 	}
-	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e, joined: time.Now().UnixNano(), node: s.node}
-	s.sendOccupants(ctx, c, r, full)
+	if err := canEnter(c, u.ID, given); err != nil {
+		s.replyErr(ctx, e, err)
+		s.dropIfEmpty(c.ID, r)
+		return
+	}
+	o := &occupant{full: full, userID: u.ID, nick: nick, presence: e, joined: time.Now().UnixNano(), node: s.node, password: given,
+		// In a moderated room who is not a member has no voice.
+		visitor: c.Moderated && !c.IsMember(u.ID)}
+	s.sendOccupants(ctx, c, r, full, nick)
+	s.sendAbsentMembers(ctx, c, r, full, u.ID)
 	r.mu.Lock()
 	r.occupants[full] = o
 	r.mu.Unlock()
@@ -334,20 +343,56 @@ func (s *Service) join(ctx context.Context, c *Chat, u *roster.User, from jid.JI
 
 // sendOccupants sends the room's occupants' presence to a joining session
 // (at most MaxJoinPresences, owner first, so that a big room does not
-// overflow its send queue), except its own.
-func (s *Service) sendOccupants(ctx context.Context, c *Chat, r *room, full string) {
+// overflow its send queue), except its own nick's.
+func (s *Service) sendOccupants(ctx context.Context, c *Chat, r *room, full, nick string) {
 	others := append(r.list(), r.remoteList()...)
 	sort.SliceStable(others, func(i, j int) bool { return others[i].userID == c.OwnerID && others[j].userID != c.OwnerID })
 	n := 0
 	for _, other := range others {
-		if other.full == full {
+		if other.full == full || other.nick == nick {
+			// Its own nick's other sessions are items of its
+			// self-presence (sendJoinState).
 			continue
 		}
 		if n++; n > MaxJoinPresences {
 			break
 		}
-		s.router.Route(ctx, addressed(s.occupantPresence(c, &other, false), s.RoomJID(c)+"/"+other.nick, full))
+		s.sendPresence(ctx, c, s.occupantPresence(c, &other, false), s.RoomJID(c)+"/"+other.nick, full)
 	}
+}
+
+// sendAbsentMembers sends a joining session the presence (unavailable,
+// role none) of the other members with a reserved nick who are not in the room,
+// when the chat shows them (Chat.ShowOffline: presencebroadcast "none").
+func (s *Service) sendAbsentMembers(ctx context.Context, c *Chat, r *room, full string, joiner int64) {
+	if !c.ShowOffline {
+		return
+	}
+	here := map[int64]bool{joiner: true}
+	for _, o := range append(r.list(), r.remoteList()...) {
+		here[o.userID] = true
+	}
+	n := 0
+	for _, m := range c.Members {
+		if m.Nick == "" || here[m.UserID] {
+			continue
+		}
+		if n++; n > MaxJoinPresences {
+			break
+		}
+		s.sendPresence(ctx, c, s.absentPresence(ctx, c, m), s.RoomJID(c)+"/"+m.Nick, full)
+	}
+}
+
+// absentPresence is the presence of a member not in the room, under the
+// nick they reserved: unavailable, role none, and their address (bare:
+// they have no session here; forViewer hides it where whois says so).
+func (s *Service) absentPresence(ctx context.Context, c *Chat, m Member) *xmppcore.Element {
+	item := el(NSMUCUser, "item", "affiliation", affiliation(c, m.UserID), "role", "none", "nick", m.Nick)
+	if u, err := s.cache.byID(ctx, m.UserID); err == nil {
+		setAttr(item, "jid", u.Login+"@"+s.opts.Domain)
+	}
+	return add(el(nsClient, "presence", "type", "unavailable"), add(el(NSMUCUser, "x"), item))
 }
 
 // sendJoinState completes a join for the session o: its self-presence,
@@ -358,7 +403,11 @@ func (s *Service) sendJoinState(ctx context.Context, c *Chat, userID int64, o *o
 	if created {
 		self = append(self, "201")
 	}
-	s.router.Route(ctx, addressed(s.occupantPresence(c, o, false, self...), s.RoomJID(c)+"/"+nick, full))
+	p := s.occupantPresence(c, o, false, self...)
+	if r := s.room(c.ID, false); r != nil {
+		p = s.withSiblings(c, r, o, p)
+	}
+	s.sendPresence(ctx, c, p, s.RoomJID(c)+"/"+nick, full)
 	limit, since := joinHistory(child(child(e, NSMUC, "x"), NSMUC, "history"), s.opts.HistoryOnJoin, time.Now())
 	s.sendHistory(ctx, c, userID, full, limit, since)
 	s.router.Route(ctx, addressed(s.subjectMessage(c), s.subjectFrom(c), full))
@@ -378,13 +427,14 @@ func atoiBounded(v string, max int) (int, error) {
 	return n, nil
 }
 
-// broadcastPresence sends o's presence to every occupant but itself.
+// broadcastPresence sends o's presence (with the items of the user's other
+// sessions under the nick) to every occupant but except.
 func (s *Service) broadcastPresence(ctx context.Context, c *Chat, r *room, o *occupant, except string) {
 	s.shareOccupant(c, o, false)
-	p := s.occupantPresence(c, o, false)
+	p := s.withSiblings(c, r, o, s.occupantPresence(c, o, false))
 	for _, full := range r.snapshot() {
 		if full != except {
-			s.router.Route(ctx, addressed(p, attr(p, "from"), full))
+			s.sendPresence(ctx, c, p, attr(p, "from"), full)
 		}
 	}
 }
@@ -411,7 +461,7 @@ func (s *Service) leave(ctx context.Context, c *Chat, full string, e *xmppcore.E
 	if o == nil {
 		return
 	}
-	s.router.Route(ctx, addressed(s.occupantPresence(c, o, true, append(statuses, "110")...), s.RoomJID(c)+"/"+o.nick, full))
+	s.sendPresence(ctx, c, s.occupantPresence(c, o, true, append(statuses, "110")...), s.RoomJID(c)+"/"+o.nick, full)
 	s.announceLeave(ctx, c, r, o, statuses...)
 	s.dropIfEmpty(c.ID, r)
 }
@@ -491,21 +541,25 @@ func (s *Service) handleMessage(ctx context.Context, u *roster.User, from, to ji
 	if body == "" && !threadSubject {
 		// Chat states and markers (reactions are changes, above): relayed to the occupants as
 		// they are, not archived.
-		if payload != "" && c.IsMember(u.ID) && !s.displayed(ctx, c, u.ID, e) {
+		// A reader's markers are relayed too; only a member has a read
+		// state to move.
+		if payload != "" && (!c.IsMember(u.ID) || !s.displayed(ctx, c, u.ID, e)) {
 			s.relayEphemeral(ctx, c, r, o, e)
 		}
 		return
 	}
-	if !c.IsMember(u.ID) {
-		s.reply(ctx, e, "auth", "forbidden", "you are no longer a member of this chat")
-		return
-	}
 	if o.visitor {
-		s.reply(ctx, e, "auth", "forbidden", "a moderator took your voice in this room")
+		s.reply(ctx, e, "auth", "forbidden", "you have no voice in this room")
 		return
 	}
 	if len(body) > MaxBody {
 		s.reply(ctx, e, "modify", "not-acceptable", "message too long")
+		return
+	}
+	// A reader's first message makes them a member (the room sees their
+	// new affiliation first); in a closed chat only members post.
+	if _, err := s.joinByPost(ctx, c, u.ID, o.password); err != nil {
+		s.replyErr(ctx, e, err)
 		return
 	}
 	originID := ""

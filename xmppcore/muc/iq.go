@@ -27,8 +27,10 @@ func (s *Service) roomArchive(ctx context.Context, u *roster.User, from, to jid.
 		s.replyErr(ctx, iq, err)
 		return
 	}
+	// Who may read an open chat without being a member (a reader) finds
+	// its archive empty: history is the members'.
 	resp, err := s.archive.HandleQuery(ctx, s.dir, mam.Request{Viewer: u.ID, ChatID: c.ID, ArchiveJID: s.RoomJID(c),
-		To: from.String(), Query: payload, Get: attr(iq, "type") == "get"})
+		To: from.String(), Query: payload, Get: attr(iq, "type") == "get", Reader: c.Type == TypeOpen})
 	var me *mam.Error
 	if errors.As(err, &me) {
 		s.reply(ctx, iq, me.Type, me.Condition, me.Text)
@@ -101,7 +103,23 @@ func (s *Service) handleIQ(ctx context.Context, u *roster.User, from, to jid.JID
 
 func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq *xmppcore.Element) {
 	q := el(NSDiscoInfo, "query")
-	if node := attr(iq.Children[0], "node"); node != "" {
+	if node := attr(iq.Children[0], "node"); node == "x-roomuser-item" && to.Localpart() != "" {
+		// The nick the user reserved in the room (XEP-0045 §7.12).
+		c, err := s.store.ByRoom(ctx, to.Localpart())
+		if err == nil && !canSee(c, u.ID) {
+			err = ErrNotFound
+		}
+		if err != nil {
+			s.replyErr(ctx, iq, err)
+			return
+		}
+		setAttr(q, "node", node)
+		if m := c.Member(u.ID); m != nil && m.Nick != "" {
+			add(q, el(NSDiscoInfo, "identity", "category", "conference", "type", "text", "name", m.Nick))
+		}
+		s.router.Route(ctx, iqResult(iq, q))
+		return
+	} else if node != "" {
 		s.reply(ctx, iq, "cancel", "item-not-found", "")
 		return
 	}
@@ -126,7 +144,15 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 	if c.Password != "" {
 		secured = "muc_passwordprotected"
 	}
-	features := []string{NSMUC, "muc_persistent", "muc_nonanonymous", "muc_unmoderated", secured,
+	anonymity := "muc_nonanonymous"
+	if c.Whois == WhoisModerators {
+		anonymity = "muc_semianonymous"
+	}
+	moderation := "muc_unmoderated"
+	if c.Moderated {
+		moderation = "muc_moderated"
+	}
+	features := []string{NSMUC, "muc_persistent", anonymity, moderation, secured,
 		"urn:xmpp:mam:2", NSStanzaID, NSDiscoInfo, NSVCard, xmppcore.NSRetract, NSOccupantID}
 	if c.Type == TypeOpen {
 		features = append(features, "muc_open", "muc_public")
@@ -260,15 +286,37 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		if c.Password != "" {
 			protected = "1"
 		}
+		moderated := "0"
+		if c.Moderated {
+			moderated = "1"
+		}
 		form := dataForm("form", NSRoomConfig,
 			field("text-single", "muc#roomconfig_roomname", "Title", c.Title),
 			field("text-multi", "muc#roomconfig_roomdesc", "Description", c.Description),
 			field("boolean", "muc#roomconfig_membersonly", "Closed chat: members only, invitation by a member", members),
 			field("boolean", "muc#roomconfig_publicroom", "Listed in the room directory", public),
 			field("boolean", "muc#roomconfig_persistentroom", "Persistent", "1"),
+			field("boolean", "muc#roomconfig_moderatedroom", "Moderated: who is not a member enters without voice", moderated),
 			field("boolean", "muc#roomconfig_passwordprotectedroom", "Password for those who are not members yet", protected),
 			field("text-private", "muc#roomconfig_roomsecret", "Password", c.Password),
 		)
+		// Occupants' presence is broadcast whatever their role (a
+		// company chat); "none" adds the absent members with a
+		// reserved nick.
+		pb := field("list-multi", "muc#roomconfig_presencebroadcast", "Roles whose presence is broadcast", "moderator")
+		add(pb, text(NSData, "value", "participant"), text(NSData, "value", "visitor"))
+		if c.ShowOffline {
+			add(pb, text(NSData, "value", "none"))
+		}
+		for _, role := range []string{"moderator", "participant", "visitor", "none"} {
+			add(pb, add(el(NSData, "option", "label", role), text(NSData, "value", role)))
+		}
+		add(form, pb)
+		whois := field("list-single", "muc#roomconfig_whois", "Who may discover real JIDs", c.Whois)
+		for _, w := range []string{WhoisModerators, WhoisAnyone} {
+			add(whois, add(el(NSData, "option", "label", w), text(NSData, "value", w)))
+		}
+		add(form, whois)
 		colors := field("list-single", "x-vestnik#color", "Color", c.Color)
 		for _, col := range Colors {
 			add(colors, add(el(NSData, "option", "label", col), text(NSData, "value", col)))
@@ -295,12 +343,26 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		// the first form (XEP-0045 §10.1): the default configuration
 		// (an instant room, or a form that does not say) is an open
 		// chat, as Prosody and ejabberd make a public room.
+		// Such a room shows real JIDs to its owner only, unless the form
+		// says anyone (muc#roomconfig_whois; XEP-0045's semi-anonymous
+		// default, as Prosody and ejabberd have it); chats made in the web
+		// client or over REST are non-anonymous.
 		if s.unlock(c.ID) {
 			if _, ok := vals["muc#roomconfig_membersonly"]; !ok {
 				if _, ok := vals["muc#roomconfig_publicroom"]; !ok {
 					vals["muc#roomconfig_membersonly"] = "0"
 				}
 			}
+			if _, ok := vals["muc#roomconfig_whois"]; !ok {
+				vals["muc#roomconfig_whois"] = WhoisModerators
+			}
+		}
+		if v, ok := vals["muc#roomconfig_whois"]; ok && (v == WhoisAnyone || v == WhoisModerators) {
+			up.Whois = &v
+		}
+		if v, ok := vals["muc#roomconfig_moderatedroom"]; ok {
+			m := formTrue(v)
+			up.Moderated = &m
 		}
 		if v, ok := vals["muc#roomconfig_roomname"]; ok {
 			up.Title = &v
@@ -327,6 +389,13 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		if v, ok := vals["muc#roomconfig_roomsecret"]; ok {
 			up.Password = &v
 		}
+		if f := formField(x, "muc#roomconfig_presencebroadcast"); f != nil {
+			show := false
+			for _, v := range f.Children {
+				show = show || v.Name.Local == "value" && v.Text == "none"
+			}
+			up.ShowOffline = &show
+		}
 		if v, ok := vals["muc#roomconfig_passwordprotectedroom"]; ok && !formTrue(v) {
 			none := ""
 			up.Password = &none
@@ -348,7 +417,7 @@ func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		s.router.Route(ctx, iqResult(iq, nil))
 		flush()
 		changed := nc.Title != c.Title || nc.Description != c.Description || nc.Type != c.Type || nc.Color != c.Color
-		if !changed && (whois || nc.Password != c.Password) {
+		if !changed && (whois || nc.Password != c.Password || nc.ShowOffline != c.ShowOffline || nc.Whois != c.Whois || nc.Moderated != c.Moderated) {
 			s.roomNotice(ctx, nc, "104")
 		}
 	}
@@ -435,7 +504,11 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 			if err != nil {
 				continue
 			}
-			add(q, el(NSMUCAdmin, "item", "affiliation", aff, "jid", s.userJID(mu)))
+			it := el(NSMUCAdmin, "item", "affiliation", aff, "jid", s.userJID(mu))
+			if m.Nick != "" {
+				setAttr(it, "nick", m.Nick)
+			}
+			add(q, it)
 		}
 		s.router.Route(ctx, iqResult(iq, q))
 	case "set":
@@ -505,12 +578,18 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 				return
 			}
 			switch aff {
-			case "member":
-				var now []int64
-				now, err = s.AddMembers(ctx, actor, c.ID, []int64{target.ID}, nil, true)
-				if err == nil && len(now) > 0 {
-					added = append(added, now...)
+			case "member", "owner":
+				// Member: added (or confirmed); owner: only the owner
+				// themselves (the owner is changed in the room
+				// configuration). Either may reserve a nick; the
+				// affiliation is announced even when it did not change.
+				if aff == "owner" && target.ID != c.OwnerID {
+					s.reply(ctx, iq, "cancel", "not-allowed", "the owner is changed in the room configuration")
+					return
 				}
+				var now []int64
+				now, err = s.setMember(ctx, actor, u.ID, c, target.ID, attr(it, "nick"))
+				added = append(added, now...)
 			case "none":
 				if err = s.removeMember(ctx, actor, c.ID, target.ID); err == nil {
 					removed = append(removed, target.ID)
@@ -531,6 +610,78 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 		}
 		s.router.Route(ctx, iqResult(iq, nil))
 	}
+}
+
+// setMember makes target a member on behalf of actor (the policy actor;
+// by is the user acting, for the announcement), reserving nick for them
+// when given (an occupant of someone else under that nick is kicked:
+// status 307). It returns the users added. The new (or unchanged)
+// affiliation is announced either way.
+func (s *Service) setMember(ctx context.Context, actor, by int64, c *Chat, target int64, nick string) ([]int64, error) {
+	if err := canEdit(c, actor); err != nil {
+		// Only the owner reserves nicks and re-announces members;
+		// adding members follows canAdd (AddMembers).
+		if nick != "" {
+			return nil, err
+		}
+		if c.IsMember(target) {
+			return nil, nil
+		}
+	}
+	if nick != "" {
+		if !validNick(nick) {
+			return nil, invalid("nick", "invalid_nick", "not a valid nickname")
+		}
+		if h := c.NickHolder(nick); h != 0 && h != target {
+			return nil, ErrConflict
+		}
+		s.evictNick(ctx, c, nick, target)
+	}
+	added, err := s.AddMembers(ctx, actor, c.ID, []int64{target}, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	if nick != "" {
+		if err := s.store.SetNick(ctx, c.ID, target, nick); err != nil {
+			return added, err
+		}
+	}
+	if len(added) == 0 {
+		nc, err := s.store.Get(ctx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		s.affiliationChanged(ctx, nc, target, by)
+	}
+	return added, nil
+}
+
+// evictNick kicks the sessions joined under nick that are not keep's
+// (the nick was reserved for keep): status 307, "This nickname is
+// reserved".
+func (s *Service) evictNick(ctx context.Context, c *Chat, nick string, keep int64) {
+	r := s.room(c.ID, false)
+	if r == nil {
+		return
+	}
+	var users []int64
+	r.mu.RLock()
+	for _, o := range r.occupants {
+		if o.nick == nick && o.userID != keep {
+			users = append(users, o.userID)
+		}
+	}
+	r.mu.RUnlock()
+	for _, u := range users {
+		s.eject(ctx, c, u, 0, "This nickname is reserved", "307")
+	}
+}
+
+// validNick reports whether nick can be a room nick: a valid JID
+// resourcepart.
+func validNick(nick string) bool {
+	_, err := jid.New("room", "example.test", nick)
+	return err == nil
 }
 
 // announceAffiliation tells the occupants that a user who is not in the
@@ -588,6 +739,10 @@ func (s *Service) registerIQ(ctx context.Context, u *roster.User, to jid.JID, iq
 		return
 	}
 	if attr(iq, "type") == "get" {
+		if !c.IsMember(u.ID) {
+			s.reply(ctx, iq, "auth", "registration-required", "only members register a nickname; join the chat first")
+			return
+		}
 		form := dataForm("form", "http://jabber.org/protocol/muc#register",
 			add(el(NSData, "field", "type", "text-single", "label", "Nickname", "var", "muc#register_roomnick"), el(NSData, "required")))
 		s.router.Route(ctx, iqResult(iq, add(el(NSRegister, "query"), form)))
@@ -610,11 +765,36 @@ func (s *Service) registerIQ(ctx context.Context, u *roster.User, to jid.JID, iq
 		}
 		return
 	}
+	// Registering reserves the member's nick (XEP-0045 §7.10); who is
+	// not a member joins the chat first (a bookmark, a message, the
+	// owner), as Prosody refuses unaffiliated registration by default.
 	if !c.IsMember(u.ID) {
-		if _, err := s.AddMembers(ctx, u.ID, c.ID, []int64{u.ID}, nil, false); err != nil {
-			s.replyErr(ctx, iq, err)
-			return
-		}
+		s.reply(ctx, iq, "auth", "registration-required", "only members register a nickname; join the chat first")
+		return
+	}
+	x := child(payload, NSData, "x")
+	if x == nil || attr(x, "type") != "submit" {
+		s.reply(ctx, iq, "modify", "bad-request", "submit the registration form")
+		return
+	}
+	nick := formValues(x)["muc#register_roomnick"]
+	if nick == "" || !validNick(nick) {
+		s.reply(ctx, iq, "modify", "not-acceptable", "a nickname is required")
+		return
+	}
+	if h := c.NickHolder(nick); h != 0 && h != u.ID {
+		s.reply(ctx, iq, "cancel", "conflict", "that nickname is reserved")
+		return
+	}
+	if err := s.store.SetNick(ctx, c.ID, u.ID, nick); err != nil {
+		s.replyErr(ctx, iq, err)
+		return
+	}
+	// The registration is announced as an affiliation (XEP-0045 §7.10):
+	// the user's sessions in the room get their presence, before the
+	// result.
+	if nc, err := s.store.Get(ctx, c.ID); err == nil {
+		s.affiliationChanged(ctx, nc, u.ID, 0)
 	}
 	s.router.Route(ctx, iqResult(iq, nil))
 }

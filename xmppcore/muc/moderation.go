@@ -214,6 +214,22 @@ func (s *Service) setVoiceLocal(ctx context.Context, c *Chat, nick string, voice
 	}
 }
 
+// giveVoice makes the sessions of userID in the room participants (a
+// visitor of a moderated room who became a member).
+func (s *Service) giveVoice(chatID, userID int64) {
+	r := s.room(chatID, false)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	for _, o := range r.occupants {
+		if o.userID == userID {
+			o.visitor = false
+		}
+	}
+	r.mu.Unlock()
+}
+
 // occupantByNick returns the user joined under nick, here or through
 // another node, 0 if none.
 func (s *Service) occupantByNick(chatID int64, nick string) int64 {
@@ -280,7 +296,7 @@ func (s *Service) ejectLocal(ctx context.Context, c *Chat, userID int64, mod *mo
 	}
 	r.mu.Unlock()
 	for _, o := range gone {
-		s.router.Route(ctx, addressed(mod.decorate(s.occupantPresence(c, o, true, "110", code)), s.RoomJID(c)+"/"+o.nick, o.full))
+		s.sendPresence(ctx, c, mod.decorate(s.occupantPresence(c, o, true, "110", code)), s.RoomJID(c)+"/"+o.nick, o.full)
 		s.announceLeaveWith(ctx, c, r, o, mod, code)
 	}
 	s.dropIfEmpty(c.ID, r)

@@ -31,6 +31,16 @@ func join(c *client, room, nick string) string {
 	return c.Expect("from='"+room+"/"+nick+"'", "code='110'")
 }
 
+// speak has the occupant c (joined as nick) post its first message,
+// which makes a reader of an open chat a member: its new affiliation
+// comes first, then the message.
+func speak(c *client, room, nick string) {
+	c.T.Helper()
+	c.Send(`<message to='` + room + `' type='groupchat' id='hello'><body>hello</body></message>`)
+	c.Expect("from='"+room+"/"+nick+"'", "affiliation='member'", "code='110'")
+	c.Expect("id='hello'", "<body>hello</body>")
+}
+
 func TestRoomJoinTalkLeave(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
 		ctx := context.Background()
@@ -157,10 +167,12 @@ func TestOpenChatsDiscoAndCreateByJoin(t *testing.T) {
 		p.Send(`<iq type='get' id='d3' to='` + w.chats.RoomJID(closed) + `'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 		p.Expect("id='d3'", "item-not-found")
 
-		// Joining an open chat makes a member.
-		join(p, w.chats.RoomJID(open), "Мария")
-		if ok, _ := w.chats.Store().IsMember(ctx, open.ID, petrova.ID); !ok {
-			t.Fatal("joining an open chat did not make a member")
+		// Entering an open chat reads it: affiliation none, no membership.
+		if self := join(p, w.chats.RoomJID(open), "Мария"); !strings.Contains(self, "affiliation='none'") || !strings.Contains(self, "role='participant'") {
+			t.Fatalf("a reader's self-presence: %s", self)
+		}
+		if ok, _ := w.chats.Store().IsMember(ctx, open.ID, petrova.ID); ok {
+			t.Fatal("entering an open chat made a member")
 		}
 
 		// Joining a room that does not exist creates a closed chat owned by the joiner.
@@ -239,7 +251,14 @@ func TestInvitesAndBookmarks(t *testing.T) {
 			t.Fatal("invitee is not a member")
 		}
 		p.Expect("urn:xmpp:bookmarks:1", room) // PEP notification
-		i.Expect("added", "Мария Петрова")     // system message
+		// The owner in the room learns it in XMPP's form (the affiliation
+		// change), not as the "added" notice, which the archive keeps.
+		i.Expect("jid='petrova@"+domain+"'", "affiliation='member'")
+		i.ExpectNone(200*time.Millisecond, "Мария Петрова")
+		if page, err := w.archive.Query(ctx, mam.Query{Viewer: ivanov.ID, ChatID: c.ID, Limit: 10}); err != nil ||
+			len(page.Messages) == 0 || !strings.Contains(page.Messages[len(page.Messages)-1].Body, "added Мария Петрова") {
+			t.Fatalf("archive after the invitation: %+v %v", page, err)
+		}
 
 		// XEP-0402 bookmarks on the own bare JID.
 		p.Send(`<iq type='get' id='b1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>`)

@@ -26,6 +26,31 @@ const (
 	NoticeChanged = "changed" // actor changed Fields: "description", "color", "avatar"
 )
 
+// nativeNotices are the notices whose event XEP-0045 already tells a
+// room's occupants in its own form, so the room does not send them the
+// notice's body as well (the archive, MAM and the web client keep it):
+// membership (an affiliation change: the occupant's presence, or a
+// message with the item to the owner, §9.3–9.4; the presence of who
+// enters or leaves), the title and the other settings (status 104,
+// §10.2), the description (the room's subject, §8.1) and the end of the
+// chat (<destroy/>, §10.9). A chat's creation and the system messages an
+// integration posts have no such form and reach the occupants.
+var nativeNotices = map[string]bool{
+	NoticeJoined: true, NoticeAdded: true, NoticeLeft: true, NoticeRemoved: true,
+	NoticeRenamed: true, NoticeChanged: true, NoticeClosed: true,
+}
+
+// nativeNotice reports whether msg, a room message, carries a notice
+// XMPP already conveys (nativeNotices).
+func nativeNotice(msg *xmppcore.Element) bool {
+	v := child(msg, NSVestnik, "chat")
+	if v == nil || attr(v, "system") != "true" {
+		return false
+	}
+	n, ok := ParseNotice(msg.Children)
+	return ok && nativeNotices[n.Type]
+}
+
 // A Notice is what a server-written system message is about.
 type Notice struct {
 	Type   string   `json:"type"`

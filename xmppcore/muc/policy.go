@@ -46,15 +46,30 @@ func canRemove(c *Chat, actor, user int64) error {
 	return fmt.Errorf("%w: only the owner may remove members", ErrForbidden)
 }
 
+// canEnter: reading is not joining. Members enter the chat's room; in an
+// open chat anyone else may enter too, as a reader (XEP-0045 affiliation
+// none: live messages, no membership), with the chat's password when it
+// has one; a closed chat refuses non-members (ErrMembersOnly). Bans are
+// checked by the caller (they need the store).
+func canEnter(c *Chat, user int64, password string) error {
+	if c.IsMember(user) {
+		return nil
+	}
+	if c.Type != TypeOpen {
+		return ErrMembersOnly
+	}
+	return checkPassword(c, password)
+}
+
 // canPost: members post; in an open chat a non-member's first message
-// makes them a member (join reports whether that is needed).
-func canPost(c *Chat, author int64) (join bool, err error) {
+// makes them a member (join reports whether that is needed). password is
+// what the author gave to enter the room ("" from doors without one).
+func canPost(c *Chat, author int64, password string) (join bool, err error) {
 	if c.IsMember(author) {
 		return false, nil
 	}
 	if c.Type == TypeOpen {
-		// Posting joins without a password.
-		return true, checkPassword(c, "")
+		return true, checkPassword(c, password)
 	}
 	return false, fmt.Errorf("%w: only members may post to a closed chat", ErrForbidden)
 }

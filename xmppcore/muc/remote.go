@@ -160,8 +160,8 @@ func (s *Service) remoteOccupant(ctx context.Context, n *xmppcore.Element) {
 	if !left && old != nil && old.nick != o.nick {
 		// A nick change: the old nick leaves.
 		p := s.occupantPresence(c, old, true, "303")
-		setAttr(child(p, NSMUCUser, "x").Children[0], "nick", o.nick)
-		s.toLocal(ctx, r, p)
+		setAttr(child(child(p, NSMUCUser, "x"), NSMUCUser, "item"), "nick", o.nick)
+		s.toLocal(ctx, c, r, p)
 	}
 	var statuses []string
 	var mod *modInfo
@@ -171,16 +171,16 @@ func (s *Service) remoteOccupant(ctx context.Context, n *xmppcore.Element) {
 			mod = &modInfo{byNick: attr(n, "actor-nick"), byFull: attr(n, "actor-jid"), reason: attr(n, "reason")}
 		}
 	}
-	s.toLocal(ctx, r, mod.decorate(s.occupantPresence(c, o, left, statuses...)))
+	s.toLocal(ctx, c, r, mod.decorate(s.occupantPresence(c, o, left, statuses...)))
 	if left {
 		s.dropIfEmpty(chatID, r)
 	}
 }
 
 // toLocal sends a room presence to the occupants joined through this node.
-func (s *Service) toLocal(ctx context.Context, r *room, p *xmppcore.Element) {
+func (s *Service) toLocal(ctx context.Context, c *Chat, r *room, p *xmppcore.Element) {
 	for _, full := range r.snapshot() {
-		s.router.Route(ctx, addressed(p, attr(p, "from"), full))
+		s.sendPresence(ctx, c, p, attr(p, "from"), full)
 	}
 }
 

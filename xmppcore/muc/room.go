@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
+
+	"mellium.im/xmpp/jid"
 
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/mam"
@@ -67,6 +70,9 @@ type occupant struct {
 	nick     string
 	presence *xmppcore.Element // the last presence it sent (show, status)
 	visitor  bool              // voice revoked by a moderator (role visitor)
+	// password is what the session gave to enter (a reader of a
+	// password-protected open chat: its first message joins with it).
+	password string
 	// joined (Unix ns) and node (the joining service's instance) order
 	// two joins under one nick on two nodes: the earlier wins, ties by
 	// node (remote.go).
@@ -183,6 +189,10 @@ func (s *Service) fanoutLocal(ctx context.Context, c *Chat, msg *xmppcore.Elemen
 	}
 	followers := s.followersOf(c.ID)
 	from := attr(msg, "from")
+	if nativeNotice(msg) {
+		// XMPP says it in its own way: occupants get no body for it.
+		occupants = nil
+	}
 	for _, full := range occupants {
 		s.router.Route(ctx, addressed(msg, from, full))
 	}
@@ -245,15 +255,143 @@ func messageStanzaID(m *mam.Message) string {
 	return "m" + strconv.FormatInt(m.ID, 10)
 }
 
+// affiliation is a user's XEP-0045 affiliation with the chat: owner,
+// member, or none for who reads an open chat without being a member. c
+// must carry all its members (Store.Get, not forPost).
+func affiliation(c *Chat, userID int64) string {
+	switch {
+	case userID == c.OwnerID:
+		return "owner"
+	case c.IsMember(userID):
+		return "member"
+	}
+	return "none"
+}
+
 // occupantItem is the muc#user item describing an occupant.
 func (s *Service) occupantItem(c *Chat, o *occupant) *xmppcore.Element {
-	aff, role := "member", "participant"
-	if o.userID == c.OwnerID {
-		aff, role = "owner", "moderator"
+	aff, role := affiliation(c, o.userID), "participant"
+	if aff == "owner" {
+		role = "moderator"
 	} else if o.visitor {
 		role = "visitor"
 	}
 	return el(NSMUCUser, "item", "affiliation", aff, "role", role, "jid", o.full)
+}
+
+// withSiblings adds to o's presence p the items of the other sessions of
+// o's user joined under the same nick here (XEP-0045 §7.2.3: one nick,
+// several sessions, one presence listing each).
+func (s *Service) withSiblings(c *Chat, r *room, o *occupant, p *xmppcore.Element) *xmppcore.Element {
+	x := child(p, NSMUCUser, "x")
+	if x == nil {
+		return p
+	}
+	var sibs []occupant
+	r.mu.RLock()
+	for full, other := range r.occupants {
+		if full != o.full && other.nick == o.nick && other.userID == o.userID {
+			sibs = append(sibs, *other)
+		}
+	}
+	r.mu.RUnlock()
+	if len(sibs) == 0 {
+		return p
+	}
+	sort.Slice(sibs, func(i, j int) bool { return sibs[i].full < sibs[j].full })
+	// The siblings' items follow the occupant's own (before a 110).
+	cp := *x
+	cp.Children = nil
+	for _, ch := range x.Children {
+		cp.Children = append(cp.Children, ch)
+		if ch.Name.Local == "item" {
+			for i := range sibs {
+				cp.Children = append(cp.Children, s.occupantItem(c, &sibs[i]))
+			}
+		}
+	}
+	out := *p
+	out.Children = make([]*xmppcore.Element, len(p.Children))
+	for i, ch := range p.Children {
+		if ch == x {
+			ch = &cp
+		}
+		out.Children[i] = ch
+	}
+	return &out
+}
+
+// affiliationChanged announces that userID's affiliation is now what c
+// (fresh from the store) says — also when it did not change: an owner
+// who sets it again re-announces it (XEP-0045 §9.3, as Prosody does).
+// Each session of the user in the room gets its presence with 110, the
+// other occupants see it; actor (the user who made the change, 0: none
+// to name) is named by nick when in the room, with the real JID to
+// moderators. A user not in the room is announced to the owner by a
+// message (announceAffiliation).
+func (s *Service) affiliationChanged(ctx context.Context, c *Chat, userID, actor int64) {
+	r := s.room(c.ID, false)
+	var mine []occupant
+	var by *occupant
+	elsewhere := false
+	if r != nil {
+		r.mu.RLock()
+		for _, o := range r.occupants {
+			if o.userID == userID {
+				mine = append(mine, *o)
+			} else if actor != 0 && o.userID == actor && by == nil {
+				cp := *o
+				by = &cp
+			}
+		}
+		if actor == userID && len(mine) > 0 {
+			cp := mine[0]
+			by = &cp
+		}
+		for _, o := range r.remote {
+			elsewhere = elsewhere || o.userID == userID
+		}
+		r.mu.RUnlock()
+	}
+	if len(mine) == 0 && elsewhere {
+		// Joined through another node, which announces it
+		// (membersAddedElsewhere).
+		return
+	}
+	if len(mine) == 0 {
+		if t, err := s.cache.byID(ctx, userID); err == nil {
+			s.announceAffiliation(ctx, c, t, affiliation(c, userID))
+		}
+		return
+	}
+	// actorIn names the actor in an item: nick alone, or with the real
+	// JID (for moderators).
+	actorIn := func(p *xmppcore.Element, withJID bool) *xmppcore.Element {
+		if by == nil {
+			return p
+		}
+		out := p.Copy()
+		if it := child(child(out, NSMUCUser, "x"), NSMUCUser, "item"); it != nil {
+			a := el(NSMUCUser, "actor", "nick", by.nick)
+			if withJID {
+				setAttr(a, "jid", by.full)
+			}
+			add(it, a)
+		}
+		return out
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].full < mine[j].full })
+	for i := range mine {
+		o := &mine[i]
+		s.sendPresence(ctx, c, actorIn(s.occupantPresence(c, o, false, "110"), false), s.RoomJID(c)+"/"+o.nick, o.full)
+		s.shareOccupant(c, o, false)
+		p := actorIn(s.occupantPresence(c, o, false), true)
+		for _, other := range r.list() {
+			if other.userID != userID {
+				s.sendPresence(ctx, c, p, attr(p, "from"), other.full)
+			}
+		}
+	}
 }
 
 // occupantPresence is o's presence as others see it, to be addressed.
@@ -294,6 +432,11 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 		removed = removed || st == "321"
 	}
 	item := s.occupantItem(c, o)
+	if unavailable && !slices.Contains(statuses, "303") {
+		// Who leaves has no role any more (XEP-0045 §7.14); a nick
+		// change (303) keeps it.
+		setAttr(item, "role", "none")
+	}
 	if removed {
 		setAttr(item, "affiliation", "none")
 		setAttr(item, "role", "none")
@@ -303,7 +446,7 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 		case "301": // banned
 			setAttr(item, "affiliation", "outcast")
 			setAttr(item, "role", "none")
-		case "307": // kicked
+		case "307", "322": // kicked; not a member of a chat that closed
 			setAttr(item, "role", "none")
 		}
 	}
@@ -315,6 +458,71 @@ func (s *Service) occupantPresence(c *Chat, o *occupant, unavailable bool, statu
 	}
 	p.Children = append(p.Children, x, el(NSOccupantID, "occupant-id", "id", s.occupantID(c, o.userID)))
 	return p
+}
+
+// sendPresence sends a room presence from the occupant JID from to the
+// session to, as that session may see it (forViewer).
+func (s *Service) sendPresence(ctx context.Context, c *Chat, p *xmppcore.Element, from, to string) {
+	s.router.Route(ctx, addressed(s.forViewer(ctx, c, p, to), from, to))
+}
+
+// forViewer is a room presence as the session to may see it: in a
+// semi-anonymous room (WhoisModerators) only the owner and the server's
+// admins see real JIDs; anyone else sees the items (and actors) without
+// them, but for their own session's.
+func (s *Service) forViewer(ctx context.Context, c *Chat, p *xmppcore.Element, to string) *xmppcore.Element {
+	if c.Whois != WhoisModerators {
+		return p
+	}
+	x := child(p, NSMUCUser, "x")
+	if x == nil || s.seesJIDs(ctx, c, to) {
+		return p
+	}
+	hides := func(e *xmppcore.Element) bool { return e.HasAttr("jid") && attr(e, "jid") != to }
+	hidden := false
+	for _, it := range x.Children {
+		if it.Name.Local != "item" {
+			continue
+		}
+		hidden = hidden || hides(it)
+		for _, a := range it.Children {
+			hidden = hidden || a.Name.Local == "actor" && hides(a)
+		}
+	}
+	if !hidden {
+		return p
+	}
+	out := p.Copy()
+	for _, it := range child(out, NSMUCUser, "x").Children {
+		if it.Name.Local != "item" {
+			continue
+		}
+		if hides(it) {
+			it.RemoveAttr("jid")
+		}
+		for _, a := range it.Children {
+			if a.Name.Local == "actor" && hides(a) {
+				a.RemoveAttr("jid")
+			}
+		}
+	}
+	return out
+}
+
+// seesJIDs reports whether the session full is the owner's or a server
+// admin's: who sees real JIDs in a semi-anonymous room.
+func (s *Service) seesJIDs(ctx context.Context, c *Chat, full string) bool {
+	j, err := jid.Parse(full)
+	if err != nil || j.Domainpart() != s.opts.Domain {
+		return false
+	}
+	for _, a := range s.opts.Admins {
+		if a == j.Localpart() {
+			return true
+		}
+	}
+	owner, err := s.cache.byID(ctx, c.OwnerID)
+	return err == nil && owner.Login == j.Localpart()
 }
 
 // occupantID is a user's XEP-0421 occupant id in a chat: the same for
@@ -358,17 +566,24 @@ func (s *Service) announceLeave(ctx context.Context, c *Chat, r *room, o *occupa
 func (s *Service) announceLeaveWith(ctx context.Context, c *Chat, r *room, o *occupant, mod *modInfo, statuses ...string) {
 	s.shareChat(c.ID, s.occupantNotice(c.ID, o, true, mod, statuses...))
 	s.watch(c.ID)
+	var rest *occupant
 	r.mu.RLock()
 	for _, other := range r.occupants {
 		if other.nick == o.nick {
-			r.mu.RUnlock()
-			return
+			cp := *other
+			rest = &cp
+			break
 		}
 	}
 	r.mu.RUnlock()
+	if rest != nil {
+		// Another session keeps the nick: the occupants see who is left.
+		s.broadcastPresence(ctx, c, r, rest, "")
+		return
+	}
 	p := mod.decorate(s.occupantPresence(c, o, true, statuses...))
 	for _, full := range r.snapshot() {
-		s.router.Route(ctx, addressed(p, attr(p, "from"), full))
+		s.sendPresence(ctx, c, p, attr(p, "from"), full)
 	}
 }
 
@@ -461,7 +676,7 @@ func (s *Service) destroyLocal(ctx context.Context, c *Chat, reason, alt string)
 			}
 			p := add(el(nsClient, "presence", "type", "unavailable"),
 				add(el(NSMUCUser, "x"), d, el(NSMUCUser, "item", "affiliation", aff, "jid", o.full, "role", "none"), el(NSMUCUser, "status", "code", "110")))
-			s.router.Route(ctx, addressed(p, s.RoomJID(c)+"/"+o.nick, o.full))
+			s.sendPresence(ctx, c, p, s.RoomJID(c)+"/"+o.nick, o.full)
 		}
 		s.dropIfEmpty(c.ID, r)
 		s.watch(c.ID)

@@ -268,16 +268,48 @@ func (s *Service) addMembers(ctx context.Context, actor, chatID int64, users []i
 // and following sessions, the room's moderators (affiliation notices) and
 // the followers (a chat event).
 func (s *Service) membersAdded(ctx context.Context, c *Chat, added []int64, actor int64) {
+	nc, err := s.store.Get(ctx, c.ID)
+	if err != nil {
+		// The members are added; only the notices about it are lost.
+		s.log.Warn("chat after adding members", "chat", c.ID, "err", err)
+		nc = nil
+	}
 	for _, u := range added {
-		s.memberChanged(ctx, u, c, true)
-		if t, err := s.cache.byID(ctx, u); err == nil {
-			s.announceAffiliation(ctx, c, t, "member")
+		// Who reads the room becomes a member: their presence says so
+		// first (with voice, in a moderated room), then their bookmark
+		// comes.
+		if nc != nil {
+			if nc.Moderated {
+				s.giveVoice(nc.ID, u)
+			}
+			s.affiliationChanged(ctx, nc, u, actor)
 		}
+		s.memberChanged(ctx, u, c, true)
 	}
-	if nc, err := s.store.Get(ctx, c.ID); err == nil {
-		c = nc
+	if nc != nil {
+		s.emit(ctx, nc, EventMembersAdded, added, actor)
 	}
-	s.emit(ctx, c, EventMembersAdded, added, actor)
+}
+
+// joinByPost makes author a member of an open chat by their first
+// message (canPost; password is what they gave to enter the room, "" at
+// doors without one). It reports whether they joined.
+func (s *Service) joinByPost(ctx context.Context, c *Chat, author int64, password string) (bool, error) {
+	join, err := canPost(c, author, password)
+	if err != nil || !join {
+		return false, err
+	}
+	if err := s.checkOutcasts(ctx, c, author, []int64{author}); err != nil {
+		return false, err
+	}
+	added, err := s.store.AddMembers(ctx, c.ID, []int64{author}, s.opts.HideHistory)
+	if err != nil {
+		return false, err
+	}
+	if len(added) > 0 {
+		s.membersAdded(ctx, c, added, author)
+	}
+	return true, nil
 }
 
 // RemoveMember removes userID from the chat on behalf of actor (the owner,
@@ -303,10 +335,19 @@ func (s *Service) removeMember(ctx context.Context, actor, chatID, userID int64)
 	if err := s.store.RemoveMember(ctx, chatID, userID); err != nil {
 		return err
 	}
+	// In the room, the 321 presence says it; else the owner gets the
+	// affiliation message (XEP-0045 §9.4), not both.
+	inRoom := false
+	if r := s.room(c.ID, false); r != nil {
+		inRoom = r.nickOf(userID) != ""
+	}
 	s.kick(ctx, c, userID, actor)
 	s.memberChanged(ctx, userID, c, false)
-	if t, err := s.cache.byID(ctx, userID); err == nil {
-		s.announceAffiliation(ctx, c, t, "none")
+	if t, err := s.cache.byID(ctx, userID); err == nil && !inRoom {
+		// A ban announced itself (outcast, 301).
+		if banned, _ := s.store.IsOutcast(ctx, chatID, userID); !banned {
+			s.announceAffiliation(ctx, c, t, "none")
+		}
 	}
 	nc, err := s.store.Get(ctx, chatID)
 	if err != nil {
@@ -427,19 +468,15 @@ func (s *Service) postMessage(ctx context.Context, chatID, fromUserID int64, ses
 		return 0, fmt.Errorf("%w: only members may post system messages to a chat", ErrForbidden)
 	}
 	if !system {
-		join, err := canPost(c, fromUserID)
-		if err != nil {
+		if _, err := canPost(c, fromUserID, ""); err != nil {
 			return 0, err
 		}
 		if strings.TrimSpace(body) == GetChatID {
 			s.answerGetChatID(ctx, c, fromUserID, session)
 			return 0, nil
 		}
-		if join {
-			if _, err := s.store.AddMembers(ctx, chatID, []int64{fromUserID}, s.opts.HideHistory); err != nil {
-				return 0, err
-			}
-			s.membersAdded(ctx, c, []int64{fromUserID}, fromUserID)
+		if _, err := s.joinByPost(ctx, c, fromUserID, ""); err != nil {
+			return 0, err
 		}
 	}
 	nick := ""

@@ -22,6 +22,9 @@ var (
 	// ErrPasswordRequired: joining a password-protected chat without its
 	// password, or with a wrong one. It is an ErrForbidden.
 	ErrPasswordRequired = fmt.Errorf("%w: this chat needs its password", ErrForbidden)
+	// ErrMembersOnly: entering a closed chat's room without being a
+	// member (XMPP: registration-required). It is an ErrForbidden.
+	ErrMembersOnly = fmt.Errorf("%w: this chat is for members only", ErrForbidden)
 )
 
 // InvalidError is a value the caller got wrong: Field names it (in the REST
@@ -51,6 +54,12 @@ func invalid(field, code, format string, args ...any) *InvalidError {
 const (
 	TypeOpen   = "open"   // any employee may find and join it
 	TypeClosed = "closed" // members only; a member invites
+)
+
+// Who sees occupants' real JIDs in a chat's room (Chat.Whois).
+const (
+	WhoisAnyone     = "anyone"
+	WhoisModerators = "moderators"
 )
 
 // Member roles as stored in chat_members.role.
@@ -96,7 +105,18 @@ type Chat struct {
 	// Password is the room secret a non-member gives to join (XEP-0045
 	// password-protected room); "" = none. Shown only in the room
 	// configuration, to whoever may edit the chat.
-	Password  string    `db:"password"`
+	Password string `db:"password"`
+	// ShowOffline: a joining occupant gets the presence (unavailable) of
+	// the members with a reserved nick who are not in the room
+	// (muc#roomconfig_presencebroadcast with "none").
+	ShowOffline bool `db:"show_offline"`
+	// Whois is who sees the occupants' real JIDs in the room: WhoisAnyone
+	// (a non-anonymous room) or WhoisModerators (the owner; a
+	// semi-anonymous room, muc#roomconfig_whois).
+	Whois string `db:"whois"`
+	// Moderated: who enters without being a member is a visitor (no
+	// voice) until the owner gives voice or membership.
+	Moderated bool      `db:"moderated"`
 	CreatedAt time.Time `db:"-"`
 	UpdatedAt time.Time `db:"-"`
 	Members   []Member  `db:"-"`
@@ -112,10 +132,36 @@ func (c *Chat) IsMember(userID int64) bool {
 	return false
 }
 
-// Member is a chat member with the time they (last) joined.
+// Member returns userID's membership, nil when they are not a member.
+func (c *Chat) Member(userID int64) *Member {
+	for i := range c.Members {
+		if c.Members[i].UserID == userID {
+			return &c.Members[i]
+		}
+	}
+	return nil
+}
+
+// NickHolder returns the member who reserved nick in the room, 0 if
+// nobody did.
+func (c *Chat) NickHolder(nick string) int64 {
+	if nick == "" {
+		return 0
+	}
+	for _, m := range c.Members {
+		if m.Nick == nick {
+			return m.UserID
+		}
+	}
+	return 0
+}
+
+// Member is a chat member with the time they (last) joined and the nick
+// they reserved in the room ("" = none; XEP-0045 §7.10).
 type Member struct {
 	UserID   int64     `db:"user_id"`
 	Role     string    `db:"role"`
+	Nick     string    `db:"nick"`
 	JoinedAt time.Time `db:"-"`
 }
 
@@ -418,7 +464,7 @@ type chatRow struct {
 	UpdatedAt int64 `db:"updated_at"`
 }
 
-const chatCols = `id, room, title, description, color, type, owner_id, avatar_type, password, created_at, updated_at`
+const chatCols = `id, room, title, description, color, type, owner_id, avatar_type, password, show_offline, whois, moderated, created_at, updated_at`
 
 func (r chatRow) chat() Chat {
 	c := r.Chat
@@ -466,7 +512,7 @@ func (s *Store) forPost(ctx context.Context, chatID, userID int64) (*Chat, error
 		JoinedAt sql.NullInt64  `db:"joined_at"`
 	}
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT c.id, c.room, c.title, c.description, c.color, c.type, c.owner_id,
-		c.avatar_type, c.password, c.created_at, c.updated_at, m.role, m.joined_at
+		c.avatar_type, c.password, c.show_offline, c.whois, c.moderated, c.created_at, c.updated_at, m.role, m.joined_at
 		FROM chats c LEFT JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ? WHERE c.id = ?`), userID, chatID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -485,17 +531,18 @@ type memberRow struct {
 	ChatID   int64  `db:"chat_id"`
 	UserID   int64  `db:"user_id"`
 	Role     string `db:"role"`
+	Nick     string `db:"nick"`
 	JoinedAt int64  `db:"joined_at"`
 }
 
 func (r memberRow) member() Member {
-	return Member{UserID: r.UserID, Role: r.Role, JoinedAt: time.UnixMicro(r.JoinedAt).UTC()}
+	return Member{UserID: r.UserID, Role: r.Role, Nick: r.Nick, JoinedAt: time.UnixMicro(r.JoinedAt).UTC()}
 }
 
 // Members lists the chat's members, owner first, then by join time.
 func (s *Store) Members(ctx context.Context, chatID int64) ([]Member, error) {
 	var rows []memberRow
-	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT chat_id, user_id, role, joined_at FROM chat_members
+	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT chat_id, user_id, role, nick, joined_at FROM chat_members
 		WHERE chat_id = ? ORDER BY CASE role WHEN 'owner' THEN 0 ELSE 1 END, joined_at, user_id`), chatID)
 	if err != nil {
 		return nil, fmt.Errorf("muc: members of %d: %w", chatID, err)
@@ -538,7 +585,7 @@ func (s *Store) listWith(ctx context.Context, query string, args ...any) ([]Chat
 		ids[i] = r.ID
 		pos[r.ID] = i
 	}
-	q, qargs, err := sqlx.In(`SELECT chat_id, user_id, role, joined_at FROM chat_members WHERE chat_id IN (?)
+	q, qargs, err := sqlx.In(`SELECT chat_id, user_id, role, nick, joined_at FROM chat_members WHERE chat_id IN (?)
 		ORDER BY chat_id, CASE role WHEN 'owner' THEN 0 ELSE 1 END, joined_at, user_id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("muc: list members: %w", err)
@@ -674,6 +721,12 @@ type Update struct {
 	// OwnerID hands the chat to another member (who must be one); the
 	// old owner stays a member.
 	OwnerID *int64
+	// ShowOffline: see Chat.ShowOffline.
+	ShowOffline *bool
+	// Whois: WhoisAnyone or WhoisModerators (Chat.Whois).
+	Whois *string
+	// Moderated: see Chat.Moderated.
+	Moderated *bool
 }
 
 // Update validates and applies u and returns the updated chat.
@@ -722,6 +775,29 @@ func (s *Store) Update(ctx context.Context, chatID int64, u Update) (*Chat, erro
 		sets = append(sets, "owner_id = ?")
 		args = append(args, *u.OwnerID)
 	}
+	if u.Whois != nil {
+		if *u.Whois != WhoisAnyone && *u.Whois != WhoisModerators {
+			return nil, invalid("whois", "unknown_whois", "whois must be %q or %q", WhoisAnyone, WhoisModerators)
+		}
+		sets = append(sets, "whois = ?")
+		args = append(args, *u.Whois)
+	}
+	if u.Moderated != nil {
+		v := 0
+		if *u.Moderated {
+			v = 1
+		}
+		sets = append(sets, "moderated = ?")
+		args = append(args, v)
+	}
+	if u.ShowOffline != nil {
+		v := 0
+		if *u.ShowOffline {
+			v = 1
+		}
+		sets = append(sets, "show_offline = ?")
+		args = append(args, v)
+	}
 	args = append(args, chatID)
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
@@ -760,6 +836,35 @@ func (s *Store) Update(ctx context.Context, chatID int64, u Update) (*Chat, erro
 		return nil, wrap(fmt.Sprintf("update chat %d", chatID), err)
 	}
 	return s.Get(ctx, chatID)
+}
+
+// SetNick reserves nick in the chat's room for member userID ("" drops
+// the reservation): ErrNotFound when they are not a member, ErrConflict
+// when another member holds the nick.
+func (s *Store) SetNick(ctx context.Context, chatID, userID int64, nick string) error {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
+		if nick != "" {
+			var holders []int64
+			if err := tx.SelectContext(ctx, &holders, tx.Rebind(`SELECT user_id FROM chat_members WHERE chat_id = ? AND nick = ? AND user_id <> ?`),
+				chatID, nick, userID); err != nil {
+				return err
+			}
+			if len(holders) > 0 {
+				return ErrConflict
+			}
+		}
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE chat_members SET nick = ? WHERE chat_id = ? AND user_id = ?`), nick, chatID, userID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	return wrap(fmt.Sprintf("reserve a nick in chat %d", chatID), err)
 }
 
 // Avatar returns the chat's avatar image and its media type; ErrNotFound

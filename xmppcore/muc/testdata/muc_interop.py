@@ -10,7 +10,9 @@ autojoin; both join ROOM with the XEP-0045
 plugin and see each other; ivanov's groupchat message reaches smirnov
 from ROOM/ivanov's nick with a stanza-id by the room; petrova (not a
 member) is refused; a rejoin with maxchars=0 gets no history; ivanov
-kicks smirnov (307) and bans him (301, outcast list, rejoin forbidden).
+kicks smirnov (307) and bans him (301, outcast list, rejoin forbidden);
+petrova reads a password-protected open chat (affiliation none) and her
+first message makes her a member (the presence first).
 Prints "OK" and exits 0, or prints the failure and
 exits 1.
 """
@@ -44,6 +46,10 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("groupchat_message", lambda m: self.groupchat.put_nowait(m))
         self.gone = asyncio.Queue()
         self.add_event_handler("groupchat_presence", lambda p: self.gone.put_nowait(p) if p["type"] == "unavailable" else None)
+        # Every room stanza, in order (presence and messages).
+        self.seen = asyncio.Queue()
+        self.add_event_handler("groupchat_presence", lambda p: self.seen.put_nowait(p))
+        self.add_event_handler("groupchat_message", lambda m: self.seen.put_nowait(m))
 
     async def on_start(self, _):
         await self.get_roster()
@@ -183,7 +189,32 @@ async def main():
         except PresenceError as e:
             if e.condition != "not-authorized":
                 fail(f"wrong password refused with {e.condition}")
-    await muc_p.join_muc_wait(slixmpp.JID(secret), "Мария", maxstanzas=0, password="пароль-1", timeout=10)
+    # The right password lets petrova read the open chat (affiliation
+    # none, not a member); her first message makes her a member, and her
+    # presence says so before the message.
+    self_p, _, _, _ = await muc_p.join_muc_wait(slixmpp.JID(secret), "Мария", maxstanzas=0, password="пароль-1", timeout=10)
+    if self_p["muc"]["affiliation"] != "none":
+        fail(f"a reader's self-presence: {self_p}")
+    members = await muc_i.get_affiliation_list(slixmpp.JID(secret), "member", timeout=10)
+    if f"petrova@{DOMAIN}" in [str(j) for j in members]:
+        fail(f"entering made a member: {members}")
+    petrova.send_message(mto=slixmpp.JID(secret), mbody="можно к вам?", mtype="groupchat")
+    deadline = asyncio.get_event_loop().time() + 10
+    while True:
+        left = deadline - asyncio.get_event_loop().time()
+        if left <= 0:
+            fail("no presence with the new affiliation")
+        try:
+            ev = await asyncio.wait_for(petrova.seen.get(), left)
+        except asyncio.TimeoutError:
+            fail("no presence with the new affiliation")
+        if ev.name == "message" and str(ev["from"]) == secret + "/Мария":
+            fail(f"the message came before the new affiliation: {ev}")
+        if ev.name == "presence" and str(ev["from"]) == secret + "/Мария" and ev["muc"]["affiliation"] == "member":
+            break
+    members = await muc_i.get_affiliation_list(slixmpp.JID(secret), "member", timeout=10)
+    if f"petrova@{DOMAIN}" not in [str(j) for j in members]:
+        fail(f"the first message did not make a member: {members}")
 
     for c in (ivanov, smirnov, petrova):
         c.disconnect()
