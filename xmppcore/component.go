@@ -199,18 +199,11 @@ func retag(el *Element, from, to string) *Element {
 // be in the handshake at once, and one stream per component is served
 // (a second one is refused with <conflict/> while the first lives).
 func (s *Server) ServeComponents(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed.Load() {
-		s.mu.Unlock()
-		return errServerClosed
+	forget, err := s.trackListener(ln)
+	if err != nil {
+		return err
 	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-	}()
+	defer forget()
 	var pending atomic.Int32
 	for {
 		c, err := ln.Accept()

@@ -222,13 +222,8 @@ func (s *Server) askContactsCaps(sess *Session, el *Element, watchers []string) 
 // request (to, that account's bare JID): a verified ver joins the cache,
 // and the account's last items the client wants are sent to it.
 func (s *Server) contactCapsResult(ctx context.Context, sess *Session, to string, el *Element) {
-	res := el.Child(NSDiscoInfo, "query")
-	if el.AttrValue("type") != "result" || res == nil {
-		return
-	}
-	qnode := res.AttrValue("node")
-	i := strings.LastIndexByte(qnode, '#')
-	if i < 0 {
+	res, qnode, i, ok := capsAnswer(el)
+	if !ok {
 		return
 	}
 	ver := qnode[i+1:]
@@ -284,16 +279,23 @@ func (s *Server) sendCapsQuery(sess *Session) {
 	}
 }
 
+// capsAnswer takes apart a client's answer to a caps request: the
+// disco#info result, its node ("node#ver") and where the '#' is.
+func capsAnswer(el *Element) (res *Element, qnode string, hash int, ok bool) {
+	res = el.Child(NSDiscoInfo, "query")
+	if el.AttrValue("type") != "result" || res == nil {
+		return nil, "", 0, false
+	}
+	qnode = res.AttrValue("node")
+	hash = strings.LastIndexByte(qnode, '#')
+	return res, qnode, hash, hash >= 0
+}
+
 // capsResult takes a client's answer to the server's caps request (an IQ
 // result to the user's bare JID with the asked node).
 func (s *Server) capsResult(ctx context.Context, sess *Session, el *Element) {
-	res := el.Child(NSDiscoInfo, "query")
-	if el.AttrValue("type") != "result" || res == nil {
-		return
-	}
-	qnode := res.AttrValue("node")
-	i := strings.LastIndexByte(qnode, '#')
-	if i < 0 {
+	res, qnode, i, ok := capsAnswer(el)
+	if !ok {
 		return
 	}
 	ver := qnode[i+1:]

@@ -289,19 +289,28 @@ func (s *Server) directTLS() *tls.Config {
 	return s.directCfg
 }
 
-func (s *Server) serveC2S(ln net.Listener, direct bool) error {
+// trackListener records ln so that Shutdown closes it; forget removes
+// it again. A server already shut down refuses it.
+func (s *Server) trackListener(ln net.Listener) (forget func(), err error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed.Load() {
-		s.mu.Unlock()
-		return errServerClosed
+		return nil, errServerClosed
 	}
 	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
+	return func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
 		s.mu.Unlock()
-	}()
+	}, nil
+}
+
+func (s *Server) serveC2S(ln net.Listener, direct bool) error {
+	forget, err := s.trackListener(ln)
+	if err != nil {
+		return err
+	}
+	defer forget()
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
