@@ -1,0 +1,28 @@
+package xmppcore
+
+import (
+	"net"
+	"testing"
+
+	"vestnik/migrations"
+	"vestnik/migrations/dbtest"
+)
+
+// TestSlixmppXEPs runs testdata/xeps.py: the extensions of docs/xmpp.md's
+// table checked one by one with slixmpp (last activity, vcard-temp, PEP,
+// chat states/receipts/markers, caps in the features, contact
+// addresses, blocking, ping, roster versioning, carbons, CSI, direct
+// TLS, avatar to vCard, fulltext MAM, a subscription to a non-colleague).
+func TestSlixmppXEPs(t *testing.T) {
+	e := newEnvWith(t, dbtest.Open(t, migrations.SQLite), testOrg, func(o *Options) {
+		o.ContactAddresses = map[string][]string{"admin": {"mailto:it@example.test", "xmpp:alice@" + testDomain}}
+	})
+	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.srv.ServeC2STLS(tlsLn)
+	_, port, _ := net.SplitHostPort(e.addr)
+	_, tlsPort, _ := net.SplitHostPort(tlsLn.Addr().String())
+	runSlixmpp(t, "testdata/xeps.py", "127.0.0.1", port, tlsPort, testDomain, "secret")
+}
