@@ -6,6 +6,7 @@ import (
 
 	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/xmpptest"
 )
 
 // TestSlixmppXEPs runs testdata/xeps.py: the extensions of docs/xmpp.md's
@@ -24,5 +25,5 @@ func TestSlixmppXEPs(t *testing.T) {
 	go e.srv.ServeC2STLS(tlsLn)
 	_, port, _ := net.SplitHostPort(e.addr)
 	_, tlsPort, _ := net.SplitHostPort(tlsLn.Addr().String())
-	runSlixmpp(t, "testdata/xeps.py", "127.0.0.1", port, tlsPort, testDomain, "secret")
+	xmpptest.RunSlixmpp(t, "testdata/xeps.py", "core", "127.0.0.1", port, tlsPort, testDomain, "secret")
 }
