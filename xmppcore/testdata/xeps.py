@@ -54,6 +54,8 @@ class Client(slixmpp.ClientXMPP):
             self.register_plugin(p)
         if caps:  # not on alice: without known caps she gets every PEP event
             self.register_plugin("xep_0115")
+        # A PEP event goes to clients that ask for it (+notify, XEP-0163).
+        self.plugin["xep_0030"].add_feature("http://jabber.org/protocol/tune+notify")
         self.plugin["xep_0184"].auto_ack = False
         self.plugin["xep_0184"].auto_request = False
         self.roster.auto_authorize = None  # subscriptions answered by hand
@@ -308,7 +310,7 @@ async def main():
 
 async def main_pep():
     ivanov = await login("ivanov", "slix")
-    smirnov = await login("smirnov", "slix")
+    smirnov = await login("smirnov", "slix", caps=True)
     I = f"ivanov@{DOMAIN}"
 
     check("xep-0060/0163 PEP publish and notify")
