@@ -6,9 +6,12 @@ ivanov and smirnov (members of the closed chat ROOM) log in over STARTTLS
 with SCRAM-SHA-256; smirnov reads his bookmarks from private storage
 (XEP-0048) and, as Converse.js does, from PEP storage:bookmarks after
 seeing urn:xmpp:bookmarks:1#compat on his account, and finds ROOM with
-autojoin; both join ROOM with the XEP-0045
+autojoin; smirnov publishes XEP-0402 bookmarks (ROOM, and a room elsewhere
+with autojoin='false' and extensions) and reads them back as published;
+both join ROOM with the XEP-0045
 plugin and see each other; ivanov's groupchat message reaches smirnov
-from ROOM/ivanov's nick with a stanza-id by the room; petrova (not a
+from ROOM/ivanov's nick with a stanza-id by the room and the occupant-id (XEP-0421) of ivanov's
+presence; ivanov's self-ping (XEP-0410) is answered; petrova (not a
 member) is refused; a rejoin with maxchars=0 gets no history; ivanov
 kicks smirnov (307) and bans him (301, outcast list, rejoin forbidden);
 petrova reads a password-protected open chat (affiliation none) and her
@@ -20,6 +23,8 @@ import asyncio
 import logging
 import ssl
 import sys
+
+import xml.etree.ElementTree as ET
 
 import slixmpp
 from slixmpp.exceptions import IqError, PresenceError
@@ -38,7 +43,7 @@ class Client(slixmpp.ClientXMPP):
         super().__init__(f"{user}@{DOMAIN}/slix", PASSWORD, sasl_mech="SCRAM-SHA-256")
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
-        for p in ("xep_0004", "xep_0030", "xep_0045", "xep_0048", "xep_0049", "xep_0223", "xep_0359"):
+        for p in ("xep_0004", "xep_0030", "xep_0045", "xep_0048", "xep_0049", "xep_0199", "xep_0223", "xep_0359"):
             self.register_plugin(p)
         self.groupchat = asyncio.Queue()
         self.ready = asyncio.Event()
@@ -91,6 +96,34 @@ async def main():
     if not found:
         fail(f"PEP storage:bookmarks: {res}")
 
+    # XEP-0402: published conferences are kept as published and read
+    # back: ROOM (autojoin: autojoin='false' would leave the chat) and a
+    # room elsewhere with autojoin='false' and <extensions/>.
+    other = "lounge@muc.elsewhere.test"
+    for room, conf in ((ROOM, "name='Продажи (мои)' autojoin='true'><nick>Лёша</nick>"),
+                       (other, "name='Гостиная' autojoin='false'><nick>Лёша</nick><extensions><x xmlns='urn:example:x'/></extensions>")):
+        pub = smirnov.make_iq_set()
+        pub.append(ET.fromstring(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'>"
+            f"<item id='{room}'><conference xmlns='urn:xmpp:bookmarks:1' {conf}</conference></item></publish>"
+            "<publish-options><x xmlns='jabber:x:data' type='submit'>"
+            "<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>"
+            "<field var='pubsub#persist_items'><value>true</value></field>"
+            "<field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub>"))
+        await pub.send(timeout=10)
+    get = smirnov.make_iq_get()
+    get.append(ET.fromstring("<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub>"))
+    res = await get.send(timeout=10)
+    got = {i.get("id"): i.find("{urn:xmpp:bookmarks:1}conference") for i in res.xml.iter("{http://jabber.org/protocol/pubsub}item")}
+    c1, c2 = got.get(ROOM), got.get(other)
+    if c1 is None or c1.get("name") != "Продажи (мои)" or c1.get("autojoin") not in ("true", "1") \
+            or c1.findtext("{urn:xmpp:bookmarks:1}nick") != "Лёша":
+        fail(f"XEP-0402 bookmark of ROOM read back: {res}")
+    if c2 is None or c2.get("name") != "Гостиная" or c2.get("autojoin") not in ("false", "0") \
+            or c2.find("{urn:xmpp:bookmarks:1}extensions/{urn:example:x}x") is None:
+        fail(f"XEP-0402 bookmark elsewhere read back: {res}")
+    print("OK xep-0402 bookmarks", flush=True)
+
     muc_i, muc_s = ivanov.plugin["xep_0045"], smirnov.plugin["xep_0045"]
     await muc_i.join_muc_wait(slixmpp.JID(ROOM), "Иван", maxstanzas=0, timeout=10)
     await muc_s.join_muc_wait(slixmpp.JID(ROOM), "Алексей", maxstanzas=0, timeout=10)
@@ -117,6 +150,25 @@ async def main():
         fail(f"from {m['from']}")
     if m["stanza_id"]["by"] != ROOM or not m["stanza_id"]["id"]:
         fail(f"stanza-id {m['stanza_id']}")
+
+    # XEP-0421: the message and ivanov's presence carry the same occupant-id.
+    oid = m.xml.find("{urn:xmpp:occupant-id:0}occupant-id")
+    if oid is None or not oid.get("id"):
+        fail(f"no occupant-id on the message: {m}")
+    pres_ids = []
+    while not smirnov.seen.empty():
+        ev = smirnov.seen.get_nowait()
+        if ev.name == "presence" and str(ev["from"]) == ROOM + "/Иван":
+            o = ev.xml.find("{urn:xmpp:occupant-id:0}occupant-id")
+            pres_ids.append(o is not None and o.get("id"))
+    if not pres_ids or any(i != oid.get("id") for i in pres_ids):
+        fail(f"occupant-id {oid.get('id')} of the message, of the presence: {pres_ids}")
+    print("OK xep-0421 occupant-id", flush=True)
+
+    # XEP-0410: a joined session's ping to its own occupant JID is
+    # answered by the room.
+    await ivanov.plugin["xep_0199"].ping(slixmpp.JID(ROOM + "/Иван"), timeout=10)
+    print("OK xep-0410 self-ping", flush=True)
 
     # A rejoin with maxchars=0 gets no history (Conversations-style).
     _, _, _, hist = await muc_s.join_muc_wait(slixmpp.JID(ROOM), "Алексей", maxchars=0, timeout=10)
