@@ -36,9 +36,10 @@ func parse(t *testing.T, s string) *xmppcore.Element {
 	return els[0]
 }
 
-// TestExternalServicesOverC2S: a client on a real c2s connection lists the
-// services, filters them by type, and gets working TURN credentials.
-func TestExternalServicesOverC2S(t *testing.T) {
+// serve starts a c2s server of the demo company (ivanov's password:
+// secret) with servicesJSON's services and returns its address.
+func serve(t *testing.T) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "services.json")
 	if err := os.WriteFile(path, []byte(servicesJSON), 0o600); err != nil {
 		t.Fatal(err)
@@ -65,7 +66,13 @@ func TestExternalServicesOverC2S(t *testing.T) {
 		t.Fatal(err)
 	}
 	go srv.ServeC2S(ln)
-	cl := xmpptest.Dial(t, ln.Addr().String(), "ivanov@example.test", "gajim", "secret")
+	return ln.Addr().String()
+}
+
+// TestExternalServicesOverC2S: a client on a real c2s connection lists the
+// services, filters them by type, and gets working TURN credentials.
+func TestExternalServicesOverC2S(t *testing.T) {
+	cl := xmpptest.Dial(t, serve(t), "ivanov@example.test", "gajim", "secret")
 
 	cl.Send(`<iq type='get' id='d' to='example.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 	if s := cl.Expect("id='d'"); !strings.Contains(s, extdisco.NS) {
@@ -141,4 +148,11 @@ func TestLoadRejectsBadServices(t *testing.T) {
 	if _, err := extdisco.Load(filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Error("Load of a missing file: no error")
 	}
+}
+
+// TestSlixmppExtDisco runs ../testdata/xeps.py's extdisco part: slixmpp
+// lists the services, a type's, and asks for TURN credentials.
+func TestSlixmppExtDisco(t *testing.T) {
+	host, port, _ := net.SplitHostPort(serve(t))
+	xmpptest.RunSlixmpp(t, "../testdata/xeps.py", "extdisco", host, port, "example.test", "secret")
 }

@@ -3,10 +3,13 @@
 
 Usage: xeps.py core HOST PORT TLSPORT DOMAIN PASSWORD  (xmppcore's test company)
        xeps.py pep HOST PORT DOMAIN PASSWORD           (the demo company, with PEP)
+       xeps.py extdisco HOST PORT DOMAIN PASSWORD      (extdisco_test.go's services)
 core: alice and bob (colleagues) and dave (no colleague of alice's) log in
 over STARTTLS with SCRAM-SHA-256, alice once more over direct TLS (TLSPORT).
 pep: ivanov publishes on PEP and smirnov gets the event; ivanov's XEP-0084
 avatar becomes his vCard PHOTO.
+extdisco: ivanov lists the external services (XEP-0215), those of a type,
+and gets TURN credentials.
 Each check prints "OK <name>"; at the end "OK". A failed check prints
 "FAIL <name>: …" and exits 1.
 """
@@ -347,4 +350,35 @@ async def main_pep():
     print("OK", flush=True)
 
 
-asyncio.get_event_loop().run_until_complete(asyncio.wait_for(main() if MODE == "core" else main_pep(), 30))
+async def main_extdisco():
+    ivanov = await login("ivanov", "slix")
+    NS = "urn:xmpp:extdisco:2"
+    check("xep-0215 external service discovery")
+    info = await ivanov["xep_0030"].get_info(jid=DOMAIN, timeout=5)
+    if NS not in info["disco_info"]["features"]:
+        fail(f"{NS} not in the server's disco#info")
+    r = await ivanov.iq("get", DOMAIN, f"<services xmlns='{NS}'/>")
+    types = [(s.get("type"), s.get("host")) for s in r.xml.iter(f"{{{NS}}}service")]
+    if sorted(types) != [("ftp", "ftp.example.test"), ("stun", "turn.example.test"), ("turn", "turn.example.test")]:
+        fail(f"services: {types}")
+    r = await ivanov.iq("get", DOMAIN, f"<services xmlns='{NS}' type='turn'/>")
+    turn = list(r.xml.iter(f"{{{NS}}}service"))
+    if len(turn) != 1 or turn[0].get("restricted") not in ("1", "true") or not turn[0].get("username", "").endswith(":ivanov"):
+        fail(f"turn services: {r}")
+    r = await ivanov.iq("get", DOMAIN, f"<credentials xmlns='{NS}'><service host='turn.example.test' type='turn'/></credentials>")
+    cred = list(r.xml.iter(f"{{{NS}}}service"))
+    if len(cred) != 1 or not cred[0].get("password") or not cred[0].get("username", "").endswith(":ivanov"):
+        fail(f"credentials: {r}")
+    try:
+        await ivanov.iq("get", DOMAIN, f"<credentials xmlns='{NS}'><service host='turn.example.test'/></credentials>")
+        fail("credentials without a type answered")
+    except IqError as e:
+        if e.condition != "bad-request":
+            fail(f"credentials without a type: {e.condition}")
+    ok()
+    ivanov.disconnect()
+    print("OK", flush=True)
+
+
+MAINS = {"core": main, "pep": main_pep, "extdisco": main_extdisco}
+asyncio.get_event_loop().run_until_complete(asyncio.wait_for(MAINS[MODE](), 30))
