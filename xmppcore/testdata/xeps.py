@@ -11,7 +11,8 @@ avatar becomes his vCard PHOTO.
 extdisco: ivanov lists the external services (XEP-0215), those of a type,
 and gets TURN credentials.
 Each check prints "OK <name>"; at the end "OK". A failed check prints
-"FAIL <name>: …" and exits 1.
+"FAIL <name>: …" and exits 1. A last argument -v prints the stanzas a
+check skipped while waiting.
 """
 import asyncio
 import base64
