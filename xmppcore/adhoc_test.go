@@ -1,10 +1,7 @@
 package xmppcore
 
 import (
-	"context"
 	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +10,7 @@ import (
 
 	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/xmpptest"
 )
 
 // TestAdminCommands: XEP-0050/0133 for the admins. The commands are
@@ -108,21 +106,9 @@ func between(s, from, to string) string {
 // TestSlixmppAdminCommands runs testdata/adhoc.py: slixmpp's XEP-0050
 // client lists, fills in and completes the XEP-0133 forms.
 func TestSlixmppAdminCommands(t *testing.T) {
-	const python = "/usr/bin/python3"
-	if err := exec.Command(python, "-c", "import slixmpp").Run(); err != nil {
-		if os.Getenv("VESTNIK_REQUIRE_ALL") == "1" {
-			t.Fatalf("python3-slixmpp is not available (%v) but VESTNIK_REQUIRE_ALL=1", err)
-		}
-		t.Skipf("python3-slixmpp not available: %v", err)
-	}
 	e := newEnvWith(t, dbtest.Open(t, migrations.SQLite), testOrg, func(o *Options) { o.Admins = []string{"alice"} })
 	_, port, _ := net.SplitHostPort(e.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, python, "testdata/adhoc.py", "127.0.0.1", port, testDomain, "secret").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "OK") {
-		t.Fatalf("adhoc.py: %v\n%s", err, out)
-	}
+	xmpptest.RunSlixmpp(t, "testdata/adhoc.py", "127.0.0.1", port, testDomain, "secret")
 }
 
 // TestAdminCommandsAcrossNodes: with two nodes, an admin on one reaches

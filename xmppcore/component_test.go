@@ -5,8 +5,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 
 	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/xmpptest"
 )
 
 const testComponent = "bot.example.test"
@@ -212,23 +211,11 @@ func TestComponentAcrossNodes(t *testing.T) {
 // ComponentXMPP connects, and a slixmpp client talks to it through the
 // server.
 func TestComponentSlixmpp(t *testing.T) {
-	const python = "/usr/bin/python3"
-	if err := exec.Command(python, "-c", "import slixmpp").Run(); err != nil {
-		if os.Getenv("VESTNIK_REQUIRE_ALL") == "1" {
-			t.Fatalf("python3-slixmpp is not available (%v) but VESTNIK_REQUIRE_ALL=1", err)
-		}
-		t.Skipf("python3-slixmpp not available: %v", err)
-	}
 	e := newEnv(t, dbtest.Open(t, migrations.SQLite))
 	caddr := e.withComponent()
 	_, port, _ := net.SplitHostPort(e.addr)
 	_, cport, _ := net.SplitHostPort(caddr)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, python, "testdata/component.py", "127.0.0.1", port, cport, testDomain, "secret", testComponent, "s3cret").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "OK") {
-		t.Fatalf("component.py: %v\n%s", err, out)
-	}
+	xmpptest.RunSlixmpp(t, "testdata/component.py", "127.0.0.1", port, cport, testDomain, "secret", testComponent, "s3cret")
 }
 
 // TestComponentStanzaTooLarge: the component's stanzas are bounded like a
