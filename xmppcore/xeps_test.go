@@ -11,7 +11,8 @@ import (
 
 // TestSlixmppXEPs runs testdata/xeps.py: the extensions of docs/xmpp.md's
 // table checked one by one with slixmpp (last activity, vcard-temp, PEP,
-// chat states/receipts/markers, caps in the features, contact
+// chat states/receipts/markers, direct invitations, RSM paging of MAM,
+// caps in the features, contact
 // addresses, blocking, ping, roster versioning, carbons, CSI, direct
 // TLS, avatar to vCard, fulltext MAM, a subscription to a non-colleague).
 func TestSlixmppXEPs(t *testing.T) {

@@ -209,6 +209,17 @@ async def main():
     await alice.next(lambda ev: is_msg(ev, B) and ev.xml.find("{urn:xmpp:chat-markers:0}displayed") is not None, "displayed marker at alice")
     ok()
 
+    check("xep-0249 direct MUC invitation passed through")
+    bob.drain()
+    inv = alice.make_message(mto=B)
+    inv.append(ET.fromstring(f"<x xmlns='jabber:x:conference' jid='sales@conference.{DOMAIN}' reason='обсудим'/>"))
+    inv.send()
+    got = await bob.next(lambda ev: is_msg(ev, A) and ev.xml.find("{jabber:x:conference}x") is not None, "invitation at bob")
+    x = got.xml.find("{jabber:x:conference}x")
+    if x.get("jid") != f"sales@conference.{DOMAIN}" or x.get("reason") != "обсудим":
+        fail(f"invitation: {got}")
+    ok()
+
     check("xep-0431 fulltext in MAM")
     form = await alice["xep_0313"].get_fields(timeout=5)
     if "{urn:xmpp:fulltext:0}fulltext" not in form.get_fields():
@@ -235,6 +246,31 @@ async def main():
     ev = await alice2.next(lambda ev: isinstance(ev, tuple), "sent carbon at alice/two")
     if ev[1]["carbon_sent"]["body"] != "копия":
         fail(f"carbon: {ev[1]}")
+    ok()
+
+    # Two messages archived by now: one page each.
+    check("xep-0059 result set management in MAM")
+    pages, after, fins = [], "", []
+    for _ in range(2):
+        q = alice.make_iq_set()
+        q.append(ET.fromstring("<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>1</max>"
+                               + (f"<after>{after}</after>" if after else "") + "</set></query>"))
+        alice.drain()
+        res = await q.send(timeout=5)
+        ids = []
+        while not alice.seen.empty():
+            ev = alice.seen.get_nowait()
+            if is_msg(ev) and ev.xml.find("{urn:xmpp:mam:2}result") is not None:
+                ids.append(ev.xml.find("{urn:xmpp:mam:2}result").get("id"))
+        fin = res.xml.find("{urn:xmpp:mam:2}fin")
+        last = fin is not None and fin.findtext("{http://jabber.org/protocol/rsm}set/{http://jabber.org/protocol/rsm}last")
+        if len(ids) != 1 or last != ids[0]:
+            fail(f"page after {after!r}: results {ids}, fin {res}")
+        pages.append(ids[0])
+        fins.append(fin.get("complete"))
+        after = last
+    if pages[0] == pages[1] or fins[0] == "true":
+        fail(f"pages {pages}, complete {fins}")
     ok()
 
     check("rfc6121 subscription to a non-colleague")
