@@ -9,12 +9,13 @@ import (
 	"vestnik/xmppcore/xmpptest"
 )
 
-// TestSlixmppXEPs runs testdata/xeps.py: the extensions of docs/xmpp.md's
-// table checked one by one with slixmpp (last activity, vcard-temp, PEP,
-// chat states/receipts/markers, direct invitations, RSM paging of MAM,
-// caps in the features, contact
-// addresses, blocking, ping, roster versioning, carbons, CSI, direct
-// TLS, avatar to vCard, fulltext MAM, a subscription to a non-colleague).
+// TestSlixmppXEPs runs testdata/xeps.py core: the rows of docs/xmpp.md's
+// table checked one by one with slixmpp (direct TLS, caps in the stream
+// features, contact addresses, ping, last activity, vcard-temp, chat
+// states/receipts/markers, direct invitations, fulltext and RSM paging
+// of MAM, carbons, a subscription to a non-colleague, roster versioning,
+// CSI, blocking). Its PEP part runs in xmppcore/pubsub, its XEP-0215
+// part in xmppcore/extdisco.
 func TestSlixmppXEPs(t *testing.T) {
 	e := newEnvWith(t, dbtest.Open(t, migrations.SQLite), testOrg, func(o *Options) {
 		o.ContactAddresses = map[string][]string{"admin": {"mailto:it@example.test", "xmpp:alice@" + testDomain}}
