@@ -281,6 +281,9 @@ func (s *Service) outElsewhere(ctx context.Context, ev ChatEvent) {
 		return
 	}
 	if c.Type == TypeClosed {
-		s.readersOut(ctx, c, ev.Actor)
+		// The event's owner too is no reader: the chat read now may
+		// already be past a later change on the other node (a destroy
+		// that removed the members, whose own notice follows).
+		s.readersOut(ctx, c, ev.Actor, ev.Chat.OwnerID)
 	}
 }

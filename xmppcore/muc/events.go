@@ -2,6 +2,7 @@ package muc
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -199,14 +200,14 @@ func (s *Service) configChanged(ctx context.Context, old, nc *Chat, actor int64,
 
 // readersOut takes the readers (occupants who are not members) out of a
 // chat that became closed: status 322 (XEP-0045 §9.7).
-func (s *Service) readersOut(ctx context.Context, c *Chat, actor int64) {
+func (s *Service) readersOut(ctx context.Context, c *Chat, actor int64, keep ...int64) {
 	r := s.room(c.ID, false)
 	if r == nil {
 		return
 	}
 	seen := make(map[int64]bool)
 	for _, o := range r.list() {
-		if !seen[o.userID] && !c.IsMember(o.userID) {
+		if !seen[o.userID] && !c.IsMember(o.userID) && o.userID != c.OwnerID && !slices.Contains(keep, o.userID) {
 			seen[o.userID] = true
 			s.eject(ctx, c, o.userID, actor, "", "322")
 		}
