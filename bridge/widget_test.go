@@ -14,7 +14,6 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"vestnik/migrations/dbtest"
-	"vestnik/roster"
 	"vestnik/xmppcore"
 	"vestnik/xmppcore/muc"
 )
@@ -231,9 +230,15 @@ func TestWidgetSignIn(t *testing.T) {
 		}
 		expectClose(t, w3, CodeUnauthorized, 5*time.Second)
 
-		// Expiry ends a connection that is open at that moment.
-		cred2 := e.widgetSignIn("ivanov", portal)
-		if _, err := db.Exec(db.Rebind(`UPDATE web_sessions SET expires_at = ? WHERE hash = ?`), time.Now().Add(700*time.Millisecond).UnixMicro(), roster.SecretKey(cred2)); err != nil {
+		// Expiry ends a connection that is open at that moment: a widget
+		// credential issued by the core as sign-in issues it, with a
+		// lifetime of 700 ms.
+		ivanov, err := e.users.UserByLogin(context.Background(), "ivanov")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred2, _, err := e.users.CreateWebSession(context.Background(), ivanov.ID, portal, 700*time.Millisecond)
+		if err != nil {
 			t.Fatal(err)
 		}
 		w4, _, err := e.dialWidget(portal, cred2)
