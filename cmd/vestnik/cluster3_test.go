@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"vestnik/migrations"
 	"vestnik/migrations/dbtest"
 )
@@ -251,10 +253,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	var archived []string
-	if err := db.Select(&archived, `SELECT body FROM messages WHERE body LIKE 'load %'`); err != nil {
-		t.Fatal(err)
-	}
+	archived := archivedBodies(t, db, "load")
 	mu.Lock()
 	defer mu.Unlock()
 	var lost, dup, lostSafe, dupSafe int
@@ -428,10 +427,7 @@ func TestClusterStalledNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var archived []string
-	if err := db.Select(&archived, `SELECT body FROM messages WHERE body LIKE 'stall %'`); err != nil {
-		t.Fatal(err)
-	}
+	archived := archivedBodies(t, db, "stall")
 	mu.Lock()
 	defer mu.Unlock()
 	lost, dup := map[string]int{}, map[string]int{}
@@ -452,4 +448,15 @@ func TestClusterStalledNode(t *testing.T) {
 	if peak-before > 64<<10 {
 		t.Errorf("node 1 grew by %d KiB while another node was stalled", peak-before)
 	}
+}
+
+// archivedBodies returns the bodies of the archived messages that start
+// with prefix and a space (the load tests' messages).
+func archivedBodies(t *testing.T, db *sqlx.DB, prefix string) []string {
+	t.Helper()
+	var bodies []string
+	if err := db.Select(&bodies, db.Rebind(`SELECT body FROM messages WHERE body LIKE ?`), prefix+" %"); err != nil {
+		t.Fatal(err)
+	}
+	return bodies
 }

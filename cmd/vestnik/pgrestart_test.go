@@ -244,10 +244,7 @@ func TestClusterPostgresRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var archived []string
-	if err := db.Select(&archived, `SELECT body FROM messages WHERE body LIKE 'load %'`); err != nil {
-		t.Fatal(err)
-	}
+	archived := archivedBodies(t, db, "load")
 	mu.Lock()
 	defer mu.Unlock()
 	var lost, dup int
