@@ -209,10 +209,17 @@ type mamArchive struct{ st *mam.Store }
 // MAMArchive adapts the message archive to the Archive the server needs.
 func MAMArchive(st *mam.Store) Archive { return mamArchive{st} }
 
-func (a mamArchive) Append(ctx context.Context, m *ArchivedMessage) (bool, error) {
+func (a mamArchive) Append(ctx context.Context, m *ArchivedMessage, routed func(bool)) (bool, error) {
 	mm := &mam.Message{Kind: mam.KindChat, FromID: m.FromID, ToID: m.ToID, FromResource: m.FromResource,
 		OriginID: m.OriginID, Body: m.Body, Payload: m.Payload, Lang: m.Lang, Files: m.Files, ReplyTo: m.ReplyTo}
-	newContact, err := a.st.Append(ctx, mm)
+	var then func(bool)
+	if routed != nil {
+		then = func(committed bool) {
+			m.ID, m.CreatedAt, m.Seq = mm.ID, mm.CreatedAt, mm.Seq
+			routed(committed)
+		}
+	}
+	newContact, err := a.st.AppendThen(ctx, mm, then)
 	if err != nil {
 		return false, err
 	}

@@ -88,9 +88,13 @@ type Event struct {
 // Archive is what the XMPP server needs from the message archive
 // (package mam). MAMArchive adapts *mam.Store.
 type Archive interface {
-	// Append stores m (setting ID and CreatedAt) before it is delivered;
-	// newContact reports a first personal message between the two users.
-	Append(ctx context.Context, m *ArchivedMessage) (newContact bool, err error)
+	// Append stores m (setting ID, CreatedAt and Seq) and returns once
+	// it is committed; newContact reports a first personal message
+	// between the two users. routed, if not nil, is called as soon as m
+	// has its ID, CreatedAt and Seq, telling whether m is committed yet
+	// (mam.Store.AppendThen: on SQLite it is not): delivery need not wait
+	// for the disk, the sender's acknowledgement does.
+	Append(ctx context.Context, m *ArchivedMessage, routed func(committed bool)) (newContact bool, err error)
 	// UndeliveredAfter returns personal messages to userID with an id
 	// above afterID, oldest first (in sequence order), retracted ones
 	// included (Deleted).

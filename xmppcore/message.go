@@ -197,17 +197,33 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 			FromID: fromID, ToID: to.ID, FromResource: fromRes,
 			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el), Lang: el.Lang(), Files: files, ReplyTo: replyTo,
 		}
-		newContact, err := s.arch.Append(ctx, m)
+		var out *Element
+		early := false
+		newContact, err := s.arch.Append(ctx, m, func(committed bool) {
+			early = !committed
+			out = s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, m.ID, m.Seq)
+		})
 		if err != nil {
+			if early {
+				s.log.Error("a message routed before its commit was not stored", "id", m.ID, "from", fromID, "to", to.ID, "err", err)
+			}
 			return 0, err
 		}
 		id, seq = m.ID, m.Seq
+		if early {
+			// Routed before the commit: a session of the recipient's that
+			// came up meanwhile read the archive (offline delivery)
+			// without it. What no client has and no stream holds goes
+			// now; the rest is known and skipped.
+			s.routeLocalSeq(to, toRes, typ, out, id, seq)
+		}
 		if newContact {
 			s.pushContact(ctx, fromID, to.ID)
 			s.pushContact(ctx, to.ID, fromID)
 		}
+	} else {
+		s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, 0, 0)
 	}
-	s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, id, seq)
 	if id != 0 {
 		s.checkUnreached(ctx, Unreached{UserID: to.ID, Kind: "message", From: s.bareJID(fromLogin), Body: body.Text, ID: id}, false)
 	}
@@ -216,8 +232,9 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 
 // routePersonal routes a personal message (archived as id, or 0 when it
 // is not archived) to the recipient's sessions and sends carbons to both
-// users' other sessions. sess is the sending session (nil from REST).
-func (s *Server) routePersonal(ctx context.Context, fromID int64, fromLogin string, sess *Session, to *Account, toRes, typ string, el *Element, id, seq int64) {
+// users' other sessions; it returns the recipient's copy. sess is the
+// sending session (nil from REST).
+func (s *Server) routePersonal(ctx context.Context, fromID int64, fromLogin string, sess *Session, to *Account, toRes, typ string, el *Element, id, seq int64) *Element {
 	toBare := s.bareJID(to.Login)
 	out := el
 	if id != 0 {
@@ -258,6 +275,7 @@ func (s *Server) routePersonal(ctx context.Context, fromID int64, fromLogin stri
 			t.deliver(carbon("received", toBare, t.jidStr, out))
 		}
 	}
+	return out
 }
 
 // routeMessage delivers a message to a user's sessions by RFC 6121 rules

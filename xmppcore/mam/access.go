@@ -42,6 +42,9 @@ func Readable(viewer int64) (string, []any) { return readable(viewer) }
 func (s *Store) GetFor(ctx context.Context, viewer, id int64) (*Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
+	if err := s.settle(ctx); err != nil {
+		return nil, fmt.Errorf("mam: get %d for %d: %w", id, viewer, err)
+	}
 	cond, args := readable(viewer)
 	var r msgRow
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+msgColumns+` FROM messages m WHERE m.id = ? AND `+cond),
@@ -71,6 +74,9 @@ func (s *Store) CanRead(ctx context.Context, viewer, id int64) (bool, error) {
 func (s *Store) CarriesReadable(ctx context.Context, viewer, fileID int64) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
+	if err := s.settle(ctx); err != nil {
+		return false, err
+	}
 	cond, args := readable(viewer)
 	var n int
 	err := s.db.GetContext(ctx, &n, s.db.Rebind(`SELECT COUNT(*) FROM (SELECT 1 FROM message_files f

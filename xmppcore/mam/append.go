@@ -20,8 +20,18 @@ import (
 // When the leader's own message is stored it hands leadership to the oldest
 // waiting caller, so no caller works for others indefinitely. There is no
 // background goroutine: an idle store holds nothing.
+//
+// On SQLite a message is numbered when it is queued (early numbering: id,
+// delivery sequence and time given in memory, Store.nextID and seqTop), so
+// the caller can route it while the disk is still busy with the commit
+// before (AppendThen); batches are written in queue order, so ids are
+// committed in order. An id or sequence given out is never given again,
+// even after a crash: the first id after the store is opened skips
+// idMargin ids, and a sequence that cannot be stored keeps its place as a
+// retracted placeholder (placeholder).
 
 type appendReq struct {
+	st         *Store // the Store it was queued through
 	m          *Message
 	id         int64
 	seq        int64 // the recipient's delivery sequence (personal messages)
@@ -32,85 +42,225 @@ type appendReq struct {
 	wake       chan struct{} // one send: finished, or promoted to leader
 }
 
+// idMargin is how many ids the first append after the store is opened
+// skips on SQLite: more than can be numbered but not yet committed
+// (each waits for its commit, and there are fewer callers than this), so
+// an id a client saw before a crash is never reused for another message,
+// and a delivery mark stored before its message's commit stays above
+// every new id's predecessor.
+const idMargin = 1 << 16
+
 // Append stores m, assigning m.ID (the one monotonic archive id, also the
 // MAM and stanza id) and m.CreatedAt (now, unless already set), and returns
 // only after the message is committed. For a personal message it also
 // records both directions of personal_contacts in the same transaction and
 // reports newContact=true when the pair had never exchanged a message.
 func (s *Store) Append(ctx context.Context, m *Message) (newContact bool, err error) {
+	return s.AppendThen(ctx, m, nil)
+}
+
+// AppendThen is Append that calls routed (when not nil, on the caller's
+// goroutine) as soon as m has its archive id, delivery sequence and time
+// (m.ID, m.Seq, m.CreatedAt), telling whether m is committed yet: on
+// SQLite before the commit (false), so delivery does not wait for the
+// disk; on PostgreSQL, whose transaction gives them, after it (true). Like Append it returns only once m is committed, so the
+// sender is acknowledged only then. Should the commit fail after routed
+// ran, the error says so and the recipient has seen a message that is not
+// stored.
+func (s *Store) AppendThen(ctx context.Context, m *Message, routed func(committed bool)) (newContact bool, err error) {
 	if err := validate(m); err != nil {
 		return false, err
 	}
-	r := &appendReq{m: m, wake: make(chan struct{}, 1)}
-	s.mu.Lock()
-	s.queue = append(s.queue, r)
-	if s.leading {
-		s.mu.Unlock()
+	r := &appendReq{st: s, m: m, wake: make(chan struct{}, 1), created: m.CreatedAt.UnixMicro()}
+	if m.CreatedAt.IsZero() {
+		r.created = time.Now().UnixMicro()
+	}
+	s.ap.mu.Lock()
+	if !s.pg {
+		if err := s.number(ctx, r); err != nil {
+			s.ap.mu.Unlock()
+			return false, fmt.Errorf("mam: append: %w", err)
+		}
+	}
+	s.ap.queue = append(s.ap.queue, r)
+	lead := !s.ap.leading
+	s.ap.leading = true
+	s.ap.mu.Unlock()
+	if routed != nil && !s.pg {
+		m.ID, m.Seq, m.CreatedAt = r.id, r.seq, time.UnixMicro(r.created).UTC()
+		routed(false)
+	}
+	if !lead {
 		<-r.wake
 		if r.finished {
-			return r.result()
+			return s.result(r, routed)
 		}
-		s.mu.Lock() // promoted: lead the next batches
+		s.ap.mu.Lock() // promoted: lead the next batches
 	} else {
-		s.leading = true
 		// Let the callers that are ready to append join this first
 		// batch: on a busy single-core server they would otherwise only
 		// run once the commit is done, and every message would cost a
 		// transaction of its own.
-		s.mu.Unlock()
 		runtime.Gosched()
-		s.mu.Lock()
+		s.ap.mu.Lock()
 	}
 	for !r.finished {
-		n := min(len(s.queue), s.opts.MaxBatch)
+		n := min(len(s.ap.queue), s.opts.MaxBatch)
 		batch := make([]*appendReq, n)
-		copy(batch, s.queue)
-		s.queue = s.queue[n:]
-		if len(s.queue) == 0 {
-			s.queue = nil
+		copy(batch, s.ap.queue)
+		s.ap.queue = s.ap.queue[n:]
+		if len(s.ap.queue) == 0 {
+			s.ap.queue = nil
 		}
-		s.mu.Unlock()
+		s.ap.mu.Unlock()
 		s.commitBatch(ctx, batch)
+		s.ap.mu.Lock()
 		for _, b := range batch {
 			b.finished = true
+			s.ap.doneID = max(s.ap.doneID, b.id)
 			if b != r {
 				b.wake <- struct{}{}
 			}
 		}
-		s.mu.Lock()
+		if s.ap.settled != nil {
+			close(s.ap.settled)
+			s.ap.settled = nil
+		}
 	}
-	if len(s.queue) > 0 {
-		s.queue[0].wake <- struct{}{}
+	if len(s.ap.queue) > 0 {
+		s.ap.queue[0].wake <- struct{}{}
 	} else {
-		s.leading = false
+		s.ap.leading = false
 	}
-	s.mu.Unlock()
-	return r.result()
+	s.ap.mu.Unlock()
+	return s.result(r, routed)
 }
 
-func (r *appendReq) result() (bool, error) {
+// number gives r its id and its recipient's delivery sequence (SQLite,
+// s.ap.mu held). What is not in memory yet (the last id, a recipient's
+// counter) is read with s.ap.mu let go meanwhile.
+func (s *Store) number(ctx context.Context, r *appendReq) error {
+	m := r.m
+	for {
+		_, haveTop := s.ap.seqTop[m.ToID]
+		needTop := sequenced(m) && !haveTop
+		if s.ap.nextID != 0 && !needTop {
+			break
+		}
+		needID := s.ap.nextID == 0
+		s.ap.mu.Unlock()
+		last, top, err := s.counters(ctx, needID, needTop, m.ToID)
+		s.ap.mu.Lock()
+		if err != nil {
+			return err
+		}
+		if needID && s.ap.nextID == 0 {
+			s.ap.nextID = last + idMargin
+			s.ap.doneID = s.ap.nextID
+		}
+		if _, ok := s.ap.seqTop[m.ToID]; needTop && !ok {
+			if s.ap.seqTop == nil {
+				s.ap.seqTop = map[int64]int64{}
+			}
+			s.ap.seqTop[m.ToID] = top
+		}
+	}
+	s.ap.nextID++
+	r.id = s.ap.nextID
+	if sequenced(m) {
+		s.ap.seqTop[m.ToID]++
+		r.seq = s.ap.seqTop[m.ToID]
+	}
+	return nil
+}
+
+// counters reads, on SQLite, the highest id ever given (messages, the
+// AUTOINCREMENT counter, and delivery marks, which may have been stored
+// before their message's commit) and recipient user's delivery sequence
+// counter: the highest of the stored counter and mark and the sequence
+// of the user's newest message.
+func (s *Store) counters(ctx context.Context, needID, needTop bool, user int64) (last, top int64, err error) {
+	// Like the commit, not cut short by the caller's cancellation.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultTimeout)
+	defer cancel()
+	if needID {
+		if err := s.db.GetContext(ctx, &last, `SELECT MAX(
+			(SELECT COALESCE(MAX(id), 0) FROM messages),
+			(SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'messages'),
+			(SELECT COALESCE(MAX(last_id), 0) FROM deliveries))`); err != nil {
+			return 0, 0, err
+		}
+	}
+	if needTop {
+		if err := s.db.GetContext(ctx, &top, `SELECT MAX(
+			(SELECT COALESCE(MAX(MAX(top_seq), MAX(mark_seq)), 0) FROM deliveries WHERE user_id = ?),
+			COALESCE((SELECT to_seq FROM messages WHERE to_id = ? AND kind = 'chat' ORDER BY id DESC LIMIT 1), 0))`,
+			user, user); err != nil {
+			return 0, 0, err
+		}
+	}
+	return last, top, nil
+}
+
+// settle waits until every message numbered before the call is committed
+// or has failed (SQLite; PostgreSQL numbers in the transaction): a lookup
+// by id or client id then finds a message routed before its commit.
+func (s *Store) settle(ctx context.Context) error {
+	if s.pg {
+		return nil
+	}
+	s.ap.mu.Lock()
+	target := s.ap.nextID
+	for s.ap.doneID < target {
+		if s.ap.settled == nil {
+			s.ap.settled = make(chan struct{})
+		}
+		ch := s.ap.settled
+		s.ap.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.ap.mu.Lock()
+	}
+	s.ap.mu.Unlock()
+	return nil
+}
+
+// result is the caller's outcome once its message's batch finished; a
+// message that PostgreSQL numbered is routed now.
+func (s *Store) result(r *appendReq, routed func(bool)) (bool, error) {
 	if r.err != nil {
 		return false, r.err
 	}
 	r.m.ID = r.id
 	r.m.Seq = r.seq
 	r.m.CreatedAt = time.UnixMicro(r.created).UTC()
+	if routed != nil && s.pg {
+		routed(true)
+	}
 	return r.newContact, nil
 }
 
 // commitBatch writes batch in one transaction. Should that fail, each
 // message is retried in a transaction of its own, so one bad message cannot
-// fail the others.
+// fail the others; on SQLite one that still fails leaves a placeholder
+// keeping its id and sequence.
 func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 	// The batch carries other callers' messages: the leader's cancellation
 	// must not abort it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultTimeout)
 	defer cancel()
+	stores := storesOf(batch)
 	if !s.pg {
-		defer s.ftsAppended()
+		defer func() {
+			for _, st := range stores {
+				st.ftsAppended()
+			}
+		}()
 	}
 	start := time.Now()
-	tops := map[int64]int64{}
 	err := s.appendTx(ctx, func(tx *sqlx.Tx) error {
 		if s.pg && len(batch) > 1 {
 			if err := s.insertBatchPG(ctx, tx, batch); err != nil {
@@ -119,44 +269,70 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendReq) {
 			return s.appended(ctx, tx, batch)
 		}
 		if !s.pg && len(batch) > 1 {
-			if err := s.insertBatchSQLite(ctx, tx, batch, tops); err != nil {
+			if err := s.insertBatchSQLite(ctx, tx, batch); err != nil {
 				return err
 			}
 			return s.appended(ctx, tx, batch)
 		}
 		for _, r := range batch {
-			if err := s.insert(ctx, tx, r, tops); err != nil {
+			if err := s.insert(ctx, tx, r); err != nil {
 				return err
 			}
 		}
 		return s.appended(ctx, tx, batch)
 	})
 	if err == nil {
-		s.keepSeqs(tops)
 		s.keepPairs(batch)
-		if s.opts.OnCommit != nil {
-			s.opts.OnCommit(time.Since(start), len(batch))
+		took := time.Since(start)
+		for _, st := range stores {
+			if st.opts.OnCommit != nil {
+				n := 0
+				for _, r := range batch {
+					if r.st == st {
+						n++
+					}
+				}
+				st.opts.OnCommit(took, n)
+			}
 		}
 		return
 	}
 	if len(batch) == 1 {
 		batch[0].err = fmt.Errorf("mam: append: %w", err)
+		s.placeholder(ctx, batch[0])
 		return
 	}
 	for _, r := range batch {
-		tops := map[int64]int64{}
 		if err := s.appendTx(ctx, func(tx *sqlx.Tx) error {
-			if err := s.insert(ctx, tx, r, tops); err != nil {
+			if err := s.insert(ctx, tx, r); err != nil {
 				return err
 			}
 			return s.appended(ctx, tx, []*appendReq{r})
 		}); err != nil {
 			r.err = fmt.Errorf("mam: append: %w", err)
+			s.placeholder(ctx, r)
 			continue
 		}
-		s.keepSeqs(tops)
 		s.keepPairs([]*appendReq{r})
 	}
+}
+
+// placeholder stores, for a personal message numbered on SQLite that
+// could not be stored, a retracted message with its id and sequence: the
+// sequence was given out (and perhaps the message routed), and a hole
+// would hold the recipient's delivery mark below it for good. Offline
+// delivery confirms it without delivering it.
+func (s *Store) placeholder(ctx context.Context, r *appendReq) {
+	if s.pg || r.seq == 0 {
+		return
+	}
+	m := r.m
+	lo, hi := min(m.FromID, m.ToID), max(m.FromID, m.ToID)
+	_ = s.appendTx(ctx, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, created_at, kind, from_id, to_id, pair_lo, pair_hi, to_seq, deleted)
+			VALUES (?, ?, 'chat', ?, ?, ?, ?, ?, TRUE)`, r.id, r.created, m.FromID, m.ToID, lo, hi, r.seq)
+		return err
+	})
 }
 
 // maxKnownPairs bounds Store.pairs (then it starts over).
@@ -173,66 +349,18 @@ func (s *Store) keepPairs(batch []*appendReq) {
 		if m.Kind != KindChat || m.FromID == m.ToID {
 			continue
 		}
-		if s.pairs == nil || len(s.pairs) >= maxKnownPairs {
-			s.pairs = map[[2]int64]struct{}{}
+		if s.ap.pairs == nil || len(s.ap.pairs) >= maxKnownPairs {
+			s.ap.pairs = map[[2]int64]struct{}{}
 		}
-		s.pairs[[2]int64{min(m.FromID, m.ToID), max(m.FromID, m.ToID)}] = struct{}{}
+		s.ap.pairs[[2]int64{min(m.FromID, m.ToID), max(m.FromID, m.ToID)}] = struct{}{}
 	}
-}
-
-// keepSeqs keeps the counters a committed SQLite transaction moved.
-func (s *Store) keepSeqs(tops map[int64]int64) {
-	if len(tops) == 0 {
-		return
-	}
-	if s.seqTop == nil {
-		s.seqTop = map[int64]int64{}
-	}
-	for u, top := range tops {
-		s.seqTop[u] = top
-	}
-}
-
-// nextSeqSQLite gives the next delivery sequence of recipient user on
-// SQLite, where one process writes: the counter lives in memory
-// (s.seqTop, moved in tops until the transaction commits), read once per
-// user as the highest of the stored counter and mark and the sequence
-// of the user's newest message. Nothing more is written per message.
-func (s *Store) nextSeqSQLite(ctx context.Context, tx *sqlx.Tx, user int64, tops map[int64]int64) (int64, error) {
-	top, ok := tops[user]
-	if !ok {
-		top, ok = s.seqTop[user]
-	}
-	if !ok {
-		var stored []struct {
-			Top  int64 `db:"top_seq"`
-			Mark int64 `db:"mark_seq"`
-		}
-		if err := tx.SelectContext(ctx, &stored, `SELECT top_seq, mark_seq FROM deliveries WHERE user_id = ?`, user); err != nil {
-			return 0, err
-		}
-		var last []sql.NullInt64
-		if err := tx.SelectContext(ctx, &last, `SELECT to_seq FROM messages WHERE to_id = ? AND kind = 'chat'
-			ORDER BY id DESC LIMIT 1`, user); err != nil {
-			return 0, err
-		}
-		if len(stored) == 1 {
-			top = max(stored[0].Top, stored[0].Mark)
-		}
-		if len(last) == 1 {
-			top = max(top, last[0].Int64)
-		}
-	}
-	top++
-	tops[user] = top
-	return top, nil
 }
 
 // The statements of one append. The full-text terms of a message are
 // written later on SQLite (ftsindex.go) and with the row on PostgreSQL.
 const (
-	insertMessageSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
-		from_resource, origin_id, body, payload, reply_to, to_seq, lang) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	insertMessageSQL = `INSERT INTO messages (id, created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
+		from_resource, origin_id, body, payload, reply_to, to_seq, lang) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertMessagePGSQL = `INSERT INTO messages (created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
 		from_resource, origin_id, body, payload, reply_to, to_seq, lang, fts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS tsvector)) RETURNING id`
 	insertContactsSQL = `INSERT INTO personal_contacts (user_id, contact_id) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING`
@@ -263,8 +391,7 @@ func sequenced(m *Message) bool { return m.Kind == KindChat && m.ToID != 0 }
 // prepared (Store.writerStmts), on PostgreSQL each as it comes.
 type appendTxn struct {
 	tx            *sqlx.Tx
-	msg, contacts *sqlx.Stmt      // prepared, or nil
-	tops          map[int64]int64 // SQLite: delivery sequence counters moved by this transaction
+	msg, contacts *sqlx.Stmt // prepared, or nil
 }
 
 // prepare binds the statements prepared once on the store's SQLite writer
@@ -273,16 +400,9 @@ func (a *appendTxn) prepare(ctx context.Context, s *Store) error {
 	if err := s.writerStmts(ctx); err != nil {
 		return err
 	}
-	a.msg = a.tx.StmtxContext(ctx, s.msgStmt)
-	a.contacts = a.tx.StmtxContext(ctx, s.contactsStmt)
+	a.msg = a.tx.StmtxContext(ctx, s.ap.msgStmt)
+	a.contacts = a.tx.StmtxContext(ctx, s.ap.contactsStmt)
 	return nil
-}
-
-func (a *appendTxn) queryRow(ctx context.Context, st *sqlx.Stmt, q string, args ...any) *sqlx.Row {
-	if st != nil {
-		return st.QueryRowxContext(ctx, args...)
-	}
-	return a.tx.QueryRowxContext(ctx, a.tx.Rebind(q), args...)
 }
 
 func (a *appendTxn) exec(ctx context.Context, st *sqlx.Stmt, q string, args ...any) (sql.Result, error) {
@@ -293,8 +413,8 @@ func (a *appendTxn) exec(ctx context.Context, st *sqlx.Stmt, q string, args ...a
 }
 
 // insertBatchSQLite writes a batch on SQLite with the prepared statements.
-func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*appendReq, tops map[int64]int64) error {
-	a := &appendTxn{tx: tx, tops: tops}
+func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
+	a := &appendTxn{tx: tx}
 	if err := a.prepare(ctx, s); err != nil {
 		return err
 	}
@@ -306,8 +426,8 @@ func (s *Store) insertBatchSQLite(ctx context.Context, tx *sqlx.Tx, batch []*app
 	return nil
 }
 
-func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq, tops map[int64]int64) error {
-	a := &appendTxn{tx: tx, tops: tops}
+func (s *Store) insert(ctx context.Context, tx *sqlx.Tx, r *appendReq) error {
+	a := &appendTxn{tx: tx}
 	if !s.pg {
 		if err := a.prepare(ctx, s); err != nil {
 			return err
@@ -324,17 +444,17 @@ func (s *Store) appendTx(ctx context.Context, f func(tx *sqlx.Tx) error) error {
 	if s.pg {
 		return s.withTx(ctx, f)
 	}
-	if s.writer == nil {
+	if s.ap.writer == nil {
 		c, err := s.db.Connx(ctx)
 		if err != nil {
 			return err
 		}
-		s.writer = c
+		s.ap.writer = c
 	}
-	tx, err := s.writer.BeginTxx(ctx, nil)
+	tx, err := s.ap.writer.BeginTxx(ctx, nil)
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
-		s.writer.Close()
-		s.writer = nil
+		s.ap.writer.Close()
+		s.ap.writer = nil
 	}
 	if err != nil {
 		return err
@@ -350,7 +470,7 @@ func (s *Store) appendTx(ctx context.Context, f func(tx *sqlx.Tx) error) error {
 // database's, prepared again by database/sql on a connection that has not
 // seen them (only after the writer connection was replaced).
 func (s *Store) writerStmts(ctx context.Context) error {
-	if s.msgStmt != nil {
+	if s.ap.msgStmt != nil {
 		return nil
 	}
 	msg, err := s.db.PreparexContext(ctx, insertMessageSQL)
@@ -362,48 +482,41 @@ func (s *Store) writerStmts(ctx context.Context) error {
 		msg.Close()
 		return err
 	}
-	s.msgStmt, s.contactsStmt = msg, contacts
+	s.ap.msgStmt, s.ap.contactsStmt = msg, contacts
 	return nil
 }
 
 func (s *Store) insertWith(ctx context.Context, a *appendTxn, r *appendReq) error {
 	m := r.m
-	r.created = m.CreatedAt.UnixMicro()
-	if m.CreatedAt.IsZero() {
-		r.created = time.Now().UnixMicro()
-	}
 	var lo, hi sql.NullInt64
 	if m.Kind == KindChat {
 		lo, hi = nullID(min(m.FromID, m.ToID)), nullID(max(m.FromID, m.ToID))
 	}
-	r.seq = 0
-	if sequenced(m) && s.pg {
-		if err := a.tx.QueryRowxContext(ctx, nextSeqSQL, m.ToID).Scan(&r.seq); err != nil {
-			return err
-		}
-	} else if sequenced(m) {
-		var err error
-		if r.seq, err = s.nextSeqSQLite(ctx, a.tx, m.ToID, a.tops); err != nil {
-			return err
-		}
-	}
-	args := []any{r.created, m.Kind, nullID(m.FromID), nullID(m.ToID), nullID(m.ChatID), lo, hi,
-		m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq), nullText(m.Lang)}
-	q := insertMessageSQL
-	if s.pg {
-		// PostgreSQL indexes with the row; SQLite later (ftsindex.go).
-		terms := docTerms(m)
-		q = insertMessagePGSQL
-		args = append(args, sql.NullString{String: terms, Valid: terms != ""})
-	}
 	r.newContact = false
-	if err := a.queryRow(ctx, a.msg, q, args...).Scan(&r.id); err != nil {
+	if s.pg {
+		// Numbered here (SQLite: when queued); indexed with the row
+		// (SQLite: later, ftsindex.go).
+		r.seq = 0
+		if sequenced(m) {
+			if err := a.tx.QueryRowxContext(ctx, nextSeqSQL, m.ToID).Scan(&r.seq); err != nil {
+				return err
+			}
+		}
+		terms := docTerms(m)
+		if err := a.tx.QueryRowxContext(ctx, a.tx.Rebind(insertMessagePGSQL), r.created, m.Kind, nullID(m.FromID), nullID(m.ToID),
+			nullID(m.ChatID), lo, hi, m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq),
+			nullText(m.Lang), sql.NullString{String: terms, Valid: terms != ""}).Scan(&r.id); err != nil {
+			return err
+		}
+	} else if _, err := a.exec(ctx, a.msg, insertMessageSQL, r.id, r.created, m.Kind, nullID(m.FromID), nullID(m.ToID),
+		nullID(m.ChatID), lo, hi, m.FromResource, m.OriginID, m.Body, m.Payload, nullID(m.ReplyTo), nullID(r.seq),
+		nullText(m.Lang)); err != nil {
 		return err
 	}
 	if err := insertFiles(ctx, a.tx, r.id, m.Files); err != nil {
 		return err
 	}
-	_, known := s.pairs[[2]int64{min(m.FromID, m.ToID), max(m.FromID, m.ToID)}]
+	_, known := s.ap.pairs[[2]int64{min(m.FromID, m.ToID), max(m.FromID, m.ToID)}]
 	if m.Kind == KindChat && m.FromID != m.ToID && !(known && !s.pg) {
 		res, err := a.exec(ctx, a.contacts, insertContactsSQL, m.FromID, m.ToID, m.ToID, m.FromID)
 		if err != nil {
@@ -431,7 +544,6 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 		return err
 	}
 	slices.Sort(ids)
-	now := time.Now().UnixMicro()
 	var q strings.Builder
 	q.WriteString(`INSERT INTO messages (id, created_at, kind, from_id, to_id, chat_id, pair_lo, pair_hi,
 		from_resource, origin_id, body, payload, reply_to, to_seq, lang, fts) VALUES `)
@@ -442,10 +554,6 @@ func (s *Store) insertBatchPG(ctx context.Context, tx *sqlx.Tx, batch []*appendR
 	for i, r := range batch {
 		m := r.m
 		r.id, r.newContact = ids[i], false
-		r.created = m.CreatedAt.UnixMicro()
-		if m.CreatedAt.IsZero() {
-			r.created = now
-		}
 		var lo, hi sql.NullInt64
 		if m.Kind == KindChat {
 			lo, hi = nullID(min(m.FromID, m.ToID)), nullID(max(m.FromID, m.ToID))

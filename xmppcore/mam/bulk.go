@@ -41,11 +41,12 @@ func (s *Store) Bulk(ctx context.Context, msgs []Message) error {
 		}
 		return sequenceBulk(ctx, tx, msgs[0].ID, msgs[len(msgs)-1].ID)
 	})
-	s.mu.Lock()
-	if !s.leading {
-		s.seqTop = nil // read again from the counters Bulk moved
+	s.ap.mu.Lock()
+	if !s.ap.leading {
+		s.ap.seqTop = nil // read again from the counters Bulk moved
+		s.ap.doneID = s.ap.nextID
 	}
-	s.mu.Unlock()
+	s.ap.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("mam: bulk: %w", err)
 	}
@@ -100,6 +101,13 @@ func (s *Store) bulkSQLite(ctx context.Context, tx *sqlx.Tx, msgs []Message, ter
 		return err
 	}
 	next = max(next, maxID)
+	// Above the ids appends have numbered and not yet stored.
+	s.ap.mu.Lock()
+	next = max(next, s.ap.nextID)
+	if s.ap.nextID != 0 {
+		s.ap.nextID = next + int64(len(msgs))
+	}
+	s.ap.mu.Unlock()
 	for start := 0; start < len(msgs); start += sqliteRows {
 		end := min(start+sqliteRows, len(msgs))
 		var q, f strings.Builder

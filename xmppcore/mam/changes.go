@@ -2,6 +2,7 @@ package mam
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -31,16 +32,36 @@ type Change struct {
 
 // appended tells the hook about the appended messages of a batch.
 func (s *Store) appended(ctx context.Context, tx *sqlx.Tx, batch []*appendReq) error {
-	if s.opts.OnChange == nil {
-		return nil
+	// The batch may hold messages queued through other Stores over the
+	// same database (sharedAppender): each store's hook hears its own.
+	for _, st := range storesOf(batch) {
+		if st.opts.OnChange == nil {
+			continue
+		}
+		var cs []Change
+		for _, r := range batch {
+			if r.st == st {
+				m := *r.m
+				m.ID, m.CreatedAt = r.id, time.UnixMicro(r.created).UTC()
+				cs = append(cs, Change{Kind: ChangeCreated, Message: &m})
+			}
+		}
+		if err := st.opts.OnChange(ctx, tx, cs); err != nil {
+			return err
+		}
 	}
-	cs := make([]Change, len(batch))
-	for i, r := range batch {
-		m := *r.m
-		m.ID, m.CreatedAt = r.id, time.UnixMicro(r.created).UTC()
-		cs[i] = Change{Kind: ChangeCreated, Message: &m}
+	return nil
+}
+
+// storesOf lists the Stores that queued batch's messages, in order.
+func storesOf(batch []*appendReq) []*Store {
+	var out []*Store
+	for _, r := range batch {
+		if !slices.Contains(out, r.st) {
+			out = append(out, r.st)
+		}
 	}
-	return s.opts.OnChange(ctx, tx, cs)
+	return out
 }
 
 // tell tells the hook about an edit, retraction or reaction.

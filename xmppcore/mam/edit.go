@@ -83,6 +83,9 @@ func (s *Store) EditWindow() time.Duration { return max(s.opts.EditWindow, 0) }
 func (s *Store) change(ctx context.Context, editorID, id int64, f func(m *Message) error) (*Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
+	if err := s.settle(ctx); err != nil {
+		return nil, err
+	}
 	var out *Message
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {
 		var r msgRow
@@ -188,6 +191,9 @@ func (s *Store) Resolve(ctx context.Context, viewer int64, ref Ref) (*Message, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
+	if err := s.settle(ctx); err != nil {
+		return nil, err
+	}
 	// The conversation's latest ClientIDWindow messages, by the index of
 	// its scope (pair or chat): no index on origin_id, which would cost
 	// every append a write to a page of random keys.

@@ -95,6 +95,9 @@ func (q *Query) scope(w *where) (all, any []string) {
 
 // Query returns one page of the messages selected by q.
 func (s *Store) Query(ctx context.Context, q Query) (*Page, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, err
+	}
 	if q.Viewer == 0 {
 		return nil, fmt.Errorf("%w: query without a viewer", ErrInvalid)
 	}
@@ -224,6 +227,9 @@ func (s *Store) build(ctx context.Context, q *Query) (w where, none bool, err er
 
 // Count returns how many messages q selects (ignoring Limit).
 func (s *Store) Count(ctx context.Context, q Query) (int64, error) {
+	if err := s.settle(ctx); err != nil {
+		return 0, err
+	}
 	if q.Viewer == 0 {
 		return 0, fmt.Errorf("%w: query without a viewer", ErrInvalid)
 	}

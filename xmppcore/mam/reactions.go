@@ -105,6 +105,9 @@ func (s *Store) RemoveReaction(ctx context.Context, userID, id int64, reaction s
 func (s *Store) react(ctx context.Context, userID, id int64, f func(cur []string) ([]string, error)) (*Message, []Reaction, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
+	if err := s.settle(ctx); err != nil {
+		return nil, nil, err
+	}
 	var msg *Message
 	var sum []Reaction
 	err := s.withTx(ctx, func(tx *sqlx.Tx) error {

@@ -39,6 +39,9 @@ type Hit struct {
 // the searchWindow most recent matches are ranked; BeforeID reaches older
 // ones.
 func (s *Store) Search(ctx context.Context, viewer int64, text string, opts SearchOptions) ([]Hit, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, err
+	}
 	if viewer == 0 {
 		return nil, fmt.Errorf("%w: search without a viewer", ErrInvalid)
 	}

@@ -14,9 +14,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -122,17 +124,35 @@ type Store struct {
 	pg   bool
 	opts Options
 
-	// Group commit state (append.go).
+	// ap: the group commit (append.go), shared by every Store over the
+	// same *sqlx.DB on SQLite, where one process writes and numbers.
+	ap *appender
+
+	// Deferred full-text indexing on SQLite (ftsindex.go). ftsDirty
+	// starts set: messages may be pending from an earlier run.
+	ftsMu        sync.Mutex // one indexer at a time
+	ftsDirty     atomic.Bool
+	ftsScheduled atomic.Bool
+}
+
+// appender is the group commit state of a database (append.go).
+type appender struct {
 	mu      sync.Mutex
 	queue   []*appendReq
 	leading bool
-	// seqTop: on SQLite (one writing process) the recipients' delivery
-	// sequence counters, read once per user and kept here; touched only
-	// by the group-commit leader, merged after each commit.
-	seqTop map[int64]int64
+	// Early numbering on SQLite (one writing process): ids and the
+	// recipients' delivery sequences are given in memory when a message
+	// is queued, so it can be routed before its commit (AppendThen).
+	// nextID is the last id given (0: not read yet), doneID the last id
+	// whose batch finished (batches finish in id order), settled is
+	// closed and cleared when doneID moves (settle). seqTop holds the
+	// recipients' counters, read once per user. All guarded by mu.
+	nextID, doneID int64
+	settled        chan struct{}
+	seqTop         map[int64]int64
 	// pairs: on SQLite, the personal_contacts pairs known to be stored
 	// (nothing deletes them), so an append to a known pair skips that
-	// insert; like seqTop, leader-only, filled after commits, at most
+	// insert; leader-only, filled after commits, at most
 	// maxKnownPairs.
 	pairs map[[2]int64]struct{}
 	// On SQLite, appends run on one connection of their own (writer,
@@ -140,15 +160,38 @@ type Store struct {
 	// (msgStmt, contactsStmt): another pooled connection would find its
 	// page cache stale after every commit made elsewhere and read the
 	// pages again, and an unprepared insert is parsed anew each time.
-	// Leader-only, like seqTop.
+	// Leader-only, like pairs.
 	writer                *sqlx.Conn
 	msgStmt, contactsStmt *sqlx.Stmt
+}
 
-	// Deferred full-text indexing on SQLite (ftsindex.go). ftsDirty
-	// starts set: messages may be pending from an earlier run.
-	ftsMu        sync.Mutex // one indexer at a time
-	ftsDirty     atomic.Bool
-	ftsScheduled atomic.Bool
+// appenders: the appender of each SQLite *sqlx.DB a Store was made for,
+// let go with the database.
+var appenders struct {
+	sync.Mutex
+	m map[weak.Pointer[sqlx.DB]]*appender
+}
+
+// sharedAppender returns the appender of db: every Store over one SQLite
+// database numbers and commits through the same one.
+func sharedAppender(db *sqlx.DB) *appender {
+	k := weak.Make(db)
+	appenders.Lock()
+	defer appenders.Unlock()
+	if ap, ok := appenders.m[k]; ok {
+		return ap
+	}
+	if appenders.m == nil {
+		appenders.m = map[weak.Pointer[sqlx.DB]]*appender{}
+	}
+	ap := &appender{}
+	appenders.m[k] = ap
+	runtime.AddCleanup(db, func(k weak.Pointer[sqlx.DB]) {
+		appenders.Lock()
+		delete(appenders.m, k)
+		appenders.Unlock()
+	}, k)
+	return ap
 }
 
 // NewStore returns the archive stored in db with default options.
@@ -170,7 +213,10 @@ func NewStoreOptions(db *sqlx.DB, opts Options) *Store {
 	if opts.EditWindow == 0 {
 		opts.EditWindow = DefaultEditWindow
 	}
-	s := &Store{db: db, pg: db.DriverName() == "postgres", opts: opts}
+	s := &Store{db: db, pg: db.DriverName() == "postgres", opts: opts, ap: &appender{}}
+	if !s.pg {
+		s.ap = sharedAppender(db)
+	}
 	s.ftsDirty.Store(true)
 	return s
 }
@@ -247,6 +293,9 @@ func nullText(s string) any {
 func (s *Store) Get(ctx context.Context, id int64) (*Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
+	if err := s.settle(ctx); err != nil {
+		return nil, err
+	}
 	var r msgRow
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+msgColumns+` FROM messages m WHERE m.id = ?`), id)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -1,0 +1,91 @@
+package xmppcore
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"vestnik/migrations/dbtest"
+	"vestnik/xmppcore/mam"
+)
+
+// On SQLite a message is routed before its commit. One routed while the
+// disk is stalled reaches an online recipient at once; one routed while
+// its recipient was offline reaches the recipient's next session once,
+// whether that session's offline delivery or the route after the commit
+// gives it.
+func TestRoutedBeforeCommit(t *testing.T) {
+	db := dbtest.Open(t, "sqlite")
+	e := newEnv(t, db)
+	a := e.online("alice", "pc")
+	carol := e.online("carol", "pc")
+	dave := e.online("dave", "pc")
+	// A second store over the same database shares the appender; a
+	// message appended through it stalls the commit in its hook.
+	stall := make(chan struct{})
+	inCommit := make(chan struct{})
+	var once sync.Once
+	staller := mam.NewStoreOptions(db, mam.Options{OnChange: func(ctx context.Context, tx *sqlx.Tx, cs []mam.Change) error {
+		once.Do(func() {
+			close(inCommit)
+			<-stall
+		})
+		return nil
+	}})
+	stalled := make(chan error, 1)
+	go func() {
+		_, err := staller.Append(context.Background(), &mam.Message{Kind: mam.KindChat, FromID: e.userID("carol"), ToID: e.userID("alice"), Body: "stall"})
+		stalled <- err
+	}()
+	<-inCommit
+	defer func() {
+		select {
+		case <-stall:
+		default:
+			close(stall)
+		}
+	}()
+
+	a.send(`<message to='carol@%s' type='chat' id='live'><body>while the disk is busy</body></message>`, testDomain)
+	start := time.Now()
+	carol.expect(`<body>while the disk is busy</body>`)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("delivered after %v", d)
+	}
+	// alice's stream waits for her message's commit; dave's does not.
+	dave.send(`<message to='bob@%s' type='chat' id='off'><body>for later</body></message>`, testDomain)
+	time.Sleep(100 * time.Millisecond) // routed to nobody: bob is offline
+	online := make(chan *rawConn, 1)
+	go func() {
+		// A login writes: it waits for the stalled commit.
+		r := e.pipe("bob/phone")
+		r.login("bob", "phone", false)
+		r.send(`<presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		online <- r
+	}()
+	time.Sleep(100 * time.Millisecond)
+	close(stall)
+	if err := <-stalled; err != nil {
+		t.Fatal(err)
+	}
+	b := <-online
+	got := b.upTo(`<iq type='result' id='sync'[^>]*/>`)
+	time.Sleep(200 * time.Millisecond) // the route after the commit, if it gives it
+	b.send(`<iq type='get' id='sync2'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	got += b.upTo(`<iq type='result' id='sync2'[^>]*/>`)
+	if n := strings.Count(got, "<body>for later</body>"); n != 1 {
+		t.Errorf("offline message given %d times: %q", n, clip([]byte(got)))
+	}
+	// The sender hears of it (XEP-0198 h, errors) only after the commit:
+	// by now both are stored.
+	a.send(`<iq type='get' id='as'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	a.expect(`id='as'`)
+	var n int
+	if err := db.Get(&n, `SELECT COUNT(*) FROM messages WHERE body IN ('while the disk is busy', 'for later')`); err != nil || n != 2 {
+		t.Errorf("stored %d (%v), want 2", n, err)
+	}
+}
