@@ -55,7 +55,8 @@ type conn struct {
 	slow        atomic.Bool // the queue overflowed: closed as a slow consumer
 
 	smOn bool          // XEP-0198 enabled (reader goroutine)
-	smIn atomic.Uint32 // stanzas handled since enable (the h of <a/>)
+	smIn atomic.Uint32 // stanzas taken since enable (the h of <a/> unless some are held)
+	hd   holds         // stanzas handled but not done (held.go)
 	smID string        // resume id (reader goroutine; "" when not resumable)
 	// After a resumption the session's stanzas go to the stream that
 	// resumed it (next); detached (under qmu): the stream died and the
@@ -947,7 +948,7 @@ func (c *conn) streamManagement(el *Element) error {
 		c.deliverNonzaThen(en, func() { c.sm.Store(true) })
 	case "r":
 		if c.smOn {
-			c.deliverNonza(NewElement(NSSM, "a", "h", strconv.FormatUint(uint64(c.smIn.Load()), 10)))
+			c.deliverNonza(NewElement(NSSM, "a", "h", strconv.FormatUint(uint64(c.handled()), 10)))
 		}
 	case "a":
 		if !c.smOn {
@@ -1067,7 +1068,8 @@ func (c *conn) expire() {
 	c.detached = false
 	c.qmu.Unlock()
 	c.forget()
-	c.srv.rememberExpired(c.smID, c.sess.userID, c.smIn.Load())
+	c.waitHeld()
+	c.srv.rememberExpired(c.smID, c.sess.userID, c.handled())
 	c.sess.end(closeTimeout)
 	c.releaseUnacked()
 }
@@ -1133,6 +1135,7 @@ func (c *conn) resume(acc *Account, el *Element) (*Session, error) {
 		c.t.WriteElement(f)
 		return nil, c.t.Flush()
 	}
+	old.waitHeld() // its messages are stored or refused: h is final
 	old.qmu.Lock()
 	if old.resumed || old.sess.ended.Load() {
 		old.qmu.Unlock()
@@ -1156,7 +1159,7 @@ func (c *conn) resume(acc *Account, el *Element) (*Session, error) {
 	c.sess = sess
 	c.smOn = true
 	c.smID = id
-	c.smIn.Store(old.smIn.Load())
+	c.smIn.Store(old.handled())
 	c.startWriter()
 	c.qmu.Lock()
 	c.smAcked = uint32(h)

@@ -13,8 +13,9 @@ import (
 	"vestnik/xmppcore/mam"
 )
 
-// On SQLite a message is routed before its commit. One routed while the
-// disk is stalled reaches an online recipient at once; one routed while
+// On SQLite a message is routed before its commit. Messages routed while
+// the disk is stalled reach an online recipient at once, and the sender's
+// stream goes on meanwhile (its XEP-0198 h waits for the commit); one routed while
 // its recipient was offline reaches the recipient's next session once,
 // whether that session's offline delivery or the route after the commit
 // gives it.
@@ -23,7 +24,7 @@ func TestRoutedBeforeCommit(t *testing.T) {
 	e := newEnv(t, db)
 	a := e.online("alice", "pc")
 	carol := e.online("carol", "pc")
-	dave := e.online("dave", "pc")
+	dave := smOnline(e, "dave", "pc")
 	// A second store over the same database shares the appender; a
 	// message appended through it stalls the commit in its hook.
 	stall := make(chan struct{})
@@ -50,14 +51,19 @@ func TestRoutedBeforeCommit(t *testing.T) {
 		}
 	}()
 
-	a.send(`<message to='carol@%s' type='chat' id='live'><body>while the disk is busy</body></message>`, testDomain)
+	// alice's stream goes on while her messages wait for their commit.
 	start := time.Now()
-	carol.expect(`<body>while the disk is busy</body>`)
+	for _, body := range []string{"while the disk is busy", "and another"} {
+		a.send(`<message to='carol@%s' type='chat'><body>%s</body></message>`, testDomain, body)
+		carol.expect(`<body>` + body + `</body>`)
+	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("delivered after %v", d)
 	}
-	// alice's stream waits for her message's commit; dave's does not.
-	dave.send(`<message to='bob@%s' type='chat' id='off'><body>for later</body></message>`, testDomain)
+	// dave's stream (XEP-0198) does not count his message handled until
+	// it is stored, and says so unasked once it is.
+	dave.send(`<message to='bob@%s' type='chat' id='off'><body>for later</body></message><r xmlns='urn:xmpp:sm:3'/>`, testDomain)
+	dave.expect(`<a xmlns='urn:xmpp:sm:3' h='0'/>`)
 	time.Sleep(100 * time.Millisecond) // routed to nobody: bob is offline
 	online := make(chan *rawConn, 1)
 	go func() {
@@ -72,6 +78,7 @@ func TestRoutedBeforeCommit(t *testing.T) {
 	if err := <-stalled; err != nil {
 		t.Fatal(err)
 	}
+	dave.expect(`<a xmlns='urn:xmpp:sm:3' h='1'/>`)
 	b := <-online
 	got := b.upTo(`<iq type='result' id='sync'[^>]*/>`)
 	time.Sleep(200 * time.Millisecond) // the route after the commit, if it gives it
@@ -80,12 +87,11 @@ func TestRoutedBeforeCommit(t *testing.T) {
 	if n := strings.Count(got, "<body>for later</body>"); n != 1 {
 		t.Errorf("offline message given %d times: %q", n, clip([]byte(got)))
 	}
-	// The sender hears of it (XEP-0198 h, errors) only after the commit:
-	// by now both are stored.
+	// By now all are stored.
 	a.send(`<iq type='get' id='as'><ping xmlns='urn:xmpp:ping'/></iq>`)
 	a.expect(`id='as'`)
 	var n int
-	if err := db.Get(&n, `SELECT COUNT(*) FROM messages WHERE body IN ('while the disk is busy', 'for later')`); err != nil || n != 2 {
-		t.Errorf("stored %d (%v), want 2", n, err)
+	if err := db.Get(&n, `SELECT COUNT(*) FROM messages WHERE body IN ('while the disk is busy', 'and another', 'for later')`); err != nil || n != 3 {
+		t.Errorf("stored %d (%v), want 3", n, err)
 	}
 }

@@ -95,25 +95,29 @@ func (s *Server) sendMessage(ctx context.Context, sess *Session, el *Element) (i
 	s.directInvite(ctx, sess, j, el)
 	id, err := s.deliverPersonal(ctx, sess.userID, sess.login, sess.resource, sess, acc, j.Resourcepart(), el)
 	if err != nil {
-		if errors.Is(err, ErrBadReply) {
-			e := ErrNotAcceptable("no such message to reply to")
-			sess.replyError(el, e)
-			return 0, e
-		}
-		if errors.Is(err, ErrRich) {
-			e := ErrBadRequest(err.Error())
-			sess.replyError(el, e)
-			return 0, e
-		}
-		if errors.Is(err, mam.ErrInvalid) {
-			e := ErrPolicyViolation("message too large")
-			sess.replyError(el, e)
-			return 0, e
-		}
+		return 0, s.refused(sess, el, err)
+	}
+	return id, nil
+}
+
+// refused answers a message the server could not take with the stanza
+// error for err, and returns that error.
+func (s *Server) refused(sess *Session, el *Element, err error) error {
+	var e *StanzaError
+	switch {
+	case errors.Is(err, ErrBadReply):
+		e = ErrNotAcceptable("no such message to reply to")
+	case errors.Is(err, ErrRich):
+		e = ErrBadRequest(err.Error())
+	case errors.Is(err, mam.ErrInvalid):
+		e = ErrPolicyViolation("message too large")
+	default:
 		sess.logger().Error("store message", "err", err)
 		sess.replyError(el, ErrInternal())
+		return err
 	}
-	return id, err
+	sess.replyError(el, e)
+	return e
 }
 
 // SendPersonal sends a personal chat message on behalf of a user from a
@@ -168,66 +172,110 @@ func (s *Server) SendPersonalRich(ctx context.Context, fromUserID, toUserID int6
 
 // deliverPersonal archives a personal message (when it has a body and is
 // chat or normal), then routes it to the recipient's sessions and sends
-// carbons. sess is the sending session (nil from REST).
+// carbons. sess is the sending session (nil from REST). A stream's
+// message is held (held.go): routed once numbered, its reader goes on
+// while it waits for the commit, and an error comes as a stanza error;
+// it returns 0 then. Other doors get the archive id after the commit.
 func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, fromRes string, sess *Session, to *Account, toRes string, el *Element) (int64, error) {
 	typ := el.AttrValue("type")
 	if typ == "" {
 		typ = "normal"
 	}
 	el.RemoveChildren(NSStanzaID, "stanza-id") // only the server sets these
-	var id, seq int64
 	body := el.Child(NSClient, "body")
-	if (typ == "chat" || typ == "normal") && body != nil {
-		if text, kids, ok, err := NormalizeRich(el.Children); err != nil {
-			return 0, err
-		} else if ok {
-			el.Children = kids
-			body.Text = text
-		}
-		kids, files, err := AttachFiles(ctx, s.opts.Files, body.Text, el.Children)
-		if err != nil {
-			return 0, err
-		}
-		el.Children = kids
-		replyTo, err := s.markReply(ctx, fromID, to.ID, el)
-		if err != nil {
-			return 0, err
-		}
-		m := &ArchivedMessage{
-			FromID: fromID, ToID: to.ID, FromResource: fromRes,
-			OriginID: originID(el), Body: body.Text, Payload: payloadOf(el), Lang: el.Lang(), Files: files, ReplyTo: replyTo,
-		}
-		var out *Element
-		early := false
-		newContact, err := s.arch.Append(ctx, m, func(committed bool) {
-			early = !committed
-			out = s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, m.ID, m.Seq)
-		})
-		if err != nil {
-			if early {
-				s.log.Error("a message routed before its commit was not stored", "id", m.ID, "from", fromID, "to", to.ID, "err", err)
-			}
-			return 0, err
-		}
-		id, seq = m.ID, m.Seq
-		if early {
-			// Routed before the commit: a session of the recipient's that
-			// came up meanwhile read the archive (offline delivery)
-			// without it. What no client has and no stream holds goes
-			// now; the rest is known and skipped.
-			s.routeLocalSeq(to, toRes, typ, out, id, seq)
-		}
-		if newContact {
-			s.pushContact(ctx, fromID, to.ID)
-			s.pushContact(ctx, to.ID, fromID)
-		}
-	} else {
+	if (typ != "chat" && typ != "normal") || body == nil {
 		s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, 0, 0)
+		return 0, nil
 	}
-	if id != 0 {
-		s.checkUnreached(ctx, Unreached{UserID: to.ID, Kind: "message", From: s.bareJID(fromLogin), Body: body.Text, ID: id}, false)
+	if text, kids, ok, err := NormalizeRich(el.Children); err != nil {
+		return 0, err
+	} else if ok {
+		el.Children = kids
+		body.Text = text
 	}
-	return id, nil
+	kids, files, err := AttachFiles(ctx, s.opts.Files, body.Text, el.Children)
+	if err != nil {
+		return 0, err
+	}
+	el.Children = kids
+	replyTo, err := s.markReply(ctx, fromID, to.ID, el)
+	if err != nil {
+		return 0, err
+	}
+	m := &ArchivedMessage{
+		FromID: fromID, ToID: to.ID, FromResource: fromRes,
+		OriginID: originID(el), Body: body.Text, Payload: payloadOf(el), Lang: el.Lang(), Files: files, ReplyTo: replyTo,
+	}
+	p := &personal{s: s, fromID: fromID, fromLogin: fromLogin, sess: sess, to: to, toRes: toRes, typ: typ, el: el, m: m}
+	if sess != nil {
+		if release := sess.holdStanza(); release != nil {
+			routed := make(chan struct{})
+			s.start("store message", func() {
+				defer release()
+				if err := p.store(ctx, routed); err != nil {
+					s.refused(sess, el, err)
+				}
+			})
+			<-routed
+			return 0, nil
+		}
+	}
+	if err := p.store(ctx, nil); err != nil {
+		return 0, err
+	}
+	return m.ID, nil
+}
+
+// personal is a personal message on its way to the archive and its
+// recipient.
+type personal struct {
+	s          *Server
+	fromID     int64
+	fromLogin  string
+	sess       *Session
+	to         *Account
+	toRes, typ string
+	el         *Element
+	m          *ArchivedMessage
+}
+
+// store archives the message, routing it as soon as it is numbered
+// (before the commit on SQLite), and closes routed (if not nil) once it
+// is routed or refused.
+func (p *personal) store(ctx context.Context, routed chan struct{}) error {
+	s, m := p.s, p.m
+	var out *Element
+	early := false
+	newContact, err := s.arch.Append(ctx, m, func(committed bool) {
+		early = !committed
+		out = s.routePersonal(ctx, p.fromID, p.fromLogin, p.sess, p.to, p.toRes, p.typ, p.el, m.ID, m.Seq)
+		if routed != nil {
+			close(routed)
+			routed = nil
+		}
+	})
+	if routed != nil {
+		close(routed)
+	}
+	if err != nil {
+		if early {
+			s.log.Error("a message routed before its commit was not stored", "id", m.ID, "from", p.fromID, "to", p.to.ID, "err", err)
+		}
+		return err
+	}
+	if early {
+		// Routed before the commit: a session of the recipient's that
+		// came up meanwhile read the archive (offline delivery) without
+		// it. What no client has and no stream holds goes now; the rest
+		// is known and skipped.
+		s.routeLocalSeq(p.to, p.toRes, p.typ, out, m.ID, m.Seq)
+	}
+	if newContact {
+		s.pushContact(ctx, p.fromID, p.to.ID)
+		s.pushContact(ctx, p.to.ID, p.fromID)
+	}
+	s.checkUnreached(ctx, Unreached{UserID: p.to.ID, Kind: "message", From: s.bareJID(p.fromLogin), Body: m.Body, ID: m.ID}, false)
+	return nil
 }
 
 // routePersonal routes a personal message (archived as id, or 0 when it
