@@ -227,6 +227,8 @@ func (a mamArchive) Append(ctx context.Context, m *ArchivedMessage, routed func(
 	return newContact, nil
 }
 
+func (a mamArchive) Settle(ctx context.Context) error { return a.st.Settle(ctx) }
+
 func (a mamArchive) UndeliveredAfter(ctx context.Context, userID, afterID int64, limit int) ([]ArchivedMessage, error) {
 	msgs, err := a.st.UndeliveredAfter(ctx, userID, afterID, limit)
 	if err != nil {

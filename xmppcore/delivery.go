@@ -369,6 +369,12 @@ func (s *Server) markLoop() {
 // gap. Live deliveries wait on the same lock, so each goes once.
 func (s *Server) flushOffline(ctx context.Context, sess *Session) {
 	u := sess.user
+	// A message routed before its commit while the user had no session
+	// that could take it is read here once stored; one numbered from now
+	// on is routed to sess. Not under deliverMu: routing takes it.
+	if err := s.arch.Settle(ctx); err != nil {
+		sess.logger().Warn("offline messages: wait for the archive", "err", err)
+	}
 	u.deliverMu.Lock()
 	defer u.deliverMu.Unlock()
 	now := time.Now().UnixNano()

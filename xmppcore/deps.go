@@ -95,6 +95,9 @@ type Archive interface {
 	// (mam.Store.AppendThen: on SQLite it is not): delivery need not wait
 	// for the disk, the sender's acknowledgement does.
 	Append(ctx context.Context, m *ArchivedMessage, routed func(committed bool)) (newContact bool, err error)
+	// Settle waits until what was numbered before the call is stored
+	// (mam.Store.Settle); never call it holding a lock routing takes.
+	Settle(ctx context.Context) error
 	// UndeliveredAfter returns personal messages to userID with an id
 	// above afterID, oldest first (in sequence order), retracted ones
 	// included (Deleted).

@@ -5,7 +5,7 @@ set -euo pipefail
 [ -n "$("$(dirname "$0")/pid.sh")" ] && exit 0
 o=$(port_owner); [ -z "$o" ] || { echo "port $XMPP_PORT is held by pid $o" >&2; exit 1; }
 pin=(); [ "$PIN" = 1 ] && pin=(taskset -c "$SERVER_CPUS")
-GOMAXPROCS=${GOMAXPROCS:-1} "${pin[@]}" nohup "$VESTNIK_BIN" serve --domain "$XMPP_DOMAIN" \
+"${pin[@]}" nohup "$VESTNIK_BIN" serve --domain "$XMPP_DOMAIN" \
   --c2s "$XMPP_HOST:$XMPP_PORT" --http "${VESTNIK_BENCH_HTTP:-127.0.0.1:18980}" --data "$S" --demo=off \
   --db "$VESTNIK_DB" --tls-cert "$S/certs/$XMPP_DOMAIN.crt" --tls-key "$S/certs/$XMPP_DOMAIN.key" ${VESTNIK_SERVE_FLAGS:-} \
   > "$S/server.log" 2>&1 &

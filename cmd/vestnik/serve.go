@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,6 +97,7 @@ type serveConfig struct {
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	atLeastTwoPs()
 	var c serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.domain, "domain", "localhost", "XMPP domain")
@@ -623,5 +625,18 @@ func webhookMetrics(reg *metrics.Registry) func(ok bool, attempt, queued time.Du
 		} else {
 			failed.Add(1)
 		}
+	}
+}
+
+// atLeastTwoPs gives the scheduler two Ps on a machine (or CPU set) of
+// one CPU, unless GOMAXPROCS says otherwise. A single P busy with ready
+// goroutines looks for network input only when it runs out of them or
+// when sysmon polls, at most every 10 ms, so under load a message waits
+// up to that long before its reader runs; with a second P one thread
+// waits in the poller and takes input as it comes (docs/performance.md:
+// p99 from tsung's stamp to the recipient's socket 35-50 ms -> 9-24 ms).
+func atLeastTwoPs() {
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
 	}
 }

@@ -42,7 +42,7 @@ func Readable(viewer int64) (string, []any) { return readable(viewer) }
 func (s *Store) GetFor(ctx context.Context, viewer, id int64) (*Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return nil, fmt.Errorf("mam: get %d for %d: %w", id, viewer, err)
 	}
 	cond, args := readable(viewer)
@@ -74,7 +74,7 @@ func (s *Store) CanRead(ctx context.Context, viewer, id int64) (bool, error) {
 func (s *Store) CarriesReadable(ctx context.Context, viewer, fileID int64) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return false, err
 	}
 	cond, args := readable(viewer)

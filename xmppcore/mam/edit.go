@@ -83,7 +83,7 @@ func (s *Store) EditWindow() time.Duration { return max(s.opts.EditWindow, 0) }
 func (s *Store) change(ctx context.Context, editorID, id int64, f func(m *Message) error) (*Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return nil, err
 	}
 	var out *Message
@@ -191,7 +191,7 @@ func (s *Store) Resolve(ctx context.Context, viewer int64, ref Ref) (*Message, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return nil, err
 	}
 	// The conversation's latest ClientIDWindow messages, by the index of

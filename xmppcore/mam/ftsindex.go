@@ -3,6 +3,7 @@ package mam
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -26,6 +27,9 @@ const (
 	ftsDelay = 500 * time.Millisecond
 	// ftsBatch is how many messages one indexing transaction takes.
 	ftsBatch = 500
+	// ftsYieldEvery is how many messages the indexer indexes between
+	// yields of the processor.
+	ftsYieldEvery = 8
 )
 
 // ftsAppended notes committed appends whose terms are not indexed yet and
@@ -99,6 +103,12 @@ func (s *Store) indexFTSBatch(ctx context.Context) (int, error) {
 		}
 		defer st.Close()
 		for i := range rows {
+			if i%ftsYieldEvery == ftsYieldEvery-1 {
+				// Stemming and FTS5 are CPU work in this process
+				// (pure-Go SQLite): let the goroutines that deliver run
+				// in between rather than behind a long slice of it.
+				runtime.Gosched()
+			}
 			m := rows[i].message()
 			if terms := docTerms(&m); terms != "" {
 				if _, err := st.ExecContext(ctx, m.ID, terms); err != nil {

@@ -95,7 +95,7 @@ func (q *Query) scope(w *where) (all, any []string) {
 
 // Query returns one page of the messages selected by q.
 func (s *Store) Query(ctx context.Context, q Query) (*Page, error) {
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return nil, err
 	}
 	if q.Viewer == 0 {
@@ -227,7 +227,7 @@ func (s *Store) build(ctx context.Context, q *Query) (w where, none bool, err er
 
 // Count returns how many messages q selects (ignoring Limit).
 func (s *Store) Count(ctx context.Context, q Query) (int64, error) {
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return 0, err
 	}
 	if q.Viewer == 0 {

@@ -105,7 +105,7 @@ func (s *Store) RemoveReaction(ctx context.Context, userID, id int64, reaction s
 func (s *Store) react(ctx context.Context, userID, id int64, f func(cur []string) ([]string, error)) (*Message, []Reaction, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return nil, nil, err
 	}
 	var msg *Message

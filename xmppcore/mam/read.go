@@ -62,7 +62,7 @@ func (s *Store) MarkRead(ctx context.Context, viewer int64, ref Ref) (mark ReadM
 // ReadMarkOf is how far user has read their conversation with a
 // colleague (with) or a chat; 0 when not at all.
 func (s *Store) ReadMarkOf(ctx context.Context, user, with, chatID int64) (int64, error) {
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
@@ -86,7 +86,7 @@ func (s *Store) readMark(ctx context.Context, user, with, chatID int64) (int64, 
 // than viewer (user id → last message read), for viewer, who must be a
 // current member (ErrNotFound otherwise).
 func (s *Store) ChatReadMarks(ctx context.Context, viewer, chatID int64) (map[int64]int64, error) {
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
@@ -120,7 +120,7 @@ func (s *Store) ChatReadMarks(ctx context.Context, viewer, chatID int64) (map[in
 // whose read mark is at or past it, by user id. viewer must be able to
 // read the message in that chat (ErrNotFound otherwise).
 func (s *Store) SeenBy(ctx context.Context, viewer, chatID, id int64) ([]int64, error) {
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return nil, err
 	}
 	if chatID == 0 || id <= 0 {
@@ -278,7 +278,7 @@ func (s *Store) countPersonalUnread(ctx context.Context, viewer int64, cs []Conv
 // UnreadPersonal is how many personal messages the user has not read, in
 // all conversations (the portal widget's badge).
 func (s *Store) UnreadPersonal(ctx context.Context, viewer int64) (int, error) {
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
@@ -318,7 +318,7 @@ func (s *Store) unreadPersonal(ctx context.Context, viewer int64) (map[int64]int
 // Head is the newest archive id of the server, 0 when the archive is
 // empty: a client that starts from nothing resumes from here next time.
 func (s *Store) Head(ctx context.Context) (int64, error) {
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)

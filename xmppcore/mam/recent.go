@@ -15,7 +15,7 @@ const MaxRecent = 500
 // of their current membership window). Chats whose current window holds
 // no message yet are not listed; the caller has the member list for them.
 func (s *Store) Recent(ctx context.Context, viewer int64, limit int) ([]Message, error) {
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return nil, err
 	}
 	if viewer == 0 {

@@ -39,7 +39,7 @@ type Hit struct {
 // the searchWindow most recent matches are ranked; BeforeID reaches older
 // ones.
 func (s *Store) Search(ctx context.Context, viewer int64, text string, opts SearchOptions) ([]Hit, error) {
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return nil, err
 	}
 	if viewer == 0 {

@@ -293,7 +293,7 @@ func nullText(s string) any {
 func (s *Store) Get(ctx context.Context, id int64) (*Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
 	defer cancel()
-	if err := s.settle(ctx); err != nil {
+	if err := s.Settle(ctx); err != nil {
 		return nil, err
 	}
 	var r msgRow

@@ -110,6 +110,7 @@ type regState struct {
 type summary struct {
 	count      int
 	from, body string
+	msgID      int64 // the archive id of the message from and body are of (0: a notification)
 }
 
 // New returns the service.
@@ -253,6 +254,9 @@ func (s *Service) unreached(ctx context.Context, u xmppcore.Unreached) {
 	}
 	s.counts[u.UserID]++
 	sum := summary{count: s.counts[u.UserID], from: u.From, body: body}
+	if u.Kind == "message" {
+		sum.msgID = u.ID
+	}
 	var now []Registration
 	for _, r := range regs {
 		k := regKey{r.UserID, r.JID, r.Node}
@@ -270,7 +274,13 @@ func (s *Service) unreached(ctx context.Context, u xmppcore.Unreached) {
 			s.regs[k] = st
 		}
 		if st.pending != nil {
-			st.pending = &sum // the waiting push says the latest
+			// The waiting push says the latest: messages stored together
+			// may be told here in any order.
+			p := sum
+			if p.msgID != 0 && st.pending.msgID > p.msgID {
+				p.from, p.body, p.msgID = st.pending.from, st.pending.body, st.pending.msgID
+			}
+			st.pending = &p
 			continue
 		}
 		res := st.lim.Reserve()
