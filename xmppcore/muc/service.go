@@ -534,10 +534,19 @@ func (s *Service) post(ctx context.Context, c *Chat, fromUserID int64, nick, ori
 	}
 	m := &mam.Message{Kind: kind, FromID: fromUserID, ChatID: c.ID, FromResource: nick, OriginID: originID, Body: body, Payload: payload, Files: files, ReplyTo: replyTo}
 	m.Lang = langOf(ctx)
-	if _, err := s.archive.Append(ctx, m); err != nil {
+	// Fanned out as soon as the archive has numbered it (on SQLite before
+	// the commit: occupants need not wait for the disk); the author hears
+	// of it (the id, a REST answer) once it is stored.
+	early := false
+	if _, err := s.archive.AppendThen(ctx, m, func(committed bool) {
+		early = !committed
+		s.fanout(ctx, c, s.groupchatElement(c, m, nick, system))
+	}); err != nil {
+		if early {
+			s.log.Error("a chat message fanned out before its commit was not stored", "chat", c.ID, "id", m.ID, "err", err)
+		}
 		return 0, fmt.Errorf("muc: archive message to chat %d: %w", c.ID, err)
 	}
-	s.fanout(ctx, c, s.groupchatElement(c, m, nick, system))
 	s.notifyMentions(ctx, c, fromUserID, m.ID, body, mentioned)
 	return m.ID, nil
 }
