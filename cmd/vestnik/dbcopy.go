@@ -70,6 +70,9 @@ func cmdDB(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := mam.AfterCopy(ctx, dst); err != nil {
+		return err
+	}
 	took := time.Since(start)
 	var total, msgs int64
 	for _, s := range sums {

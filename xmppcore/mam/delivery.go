@@ -200,3 +200,25 @@ func markTx(ctx context.Context, q sqlx.ExtContext, userID int64) (Mark, error) 
 	}
 	return Mark{Seq: m.Seq, ID: m.ID}, nil
 }
+
+// AfterCopy makes the counters of an archive copied from SQLite
+// (`vestnik db copy`) safe on PostgreSQL. SQLite numbers in memory and
+// may store a delivery mark for a message routed before a commit that
+// never came (a crash): its id and sequence are above every stored one.
+// Here ids come from the table's sequence and delivery sequences from the
+// counters, so both are raised past the marks; a new message would
+// otherwise take an id or sequence a mark already passed, and offline
+// delivery would skip it.
+func AfterCopy(ctx context.Context, db *sqlx.DB) error {
+	if db.DriverName() != "postgres" {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE deliveries SET top_seq = mark_seq WHERE mark_seq > top_seq`); err != nil {
+		return fmt.Errorf("mam: after copy: counters: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('messages', 'id'), GREATEST(
+		(SELECT COALESCE(MAX(id), 0) FROM messages), (SELECT COALESCE(MAX(last_id), 0) FROM deliveries), 1))`); err != nil {
+		return fmt.Errorf("mam: after copy: ids: %w", err)
+	}
+	return nil
+}

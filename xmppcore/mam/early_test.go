@@ -207,3 +207,28 @@ func TestStoresShareNumbering(t *testing.T) {
 		}
 	}
 }
+
+// A mark copied from SQLite may be above every stored message (SQLite
+// stored it for a message routed before a commit that never came):
+// after AfterCopy, PostgreSQL's next id and sequence are above it.
+func TestAfterCopy(t *testing.T) {
+	db := dbtest.Open(t, "postgres")
+	ctx := context.Background()
+	s := NewStore(db)
+	last := mustAppend(t, s, personal(1, 2, "stored"))
+	if _, err := db.Exec(`INSERT INTO deliveries (user_id, last_id, mark_seq, top_seq) VALUES (2, $1, 9, 0)
+		ON CONFLICT (user_id) DO UPDATE SET last_id = $1, mark_seq = 9, top_seq = 0`, last.ID+50); err != nil {
+		t.Fatal(err)
+	}
+	if err := AfterCopy(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	m := mustAppend(t, s, personal(1, 2, "after the copy"))
+	if m.ID <= last.ID+50 || m.Seq != 10 {
+		t.Errorf("after the copy: id %d seq %d, want above %d and 10", m.ID, m.Seq, last.ID+50)
+	}
+	msgs, err := s.Undelivered(ctx, 2, 0)
+	if err != nil || len(msgs) != 1 || msgs[0].ID != m.ID {
+		t.Errorf("undelivered after the copy: %+v %v", msgs, err)
+	}
+}
