@@ -150,10 +150,13 @@ func (s *Store) AppendThen(ctx context.Context, m *Message, routed func(committe
 const gatherDelay = 2 * time.Millisecond
 
 // gathers reports whether the next batch may wait gatherDelay for more
-// messages (s.ap.mu held): on SQLite, when every queued message was routed
-// before its commit and the batch is not full.
+// messages (s.ap.mu held): on SQLite, when messages come together (two or
+// more queued), every queued one was routed before its commit, and the
+// batch is not full. A lone message is committed at once: reads on a
+// user's behalf wait for it (Settle), and at a low rate there is nothing
+// to gather.
 func (s *Store) gathers() bool {
-	if s.pg || len(s.ap.queue) >= s.opts.MaxBatch {
+	if s.pg || len(s.ap.queue) < 2 || len(s.ap.queue) >= s.opts.MaxBatch {
 		return false
 	}
 	for _, r := range s.ap.queue {
@@ -161,7 +164,7 @@ func (s *Store) gathers() bool {
 			return false
 		}
 	}
-	return len(s.ap.queue) > 0
+	return true
 }
 
 // number gives r its id and its recipient's delivery sequence (SQLite,
