@@ -1,16 +1,12 @@
 package xmppcore
 
 import (
-	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"vestnik/migrations/dbtest"
-	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/mam/mamtest"
 )
 
 // On SQLite a message is routed before its commit. Messages routed while
@@ -25,31 +21,7 @@ func TestRoutedBeforeCommit(t *testing.T) {
 	a := e.online("alice", "pc")
 	carol := e.online("carol", "pc")
 	dave := smOnline(e, "dave", "pc")
-	// A second store over the same database shares the appender; a
-	// message appended through it stalls the commit in its hook.
-	stall := make(chan struct{})
-	inCommit := make(chan struct{})
-	var once sync.Once
-	staller := mam.NewStoreOptions(db, mam.Options{OnChange: func(ctx context.Context, tx *sqlx.Tx, cs []mam.Change) error {
-		once.Do(func() {
-			close(inCommit)
-			<-stall
-		})
-		return nil
-	}})
-	stalled := make(chan error, 1)
-	go func() {
-		_, err := staller.Append(context.Background(), &mam.Message{Kind: mam.KindChat, FromID: e.userID("carol"), ToID: e.userID("alice"), Body: "stall"})
-		stalled <- err
-	}()
-	<-inCommit
-	defer func() {
-		select {
-		case <-stall:
-		default:
-			close(stall)
-		}
-	}()
+	release, stalled := mamtest.StallCommit(t, db, e.userID("carol"), e.userID("alice"))
 
 	// alice's stream goes on while her messages wait for their commit.
 	start := time.Now()
@@ -74,8 +46,8 @@ func TestRoutedBeforeCommit(t *testing.T) {
 		online <- r
 	}()
 	time.Sleep(100 * time.Millisecond)
-	close(stall)
-	if err := <-stalled; err != nil {
+	release()
+	if err := stalled(); err != nil {
 		t.Fatal(err)
 	}
 	dave.expect(`<a xmlns='urn:xmpp:sm:3' h='1'/>`)

@@ -2,14 +2,12 @@ package muc_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"vestnik/migrations/dbtest"
 	"vestnik/xmppcore/mam"
+	"vestnik/xmppcore/mam/mamtest"
 	"vestnik/xmppcore/muc"
 )
 
@@ -35,16 +33,7 @@ func TestFanoutBeforeCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A second store over the database shares the appender; its hook
-	// stalls the commit of a message appended through it.
-	stall, inCommit := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	staller := mam.NewStoreOptions(db, mam.Options{OnChange: func(context.Context, *sqlx.Tx, []mam.Change) error {
-		once.Do(func() { close(inCommit); <-stall })
-		return nil
-	}})
-	go staller.Append(ctx, &mam.Message{Kind: mam.KindChat, FromID: ivanov.ID, ToID: popov.ID, Body: "stall"})
-	<-inCommit
+	release, stalled := mamtest.StallCommit(t, db, ivanov.ID, popov.ID)
 
 	posted := make(chan error, 1)
 	go func() {
@@ -57,7 +46,10 @@ func TestFanoutBeforeCommit(t *testing.T) {
 		t.Fatalf("the post returned before its commit: %v", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(stall)
+	release()
+	if err := stalled(); err != nil {
+		t.Fatal(err)
+	}
 	if err := <-posted; err != nil {
 		t.Fatal(err)
 	}
