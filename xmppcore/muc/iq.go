@@ -16,15 +16,26 @@ import (
 	"vestnik/xmppcore/mam"
 )
 
-// roomArchive answers a MAM query on a room's archive (XEP-0313 §6): the
-// archive package does the query, with the member's windows applied.
-func (s *Service) roomArchive(ctx context.Context, u *roster.User, from, to jid.JID, iq, payload *xmppcore.Element) {
+// visibleRoom returns the room to names if viewer may see it; otherwise
+// it answers iq with the error (a room one may not see does not exist for
+// them) and reports false.
+func (s *Service) visibleRoom(ctx context.Context, iq *xmppcore.Element, to jid.JID, viewer int64) (*Chat, bool) {
 	c, err := s.store.ByRoom(ctx, to.Localpart())
-	if err == nil && !canSee(c, u.ID) {
+	if err == nil && !canSee(c, viewer) {
 		err = ErrNotFound
 	}
 	if err != nil {
 		s.replyErr(ctx, iq, err)
+		return nil, false
+	}
+	return c, true
+}
+
+// roomArchive answers a MAM query on a room's archive (XEP-0313 §6): the
+// archive package does the query, with the member's windows applied.
+func (s *Service) roomArchive(ctx context.Context, u *roster.User, from, to jid.JID, iq, payload *xmppcore.Element) {
+	c, ok := s.visibleRoom(ctx, iq, to, u.ID)
+	if !ok {
 		return
 	}
 	// Who may read an open chat without being a member (a reader) finds
@@ -105,12 +116,8 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 	q := el(NSDiscoInfo, "query")
 	if node := attr(iq.Children[0], "node"); node == "x-roomuser-item" && to.Localpart() != "" {
 		// The nick the user reserved in the room (XEP-0045 §7.12).
-		c, err := s.store.ByRoom(ctx, to.Localpart())
-		if err == nil && !canSee(c, u.ID) {
-			err = ErrNotFound
-		}
-		if err != nil {
-			s.replyErr(ctx, iq, err)
+		c, ok := s.visibleRoom(ctx, iq, to, u.ID)
+		if !ok {
 			return
 		}
 		setAttr(q, "node", node)
@@ -131,12 +138,8 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 		s.router.Route(ctx, iqResult(iq, q))
 		return
 	}
-	c, err := s.store.ByRoom(ctx, to.Localpart())
-	if err == nil && !canSee(c, u.ID) {
-		err = ErrNotFound
-	}
-	if err != nil {
-		s.replyErr(ctx, iq, err)
+	c, ok := s.visibleRoom(ctx, iq, to, u.ID)
+	if !ok {
 		return
 	}
 	add(q, el(NSDiscoInfo, "identity", "category", "conference", "type", "text", "name", c.Title))
@@ -180,12 +183,8 @@ func (s *Service) discoInfo(ctx context.Context, u *roster.User, to jid.JID, iq 
 // roomVCard answers vcard-temp for a room (XEP-0486 room avatars): the
 // title, the description and the avatar image.
 func (s *Service) roomVCard(ctx context.Context, u *roster.User, to jid.JID, iq *xmppcore.Element) {
-	c, err := s.store.ByRoom(ctx, to.Localpart())
-	if err == nil && !canSee(c, u.ID) {
-		err = ErrNotFound
-	}
-	if err != nil {
-		s.replyErr(ctx, iq, err)
+	c, ok := s.visibleRoom(ctx, iq, to, u.ID)
+	if !ok {
 		return
 	}
 	v := add(el(NSVCard, "vCard"), text(NSVCard, "FN", c.Title))
@@ -260,12 +259,8 @@ func (s *Service) actorOf(u *roster.User) int64 {
 
 func (s *Service) ownerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, payload *xmppcore.Element) {
 	actor := s.actorOf(u)
-	c, err := s.store.ByRoom(ctx, to.Localpart())
-	if err == nil && !canSee(c, actor) {
-		err = ErrNotFound
-	}
-	if err != nil {
-		s.replyErr(ctx, iq, err)
+	c, ok := s.visibleRoom(ctx, iq, to, actor)
+	if !ok {
 		return
 	}
 	if err := canEdit(c, actor); err != nil {
@@ -457,12 +452,8 @@ func multiText(f *xmppcore.Element) string {
 // removing themselves).
 func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, payload *xmppcore.Element) {
 	actor := s.actorOf(u)
-	c, err := s.store.ByRoom(ctx, to.Localpart())
-	if err == nil && !canSee(c, actor) {
-		err = ErrNotFound
-	}
-	if err != nil {
-		s.replyErr(ctx, iq, err)
+	c, ok := s.visibleRoom(ctx, iq, to, actor)
+	if !ok {
 		return
 	}
 	switch attr(iq, "type") {
@@ -527,6 +518,7 @@ func (s *Service) adminIQ(ctx context.Context, u *roster.User, to jid.JID, iq, p
 				}
 			}
 		}()
+		var err error
 		for _, it := range payload.Children {
 			if it.Name.Local != "item" {
 				continue
@@ -730,12 +722,8 @@ func (s *Service) announceAffiliationWith(ctx context.Context, c *Chat, target *
 const NSRegister = "jabber:iq:register"
 
 func (s *Service) registerIQ(ctx context.Context, u *roster.User, to jid.JID, iq, payload *xmppcore.Element) {
-	c, err := s.store.ByRoom(ctx, to.Localpart())
-	if err == nil && !canSee(c, u.ID) {
-		err = ErrNotFound
-	}
-	if err != nil {
-		s.replyErr(ctx, iq, err)
+	c, ok := s.visibleRoom(ctx, iq, to, u.ID)
+	if !ok {
 		return
 	}
 	if attr(iq, "type") == "get" {
