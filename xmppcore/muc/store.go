@@ -782,21 +782,18 @@ func (s *Store) Update(ctx context.Context, chatID int64, u Update) (*Chat, erro
 		sets = append(sets, "whois = ?")
 		args = append(args, *u.Whois)
 	}
-	if u.Moderated != nil {
-		v := 0
-		if *u.Moderated {
-			v = 1
+	for _, f := range []struct {
+		col string
+		v   *bool
+	}{{"moderated", u.Moderated}, {"show_offline", u.ShowOffline}} {
+		if f.v != nil {
+			v := 0 // stored as 0 or 1
+			if *f.v {
+				v = 1
+			}
+			sets = append(sets, f.col+" = ?")
+			args = append(args, v)
 		}
-		sets = append(sets, "moderated = ?")
-		args = append(args, v)
-	}
-	if u.ShowOffline != nil {
-		v := 0
-		if *u.ShowOffline {
-			v = 1
-		}
-		sets = append(sets, "show_offline = ?")
-		args = append(args, v)
 	}
 	args = append(args, chatID)
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
