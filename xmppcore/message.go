@@ -206,13 +206,49 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 		FromID: fromID, ToID: to.ID, FromResource: fromRes,
 		OriginID: originID(el), Body: body.Text, Payload: payloadOf(el), Lang: el.Lang(), Files: files, ReplyTo: replyTo,
 	}
-	p := &personal{s: s, fromID: fromID, fromLogin: fromLogin, sess: sess, to: to, toRes: toRes, typ: typ, el: el, m: m}
+	// store archives m, routing it as soon as it is numbered (before the
+	// commit on SQLite), and closes routed (if not nil) once it is routed
+	// or refused.
+	store := func(routed chan struct{}) error {
+		var out *Element
+		early := false
+		newContact, err := s.arch.Append(ctx, m, func(committed bool) {
+			early = !committed
+			out = s.routePersonal(ctx, fromID, fromLogin, sess, to, toRes, typ, el, m.ID, m.Seq)
+			if routed != nil {
+				close(routed)
+				routed = nil
+			}
+		})
+		if routed != nil {
+			close(routed)
+		}
+		if err != nil {
+			if early {
+				s.log.Error("a message routed before its commit was not stored", "id", m.ID, "from", fromID, "to", to.ID, "err", err)
+			}
+			return err
+		}
+		if early {
+			// Routed before the commit: a session of the recipient's
+			// that came up meanwhile read the archive (offline delivery)
+			// without it. What no client has and no stream holds goes
+			// now; the rest is known and skipped.
+			s.routeLocalSeq(to, toRes, typ, out, m.ID, m.Seq)
+		}
+		if newContact {
+			s.pushContact(ctx, fromID, to.ID)
+			s.pushContact(ctx, to.ID, fromID)
+		}
+		s.checkUnreached(ctx, Unreached{UserID: to.ID, Kind: "message", From: s.bareJID(fromLogin), Body: m.Body, ID: m.ID}, false)
+		return nil
+	}
 	if sess != nil {
 		if release := sess.holdStanza(); release != nil {
 			routed := make(chan struct{})
 			s.start("store message", func() {
 				defer release()
-				if err := p.store(ctx, routed); err != nil {
+				if err := store(routed); err != nil {
 					s.refused(sess, el, err)
 				}
 			})
@@ -220,62 +256,10 @@ func (s *Server) deliverPersonal(ctx context.Context, fromID int64, fromLogin, f
 			return 0, nil
 		}
 	}
-	if err := p.store(ctx, nil); err != nil {
+	if err := store(nil); err != nil {
 		return 0, err
 	}
 	return m.ID, nil
-}
-
-// personal is a personal message on its way to the archive and its
-// recipient.
-type personal struct {
-	s          *Server
-	fromID     int64
-	fromLogin  string
-	sess       *Session
-	to         *Account
-	toRes, typ string
-	el         *Element
-	m          *ArchivedMessage
-}
-
-// store archives the message, routing it as soon as it is numbered
-// (before the commit on SQLite), and closes routed (if not nil) once it
-// is routed or refused.
-func (p *personal) store(ctx context.Context, routed chan struct{}) error {
-	s, m := p.s, p.m
-	var out *Element
-	early := false
-	newContact, err := s.arch.Append(ctx, m, func(committed bool) {
-		early = !committed
-		out = s.routePersonal(ctx, p.fromID, p.fromLogin, p.sess, p.to, p.toRes, p.typ, p.el, m.ID, m.Seq)
-		if routed != nil {
-			close(routed)
-			routed = nil
-		}
-	})
-	if routed != nil {
-		close(routed)
-	}
-	if err != nil {
-		if early {
-			s.log.Error("a message routed before its commit was not stored", "id", m.ID, "from", p.fromID, "to", p.to.ID, "err", err)
-		}
-		return err
-	}
-	if early {
-		// Routed before the commit: a session of the recipient's that
-		// came up meanwhile read the archive (offline delivery) without
-		// it. What no client has and no stream holds goes now; the rest
-		// is known and skipped.
-		s.routeLocalSeq(p.to, p.toRes, p.typ, out, m.ID, m.Seq)
-	}
-	if newContact {
-		s.pushContact(ctx, p.fromID, p.to.ID)
-		s.pushContact(ctx, p.to.ID, p.fromID)
-	}
-	s.checkUnreached(ctx, Unreached{UserID: p.to.ID, Kind: "message", From: s.bareJID(p.fromLogin), Body: m.Body, ID: m.ID}, false)
-	return nil
 }
 
 // routePersonal routes a personal message (archived as id, or 0 when it
