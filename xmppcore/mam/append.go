@@ -64,10 +64,10 @@ func (s *Store) Append(ctx context.Context, m *Message) (newContact bool, err er
 // goroutine) as soon as m has its archive id, delivery sequence and time
 // (m.ID, m.Seq, m.CreatedAt), telling whether m is committed yet: on
 // SQLite before the commit (false), so delivery does not wait for the
-// disk; on PostgreSQL, whose transaction gives them, after it (true). Like Append it returns only once m is committed, so the
-// sender is acknowledged only then. Should the commit fail after routed
-// ran, the error says so and the recipient has seen a message that is not
-// stored.
+// disk; on PostgreSQL, whose transaction gives them, after it (true).
+// Like Append it returns only once m is committed, so the sender is
+// acknowledged only then. Should the commit fail after routed ran, the
+// error says so and the recipient has seen a message that is not stored.
 func (s *Store) AppendThen(ctx context.Context, m *Message, routed func(committed bool)) (newContact bool, err error) {
 	if err := validate(m); err != nil {
 		return false, err
